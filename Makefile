@@ -1,0 +1,45 @@
+# Two commands work on a fresh machine with Python 3.11+ and make: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PY     := $(BIN)/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: install test demo lint format gateway bench clean
+
+install: $(STAMP)
+
+# Reinstall only when the project's dependency files change.
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (found %s); set PYTHON=python3.11" % sys.version.split()[0])'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=24"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
+	@touch $(STAMP)
+
+test: install
+	$(PY) -m pytest -q
+
+demo: install
+	$(PY) examples/demo.py
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+# Run a gateway on the simulator in the foreground, with a secret kept in var/secret.
+gateway: install
+	@mkdir -p var && test -s var/secret || $(PY) -c 'import secrets; print(secrets.token_hex(32))' > var/secret
+	@chmod 600 var/secret
+	$(PY) -m gtw_server --data-dir var/gateway --secret-file var/secret
+
+bench: install
+	@echo "bench: not yet (see the performance issue)"
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,218 @@
+"""The messages of wire contract v1, as frozen msgspec Structs.
+
+Requests are commands, named in the imperative (``Open``, ``Close``, ``GetAccount``); they form
+one tagged union on ``action``, so decoding and validating a request is a single msgspec call.
+Field constraints live in the types below, which is why a bad field is always named in the error.
+
+Every reply, whatever its action and status, is one flat ``Reply``: a parse failure has no
+action, and any action can end in any status, so a per-action union could not be decoded in
+one step. Absent optional fields are left out of the JSON (``omit_defaults``).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Final
+
+import msgspec
+from msgspec import Meta, Struct
+
+__all__ = [
+    "ACTIONS",
+    "PROTOCOL_VERSION",
+    "Account",
+    "AnyRequest",
+    "Close",
+    "GatewayInfo",
+    "GetAccount",
+    "GetOrder",
+    "GetPositions",
+    "Open",
+    "Ping",
+    "Position",
+    "Reply",
+    "Request",
+    "Side",
+    "SignedRequest",
+    "Status",
+]
+
+PROTOCOL_VERSION: Final = 1
+
+# Identifiers and numbers are bounded so that nothing unreasonable ever reaches the journal or
+# the terminal; NaN fails every comparison, and the upper bounds keep infinities out.
+Uuid = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+Symbol = Annotated[str, Meta(min_length=1, max_length=29)]  # the terminal's symbol limit
+Volume = Annotated[float, Meta(gt=0, le=1_000_000)]
+Price = Annotated[float, Meta(gt=0, lt=1e12)]
+StopPrice = Annotated[float, Meta(ge=0, lt=1e12)]  # 0 means "no level", as in MetaTrader
+Deviation = Annotated[int, Meta(ge=0, le=1_000_000)]
+Magic = Annotated[int, Meta(ge=0, le=2**63 - 1)]
+Ticket = Annotated[int, Meta(gt=0, le=2**63 - 1)]
+Comment = Annotated[str, Meta(max_length=64)]
+Timestamp = Annotated[float, Meta(ge=0, lt=1e11)]
+Signature = Annotated[str, Meta(max_length=256)]
+
+
+class Side(StrEnum):
+    BUY = "BUY"
+    SELL = "SELL"
+
+
+class Status(StrEnum):
+    OK = "OK"
+    FILLED = "FILLED"
+    REJECTED = "REJECTED"
+    PENDING = "PENDING"
+
+
+class Request(
+    Struct,
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+    tag_field="action",
+    omit_defaults=True,
+):
+    """Fields every request carries. ``uuid`` is the idempotency key of OPEN and CLOSE."""
+
+    uuid: Uuid
+    timestamp: Timestamp
+    v: int = PROTOCOL_VERSION
+
+    @property
+    def action(self) -> str:
+        tag = type(self).__struct_config__.tag
+        assert isinstance(tag, str)
+        return tag
+
+
+class Ping(Request, tag="PING"):
+    """Ask whether the gateway and its terminal are alive."""
+
+
+class Open(Request, tag="OPEN"):
+    """Open a position with a market deal, e.g. ``Open(uuid=..., timestamp=...,
+    symbol="EURUSD", type=Side.BUY, volume=0.1, sl=1.05)``."""
+
+    symbol: Symbol
+    type: Side
+    volume: Volume
+    price: Price | None = None
+    sl: StopPrice | None = None
+    tp: StopPrice | None = None
+    deviation: Deviation | None = None
+    magic: Magic | None = None
+    comment: Comment | None = None
+    risk_signature: Signature | None = None
+
+
+class Close(Request, tag="CLOSE"):
+    """Close a position, wholly or (with ``volume``) in part."""
+
+    ticket: Ticket
+    volume: Volume | None = None
+    deviation: Deviation | None = None
+    risk_signature: Signature | None = None
+
+
+class GetAccount(Request, tag="GET_ACCOUNT"):
+    """Ask for the trading account's balance, equity and margin."""
+
+
+class GetPositions(Request, tag="GET_POSITIONS"):
+    """Ask for the open positions, optionally of one symbol."""
+
+    symbol: Symbol | None = None
+
+
+class GetOrder(Request, tag="GET_ORDER"):
+    """Ask for the outcome of an earlier OPEN or CLOSE, by its uuid."""
+
+    order_uuid: Uuid
+
+
+SignedRequest = Open | Close
+AnyRequest = Ping | Open | Close | GetAccount | GetPositions | GetOrder
+
+ACTIONS: Final[frozenset[str]] = frozenset(
+    cls.__struct_config__.tag  # type: ignore[misc]
+    for cls in (Ping, Open, Close, GetAccount, GetPositions, GetOrder)
+)
+
+
+class Account(Struct, frozen=True, kw_only=True):
+    """The trading account, as GET_ACCOUNT reports it."""
+
+    login: int
+    server: str
+    currency: str
+    leverage: int
+    balance: float
+    equity: float
+    margin: float
+    margin_free: float
+    margin_level: float
+    profit: float
+    trade_mode: str  # "DEMO", "CONTEST" or "REAL"
+    trade_allowed: bool
+    credit: float = 0.0
+    name: str = ""
+    company: str = ""
+    margin_mode: str = "HEDGING"  # "HEDGING", "NETTING" or "EXCHANGE"
+
+
+class Position(Struct, frozen=True, kw_only=True):
+    """An open position, as GET_POSITIONS reports it."""
+
+    ticket: int
+    symbol: str
+    type: Side
+    volume: float
+    price_open: float
+    price_current: float
+    sl: float
+    tp: float
+    profit: float
+    swap: float
+    magic: int
+    comment: str
+    time: int
+
+
+class GatewayInfo(Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """What a PING reply says about the gateway itself."""
+
+    version: str
+    terminal: str  # "SIM" or "LIVE"
+    signature_validation: bool
+    warnings: list[str] = msgspec.field(default_factory=list)
+
+
+class Reply(Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Any reply. ``uuid`` and ``action`` echo the request (``None`` when it was unreadable)."""
+
+    uuid: str | None
+    action: str | None
+    status: Status
+    timestamp: float
+    error_code: str | None = None
+    error_msg: str | None = None
+    retcode: int | None = None
+    comment: str | None = None
+    duplicate: bool = False
+    # PING
+    mt5_connected: bool | None = None
+    gateway: GatewayInfo | None = None
+    # OPEN, CLOSE, and GET_ORDER's copy of them
+    ticket: int | None = None
+    order: int | None = None
+    deal: int | None = None
+    volume: float | None = None
+    price: float | None = None
+    # GET_ORDER
+    order_uuid: str | None = None
+    order_action: str | None = None
+    # GET_ACCOUNT, GET_POSITIONS
+    account: Account | None = None
+    positions: list[Position] | None = None

@@ -1,0 +1,127 @@
+"""Risk signatures: ``RISK_PASS:<hex>:<ts_ms>``, exactly as PROTOCOL.md defines them.
+
+``<hex>`` is the lowercase hex HMAC-SHA256, under the shared secret, of the canonical text:
+the lines ``v1``, uuid, action, symbol, type, volume, price, sl, tp, deviation, ticket, ts_ms
+joined by ``\\n``; volume, price, sl and tp as ``%.8f``, deviation and ticket as decimal
+integers, an absent field as an empty line. The timestamp is inside the MAC, so a signature
+also proves when the strategy node's risk check passed, and a stale one can be refused.
+
+>>> key = secret_key("correct horse battery staple")
+>>> order = Open(uuid="a1", timestamp=0, symbol="EURUSD", type=Side.BUY, volume=0.1)
+>>> signed = sign(key, order, ts_ms=1_700_000_000_000)
+>>> verify(key, signed, now_ms=1_700_000_000_500)
+1700000000000
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from typing import Final, TypeVar
+
+import msgspec
+
+from protocol.errors import SignatureExpired, SignatureInvalid, SignatureMissing
+from protocol.messages import Close, Open, Side
+
+__all__ = [
+    "DEFAULT_MAX_FUTURE_MS",
+    "DEFAULT_TTL_MS",
+    "canonical",
+    "secret_key",
+    "sign",
+    "signature",
+    "verify",
+]
+
+DEFAULT_TTL_MS: Final = 5000
+DEFAULT_MAX_FUTURE_MS: Final = 1000
+_PREFIX: Final = "RISK_PASS:"
+_SIGNATURE_RE: Final = re.compile(r"RISK_PASS:([0-9a-f]{64}):([0-9]{1,15})")
+
+SignedT = TypeVar("SignedT", Open, Close)
+
+
+def secret_key(secret: str) -> bytes:
+    """Turn a shared secret into the HMAC key: its UTF-8 bytes, surrounding whitespace stripped."""
+    key = secret.strip().encode("utf-8")
+    if not key:
+        raise ValueError("the shared secret is empty")
+    return key
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:.8f}"
+
+
+def _integer(value: int | None) -> str:
+    return "" if value is None else str(value)
+
+
+def canonical(request: Open | Close, ts_ms: int) -> bytes:
+    """The bytes the HMAC covers for ``request`` signed at ``ts_ms``."""
+    if isinstance(request, Open):
+        symbol, side = request.symbol, request.type
+        price, sl, tp, ticket = request.price, request.sl, request.tp, None
+    else:
+        symbol, side, price, sl, tp, ticket = None, None, None, None, None, request.ticket
+    lines = (
+        "v1",
+        request.uuid,
+        request.action,
+        symbol or "",
+        side.value if isinstance(side, Side) else "",
+        _number(request.volume),
+        _number(price),
+        _number(sl),
+        _number(tp),
+        _integer(request.deviation),
+        _integer(ticket),
+        str(ts_ms),
+    )
+    return "\n".join(lines).encode("utf-8")
+
+
+def signature(key: bytes, request: Open | Close, ts_ms: int) -> str:
+    """The ``risk_signature`` value for ``request`` signed at ``ts_ms``."""
+    digest = hmac.new(key, canonical(request, ts_ms), hashlib.sha256).hexdigest()
+    return f"{_PREFIX}{digest}:{ts_ms}"
+
+
+def sign(key: bytes, request: SignedT, ts_ms: int) -> SignedT:
+    """Return a copy of ``request`` carrying its risk signature."""
+    return msgspec.structs.replace(request, risk_signature=signature(key, request, ts_ms))
+
+
+def verify(
+    key: bytes,
+    request: Open | Close,
+    *,
+    now_ms: int,
+    ttl_ms: int = DEFAULT_TTL_MS,
+    max_future_ms: int = DEFAULT_MAX_FUTURE_MS,
+) -> int:
+    """Check ``request.risk_signature``; return its ``ts_ms`` or raise a ``SignatureError``.
+
+    The MAC is checked first, with a constant-time compare, so that only an authentic
+    signature is ever reported as expired.
+    """
+    value = request.risk_signature
+    if not value:
+        raise SignatureMissing(f"{request.action} requires a risk_signature")
+    match = _SIGNATURE_RE.fullmatch(value)
+    if match is None:
+        raise SignatureInvalid("risk_signature is not of the form RISK_PASS:<hex>:<ts_ms>")
+    ts_ms = int(match.group(2))
+    expected = hmac.new(key, canonical(request, ts_ms), hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, match.group(1)):
+        raise SignatureInvalid("risk_signature does not match the request")
+    age_ms = now_ms - ts_ms
+    if age_ms > ttl_ms:
+        raise SignatureExpired(f"risk_signature is {age_ms} ms old; the limit is {ttl_ms} ms")
+    if -age_ms > max_future_ms:
+        raise SignatureExpired(
+            f"risk_signature is {-age_ms} ms in the future; the limit is {max_future_ms} ms"
+        )
+    return ts_ms
