@@ -7,6 +7,7 @@ request) costs one msgspec call; only a failure pays for a second, diagnostic pa
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any, Final
 
@@ -23,6 +24,10 @@ _encoder: Final = msgspec.json.Encoder()
 _UUID_RE: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _ECHO_LIMIT: Final = 40  # never echo more than this much of an attacker's string
 _MESSAGE_LIMIT: Final = 200
+# What parsing an arbitrary frame can raise: msgspec's errors, ValueError (invalid UTF-8
+# inside a string, the stdlib's refusals) and RecursionError (deep nesting).
+_INT_DIGITS: Final = 4000  # below the interpreter's default int-from-str limit (4300)
+_JSON_ERRORS: Final = (msgspec.DecodeError, ValueError, RecursionError)
 
 
 def encode(message: msgspec.Struct) -> bytes:
@@ -36,14 +41,17 @@ encode_reply = encode
 
 def decode_reply(data: bytes) -> Reply:
     """Decode a reply frame; raises ``msgspec.DecodeError`` when it is not one."""
-    return _reply_decoder.decode(data)
+    try:
+        return _reply_decoder.decode(data)
+    except UnicodeDecodeError as exc:
+        raise msgspec.DecodeError(f"invalid UTF-8 in a string: {exc.reason}") from None
 
 
 def decode_request(data: bytes) -> AnyRequest:
     """Decode and validate one request frame, or raise ``DecodeError``."""
     try:
-        request = _request_decoder.decode(data)
-    except (msgspec.DecodeError, RecursionError) as exc:
+        request: AnyRequest = _request_decoder.decode(data)
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
         raise _diagnose(data, exc) from None
     if request.v != PROTOCOL_VERSION:
         raise _unsupported_version(request.v, request.uuid, request.action)
@@ -53,8 +61,8 @@ def decode_request(data: bytes) -> AnyRequest:
 def _diagnose(data: bytes, exc: Exception) -> DecodeError:
     """Say precisely why ``data`` is not a request, with whatever can be echoed."""
     try:
-        obj = msgspec.json.decode(data)
-    except (msgspec.DecodeError, RecursionError) as parse_exc:
+        obj = _parse_untyped(data)
+    except _JSON_ERRORS as parse_exc:
         return DecodeError(ErrorCode.INVALID_JSON, _json_error(parse_exc))
     if not isinstance(obj, dict):
         return DecodeError(ErrorCode.INVALID_REQUEST, "a request must be a JSON object")
@@ -67,9 +75,7 @@ def _diagnose(data: bytes, exc: Exception) -> DecodeError:
             ErrorCode.INVALID_REQUEST, "Object missing required field `action`", uuid=uuid
         )
     if not isinstance(action, str):
-        return DecodeError(
-            ErrorCode.INVALID_REQUEST, "Expected `str` - at `$.action`", uuid=uuid
-        )
+        return DecodeError(ErrorCode.INVALID_REQUEST, "Expected `str` - at `$.action`", uuid=uuid)
     if action not in ACTIONS:
         return DecodeError(
             ErrorCode.UNKNOWN_ACTION,
@@ -85,6 +91,29 @@ def _diagnose(data: bytes, exc: Exception) -> DecodeError:
     return DecodeError(
         ErrorCode.INVALID_REQUEST, _clip(str(exc), _MESSAGE_LIMIT), uuid=uuid, action=action
     )
+
+
+def _parse_untyped(data: bytes) -> Any:
+    """The JSON document as plain Python values, for diagnosis only.
+
+    msgspec refuses numbers beyond the float and int64 ranges even untyped; the standard
+    library reads them (as ``inf`` or big ints), while still refusing NaN and Infinity,
+    which are not JSON.
+    """
+    try:
+        return msgspec.json.decode(data)
+    except msgspec.ValidationError:
+        return json.loads(data, parse_constant=_not_json, parse_int=_diagnostic_int)
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _diagnostic_int(text: str) -> int:
+    # An integer longer than int() will parse is cut: it only needs to be classified (an
+    # int, not 1), never used.
+    return int(text[:_INT_DIGITS])
 
 
 def _unsupported_version(version: Any, uuid: str | None, action: str | None) -> DecodeError:
@@ -105,4 +134,3 @@ def _json_error(exc: Exception) -> str:
 
 def _clip(text: str, limit: int = _ECHO_LIMIT) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
-

@@ -41,7 +41,8 @@ PROTOCOL_VERSION: Final = 1
 
 # Identifiers and numbers are bounded so that nothing unreasonable ever reaches the journal or
 # the terminal; NaN fails every comparison, and the upper bounds keep infinities out.
-Uuid = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+# \Z, not $: "$" also matches before a final newline.
+Uuid = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+\Z")]
 Symbol = Annotated[str, Meta(min_length=1, max_length=29)]  # the terminal's symbol limit
 Volume = Annotated[float, Meta(gt=0, le=1_000_000)]
 Price = Annotated[float, Meta(gt=0, lt=1e12)]
@@ -87,11 +88,11 @@ class Request(
         return tag
 
 
-class Ping(Request, tag="PING"):
+class Ping(Request, tag="PING", frozen=True):
     """Ask whether the gateway and its terminal are alive."""
 
 
-class Open(Request, tag="OPEN"):
+class Open(Request, tag="OPEN", frozen=True):
     """Open a position with a market deal, e.g. ``Open(uuid=..., timestamp=...,
     symbol="EURUSD", type=Side.BUY, volume=0.1, sl=1.05)``."""
 
@@ -107,7 +108,7 @@ class Open(Request, tag="OPEN"):
     risk_signature: Signature | None = None
 
 
-class Close(Request, tag="CLOSE"):
+class Close(Request, tag="CLOSE", frozen=True):
     """Close a position, wholly or (with ``volume``) in part."""
 
     ticket: Ticket
@@ -116,17 +117,17 @@ class Close(Request, tag="CLOSE"):
     risk_signature: Signature | None = None
 
 
-class GetAccount(Request, tag="GET_ACCOUNT"):
+class GetAccount(Request, tag="GET_ACCOUNT", frozen=True):
     """Ask for the trading account's balance, equity and margin."""
 
 
-class GetPositions(Request, tag="GET_POSITIONS"):
+class GetPositions(Request, tag="GET_POSITIONS", frozen=True):
     """Ask for the open positions, optionally of one symbol."""
 
     symbol: Symbol | None = None
 
 
-class GetOrder(Request, tag="GET_ORDER"):
+class GetOrder(Request, tag="GET_ORDER", frozen=True):
     """Ask for the outcome of an earlier OPEN or CLOSE, by its uuid."""
 
     order_uuid: Uuid

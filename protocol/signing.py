@@ -6,6 +6,7 @@ joined by ``\\n``; volume, price, sl and tp as ``%.8f``, deviation and ticket as
 integers, an absent field as an empty line. The timestamp is inside the MAC, so a signature
 also proves when the strategy node's risk check passed, and a stale one can be refused.
 
+>>> from protocol import Side
 >>> key = secret_key("correct horse battery staple")
 >>> order = Open(uuid="a1", timestamp=0, symbol="EURUSD", type=Side.BUY, volume=0.1)
 >>> signed = sign(key, order, ts_ms=1_700_000_000_000)
@@ -23,7 +24,7 @@ from typing import Final, TypeVar
 import msgspec
 
 from protocol.errors import SignatureExpired, SignatureInvalid, SignatureMissing
-from protocol.messages import Close, Open, Side
+from protocol.messages import Close, Open
 
 __all__ = [
     "DEFAULT_MAX_FUTURE_MS",
@@ -38,9 +39,10 @@ __all__ = [
 DEFAULT_TTL_MS: Final = 5000
 DEFAULT_MAX_FUTURE_MS: Final = 1000
 _PREFIX: Final = "RISK_PASS:"
-_SIGNATURE_RE: Final = re.compile(r"RISK_PASS:([0-9a-f]{64}):([0-9]{1,15})")
+# One spelling per signature: no leading zeros in ts_ms.
+_SIGNATURE_RE: Final = re.compile(r"RISK_PASS:([0-9a-f]{64}):(0|[1-9][0-9]{0,14})")
 
-SignedT = TypeVar("SignedT", Open, Close)
+SignedT = TypeVar("SignedT", bound=Open | Close)
 
 
 def secret_key(secret: str) -> bytes:
@@ -71,7 +73,7 @@ def canonical(request: Open | Close, ts_ms: int) -> bytes:
         request.uuid,
         request.action,
         symbol or "",
-        side.value if isinstance(side, Side) else "",
+        "" if side is None else str(side),  # a plain "BUY" as well as Side.BUY
         _number(request.volume),
         _number(price),
         _number(sl),
