@@ -1,0 +1,77 @@
+"""``python -m gtw_server``: run the trading gateway.
+
+python -m gtw_server --secret-file secret.txt                 # simulator, loopback
+python -m gtw_server --terminal mt5 --config gateway.toml      # a real terminal (Windows)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from gtw_server.config import SECRET_ENV, load_config
+from gtw_server.errors import ConfigError
+from gtw_server.log import configure_logging
+from gtw_server.server import Gateway
+from gtw_server.version import VERSION
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m gtw_server",
+        description="The MT5 trading gateway: a ZeroMQ ROUTER that validates, journals and "
+        "executes orders through a MetaTrader 5 terminal (or the built-in simulator).",
+        epilog=f"The shared secret comes from --secret-file or the environment variable "
+        f"{SECRET_ENV}. Flags override the config file, which overrides the defaults.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
+    parser.add_argument("--config", metavar="FILE", help="TOML config file")
+    parser.add_argument("--bind", help="ZeroMQ endpoint (default tcp://127.0.0.1:5555)")
+    parser.add_argument(
+        "--terminal", choices=("sim", "mt5"), help="simulated terminal (default) or MetaTrader5"
+    )
+    parser.add_argument("--data-dir", metavar="DIR", help="journal and simulator state")
+    parser.add_argument(
+        "--secret-file", metavar="FILE", help="file holding the shared signing secret"
+    )
+    parser.add_argument(
+        "--no-signature-validation",
+        action="store_true",
+        help="accept unsigned orders (tests and demos only)",
+    )
+    parser.add_argument(
+        "--signature-ttl-ms", type=int, metavar="MS", help="signature lifetime (default 5000)"
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"),
+        type=str.upper,
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    overrides = {
+        "bind": args.bind,
+        "terminal": args.terminal,
+        "data_dir": args.data_dir,
+        "secret_file": args.secret_file,
+        "signature_ttl_ms": args.signature_ttl_ms,
+        "log_level": args.log_level,
+        "signature_validation": False if args.no_signature_validation else None,
+    }
+    try:
+        config = load_config(config_file=args.config, overrides=overrides)
+    except ConfigError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(config.gateway.log_level)
+    return Gateway(config).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

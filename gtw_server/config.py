@@ -1,0 +1,192 @@
+"""The gateway's configuration: loaded once, from defaults, a TOML file, the environment and
+flags (later sources win), and validated before anything starts.
+
+A TOML file looks like this (every key optional; ``deploy/gateway.example.toml`` has them all)::
+
+    [gateway]
+    bind = "tcp://127.0.0.1:5555"
+    terminal = "sim"              # or "mt5" on Windows
+    data_dir = "var/gateway"
+    secret_file = "secret.txt"    # or the environment variable MT5_BRIDGE_SECRET
+
+    [sim]
+    seed = 7
+
+Each ``[gateway]`` key can also come from the environment as ``MT5_GATEWAY_<KEY>`` (for example
+``MT5_GATEWAY_BIND``). The shared secret never comes from a flag's value or from the TOML text
+itself, only from a file or ``MT5_BRIDGE_SECRET``, so that it does not end up in shell history,
+process listings or a config checked into git.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Final, Literal
+
+import msgspec
+from msgspec import Meta, Struct
+
+from gtw_server.errors import ConfigError
+from gtw_server.terminal import SimConfig
+from protocol import secret_key
+
+__all__ = ["Config", "GatewayConfig", "Mt5Config", "Secret", "load_config"]
+
+SECRET_ENV: Final = "MT5_BRIDGE_SECRET"
+GATEWAY_ENV_PREFIX: Final = "MT5_GATEWAY_"
+
+LogLevel = Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"]
+
+
+class Secret(bytes):
+    """The HMAC key. Its repr and str never show the value, so it cannot leak into a log."""
+
+    def __repr__(self) -> str:
+        return "Secret(<hidden>)"
+
+    __str__ = __repr__
+
+
+class GatewayConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The ``[gateway]`` table.
+
+    >>> GatewayConfig(bind="tcp://127.0.0.1:6000").signature_ttl_ms
+    5000
+    """
+
+    bind: str = "tcp://127.0.0.1:5555"
+    terminal: Literal["sim", "mt5"] = "sim"
+    data_dir: str = "var/gateway"
+    secret_file: str | None = None
+    signature_validation: bool = True
+    signature_ttl_ms: Annotated[int, Meta(ge=100, le=600_000)] = 5000
+    log_level: LogLevel = "INFO"
+    # A terminal call that takes longer than this is presumed hung.
+    terminal_timeout_s: Annotated[float, Meta(gt=0, le=3600)] = 30.0
+    # How long a graceful shutdown may take before the rest is abandoned.
+    shutdown_timeout_s: Annotated[float, Meta(gt=0, le=600)] = 10.0
+    max_message_bytes: Annotated[int, Meta(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
+    # How long the journal remembers a uuid (and so refuses to execute it twice).
+    journal_retention_days: Annotated[float, Meta(gt=0, le=3650)] = 7.0
+
+
+class Mt5Config(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The ``[mt5]`` table: how the worker finds and logs in to a real terminal.
+
+    The password is read from the environment variable named by ``password_env``.
+    """
+
+    path: str | None = None
+    login: Annotated[int, Meta(gt=0)] | None = None
+    server: str | None = None
+    password_env: str = "MT5_PASSWORD"
+    timeout_ms: Annotated[int, Meta(ge=0, le=600_000)] = 60_000
+    portable: bool = False
+
+
+class Config(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Everything the gateway needs to start. ``secret`` is ``None`` only when signature
+    validation is off."""
+
+    gateway: GatewayConfig = msgspec.field(default_factory=GatewayConfig)
+    sim: SimConfig = msgspec.field(default_factory=SimConfig)
+    mt5: Mt5Config = msgspec.field(default_factory=Mt5Config)
+    secret: Secret | None = None
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.gateway.data_dir)
+
+
+def load_config(
+    *,
+    config_file: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Build the configuration: defaults < ``config_file`` < ``env`` < ``overrides``.
+
+    ``overrides`` holds ``[gateway]`` keys given as flags. Raises ``ConfigError`` naming the
+    bad field.
+    """
+    env = os.environ if env is None else env
+    raw: dict[str, Any] = _read_toml(Path(config_file)) if config_file else {}
+    if "secret" in raw or "secret" in raw.get("gateway", {}):
+        raise ConfigError(
+            "the config file must not contain the secret itself: put it in a file named by "
+            f"[gateway] secret_file or --secret-file, or in the environment as {SECRET_ENV}"
+        )
+    gateway = dict(raw.get("gateway", {}))
+    gateway.update(_gateway_env(env))
+    gateway.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    raw["gateway"] = gateway
+    try:
+        # strict=False lets environment strings such as "5000" or "false" become typed values.
+        config = msgspec.convert(raw, Config, strict=False)
+    except msgspec.ValidationError as exc:
+        source = f" in {config_file}" if config_file else ""
+        raise ConfigError(f"invalid configuration{source}: {exc}") from None
+    secret = _load_secret(config.gateway, env)
+    if secret is None and config.gateway.signature_validation:
+        raise ConfigError(
+            "no shared secret: give one with --secret-file FILE (a file readable only by you), "
+            f"[gateway] secret_file in the config, or the environment variable {SECRET_ENV}; "
+            "or turn signatures off with --no-signature-validation (tests and demos only)"
+        )
+    return msgspec.structs.replace(config, secret=secret)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def _gateway_env(env: Mapping[str, str]) -> dict[str, str]:
+    fields = {f.name for f in msgspec.structs.fields(GatewayConfig)}
+    found = {}
+    for name, value in env.items():
+        if name.startswith(GATEWAY_ENV_PREFIX):
+            key = name[len(GATEWAY_ENV_PREFIX) :].lower()
+            if key not in fields:
+                raise ConfigError(f"unknown environment variable {name}: no [gateway] {key}")
+            found[key] = value
+    return found
+
+
+def _load_secret(gateway: GatewayConfig, env: Mapping[str, str]) -> Secret | None:
+    if gateway.secret_file:
+        return Secret(secret_key(_read_secret_file(Path(gateway.secret_file))))
+    value = env.get(SECRET_ENV)
+    if value is None:
+        return None
+    try:
+        return Secret(secret_key(value))
+    except ValueError:
+        raise ConfigError(f"the environment variable {SECRET_ENV} is empty") from None
+
+
+def _read_secret_file(path: Path) -> str:
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read the secret file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"the secret file {path} is not UTF-8 text") from None
+    if os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(
+            f"the secret file {path} can be read by other users (mode {stat.filemode(mode)}); "
+            f"make it private with: chmod 600 {path}"
+        )
+    if not text.strip():
+        raise ConfigError(f"the secret file {path} is empty")
+    return text

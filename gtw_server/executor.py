@@ -1,0 +1,221 @@
+"""Exactly-once execution of OPEN and CLOSE.
+
+The request's uuid is the idempotency key. For each order, in this sequence:
+
+1. ``admit``, synchronously, so that no other message can slip in between: the risk
+   signature is verified (before anything else, so a retry must be re-signed); the journal is
+   asked about the uuid: executed -> the stored reply with ``duplicate: true``; in flight or
+   awaiting reconciliation -> ``PENDING``; used for a different request -> ``DUPLICATE_UUID``;
+   then the gateway's own gate (halted, limits, connection, queue); and only then is the
+   request journaled.
+2. ``execute``: the order is sent to the terminal with a comment that starts with the uuid's
+   tag, then its reply is journaled. Only a terminal verdict (a fill, or the terminal's
+   refusal) is kept; when the terminal was unreachable nothing happened, the entry is
+   dropped, and the client may retry with the same uuid.
+3. When the worker died or the connection broke mid-order, the outcome is unknown: the entry
+   stays open, the client gets ``PENDING``, and ``reconcile`` later settles it from the
+   terminal's history (found -> its real result; absent -> the uuid is free again).
+
+A timeout is never reported as a rejection, and nothing executes twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Callable
+from typing import Final
+
+import msgspec
+from loguru import logger
+
+from gtw_server.errors import TerminalError, WorkerCrashed, WorkerUnavailable
+from gtw_server.journal import Journal
+from gtw_server.replies import outcome_reply, pending, rejected
+from gtw_server.tagging import order_tag, terminal_comment
+from gtw_server.terminal.adapter import (
+    DEFAULT_DEVIATION,
+    CloseOrder,
+    FindOrders,
+    OpenOrder,
+    OrderOutcome,
+    TerminalDisconnected,
+)
+from gtw_server.worker import TerminalWorker
+from protocol import (
+    Close,
+    ErrorCode,
+    Open,
+    Reply,
+    SignatureError,
+    canonical,
+    decode_reply,
+    encode,
+    verify,
+)
+
+__all__ = ["OrderExecutor", "fingerprint"]
+
+_NOT_EXECUTED: Final = "; nothing was executed: retry later with the same uuid"
+
+
+def fingerprint(request: Open | Close) -> bytes:
+    """What makes two requests with one uuid "the same": the signed fields, not the time."""
+    return hashlib.sha256(canonical(request, 0)).digest()
+
+
+class OrderExecutor:
+    """Runs OPEN and CLOSE exactly once, with the journal and the terminal worker."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        worker: TerminalWorker,
+        *,
+        secret: bytes | None,
+        signature_ttl_ms: int,
+        settle_s: float = 1.0,
+    ) -> None:
+        self.journal = journal
+        self.worker = worker
+        self._secret = secret
+        self._ttl_ms = signature_ttl_ms
+        # How long an order may still be landing in the terminal after its call was lost.
+        self._settle_s = settle_s
+        self._in_flight: set[str] = set()
+        self._reconcile_lock = asyncio.Lock()
+        # Set when an order's outcome became unknown; the server then calls reconcile().
+        self.needs_reconcile = False
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    def admit(
+        self,
+        request: Open | Close,
+        gate: Callable[[Open | Close], Reply | None] | None = None,
+    ) -> Reply | None:
+        """The immediate reply to ``request`` (refused, duplicate, pending), or ``None`` when
+        it was admitted: journaled, and to be passed to ``execute`` right away.
+
+        ``gate`` is the gateway's own refusal (halted, busy, disconnected), asked only for a
+        new uuid so that a duplicate still gets its stored reply.
+        """
+        reply = self._check(request) or (gate(request) if gate else None)
+        if reply is None:
+            uuid = request.uuid
+            tag = order_tag(uuid)
+            self.journal.record_request(
+                uuid, request.action, fingerprint(request), tag, encode(request)
+            )
+            self._in_flight.add(uuid)
+        return reply
+
+    def _check(self, request: Open | Close) -> Reply | None:
+        if self._secret is not None:
+            try:
+                verify(self._secret, request, now_ms=int(time.time() * 1000), ttl_ms=self._ttl_ms)
+            except SignatureError as exc:
+                return rejected(request.uuid, request.action, exc.code, exc.message)
+        entry = self.journal.get(request.uuid)
+        if entry is None:
+            return None
+        if entry.fingerprint != fingerprint(request):
+            return rejected(
+                request.uuid,
+                request.action,
+                ErrorCode.DUPLICATE_UUID,
+                f"uuid {request.uuid} was already used for a different request",
+            )
+        if entry.reply is None:
+            return pending(request, "this uuid is in flight or being reconciled")
+        return msgspec.structs.replace(decode_reply(entry.reply), duplicate=True)
+
+    async def execute(self, request: Open | Close) -> Reply:
+        """Run an admitted ``request`` in the terminal; journal and return its reply."""
+        uuid, action = request.uuid, request.action
+        tag = order_tag(uuid)
+        try:
+            if isinstance(request, Open):
+                outcome = await self.worker.call("open", _open_order(request, tag), OrderOutcome)
+            else:
+                outcome = await self.worker.call("close", _close_order(request, tag), OrderOutcome)
+        except (TerminalDisconnected, WorkerUnavailable) as exc:
+            self.journal.forget(uuid)
+            return rejected(uuid, action, ErrorCode.MT5_DISCONNECTED, f"{exc}{_NOT_EXECUTED}")
+        except (WorkerCrashed, TerminalError) as exc:
+            logger.error("{} {}: outcome unknown ({}); it will be reconciled", action, uuid, exc)
+            self.needs_reconcile = True
+            return pending(request, "the terminal call was interrupted; reconciling its outcome")
+        finally:
+            self._in_flight.discard(uuid)
+        if outcome.status == "UNKNOWN":
+            logger.error("{} {}: outcome unknown ({})", action, uuid, outcome.error_msg)
+            self.needs_reconcile = True
+            return pending(request, "the terminal connection broke mid-order; reconciling")
+        reply = outcome_reply(uuid, action, outcome)
+        if outcome.error_code == ErrorCode.MT5_DISCONNECTED:
+            self.journal.forget(uuid)  # order_send never reached the terminal
+        else:
+            self.journal.record_reply(uuid, encode(reply))
+        return reply
+
+    async def reconcile(self) -> int:
+        """Settle every journaled order whose outcome is unknown, from the terminal's history.
+
+        Found -> its real result is journaled; absent -> the entry is dropped, so the client's
+        retry with the same uuid executes. Returns how many entries were settled.
+        """
+        async with self._reconcile_lock:
+            self.needs_reconcile = False
+            entries = [e for e in self.journal.unresolved() if e.uuid not in self._in_flight]
+            if not entries:
+                return 0
+            await asyncio.sleep(self._settle_s)
+            query = FindOrders(tags=[e.tag for e in entries], since=entries[0].received_at)
+            try:
+                found = await self.worker.call("find", query, dict[str, OrderOutcome])
+            except TerminalError:
+                self.needs_reconcile = True
+                raise
+            for entry in entries:
+                if entry.uuid in self._in_flight:
+                    continue
+                outcome = found.get(entry.tag)
+                if outcome is None:
+                    self.journal.forget(entry.uuid)
+                    logger.warning(
+                        "{} {}: not executed; the uuid is free", entry.action, entry.uuid
+                    )
+                else:
+                    reply = outcome_reply(entry.uuid, entry.action, outcome)
+                    self.journal.record_reply(entry.uuid, encode(reply))
+                    logger.info(
+                        "{} {}: executed (ticket {})", entry.action, entry.uuid, outcome.ticket
+                    )
+            return len(entries)
+
+
+def _open_order(request: Open, tag: str) -> OpenOrder:
+    return OpenOrder(
+        symbol=request.symbol,
+        side=request.type,
+        volume=request.volume,
+        comment=terminal_comment(tag, request.comment),
+        price=request.price,
+        sl=request.sl,
+        tp=request.tp,
+        deviation=DEFAULT_DEVIATION if request.deviation is None else request.deviation,
+        magic=request.magic or 0,
+    )
+
+
+def _close_order(request: Close, tag: str) -> CloseOrder:
+    return CloseOrder(
+        ticket=request.ticket,
+        comment=tag,
+        volume=request.volume,
+        deviation=DEFAULT_DEVIATION if request.deviation is None else request.deviation,
+    )

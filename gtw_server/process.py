@@ -1,0 +1,193 @@
+"""Run a gateway as a child process: what the demo, the end-to-end tests and the benchmark use.
+
+    with GatewayProcess(data_dir, secret="s3cret", sim={"seed": 7}) as gateway:
+        ...  # talk to gateway.endpoint
+    # stopped with SIGTERM (CTRL_BREAK on Windows) by its PID, killed if it would not stop
+
+The secret reaches the child through ``MT5_BRIDGE_SECRET`` in its environment, never its
+command line. ``sim`` and ``gateway`` become the ``[sim]`` and ``[gateway]`` tables of a TOML
+config file written into ``data_dir``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid as uuid_module
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Final, Self
+
+import zmq
+
+from protocol import Ping, Status, decode_reply, encode
+
+__all__ = ["GatewayProcess", "free_port"]
+
+Scalar = str | int | float | bool
+_POLL_MS: Final = 200
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _toml_value(value: Scalar) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(value)
+
+
+def _toml(tables: Mapping[str, Mapping[str, Scalar]]) -> str:
+    lines = []
+    for table, values in tables.items():
+        lines.append(f"[{table}]")
+        lines.extend(f"{key} = {_toml_value(value)}" for key, value in values.items())
+        lines.append("")
+    return "\n".join(lines)
+
+
+class GatewayProcess:
+    """A gateway child process on a loopback port, with its own data directory."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        secret: str | None = None,
+        port: int | None = None,
+        sim: Mapping[str, Scalar] | None = None,
+        gateway: Mapping[str, Scalar] | None = None,
+        args: Sequence[str] = (),
+        log_file: Path | None = None,
+        log_level: str = "INFO",
+    ) -> None:
+        self.data_dir = data_dir
+        self.secret = secret
+        self.port = port or free_port()
+        self.endpoint = f"tcp://127.0.0.1:{self.port}"
+        self.log_file = log_file
+        self.log_level = log_level
+        self.config_file = data_dir / "gateway.toml"
+        self._tables = {"gateway": dict(gateway or {}), "sim": dict(sim or {})}
+        self._args = list(args)
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        if self._process is None:
+            raise RuntimeError("the gateway is not running")
+        return self._process.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return None if self._process is None else self._process.poll()
+
+    def command(self) -> list[str]:
+        command = [sys.executable, "-m", "gtw_server", "--config", str(self.config_file)]
+        command += ["--bind", self.endpoint, "--data-dir", str(self.data_dir)]
+        command += ["--log-level", self.log_level]
+        if self.secret is None:
+            command.append("--no-signature-validation")
+        return command + self._args
+
+    def start(self, *, wait: float = 30.0) -> Self:
+        """Start the gateway and wait (up to ``wait`` s) until it answers PING."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.config_file.write_text(_toml(self._tables), encoding="utf-8")
+        env = dict(os.environ)
+        env.pop("MT5_BRIDGE_SECRET", None)
+        if self.secret is not None:
+            env["MT5_BRIDGE_SECRET"] = self.secret
+        flags = 0
+        if sys.platform == "win32":  # so that CTRL_BREAK reaches the gateway alone
+            flags = subprocess.CREATE_NEW_PROCESS_GROUP
+        if self.log_file is not None:
+            self._log = self.log_file.open("ab")
+        self._process = subprocess.Popen(
+            self.command(),
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT if self._log else None,
+            creationflags=flags,
+        )
+        self.wait_ready(wait)
+        return self
+
+    def wait_ready(self, timeout: float) -> None:
+        """Block until the gateway answers a PING; raise ``RuntimeError`` if it exits first
+        or does not answer within ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        context: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
+        while time.monotonic() < deadline:
+            if self.returncode is not None:
+                raise RuntimeError(f"the gateway exited with code {self.returncode} at start")
+            sock = context.socket(zmq.DEALER)
+            sock.setsockopt(zmq.LINGER, 0)
+            try:
+                sock.connect(self.endpoint)
+                ping = Ping(uuid=uuid_module.uuid4().hex, timestamp=time.time())
+                sock.send(encode(ping))
+                if sock.poll(_POLL_MS * 5) and decode_reply(sock.recv()).status is Status.OK:
+                    return
+            finally:
+                sock.close()
+            time.sleep(_POLL_MS / 1000)
+        raise RuntimeError(f"the gateway did not answer PING on {self.endpoint} in {timeout} s")
+
+    def stop(self, timeout: float = 20.0) -> int:
+        """Ask the gateway to stop (SIGTERM; CTRL_BREAK on Windows) and wait for it; kill it
+        if it has not exited within ``timeout``. Returns its exit code."""
+        process = self._process
+        if process is None:
+            raise RuntimeError("the gateway was never started")
+        if process.poll() is None:
+            if sys.platform == "win32":
+                process.send_signal(signal.CTRL_BREAK_EVENT)
+            else:
+                process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        return process.returncode
+
+    def wait(self, timeout: float) -> int:
+        """Wait for the gateway to exit on its own; return its exit code."""
+        if self._process is None:
+            raise RuntimeError("the gateway was never started")
+        return self._process.wait(timeout)
+
+    def kill(self) -> None:
+        """Kill the gateway at once (SIGKILL), as a crash would."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self.stop()

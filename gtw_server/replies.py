@@ -1,0 +1,69 @@
+"""Building replies: one place that knows which fields each outcome carries."""
+
+from __future__ import annotations
+
+import time
+
+from gtw_server.terminal.adapter import OrderOutcome
+from protocol import ErrorCode, Reply, Request, Status
+
+__all__ = ["outcome_reply", "pending", "rejected"]
+
+
+def rejected(
+    uuid: str | None,
+    action: str | None,
+    code: ErrorCode,
+    message: str,
+    *,
+    retcode: int | None = None,
+    comment: str | None = None,
+) -> Reply:
+    """A ``REJECTED`` reply: nothing was executed, and ``code`` says why."""
+    return Reply(
+        uuid=uuid,
+        action=action,
+        status=Status.REJECTED,
+        timestamp=time.time(),
+        error_code=code.value,
+        error_msg=message,
+        retcode=retcode,
+        comment=comment,
+    )
+
+
+def pending(request: Request, message: str) -> Reply:
+    """A ``PENDING`` reply: the outcome is not known yet; ask again with the same uuid."""
+    return Reply(
+        uuid=request.uuid,
+        action=request.action,
+        status=Status.PENDING,
+        timestamp=time.time(),
+        error_msg=message,
+    )
+
+
+def outcome_reply(uuid: str, action: str, outcome: OrderOutcome) -> Reply:
+    """The reply for an OPEN or CLOSE whose outcome is ``FILLED`` or ``REJECTED``."""
+    if outcome.status != "FILLED":
+        return rejected(
+            uuid,
+            action,
+            outcome.error_code or ErrorCode.MT5_REJECTED,
+            outcome.error_msg or "the terminal rejected the order",
+            retcode=outcome.retcode,
+            comment=outcome.comment,
+        )
+    return Reply(
+        uuid=uuid,
+        action=action,
+        status=Status.FILLED,
+        timestamp=time.time(),
+        retcode=outcome.retcode,
+        comment=outcome.comment,
+        ticket=outcome.ticket,
+        order=outcome.order,
+        deal=outcome.deal,
+        volume=outcome.volume,
+        price=outcome.price,
+    )

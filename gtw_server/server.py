@@ -1,0 +1,444 @@
+"""The gateway server's life: startup, main loop, graceful shutdown with a deadline.
+
+``Gateway(config).run()`` is the whole program. Startup opens the journal, starts the terminal
+worker and connects the terminal, binds the ROUTER socket and settles any order a previous
+run left unresolved. The main loop is the transport's drain callback: it decodes each
+message and answers PING, GET_ORDER and refusals at once, in place; only work that needs the
+terminal becomes a task. On SIGINT/SIGTERM (and SIGBREAK on Windows) the gateway stops
+taking new orders, lets the ones in flight finish and sends their replies, then closes,
+within ``shutdown_timeout_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import Coroutine
+from typing import Any, Final
+
+import msgspec
+import zmq
+from loguru import logger
+
+from gtw_server.config import Config
+from gtw_server.errors import GatewayError, TerminalError
+from gtw_server.executor import OrderExecutor
+from gtw_server.journal import Journal
+from gtw_server.replies import pending, rejected
+from gtw_server.runtime import install_stop_handlers, loop_factory
+from gtw_server.terminal.adapter import TerminalStatus
+from gtw_server.transport import RouterTransport, split_envelope
+from gtw_server.version import VERSION
+from gtw_server.worker import TerminalWorker, WorkerSpec
+from protocol import (
+    Account,
+    AnyRequest,
+    Close,
+    DecodeError,
+    ErrorCode,
+    GatewayInfo,
+    GetAccount,
+    GetOrder,
+    GetPositions,
+    Open,
+    Ping,
+    Position,
+    Reply,
+    Status,
+    decode_reply,
+    decode_request,
+    encode,
+)
+
+__all__ = ["Gateway"]
+
+_STATUS_INTERVAL_S: Final = 1.0
+_RECONNECT_MAX_S: Final = 30.0
+_MAX_TASKS: Final = 1000  # terminal-bound requests waiting; beyond this, BUSY
+
+
+class Gateway:
+    """The trading gateway. ``Gateway(load_config(...)).run()`` serves until signalled."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.terminal = TerminalStatus(connected=False)
+        self._stop = asyncio.Event()
+        self._stopping = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._background: list[asyncio.Task[None]] = []
+        self._context: zmq.Context[zmq.Socket[bytes]] | None = None
+        self._transport: RouterTransport | None = None
+        self._journal: Journal | None = None
+        self._worker: TerminalWorker | None = None
+        self._executor: OrderExecutor | None = None
+        info_warnings = []
+        if not config.gateway.signature_validation:
+            info_warnings.append(
+                "signature validation is OFF: anyone who can reach this port can trade"
+            )
+        self._info = GatewayInfo(
+            version=VERSION,
+            terminal="SIM" if config.gateway.terminal == "sim" else "LIVE",
+            signature_validation=config.gateway.signature_validation,
+            warnings=info_warnings,
+        )
+
+    # -- life ------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Serve until a stop signal; return the process exit code."""
+        with asyncio.Runner(loop_factory=loop_factory()) as runner:
+            return runner.run(self.serve())
+
+    async def serve(self) -> int:
+        remove_handlers = install_stop_handlers(asyncio.get_running_loop(), self._on_signal)
+        try:
+            try:
+                await self.startup()
+            except GatewayError as exc:
+                logger.error("the gateway cannot start: {}", exc)
+                await self.shutdown()
+                return 2
+            await self._stop.wait()
+            return 0 if await self.shutdown() else 1
+        finally:
+            remove_handlers()
+
+    def stop(self) -> None:
+        """Ask the gateway to shut down gracefully."""
+        self._stop.set()
+
+    async def startup(self) -> None:
+        gateway = self.config.gateway
+        if not gateway.signature_validation:
+            logger.warning(
+                "signature validation is OFF: any client that reaches {} can trade. "
+                "Use this for tests and demos only.",
+                gateway.bind,
+            )
+        data_dir = self.config.data_dir
+        self._journal = Journal(data_dir / "journal.sqlite3")
+        spec = WorkerSpec(
+            terminal=gateway.terminal,
+            sim=self.config.sim,
+            sim_state=str(data_dir / "sim.sqlite3"),
+            mt5=self.config.mt5,
+        )
+        self._worker = TerminalWorker(
+            spec, call_timeout=gateway.terminal_timeout_s, on_restart=self._after_restart
+        )
+        await self._worker.start()
+        self._executor = OrderExecutor(
+            self._journal,
+            self._worker,
+            secret=self.config.secret if gateway.signature_validation else None,
+            signature_ttl_ms=gateway.signature_ttl_ms,
+        )
+        await self._connect()
+        self._context = zmq.Context()
+        try:
+            self._transport = RouterTransport(
+                gateway.bind,
+                self._on_message,
+                max_message_bytes=gateway.max_message_bytes,
+                context=self._context,
+            )
+        except zmq.ZMQError as exc:
+            raise GatewayError(f"cannot bind {gateway.bind}: {exc}") from None
+        self._transport.start()
+        self._spawn_background(self._watch_terminal(), "terminal-monitor")
+        self._spawn_background(self._reconcile(), "startup-reconcile")
+        logger.info(
+            "gateway ready on {} | terminal {} ({}) | signatures {} | journal {} ({} entries)",
+            self._transport.endpoint,
+            self._info.terminal,
+            self._describe_terminal(),
+            "on" if gateway.signature_validation else "OFF",
+            self._journal.path,
+            len(self._journal),
+        )
+
+    async def shutdown(self) -> bool:
+        """Stop taking orders, finish those in flight, close. True if nothing was abandoned."""
+        self._stopping = True
+        deadline = self.config.gateway.shutdown_timeout_s
+        started = time.monotonic()
+        abandoned: set[asyncio.Task[None]] = set()
+        if self._tasks:
+            logger.info("shutting down: finishing {} request(s) in flight", len(self._tasks))
+            _, abandoned = await asyncio.wait(set(self._tasks), timeout=deadline)
+            for task in abandoned:
+                task.cancel()
+            if abandoned:
+                logger.error(
+                    "{} request(s) did not finish within {} s; they will be reconciled at "
+                    "the next start",
+                    len(abandoned),
+                    deadline,
+                )
+        for task in self._background:
+            task.cancel()
+        remaining = max(0.5, deadline - (time.monotonic() - started))
+        if self._worker is not None:
+            await self._worker.stop(grace_s=remaining)
+        if self._transport is not None:
+            self._transport.close()
+        if self._context is not None:
+            self._context.term()  # waits (up to LINGER) for the last replies to leave
+        if self._journal is not None:
+            self._journal.close()
+        logger.info("gateway stopped")
+        return not abandoned
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        if self._stop.is_set():
+            logger.warning("{} again: already shutting down", sig.name)
+            return
+        logger.info("{} received: shutting down", sig.name)
+        self.stop()
+
+    def _spawn_background(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        self._background.append(asyncio.create_task(coro, name=name))
+
+    # -- the terminal's health ---------------------------------------------------------------
+
+    async def _connect(self) -> bool:
+        assert self._worker is not None
+        try:
+            self.terminal = await self._worker.call("connect", None, TerminalStatus)
+        except TerminalError as exc:
+            self.terminal = TerminalStatus(connected=False, error=str(exc))
+        if not self.terminal.connected:
+            logger.warning("terminal not connected: {}", self.terminal.error)
+        return self.terminal.connected
+
+    async def _watch_terminal(self) -> None:
+        """Keep ``self.terminal`` true, and reconnect a lost terminal with capped backoff."""
+        assert self._worker is not None
+        backoff = _STATUS_INTERVAL_S
+        while True:
+            await asyncio.sleep(backoff if not self.terminal.connected else _STATUS_INTERVAL_S)
+            if not self._worker.alive:
+                self.terminal = TerminalStatus(connected=False, error="worker restarting")
+                continue
+            if self.terminal.connected:
+                if self._worker.in_flight:
+                    continue  # busy with orders; their results tell us it is alive
+                assert self._executor is not None
+                if self._executor.needs_reconcile:
+                    await self._reconcile()
+                try:
+                    self.terminal = await self._worker.call("status", None, TerminalStatus)
+                except TerminalError as exc:
+                    self.terminal = TerminalStatus(connected=False, error=str(exc))
+                if not self.terminal.connected:
+                    logger.error("terminal connection lost: {}", self.terminal.error)
+                backoff = _STATUS_INTERVAL_S
+            elif await self._connect():
+                logger.info("terminal reconnected: {}", self._describe_terminal())
+                await self._reconcile()
+            else:
+                backoff = min(backoff * 2, _RECONNECT_MAX_S)
+
+    async def _after_restart(self) -> None:
+        if await self._connect():
+            await self._reconcile()
+
+    async def _reconcile(self) -> None:
+        assert self._executor is not None
+        try:
+            settled = await self._executor.reconcile()
+        except TerminalError as exc:
+            logger.warning("reconciliation postponed until the terminal is back: {}", exc)
+            return
+        if settled:
+            logger.info("reconciled {} order(s) left unresolved", settled)
+
+    def _describe_terminal(self) -> str:
+        t = self.terminal
+        if not t.connected:
+            return f"not connected: {t.error}"
+        return f"login {t.login} on {t.server}, {t.trade_mode}"
+
+    # -- requests ----------------------------------------------------------------------------
+
+    def _on_message(self, frames: list[bytes]) -> None:
+        envelope, body = split_envelope(frames)
+        if len(body) != 1:
+            self._send(
+                envelope,
+                rejected(
+                    None,
+                    None,
+                    ErrorCode.INVALID_REQUEST,
+                    f"a request is exactly one frame after the envelope; got {len(body)}",
+                ),
+            )
+            return
+        try:
+            request = decode_request(body[0])
+        except DecodeError as exc:
+            self._send(envelope, rejected(exc.uuid, exc.action, exc.code, exc.message))
+            return
+        try:
+            self._dispatch(envelope, request)
+        except Exception:
+            logger.exception("failed to handle {} {}", request.action, request.uuid)
+            self._send(
+                envelope,
+                rejected(request.uuid, request.action, ErrorCode.INTERNAL, "internal error"),
+            )
+
+    def _dispatch(self, envelope: list[bytes], request: AnyRequest) -> None:
+        if isinstance(request, Ping):
+            self._send(envelope, self._pong(request))
+        elif isinstance(request, GetOrder):
+            self._send(envelope, self._order_status(request))
+        elif isinstance(request, Open | Close):
+            assert self._executor is not None
+            reply = self._executor.admit(request, self._gate)
+            if reply is not None:
+                self._send(envelope, reply)
+            else:
+                self._spawn(envelope, request, self._execute(request))
+        elif len(self._tasks) >= _MAX_TASKS:
+            self._send(envelope, self._busy(request))
+        else:
+            self._spawn(envelope, request, self._query(request))
+
+    def _gate(self, request: Open | Close) -> Reply | None:
+        """The gateway's own reasons to refuse a new order before it reaches the terminal."""
+        assert self._worker is not None
+        if self._stopping:
+            return rejected(
+                request.uuid,
+                request.action,
+                ErrorCode.BUSY,
+                "the gateway is shutting down; retry with the same uuid once it is back",
+            )
+        if not (self._worker.alive and self.terminal.connected):
+            return rejected(
+                request.uuid,
+                request.action,
+                ErrorCode.MT5_DISCONNECTED,
+                "the terminal is not connected; nothing was executed",
+            )
+        if len(self._tasks) >= _MAX_TASKS:
+            return self._busy(request)
+        return None
+
+    def _busy(self, request: AnyRequest) -> Reply:
+        return rejected(
+            request.uuid,
+            request.action,
+            ErrorCode.BUSY,
+            "the gateway's queue is full; retry shortly with the same uuid",
+        )
+
+    def _pong(self, request: Ping) -> Reply:
+        assert self._worker is not None
+        return Reply(
+            uuid=request.uuid,
+            action=request.action,
+            status=Status.OK,
+            timestamp=time.time(),
+            mt5_connected=self._worker.alive and self.terminal.connected,
+            gateway=self._info,
+        )
+
+    def _order_status(self, request: GetOrder) -> Reply:
+        assert self._journal is not None
+        entry = self._journal.get(request.order_uuid)
+        if entry is None:
+            return rejected(
+                request.uuid,
+                request.action,
+                ErrorCode.ORDER_NOT_FOUND,
+                f"no OPEN or CLOSE with uuid {request.order_uuid} is known",
+            )
+        base = Reply(
+            uuid=request.uuid,
+            action=request.action,
+            status=Status.PENDING,
+            timestamp=time.time(),
+            order_uuid=entry.uuid,
+            order_action=entry.action,
+        )
+        if entry.reply is None:
+            return msgspec.structs.replace(
+                base, error_msg="this order is in flight or being reconciled"
+            )
+        stored = decode_reply(entry.reply)
+        return msgspec.structs.replace(
+            stored,
+            uuid=base.uuid,
+            action=base.action,
+            timestamp=base.timestamp,
+            order_uuid=base.order_uuid,
+            order_action=base.order_action,
+        )
+
+    async def _execute(self, request: Open | Close) -> Reply:
+        assert self._executor is not None
+        reply = await self._executor.execute(request)
+        if reply.error_code == ErrorCode.MT5_DISCONNECTED:
+            self.terminal = TerminalStatus(connected=False, error=reply.error_msg or "")
+        return reply
+
+    async def _query(self, request: GetAccount | GetPositions) -> Reply:
+        assert self._worker is not None
+        try:
+            if isinstance(request, GetAccount):
+                account = await self._worker.call("account", None, Account)
+                return Reply(
+                    uuid=request.uuid,
+                    action=request.action,
+                    status=Status.OK,
+                    timestamp=time.time(),
+                    account=account,
+                )
+            positions = await self._worker.call("positions", request.symbol, list[Position])
+            return Reply(
+                uuid=request.uuid,
+                action=request.action,
+                status=Status.OK,
+                timestamp=time.time(),
+                positions=positions,
+            )
+        except TerminalError as exc:
+            logger.warning("{} {} failed: {}", request.action, request.uuid, exc)
+            return rejected(
+                request.uuid,
+                request.action,
+                ErrorCode.MT5_DISCONNECTED,
+                "the terminal could not answer; try again shortly",
+            )
+
+    def _spawn(
+        self, envelope: list[bytes], request: AnyRequest, work: Coroutine[Any, Any, Reply]
+    ) -> None:
+        task = asyncio.create_task(self._reply_when_done(envelope, request, work))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _reply_when_done(
+        self, envelope: list[bytes], request: AnyRequest, work: Coroutine[Any, Any, Reply]
+    ) -> None:
+        try:
+            reply = await work
+        except Exception:
+            logger.exception("failed to handle {} {}", request.action, request.uuid)
+            if isinstance(request, Open | Close):
+                # It may have executed: never call that a rejection. Reconciliation settles it.
+                assert self._executor is not None
+                self._executor.needs_reconcile = True
+                reply = pending(request, "internal error; the outcome is being reconciled")
+            else:
+                reply = rejected(request.uuid, request.action, ErrorCode.INTERNAL, "internal error")
+        self._send(envelope, reply)
+
+    def _send(self, envelope: list[bytes], reply: Reply) -> None:
+        if self._transport is not None:
+            self._transport.send([*envelope, encode(reply)])

@@ -1,0 +1,368 @@
+"""The gateway's operations, in terms of the ``MetaTrader5`` module's API.
+
+``TerminalAdapter`` wraps anything with that module's surface (the real package or
+``SimTerminal``) and turns a gateway command (open, close, account, positions) into the right
+sequence of terminal calls, with the terminal's quirks handled in one place: ``initialize``
+before anything, ``None`` plus ``last_error()`` instead of exceptions, floats that must be
+floats, the symbol's filling-mode bitmask, and position tickets that differ from order tickets
+on netting accounts. It runs inside the terminal worker process, never in the event loop's.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Final, Literal
+
+import msgspec
+from msgspec import Struct
+
+from gtw_server.errors import TerminalError
+from gtw_server.tagging import tag_of
+from protocol import Account, ErrorCode, Position, Side
+
+__all__ = [
+    "DEFAULT_DEVIATION",
+    "CloseOrder",
+    "FindOrders",
+    "OpenOrder",
+    "OrderOutcome",
+    "TerminalAdapter",
+    "TerminalDisconnected",
+    "TerminalStatus",
+]
+
+DEFAULT_DEVIATION: Final = 10  # points, as PROTOCOL.md and the package's own Buy()/Sell()
+
+# last_error() codes that mean the pipe to the terminal is gone (MT5_API.md section 1).
+_IPC_ERRORS: Final = frozenset({-10000, -10001, -10002, -10003, -10004, -10005})
+# After these, a sent order may or may not have reached the terminal.
+_IPC_UNCERTAIN: Final = frozenset({-10000, -10002, -10005})
+_DONE: Final = 10009
+_SUCCESS: Final = frozenset({10008, _DONE, 10010})  # PLACED, DONE, DONE_PARTIAL
+_DAY_S: Final = 86_400
+
+_TRADE_MODES: Final = {0: "DEMO", 1: "CONTEST", 2: "REAL"}
+_MARGIN_MODES: Final = {0: "NETTING", 1: "EXCHANGE", 2: "HEDGING"}
+_HEDGING: Final = 2
+
+# SYMBOL_FILLING_* bits of SymbolInfo.filling_mode, and the ORDER_FILLING_* values to send.
+_SYMBOL_FILLING_FOK: Final = 1
+_SYMBOL_FILLING_IOC: Final = 2
+_ORDER_FILLING_FOK: Final = 0
+_ORDER_FILLING_IOC: Final = 1
+_ORDER_FILLING_RETURN: Final = 2
+_EXECUTION_MARKET: Final = 2
+
+
+class TerminalDisconnected(TerminalError):
+    """The terminal is not reachable; nothing was executed."""
+
+
+class OpenOrder(Struct, frozen=True, kw_only=True):
+    """Open a position with a market deal."""
+
+    symbol: str
+    side: Side
+    volume: float
+    comment: str
+    price: float | None = None
+    sl: float | None = None
+    tp: float | None = None
+    deviation: int = DEFAULT_DEVIATION
+    magic: int = 0
+
+
+class CloseOrder(Struct, frozen=True, kw_only=True):
+    """Close a position, wholly or in part."""
+
+    ticket: int
+    comment: str
+    volume: float | None = None
+    deviation: int = DEFAULT_DEVIATION
+
+
+class OrderOutcome(Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """What came of an order.
+
+    ``UNKNOWN`` means the terminal connection broke after the order was sent, so it may have
+    executed: only the terminal's history can tell (reconciliation).
+    """
+
+    status: Literal["FILLED", "REJECTED", "UNKNOWN"]
+    error_code: ErrorCode | None = None
+    error_msg: str | None = None
+    retcode: int | None = None
+    comment: str | None = None
+    ticket: int | None = None
+    order: int | None = None
+    deal: int | None = None
+    volume: float | None = None
+    price: float | None = None
+
+
+class FindOrders(Struct, frozen=True, kw_only=True):
+    """Look up, by tag, orders the gateway sent since ``since`` (UTC epoch seconds)."""
+
+    tags: list[str]
+    since: float
+
+
+class TerminalStatus(Struct, frozen=True, kw_only=True):
+    """Whether the terminal is connected, and to which account."""
+
+    connected: bool
+    login: int = 0
+    server: str = ""
+    trade_mode: str = ""
+    error: str = ""
+
+
+class TerminalAdapter:
+    """Gateway operations over a ``MetaTrader5``-like object ``mt5``.
+
+    ``init_kwargs`` are passed to ``mt5.initialize`` (path, login, password, server, timeout).
+    """
+
+    def __init__(self, mt5: Any, init_kwargs: dict[str, Any] | None = None) -> None:
+        self.mt5 = mt5
+        self._init_kwargs = init_kwargs or {}
+        self._connected = False
+        self._hedging = True
+
+    # -- connection ---------------------------------------------------------------------
+
+    def connect(self) -> TerminalStatus:
+        """(Re)initialise the terminal connection and say what it is connected to."""
+        if not self.mt5.initialize(**self._init_kwargs):
+            self._connected = False
+            code, message = self.mt5.last_error()
+            return TerminalStatus(connected=False, error=f"initialize failed: {code} {message}")
+        self._connected = True
+        return self.status()
+
+    def status(self) -> TerminalStatus:
+        """Ask the terminal whether it is still connected to its trade server."""
+        info = self.mt5.terminal_info() if self._connected else None
+        account = self.mt5.account_info() if info is not None else None
+        if info is None or account is None:
+            self._connected = False
+            code, message = self.mt5.last_error()
+            return TerminalStatus(connected=False, error=f"{code} {message}")
+        self._hedging = account.margin_mode == _HEDGING
+        return TerminalStatus(
+            connected=bool(info.connected),
+            login=account.login,
+            server=account.server,
+            trade_mode=_TRADE_MODES.get(account.trade_mode, str(account.trade_mode)),
+        )
+
+    def _ensure_connected(self) -> None:
+        if not self._connected and not self.connect().connected:
+            raise TerminalDisconnected("the terminal is not connected")
+
+    def _failed(self, what: str) -> TerminalError:
+        """The exception for a call that returned ``None``, read from ``last_error()``."""
+        code, message = self.mt5.last_error()
+        if code in _IPC_ERRORS:
+            self._connected = False
+            return TerminalDisconnected(f"{what}: terminal connection lost ({code} {message})")
+        return TerminalError(f"{what} failed: {code} {message}")
+
+    # -- queries --------------------------------------------------------------------------
+
+    def account(self) -> Account:
+        self._ensure_connected()
+        info = self.mt5.account_info()
+        if info is None:
+            raise self._failed("account_info")
+        return Account(
+            login=info.login,
+            server=info.server,
+            currency=info.currency,
+            leverage=info.leverage,
+            balance=info.balance,
+            equity=info.equity,
+            margin=info.margin,
+            margin_free=info.margin_free,
+            margin_level=info.margin_level,
+            profit=info.profit,
+            trade_mode=_TRADE_MODES.get(info.trade_mode, str(info.trade_mode)),
+            trade_allowed=bool(info.trade_allowed),
+            credit=info.credit,
+            name=info.name,
+            company=info.company,
+            margin_mode=_MARGIN_MODES.get(info.margin_mode, str(info.margin_mode)),
+        )
+
+    def positions(self, symbol: str | None = None) -> list[Position]:
+        self._ensure_connected()
+        found = self.mt5.positions_get(symbol=symbol) if symbol else self.mt5.positions_get()
+        if found is None:
+            raise self._failed("positions_get")
+        return [_position(p) for p in found]
+
+    # -- orders ---------------------------------------------------------------------------
+
+    def open(self, order: OpenOrder) -> OrderOutcome:
+        self._ensure_connected()
+        info = self.mt5.symbol_info(order.symbol)
+        if info is None:
+            error = self._failed("symbol_info")
+            if isinstance(error, TerminalDisconnected):
+                raise error
+            return _rejected(f"symbol {order.symbol!r} is not known to the terminal")
+        if not info.select:
+            self.mt5.symbol_select(order.symbol, True)
+        tick = self.mt5.symbol_info_tick(order.symbol)
+        if tick is None:
+            raise self._failed("symbol_info_tick")
+        buy = order.side is Side.BUY
+        request = {
+            "action": self.mt5.TRADE_ACTION_DEAL,
+            "symbol": order.symbol,
+            "volume": float(order.volume),
+            "type": self.mt5.ORDER_TYPE_BUY if buy else self.mt5.ORDER_TYPE_SELL,
+            "price": float(order.price or (tick.ask if buy else tick.bid)),
+            "sl": float(order.sl or 0.0),
+            "tp": float(order.tp or 0.0),
+            "deviation": order.deviation,
+            "magic": order.magic,
+            "comment": order.comment,
+            "type_time": self.mt5.ORDER_TIME_GTC,
+            "type_filling": _filling(info),
+        }
+        outcome = self._send(request)
+        if outcome.status == "FILLED" and not self._hedging and outcome.deal:
+            # On a netting account the position keeps the ticket of the order that opened it.
+            deals = self.mt5.history_deals_get(ticket=outcome.deal)
+            if deals:
+                return _with_ticket(outcome, deals[0].position_id)
+        return outcome
+
+    def close(self, order: CloseOrder) -> OrderOutcome:
+        self._ensure_connected()
+        found = self.mt5.positions_get(ticket=order.ticket)
+        if found is None:
+            raise self._failed("positions_get")
+        if not found:
+            return _rejected(
+                f"position {order.ticket} is not open", code=ErrorCode.POSITION_NOT_FOUND
+            )
+        position = found[0]
+        info = self.mt5.symbol_info(position.symbol)
+        tick = self.mt5.symbol_info_tick(position.symbol)
+        if info is None or tick is None:
+            raise self._failed("symbol_info")
+        closing_buy = position.type == self.mt5.POSITION_TYPE_BUY
+        request = {
+            "action": self.mt5.TRADE_ACTION_DEAL,
+            "position": position.ticket,
+            "symbol": position.symbol,
+            "volume": float(order.volume or position.volume),
+            "type": self.mt5.ORDER_TYPE_SELL if closing_buy else self.mt5.ORDER_TYPE_BUY,
+            "price": float(tick.bid if closing_buy else tick.ask),
+            "deviation": order.deviation,
+            "magic": position.magic,
+            "comment": order.comment,
+            "type_time": self.mt5.ORDER_TIME_GTC,
+            "type_filling": _filling(info),
+        }
+        outcome = self._send(request)
+        return _with_ticket(outcome, position.ticket) if outcome.status == "FILLED" else outcome
+
+    def find(self, query: FindOrders) -> dict[str, OrderOutcome]:
+        """The outcome of each tagged order found in the terminal's deal history.
+
+        Deals carry their order's comment, which starts with the tag, so a deal with the tag
+        proves the order executed; no deal means it did not (yet). The window is padded by
+        days because history is kept in the trade server's time zone, not UTC.
+        """
+        self._ensure_connected()
+        wanted = set(query.tags)
+        deals = self.mt5.history_deals_get(int(query.since) - _DAY_S, int(time.time()) + 2 * _DAY_S)
+        if deals is None:
+            raise self._failed("history_deals_get")
+        found: dict[str, OrderOutcome] = {}
+        for deal in deals:
+            tag = tag_of(deal.comment)
+            if tag in wanted and tag not in found:
+                found[tag] = OrderOutcome(
+                    status="FILLED",
+                    retcode=_DONE,
+                    comment="found in the terminal's history",
+                    ticket=deal.position_id,
+                    order=deal.order,
+                    deal=deal.ticket,
+                    volume=deal.volume,
+                    price=deal.price,
+                )
+        return found
+
+    def _send(self, request: dict[str, Any]) -> OrderOutcome:
+        result = self.mt5.order_send(request)
+        if result is None:
+            code, message = self.mt5.last_error()
+            if code in _IPC_ERRORS:
+                self._connected = False
+                status: Literal["REJECTED", "UNKNOWN"] = (
+                    "UNKNOWN" if code in _IPC_UNCERTAIN else "REJECTED"
+                )
+                return OrderOutcome(
+                    status=status,
+                    error_code=ErrorCode.MT5_DISCONNECTED,
+                    error_msg=f"terminal connection lost during order_send ({code} {message})",
+                )
+            return _rejected(f"order_send refused the request: {code} {message}")
+        if result.retcode not in _SUCCESS:
+            return OrderOutcome(
+                status="REJECTED",
+                error_code=ErrorCode.MT5_REJECTED,
+                error_msg=f"the terminal rejected the order: {result.retcode} {result.comment}",
+                retcode=result.retcode,
+                comment=result.comment,
+            )
+        return OrderOutcome(
+            status="FILLED",
+            retcode=result.retcode,
+            comment=result.comment,
+            ticket=result.order,
+            order=result.order,
+            deal=result.deal,
+            volume=result.volume,
+            price=result.price,
+        )
+
+
+def _filling(info: Any) -> int:
+    """The ORDER_FILLING_* mode the symbol allows: FOK, else IOC, else RETURN."""
+    if info.trade_exemode < _EXECUTION_MARKET or info.filling_mode & _SYMBOL_FILLING_FOK:
+        return _ORDER_FILLING_FOK
+    if info.filling_mode & _SYMBOL_FILLING_IOC:
+        return _ORDER_FILLING_IOC
+    return _ORDER_FILLING_RETURN
+
+
+def _rejected(message: str, *, code: ErrorCode = ErrorCode.MT5_REJECTED) -> OrderOutcome:
+    return OrderOutcome(status="REJECTED", error_code=code, error_msg=message)
+
+
+def _with_ticket(outcome: OrderOutcome, ticket: int) -> OrderOutcome:
+    return msgspec.structs.replace(outcome, ticket=ticket)
+
+
+def _position(p: Any) -> Position:
+    return Position(
+        ticket=p.ticket,
+        symbol=p.symbol,
+        type=Side.BUY if p.type == 0 else Side.SELL,
+        volume=p.volume,
+        price_open=p.price_open,
+        price_current=p.price_current,
+        sl=p.sl,
+        tp=p.tp,
+        profit=p.profit,
+        swap=p.swap,
+        magic=p.magic,
+        comment=p.comment,
+        time=p.time,
+    )

@@ -1,0 +1,12 @@
+"""The installed version of the project."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+__all__ = ["VERSION"]
+
+try:
+    VERSION = version("mt5-bridge")
+except PackageNotFoundError:  # running from a source tree that was not installed
+    VERSION = "0.0.0+source"

@@ -1,0 +1,94 @@
+"""The gateway as a program: how it refuses to start, and how it stops."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gtw_server.process import GatewayProcess, free_port
+
+
+def run_gateway(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if k != "MT5_BRIDGE_SECRET"}
+    return subprocess.run(
+        [sys.executable, "-m", "gtw_server", "--bind", f"tcp://127.0.0.1:{free_port()}", *args],
+        env={**base, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_refuses_to_start_without_a_secret(tmp_path: Path) -> None:
+    result = run_gateway("--data-dir", str(tmp_path))
+    assert result.returncode == 2
+    assert "--secret-file" in result.stderr
+    assert "MT5_BRIDGE_SECRET" in result.stderr
+    assert not (tmp_path / "journal.sqlite3").exists()  # refused before touching anything
+
+
+def test_real_terminal_without_the_package_fails_clearly(tmp_path: Path) -> None:
+    if sys.platform == "win32":
+        pytest.skip("the MetaTrader5 package may be installed on Windows")
+    result = run_gateway(
+        "--terminal", "mt5", "--data-dir", str(tmp_path), env={"MT5_BRIDGE_SECRET": "x"}
+    )
+    assert result.returncode == 2
+    assert "MetaTrader5 package is not installed" in result.stderr
+    assert "mt5-bridge[mt5]" in result.stderr
+
+
+def children(pid: int) -> list[int]:
+    """Child PIDs of ``pid``, whichever of its threads started them (Linux /proc)."""
+    return [
+        int(child)
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for child in (task / "children").read_text().split()
+    ]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return (
+        Path(f"/proc/{pid}").exists()
+        and "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()
+    )
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_stop_signals_end_gateway_and_worker(tmp_path: Path, sig: signal.Signals) -> None:
+    log = tmp_path / "gateway.log"
+    gateway = GatewayProcess(tmp_path / "gw", secret="s", log_file=log).start()
+    workers = children(gateway.pid)
+    assert workers, "the terminal worker process should be running"
+
+    os.kill(gateway.pid, sig)
+    assert gateway.wait(timeout=20) == 0
+    deadline = time.monotonic() + 5
+    while any(alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(alive(w) for w in workers)
+    text = log.read_text()
+    assert f"{sig.name} received" in text and "gateway stopped" in text
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_worker_leaves_when_the_gateway_is_killed(tmp_path: Path) -> None:
+    gateway = GatewayProcess(tmp_path / "gw", secret="s").start()
+    workers = children(gateway.pid)
+    gateway.kill()
+    deadline = time.monotonic() + 5
+    while any(alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert workers and not any(alive(w) for w in workers)

@@ -1,0 +1,79 @@
+"""The request journal: records, outcomes, restarts and pruning."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gtw_server.errors import JournalError
+from gtw_server.journal import Journal
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_request_then_reply(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.sqlite3")
+    journal.record_request("u1", "OPEN", b"fp", "#tag", b"{}")
+    entry = journal.get("u1")
+    assert entry is not None and entry.reply is None
+    assert [e.uuid for e in journal.unresolved()] == ["u1"]
+
+    journal.record_reply("u1", b'{"status":"FILLED"}')
+    entry = journal.get("u1")
+    assert entry is not None and entry.reply == b'{"status":"FILLED"}'
+    assert entry.completed_at is not None
+    assert journal.unresolved() == []
+    assert journal.get("absent") is None
+
+
+def test_survives_reopening_and_uses_wal(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite3"
+    journal = Journal(path)
+    journal.record_request("u1", "CLOSE", b"fp", "#tag", b"{}")
+    journal.close()
+    reopened = Journal(path)
+    assert reopened.get("u1") is not None
+    (mode,) = reopened._db.execute("PRAGMA journal_mode").fetchone()
+    assert mode == "wal"
+
+
+def test_forget_only_drops_unresolved(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.sqlite3")
+    journal.record_request("open", "OPEN", b"fp", "#a", b"{}")
+    journal.record_request("done", "OPEN", b"fp", "#b", b"{}")
+    journal.record_reply("done", b"{}")
+    journal.forget("open")
+    journal.forget("done")
+    assert journal.get("open") is None
+    assert journal.get("done") is not None
+
+
+def test_prune_keeps_recent_and_unresolved(tmp_path: Path) -> None:
+    clock = Clock()
+    journal = Journal(tmp_path / "j.sqlite3", clock=clock)
+    for i in range(1200):  # more than one prune batch
+        journal.record_request(f"old-{i}", "OPEN", b"fp", "#t", b"{}")
+        journal.record_reply(f"old-{i}", b"{}")
+    journal.record_request("old-unresolved", "OPEN", b"fp", "#t", b"{}")
+    clock.now += 8 * 86400
+    journal.record_request("new", "OPEN", b"fp", "#t", b"{}")
+    journal.record_reply("new", b"{}")
+
+    assert journal.prune(7 * 86400) == 1200
+    assert journal.get("new") is not None
+    assert journal.get("old-unresolved") is not None  # never dropped before reconciliation
+    assert len(journal) == 2
+
+
+def test_duplicate_record_is_an_error(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.sqlite3")
+    journal.record_request("u1", "OPEN", b"fp", "#t", b"{}")
+    with pytest.raises(JournalError):
+        journal.record_request("u1", "OPEN", b"fp", "#t", b"{}")
