@@ -1,0 +1,79 @@
+"""What the client's calls return: small frozen objects with attribute access."""
+
+from __future__ import annotations
+
+from msgspec import Struct
+
+from protocol import Reply
+
+__all__ = ["OrderFilled", "OrderState"]
+
+
+class OrderFilled(Struct, frozen=True, kw_only=True):
+    """An OPEN or CLOSE that executed.
+
+    ``ticket`` is the position's ticket (pass it to ``close_position``); ``volume`` and
+    ``price`` are what was filled; ``duplicate`` is true when the gateway had already executed
+    this uuid and returned the stored result.
+    """
+
+    uuid: str
+    action: str
+    ticket: int
+    order: int
+    deal: int
+    volume: float
+    price: float
+    retcode: int | None = None
+    comment: str | None = None
+    duplicate: bool = False
+
+    @classmethod
+    def from_reply(cls, uuid: str, action: str, reply: Reply) -> OrderFilled:
+        return cls(
+            uuid=uuid,
+            action=action,
+            ticket=reply.ticket or 0,
+            order=reply.order or 0,
+            deal=reply.deal or 0,
+            volume=reply.volume or 0.0,
+            price=reply.price or 0.0,
+            retcode=reply.retcode,
+            comment=reply.comment,
+            duplicate=reply.duplicate,
+        )
+
+
+class OrderState(Struct, frozen=True, kw_only=True):
+    """What the gateway knows of an earlier OPEN or CLOSE (``get_order``).
+
+    ``status`` is ``FILLED``, ``REJECTED`` or ``PENDING`` (in flight, or being reconciled).
+    """
+
+    uuid: str
+    action: str
+    status: str
+    ticket: int | None = None
+    order: int | None = None
+    deal: int | None = None
+    volume: float | None = None
+    price: float | None = None
+    retcode: int | None = None
+    error_code: str | None = None
+    error_msg: str | None = None
+
+    @classmethod
+    def from_reply(cls, reply: Reply) -> OrderState:
+        return cls(
+            uuid=reply.order_uuid or "",
+            action=reply.order_action or "",
+            status=reply.status.value,
+            ticket=reply.ticket,
+            order=reply.order,
+            deal=reply.deal,
+            volume=reply.volume,
+            price=reply.price,
+            retcode=reply.retcode,
+            error_code=reply.error_code,
+            error_msg=reply.error_msg,
+        )

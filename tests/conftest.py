@@ -1,0 +1,36 @@
+"""Shared fixtures: a real gateway process on a loopback port, with the simulated terminal."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from gtw_server.process import GatewayProcess
+from inf_bridge import Bridge
+
+
+@pytest.fixture
+def secret() -> str:
+    return "test-" + secrets.token_hex(16)
+
+
+@pytest.fixture
+def gateway(tmp_path: Path, secret: str) -> Iterator[GatewayProcess]:
+    """A gateway on the simulator (markets always open), stopped by its PID afterwards."""
+    process = GatewayProcess(
+        tmp_path / "gateway",
+        secret=secret,
+        sim={"seed": 1},
+        log_file=tmp_path / "gateway.log",
+    )
+    with process:
+        yield process
+
+
+@pytest.fixture
+async def bridge(gateway: GatewayProcess, secret: str) -> AsyncIterator[Bridge]:
+    async with Bridge(gateway.endpoint, secret=secret) as client:
+        yield client

@@ -1,0 +1,144 @@
+"""End to end through the public client: a real gateway process, the simulated terminal."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from gtw_server.process import GatewayProcess
+from gtw_server.tagging import order_tag
+from inf_bridge import Bridge, OrderRejected
+
+
+async def test_ping_measures_a_round_trip(bridge: Bridge) -> None:
+    rtt = await bridge.ping()
+    assert 0 < rtt < 2.0
+
+
+async def test_open_fills_and_the_position_is_listed(bridge: Bridge) -> None:
+    fill = await bridge.send_order("EURUSD", "BUY", 0.10, comment="e2e")
+
+    assert fill.action == "OPEN"
+    assert fill.ticket > 0 and fill.deal > 0
+    assert fill.volume == pytest.approx(0.10)
+    assert 0.5 < fill.price < 2.0
+    assert not fill.duplicate
+    positions = await bridge.get_positions("EURUSD")
+    (position,) = [p for p in positions if p.ticket == fill.ticket]
+    assert position.type == "BUY"
+    assert position.volume == pytest.approx(0.10)
+    assert position.price_open == pytest.approx(fill.price)
+    # The terminal comment starts with the uuid's tag, then the trader's comment.
+    assert position.comment == f"{order_tag(fill.uuid)} e2e"
+
+
+async def test_partial_then_full_close(bridge: Bridge) -> None:
+    fill = await bridge.send_order("GBPUSD", "SELL", 0.10)
+
+    partial = await bridge.close_position(fill.ticket, 0.04)
+    assert partial.action == "CLOSE"
+    assert partial.ticket == fill.ticket
+    assert partial.volume == pytest.approx(0.04)
+    (left,) = [p for p in await bridge.get_positions() if p.ticket == fill.ticket]
+    assert left.volume == pytest.approx(0.06)
+
+    rest = await bridge.close_position(fill.ticket)
+    assert rest.volume == pytest.approx(0.06)
+    assert fill.ticket not in {p.ticket for p in await bridge.get_positions()}
+
+
+async def test_account_reflects_positions(bridge: Bridge) -> None:
+    before = await bridge.get_account()
+    assert before.trade_mode == "DEMO"
+    assert before.currency == "USD"
+    assert before.margin == 0
+
+    fill = await bridge.send_order("EURUSD", "BUY", 1.0)
+    during = await bridge.get_account()
+    assert during.margin > 0
+    assert during.equity == pytest.approx(during.balance + during.profit)
+    assert during.margin_free == pytest.approx(during.equity - during.margin)
+
+    await bridge.close_position(fill.ticket)
+    after = await bridge.get_account()
+    assert after.margin == 0
+    assert after.balance != before.balance  # the spread, at least, was paid
+
+
+async def test_concurrent_orders_resolve_independently(bridge: Bridge) -> None:
+    fills = await asyncio.gather(*(bridge.send_order("EURUSD", "BUY", 0.01) for _ in range(20)))
+
+    assert len({f.ticket for f in fills}) == 20
+    assert len({f.uuid for f in fills}) == 20
+    open_tickets = {p.ticket for p in await bridge.get_positions("EURUSD")}
+    assert {f.ticket for f in fills} <= open_tickets
+
+
+async def test_get_order_returns_the_stored_outcome(bridge: Bridge) -> None:
+    fill = await bridge.send_order("USDJPY", "BUY", 0.05)
+
+    state = await bridge.get_order(fill.uuid)
+    assert state.status == "FILLED"
+    assert state.uuid == fill.uuid
+    assert state.action == "OPEN"
+    assert state.ticket == fill.ticket
+
+    with pytest.raises(OrderRejected) as excinfo:
+        await bridge.get_order("never-sent")
+    assert excinfo.value.error_code == "ORDER_NOT_FOUND"
+
+
+async def test_repeated_uuid_executes_once(bridge: Bridge) -> None:
+    first = await bridge.send_order("EURUSD", "SELL", 0.02, uuid="once-only-1")
+    again = await bridge.send_order("EURUSD", "SELL", 0.02, uuid="once-only-1")
+
+    assert again.duplicate
+    assert (again.ticket, again.deal) == (first.ticket, first.deal)
+    mine = [p for p in await bridge.get_positions() if p.ticket == first.ticket]
+    assert len(mine) == 1
+
+    with pytest.raises(OrderRejected) as excinfo:
+        await bridge.send_order("EURUSD", "SELL", 0.03, uuid="once-only-1")
+    assert excinfo.value.error_code == "DUPLICATE_UUID"
+
+
+async def test_terminal_refusals_carry_the_retcode(bridge: Bridge) -> None:
+    with pytest.raises(OrderRejected) as excinfo:
+        await bridge.send_order("EURUSD", "BUY", 0.001)  # below volume_min
+    assert excinfo.value.error_code == "MT5_REJECTED"
+    assert excinfo.value.retcode == 10014
+
+    with pytest.raises(OrderRejected) as excinfo:
+        await bridge.close_position(999_999_999)
+    assert excinfo.value.error_code == "POSITION_NOT_FOUND"
+
+    with pytest.raises(OrderRejected) as excinfo:
+        await bridge.send_order("NOSUCH", "BUY", 0.1)
+    assert excinfo.value.error_code == "MT5_REJECTED"
+
+
+async def test_unsigned_and_wrongly_signed_orders_are_refused(gateway: GatewayProcess) -> None:
+    async with Bridge(gateway.endpoint, secret=None) as unsigned:
+        with pytest.raises(OrderRejected) as excinfo:
+            await unsigned.send_order("EURUSD", "BUY", 0.1)
+        assert excinfo.value.error_code == "SIGNATURE_MISSING"
+    async with Bridge(gateway.endpoint, secret="not-the-secret") as impostor:
+        with pytest.raises(OrderRejected) as excinfo:
+            await impostor.send_order("EURUSD", "BUY", 0.1)
+        assert excinfo.value.error_code == "SIGNATURE_INVALID"
+        assert await impostor.get_positions() == []  # nothing executed
+
+
+async def test_positions_and_journal_survive_a_restart(tmp_path: Path, secret: str) -> None:
+    data_dir = tmp_path / "gateway"
+    with GatewayProcess(data_dir, secret=secret) as gateway:
+        async with Bridge(gateway.endpoint, secret=secret) as bridge:
+            fill = await bridge.send_order("EURUSD", "BUY", 0.3, uuid="survivor-1")
+    with GatewayProcess(data_dir, secret=secret) as gateway:
+        async with Bridge(gateway.endpoint, secret=secret) as bridge:
+            assert fill.ticket in {p.ticket for p in await bridge.get_positions()}
+            again = await bridge.send_order("EURUSD", "BUY", 0.3, uuid="survivor-1")
+            assert again.duplicate and again.ticket == fill.ticket
+            assert (await bridge.get_order("survivor-1")).status == "FILLED"
