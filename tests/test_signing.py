@@ -53,10 +53,10 @@ def expected_canonical(request: Open | Close, ts_ms: int) -> bytes:
     """PROTOCOL.md's canonical text, re-implemented from the prose for the property tests."""
 
     def number(value: float | None) -> str:
-        return "" if value is None else "%.8f" % value  # noqa: UP031 - the contract says %.8f
+        return "" if value is None else "%.8f" % value
 
     def integer(value: int | None) -> str:
-        return "" if value is None else "%d" % value  # noqa: UP031
+        return "" if value is None else "%d" % value
 
     if isinstance(request, Open):
         symbol, side, ticket = request.symbol, request.type.value, None
