@@ -27,11 +27,13 @@ __all__ = [
     "GetAccount",
     "GetOrder",
     "GetPositions",
+    "Halt",
     "Open",
     "Ping",
     "Position",
     "Reply",
     "Request",
+    "Resume",
     "Side",
     "SignedRequest",
     "Status",
@@ -117,6 +119,21 @@ class Close(Request, tag="CLOSE", frozen=True):
     risk_signature: Signature | None = None
 
 
+class Halt(Request, tag="HALT", frozen=True):
+    """Stop new OPEN orders at the gateway (the kill switch); CLOSE still works.
+
+    An extension of PROTOCOL.md v1, signed like an order (every order field empty)."""
+
+    reason: Comment | None = None
+    risk_signature: Signature | None = None
+
+
+class Resume(Request, tag="RESUME", frozen=True):
+    """Lift a HALT; signed like HALT."""
+
+    risk_signature: Signature | None = None
+
+
 class GetAccount(Request, tag="GET_ACCOUNT", frozen=True):
     """Ask for the trading account's balance, equity and margin."""
 
@@ -133,12 +150,12 @@ class GetOrder(Request, tag="GET_ORDER", frozen=True):
     order_uuid: Uuid
 
 
-SignedRequest = Open | Close
-AnyRequest = Ping | Open | Close | GetAccount | GetPositions | GetOrder
+SignedRequest = Open | Close | Halt | Resume
+AnyRequest = Ping | Open | Close | Halt | Resume | GetAccount | GetPositions | GetOrder
 
 ACTIONS: Final[frozenset[str]] = frozenset(
     cls.__struct_config__.tag  # type: ignore[misc]
-    for cls in (Ping, Open, Close, GetAccount, GetPositions, GetOrder)
+    for cls in (Ping, Open, Close, Halt, Resume, GetAccount, GetPositions, GetOrder)
 )
 
 
@@ -187,6 +204,8 @@ class GatewayInfo(Struct, frozen=True, kw_only=True, omit_defaults=True):
     version: str
     terminal: str  # "SIM" or "LIVE"
     signature_validation: bool
+    halted: bool = False
+    halt_reason: str | None = None
     warnings: list[str] = msgspec.field(default_factory=list)
 
 
@@ -211,6 +230,8 @@ class Reply(Struct, frozen=True, kw_only=True, omit_defaults=True):
     deal: int | None = None
     volume: float | None = None
     price: float | None = None
+    # HALT, RESUME
+    halted: bool | None = None
     # GET_ORDER
     order_uuid: str | None = None
     order_action: str | None = None

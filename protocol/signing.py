@@ -24,7 +24,7 @@ from typing import Final, TypeVar
 import msgspec
 
 from protocol.errors import SignatureExpired, SignatureInvalid, SignatureMissing
-from protocol.messages import Close, Open
+from protocol.messages import Close, Open, SignedRequest
 
 __all__ = [
     "DEFAULT_MAX_FUTURE_MS",
@@ -42,7 +42,7 @@ _PREFIX: Final = "RISK_PASS:"
 # One spelling per signature: no leading zeros in ts_ms.
 _SIGNATURE_RE: Final = re.compile(r"RISK_PASS:([0-9a-f]{64}):(0|[1-9][0-9]{0,14})")
 
-SignedT = TypeVar("SignedT", bound=Open | Close)
+SignedT = TypeVar("SignedT", bound=SignedRequest)
 
 
 def secret_key(secret: str) -> bytes:
@@ -61,31 +61,35 @@ def _integer(value: int | None) -> str:
     return "" if value is None else str(value)
 
 
-def canonical(request: Open | Close, ts_ms: int) -> bytes:
-    """The bytes the HMAC covers for ``request`` signed at ``ts_ms``."""
+def canonical(request: SignedRequest, ts_ms: int) -> bytes:
+    """The bytes the HMAC covers for ``request`` signed at ``ts_ms``.
+
+    HALT and RESUME (an extension of the contract) have every order field empty.
+    """
+    symbol = side = price = sl = tp = volume = deviation = ticket = None
     if isinstance(request, Open):
-        symbol, side = request.symbol, request.type
-        price, sl, tp, ticket = request.price, request.sl, request.tp, None
-    else:
-        symbol, side, price, sl, tp, ticket = None, None, None, None, None, request.ticket
+        symbol, side, volume = request.symbol, request.type, request.volume
+        price, sl, tp, deviation = request.price, request.sl, request.tp, request.deviation
+    elif isinstance(request, Close):
+        volume, deviation, ticket = request.volume, request.deviation, request.ticket
     lines = (
         "v1",
         request.uuid,
         request.action,
         symbol or "",
         "" if side is None else str(side),  # a plain "BUY" as well as Side.BUY
-        _number(request.volume),
+        _number(volume),
         _number(price),
         _number(sl),
         _number(tp),
-        _integer(request.deviation),
+        _integer(deviation),
         _integer(ticket),
         str(ts_ms),
     )
     return "\n".join(lines).encode("utf-8")
 
 
-def signature(key: bytes, request: Open | Close, ts_ms: int) -> str:
+def signature(key: bytes, request: SignedRequest, ts_ms: int) -> str:
     """The ``risk_signature`` value for ``request`` signed at ``ts_ms``."""
     digest = hmac.new(key, canonical(request, ts_ms), hashlib.sha256).hexdigest()
     return f"{_PREFIX}{digest}:{ts_ms}"
@@ -98,7 +102,7 @@ def sign(key: bytes, request: SignedT, ts_ms: int) -> SignedT:
 
 def verify(
     key: bytes,
-    request: Open | Close,
+    request: SignedRequest,
     *,
     now_ms: int,
     ttl_ms: int = DEFAULT_TTL_MS,

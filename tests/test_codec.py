@@ -30,11 +30,13 @@ from protocol import (
     GetAccount,
     GetOrder,
     GetPositions,
+    Halt,
     Open,
     Ping,
     Position,
     ProtocolError,
     Reply,
+    Resume,
     Side,
     Status,
     decode_reply,
@@ -82,6 +84,11 @@ VALID_FIELDS: Final[dict[str, dict[str, Any]]] = {
         "deviation": 5,
         "risk_signature": "RISK_PASS:" + "0" * 64 + ":1700000000000",
     },
+    "HALT": {
+        "reason": "news",
+        "risk_signature": "RISK_PASS:" + "0" * 64 + ":1700000000000",
+    },
+    "RESUME": {"risk_signature": "RISK_PASS:" + "0" * 64 + ":1700000000000"},
     "GET_ACCOUNT": {},
     "GET_POSITIONS": {"symbol": "EURUSD"},
     "GET_ORDER": {"order_uuid": "ord-1"},
@@ -141,7 +148,9 @@ def check_outcome(data: bytes) -> AnyRequest | DecodeError:
         )
         assert decode_reply(encode_reply(reply)) == reply
         return exc
-    assert isinstance(request, (Ping, Open, Close, GetAccount, GetPositions, GetOrder))
+    assert isinstance(
+        request, (Ping, Open, Close, Halt, Resume, GetAccount, GetPositions, GetOrder)
+    )
     assert request.v == PROTOCOL_VERSION
     assert UUID_RE.fullmatch(request.uuid)
     if isinstance(request, GetOrder):
@@ -298,7 +307,8 @@ REQUEST_KEYS: Final = sorted(
 
 def test_actions_are_exactly_the_contracts() -> None:
     contract = {"PING", "OPEN", "CLOSE", "GET_ACCOUNT", "GET_POSITIONS", "GET_ORDER"}
-    assert set(ACTIONS) == contract
+    extensions = {"HALT", "RESUME"}  # added to the contract by the gateway's kill switch
+    assert set(ACTIONS) == contract | extensions
     assert PROTOCOL_VERSION == 1
 
 
