@@ -9,6 +9,10 @@ A TOML file looks like this (every key optional; ``deploy/gateway.example.toml``
     data_dir = "var/gateway"
     secret_file = "secret.txt"    # or the environment variable MT5_BRIDGE_SECRET
 
+    [gateway.limits]              # the gateway's own backstop -> RISK_REJECTED
+    max_order_volume = 5.0
+    symbols = ["EURUSD", "GBPUSD"]
+
     [sim]
     seed = 7
 
@@ -34,7 +38,7 @@ from gtw_server.errors import ConfigError
 from gtw_server.terminal import SimConfig
 from protocol import secret_key
 
-__all__ = ["Config", "GatewayConfig", "Mt5Config", "Secret", "load_config"]
+__all__ = ["Config", "GatewayConfig", "LimitsConfig", "Mt5Config", "Secret", "load_config"]
 
 SECRET_ENV: Final = "MT5_BRIDGE_SECRET"
 GATEWAY_ENV_PREFIX: Final = "MT5_GATEWAY_"
@@ -49,6 +53,17 @@ class Secret(bytes):
         return "Secret(<hidden>)"
 
     __str__ = __repr__
+
+
+class LimitsConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[gateway.limits]``: the gateway's own backstop, whatever the strategy nodes check.
+
+    An OPEN beyond a limit gets ``RISK_REJECTED``; CLOSE is never limited.
+    """
+
+    max_order_volume: Annotated[float, Meta(gt=0)] | None = None
+    max_positions: Annotated[int, Meta(ge=0)] | None = None
+    symbols: list[Annotated[str, Meta(min_length=1, max_length=29)]] | None = None
 
 
 class GatewayConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -72,6 +87,11 @@ class GatewayConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     max_message_bytes: Annotated[int, Meta(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
     # How long the journal remembers a uuid (and so refuses to execute it twice).
     journal_retention_days: Annotated[float, Meta(gt=0, le=3650)] = 7.0
+    # Terminal-bound requests waiting at once; beyond this, BUSY.
+    max_queue: Annotated[int, Meta(ge=1, le=1_000_000)] = 1000
+    # The dead-man's switch: halt new orders when no client has sent anything for this long.
+    halt_after_silence_s: Annotated[float, Meta(gt=0)] | None = None
+    limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
 
 
 class Mt5Config(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -49,6 +49,7 @@ from protocol import (
     Open,
     Reply,
     SignatureError,
+    SignedRequest,
     canonical,
     decode_reply,
     encode,
@@ -60,7 +61,7 @@ __all__ = ["OrderExecutor", "fingerprint"]
 _NOT_EXECUTED: Final = "; nothing was executed: retry later with the same uuid"
 
 
-def fingerprint(request: Open | Close) -> bytes:
+def fingerprint(request: SignedRequest) -> bytes:
     """What makes two requests with one uuid "the same": the signed fields, not the time."""
     return hashlib.sha256(canonical(request, 0)).digest()
 
@@ -94,8 +95,8 @@ class OrderExecutor:
 
     def admit(
         self,
-        request: Open | Close,
-        gate: Callable[[Open | Close], Reply | None] | None = None,
+        request: SignedRequest,
+        gate: Callable[[SignedRequest], Reply | None] | None = None,
     ) -> Reply | None:
         """The immediate reply to ``request`` (refused, duplicate, pending), or ``None`` when
         it was admitted: journaled, and to be passed to ``execute`` right away.
@@ -113,7 +114,14 @@ class OrderExecutor:
             self._in_flight.add(uuid)
         return reply
 
-    def _check(self, request: Open | Close) -> Reply | None:
+    def complete(self, request: SignedRequest, reply: Reply) -> Reply:
+        """Journal the reply of an admitted request the gateway handled itself (HALT,
+        RESUME), so that a replay gets the stored reply and never acts twice."""
+        self.journal.record_reply(request.uuid, encode(reply))
+        self._in_flight.discard(request.uuid)
+        return reply
+
+    def _check(self, request: SignedRequest) -> Reply | None:
         if self._secret is not None:
             try:
                 verify(self._secret, request, now_ms=int(time.time() * 1000), ttl_ms=self._ttl_ms)

@@ -104,20 +104,14 @@ class Journal:
         ).fetchall()
         return [JournalEntry(*row) for row in rows]
 
-    def prune(self, retention_s: float) -> int:
-        """Delete completed entries older than ``retention_s``, in small batches so that no
-        single transaction holds the writer for long. Returns how many were deleted."""
-        cutoff = self._clock() - retention_s
-        deleted = 0
-        while True:
-            count = self._write(
-                "DELETE FROM requests WHERE uuid IN (SELECT uuid FROM requests "
-                "WHERE received_at < ? AND reply IS NOT NULL LIMIT ?)",
-                (cutoff, _PRUNE_BATCH),
-            )
-            deleted += count
-            if count < _PRUNE_BATCH:
-                return deleted
+    def prune_batch(self, retention_s: float) -> int:
+        """Delete up to one small batch of completed entries older than ``retention_s``, so
+        that no transaction holds the writer for long; call again until it returns 0."""
+        return self._write(
+            "DELETE FROM requests WHERE uuid IN (SELECT uuid FROM requests "
+            "WHERE received_at < ? AND reply IS NOT NULL LIMIT ?)",
+            (self._clock() - retention_s, _PRUNE_BATCH),
+        )
 
     def __len__(self) -> int:
         (count,) = self._db.execute("SELECT COUNT(*) FROM requests").fetchone()

@@ -25,6 +25,7 @@ from gtw_server.config import Config
 from gtw_server.errors import GatewayError, TerminalError
 from gtw_server.executor import OrderExecutor
 from gtw_server.journal import Journal
+from gtw_server.killswitch import KillSwitch
 from gtw_server.replies import pending, rejected
 from gtw_server.runtime import install_stop_handlers, loop_factory
 from gtw_server.terminal.adapter import TerminalStatus
@@ -41,10 +42,13 @@ from protocol import (
     GetAccount,
     GetOrder,
     GetPositions,
+    Halt,
     Open,
     Ping,
     Position,
     Reply,
+    Resume,
+    SignedRequest,
     Status,
     decode_reply,
     decode_request,
@@ -55,7 +59,7 @@ __all__ = ["Gateway"]
 
 _STATUS_INTERVAL_S: Final = 1.0
 _RECONNECT_MAX_S: Final = 30.0
-_MAX_TASKS: Final = 1000  # terminal-bound requests waiting; beyond this, BUSY
+_PRUNE_INTERVAL_S: Final = 3600.0
 
 
 class Gateway:
@@ -73,6 +77,9 @@ class Gateway:
         self._journal: Journal | None = None
         self._worker: TerminalWorker | None = None
         self._executor: OrderExecutor | None = None
+        self._killswitch: KillSwitch | None = None
+        self._last_request = time.monotonic()
+        self._opening = 0  # OPEN orders admitted and not yet answered
         info_warnings = []
         if not config.gateway.signature_validation:
             info_warnings.append(
@@ -120,6 +127,11 @@ class Gateway:
             )
         data_dir = self.config.data_dir
         self._journal = Journal(data_dir / "journal.sqlite3")
+        self._killswitch = KillSwitch(data_dir / "halt.json")
+        if self._killswitch.halted:
+            logger.warning(
+                "[HALTED] trading is halted since the last run: {}", self._killswitch.reason
+            )
         spec = WorkerSpec(
             terminal=gateway.terminal,
             sim=self.config.sim,
@@ -148,8 +160,12 @@ class Gateway:
         except zmq.ZMQError as exc:
             raise GatewayError(f"cannot bind {gateway.bind}: {exc}") from None
         self._transport.start()
+        self._last_request = time.monotonic()
         self._spawn_background(self._watch_terminal(), "terminal-monitor")
         self._spawn_background(self._reconcile(), "startup-reconcile")
+        self._spawn_background(self._prune_journal(), "journal-pruning")
+        if gateway.halt_after_silence_s is not None:
+            self._spawn_background(self._watch_silence(gateway.halt_after_silence_s), "dead-man")
         logger.info(
             "gateway ready on {} | terminal {} ({}) | signatures {} | journal {} ({} entries)",
             self._transport.endpoint,
@@ -256,6 +272,28 @@ class Gateway:
         if settled:
             logger.info("reconciled {} order(s) left unresolved", settled)
 
+    async def _prune_journal(self) -> None:
+        """Forget uuids older than the retention, a small batch at a time between requests."""
+        assert self._journal is not None
+        retention_s = self.config.gateway.journal_retention_days * 86_400
+        while True:
+            pruned = 0
+            while batch := self._journal.prune_batch(retention_s):
+                pruned += batch
+                await asyncio.sleep(0)  # let requests through between batches
+            if pruned:
+                logger.info("journal: forgot {} entries older than the retention", pruned)
+            await asyncio.sleep(_PRUNE_INTERVAL_S)
+
+    async def _watch_silence(self, limit_s: float) -> None:
+        """The dead-man's switch: halt new orders after ``limit_s`` without any request."""
+        assert self._killswitch is not None
+        while True:
+            await asyncio.sleep(min(1.0, limit_s / 4))
+            silent_s = time.monotonic() - self._last_request
+            if silent_s > limit_s and not self._killswitch.halted:
+                self._killswitch.halt(f"DEAD_MAN: no request from any client for {limit_s:g} s")
+
     def _describe_terminal(self) -> str:
         t = self.terminal
         if not t.connected:
@@ -265,6 +303,7 @@ class Gateway:
     # -- requests ----------------------------------------------------------------------------
 
     def _on_message(self, frames: list[bytes]) -> None:
+        self._last_request = time.monotonic()
         envelope, body = split_envelope(frames)
         if len(body) != 1:
             self._send(
@@ -303,14 +342,34 @@ class Gateway:
                 self._send(envelope, reply)
             else:
                 self._spawn(envelope, request, self._execute(request))
-        elif len(self._tasks) >= _MAX_TASKS:
+        elif isinstance(request, Halt | Resume):
+            assert self._executor is not None
+            reply = self._executor.admit(request)
+            self._send(envelope, reply or self._executor.complete(request, self._switch(request)))
+        elif len(self._tasks) >= self.config.gateway.max_queue:
             self._send(envelope, self._busy(request))
         else:
             self._spawn(envelope, request, self._query(request))
 
-    def _gate(self, request: Open | Close) -> Reply | None:
+    def _switch(self, request: Halt | Resume) -> Reply:
+        assert self._killswitch is not None
+        if isinstance(request, Halt):
+            self._killswitch.halt(request.reason or "HALT from a client")
+        else:
+            self._killswitch.resume()
+        return Reply(
+            uuid=request.uuid,
+            action=request.action,
+            status=Status.OK,
+            timestamp=time.time(),
+            halted=self._killswitch.halted,
+        )
+
+    def _gate(self, request: SignedRequest) -> Reply | None:
         """The gateway's own reasons to refuse a new order before it reaches the terminal."""
         assert self._worker is not None
+        if isinstance(request, Open) and (refusal := self._backstop(request)):
+            return refusal
         if self._stopping:
             return rejected(
                 request.uuid,
@@ -325,9 +384,36 @@ class Gateway:
                 ErrorCode.MT5_DISCONNECTED,
                 "the terminal is not connected; nothing was executed",
             )
-        if len(self._tasks) >= _MAX_TASKS:
+        if len(self._tasks) >= self.config.gateway.max_queue:
             return self._busy(request)
+        if isinstance(request, Open):
+            self._opening += 1
         return None
+
+    def _backstop(self, request: Open) -> Reply | None:
+        """The kill switch and ``[gateway.limits]``, for a new OPEN."""
+        assert self._killswitch is not None
+        if self._killswitch.halted:
+            return rejected(
+                request.uuid,
+                request.action,
+                ErrorCode.TRADING_HALTED,
+                f"trading is halted ({self._killswitch.reason}); CLOSE still works",
+            )
+        limits = self.config.gateway.limits
+        problem = None
+        if limits.symbols is not None and request.symbol not in limits.symbols:
+            problem = f"{request.symbol} is not in the gateway's allowed symbols"
+        elif limits.max_order_volume is not None and request.volume > limits.max_order_volume:
+            problem = f"volume {request.volume:g} is over the limit of {limits.max_order_volume:g}"
+        elif (
+            limits.max_positions is not None
+            and self.terminal.positions + self._opening >= limits.max_positions
+        ):
+            problem = f"the gateway's limit of {limits.max_positions} open positions is reached"
+        if problem is None:
+            return None
+        return rejected(request.uuid, request.action, ErrorCode.RISK_REJECTED, problem)
 
     def _busy(self, request: AnyRequest) -> Reply:
         return rejected(
@@ -338,14 +424,17 @@ class Gateway:
         )
 
     def _pong(self, request: Ping) -> Reply:
-        assert self._worker is not None
+        assert self._worker is not None and self._killswitch is not None
+        info = self._info
+        if self._killswitch.halted:
+            info = msgspec.structs.replace(info, halted=True, halt_reason=self._killswitch.reason)
         return Reply(
             uuid=request.uuid,
             action=request.action,
             status=Status.OK,
             timestamp=time.time(),
             mt5_connected=self._worker.alive and self.terminal.connected,
-            gateway=self._info,
+            gateway=info,
         )
 
     def _order_status(self, request: GetOrder) -> Reply:
@@ -382,9 +471,18 @@ class Gateway:
 
     async def _execute(self, request: Open | Close) -> Reply:
         assert self._executor is not None
-        reply = await self._executor.execute(request)
+        try:
+            reply = await self._executor.execute(request)
+        finally:
+            if isinstance(request, Open):
+                self._opening -= 1
         if reply.error_code == ErrorCode.MT5_DISCONNECTED:
             self.terminal = TerminalStatus(connected=False, error=reply.error_msg or "")
+        elif isinstance(request, Open) and reply.status is Status.FILLED:
+            # Count it until the next status poll; over-counting errs on the safe side.
+            self.terminal = msgspec.structs.replace(
+                self.terminal, positions=self.terminal.positions + 1
+            )
         return reply
 
     async def _query(self, request: GetAccount | GetPositions) -> Reply:

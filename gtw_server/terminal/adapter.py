@@ -114,6 +114,7 @@ class TerminalStatus(Struct, frozen=True, kw_only=True):
     login: int = 0
     server: str = ""
     trade_mode: str = ""
+    positions: int = 0
     error: str = ""
 
 
@@ -154,6 +155,7 @@ class TerminalAdapter:
             login=account.login,
             server=account.server,
             trade_mode=_TRADE_MODES.get(account.trade_mode, str(account.trade_mode)),
+            positions=self.mt5.positions_total() or 0,
         )
 
     def _ensure_connected(self) -> None:

@@ -1,0 +1,60 @@
+"""The kill switch: while halted, the gateway refuses new OPEN orders (CLOSE still works).
+
+The state is kept in a small JSON file in the data directory, replaced atomically, so a halt
+survives a restart: a gateway that was stopped for being dangerous must not come back
+trading on its own.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import msgspec
+from loguru import logger
+
+__all__ = ["KillSwitch"]
+
+
+class _State(msgspec.Struct, frozen=True):
+    halted: bool = False
+    reason: str | None = None
+    since: float | None = None
+
+
+class KillSwitch:
+    """Halt state persisted in ``path``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self._state = msgspec.json.decode(path.read_bytes(), type=_State)
+        except FileNotFoundError:
+            self._state = _State()
+        except msgspec.DecodeError:
+            # Unreadable: assume the worst, and say so.
+            self._state = _State(True, f"{path} was unreadable; RESUME to trade", time.time())
+            logger.error("the kill switch file {} is unreadable: trading is halted", path)
+
+    @property
+    def halted(self) -> bool:
+        return self._state.halted
+
+    @property
+    def reason(self) -> str | None:
+        return self._state.reason
+
+    def halt(self, reason: str) -> None:
+        self._save(_State(True, reason, time.time()))
+        logger.warning("[HALTED] new orders are refused: {}", reason)
+
+    def resume(self) -> None:
+        self._save(_State())
+        logger.warning("[RESUMED] new orders are accepted again")
+
+    def _save(self, state: _State) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_bytes(msgspec.json.encode(state))
+        os.replace(tmp, self.path)
+        self._state = state
