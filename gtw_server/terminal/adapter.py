@@ -234,9 +234,10 @@ class TerminalAdapter:
             "type_filling": _filling(info),
         }
         outcome = self._send(request)
-        if outcome.status == "FILLED" and not self._hedging and outcome.deal:
+        if outcome.status == "FILLED" and not self._hedging and outcome.order:
             # On a netting account the position keeps the ticket of the order that opened it.
-            deals = self.mt5.history_deals_get(ticket=outcome.deal)
+            # history_deals_get(ticket=) selects by the deal's ORDER ticket (MetaQuotes docs).
+            deals = self.mt5.history_deals_get(ticket=outcome.order)
             if deals:
                 return _with_ticket(outcome, deals[0].position_id)
         return outcome

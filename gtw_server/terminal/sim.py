@@ -1,0 +1,489 @@
+"""``SimTerminal``: a simulated MetaTrader 5 terminal with the ``MetaTrader5`` module's surface.
+
+Code written for the real package runs on it unchanged: its functions are methods with the same
+call conventions (MT5_API.md section 1), its constants are attributes, results are the same
+struct sequences, and ``last_error()`` behaves the same way, quirks included::
+
+    >>> mt5 = SimTerminal(clock=lambda: 1_700_000_000.0)  # an in-memory USD demo account
+    >>> mt5.account_info() is None, mt5.last_error()      # initialize() comes first
+    (True, (-10004, 'No IPC connection'))
+    >>> mt5.initialize()
+    True
+    >>> tick = mt5.symbol_info_tick("EURUSD")
+    >>> result = mt5.order_send({
+    ...     "action": mt5.TRADE_ACTION_DEAL, "symbol": "EURUSD", "volume": 0.1,
+    ...     "type": mt5.ORDER_TYPE_BUY, "price": tick.ask, "deviation": 10,
+    ... })
+    >>> result.retcode == mt5.TRADE_RETCODE_DONE, result.comment
+    (True, 'Request executed')
+    >>> [position.ticket for position in mt5.positions_get()] == [result.order]
+    True
+    >>> mt5.shutdown()
+    True
+
+This layer is the *binding*: connection state, ``last_error``, argument checks, the Market
+Watch selection and request ids. The trade server and account behind it are ``Broker``
+(``sim_broker``), persisted by ``Store`` (``sim_store``); prices come from ``sim_prices``.
+
+Calls are serialised by a lock, as the real binary serialises them by never releasing the GIL.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Concatenate, Final, Literal, ParamSpec, TypeVar
+
+from gtw_server.terminal import constants as c
+from gtw_server.terminal.sim_args import (
+    MAX_GROUP,
+    MAX_SYMBOL,
+    CallFailed,
+    invalid,
+    parse_date,
+    parse_request,
+    positional,
+    utf16_len,
+)
+from gtw_server.terminal.sim_broker import Broker
+from gtw_server.terminal.sim_config import SimConfig
+from gtw_server.terminal.sim_store import HISTORY_DEALS, HISTORY_ORDERS, History, Store
+from gtw_server.terminal.sim_symbols import SYMBOLS, SymbolSpec, group_filter
+from gtw_server.terminal.structs import (
+    AccountInfo,
+    OrderCheckResult,
+    OrderSendResult,
+    SymbolInfo,
+    TerminalInfo,
+    Tick,
+    TradeDeal,
+    TradeOrder,
+    TradePosition,
+    build,
+)
+
+__all__ = ["SIM_BUILD", "SimTerminal"]
+
+SIM_BUILD: Final = 4755  # the terminal build this simulator reports
+_VERSION: Final = (500, SIM_BUILD, "10 Jan 2025")
+_SUCCESS: Final = (c.RES_S_OK, c.LAST_ERROR_MESSAGES[c.RES_S_OK])
+_NO_IPC: Final = (
+    c.RES_E_INTERNAL_FAIL_CONNECT,
+    c.LAST_ERROR_MESSAGES[c.RES_E_INTERNAL_FAIL_CONNECT],
+)
+# Reserved SimConfig switches, with the value that means "off", until they are simulated.
+_LATER_OPTIONS: Final = {
+    "margin_mode": "hedging",
+    "always_open": True,
+    "order_latency_ms": 0.0,
+    "hang_on_order": 0,
+    "disconnect_at_s": None,
+    "requote_rate": 0.0,
+    "reject_rate": 0.0,
+}
+
+P = ParamSpec("P")
+R = TypeVar("R")
+F = TypeVar("F", None, bool)
+H = TypeVar("H", TradeOrder, TradeDeal)
+DateLike = int | float | datetime
+
+
+def _not_found() -> CallFailed:
+    return CallFailed(c.RES_E_NOT_FOUND, c.LAST_ERROR_MESSAGES[c.RES_E_NOT_FOUND])
+
+
+def _terminal_call(
+    failure: F,
+) -> Callable[
+    [Callable[Concatenate[SimTerminal, P], R]], Callable[Concatenate[SimTerminal, P], R | F]
+]:
+    """Wraps a method as a terminal call: serialised, failing with -10004 when there is no
+    connection, setting ``last_error`` to success on entry, and turning ``CallFailed`` into
+    ``failure`` (None, or False for the functions that return a bool)."""
+
+    def decorate(
+        method: Callable[Concatenate[SimTerminal, P], R],
+    ) -> Callable[Concatenate[SimTerminal, P], R | F]:
+        @functools.wraps(method)
+        def call(self: SimTerminal, /, *args: P.args, **kwargs: P.kwargs) -> R | F:
+            with self._lock:
+                if not self._connected:
+                    self._error = _NO_IPC
+                    return failure
+                self._error = _SUCCESS
+                try:
+                    return method(self, *args, **kwargs)
+                except CallFailed as exc:
+                    self._error = exc.error
+                    return failure
+
+        return call
+
+    return decorate
+
+
+def _symbol_arg(value: object, index: int) -> SymbolSpec:
+    """A positional symbol name: a bad one is argument ``index``'s error, an unknown one -4."""
+    if not isinstance(value, str) or utf16_len(value) > MAX_SYMBOL:
+        raise positional(index)
+    spec = SYMBOLS.get(value)
+    if spec is None:
+        raise _not_found()
+    return spec
+
+
+def _number_arg(value: object, index: int) -> float:
+    if isinstance(value, int | float):
+        return float(value)
+    raise positional(index)
+
+
+def _check_filters(*, symbol: object, group: object, ticket: object, position: object) -> None:
+    """The keyword filters of the ``*_get`` functions."""
+    if symbol is not None and not (isinstance(symbol, str) and utf16_len(symbol) <= MAX_SYMBOL):
+        raise invalid('Invalid "symbol" argument')
+    if group is not None and not (isinstance(group, str) and utf16_len(group) <= MAX_GROUP):
+        raise invalid('Invalid "group" argument')
+    for name, value in (("ticket", ticket), ("position", position)):
+        if value is not None and not (isinstance(value, int) and value >= 0):
+            raise invalid(f'Invalid "{name}" argument')
+
+
+class SimTerminal:
+    """A simulated MetaTrader 5 terminal logged in to a simulated broker account.
+
+    ``SimTerminal()`` is a ready USD demo account in memory (balance 10 000, leverage 1:100,
+    hedging); ``initialize()`` must still be called first, as with the real package. With
+    ``state_path`` the broker's state lives in that SQLite file and survives restarts;
+    ``reset=True`` starts the file afresh from ``config``. ``clock`` returns epoch seconds
+    (default ``time.time``) and drives the price walk; ``step()`` moves time ahead by hand.
+
+    Besides the ``MetaTrader5`` surface it has ``step``, ``close`` and context-manager
+    support (``close`` on exit), none of which the real module has.
+    """
+
+    if TYPE_CHECKING:
+        # The constants are set on the class at the end of this module; this tells type
+        # checkers that ``mt5.ORDER_TYPE_BUY`` and its kind are ints.
+        def __getattr__(self, name: str) -> int: ...
+
+    def __init__(
+        self,
+        *,
+        state_path: str | os.PathLike[str] | None = None,
+        config: SimConfig | None = None,
+        clock: Callable[[], float] | None = None,
+        reset: bool = False,
+    ) -> None:
+        config = SimConfig() if config is None else config
+        for name, off in _LATER_OPTIONS.items():
+            if getattr(config, name) != off:
+                raise NotImplementedError(
+                    f"SimConfig.{name}={getattr(config, name)!r} is not simulated yet;"
+                    f" leave it at {off!r}"
+                )
+        self._broker = Broker(Store(state_path, reset=reset), config, clock or time.time)
+        self._lock = threading.Lock()
+        self._connected = False
+        self._closed = False
+        self._error: tuple[int, str] = (0, "")
+        self._selected = {spec.name for spec in SYMBOLS.values() if spec.selected}
+        self._request_id = 0
+
+    # -- simulator controls (not in MetaTrader5) ----------------------------------------
+
+    def step(self, seconds: float) -> None:
+        """Moves the simulated time ``seconds`` ahead; prices walk through the ticks between."""
+        with self._lock:
+            self._broker.step(seconds)
+
+    def close(self) -> None:
+        """Disconnects, saves the prices and closes the state file. Idempotent."""
+        with self._lock:
+            if not self._closed:
+                self._closed, self._connected = True, False
+                self._broker.close()
+
+    def __enter__(self) -> SimTerminal:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- connection -----------------------------------------------------------------------
+
+    def initialize(
+        self,
+        path_arg: str | None = None,
+        /,
+        *,
+        path: str | None = None,
+        login: int | None = None,
+        password: str | None = None,
+        server: str | None = None,
+        timeout: int | None = None,
+        portable: bool = False,
+    ) -> bool:
+        """Connects to the terminal. ``login``/``server``, when given, must be the account's
+        (any password is accepted); otherwise -6 and no connection, as the real one does."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("this SimTerminal is closed")
+            self._connected = False  # initialize() first closes any connection
+            account = self._broker.account
+            if (login is not None and login != account.login) or (
+                server is not None and server != account.server
+            ):
+                self._error = (c.RES_E_AUTH_FAILED, c.LAST_ERROR_MESSAGES[c.RES_E_AUTH_FAILED])
+                return False
+            self._connected = True
+            self._error = _SUCCESS
+            return True
+
+    def shutdown(self) -> bool:
+        """Closes the connection; True always (the documentation's ``None`` is wrong)."""
+        with self._lock:
+            self._connected = False
+            self._error = _SUCCESS
+            return True
+
+    def last_error(self) -> tuple[int, str]:
+        return self._error
+
+    @_terminal_call(None)
+    def version(self) -> tuple[int, int, str]:
+        return _VERSION
+
+    @_terminal_call(None)
+    def terminal_info(self) -> TerminalInfo:
+        account = self._broker.account
+        return build(
+            TerminalInfo,
+            {
+                "community_account": False,
+                "community_connection": False,
+                "connected": True,
+                "dlls_allowed": False,
+                "trade_allowed": True,
+                "tradeapi_disabled": False,
+                "email_enabled": False,
+                "ftp_enabled": False,
+                "notifications_enabled": False,
+                "mqid": False,
+                "build": SIM_BUILD,
+                "maxbars": 100_000,
+                "codepage": 0,
+                "ping_last": 0,
+                "community_balance": 0.0,
+                "retransmission": 0.0,
+                "company": account.company,
+                "name": f"{account.company} MetaTrader 5 (simulated)",
+                "language": "English",
+                "path": "C:\\Program Files\\MetaTrader 5",
+                "data_path": "C:\\Program Files\\MetaTrader 5",
+                "commondata_path": "C:\\Users\\sim\\AppData\\Roaming\\MetaQuotes\\Terminal\\Common",
+            },
+        )
+
+    @_terminal_call(None)
+    def account_info(self) -> AccountInfo:
+        return self._broker.account_info()
+
+    # -- symbols ----------------------------------------------------------------------------
+
+    @_terminal_call(None)
+    def symbols_total(self) -> int:
+        return len(SYMBOLS)
+
+    @_terminal_call(None)
+    def symbols_get(self, group: str | None = None) -> tuple[SymbolInfo, ...]:
+        _check_filters(symbol=None, group=group, ticket=None, position=None)
+        matches = group_filter(group) if group is not None else None
+        return tuple(
+            self._broker.symbol_info(spec, selected=spec.name in self._selected)
+            for spec in SYMBOLS.values()
+            if matches is None or matches(spec.name)
+        )
+
+    @_terminal_call(None)
+    def symbol_info(self, symbol: str, /) -> SymbolInfo:
+        """A symbol's specification and quote, whether it is in the Market Watch or not."""
+        spec = _symbol_arg(symbol, 0)
+        return self._broker.symbol_info(spec, selected=spec.name in self._selected)
+
+    @_terminal_call(None)
+    def symbol_info_tick(self, symbol: str, /) -> Tick:
+        """The last tick; a symbol must be selected in the Market Watch to have one."""
+        spec = _symbol_arg(symbol, 0)
+        if spec.name not in self._selected:
+            raise _not_found()
+        return self._broker.tick(spec)
+
+    @_terminal_call(False)
+    def symbol_select(self, symbol: str, enable: object = True, /) -> bool:
+        """Adds a symbol to the Market Watch, or removes it (``enable`` read by truthiness)."""
+        spec = _symbol_arg(symbol, 0)
+        if enable:
+            self._selected.add(spec.name)
+        else:
+            self._selected.discard(spec.name)
+        return True
+
+    # -- positions and orders --------------------------------------------------------------
+
+    @_terminal_call(None)
+    def positions_total(self) -> int:
+        return self._broker.positions_total()
+
+    @_terminal_call(None)
+    def positions_get(
+        self,
+        *args: object,
+        symbol: str | None = None,
+        group: str | None = None,
+        ticket: int | None = None,
+    ) -> tuple[TradePosition, ...]:
+        """Open positions: by ``ticket``, else ``symbol``, else ``group``, else all."""
+        if args:
+            raise invalid("Unnamed arguments not allowed")
+        _check_filters(symbol=symbol, group=group, ticket=ticket, position=None)
+        return self._broker.positions(symbol=symbol, group=group, ticket=ticket)
+
+    @_terminal_call(None)
+    def orders_total(self) -> int:
+        return self._broker.orders_total()
+
+    @_terminal_call(None)
+    def orders_get(
+        self,
+        *args: object,
+        symbol: str | None = None,
+        group: str | None = None,
+        ticket: int | None = None,
+    ) -> tuple[TradeOrder, ...]:
+        """Active pending orders, filtered as ``positions_get`` filters positions."""
+        if args:
+            raise invalid("Unnamed arguments not allowed")
+        _check_filters(symbol=symbol, group=group, ticket=ticket, position=None)
+        return self._broker.orders(symbol=symbol, group=group, ticket=ticket)
+
+    # -- history -------------------------------------------------------------------------------
+
+    @_terminal_call(None)
+    def history_orders_total(self, date_from: DateLike, date_to: DateLike, /) -> int:
+        return self._history_total(HISTORY_ORDERS, date_from, date_to)
+
+    @_terminal_call(None)
+    def history_orders_get(
+        self,
+        *args: DateLike,
+        group: str | None = None,
+        ticket: int | None = None,
+        position: int | None = None,
+    ) -> tuple[TradeOrder, ...]:
+        """Orders of the history: ``(date_from, date_to[, group=])``, ``ticket=`` (the
+        order's) or ``position=`` (every order of a position)."""
+        return self._history(HISTORY_ORDERS, args, group, ticket, position)
+
+    @_terminal_call(None)
+    def history_deals_total(self, date_from: DateLike, date_to: DateLike, /) -> int:
+        return self._history_total(HISTORY_DEALS, date_from, date_to)
+
+    @_terminal_call(None)
+    def history_deals_get(
+        self,
+        *args: DateLike,
+        group: str | None = None,
+        ticket: int | None = None,
+        position: int | None = None,
+    ) -> tuple[TradeDeal, ...]:
+        """Deals: ``(date_from, date_to[, group=])``, ``ticket=`` (every deal of that *order*,
+        as documented) or ``position=`` (every deal of a position)."""
+        return self._history(HISTORY_DEALS, args, group, ticket, position)
+
+    def _history_total(self, kind: History[Any], date_from: object, date_to: object) -> int:
+        start, end = parse_date(date_from, 0), parse_date(date_to, 1)
+        return self._broker.store.history_count(kind, start, end)
+
+    def _history(
+        self,
+        kind: History[H],
+        args: tuple[object, ...],
+        group: object,
+        ticket: object,
+        position: object,
+    ) -> tuple[H, ...]:
+        _check_filters(symbol=None, group=group, ticket=ticket, position=position)
+        store = self._broker.store
+        if isinstance(ticket, int):
+            column: Literal["ticket", "order"] = "ticket" if kind is HISTORY_ORDERS else "order"
+            return tuple(store.history_where(kind, column, ticket))
+        if isinstance(position, int):
+            return tuple(store.history_where(kind, "position_id", position))
+        if len(args) != 2:
+            raise invalid("Invalid number of arguments" if args else "Invalid arguments")
+        rows = store.history_between(kind, parse_date(args[0], 0), parse_date(args[1], 1))
+        if isinstance(group, str):
+            matches = group_filter(group)
+            return tuple(row for row in rows if matches(row.symbol))
+        return tuple(rows)
+
+    # -- trading ---------------------------------------------------------------------------------
+
+    @_terminal_call(None)
+    def order_calc_margin(self, action: int, symbol: str, volume: float, price: float, /) -> float:
+        """Margin in the account currency for ``volume`` lots at ``price``."""
+        self._order_type_arg(action, allowed=range(c.ORDER_TYPE_CLOSE_BY))
+        spec = _symbol_arg(symbol, 1)
+        return self._broker.calc_margin(spec, _number_arg(volume, 2), _number_arg(price, 3))
+
+    @_terminal_call(None)
+    def order_calc_profit(
+        self, action: int, symbol: str, volume: float, price_open: float, price_close: float, /
+    ) -> float:
+        """Profit in the account currency of a deal from ``price_open`` to ``price_close``."""
+        order_type = self._order_type_arg(action, allowed=(c.ORDER_TYPE_BUY, c.ORDER_TYPE_SELL))
+        spec = _symbol_arg(symbol, 1)
+        numbers = [
+            _number_arg(value, index)
+            for index, value in enumerate((volume, price_open, price_close), start=2)
+        ]
+        return self._broker.calc_profit(spec, order_type, *numbers)
+
+    @staticmethod
+    def _order_type_arg(value: object, *, allowed: range | tuple[int, ...]) -> int:
+        if not isinstance(value, int):
+            raise positional(0)
+        if value not in allowed:
+            raise CallFailed(c.RES_E_INVALID_PARAMS, c.LAST_ERROR_MESSAGES[c.RES_E_INVALID_PARAMS])
+        return value
+
+    @_terminal_call(None)
+    def order_check(self, /, *args: dict[str, Any], **kwargs: Any) -> OrderCheckResult:
+        """Checks a trade request (one dict, or keywords) without sending it."""
+        return self._broker.check(parse_request("order_check", args, kwargs))
+
+    @_terminal_call(None)
+    def order_send(self, /, *args: dict[str, Any], **kwargs: Any) -> OrderSendResult:
+        """Sends a trade request (one dict, or keywords) to the trade server."""
+        request = parse_request("order_send", args, kwargs)
+        self._request_id = self._request_id % (2**32 - 1) + 1
+        return self._broker.send(request, self._request_id)
+
+
+# The module's constants, as attributes: exactly the ints the package exports.
+for _name in c.__all__:
+    if isinstance(_value := getattr(c, _name), int):
+        setattr(SimTerminal, _name, _value)
+del _name, _value

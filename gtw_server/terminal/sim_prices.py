@@ -1,0 +1,148 @@
+"""Simulated quotes: a seeded random walk per symbol, in discrete ticks on a fixed time grid.
+
+Time is cut into ticks of ``TICK_MS``: tick ``k`` happens at ``k * TICK_MS`` ms after the
+epoch. The move of a symbol on tick ``k`` is a pure function of ``(seed, symbol, k)`` (a
+counter-based generator, not a stateful one), so the path depends only on the seed and on the
+ticks that have passed, not on how often anyone looked: reading every second or once a
+minute gives the same prices, and a terminal restarted from a stored ``(tick, level)`` replays
+exactly the ticks it would have seen. Walks advance lazily, when a symbol is read.
+
+The log of the mid price follows an Ornstein-Uhlenbeck process: a random walk with the
+symbol's volatility and a weak pull (half-life 90 days) back to its reference price, so a demo
+left running for months still shows believable prices. Its n-tick transition has a closed form,
+so a gap longer than ``MAX_REPLAY_TICKS`` (a terminal stopped overnight, ``step(86400)``) is
+crossed in one exact jump instead of millions of steps; only such jumps depend on when the
+symbol is read. The spread of each tick varies within +-25% of the symbol's typical spread.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from hashlib import blake2b
+from typing import Final, NamedTuple
+
+from gtw_server.terminal.sim_symbols import SymbolSpec
+
+__all__ = ["MAX_REPLAY_TICKS", "TICK_MS", "PriceFeed", "Quote"]
+
+TICK_MS: Final = 250
+MAX_REPLAY_TICKS: Final = 600  # 2.5 minutes of ticks, about 5 ms of work for every symbol
+
+_TICK_S: Final = TICK_MS / 1000
+_YEAR_S: Final = 365.25 * 86400
+_REVERSION_PER_S: Final = math.log(2) / (90 * 86400)
+_MASK64: Final = 2**64 - 1
+_JUMP_SALT: Final = 0x6A09E667F3BCC909  # keeps a jump's draw apart from every tick's draw
+
+
+def _mix64(counter: int) -> int:
+    """The splitmix64 output function: a well-spread 64-bit hash of a counter."""
+    z = (counter + 0x9E3779B97F4A7C15) & _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return z ^ (z >> 31)
+
+
+class Quote(NamedTuple):
+    """A symbol's prices at one tick."""
+
+    bid: float
+    ask: float
+    spread: int  # in points
+    time_msc: int
+
+
+class _Walk:
+    """The price path of one symbol: its current tick, log mid price and quote."""
+
+    __slots__ = ("_decay", "_key", "_mean", "_sigma2", "_step_sd", "level", "quote", "spec", "tick")
+
+    def __init__(self, spec: SymbolSpec, seed: int, tick: int, level: float) -> None:
+        digest = blake2b(f"{seed}/{spec.name}".encode(), digest_size=8).digest()
+        self._key = int.from_bytes(digest, "big")
+        self._mean = math.log(spec.price)
+        self._sigma2 = spec.volatility**2 / _YEAR_S  # variance per second of the log price
+        self._decay = math.exp(-_REVERSION_PER_S * _TICK_S)
+        self._step_sd = self._sd(1)
+        self.spec = spec
+        self.tick = tick
+        self.level = level
+        self.quote = self._quote()
+
+    def _sd(self, ticks: int) -> float:
+        """Standard deviation of the log price ``ticks`` ticks ahead (OU transition)."""
+        span = 2 * _REVERSION_PER_S * ticks * _TICK_S
+        return math.sqrt(self._sigma2 * -math.expm1(-span) / (2 * _REVERSION_PER_S))
+
+    def _normal(self, counter: int) -> float:
+        """A standard normal draw for ``counter`` (Box-Muller on two hashed uniforms)."""
+        u1 = ((_mix64((self._key + 2 * counter) & _MASK64) >> 11) + 1) * 2.0**-53  # (0, 1]
+        u2 = (_mix64((self._key + 2 * counter + 1) & _MASK64) >> 11) * 2.0**-53
+        return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
+
+    def advance_to(self, tick: int) -> None:
+        ticks = tick - self.tick
+        if ticks <= 0:
+            return  # never backwards, e.g. after a restart of a terminal that was stepped ahead
+        mean, level = self._mean, self.level
+        if ticks > MAX_REPLAY_TICKS:
+            decay = self._decay**ticks
+            level = (
+                mean + (level - mean) * decay + self._sd(ticks) * self._normal(tick ^ _JUMP_SALT)
+            )
+        else:
+            decay, step_sd = self._decay, self._step_sd
+            for k in range(self.tick + 1, tick + 1):
+                level = mean + (level - mean) * decay + step_sd * self._normal(k)
+        self.tick, self.level = tick, level
+        self.quote = self._quote()
+
+    def _quote(self) -> Quote:
+        spec = self.spec
+        # The low bits of the tick's first hash, unused by its normal draw, pick the spread.
+        uniform = (_mix64((self._key + 2 * self.tick) & _MASK64) & 0x3FF) / 1024
+        spread = max(1, round(spec.spread * (0.75 + 0.5 * uniform)))
+        bid_points = round(math.exp(self.level) / spec.point - spread / 2)
+        return Quote(
+            round(bid_points * spec.point, spec.digits),
+            round((bid_points + spread) * spec.point, spec.digits),
+            spread,
+            self.tick * TICK_MS,
+        )
+
+
+class PriceFeed:
+    """The quotes of every symbol, moved to the feed's time when a symbol is read.
+
+    ``stored`` maps a symbol to the ``(tick, level)`` it had when it was last persisted
+    (``state()``); a symbol without one starts at its reference price at ``now_ms``.
+    """
+
+    def __init__(
+        self,
+        specs: Iterable[SymbolSpec],
+        *,
+        seed: int,
+        now_ms: int,
+        stored: Mapping[str, tuple[int, float]],
+    ) -> None:
+        self._tick = now_ms // TICK_MS
+        self._walks = {
+            spec.name: _Walk(spec, seed, *stored.get(spec.name, (self._tick, math.log(spec.price))))
+            for spec in specs
+        }
+
+    def at(self, now_ms: int) -> None:
+        """Sets the feed's time; quotes move there when read."""
+        self._tick = now_ms // TICK_MS
+
+    def quote(self, symbol: str) -> Quote:
+        walk = self._walks[symbol]
+        if walk.tick < self._tick:
+            walk.advance_to(self._tick)
+        return walk.quote
+
+    def state(self) -> list[tuple[str, int, float]]:
+        """``(symbol, tick, level)`` of every walk, as ``stored`` takes them back."""
+        return [(name, walk.tick, walk.level) for name, walk in self._walks.items()]

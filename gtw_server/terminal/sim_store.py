@@ -1,0 +1,249 @@
+"""Persistence of the simulated broker in SQLite: one file, one transaction per operation.
+
+The file holds what a trade server would keep: the account, open positions, active orders,
+the history of orders and deals, the ticket counters and each symbol's last price. Every trade
+operation is one ``Transaction`` written in one SQLite transaction (WAL journal,
+``synchronous=NORMAL``), so a process killed at any instant leaves either all of an operation
+or none of it; only a power loss can drop the last commits. The broker applies a transaction to
+its in-memory state after the commit succeeds, so memory never runs ahead of the file.
+
+Without a path the same code runs on an in-memory database. Open positions and the account are
+also held in memory by the broker for speed; the history is only read from here, by indexed
+queries, so it can grow without slowing anything down or delaying a start.
+
+Tables mirror the types they hold: ``history_deals`` has the columns of ``TradeDeal`` in the
+same order, so a row *is* a ``TradeDeal``.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Generic, Literal, NamedTuple, TypeVar, get_type_hints
+
+from gtw_server.terminal.sim_account import Account, Position
+from gtw_server.terminal.structs import StructSequence, TradeDeal, TradeOrder
+
+__all__ = [
+    "HISTORY_DEALS",
+    "HISTORY_ORDERS",
+    "SCHEMA_VERSION",
+    "History",
+    "Snapshot",
+    "Store",
+    "Transaction",
+]
+
+SCHEMA_VERSION: Final = 1
+
+S = TypeVar("S", bound=StructSequence)
+
+
+@dataclass(frozen=True, slots=True)
+class History(Generic[S]):
+    """A history table: where it is, what its rows are, and which column dates them."""
+
+    table: str
+    type: type[S]
+    time_column: str
+    time_msc_column: str
+
+
+HISTORY_ORDERS: Final = History("history_orders", TradeOrder, "time_setup", "time_setup_msc")
+HISTORY_DEALS: Final = History("history_deals", TradeDeal, "time", "time_msc")
+
+PriceRow = tuple[str, int, float]  # symbol, tick, level: what PriceFeed.state() returns
+
+
+class Transaction(NamedTuple):
+    """Everything one trade operation changes, committed at once and then applied in memory."""
+
+    balance: float
+    next_order: int
+    next_deal: int
+    put_positions: tuple[Position, ...] = ()
+    drop_positions: tuple[int, ...] = ()
+    history_orders: tuple[TradeOrder, ...] = ()
+    deals: tuple[TradeDeal, ...] = ()
+
+
+class Snapshot(NamedTuple):
+    """The broker's state as a terminal loads it at start."""
+
+    account: Account
+    next_order: int
+    next_deal: int
+    positions: list[Position]
+    orders: list[TradeOrder]
+    prices: dict[str, tuple[int, float]]
+
+
+_SQL_TYPES: Final[Mapping[type, str]] = {
+    int: "INTEGER",
+    bool: "INTEGER",
+    float: "REAL",
+    str: "TEXT",
+}
+
+
+def _create_table(table: str, row_type: type[Any], key: str | None = None) -> str:
+    """DDL for rows of ``row_type`` (a NamedTuple or struct sequence): its fields, in order."""
+    hints = get_type_hints(row_type)
+    columns = ", ".join(
+        f'"{name}" {_SQL_TYPES[hints[name]]}{" PRIMARY KEY" if name == key else ""} NOT NULL'
+        for name in row_type.__match_args__
+    )
+    return f"CREATE TABLE {table} ({columns})"
+
+
+def _insert(table: str, row_type: type[Any], verb: str = "INSERT") -> str:
+    return f"{verb} INTO {table} VALUES ({', '.join('?' * len(row_type.__match_args__))})"
+
+
+_SCHEMA: Final = (
+    _create_table("account", Account),
+    "CREATE TABLE state (next_order INTEGER NOT NULL, next_deal INTEGER NOT NULL)",
+    "CREATE TABLE prices (symbol TEXT PRIMARY KEY, tick INTEGER NOT NULL, level REAL NOT NULL)",
+    _create_table("positions", Position, key="ticket"),
+    _create_table("orders", TradeOrder, key="ticket"),
+    _create_table("history_orders", TradeOrder, key="ticket"),
+    _create_table("history_deals", TradeDeal, key="ticket"),
+    "CREATE INDEX history_orders_time ON history_orders (time_setup)",
+    "CREATE INDEX history_orders_position ON history_orders (position_id)",
+    "CREATE INDEX history_deals_time ON history_deals (time)",
+    'CREATE INDEX history_deals_order ON history_deals ("order")',
+    "CREATE INDEX history_deals_position ON history_deals (position_id)",
+)
+_TABLES: Final = (
+    "account",
+    "state",
+    "prices",
+    "positions",
+    "orders",
+    "history_orders",
+    "history_deals",
+)
+
+_PUT_PRICE: Final = "INSERT OR REPLACE INTO prices VALUES (?, ?, ?)"
+_PUT_POSITION: Final = _insert("positions", Position, "INSERT OR REPLACE")
+_DROP_POSITION: Final = "DELETE FROM positions WHERE ticket = ?"
+_ADD_HISTORY_ORDER: Final = _insert("history_orders", TradeOrder)
+_ADD_DEAL: Final = _insert("history_deals", TradeDeal)
+
+
+class Store:
+    """The broker's state in one SQLite database (a file, or memory when ``path`` is None).
+
+    ``reset=True`` wipes whatever state the file held. One terminal at a time per file.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None, *, reset: bool = False) -> None:
+        if path is not None:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE ... COMMIT), never implicit.
+        self._db = sqlite3.connect(
+            ":memory:" if path is None else os.fspath(path),
+            isolation_level=None,
+            check_same_thread=False,  # the terminal serialises calls itself
+        )
+        if path is not None:
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = NORMAL")
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version not in (0, SCHEMA_VERSION) and not reset:
+            self._db.close()
+            raise RuntimeError(
+                f"{path}: simulator state schema {version}, expected {SCHEMA_VERSION}; reset it"
+            )
+        if reset or version == 0:
+            with self._transaction():
+                for table in _TABLES:
+                    self._db.execute(f"DROP TABLE IF EXISTS {table}")
+                for statement in _SCHEMA:
+                    self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def load(self) -> Snapshot | None:
+        """The stored state, or None when the store is new."""
+        db = self._db
+        account = db.execute("SELECT * FROM account").fetchone()
+        if account is None:
+            return None
+        next_order, next_deal = db.execute("SELECT next_order, next_deal FROM state").fetchone()
+        return Snapshot(
+            account=Account(*account),
+            next_order=next_order,
+            next_deal=next_deal,
+            positions=[Position(*row) for row in db.execute("SELECT * FROM positions")],
+            orders=[TradeOrder(row) for row in db.execute("SELECT * FROM orders")],
+            prices={
+                name: (tick, level) for name, tick, level in db.execute("SELECT * FROM prices")
+            },
+        )
+
+    def create(self, account: Account, *, next_order: int, next_deal: int) -> Snapshot:
+        """Stores a new account with no positions, orders, history or prices."""
+        with self._transaction() as db:
+            db.execute(_insert("account", Account), account)
+            db.execute("INSERT INTO state VALUES (?, ?)", (next_order, next_deal))
+        return Snapshot(account, next_order, next_deal, [], [], {})
+
+    def commit(self, tx: Transaction, prices: Sequence[PriceRow]) -> None:
+        """Writes one operation, with the prices it saw, atomically."""
+        with self._transaction() as db:
+            db.execute("UPDATE account SET balance = ?", (tx.balance,))
+            db.execute(
+                "UPDATE state SET next_order = ?, next_deal = ?", (tx.next_order, tx.next_deal)
+            )
+            db.executemany(_PUT_PRICE, prices)
+            db.executemany(_PUT_POSITION, tx.put_positions)
+            db.executemany(_DROP_POSITION, [(ticket,) for ticket in tx.drop_positions])
+            db.executemany(_ADD_HISTORY_ORDER, tx.history_orders)
+            db.executemany(_ADD_DEAL, tx.deals)
+
+    def save_prices(self, prices: Sequence[PriceRow]) -> None:
+        with self._transaction() as db:
+            db.executemany(_PUT_PRICE, prices)
+
+    def history_between(self, kind: History[S], date_from: int, date_to: int) -> list[S]:
+        """Rows dated from ``date_from`` to ``date_to`` (seconds, both included), oldest first."""
+        rows = self._db.execute(
+            f"SELECT * FROM {kind.table} WHERE {kind.time_column} BETWEEN ? AND ?"
+            f" ORDER BY {kind.time_msc_column}, ticket",
+            (date_from, date_to),
+        )
+        return [kind.type(row) for row in rows]
+
+    def history_where(
+        self, kind: History[S], column: Literal["ticket", "order", "position_id"], value: int
+    ) -> list[S]:
+        rows = self._db.execute(
+            f'SELECT * FROM {kind.table} WHERE "{column}" = ?'
+            f" ORDER BY {kind.time_msc_column}, ticket",
+            (value,),
+        )
+        return [kind.type(row) for row in rows]
+
+    def history_count(self, kind: History[Any], date_from: int, date_to: int) -> int:
+        count: int = self._db.execute(
+            f"SELECT COUNT(*) FROM {kind.table} WHERE {kind.time_column} BETWEEN ? AND ?",
+            (date_from, date_to),
+        ).fetchone()[0]
+        return count
+
+    def close(self) -> None:
+        self._db.close()

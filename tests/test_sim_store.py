@@ -1,0 +1,148 @@
+"""Persistence: the broker's state survives a restart, a reset wipes it, a kill -9 loses nothing
+committed."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gtw_server.terminal import SimConfig, SimTerminal
+
+T0 = 1_700_000_000.0
+
+
+def opened(path: Path, **kwargs: Any) -> SimTerminal:
+    mt5 = SimTerminal(state_path=path, clock=lambda: T0, **kwargs)
+    assert mt5.initialize()
+    return mt5
+
+
+def buy(mt5: SimTerminal, volume: float = 0.1) -> int:
+    tick = mt5.symbol_info_tick("EURUSD")
+    assert tick is not None
+    result = mt5.order_send(
+        {"action": 1, "symbol": "EURUSD", "volume": volume, "type": 0, "price": tick.ask}
+    )
+    assert result is not None and result.retcode == 10009, result
+    return result.order
+
+
+def test_a_second_terminal_on_the_file_sees_the_same_state(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "sim.sqlite3"
+    with opened(path, config=SimConfig(balance=5_000)) as first:
+        kept = buy(first, 0.2)
+        closed = buy(first)
+        tick = first.symbol_info_tick("EURUSD")
+        assert tick is not None
+        first.order_send(
+            {"action": 1, "symbol": "EURUSD", "volume": 0.1, "type": 1, "price": tick.bid}
+            | {"position": closed}
+        )
+        positions = first.positions_get()
+        account = first.account_info()
+        deals = first.history_deals_get(0, T0 + 1)
+    with opened(path, config=SimConfig(balance=1)) as second:  # the stored account wins
+        assert second.positions_get() == positions
+        assert [p.ticket for p in second.positions_get() or ()] == [kept]
+        assert second.account_info() == account
+        assert second.history_deals_get(0, T0 + 1) == deals
+        assert second.history_orders_total(0, T0 + 1) == 3
+        assert second.symbol_info_tick("EURUSD") == tick  # prices continue from the stored ones
+        later = buy(second)
+        assert later > closed  # ticket counters continue
+
+
+def test_a_restart_after_a_long_downtime_continues_from_the_stored_prices(tmp_path: Path) -> None:
+    path = tmp_path / "sim.sqlite3"
+    with opened(path) as first:
+        buy(first)
+        before = first.symbol_info_tick("XAUUSD")
+    month_later = T0 + 30 * 86_400
+    started = time.perf_counter()
+    with SimTerminal(state_path=path, clock=lambda: month_later) as second:
+        assert second.initialize()
+        after = second.symbol_info_tick("XAUUSD")
+        assert time.perf_counter() - started < 0.5  # one jump, not ten million ticks
+        assert before is not None and after is not None
+        assert after.time_msc == int(month_later * 1000)
+        assert 0.7 < after.bid / before.bid < 1.3
+        assert second.positions_total() == 1
+
+
+def test_a_stored_account_this_simulator_cannot_run_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "sim.sqlite3"
+    opened(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE account SET margin_mode = 0")  # netting
+    with pytest.raises(NotImplementedError, match="netting"):
+        SimTerminal(state_path=path)
+
+
+def test_reset_starts_the_file_afresh(tmp_path: Path) -> None:
+    path = tmp_path / "sim.sqlite3"
+    with opened(path) as first:
+        buy(first)
+    with opened(path, reset=True, config=SimConfig(balance=777)) as second:
+        assert second.positions_get() == ()
+        assert second.history_deals_total(0, T0 + 1) == 0
+        account = second.account_info()
+        assert account is not None and account.balance == 777
+
+
+def test_the_file_uses_wal_and_in_memory_terminals_are_separate(tmp_path: Path) -> None:
+    path = tmp_path / "sim.sqlite3"
+    opened(path).close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    one, two = SimTerminal(), SimTerminal()
+    one.initialize()
+    two.initialize()
+    buy(one)
+    assert (one.positions_total(), two.positions_total()) == (1, 0)
+
+
+def test_a_file_of_another_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "sim.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA user_version = 99")
+    with pytest.raises(RuntimeError, match="schema 99"):
+        SimTerminal(state_path=path)
+    with SimTerminal(state_path=path, reset=True) as mt5:  # unless it is to be reset
+        assert mt5.initialize()
+        assert mt5.positions_total() == 0
+
+
+def test_kill_9_loses_nothing_that_was_committed(tmp_path: Path) -> None:
+    """A child trades in a loop and reports each fill only after order_send returned (the
+    commit is before the return); it is killed mid-stream. Every reported fill survives."""
+    path = tmp_path / "sim.sqlite3"
+    child = textwrap.dedent(
+        f"""
+        import sys
+        from gtw_server.terminal import SimConfig, SimTerminal
+        mt5 = SimTerminal(state_path={str(path)!r}, config=SimConfig(balance=1e9))
+        mt5.initialize()
+        while True:
+            tick = mt5.symbol_info_tick("EURUSD")
+            result = mt5.order_send({{"action": 1, "symbol": "EURUSD", "volume": 0.01,
+                                      "type": 0, "price": tick.ask, "deviation": 100}})
+            print(result.order, flush=True)
+        """
+    )
+    process = subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    reported = [int(process.stdout.readline()) for _ in range(300)]
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    with opened(path) as after:
+        tickets = {p.ticket for p in after.positions_get() or ()}
+        assert set(reported) <= tickets
+        assert after.history_deals_total(0, 2**31 - 1) == len(tickets)
