@@ -30,6 +30,7 @@ from protocol import Ping, Status, decode_reply, encode
 __all__ = ["GatewayProcess", "free_port"]
 
 Scalar = str | int | float | bool
+Value = Scalar | list[str] | Mapping[str, Scalar | list[str]]  # a mapping is a sub-table
 _POLL_MS: Final = 200
 
 
@@ -41,7 +42,9 @@ def free_port() -> int:
         return port
 
 
-def _toml_value(value: Scalar) -> str:
+def _toml_value(value: Scalar | list[str]) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
@@ -49,12 +52,19 @@ def _toml_value(value: Scalar) -> str:
     return repr(value)
 
 
-def _toml(tables: Mapping[str, Mapping[str, Scalar]]) -> str:
+def _toml(tables: Mapping[str, Mapping[str, Value]]) -> str:
     lines = []
     for table, values in tables.items():
         lines.append(f"[{table}]")
-        lines.extend(f"{key} = {_toml_value(value)}" for key, value in values.items())
+        subtables = {}
+        for key, value in values.items():
+            if isinstance(value, Mapping):
+                subtables[f"{table}.{key}"] = value
+            else:
+                lines.append(f"{key} = {_toml_value(value)}")
         lines.append("")
+        if subtables:
+            lines.append(_toml(subtables))
     return "\n".join(lines)
 
 
@@ -67,8 +77,8 @@ class GatewayProcess:
         *,
         secret: str | None = None,
         port: int | None = None,
-        sim: Mapping[str, Scalar] | None = None,
-        gateway: Mapping[str, Scalar] | None = None,
+        sim: Mapping[str, Value] | None = None,
+        gateway: Mapping[str, Value] | None = None,
         args: Sequence[str] = (),
         log_file: Path | None = None,
         log_level: str = "INFO",
@@ -80,7 +90,10 @@ class GatewayProcess:
         self.log_file = log_file
         self.log_level = log_level
         self.config_file = data_dir / "gateway.toml"
-        self._tables = {"gateway": dict(gateway or {}), "sim": dict(sim or {})}
+        self._tables: dict[str, Mapping[str, Value]] = {
+            "gateway": dict(gateway or {}),
+            "sim": dict(sim or {}),
+        }
         self._args = list(args)
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None

@@ -18,7 +18,7 @@ import time
 import uuid as uuid_module
 from collections.abc import Callable
 from types import TracebackType
-from typing import Final, Self
+from typing import Final, Self, TypeVar
 
 import msgspec
 import zmq.asyncio
@@ -38,18 +38,23 @@ from protocol import (
     GetAccount,
     GetOrder,
     GetPositions,
+    Halt,
     Open,
     Ping,
     Position,
     Reply,
     Request,
+    Resume,
     Side,
+    SignedRequest,
     Status,
     secret_key,
     sign,
 )
 
 __all__ = ["Bridge"]
+
+SignedT = TypeVar("SignedT", bound=SignedRequest)
 
 _RETRY_BACKOFF_S: Final = 0.2
 _RETRY_BACKOFF_MAX_S: Final = 2.0
@@ -204,7 +209,23 @@ class Bridge:
         )
         return await self._execute(order)
 
+    async def halt(self, reason: str | None = None) -> bool:
+        """Throw the gateway's kill switch: it refuses new OPEN orders, from every client,
+        until ``resume()`` (CLOSE still works). Returns whether the gateway is halted."""
+        return await self._switch(Halt(uuid=new_uuid(), timestamp=0.0, reason=reason))
+
+    async def resume(self) -> bool:
+        """Lift a halt. Returns whether the gateway is still halted (``False``)."""
+        return await self._switch(Resume(uuid=new_uuid(), timestamp=0.0))
+
     # -- plumbing ----------------------------------------------------------------------------
+
+    async def _switch(self, request: Halt | Resume) -> bool:
+        self._require_open()
+        reply = await self._settle(request)
+        if reply.status is Status.REJECTED:
+            raise _rejection(reply)
+        return bool(reply.halted)
 
     def _now(self) -> float:
         return self._clock() + self.clock_offset
@@ -220,7 +241,7 @@ class Bridge:
             raise _rejection(reply)
         return reply
 
-    def _stamp(self, order: Open | Close) -> Open | Close:
+    def _stamp(self, order: SignedT) -> SignedT:
         """The order as sent now: fresh timestamp and, with a secret, a fresh signature."""
         now = self._now()
         stamped = msgspec.structs.replace(order, timestamp=now)
@@ -236,7 +257,7 @@ class Bridge:
             return OrderFilled.from_reply(order.uuid, order.action, reply)
         raise _rejection(reply)
 
-    async def _settle(self, order: Open | Close) -> Reply:
+    async def _settle(self, order: SignedRequest) -> Reply:
         backoff = _RETRY_BACKOFF_S
         for attempt in range(self.retries + 1):
             if attempt:
@@ -255,7 +276,7 @@ class Bridge:
             # the uuid is free again: send it once more.
         return await self._ask(order)
 
-    async def _ask(self, order: Open | Close) -> Reply:
+    async def _ask(self, order: SignedRequest) -> Reply:
         """Retries ran out: ask the gateway what became of the order."""
         try:
             state = await self._order_reply(order.uuid)
