@@ -6,6 +6,8 @@ async with Bridge("tcp://127.0.0.1:5555", secret=secret) as bridge:
     fill = await bridge.send_order("EURUSD", "BUY", 0.10)
 """
 
+from inf_bridge.audit import add_audit_file
+from inf_bridge.breaker import BreakerChange, CircuitBreaker
 from inf_bridge.client import Bridge
 from inf_bridge.errors import (
     BridgeError,
@@ -16,21 +18,29 @@ from inf_bridge.errors import (
     ProtocolError,
     RiskRejected,
 )
+from inf_bridge.heartbeat import HeartbeatMonitor
 from inf_bridge.results import OrderFilled, OrderState
+from inf_bridge.risk import RiskLimits, RiskMonitor
 from protocol import Account, Position, Side
 
 __all__ = [
     "Account",
+    "BreakerChange",
     "Bridge",
     "BridgeError",
+    "CircuitBreaker",
     "CircuitOpen",
     "GatewayTimeout",
+    "HeartbeatMonitor",
     "OrderFilled",
     "OrderRejected",
     "OrderState",
     "OutcomeUnknown",
     "Position",
     "ProtocolError",
+    "RiskLimits",
+    "RiskMonitor",
     "RiskRejected",
     "Side",
+    "add_audit_file",
 ]

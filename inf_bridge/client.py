@@ -4,16 +4,23 @@
         fill = await bridge.send_order("EURUSD", "BUY", 0.10, sl=1.0800)
         await bridge.close_position(fill.ticket)
 
-Orders are signed (``RISK_PASS:...``, PROTOCOL.md) and never left in doubt: a request that
+Every new order passes the node's ``RiskMonitor`` and the ``CircuitBreaker`` first (both
+local, no network), is signed (``RISK_PASS:...``, PROTOCOL.md), and is never left in doubt: a
+request that
 times out is sent again with the same uuid (the gateway's idempotency key, so it cannot
 execute twice), re-signed, with backoff; then the gateway is asked about it; a ``PENDING``
 answer is waited on. Only when none of that answers does ``send_order`` raise
 ``OutcomeUnknown``, carrying the uuid to ask about later.
+
+A background ``HeartbeatMonitor`` PINGs the gateway every ``heartbeat_interval``; after
+``heartbeat_failures`` misses in a row the breaker opens and new orders are refused at once.
+Every order leaves an audit trail (``inf_bridge.audit``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid as uuid_module
 from collections.abc import Callable
@@ -23,14 +30,20 @@ from typing import Final, Self, TypeVar
 import msgspec
 import zmq.asyncio
 
+from inf_bridge.audit import record
+from inf_bridge.breaker import DAILY_LOSS, CircuitBreaker
 from inf_bridge.channel import Channel
 from inf_bridge.errors import (
+    CircuitOpen,
     GatewayTimeout,
     OrderRejected,
     OutcomeUnknown,
     ProtocolError,
+    RiskRejected,
 )
+from inf_bridge.heartbeat import HeartbeatMonitor
 from inf_bridge.results import OrderFilled, OrderState
+from inf_bridge.risk import Reservation, RiskLimits, RiskMonitor
 from protocol import (
     Account,
     Close,
@@ -70,9 +83,14 @@ class Bridge:
     """An async client of the gateway at ``endpoint``.
 
     ``secret`` is the shared signing secret (``None`` only for a gateway started with
-    ``--no-signature-validation``). ``request_timeout`` bounds each round trip;
+    ``--no-signature-validation``). ``risk`` is the node's limits (``RiskLimits``, or a
+    ``RiskMonitor`` to share between Bridges). ``request_timeout`` bounds each round trip;
     ``retries`` is how many times an unanswered order is sent again (same uuid) before the
-    gateway is asked about it; ``pending_timeout`` is how long a ``PENDING`` order is waited on.
+    gateway is asked about it; ``pending_timeout`` is how long a ``PENDING`` order is waited
+    on. ``heartbeat_recovery`` healthy beats close a breaker the heartbeat opened.
+
+    ``bridge.health`` is the heartbeat's view (``state``, round-trip statistics, clock
+    offset), ``bridge.breaker`` the circuit breaker, ``bridge.risk`` the risk monitor.
     """
 
     def __init__(
@@ -80,6 +98,11 @@ class Bridge:
         endpoint: str,
         *,
         secret: str | None,
+        risk: RiskLimits | RiskMonitor | None = None,
+        heartbeat_interval: float = 5.0,
+        heartbeat_timeout: float = 2.0,
+        heartbeat_failures: int = 3,
+        heartbeat_recovery: int = 3,
         request_timeout: float = 2.0,
         retries: int = 2,
         pending_timeout: float = 45.0,
@@ -98,8 +121,19 @@ class Bridge:
         self._clock = clock
         self._channel = Channel(endpoint, context=context)
         self._state = "new"
-        # Gateway time minus local time, so that signatures are stamped in the gateway's clock.
-        self.clock_offset = 0.0
+        self.breaker = CircuitBreaker()
+        self.risk = RiskMonitor(risk) if isinstance(risk, RiskLimits) else risk
+        self.health = HeartbeatMonitor(
+            self._ping_reply,
+            self.breaker,
+            interval=heartbeat_interval,
+            timeout=heartbeat_timeout,
+            failures=heartbeat_failures,
+            recovery_beats=heartbeat_recovery,
+            on_beat=self._watch_book if self.risk is not None else None,
+            clock=clock,
+        )
+        self._heartbeat: asyncio.Task[None] | None = None
 
     # -- life ------------------------------------------------------------------------------
 
@@ -116,25 +150,40 @@ class Bridge:
         await self.close()
 
     async def open(self) -> None:
-        """Connect. A Bridge is opened once and closed once."""
+        """Connect, take a first heartbeat (clock offset, risk book), start the heartbeat
+        task. A Bridge is opened once and closed once."""
         if self._state != "new":
             raise RuntimeError(f"this Bridge is already {self._state}; create a new one")
         await self._channel.open()
         self._state = "open"
+        await self.health.beat()
+        self._heartbeat = asyncio.create_task(self._beat_forever(), name="bridge-heartbeat")
 
     async def close(self) -> None:
         if self._state == "closed":
             raise RuntimeError("this Bridge is already closed")
         self._state = "closed"
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
         await self._channel.close()
+
+    async def _beat_forever(self) -> None:
+        await asyncio.sleep(self.health.interval)
+        await self.health.run()
 
     # -- queries -----------------------------------------------------------------------------
 
     async def ping(self) -> float:
         """Round-trip time to the gateway, in seconds."""
         started = time.perf_counter()
-        await self._query(Ping(uuid=new_uuid(), timestamp=self._now()))
+        await self._ping_reply(self.request_timeout)
         return time.perf_counter() - started
+
+    async def _ping_reply(self, timeout: float) -> Reply:
+        self._require_open()
+        return await self._channel.request(Ping(uuid=new_uuid(), timestamp=self._now()), timeout)
 
     async def get_account(self) -> Account:
         reply = await self._query(GetAccount(uuid=new_uuid(), timestamp=self._now()))
@@ -173,9 +222,12 @@ class Bridge:
     ) -> OrderFilled:
         """Open a position with a market order; return the fill.
 
-        Raises ``OrderRejected`` when it was refused (not executed), and ``OutcomeUnknown``
-        when it cannot be told whether it executed.
+        Raises, without sending anything, ``CircuitOpen`` while the breaker is open and
+        ``RiskRejected`` when a limit forbids it; ``OrderRejected`` when the gateway or the
+        terminal refused it (not executed); ``OutcomeUnknown`` when it cannot be told whether
+        it executed.
         """
+        self._require_open()
         order = Open(
             uuid=uuid or new_uuid(),
             timestamp=0.0,
@@ -189,7 +241,47 @@ class Bridge:
             magic=magic,
             comment=comment,
         )
-        return await self._execute(order)
+        if self.breaker.is_open:
+            reason = f"CIRCUIT_OPEN:{self.breaker.reason}"
+            record(
+                "RISK_REJECT", f"reason={reason}", uuid=order.uuid, level="WARNING", reason=reason
+            )
+            raise CircuitOpen(self.breaker.reason or "")
+        reservation = self._check_risk(order)
+        ticket: int | None = None
+        try:
+            fill = await self._execute(order)
+            ticket = fill.ticket
+            return fill
+        except OutcomeUnknown:
+            # Hold the exposure under a placeholder ticket until the next book sync.
+            ticket = -1 - abs(hash(order.uuid))
+            raise
+        finally:
+            if self.risk is not None and reservation is not None:
+                self.risk.settle(reservation, ticket)
+
+    def _check_risk(self, order: Open) -> Reservation | None:
+        try:
+            reservation = self.risk.check(order) if self.risk is not None else None
+        except RiskRejected as exc:
+            record(
+                "RISK_REJECT",
+                f"reason={exc.reason}: {exc.message}",
+                uuid=order.uuid,
+                level="WARNING",
+                reason=exc.reason,
+            )
+            raise
+        record(
+            "RISK_PASS",
+            f"OPEN {order.type} {order.volume:g} {order.symbol}",
+            uuid=order.uuid,
+            symbol=order.symbol,
+            side=order.type.value,
+            volume=order.volume,
+        )
+        return reservation
 
     async def close_position(
         self,
@@ -199,7 +291,11 @@ class Bridge:
         deviation: int | None = None,
         uuid: str | None = None,
     ) -> OrderFilled:
-        """Close position ``ticket``, wholly or (with ``volume``) in part; return the fill."""
+        """Close position ``ticket``, wholly or (with ``volume``) in part; return the fill.
+
+        Closing reduces risk, so neither the risk limits nor an open breaker stop it.
+        """
+        self._require_open()
         order = Close(
             uuid=uuid or new_uuid(),
             timestamp=0.0,
@@ -207,7 +303,16 @@ class Bridge:
             volume=volume,
             deviation=deviation,
         )
-        return await self._execute(order)
+        record(
+            "RISK_PASS",
+            f"CLOSE #{ticket} (closing is always allowed)",
+            uuid=order.uuid,
+            ticket=ticket,
+        )
+        fill = await self._execute(order)
+        if self.risk is not None:
+            self.risk.closed(ticket, fill.volume)
+        return fill
 
     async def halt(self, reason: str | None = None) -> bool:
         """Throw the gateway's kill switch: it refuses new OPEN orders, from every client,
@@ -227,8 +332,24 @@ class Bridge:
             raise _rejection(reply)
         return bool(reply.halted)
 
+    async def _watch_book(self) -> None:
+        """After each healthy beat: sync the risk book, and trip the breaker on a daily loss."""
+        risk = self.risk
+        assert risk is not None
+        if risk.limits.watches_book:
+            asked = risk.now()
+            risk.sync(await self.get_positions(), asked)
+        if risk.limits.watches_equity and risk.daily_loss_breached(await self.get_account()):
+            self.breaker.trip(DAILY_LOSS)
+
     def _now(self) -> float:
-        return self._clock() + self.clock_offset
+        """Now, in the gateway's clock (signatures are checked against it)."""
+        return self._clock() + self.health.clock_offset
+
+    @property
+    def clock_offset(self) -> float:
+        """The gateway's clock minus ours, in seconds, as the heartbeat estimates it."""
+        return self.health.clock_offset
 
     def _require_open(self) -> None:
         if self._state != "open":
@@ -251,11 +372,39 @@ class Bridge:
 
     async def _execute(self, order: Open | Close) -> OrderFilled:
         """Send ``order`` until its outcome is known (see the module docstring)."""
-        self._require_open()
-        reply = await self._settle(order)
+        try:
+            reply = await self._settle(order)
+        except (OutcomeUnknown, GatewayTimeout) as exc:
+            record(
+                "OUTCOME_UNKNOWN" if isinstance(exc, OutcomeUnknown) else "NOT_EXECUTED",
+                str(exc),
+                uuid=order.uuid,
+                level="ERROR",
+            )
+            raise
         if reply.status is Status.FILLED:
-            return OrderFilled.from_reply(order.uuid, order.action, reply)
-        raise _rejection(reply)
+            fill = OrderFilled.from_reply(order.uuid, order.action, reply)
+            record(
+                "MT5_FILLED",
+                f"{order.action} ticket={fill.ticket} volume={fill.volume:g} price={fill.price:g}"
+                + (" (duplicate)" if fill.duplicate else ""),
+                uuid=order.uuid,
+                ticket=fill.ticket,
+                deal=fill.deal,
+                volume=fill.volume,
+                price=fill.price,
+            )
+            return fill
+        error = _rejection(reply)
+        record(
+            "MT5_REJECTED",
+            str(error),
+            uuid=order.uuid,
+            level="WARNING",
+            error_code=error.error_code,
+            retcode=error.retcode,
+        )
+        raise error
 
     async def _settle(self, order: SignedRequest) -> Reply:
         backoff = _RETRY_BACKOFF_S
@@ -263,6 +412,12 @@ class Bridge:
             if attempt:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _RETRY_BACKOFF_MAX_S)
+            record(
+                "ZMQ_SENT",
+                f"{order.action} attempt {attempt + 1}",
+                uuid=order.uuid,
+                attempt=attempt + 1,
+            )
             try:
                 reply = await self._channel.request(self._stamp(order), self.request_timeout)
             except GatewayTimeout:

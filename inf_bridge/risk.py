@@ -1,0 +1,195 @@
+"""Pre-trade risk checks on the strategy node, before anything touches the network.
+
+``RiskLimits`` says what is allowed; ``RiskMonitor`` keeps the node's view of the book
+(positions from the gateway, plus what this node has filled or has in flight since) and
+checks each new order against it. Orders in flight count as if filled, so twenty coroutines
+firing at once cannot together exceed a limit that each alone respects. Closing orders are
+never checked: they reduce risk.
+
+    limits = RiskLimits(max_order_volume=1.0, max_symbol_volume=3.0, symbols=["EURUSD"])
+    async with Bridge(endpoint, secret=secret, risk=limits) as bridge: ...
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Final
+
+from msgspec import Struct
+
+from inf_bridge.errors import RiskRejected
+from protocol import Account, Open, Position, Side
+
+__all__ = ["Reservation", "RiskLimits", "RiskMonitor"]
+
+_MINUTE_S: Final = 60.0
+
+
+class RiskLimits(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What the node may do. Every limit is optional; ``None`` means no limit.
+
+    >>> RiskLimits(max_order_volume=2.0, symbols=["EURUSD"]).require_stop_loss
+    False
+    """
+
+    max_order_volume: float | None = None
+    # Net exposure per symbol (lots bought minus lots sold) after the order, in absolute value.
+    max_symbol_volume: float | None = None
+    max_positions: int | None = None
+    max_orders_per_minute: int | None = None
+    # Equity loss against the UTC day's first reading, in the account currency.
+    max_daily_loss: float | None = None
+    symbols: list[str] | None = None
+    require_stop_loss: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("max_order_volume", "max_symbol_volume", "max_daily_loss"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"RiskLimits.{name} must be positive, got {value!r}")
+        for name in ("max_positions", "max_orders_per_minute"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 0):
+                raise ValueError(f"RiskLimits.{name} must be an integer >= 0, got {value!r}")
+
+    @property
+    def watches_equity(self) -> bool:
+        return self.max_daily_loss is not None
+
+    @property
+    def watches_book(self) -> bool:
+        return self.max_symbol_volume is not None or self.max_positions is not None
+
+
+class Reservation(Struct, frozen=True):
+    """An order that passed the checks and is in flight."""
+
+    uuid: str
+    symbol: str
+    signed_volume: float  # + for a buy, - for a sell
+
+
+class _Held(Struct):
+    symbol: str
+    signed_volume: float
+    added_at: float
+
+
+class RiskMonitor:
+    """Checks orders against ``limits`` and tracks the book they are checked against."""
+
+    def __init__(self, limits: RiskLimits, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limits = limits
+        self._clock = clock
+        self._symbols = frozenset(limits.symbols) if limits.symbols is not None else None
+        self._positions: dict[int, _Held] = {}
+        self._in_flight: dict[str, Reservation] = {}
+        self._recent: deque[float] = deque()
+        self.day: str | None = None
+        self.day_start_equity: float | None = None
+
+    # -- checks -----------------------------------------------------------------------------
+
+    def check(self, order: Open) -> Reservation:
+        """Pass ``order`` (and hold its exposure until ``settle``), or raise ``RiskRejected``."""
+        limits = self.limits
+        if self._symbols is not None and order.symbol not in self._symbols:
+            raise RiskRejected(
+                "SYMBOL_NOT_ALLOWED", f"{order.symbol} is not in the allowed symbols"
+            )
+        if limits.max_order_volume is not None and order.volume > limits.max_order_volume:
+            raise RiskRejected(
+                "MAX_ORDER_VOLUME",
+                f"{order.volume:g} lots is over the limit of {limits.max_order_volume:g}",
+            )
+        if limits.require_stop_loss and not order.sl:
+            raise RiskRejected("STOP_LOSS_REQUIRED", "every order must carry a stop loss")
+        signed = order.volume if order.type is Side.BUY else -order.volume
+        if limits.max_symbol_volume is not None:
+            net = self.exposure(order.symbol) + signed
+            if abs(net) > limits.max_symbol_volume + 1e-9:
+                raise RiskRejected(
+                    "MAX_SYMBOL_VOLUME",
+                    f"net {order.symbol} exposure would be {net:+g} lots; the limit is "
+                    f"{limits.max_symbol_volume:g}",
+                )
+        if limits.max_positions is not None:
+            count = len(self._positions) + len(self._in_flight)
+            if count >= limits.max_positions:
+                raise RiskRejected(
+                    "MAX_POSITIONS",
+                    f"{count} positions open or opening; the limit is {limits.max_positions}",
+                )
+        now = self._clock()
+        if limits.max_orders_per_minute is not None:
+            while self._recent and now - self._recent[0] >= _MINUTE_S:
+                self._recent.popleft()
+            if len(self._recent) >= limits.max_orders_per_minute:
+                raise RiskRejected(
+                    "MAX_ORDERS_PER_MINUTE",
+                    f"{limits.max_orders_per_minute} orders were sent in the last minute",
+                )
+            self._recent.append(now)
+        reservation = Reservation(order.uuid, order.symbol, signed)
+        self._in_flight[order.uuid] = reservation
+        return reservation
+
+    def settle(self, reservation: Reservation, ticket: int | None) -> None:
+        """The order in flight ended: filled as position ``ticket``, or not (``None``)."""
+        self._in_flight.pop(reservation.uuid, None)
+        if ticket is not None:
+            held = self._positions.get(ticket)
+            if held is None:
+                self._positions[ticket] = _Held(
+                    reservation.symbol, reservation.signed_volume, self._clock()
+                )
+            else:  # a netting account adds to the symbol's one position
+                held.signed_volume += reservation.signed_volume
+
+    def closed(self, ticket: int, volume: float) -> None:
+        """``volume`` lots of position ``ticket`` were closed."""
+        held = self._positions.get(ticket)
+        if held is None:
+            return
+        remaining = abs(held.signed_volume) - volume
+        if remaining <= 1e-9:
+            del self._positions[ticket]
+        else:
+            held.signed_volume = remaining if held.signed_volume > 0 else -remaining
+
+    def exposure(self, symbol: str) -> float:
+        """Net lots of ``symbol``: positions plus orders in flight."""
+        held = sum(h.signed_volume for h in self._positions.values() if h.symbol == symbol)
+        flying = sum(r.signed_volume for r in self._in_flight.values() if r.symbol == symbol)
+        return held + flying
+
+    def now(self) -> float:
+        """This monitor's clock, to stamp a ``sync`` request with."""
+        return self._clock()
+
+    # -- the gateway's view -----------------------------------------------------------------
+
+    def sync(self, positions: Iterable[Position], requested_at: float) -> None:
+        """Replace the book with the gateway's ``positions``, asked for at ``requested_at``
+        (this monitor's clock); fills recorded since then are kept."""
+        book = {
+            p.ticket: _Held(p.symbol, p.volume if p.type is Side.BUY else -p.volume, requested_at)
+            for p in positions
+        }
+        for ticket, held in self._positions.items():
+            if ticket not in book and held.added_at > requested_at:
+                book[ticket] = held
+        self._positions = book
+
+    def daily_loss_breached(self, account: Account, now: datetime | None = None) -> bool:
+        """Whether equity has fallen more than ``max_daily_loss`` below the UTC day's first
+        reading (which this call records)."""
+        if self.limits.max_daily_loss is None:
+            return False
+        today = (now or datetime.now(UTC)).date().isoformat()
+        if today != self.day or self.day_start_equity is None:
+            self.day, self.day_start_equity = today, account.equity
+        return self.day_start_equity - account.equity > self.limits.max_daily_loss

@@ -1,0 +1,157 @@
+"""The circuit breaker and the heartbeat, driven by a scripted PING."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+import pytest
+
+from inf_bridge import BreakerChange, CircuitBreaker, GatewayTimeout, HeartbeatMonitor
+from protocol import Reply, Status
+
+
+def test_breaker_reasons_and_reset() -> None:
+    breaker = CircuitBreaker()
+    changes: list[BreakerChange] = []
+    remove = breaker.add_listener(changes.append)
+    assert not breaker.is_open and breaker.reason is None
+
+    breaker.trip("HEARTBEAT_FAILURE")
+    breaker.trip("HEARTBEAT_FAILURE")  # already open: no second change
+    assert breaker.is_open and breaker.reason == "HEARTBEAT_FAILURE"
+    breaker.trip("DAILY_LOSS")  # a reason that needs a human replaces one that does not
+    assert breaker.reason == "DAILY_LOSS"
+    breaker.recovered()  # a healthy heartbeat does not close a risk trip
+    assert breaker.is_open
+    breaker.trip("HEARTBEAT_FAILURE")
+    assert breaker.reason == "DAILY_LOSS"
+    breaker.reset()
+    assert not breaker.is_open
+    remove()
+    breaker.trip("MANUAL")
+    assert [(c.is_open, c.reason) for c in changes] == [
+        (True, "HEARTBEAT_FAILURE"),
+        (True, "DAILY_LOSS"),
+        (False, None),
+    ]
+
+
+async def test_breaker_changes_as_an_async_iterator() -> None:
+    breaker = CircuitBreaker()
+    seen: list[BreakerChange] = []
+
+    async def watch() -> None:
+        async for change in breaker.changes():
+            seen.append(change)
+            if not change.is_open:
+                return
+
+    task = asyncio.create_task(watch())
+    await asyncio.sleep(0)
+    breaker.trip("HEARTBEAT_FAILURE")
+    breaker.recovered()
+    await asyncio.wait_for(task, 1)
+    assert [c.is_open for c in seen] == [True, False]
+
+
+class ScriptedGateway:
+    """PING replies from a script: a float is a reply after that many seconds, ``None`` a
+    timeout, ``False`` a prompt reply saying the terminal is disconnected."""
+
+    def __init__(self, script: list[float | bool | None], server_offset: float = 0.0) -> None:
+        self.script = deque(script)
+        self.offset = server_offset
+        self.now = 1_000.0
+
+    def clock(self) -> float:
+        return self.now
+
+    async def ping(self, timeout: float) -> Reply:
+        step = self.script.popleft()
+        if step is None:
+            raise GatewayTimeout("no reply")
+        rtt = 0.001 if isinstance(step, bool) else step
+        reply = Reply(
+            uuid="p",
+            action="PING",
+            status=Status.OK,
+            timestamp=self.now + rtt / 2 + self.offset,
+            mt5_connected=step is not False,
+        )
+        await asyncio.sleep(rtt)
+        self.now += rtt
+        return reply
+
+
+def monitor(gateway: ScriptedGateway, breaker: CircuitBreaker) -> HeartbeatMonitor:
+    return HeartbeatMonitor(
+        gateway.ping,
+        breaker,
+        interval=0.01,
+        timeout=0.2,
+        failures=3,
+        recovery_beats=2,
+        clock=gateway.clock,
+    )
+
+
+async def test_three_misses_fail_and_open_the_breaker_healthy_beats_close_it() -> None:
+    breaker = CircuitBreaker()
+    gateway = ScriptedGateway([0.001, None, None, None, 0.001, 0.001])
+    health = monitor(gateway, breaker)
+    states = []
+    for _ in range(6):
+        await health.beat()
+        states.append((health.state, breaker.is_open))
+    assert states == [
+        ("HEALTHY", False),
+        ("DEGRADED", False),
+        ("DEGRADED", False),
+        ("FAILED", True),
+        ("HEALTHY", True),  # one healthy beat is not enough to trust the link again
+        ("HEALTHY", False),
+    ]
+    assert health.misses == 3 and health.beats == 6 and health.consecutive_failures == 0
+
+
+async def test_slow_beats_and_a_disconnected_terminal_degrade() -> None:
+    breaker = CircuitBreaker()
+    health = monitor(ScriptedGateway([0.15, False, 0.002]), breaker)
+    await health.beat()
+    assert health.state == "DEGRADED"  # slower than timeout / 2
+    await health.beat()
+    assert health.state == "DEGRADED" and health.mt5_connected is False
+    await health.beat()
+    assert health.state == "HEALTHY"
+    assert not breaker.is_open
+
+
+async def test_round_trip_statistics() -> None:
+    gateway = ScriptedGateway([0.02, 0.01, 0.03])
+    health = monitor(gateway, CircuitBreaker())
+    for _ in range(3):
+        await health.beat()
+    assert health.last_rtt is not None and health.last_rtt >= 0.03
+    assert health.min_rtt is not None and health.min_rtt >= 0.01
+    assert health.avg_rtt is not None and health.max_rtt is not None
+    assert health.min_rtt < health.avg_rtt < health.max_rtt
+    assert health.p99_rtt == health.max_rtt == health.last_rtt
+
+
+async def test_clock_offset_is_estimated_from_the_gateways_timestamps() -> None:
+    gateway = ScriptedGateway([0.001, 0.001], server_offset=2.5)
+    health = monitor(gateway, CircuitBreaker())
+    await health.beat()
+    assert health.clock_offset == pytest.approx(2.5, abs=0.01)
+
+
+async def test_run_beats_until_cancelled() -> None:
+    gateway = ScriptedGateway([0.001] * 1000)
+    health = monitor(gateway, CircuitBreaker())
+    task = asyncio.create_task(health.run())
+    await asyncio.sleep(0.1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert health.beats >= 3

@@ -1,0 +1,175 @@
+"""The strategy-side client against a real gateway: risk, breaker, heartbeat, audit, retries."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from loguru import logger
+
+from gtw_server.process import GatewayProcess
+from inf_bridge import (
+    Bridge,
+    CircuitOpen,
+    OrderRejected,
+    RiskLimits,
+    RiskRejected,
+    add_audit_file,
+)
+
+
+@pytest.fixture
+def audit_file(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "audit.jsonl"
+    handler = add_audit_file(path)
+    yield path
+    logger.remove(handler)
+
+
+def events(path: Path, uuid: str) -> list[str]:
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    return [line["event"] for line in lines if line["uuid"] == uuid]
+
+
+async def wait_for(condition: object, seconds: float) -> float:
+    """Poll ``condition()`` until true; return how long it took (fail after ``seconds``)."""
+    started = time.monotonic()
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() - started < seconds, "condition not met in time"
+        await asyncio.sleep(0.02)
+    return time.monotonic() - started
+
+
+async def test_limits_refuse_before_anything_is_sent(
+    gateway: GatewayProcess, secret: str, audit_file: Path
+) -> None:
+    limits = RiskLimits(max_order_volume=0.5, symbols=["EURUSD"])
+    async with Bridge(gateway.endpoint, secret=secret, risk=limits) as bridge:
+        with pytest.raises(RiskRejected) as excinfo:
+            await bridge.send_order("EURUSD", "BUY", 1.0, uuid="too-big-1")
+        assert excinfo.value.reason == "MAX_ORDER_VOLUME"
+        with pytest.raises(RiskRejected) as excinfo:
+            await bridge.send_order("USDJPY", "BUY", 0.1, uuid="not-allowed-1")
+        assert excinfo.value.reason == "SYMBOL_NOT_ALLOWED"
+        for uuid in ("too-big-1", "not-allowed-1"):  # the gateway never heard of them
+            with pytest.raises(OrderRejected) as rejected:
+                await bridge.get_order(uuid)
+            assert rejected.value.error_code == "ORDER_NOT_FOUND"
+            assert events(audit_file, uuid) == ["RISK_REJECT"]
+        assert await bridge.get_positions() == []
+
+
+async def test_every_order_leaves_its_life_in_the_audit_log(
+    gateway: GatewayProcess, secret: str, audit_file: Path
+) -> None:
+    async with Bridge(gateway.endpoint, secret=secret) as bridge:
+        fill = await bridge.send_order("EURUSD", "BUY", 0.1, uuid="audited-1")
+        await bridge.close_position(fill.ticket, uuid="audited-2")
+        with pytest.raises(OrderRejected):
+            await bridge.send_order("EURUSD", "BUY", 0.001, uuid="audited-3")
+    assert events(audit_file, "audited-1") == ["RISK_PASS", "ZMQ_SENT", "MT5_FILLED"]
+    assert events(audit_file, "audited-2") == ["RISK_PASS", "ZMQ_SENT", "MT5_FILLED"]
+    assert events(audit_file, "audited-3") == ["RISK_PASS", "ZMQ_SENT", "MT5_REJECTED"]
+    (filled,) = [
+        json.loads(line)
+        for line in audit_file.read_text().splitlines()
+        if '"MT5_FILLED"' in line and "audited-1" in line
+    ]
+    assert filled["ticket"] == fill.ticket and filled["volume"] == 0.1
+    text = audit_file.read_text() + (gateway.log_file.read_text() if gateway.log_file else "")
+    assert secret not in text
+    assert "RISK_PASS:" not in text  # nor any signature
+
+
+async def test_a_dead_gateway_opens_the_breaker_and_a_live_one_closes_it(
+    tmp_path: Path, secret: str, audit_file: Path
+) -> None:
+    gateway = GatewayProcess(tmp_path / "gw", secret=secret).start()
+    bridge = Bridge(
+        gateway.endpoint,
+        secret=secret,
+        heartbeat_interval=0.2,
+        heartbeat_timeout=0.2,
+        heartbeat_failures=3,
+        heartbeat_recovery=2,
+    )
+    async with bridge:
+        assert bridge.health.state == "HEALTHY"
+        gateway.kill()
+        await wait_for(lambda: bridge.breaker.is_open, 10)
+        assert bridge.breaker.reason == "HEARTBEAT_FAILURE"
+        assert bridge.health.state == "FAILED"
+        assert bridge.health.consecutive_failures == 3  # opened at the third miss exactly
+
+        # Refused at once: the coroutine raises on its very first step, before any await,
+        # so nothing reaches the network.
+        order = bridge.send_order("EURUSD", "BUY", 0.1, uuid="while-open-1")
+        with pytest.raises(CircuitOpen) as excinfo:
+            order.send(None)
+        assert excinfo.value.reason == "HEARTBEAT_FAILURE"
+        assert events(audit_file, "while-open-1") == ["RISK_REJECT"]
+
+        restarted = GatewayProcess(tmp_path / "gw", secret=secret, port=gateway.port).start()
+        try:
+            await wait_for(lambda: not bridge.breaker.is_open, 15)
+            assert bridge.health.state == "HEALTHY"
+            assert (await bridge.send_order("EURUSD", "BUY", 0.1)).ticket > 0
+        finally:
+            restarted.stop()
+    log = audit_file.read_text()
+    assert "HEARTBEAT_FAIL" in log and "CIRCUIT_OPEN" in log and "CIRCUIT_CLOSED" in log
+
+
+async def test_daily_loss_trips_the_breaker_until_reset(
+    gateway: GatewayProcess, secret: str
+) -> None:
+    limits = RiskLimits(max_daily_loss=1.0)  # a dollar: the spread alone breaches it
+    async with Bridge(
+        gateway.endpoint, secret=secret, risk=limits, heartbeat_interval=0.1
+    ) as bridge:
+        await bridge.send_order("EURUSD", "BUY", 1.0)
+        await wait_for(lambda: bridge.breaker.is_open, 10)
+        assert bridge.breaker.reason == "DAILY_LOSS"
+        with pytest.raises(CircuitOpen):
+            await bridge.send_order("EURUSD", "BUY", 0.1)
+        await asyncio.sleep(0.5)  # healthy beats do not close a risk trip
+        assert bridge.breaker.is_open
+        positions = await bridge.get_positions()
+        assert (await bridge.close_position(positions[0].ticket)).volume == 1.0  # closes work
+        bridge.breaker.reset()
+        assert not bridge.breaker.is_open
+
+
+async def test_hundred_concurrent_orders_from_one_bridge(bridge: Bridge) -> None:
+    fills = await asyncio.gather(*(bridge.send_order("GBPUSD", "SELL", 0.01) for _ in range(100)))
+    assert len({f.ticket for f in fills}) == 100
+    assert not any(f.duplicate for f in fills)
+    assert len(await bridge.get_positions("GBPUSD")) == 100
+
+
+async def test_signatures_use_the_gateways_clock(bridge: Bridge) -> None:
+    # Same machine, same clock: the estimate is tiny, and orders sign fine with it.
+    assert abs(bridge.clock_offset) < 0.5
+    assert bridge.health.beats >= 1 and bridge.health.last_rtt is not None
+
+
+async def test_a_reply_lost_on_the_way_back_ends_filled_once(
+    tmp_path: Path, secret: str, audit_file: Path
+) -> None:
+    # Each order takes 1.2 s in the terminal; the client gives up on a reply after 0.4 s.
+    sim = {"order_latency_ms": 1200, "order_latency_holds_gil": False}
+    with GatewayProcess(tmp_path / "gw", secret=secret, sim=sim) as gateway:
+        async with Bridge(
+            gateway.endpoint, secret=secret, request_timeout=0.4, retries=2
+        ) as bridge:
+            fill = await bridge.send_order("EURUSD", "BUY", 0.2, uuid="slow-1")
+            assert fill.ticket > 0 and fill.volume == 0.2
+            positions = await bridge.get_positions()
+            assert [p.ticket for p in positions] == [fill.ticket]  # executed exactly once
+    sent = events(audit_file, "slow-1")
+    assert sent[0] == "RISK_PASS" and sent[-1] == "MT5_FILLED"
+    assert sent.count("ZMQ_SENT") >= 2  # it was retried, with the same uuid

@@ -1,0 +1,157 @@
+"""The node's RiskMonitor: every limit, orders in flight, the book and the day's loss."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from inf_bridge import RiskLimits, RiskMonitor, RiskRejected
+from protocol import Account, Open, Position, Side
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def order(
+    symbol: str = "EURUSD",
+    side: Side = Side.BUY,
+    volume: float = 0.1,
+    sl: float | None = None,
+    uuid: str = "u",
+) -> Open:
+    return Open(uuid=uuid, timestamp=0.0, symbol=symbol, type=side, volume=volume, sl=sl)
+
+
+def reason(monitor: RiskMonitor, o: Open) -> str:
+    with pytest.raises(RiskRejected) as excinfo:
+        monitor.check(o)
+    return excinfo.value.reason
+
+
+def position(ticket: int, symbol: str, side: Side, volume: float) -> Position:
+    return Position(
+        ticket=ticket,
+        symbol=symbol,
+        type=side,
+        volume=volume,
+        price_open=1.0,
+        price_current=1.0,
+        sl=0.0,
+        tp=0.0,
+        profit=0.0,
+        swap=0.0,
+        magic=0,
+        comment="",
+        time=0,
+    )
+
+
+def account(equity: float) -> Account:
+    return Account(
+        login=1,
+        server="s",
+        currency="USD",
+        leverage=100,
+        balance=equity,
+        equity=equity,
+        margin=0.0,
+        margin_free=equity,
+        margin_level=0.0,
+        profit=0.0,
+        trade_mode="DEMO",
+        trade_allowed=True,
+    )
+
+
+def test_each_limit_has_its_reason() -> None:
+    monitor = RiskMonitor(
+        RiskLimits(max_order_volume=1.0, symbols=["EURUSD"], require_stop_loss=True)
+    )
+    assert reason(monitor, order("GBPUSD", sl=1.0)) == "SYMBOL_NOT_ALLOWED"
+    assert reason(monitor, order(volume=1.5, sl=1.0)) == "MAX_ORDER_VOLUME"
+    assert reason(monitor, order(sl=None)) == "STOP_LOSS_REQUIRED"
+    monitor.check(order(volume=1.0, sl=1.0))
+
+
+def test_orders_in_flight_count_against_net_exposure() -> None:
+    monitor = RiskMonitor(RiskLimits(max_symbol_volume=0.25))
+    first = monitor.check(order(uuid="a"))
+    monitor.check(order(uuid="b"))
+    assert reason(monitor, order(uuid="c")) == "MAX_SYMBOL_VOLUME"  # 0.3 with two in flight
+    monitor.check(order(side=Side.SELL, volume=0.4, uuid="d"))  # net 0.2 - 0.4 = -0.2
+    monitor.settle(first, None)  # "a" was not executed: its exposure is released
+    assert monitor.exposure("EURUSD") == pytest.approx(0.1 - 0.4)
+
+
+def test_positions_limit_counts_open_and_opening() -> None:
+    monitor = RiskMonitor(RiskLimits(max_positions=2))
+    a = monitor.check(order(uuid="a"))
+    monitor.settle(a, ticket=11)
+    monitor.check(order(uuid="b"))
+    assert reason(monitor, order(uuid="c")) == "MAX_POSITIONS"
+    monitor.closed(11, 0.1)
+    monitor.check(order(uuid="c"))
+
+
+def test_partial_close_reduces_exposure() -> None:
+    monitor = RiskMonitor(RiskLimits(max_symbol_volume=1.0))
+    monitor.settle(monitor.check(order(volume=1.0)), ticket=7)
+    assert reason(monitor, order(volume=0.1, uuid="x")) == "MAX_SYMBOL_VOLUME"
+    monitor.closed(7, 0.4)
+    assert monitor.exposure("EURUSD") == pytest.approx(0.6)
+    monitor.check(order(volume=0.4, uuid="y"))
+
+
+def test_orders_per_minute_is_a_sliding_window() -> None:
+    clock = Clock()
+    monitor = RiskMonitor(RiskLimits(max_orders_per_minute=2), clock=clock)
+    monitor.check(order(uuid="a"))
+    clock.now += 30
+    monitor.check(order(uuid="b"))
+    assert reason(monitor, order(uuid="c")) == "MAX_ORDERS_PER_MINUTE"
+    clock.now += 31  # the first has left the window
+    monitor.check(order(uuid="c"))
+
+
+def test_sync_replaces_the_book_but_keeps_newer_fills() -> None:
+    clock = Clock()
+    monitor = RiskMonitor(RiskLimits(max_symbol_volume=10.0), clock=clock)
+    monitor.settle(monitor.check(order(volume=1.0, uuid="old")), ticket=1)
+    asked = monitor.now()
+    clock.now += 1
+    monitor.settle(monitor.check(order(volume=2.0, uuid="new")), ticket=2)  # after the ask
+    # The gateway's answer: ticket 1 was closed by its stop loss; a manual GBPUSD sell exists.
+    monitor.sync([position(3, "GBPUSD", Side.SELL, 0.5)], asked)
+    assert monitor.exposure("EURUSD") == pytest.approx(2.0)  # 1 gone, 2 kept
+    assert monitor.exposure("GBPUSD") == pytest.approx(-0.5)
+
+
+def test_daily_loss_against_the_days_first_equity() -> None:
+    monitor = RiskMonitor(RiskLimits(max_daily_loss=100.0))
+    morning = datetime(2026, 11, 24, 8, tzinfo=UTC)
+    assert not monitor.daily_loss_breached(account(10_000), morning)
+    assert not monitor.daily_loss_breached(account(9_950), morning)
+    assert monitor.daily_loss_breached(account(9_899), morning)
+    tomorrow = datetime(2026, 11, 25, 0, 1, tzinfo=UTC)
+    assert not monitor.daily_loss_breached(account(9_899), tomorrow)  # a new day, a new start
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"max_order_volume": 0},
+        {"max_symbol_volume": -1.0},
+        {"max_daily_loss": 0.0},
+        {"max_positions": -1},
+        {"max_orders_per_minute": 1.5},
+    ],
+)
+def test_bad_limits_name_the_field(kwargs: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match=next(iter(kwargs))):
+        RiskLimits(**kwargs)  # type: ignore[arg-type]
