@@ -25,7 +25,6 @@ process listings or a config checked into git.
 from __future__ import annotations
 
 import os
-import stat
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -36,7 +35,7 @@ from msgspec import Meta, Struct
 
 from gtw_server.errors import ConfigError
 from gtw_server.terminal import SimConfig
-from protocol import secret_key
+from protocol import secret_from_file, secret_key
 
 __all__ = ["Config", "GatewayConfig", "LimitsConfig", "Mt5Config", "Secret", "load_config"]
 
@@ -184,7 +183,7 @@ def _gateway_env(env: Mapping[str, str]) -> dict[str, str]:
 
 def _load_secret(gateway: GatewayConfig, env: Mapping[str, str]) -> Secret | None:
     if gateway.secret_file:
-        return Secret(secret_key(_read_secret_file(Path(gateway.secret_file))))
+        return Secret(_read_secret_file(Path(gateway.secret_file)))
     value = env.get(SECRET_ENV)
     if value is None:
         return None
@@ -194,7 +193,7 @@ def _load_secret(gateway: GatewayConfig, env: Mapping[str, str]) -> Secret | Non
         raise ConfigError(f"the environment variable {SECRET_ENV} is empty") from None
 
 
-def _read_secret_file(path: Path) -> str:
+def _read_secret_file(path: Path) -> bytes:
     try:
         mode = path.stat().st_mode
         text = path.read_text(encoding="utf-8")
@@ -202,11 +201,7 @@ def _read_secret_file(path: Path) -> str:
         raise ConfigError(f"cannot read the secret file {path}: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"the secret file {path} is not UTF-8 text") from None
-    if os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigError(
-            f"the secret file {path} can be read by other users (mode {stat.filemode(mode)}); "
-            f"make it private with: chmod 600 {path}"
-        )
-    if not text.strip():
-        raise ConfigError(f"the secret file {path} is empty")
-    return text
+    try:
+        return secret_from_file(str(path), mode, text)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import re
+import stat
 from typing import Final, TypeVar
 
 import msgspec
@@ -30,6 +32,7 @@ __all__ = [
     "DEFAULT_MAX_FUTURE_MS",
     "DEFAULT_TTL_MS",
     "canonical",
+    "secret_from_file",
     "secret_key",
     "sign",
     "signature",
@@ -51,6 +54,23 @@ def secret_key(secret: str) -> bytes:
     if not key:
         raise ValueError("the shared secret is empty")
     return key
+
+
+def secret_from_file(path: str, mode: int, text: str, *, posix: bool = os.name == "posix") -> bytes:
+    """The HMAC key from a secret file's contents, once its ``st_mode`` shows it is private.
+
+    Both sides read their secret file themselves (this package does no I/O) and hand the
+    mode and text here, so the rules and the messages are the same everywhere. Raises
+    ``ValueError`` with a message that says how to fix the file.
+    """
+    if posix and mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ValueError(
+            f"the secret file {path} can be read by other users (mode {stat.filemode(mode)}); "
+            f"make it private with: chmod 600 {path}"
+        )
+    if not text.strip():
+        raise ValueError(f"the secret file {path} is empty")
+    return secret_key(text)
 
 
 def _number(value: float | None) -> str:
