@@ -9,14 +9,16 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from gtw_server.config import SECRET_ENV, load_config
+from gtw_server.curve import keygen
 from gtw_server.errors import ConfigError
 from gtw_server.log import configure_logging
 from gtw_server.server import Gateway
 from gtw_server.version import VERSION
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_keygen_parser", "build_parser", "keygen_main", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,6 +48,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--signature-ttl-ms", type=int, metavar="MS", help="signature lifetime (default 5000)"
     )
     parser.add_argument(
+        "--curve-secret-key",
+        metavar="FILE",
+        help="the gateway's CURVE certificate (.key_secret); turns encryption on",
+    )
+    parser.add_argument(
+        "--curve-clients", metavar="DIR", help="directory of the allowed clients' .key files"
+    )
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow a non-loopback --bind without CURVE (trusted private networks only)",
+    )
+    parser.add_argument(
         "--log-level",
         choices=("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"),
         type=str.upper,
@@ -53,7 +68,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def build_keygen_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m gtw_server keygen",
+        description="Write a CURVE key pair: NAME.key (public: give it to the other side) "
+        "and NAME.key_secret (keep it; readable only by you).",
+    )
+    parser.add_argument("directory", metavar="DIR")
+    parser.add_argument("--name", required=True, help="e.g. gateway, or a strategy node's name")
+    return parser
+
+
+def keygen_main(argv: Sequence[str]) -> int:
+    args = build_keygen_parser().parse_args(argv)
+    try:
+        public, secret = keygen(Path(args.directory), args.name)
+    except ConfigError as exc:
+        print(f"keygen: {exc}", file=sys.stderr)
+        return 2
+    print(f"public key: {public}   (copy to the other side)")
+    print(f"secret key: {secret}   (keep here, owner-only)")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["keygen"]:
+        return keygen_main(argv[1:])
     args = build_parser().parse_args(argv)
     overrides = {
         "bind": args.bind,
@@ -63,6 +104,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "signature_ttl_ms": args.signature_ttl_ms,
         "log_level": args.log_level,
         "signature_validation": False if args.no_signature_validation else None,
+        "curve_secret_key": args.curve_secret_key,
+        "curve_clients": args.curve_clients,
+        "insecure": True if args.insecure else None,
     }
     try:
         config = load_config(config_file=args.config, overrides=overrides)

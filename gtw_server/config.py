@@ -37,7 +37,15 @@ from gtw_server.errors import ConfigError
 from gtw_server.terminal import SimConfig
 from protocol import secret_from_file, secret_key
 
-__all__ = ["Config", "GatewayConfig", "LimitsConfig", "Mt5Config", "Secret", "load_config"]
+__all__ = [
+    "Config",
+    "GatewayConfig",
+    "LimitsConfig",
+    "Mt5Config",
+    "Secret",
+    "is_loopback",
+    "load_config",
+]
 
 SECRET_ENV: Final = "MT5_BRIDGE_SECRET"
 GATEWAY_ENV_PREFIX: Final = "MT5_GATEWAY_"
@@ -91,6 +99,17 @@ class GatewayConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     # The dead-man's switch: halt new orders when no client has sent anything for this long.
     halt_after_silence_s: Annotated[float, Meta(gt=0)] | None = None
     limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
+    # CURVE: the server's certificate (a .key_secret file) and the allowed clients' public
+    # certificates. Both, or neither.
+    curve_secret_key: str | None = None
+    curve_clients: str | None = None
+    # Listen beyond loopback without CURVE. Anyone who can reach the port could then read
+    # and send orders; only for a private network you trust completely.
+    insecure: bool = False
+
+    @property
+    def curve(self) -> bool:
+        return self.curve_secret_key is not None
 
 
 class Mt5Config(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -149,6 +168,7 @@ def load_config(
     except msgspec.ValidationError as exc:
         source = f" in {config_file}" if config_file else ""
         raise ConfigError(f"invalid configuration{source}: {exc}") from None
+    _check_exposure(config.gateway)
     secret = _load_secret(config.gateway, env)
     if secret is None and config.gateway.signature_validation:
         raise ConfigError(
@@ -157,6 +177,30 @@ def load_config(
             "or turn signatures off with --no-signature-validation (tests and demos only)"
         )
     return msgspec.structs.replace(config, secret=secret)
+
+
+def is_loopback(endpoint: str) -> bool:
+    """Whether a ZeroMQ endpoint can only be reached from this machine."""
+    scheme, _, rest = endpoint.partition("://")
+    if scheme in ("ipc", "inproc"):
+        return True
+    host = rest.rsplit(":", 1)[0].strip("[]")
+    return scheme == "tcp" and (host in ("localhost", "::1") or host.startswith("127."))
+
+
+def _check_exposure(gateway: GatewayConfig) -> None:
+    if (gateway.curve_secret_key is None) != (gateway.curve_clients is None):
+        raise ConfigError(
+            "CURVE needs both --curve-secret-key (the gateway's .key_secret file) and "
+            "--curve-clients (the directory of allowed client .key files)"
+        )
+    if not gateway.curve and not gateway.insecure and not is_loopback(gateway.bind):
+        raise ConfigError(
+            f"refusing to listen on {gateway.bind} without CURVE: anyone who can reach that "
+            "port could read and send orders. Turn CURVE on (--curve-secret-key and "
+            "--curve-clients; `python -m gtw_server keygen` makes the keys), bind 127.0.0.1, "
+            "or, on a network you trust completely, pass --insecure"
+        )
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from types import TracebackType
 from typing import IO, Final, Self
 
 import zmq
+import zmq.auth
 
 from protocol import Ping, Status, decode_reply, encode
 
@@ -82,7 +83,10 @@ class GatewayProcess:
         args: Sequence[str] = (),
         log_file: Path | None = None,
         log_level: str = "INFO",
+        curve: tuple[Path, Path, Path] | None = None,
     ) -> None:
+        """``curve`` = (the gateway's .key_secret, the allowed clients' directory, one client's
+        .key_secret to check readiness with) turns CURVE on."""
         self.data_dir = data_dir
         self.secret = secret
         self.port = port or free_port()
@@ -95,6 +99,7 @@ class GatewayProcess:
             "sim": dict(sim or {}),
         }
         self._args = list(args)
+        self._curve = curve
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
@@ -114,6 +119,9 @@ class GatewayProcess:
         command += ["--log-level", self.log_level]
         if self.secret is None:
             command.append("--no-signature-validation")
+        if self._curve is not None:
+            server_cert, clients_dir, _ = self._curve
+            command += ["--curve-secret-key", str(server_cert), "--curve-clients", str(clients_dir)]
         return command + self._args
 
     def start(self, *, wait: float = 30.0) -> Self:
@@ -149,6 +157,10 @@ class GatewayProcess:
                 raise RuntimeError(f"the gateway exited with code {self.returncode} at start")
             sock = context.socket(zmq.DEALER)
             sock.setsockopt(zmq.LINGER, 0)
+            if self._curve is not None:
+                server_cert, _, client_cert = self._curve
+                sock.curve_serverkey, _ = zmq.auth.load_certificate(server_cert)
+                sock.curve_publickey, sock.curve_secretkey = zmq.auth.load_certificate(client_cert)
             try:
                 sock.connect(self.endpoint)
                 ping = Ping(uuid=uuid_module.uuid4().hex, timestamp=time.time())

@@ -2,6 +2,7 @@
 
 - **Event loop.** uvloop where it exists (Linux, macOS). On Windows the selector event loop:
   the default proactor loop has no ``add_reader``, which ZeroMQ sockets need.
+- **Reload signal.** SIGHUP re-reads the CURVE allow-list, where the platform has one.
 - **Stop signals.** SIGINT and SIGTERM everywhere, plus SIGBREAK on Windows (Ctrl+Break, and
   what a console window's close sends). asyncio's ``add_signal_handler`` exists only on POSIX;
   on Windows a plain ``signal.signal`` handler hands over to the loop thread-safely.
@@ -16,7 +17,7 @@ import sys
 from collections.abc import Callable
 from types import FrameType
 
-__all__ = ["install_stop_handlers", "loop_factory", "stop_signals"]
+__all__ = ["install_reload_handler", "install_stop_handlers", "loop_factory", "stop_signals"]
 
 LoopFactory = Callable[[], asyncio.AbstractEventLoop]
 
@@ -66,3 +67,20 @@ def install_stop_handlers(
             signal.signal(sig, old)
 
     return restore
+
+
+def install_reload_handler(
+    loop: asyncio.AbstractEventLoop,
+    on_reload: Callable[[], None],
+    platform: str = sys.platform,
+) -> Callable[[], None]:
+    """Call ``on_reload()`` on SIGHUP, where there is one (not on Windows, where reloads come
+    from watching files instead); return a function that undoes it."""
+    if platform == "win32" or not hasattr(signal, "SIGHUP"):
+        return lambda: None
+    loop.add_signal_handler(signal.SIGHUP, on_reload)
+
+    def remove() -> None:
+        loop.remove_signal_handler(signal.SIGHUP)
+
+    return remove

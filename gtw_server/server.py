@@ -15,6 +15,7 @@ import asyncio
 import signal
 import time
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any, Final
 
 import msgspec
@@ -22,12 +23,13 @@ import zmq
 from loguru import logger
 
 from gtw_server.config import Config
+from gtw_server.curve import CurveServer
 from gtw_server.errors import GatewayError, TerminalError
 from gtw_server.executor import OrderExecutor
 from gtw_server.journal import Journal
 from gtw_server.killswitch import KillSwitch
 from gtw_server.replies import pending, rejected
-from gtw_server.runtime import install_stop_handlers, loop_factory
+from gtw_server.runtime import install_reload_handler, install_stop_handlers, loop_factory
 from gtw_server.terminal.adapter import TerminalStatus
 from gtw_server.transport import RouterTransport, split_envelope
 from gtw_server.version import VERSION
@@ -78,6 +80,7 @@ class Gateway:
         self._worker: TerminalWorker | None = None
         self._executor: OrderExecutor | None = None
         self._killswitch: KillSwitch | None = None
+        self._curve: CurveServer | None = None
         self._last_request = time.monotonic()
         self._opening = 0  # OPEN orders admitted and not yet answered
         info_warnings = []
@@ -85,6 +88,8 @@ class Gateway:
             info_warnings.append(
                 "signature validation is OFF: anyone who can reach this port can trade"
             )
+        if config.gateway.insecure and not config.gateway.curve:
+            info_warnings.append("listening without CURVE (--insecure): traffic is not encrypted")
         self._info = GatewayInfo(
             version=VERSION,
             terminal="SIM" if config.gateway.terminal == "sim" else "LIVE",
@@ -100,7 +105,9 @@ class Gateway:
             return runner.run(self.serve())
 
     async def serve(self) -> int:
-        remove_handlers = install_stop_handlers(asyncio.get_running_loop(), self._on_signal)
+        loop = asyncio.get_running_loop()
+        remove_handlers = install_stop_handlers(loop, self._on_signal)
+        remove_reload = install_reload_handler(loop, self._reload)
         try:
             try:
                 await self.startup()
@@ -112,6 +119,7 @@ class Gateway:
             return 0 if await self.shutdown() else 1
         finally:
             remove_handlers()
+            remove_reload()
 
     def stop(self) -> None:
         """Ask the gateway to shut down gracefully."""
@@ -150,12 +158,24 @@ class Gateway:
         )
         await self._connect()
         self._context = zmq.Context()
+        if gateway.curve_secret_key is not None and gateway.curve_clients is not None:
+            self._curve = CurveServer(
+                Path(gateway.curve_secret_key), Path(gateway.curve_clients), self._context
+            )
+            self._spawn_background(self._curve.watch(), "curve-allow-list")
+        elif gateway.insecure:
+            logger.warning(
+                "listening on {} WITHOUT CURVE (--insecure): orders and replies cross the "
+                "network unencrypted, and any client that reaches the port is answered",
+                gateway.bind,
+            )
         try:
             self._transport = RouterTransport(
                 gateway.bind,
                 self._on_message,
                 max_message_bytes=gateway.max_message_bytes,
                 context=self._context,
+                setup=self._curve.apply if self._curve else None,
             )
         except zmq.ZMQError as exc:
             raise GatewayError(f"cannot bind {gateway.bind}: {exc}") from None
@@ -167,10 +187,12 @@ class Gateway:
         if gateway.halt_after_silence_s is not None:
             self._spawn_background(self._watch_silence(gateway.halt_after_silence_s), "dead-man")
         logger.info(
-            "gateway ready on {} | terminal {} ({}) | signatures {} | journal {} ({} entries)",
+            "gateway ready on {} | terminal {} ({}) | CURVE {} | signatures {} | journal {} "
+            "({} entries)",
             self._transport.endpoint,
             self._info.terminal,
             self._describe_terminal(),
+            "on" if self._curve else "off",
             "on" if gateway.signature_validation else "OFF",
             self._journal.path,
             len(self._journal),
@@ -201,6 +223,8 @@ class Gateway:
             await self._worker.stop(grace_s=remaining)
         if self._transport is not None:
             self._transport.close()
+        if self._curve is not None:
+            self._curve.stop()
         if self._context is not None:
             self._context.term()  # waits (up to LINGER) for the last replies to leave
         if self._journal is not None:
@@ -214,6 +238,13 @@ class Gateway:
             return
         logger.info("{} received: shutting down", sig.name)
         self.stop()
+
+    def _reload(self) -> None:
+        if self._curve is None:
+            logger.info("SIGHUP received: nothing to reload (CURVE is off)")
+            return
+        logger.info("SIGHUP received: reloading the CURVE allow-list")
+        self._curve.reload()
 
     def _spawn_background(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         self._background.append(asyncio.create_task(coro, name=name))

@@ -45,7 +45,9 @@ class RouterTransport:
         max_message_bytes: int,
         linger_ms: int = 1000,
         context: zmq.Context[zmq.Socket[bytes]] | None = None,
+        setup: Callable[[zmq.Socket[bytes]], None] | None = None,
     ) -> None:
+        """``setup`` configures the socket before it binds (CURVE)."""
         self._context = context or zmq.Context.instance()
         self._on_message = on_message
         sock: zmq.Socket[bytes] = self._context.socket(zmq.ROUTER)
@@ -56,6 +58,8 @@ class RouterTransport:
         sock.setsockopt(zmq.SNDHWM, _HWM)
         sock.setsockopt(zmq.RCVHWM, _HWM)
         sock.setsockopt(zmq.LINGER, linger_ms)  # let the last replies leave on close
+        if setup is not None:
+            setup(sock)
         sock.bind(endpoint)
         self.endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
         self._sock = sock

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 import uuid as uuid_module
 from collections.abc import Callable
@@ -33,6 +34,7 @@ import zmq.asyncio
 from inf_bridge.audit import record
 from inf_bridge.breaker import DAILY_LOSS, CircuitBreaker
 from inf_bridge.channel import Channel
+from inf_bridge.curve import load_curve_keys
 from inf_bridge.errors import (
     CircuitOpen,
     GatewayTimeout,
@@ -88,6 +90,7 @@ class Bridge:
     ``retries`` is how many times an unanswered order is sent again (same uuid) before the
     gateway is asked about it; ``pending_timeout`` is how long a ``PENDING`` order is waited
     on. ``heartbeat_recovery`` healthy beats close a breaker the heartbeat opened.
+    ``curve_server_key`` and ``curve_client_cert`` turn on CURVE (``inf_bridge.curve``).
 
     ``bridge.health`` is the heartbeat's view (``state``, round-trip statistics, clock
     offset), ``bridge.breaker`` the circuit breaker, ``bridge.risk`` the risk monitor.
@@ -106,6 +109,8 @@ class Bridge:
         request_timeout: float = 2.0,
         retries: int = 2,
         pending_timeout: float = 45.0,
+        curve_server_key: str | bytes | os.PathLike[str] | None = None,
+        curve_client_cert: str | os.PathLike[str] | None = None,
         context: zmq.asyncio.Context | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -119,7 +124,14 @@ class Bridge:
         self.pending_timeout = pending_timeout
         self._key = secret_key(secret) if secret is not None else None
         self._clock = clock
-        self._channel = Channel(endpoint, context=context)
+        if (curve_server_key is None) != (curve_client_cert is None):
+            raise ValueError("CURVE needs both curve_server_key and curve_client_cert")
+        curve = (
+            load_curve_keys(curve_server_key, curve_client_cert)
+            if curve_server_key is not None and curve_client_cert is not None
+            else None
+        )
+        self._channel = Channel(endpoint, context=context, curve=curve)
         self._state = "new"
         self.breaker = CircuitBreaker()
         self.risk = RiskMonitor(risk) if isinstance(risk, RiskLimits) else risk

@@ -32,6 +32,7 @@ __all__ = [
     "DEFAULT_MAX_FUTURE_MS",
     "DEFAULT_TTL_MS",
     "canonical",
+    "require_private",
     "secret_from_file",
     "secret_key",
     "sign",
@@ -56,6 +57,16 @@ def secret_key(secret: str) -> bytes:
     return key
 
 
+def require_private(path: str, mode: int, *, posix: bool = os.name == "posix") -> None:
+    """Raise ``ValueError`` (saying how to fix it) when a key file's ``st_mode`` lets other
+    users read it. Windows has no such mode bits; its ACLs are the installer's business."""
+    if posix and mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ValueError(
+            f"the key file {path} can be read by other users (mode {stat.filemode(mode)}); "
+            f"make it private with: chmod 600 {path}"
+        )
+
+
 def secret_from_file(path: str, mode: int, text: str, *, posix: bool = os.name == "posix") -> bytes:
     """The HMAC key from a secret file's contents, once its ``st_mode`` shows it is private.
 
@@ -63,11 +74,7 @@ def secret_from_file(path: str, mode: int, text: str, *, posix: bool = os.name =
     mode and text here, so the rules and the messages are the same everywhere. Raises
     ``ValueError`` with a message that says how to fix the file.
     """
-    if posix and mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ValueError(
-            f"the secret file {path} can be read by other users (mode {stat.filemode(mode)}); "
-            f"make it private with: chmod 600 {path}"
-        )
+    require_private(path, mode, posix=posix)
     if not text.strip():
         raise ValueError(f"the secret file {path} is empty")
     return secret_key(text)

@@ -87,12 +87,14 @@ async def test_hung_terminal_is_restarted_and_the_order_fills_once(
     gateway = GatewayProcess(
         tmp_path / "gw",
         secret=secret,
-        sim={"hang_on_order": 1},
+        # Counted per terminal object: the 2nd order hangs, the restarted worker's 1st does not.
+        sim={"hang_on_order": 2},
         gateway={"terminal_timeout_s": 2.0},
         log_file=tmp_path / "gateway.log",
     )
     with gateway:
         async with Bridge(gateway.endpoint, secret=secret, request_timeout=1.0) as bridge:
+            first = await bridge.send_order("EURUSD", "BUY", 0.1)
             order = asyncio.create_task(bridge.send_order("EURUSD", "BUY", 0.3, uuid="hang-1"))
             pinger = Dealer(gateway.endpoint)
             answered: list[bool | None] = []
@@ -107,9 +109,10 @@ async def test_hung_terminal_is_restarted_and_the_order_fills_once(
             fill = await order
             assert fill.volume == pytest.approx(0.3)
             assert len(answered) >= 10 and all(a is not None for a in answered)
-            assert [p.ticket for p in await bridge.get_positions()] == [fill.ticket]
-            second = await bridge.send_order("EURUSD", "BUY", 0.1)  # the new worker is sane
-            assert second.ticket != fill.ticket
+            tickets = sorted(p.ticket for p in await bridge.get_positions())
+            assert tickets == sorted([first.ticket, fill.ticket])  # the hung one filled once
+            third = await bridge.send_order("EURUSD", "BUY", 0.1)  # the new worker is sane
+            assert third.ticket not in tickets
     assert "killing the terminal worker" in (tmp_path / "gateway.log").read_text()
 
 
@@ -130,6 +133,16 @@ async def test_lost_terminal_refuses_orders_then_recovers(tmp_path: Path, secret
             assert await bridge.get_positions() == []
             fill = await bridge.send_order("EURUSD", "BUY", 0.1, uuid="offline-1")
             assert not fill.duplicate
+
+
+async def test_reply_lost_inside_the_terminal_is_reconciled(tmp_path: Path, secret: str) -> None:
+    # The terminal executes the order, then dies before answering (-10002 IPC recv failed).
+    with GatewayProcess(tmp_path / "gw", secret=secret, sim={"lose_reply_on_order": 1}) as gateway:
+        async with Bridge(gateway.endpoint, secret=secret) as bridge:
+            fill = await bridge.send_order("EURUSD", "SELL", 0.2, uuid="lost-1")
+            assert fill.volume == pytest.approx(0.2)  # settled from the terminal's history
+            assert [p.ticket for p in await bridge.get_positions()] == [fill.ticket]
+            assert (await bridge.send_order("EURUSD", "SELL", 0.2)).ticket != fill.ticket
 
 
 async def test_ten_clients_fifty_pipelined_orders_each(

@@ -8,7 +8,12 @@ import sys
 
 import pytest
 
-from gtw_server.runtime import install_stop_handlers, loop_factory, stop_signals
+from gtw_server.runtime import (
+    install_reload_handler,
+    install_stop_handlers,
+    loop_factory,
+    stop_signals,
+)
 
 
 def test_windows_runs_on_the_selector_loop_without_uvloop() -> None:
@@ -60,3 +65,16 @@ async def test_windows_handlers_use_signal_and_hand_over_to_the_loop() -> None:
         remove()
     assert seen == [signal.SIGINT]
     assert signal.getsignal(signal.SIGINT) == before
+
+
+async def test_reload_on_sighup_where_there_is_one() -> None:
+    loop = asyncio.get_running_loop()
+    reloads: list[bool] = []
+    assert install_reload_handler(loop, lambda: reloads.append(True), platform="win32")() is None
+    remove = install_reload_handler(loop, lambda: reloads.append(True), platform="linux")
+    try:
+        signal.raise_signal(signal.SIGHUP)
+        await asyncio.sleep(0.05)
+    finally:
+        remove()
+    assert reloads == [True]

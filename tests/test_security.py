@@ -1,0 +1,206 @@
+"""Security: CURVE and its allow-list, safe defaults, replay, tampering, secrets in logs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import zmq
+
+from gtw_server.config import is_loopback, load_config
+from gtw_server.curve import keygen
+from gtw_server.errors import ConfigError
+from gtw_server.process import GatewayProcess, free_port
+from inf_bridge import Bridge, GatewayTimeout
+from protocol import Open, Side, encode, secret_key, sign
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> Path:
+    """keys/gateway.*, keys/alice.*, keys/mallory.*; allowed/ holds only alice's public key."""
+    directory = tmp_path / "keys"
+    for name in ("gateway", "alice", "mallory"):
+        keygen(directory, name)
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    shutil.copy(directory / "alice.key", allowed / "alice.key")
+    return directory
+
+
+def curve_gateway(tmp_path: Path, keys: Path, secret: str) -> GatewayProcess:
+    return GatewayProcess(
+        tmp_path / "gw",
+        secret=secret,
+        curve=(keys / "gateway.key_secret", tmp_path / "allowed", keys / "alice.key_secret"),
+        log_file=tmp_path / "gateway.log",
+    )
+
+
+def node(gateway: GatewayProcess, keys: Path, secret: str, name: str) -> Bridge:
+    return Bridge(
+        gateway.endpoint,
+        secret=secret,
+        curve_server_key=keys / "gateway.key",
+        curve_client_cert=keys / f"{name}.key_secret",
+        request_timeout=0.5,
+        heartbeat_timeout=0.5,
+    )
+
+
+def test_keygen_writes_an_owner_only_secret(tmp_path: Path) -> None:
+    public, secret = keygen(tmp_path / "k", "node1")
+    assert public.name == "node1.key" and secret.name == "node1.key_secret"
+    if os.name == "posix":
+        assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+        assert stat.S_IMODE((tmp_path / "k").stat().st_mode) == 0o700
+    with pytest.raises(ConfigError, match="exists already"):
+        keygen(tmp_path / "k", "node1")
+    result = subprocess.run(
+        [sys.executable, "-m", "gtw_server", "keygen", str(tmp_path / "k2"), "--name", "gw"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0 and (tmp_path / "k2" / "gw.key_secret").exists()
+
+
+async def test_only_listed_keys_get_answers(tmp_path: Path, keys: Path, secret: str) -> None:
+    with curve_gateway(tmp_path, keys, secret) as gateway:
+        async with node(gateway, keys, secret, "alice") as alice:
+            assert await alice.ping() > 0
+            assert (await alice.send_order("EURUSD", "BUY", 0.1)).ticket > 0
+
+        async with node(gateway, keys, secret, "mallory") as mallory:  # a key not listed
+            with pytest.raises(GatewayTimeout):
+                await mallory.ping()
+            assert mallory.health.state != "HEALTHY"
+
+        async with Bridge(gateway.endpoint, secret=secret, request_timeout=0.5) as plain:
+            with pytest.raises(GatewayTimeout):  # no CURVE at all: no answer either
+                await plain.ping()
+
+        # Allow mallory, and tell the gateway (SIGHUP; a file watch does it too).
+        shutil.copy(keys / "mallory.key", tmp_path / "allowed" / "mallory.key")
+        if hasattr(signal, "SIGHUP"):
+            os.kill(gateway.pid, signal.SIGHUP)
+        await asyncio.sleep(0.5)
+        async with node(gateway, keys, secret, "mallory") as mallory:
+            assert await mallory.ping() > 0
+
+        # Revoke alice: her new connections are refused (open ones stay until they close).
+        (tmp_path / "allowed" / "alice.key").unlink()
+        await asyncio.sleep(3)  # the file watch, without a signal
+        async with node(gateway, keys, secret, "alice") as alice:
+            with pytest.raises(GatewayTimeout):
+                await alice.ping()
+    log = (tmp_path / "gateway.log").read_text()
+    assert "CURVE on" in log and "2 client key(s) allowed" in log
+
+
+def test_public_bind_without_curve_is_refused(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gtw_server",
+            "--bind",
+            f"tcp://0.0.0.0:{free_port()}",
+            "--data-dir",
+            str(tmp_path),
+            "--no-signature-validation",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "without CURVE" in result.stderr and "--insecure" in result.stderr
+    assert not (tmp_path / "journal.sqlite3").exists()
+
+
+def test_insecure_and_curve_settle_the_exposure_rule(tmp_path: Path) -> None:
+    env = {"MT5_BRIDGE_SECRET": "x"}
+    config = load_config(env=env, overrides={"bind": "tcp://*:5555", "insecure": True})
+    assert config.gateway.insecure
+    with pytest.raises(ConfigError, match="both"):
+        load_config(env=env, overrides={"curve_secret_key": str(tmp_path / "k")})
+    assert is_loopback("tcp://127.0.0.1:5555") and is_loopback("tcp://[::1]:5555")
+    assert is_loopback("ipc:///tmp/gw") and is_loopback("tcp://localhost:1")
+    assert not is_loopback("tcp://0.0.0.0:5555") and not is_loopback("tcp://*:5555")
+    assert not is_loopback("tcp://10.0.0.5:5555") and not is_loopback("tcp://eth0:5555")
+
+
+def test_a_world_readable_curve_secret_is_refused(tmp_path: Path, keys: Path) -> None:
+    (keys / "gateway.key_secret").chmod(0o644)
+    if os.name != "posix":
+        pytest.skip("POSIX permissions")
+    with pytest.raises(ConfigError, match="chmod 600"):
+        from gtw_server.curve import CurveServer
+
+        CurveServer(keys / "gateway.key_secret", tmp_path / "allowed", zmq.Context.instance())
+
+
+def signed(secret: str, uuid: str, volume: float = 0.1) -> Open:
+    now = time.time()
+    order = Open(uuid=uuid, timestamp=now, symbol="EURUSD", type=Side.BUY, volume=volume)
+    return sign(secret_key(secret), order, int(now * 1000))
+
+
+def roundtrip(endpoint: str, frame: bytes) -> dict[str, object]:
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(endpoint)
+    try:
+        sock.send(frame)
+        assert sock.poll(5000)
+        reply: dict[str, object] = json.loads(sock.recv())
+        return reply
+    finally:
+        sock.close()
+
+
+def test_replays_and_tampering_are_refused(tmp_path: Path, secret: str) -> None:
+    gateway = GatewayProcess(tmp_path / "gw", secret=secret, args=["--signature-ttl-ms", "500"])
+    with gateway:
+        frame = encode(signed(secret, "replay-1"))
+        assert roundtrip(gateway.endpoint, frame)["status"] == "FILLED"
+        replay = roundtrip(gateway.endpoint, frame)  # within the TTL: the stored reply
+        assert replay["status"] == "FILLED" and replay["duplicate"] is True
+        time.sleep(0.7)
+        stale = roundtrip(gateway.endpoint, frame)  # a captured order, replayed later
+        assert stale["error_code"] == "SIGNATURE_EXPIRED"
+
+        tampered = json.loads(encode(signed(secret, "tamper-1")))
+        tampered["volume"] = 5.0
+        reply = roundtrip(gateway.endpoint, json.dumps(tampered).encode())
+        assert reply["error_code"] == "SIGNATURE_INVALID"
+        future = Open(uuid="future-1", timestamp=0.0, symbol="EURUSD", type=Side.BUY, volume=0.1)
+        ahead = sign(secret_key(secret), future, int(time.time() * 1000) + 5000)
+        assert roundtrip(gateway.endpoint, encode(ahead))["error_code"] == "SIGNATURE_EXPIRED"
+        positions = roundtrip(
+            gateway.endpoint,
+            b'{"uuid": "pos", "action": "GET_POSITIONS", "timestamp": 1}',
+        )
+        assert len(positions["positions"]) == 1  # type: ignore[arg-type]
+
+
+def test_secrets_never_reach_the_logs(tmp_path: Path, secret: str) -> None:
+    log = tmp_path / "gateway.log"
+    with GatewayProcess(tmp_path / "gw", secret=secret, log_file=log, log_level="TRACE") as gw:
+        roundtrip(gw.endpoint, encode(signed(secret, "logged-1")))
+        roundtrip(gw.endpoint, encode(signed("wrong-" + secret, "logged-2")))
+        roundtrip(gw.endpoint, b'{"uuid": "x", "action": "OPEN", "timestamp": 1, "symbol": 5}')
+    text = log.read_text()
+    assert secret not in text and secret_key(secret).hex() not in text
+    assert "RISK_PASS:" not in text
