@@ -103,6 +103,11 @@ class GatewayConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     # certificates. Both, or neither.
     curve_secret_key: str | None = None
     curve_clients: str | None = None
+    # Pin the account: refuse to trade when the terminal is logged in to another one.
+    expect_login: Annotated[int, Meta(gt=0)] | None = None
+    expect_server: str | None = None
+    # A REAL (not DEMO or CONTEST) account is refused unless this is set.
+    allow_real: bool = False
     # Listen beyond loopback without CURVE. Anyone who can reach the port could then read
     # and send orders; only for a private network you trust completely.
     insecure: bool = False

@@ -156,7 +156,8 @@ class Gateway:
             secret=self.config.secret if gateway.signature_validation else None,
             signature_ttl_ms=gateway.signature_ttl_ms,
         )
-        await self._connect()
+        if await self._connect() and (problem := self._account_problem()):
+            raise GatewayError(problem)
         self._context = zmq.Context()
         if gateway.curve_secret_key is not None and gateway.curve_clients is not None:
             self._curve = CurveServer(
@@ -259,6 +260,8 @@ class Gateway:
             self.terminal = TerminalStatus(connected=False, error=str(exc))
         if not self.terminal.connected:
             logger.warning("terminal not connected: {}", self.terminal.error)
+        elif problem := self._account_problem():
+            logger.error("orders are refused: {}", problem)
         return self.terminal.connected
 
     async def _watch_terminal(self) -> None:
@@ -329,7 +332,29 @@ class Gateway:
         t = self.terminal
         if not t.connected:
             return f"not connected: {t.error}"
-        return f"login {t.login} on {t.server}, {t.trade_mode}"
+        return (
+            f"login {t.login} on {t.server}, {t.trade_mode}, balance {t.balance:,.2f} {t.currency}"
+        )
+
+    def _account_problem(self) -> str | None:
+        """Why the connected account must not be traded, if it must not."""
+        gateway, t = self.config.gateway, self.terminal
+        if gateway.expect_login is not None and t.login != gateway.expect_login:
+            return (
+                f"the terminal is logged in to account {t.login}, not {gateway.expect_login} "
+                "([gateway] expect_login)"
+            )
+        if gateway.expect_server is not None and t.server != gateway.expect_server:
+            return (
+                f"the terminal is connected to {t.server!r}, not {gateway.expect_server!r} "
+                "([gateway] expect_server)"
+            )
+        if t.trade_mode == "REAL" and not gateway.allow_real:
+            return (
+                f"account {t.login} on {t.server} is a REAL account; set [gateway] "
+                "allow_real = true to trade it"
+            )
+        return None
 
     # -- requests ----------------------------------------------------------------------------
 
@@ -408,6 +433,8 @@ class Gateway:
                 ErrorCode.BUSY,
                 "the gateway is shutting down; retry with the same uuid once it is back",
             )
+        if self.terminal.connected and (problem := self._account_problem()):
+            return rejected(request.uuid, request.action, ErrorCode.RISK_REJECTED, problem)
         if not (self._worker.alive and self.terminal.connected):
             return rejected(
                 request.uuid,

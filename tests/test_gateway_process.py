@@ -92,3 +92,53 @@ def test_worker_leaves_when_the_gateway_is_killed(tmp_path: Path) -> None:
     while any(alive(w) for w in workers) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert workers and not any(alive(w) for w in workers)
+
+
+@pytest.mark.parametrize(
+    ("sim", "gateway", "message"),
+    [
+        ({"trade_mode": "real"}, {}, "allow_real = true"),
+        ({"login": 1234}, {"expect_login": 999}, "not 999"),
+        ({}, {"expect_server": "Broker-Live"}, "expect_server"),
+    ],
+    ids=["real-account", "wrong-login", "wrong-server"],
+)
+def test_refuses_to_trade_an_unexpected_account(
+    tmp_path: Path, sim: dict[str, object], gateway: dict[str, object], message: str
+) -> None:
+    log = tmp_path / "gateway.log"
+    process = GatewayProcess(
+        tmp_path / "gw",
+        secret="s",
+        sim=sim,  # type: ignore[arg-type]
+        gateway=gateway,  # type: ignore[arg-type]
+        log_file=log,
+    )
+    with pytest.raises(RuntimeError, match="exited with code 2"):
+        process.start()
+    process.stop()
+    assert message in log.read_text()
+
+
+def test_a_real_account_with_allow_real_starts_and_says_so(tmp_path: Path) -> None:
+    log = tmp_path / "gateway.log"
+    process = GatewayProcess(
+        tmp_path / "gw",
+        secret="s",
+        sim={"trade_mode": "real", "login": 777},
+        gateway={"allow_real": True, "expect_login": 777},
+        log_file=log,
+    )
+    with process:
+        pass
+    banner = next(line for line in log.read_text().splitlines() if "gateway ready" in line)
+    for part in (
+        "terminal SIM",
+        "login 777",
+        "REAL",
+        "balance 10,000.00 USD",
+        "CURVE off",
+        "signatures on",
+        process.endpoint,
+    ):
+        assert part in banner

@@ -114,6 +114,8 @@ class TerminalStatus(Struct, frozen=True, kw_only=True):
     login: int = 0
     server: str = ""
     trade_mode: str = ""
+    balance: float = 0.0
+    currency: str = ""
     positions: int = 0
     error: str = ""
 
@@ -155,6 +157,8 @@ class TerminalAdapter:
             login=account.login,
             server=account.server,
             trade_mode=_TRADE_MODES.get(account.trade_mode, str(account.trade_mode)),
+            balance=account.balance,
+            currency=account.currency,
             positions=self.mt5.positions_total() or 0,
         )
 
