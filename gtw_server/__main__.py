@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="allow a non-loopback --bind without CURVE (trusted private networks only)",
     )
     parser.add_argument(
+        "--metrics-port", type=int, metavar="PORT", help="serve Prometheus metrics on this port"
+    )
+    parser.add_argument(
         "--log-level",
         choices=("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"),
         type=str.upper,
@@ -107,6 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "curve_secret_key": args.curve_secret_key,
         "curve_clients": args.curve_clients,
         "insecure": True if args.insecure else None,
+        "metrics_port": args.metrics_port,
     }
     try:
         config = load_config(config_file=args.config, overrides=overrides)

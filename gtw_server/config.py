@@ -103,6 +103,13 @@ class GatewayConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     # certificates. Both, or neither.
     curve_secret_key: str | None = None
     curve_clients: str | None = None
+    # Serve Prometheus metrics on metrics_host:metrics_port (off when no port is given).
+    metrics_port: Annotated[int, Meta(ge=1, le=65535)] | None = None
+    metrics_host: str = "127.0.0.1"
+    # JSON-lines audit trail of every order's stages (relative paths are under data_dir).
+    audit_file: str | None = "audit.jsonl"
+    audit_rotation: str = "50 MB"
+    audit_retention: str = "90 days"
     # Pin the account: refuse to trade when the terminal is logged in to another one.
     expect_login: Annotated[int, Meta(gt=0)] | None = None
     expect_server: str | None = None

@@ -28,8 +28,8 @@ from collections.abc import Callable
 from typing import Final
 
 import msgspec
-from loguru import logger
 
+from gtw_server.audit import audit
 from gtw_server.errors import TerminalError, WorkerCrashed, WorkerUnavailable
 from gtw_server.journal import Journal
 from gtw_server.replies import outcome_reply, pending, rejected
@@ -50,6 +50,7 @@ from protocol import (
     Reply,
     SignatureError,
     SignedRequest,
+    Status,
     canonical,
     decode_reply,
     encode,
@@ -105,13 +106,24 @@ class OrderExecutor:
         new uuid so that a duplicate still gets its stored reply.
         """
         reply = self._check(request) or (gate(request) if gate else None)
+        uuid = request.uuid
         if reply is None:
-            uuid = request.uuid
             tag = order_tag(uuid)
             self.journal.record_request(
                 uuid, request.action, fingerprint(request), tag, encode(request)
             )
             self._in_flight.add(uuid)
+            audit("ORDER_RECEIVED", _describe(request), uuid=uuid, action=request.action, tag=tag)
+        elif reply.duplicate:
+            audit("DUPLICATE", f"{request.action}: the stored {reply.status} reply", uuid=uuid)
+        else:
+            audit(
+                reply.status.value,
+                f"{request.action}: {reply.error_code} {reply.error_msg or ''}".rstrip(),
+                uuid=uuid,
+                level="WARNING",
+                error_code=reply.error_code,
+            )
         return reply
 
     def complete(self, request: SignedRequest, reply: Reply) -> Reply:
@@ -152,23 +164,33 @@ class OrderExecutor:
                 outcome = await self.worker.call("close", _close_order(request, tag), OrderOutcome)
         except (TerminalDisconnected, WorkerUnavailable) as exc:
             self.journal.forget(uuid)
+            audit("NOT_EXECUTED", f"{action}: {exc}", uuid=uuid, level="WARNING")
             return rejected(uuid, action, ErrorCode.MT5_DISCONNECTED, f"{exc}{_NOT_EXECUTED}")
         except (WorkerCrashed, TerminalError) as exc:
-            logger.error("{} {}: outcome unknown ({}); it will be reconciled", action, uuid, exc)
-            self.needs_reconcile = True
-            return pending(request, "the terminal call was interrupted; reconciling its outcome")
+            return self._unknown(request, f"the terminal call was interrupted ({exc})")
         finally:
             self._in_flight.discard(uuid)
         if outcome.status == "UNKNOWN":
-            logger.error("{} {}: outcome unknown ({})", action, uuid, outcome.error_msg)
-            self.needs_reconcile = True
-            return pending(request, "the terminal connection broke mid-order; reconciling")
+            return self._unknown(request, outcome.error_msg or "the terminal connection broke")
         reply = outcome_reply(uuid, action, outcome)
         if outcome.error_code == ErrorCode.MT5_DISCONNECTED:
             self.journal.forget(uuid)  # order_send never reached the terminal
+            audit("NOT_EXECUTED", f"{action}: {reply.error_msg}", uuid=uuid, level="WARNING")
         else:
             self.journal.record_reply(uuid, encode(reply))
+            _audit_outcome(reply)
         return reply
+
+    def _unknown(self, request: Open | Close, why: str) -> Reply:
+        """The order may or may not have executed: keep it open for reconciliation."""
+        audit(
+            "OUTCOME_UNKNOWN",
+            f"{request.action}: {why}; reconciling",
+            uuid=request.uuid,
+            level="ERROR",
+        )
+        self.needs_reconcile = True
+        return pending(request, f"{why}; its outcome is being reconciled")
 
     async def reconcile(self) -> int:
         """Settle every journaled order whose outcome is unknown, from the terminal's history.
@@ -194,16 +216,54 @@ class OrderExecutor:
                 outcome = found.get(entry.tag)
                 if outcome is None:
                     self.journal.forget(entry.uuid)
-                    logger.warning(
-                        "{} {}: not executed; the uuid is free", entry.action, entry.uuid
+                    audit(
+                        "RECONCILED",
+                        f"{entry.action}: not executed; the uuid is free again",
+                        uuid=entry.uuid,
+                        executed=False,
                     )
                 else:
                     reply = outcome_reply(entry.uuid, entry.action, outcome)
                     self.journal.record_reply(entry.uuid, encode(reply))
-                    logger.info(
-                        "{} {}: executed (ticket {})", entry.action, entry.uuid, outcome.ticket
+                    audit(
+                        "RECONCILED",
+                        f"{entry.action}: executed, ticket {outcome.ticket}",
+                        uuid=entry.uuid,
+                        executed=True,
+                        ticket=outcome.ticket,
                     )
             return len(entries)
+
+
+def _describe(request: SignedRequest) -> str:
+    if isinstance(request, Open):
+        return f"OPEN {request.type} {request.volume:g} {request.symbol}"
+    if isinstance(request, Close):
+        volume = "all" if request.volume is None else f"{request.volume:g}"
+        return f"CLOSE #{request.ticket} ({volume})"
+    return request.action
+
+
+def _audit_outcome(reply: Reply) -> None:
+    if reply.status is Status.FILLED:
+        audit(
+            "MT5_FILLED",
+            f"{reply.action} ticket={reply.ticket} volume={reply.volume:g} price={reply.price:g}",
+            uuid=reply.uuid,
+            ticket=reply.ticket,
+            deal=reply.deal,
+            volume=reply.volume,
+            price=reply.price,
+        )
+    else:
+        audit(
+            "MT5_REJECTED",
+            f"{reply.action}: {reply.error_code} {reply.error_msg}",
+            uuid=reply.uuid,
+            level="WARNING",
+            error_code=reply.error_code,
+            retcode=reply.retcode,
+        )
 
 
 def _open_order(request: Open, tag: str) -> OpenOrder:

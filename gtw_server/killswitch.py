@@ -14,6 +14,8 @@ from pathlib import Path
 import msgspec
 from loguru import logger
 
+from gtw_server.audit import audit
+
 __all__ = ["KillSwitch"]
 
 
@@ -47,11 +49,11 @@ class KillSwitch:
 
     def halt(self, reason: str) -> None:
         self._save(_State(True, reason, time.time()))
-        logger.warning("[HALTED] new orders are refused: {}", reason)
+        audit("HALTED", f"new orders are refused: {reason}", level="WARNING", reason=reason)
 
     def resume(self) -> None:
         self._save(_State())
-        logger.warning("[RESUMED] new orders are accepted again")
+        audit("RESUMED", "new orders are accepted again", level="WARNING")
 
     def _save(self, state: _State) -> None:
         tmp = self.path.with_suffix(".tmp")

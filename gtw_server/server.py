@@ -22,12 +22,14 @@ import msgspec
 import zmq
 from loguru import logger
 
+from gtw_server.audit import add_gateway_audit_file
 from gtw_server.config import Config
 from gtw_server.curve import CurveServer
 from gtw_server.errors import GatewayError, TerminalError
 from gtw_server.executor import OrderExecutor
 from gtw_server.journal import Journal
 from gtw_server.killswitch import KillSwitch
+from gtw_server.metrics import GatewayMetrics
 from gtw_server.replies import pending, rejected
 from gtw_server.runtime import install_reload_handler, install_stop_handlers, loop_factory
 from gtw_server.terminal.adapter import TerminalStatus
@@ -82,7 +84,10 @@ class Gateway:
         self._killswitch: KillSwitch | None = None
         self._curve: CurveServer | None = None
         self._last_request = time.monotonic()
+        self._received_at = 0.0  # perf_counter() when the message being handled arrived
         self._opening = 0  # OPEN orders admitted and not yet answered
+        self._metrics = GatewayMetrics() if config.gateway.metrics_port is not None else None
+        self._audit_handler: int | None = None
         info_warnings = []
         if not config.gateway.signature_validation:
             info_warnings.append(
@@ -134,6 +139,12 @@ class Gateway:
                 gateway.bind,
             )
         data_dir = self.config.data_dir
+        if gateway.audit_file is not None:
+            self._audit_handler = add_gateway_audit_file(
+                data_dir / gateway.audit_file,
+                rotation=gateway.audit_rotation,
+                retention=gateway.audit_retention,
+            )
         self._journal = Journal(data_dir / "journal.sqlite3")
         self._killswitch = KillSwitch(data_dir / "halt.json")
         if self._killswitch.halted:
@@ -147,7 +158,10 @@ class Gateway:
             mt5=self.config.mt5,
         )
         self._worker = TerminalWorker(
-            spec, call_timeout=gateway.terminal_timeout_s, on_restart=self._after_restart
+            spec,
+            call_timeout=gateway.terminal_timeout_s,
+            on_restart=self._after_restart,
+            observe=self._metrics.observe_terminal_call if self._metrics else None,
         )
         await self._worker.start()
         self._executor = OrderExecutor(
@@ -181,6 +195,8 @@ class Gateway:
         except zmq.ZMQError as exc:
             raise GatewayError(f"cannot bind {gateway.bind}: {exc}") from None
         self._transport.start()
+        if self._metrics is not None and gateway.metrics_port is not None:
+            self._serve_metrics(self._metrics, gateway.metrics_host, gateway.metrics_port)
         self._last_request = time.monotonic()
         self._spawn_background(self._watch_terminal(), "terminal-monitor")
         self._spawn_background(self._reconcile(), "startup-reconcile")
@@ -231,6 +247,8 @@ class Gateway:
         if self._journal is not None:
             self._journal.close()
         logger.info("gateway stopped")
+        if self._audit_handler is not None:
+            logger.remove(self._audit_handler)
         return not abandoned
 
     def _on_signal(self, sig: signal.Signals) -> None:
@@ -239,6 +257,33 @@ class Gateway:
             return
         logger.info("{} received: shutting down", sig.name)
         self.stop()
+
+    def _serve_metrics(self, metrics: GatewayMetrics, host: str, port: int) -> None:
+        worker, journal, killswitch = self._worker, self._journal, self._killswitch
+        assert worker is not None and journal is not None and killswitch is not None
+        metrics.gauge(
+            "mt5_gateway_in_flight", "Requests waiting on the terminal", lambda: len(self._tasks)
+        )
+        metrics.gauge(
+            "mt5_gateway_terminal_queue", "Calls sent to the worker", lambda: worker.in_flight
+        )
+        metrics.gauge("mt5_gateway_journal_entries", "uuids remembered", lambda: len(journal))
+        metrics.gauge(
+            "mt5_gateway_mt5_connected",
+            "1 when the terminal is connected",
+            lambda: float(worker.alive and self.terminal.connected),
+        )
+        metrics.gauge(
+            "mt5_gateway_halted", "1 when the kill switch is on", lambda: float(killswitch.halted)
+        )
+        metrics.gauge(
+            "mt5_gateway_worker_restarts", "Terminal worker restarts", lambda: worker.restarts
+        )
+        try:
+            metrics.serve(port, host)
+        except OSError as exc:
+            raise GatewayError(f"cannot serve metrics on {host}:{port}: {exc.strerror}") from None
+        logger.info("metrics on http://{}:{}/metrics", host, port)
 
     def _reload(self) -> None:
         if self._curve is None:
@@ -359,6 +404,7 @@ class Gateway:
     # -- requests ----------------------------------------------------------------------------
 
     def _on_message(self, frames: list[bytes]) -> None:
+        self._received_at = time.perf_counter()
         self._last_request = time.monotonic()
         envelope, body = split_envelope(frames)
         if len(body) != 1:
@@ -575,12 +621,18 @@ class Gateway:
     def _spawn(
         self, envelope: list[bytes], request: AnyRequest, work: Coroutine[Any, Any, Reply]
     ) -> None:
-        task = asyncio.create_task(self._reply_when_done(envelope, request, work))
+        task = asyncio.create_task(
+            self._reply_when_done(envelope, request, work, self._received_at)
+        )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _reply_when_done(
-        self, envelope: list[bytes], request: AnyRequest, work: Coroutine[Any, Any, Reply]
+        self,
+        envelope: list[bytes],
+        request: AnyRequest,
+        work: Coroutine[Any, Any, Reply],
+        received_at: float,
     ) -> None:
         try:
             reply = await work
@@ -593,8 +645,14 @@ class Gateway:
                 reply = pending(request, "internal error; the outcome is being reconciled")
             else:
                 reply = rejected(request.uuid, request.action, ErrorCode.INTERNAL, "internal error")
-        self._send(envelope, reply)
+        self._send(envelope, reply, received_at)
 
-    def _send(self, envelope: list[bytes], reply: Reply) -> None:
+    def _send(self, envelope: list[bytes], reply: Reply, received_at: float | None = None) -> None:
+        """Send ``reply``; ``received_at`` defaults to the arrival of the message being handled."""
         if self._transport is not None:
             self._transport.send([*envelope, encode(reply)])
+        if self._metrics is not None:
+            started = self._received_at if received_at is None else received_at
+            self._metrics.observe_reply(
+                reply.action, reply.status.value, time.perf_counter() - started
+            )

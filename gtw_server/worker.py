@@ -21,6 +21,7 @@ import multiprocessing
 import os
 import signal
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -178,8 +179,11 @@ class TerminalWorker:
         *,
         call_timeout: float = 30.0,
         on_restart: Callable[[], Awaitable[None]] | None = None,
+        observe: Callable[[str, float], None] | None = None,
     ) -> None:
+        """``observe(op, seconds)`` is told how long each answered call took."""
         self.spec = spec
+        self._observe = observe
         self.call_timeout = call_timeout
         self.on_restart = on_restart
         self.restarts = 0
@@ -275,6 +279,7 @@ class TerminalWorker:
             if not self._sent:
                 self._head_since = self._loop.time()
             self._sent[call_id] = future
+            started = time.perf_counter()
             try:
                 calls.send_bytes(_encoder.encode(_Call(call_id, op, arg_bytes)))
             except OSError:
@@ -284,6 +289,8 @@ class TerminalWorker:
                 result = await future
             finally:
                 self._sent.pop(call_id, None)
+        if self._observe is not None:
+            self._observe(op, time.perf_counter() - started)
         if result.error is not None:
             kind, message = result.error
             raise (TerminalDisconnected if kind == "disconnected" else TerminalError)(message)

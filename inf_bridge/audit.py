@@ -27,10 +27,21 @@ _json: Final = msgspec.json.Encoder()
 
 
 def record(
-    event: str, message: str, *, uuid: str | None = None, level: str = "INFO", **fields: Any
+    event: str,
+    message: str,
+    *,
+    uuid: str | None = None,
+    level: str = "INFO",
+    source: str = "node",
+    **fields: Any,
 ) -> None:
-    """Log one audit event, e.g. ``record("MT5_FILLED", "ticket 7", uuid=u, ticket=7)``."""
-    _audit.bind(event=event, uuid=uuid, fields=fields).log(level, "[{}] {}", event, message)
+    """Log one audit event, e.g. ``record("MT5_FILLED", "ticket 7", uuid=u, ticket=7)``.
+
+    ``source`` says which side wrote it: ``node`` (this client) or ``gateway``.
+    """
+    _audit.bind(event=event, uuid=uuid, source=source, fields=fields).log(
+        level, "[{}] {}", event, message
+    )
 
 
 def _json_line(entry: Any) -> str:
@@ -38,6 +49,7 @@ def _json_line(entry: Any) -> str:
     line = {
         "time": entry["time"].isoformat(),
         "level": entry["level"].name,
+        "source": extra.get("source"),
         "event": extra.get("event"),
         "uuid": extra.get("uuid"),
         **extra.get("fields", {}),
@@ -48,15 +60,24 @@ def _json_line(entry: Any) -> str:
 
 
 def add_audit_file(
-    path: str | os.PathLike[str], *, rotation: str = "50 MB", retention: str = "90 days"
+    path: str | os.PathLike[str],
+    *,
+    rotation: str = "50 MB",
+    retention: str = "90 days",
+    source: str | None = None,
 ) -> int:
-    """Write every audit event to ``path`` as one JSON object per line; returns the loguru
-    handler id (``logger.remove(id)`` stops it)."""
+    """Write every audit event (of ``source`` only, if given) to ``path`` as one JSON object
+    per line; returns the loguru handler id (``logger.remove(id)`` stops it)."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+    def wanted(entry: Any) -> bool:
+        extra = entry["extra"]
+        return extra.get("audit") is True and source in (None, extra.get("source"))
+
     return logger.add(
         path,
         format=_json_line,
-        filter=lambda entry: entry["extra"].get("audit") is True,
+        filter=wanted,
         level="DEBUG",
         rotation=rotation,
         retention=retention,

@@ -1,0 +1,65 @@
+"""What an operator sees: Prometheus metrics, and one order's life across both audit files."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+from pathlib import Path
+
+import pytest
+from loguru import logger
+
+from gtw_server.process import GatewayProcess, free_port
+from inf_bridge import Bridge, OrderRejected, add_audit_file
+
+
+def scrape(port: int) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    return samples
+
+
+async def test_metrics_count_requests_and_terminal_calls(tmp_path: Path, secret: str) -> None:
+    port = free_port()
+    gateway = GatewayProcess(tmp_path / "gw", secret=secret, gateway={"metrics_port": port})
+    with gateway:
+        async with Bridge(gateway.endpoint, secret=secret) as bridge:
+            fill = await bridge.send_order("EURUSD", "BUY", 0.1)
+            await bridge.close_position(fill.ticket)
+            with pytest.raises(OrderRejected):
+                await bridge.send_order("EURUSD", "BUY", 0.001)
+            samples = await asyncio.to_thread(scrape, port)
+    assert samples['mt5_gateway_requests_total{action="OPEN",status="FILLED"}'] == 1
+    assert samples['mt5_gateway_requests_total{action="CLOSE",status="FILLED"}'] == 1
+    assert samples['mt5_gateway_requests_total{action="OPEN",status="REJECTED"}'] == 1
+    assert samples['mt5_gateway_requests_total{action="PING",status="OK"}'] >= 1
+    assert samples['mt5_gateway_request_seconds_count{action="OPEN"}'] == 2
+    assert samples['mt5_gateway_terminal_call_seconds_count{op="open"}'] == 2
+    assert samples["mt5_gateway_mt5_connected"] == 1
+    assert samples["mt5_gateway_halted"] == 0
+    assert samples["mt5_gateway_journal_entries"] == 3
+    assert samples["mt5_gateway_in_flight"] == 0
+
+
+async def test_one_orders_life_across_both_audit_files(tmp_path: Path, secret: str) -> None:
+    node_file = tmp_path / "node-audit.jsonl"
+    handler = add_audit_file(node_file, source="node")
+    try:
+        with GatewayProcess(tmp_path / "gw", secret=secret) as gateway:
+            async with Bridge(gateway.endpoint, secret=secret) as bridge:
+                await bridge.send_order("EURUSD", "SELL", 0.1, uuid="followed-1")
+    finally:
+        logger.remove(handler)
+
+    def life(path: Path) -> list[str]:
+        lines = [json.loads(line) for line in path.read_text().splitlines()]
+        return [f"{e['source']}:{e['event']}" for e in lines if e["uuid"] == "followed-1"]
+
+    assert life(node_file) == ["node:RISK_PASS", "node:ZMQ_SENT", "node:MT5_FILLED"]
+    assert life(tmp_path / "gw" / "audit.jsonl") == ["gateway:ORDER_RECEIVED", "gateway:MT5_FILLED"]
