@@ -7,11 +7,12 @@ python -m gtw_server --terminal mt5 --config gateway.toml      # a real terminal
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from gtw_server.config import SECRET_ENV, load_config
+from gtw_server.config import CONFIG_FILE_ENV, SECRET_ENV, load_config
 from gtw_server.curve import keygen
 from gtw_server.errors import ConfigError
 from gtw_server.log import configure_logging
@@ -30,7 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
         f"{SECRET_ENV}. Flags override the config file, which overrides the defaults.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
-    parser.add_argument("--config", metavar="FILE", help="TOML config file")
+    parser.add_argument(
+        "--config", metavar="FILE", help=f"TOML config file (default: ${CONFIG_FILE_ENV})"
+    )
     parser.add_argument("--bind", help="ZeroMQ endpoint (default tcp://127.0.0.1:5555)")
     parser.add_argument(
         "--terminal", choices=("sim", "mt5"), help="simulated terminal (default) or MetaTrader5"
@@ -112,12 +115,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         "insecure": True if args.insecure else None,
         "metrics_port": args.metrics_port,
     }
+    # The environment can name the config file too (the Windows service relies on it).
+    config_file = args.config or os.environ.get(CONFIG_FILE_ENV) or None
     try:
-        config = load_config(config_file=args.config, overrides=overrides)
+        config = load_config(config_file=config_file, overrides=overrides)
     except ConfigError as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         return 2
-    configure_logging(config.gateway.log_level)
+    gateway = config.gateway
+    configure_logging(
+        gateway.log_level,
+        file=config.data_dir / gateway.log_file if gateway.log_file else None,
+        rotation=gateway.log_rotation,
+        retention=gateway.log_retention,
+    )
     return Gateway(config).run()
 
 

@@ -48,6 +48,7 @@ __all__ = [
 ]
 
 SECRET_ENV: Final = "MT5_BRIDGE_SECRET"
+CONFIG_FILE_ENV: Final = "MT5_BRIDGE_GATEWAY_CONFIG"
 GATEWAY_ENV_PREFIX: Final = "MT5_GATEWAY_"
 
 LogLevel = Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"]
@@ -87,6 +88,10 @@ class GatewayConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     signature_validation: bool = True
     signature_ttl_ms: Annotated[int, Meta(ge=100, le=600_000)] = 5000
     log_level: LogLevel = "INFO"
+    # Human log lines also go to this file (relative paths are under data_dir), rotated.
+    log_file: str | None = None
+    log_rotation: str = "50 MB"
+    log_retention: str = "30 days"
     # A terminal call that takes longer than this is presumed hung.
     terminal_timeout_s: Annotated[float, Meta(gt=0, le=3600)] = 30.0
     # How long a graceful shutdown may take before the rest is abandoned.

@@ -61,6 +61,11 @@ from protocol import (
 
 __all__ = ["Gateway"]
 
+
+def _nothing() -> None:
+    """Undo nothing (no signal handlers were installed)."""
+
+
 _STATUS_INTERVAL_S: Final = 1.0
 _RECONNECT_MAX_S: Final = 30.0
 _PRUNE_INTERVAL_S: Final = 3600.0
@@ -73,6 +78,7 @@ class Gateway:
         self.config = config
         self.terminal = TerminalStatus(connected=False)
         self._stop = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._background: list[asyncio.Task[None]] = []
@@ -104,15 +110,21 @@ class Gateway:
 
     # -- life ------------------------------------------------------------------------------
 
-    def run(self) -> int:
-        """Serve until a stop signal; return the process exit code."""
-        with asyncio.Runner(loop_factory=loop_factory()) as runner:
-            return runner.run(self.serve())
+    def run(self, *, handle_signals: bool = True) -> int:
+        """Serve until a stop signal (or ``stop_threadsafe()``); return the exit code.
 
-    async def serve(self) -> int:
-        loop = asyncio.get_running_loop()
-        remove_handlers = install_stop_handlers(loop, self._on_signal)
-        remove_reload = install_reload_handler(loop, self._reload)
+        ``handle_signals=False`` when not on the main thread (a Windows service), where
+        signal handlers cannot be installed.
+        """
+        with asyncio.Runner(loop_factory=loop_factory()) as runner:
+            return runner.run(self.serve(handle_signals=handle_signals))
+
+    async def serve(self, *, handle_signals: bool = True) -> int:
+        loop = self._loop = asyncio.get_running_loop()
+        remove_handlers = remove_reload = _nothing
+        if handle_signals:
+            remove_handlers = install_stop_handlers(loop, self._on_signal)
+            remove_reload = install_reload_handler(loop, self._reload)
         try:
             try:
                 await self.startup()
@@ -127,8 +139,13 @@ class Gateway:
             remove_reload()
 
     def stop(self) -> None:
-        """Ask the gateway to shut down gracefully."""
+        """Ask the gateway to shut down gracefully (from its own event loop)."""
         self._stop.set()
+
+    def stop_threadsafe(self) -> None:
+        """Ask the gateway to shut down gracefully, from any thread."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._stop.set)
 
     async def startup(self) -> None:
         gateway = self.config.gateway
