@@ -17,7 +17,7 @@ from gtw_server.curve import keygen
 from gtw_server.errors import ConfigError
 from gtw_server.log import configure_logging
 from gtw_server.server import Gateway
-from gtw_server.version import VERSION
+from protocol import VERSION
 
 __all__ = ["build_keygen_parser", "build_parser", "keygen_main", "main"]
 

@@ -35,7 +35,7 @@ from msgspec import Meta, Struct
 
 from gtw_server.errors import ConfigError
 from gtw_server.terminal import SimConfig
-from protocol import secret_from_file, secret_key
+from protocol import Secret, secret_from_file, secret_key
 
 __all__ = [
     "Config",
@@ -52,15 +52,6 @@ CONFIG_FILE_ENV: Final = "MT5_BRIDGE_GATEWAY_CONFIG"
 GATEWAY_ENV_PREFIX: Final = "MT5_GATEWAY_"
 
 LogLevel = Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"]
-
-
-class Secret(bytes):
-    """The HMAC key. Its repr and str never show the value, so it cannot leak into a log."""
-
-    def __repr__(self) -> str:
-        return "Secret(<hidden>)"
-
-    __str__ = __repr__
 
 
 class LimitsConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -244,17 +235,17 @@ def _gateway_env(env: Mapping[str, str]) -> dict[str, str]:
 
 def _load_secret(gateway: GatewayConfig, env: Mapping[str, str]) -> Secret | None:
     if gateway.secret_file:
-        return Secret(_read_secret_file(Path(gateway.secret_file)))
+        return _read_secret_file(Path(gateway.secret_file))
     value = env.get(SECRET_ENV)
     if value is None:
         return None
     try:
-        return Secret(secret_key(value))
+        return secret_key(value)
     except ValueError:
         raise ConfigError(f"the environment variable {SECRET_ENV} is empty") from None
 
 
-def _read_secret_file(path: Path) -> bytes:
+def _read_secret_file(path: Path) -> Secret:
     try:
         mode = path.stat().st_mode
         text = path.read_text(encoding="utf-8")

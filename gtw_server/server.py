@@ -34,9 +34,9 @@ from gtw_server.replies import pending, rejected
 from gtw_server.runtime import install_reload_handler, install_stop_handlers, loop_factory
 from gtw_server.terminal.adapter import TerminalStatus
 from gtw_server.transport import RouterTransport, split_envelope
-from gtw_server.version import VERSION
 from gtw_server.worker import TerminalWorker, WorkerSpec
 from protocol import (
+    VERSION,
     Account,
     AnyRequest,
     Close,

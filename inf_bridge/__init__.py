@@ -9,9 +9,11 @@ async with Bridge("tcp://127.0.0.1:5555", secret=secret) as bridge:
 from inf_bridge.audit import add_audit_file
 from inf_bridge.breaker import BreakerChange, CircuitBreaker
 from inf_bridge.client import Bridge
+from inf_bridge.config import ClientConfig, default_config_file, load_config
 from inf_bridge.errors import (
     BridgeError,
     CircuitOpen,
+    ConfigError,
     GatewayTimeout,
     OrderRejected,
     OutcomeUnknown,
@@ -30,6 +32,8 @@ __all__ = [
     "BridgeError",
     "CircuitBreaker",
     "CircuitOpen",
+    "ClientConfig",
+    "ConfigError",
     "GatewayTimeout",
     "HeartbeatMonitor",
     "OrderFilled",
@@ -43,4 +47,6 @@ __all__ = [
     "RiskRejected",
     "Side",
     "add_audit_file",
+    "default_config_file",
+    "load_config",
 ]

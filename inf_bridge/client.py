@@ -100,7 +100,7 @@ class Bridge:
         self,
         endpoint: str,
         *,
-        secret: str | None,
+        secret: str | bytes | None,
         risk: RiskLimits | RiskMonitor | None = None,
         heartbeat_interval: float = 5.0,
         heartbeat_timeout: float = 2.0,
@@ -122,7 +122,8 @@ class Bridge:
         self.request_timeout = request_timeout
         self.retries = retries
         self.pending_timeout = pending_timeout
-        self._key = secret_key(secret) if secret is not None else None
+        # A str is the shared secret as written; bytes are an HMAC key already (a Secret).
+        self._key = secret_key(secret) if isinstance(secret, str) else secret
         self._clock = clock
         if (curve_server_key is None) != (curve_client_cert is None):
             raise ValueError("CURVE needs both curve_server_key and curve_client_cert")
@@ -209,11 +210,16 @@ class Bridge:
         return reply.positions or []
 
     async def get_order(self, uuid: str) -> OrderState:
-        """What the gateway knows of the OPEN or CLOSE sent with ``uuid``.
+        """What the gateway knows of the OPEN or CLOSE sent with ``uuid``: its status
+        (``FILLED``, ``REJECTED`` with the refusal's code, or ``PENDING``) and result.
 
         Raises ``OrderRejected`` with ``ORDER_NOT_FOUND`` when it knows nothing of it.
         """
-        reply = await self._query(GetOrder(uuid=new_uuid(), timestamp=self._now(), order_uuid=uuid))
+        self._require_open()
+        request = GetOrder(uuid=new_uuid(), timestamp=self._now(), order_uuid=uuid)
+        reply = await self._channel.request(request, self.request_timeout)
+        if reply.order_uuid is None:  # the GET_ORDER itself was refused
+            raise _rejection(reply)
         return OrderState.from_reply(reply)
 
     # -- orders ------------------------------------------------------------------------------

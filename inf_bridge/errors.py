@@ -2,7 +2,9 @@
 
 Exception tree::
 
-    BridgeError              base of everything ``Bridge`` raises on purpose
+    BridgeError              base of everything this package raises on purpose
+    ├── ConfigError          a client config (TOML, environment, flags) that cannot be used;
+    │                        the message names the field and says how to fix it
     ├── RiskRejected         the node's RiskMonitor refused the order; nothing was sent
     ├── CircuitOpen          the circuit breaker is open; nothing was sent
     ├── OrderRejected        the gateway or terminal refused it; nothing was executed
@@ -20,6 +22,7 @@ from __future__ import annotations
 __all__ = [
     "BridgeError",
     "CircuitOpen",
+    "ConfigError",
     "GatewayTimeout",
     "OrderRejected",
     "OutcomeUnknown",
@@ -30,6 +33,11 @@ __all__ = [
 
 class BridgeError(Exception):
     """Base of the client's exceptions."""
+
+
+class ConfigError(BridgeError):
+    """The configuration cannot be used; the message names the field (as the flag, the
+    environment variable or the TOML key it came from) and says how to fix it."""
 
 
 class RiskRejected(BridgeError):

@@ -24,7 +24,7 @@ from loguru import logger
 from inf_bridge.audit import record
 from inf_bridge.breaker import HEARTBEAT_FAILURE, CircuitBreaker
 from inf_bridge.errors import BridgeError
-from protocol import Reply
+from protocol import GatewayInfo, Reply
 
 __all__ = ["HealthState", "HeartbeatMonitor"]
 
@@ -71,6 +71,8 @@ class HeartbeatMonitor:
         self.misses = 0
         self.last_rtt: float | None = None
         self.mt5_connected: bool | None = None
+        # What the gateway said of itself in the last PING (version, halted, warnings).
+        self.gateway: GatewayInfo | None = None
         self.clock_offset = 0.0
         self._rtts: deque[float] = deque(maxlen=_SAMPLES)
         self._offsets: deque[tuple[float, float]] = deque(maxlen=_OFFSET_SAMPLES)
@@ -144,6 +146,7 @@ class HeartbeatMonitor:
         self.last_rtt = rtt
         self._rtts.append(rtt)
         self.mt5_connected = reply.mt5_connected
+        self.gateway = reply.gateway
         self._estimate_offset(rtt, reply.timestamp - (sent + rtt / 2))
         healthy = rtt <= self.slow_after and reply.mt5_connected is not False
         self._set_state("HEALTHY" if healthy else "DEGRADED")

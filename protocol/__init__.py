@@ -38,6 +38,7 @@ from protocol.messages import (
 from protocol.signing import (
     DEFAULT_MAX_FUTURE_MS,
     DEFAULT_TTL_MS,
+    Secret,
     canonical,
     require_private,
     secret_from_file,
@@ -46,12 +47,14 @@ from protocol.signing import (
     signature,
     verify,
 )
+from protocol.version import VERSION
 
 __all__ = [
     "ACTIONS",
     "DEFAULT_MAX_FUTURE_MS",
     "DEFAULT_TTL_MS",
     "PROTOCOL_VERSION",
+    "VERSION",
     "Account",
     "AnyRequest",
     "Close",
@@ -69,6 +72,7 @@ __all__ = [
     "Reply",
     "Request",
     "Resume",
+    "Secret",
     "Side",
     "SignatureError",
     "SignatureExpired",

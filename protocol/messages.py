@@ -23,24 +23,34 @@ __all__ = [
     "Account",
     "AnyRequest",
     "Close",
+    "Comment",
+    "Deviation",
     "GatewayInfo",
     "GetAccount",
     "GetOrder",
     "GetPositions",
     "Halt",
+    "Magic",
     "Open",
     "Ping",
     "Position",
+    "Price",
     "Reply",
     "Request",
     "Resume",
     "Side",
     "SignedRequest",
     "Status",
+    "StopPrice",
+    "Symbol",
+    "Ticket",
+    "Uuid",
+    "Volume",
 ]
 
 PROTOCOL_VERSION: Final = 1
 
+# Field types, exported too for tools that check arguments before building a request.
 # Identifiers and numbers are bounded so that nothing unreasonable ever reaches the journal or
 # the terminal; NaN fails every comparison, and the upper bounds keep infinities out.
 # \Z, not $: "$" also matches before a final newline.

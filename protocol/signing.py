@@ -31,6 +31,7 @@ from protocol.messages import Close, Open, SignedRequest
 __all__ = [
     "DEFAULT_MAX_FUTURE_MS",
     "DEFAULT_TTL_MS",
+    "Secret",
     "canonical",
     "require_private",
     "secret_from_file",
@@ -49,12 +50,22 @@ _SIGNATURE_RE: Final = re.compile(r"RISK_PASS:([0-9a-f]{64}):(0|[1-9][0-9]{0,14}
 SignedT = TypeVar("SignedT", bound=SignedRequest)
 
 
-def secret_key(secret: str) -> bytes:
+class Secret(bytes):
+    """An HMAC key. Its repr and str never show the value, so it cannot leak into a log line,
+    a config dump or an error message."""
+
+    def __repr__(self) -> str:
+        return "Secret(<hidden>)"
+
+    __str__ = __repr__
+
+
+def secret_key(secret: str) -> Secret:
     """Turn a shared secret into the HMAC key: its UTF-8 bytes, surrounding whitespace stripped."""
     key = secret.strip().encode("utf-8")
     if not key:
         raise ValueError("the shared secret is empty")
-    return key
+    return Secret(key)
 
 
 def require_private(path: str, mode: int, *, posix: bool = os.name == "posix") -> None:
@@ -67,7 +78,9 @@ def require_private(path: str, mode: int, *, posix: bool = os.name == "posix") -
         )
 
 
-def secret_from_file(path: str, mode: int, text: str, *, posix: bool = os.name == "posix") -> bytes:
+def secret_from_file(
+    path: str, mode: int, text: str, *, posix: bool = os.name == "posix"
+) -> Secret:
     """The HMAC key from a secret file's contents, once its ``st_mode`` shows it is private.
 
     Both sides read their secret file themselves (this package does no I/O) and hand the

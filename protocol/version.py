@@ -1,4 +1,4 @@
-"""The installed version of the project."""
+"""The installed version of the project (one distribution: both sides share it)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,907 @@
+"""``mt5-bridge`` (also ``python -m inf_bridge``): drive and watch a gateway from a shell.
+
+    mt5-bridge ping                                  # up? round trip, terminal connected
+    mt5-bridge account
+    mt5-bridge positions --symbol EURUSD
+    mt5-bridge open EURUSD BUY 0.10 --sl 1.0800 --comment manual
+    mt5-bridge close 100000001 --volume 0.05
+    mt5-bridge halt --reason "news at 14:30"         # the kill switch: no new orders from anyone
+    mt5-bridge flatten --yes                         # close every position
+    mt5-bridge resume
+    mt5-bridge order 3f2a9c...                       # what became of an order
+    mt5-bridge watch                                 # live view; Ctrl+C to quit
+
+The endpoint, the shared secret and the CURVE keys come from a TOML file, the environment and
+flags (``inf_bridge.config``). ``--json`` prints each result, and each error, as one JSON
+document on stdout. Errors are one line on stderr.
+
+Exit codes:
+  0    done
+  1    refused: the order was rejected or not found, or the confirmation was declined
+  2    usage or configuration error
+  3    the gateway is unreachable, timed out or answered nonsense (nothing was executed)
+  4    the outcome of an order is unknown: ask with `mt5-bridge order UUID`
+  130  interrupted (Ctrl+C; an order that was in flight is named, to be checked)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from enum import IntEnum
+from typing import Annotated, Any, Final, NoReturn, TextIO
+
+import msgspec
+import zmq
+from loguru import logger
+from msgspec import Meta, Struct
+from rich import box
+from rich.console import Console, Group, JustifyMethod, RenderableType
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from gtw_server.runtime import loop_factory  # the same event loop choice as the gateway's
+from inf_bridge.client import Bridge, new_uuid
+from inf_bridge.config import (
+    CONFIG_ENV,
+    ENV_PREFIX,
+    SECRET_ENV,
+    ClientConfig,
+    ConfigError,
+    load_config,
+)
+from inf_bridge.errors import (
+    BridgeError,
+    GatewayTimeout,
+    OrderRejected,
+    OutcomeUnknown,
+    ProtocolError,
+)
+from inf_bridge.results import OrderFilled
+from protocol import VERSION, Account, ErrorCode, Position
+from protocol.messages import (
+    Comment,
+    Deviation,
+    Magic,
+    Price,
+    StopPrice,
+    Symbol,
+    Ticket,
+    Uuid,
+    Volume,
+)
+
+__all__ = ["Exit", "build_parser", "main"]
+
+PROG: Final = "mt5-bridge"
+# One-shot commands need no background heartbeat (Bridge beats once when it opens), and watch
+# beats once per frame itself: a day between automatic beats means "never" for a CLI.
+_NO_AUTOMATIC_BEATS_S: Final = 86_400.0
+_PIPE_WIDTH: Final = 200  # piped output is not cut to 80 columns: scripts want whole lines
+Seconds = Annotated[float, Meta(gt=0, le=3600)]
+
+
+class Exit(IntEnum):
+    """The process's exit codes (the module docstring and ``--help`` explain each)."""
+
+    OK = 0
+    REFUSED = 1
+    USAGE = 2
+    UNREACHABLE = 3
+    UNKNOWN = 4
+    INTERRUPTED = 130
+
+
+_EXIT_HELP: Final = (
+    (Exit.OK, "done"),
+    (
+        Exit.REFUSED,
+        "refused: the order was rejected or not found, or the confirmation was declined",
+    ),
+    (Exit.USAGE, "usage or configuration error"),
+    (
+        Exit.UNREACHABLE,
+        "the gateway is unreachable, timed out or answered nonsense (nothing was executed)",
+    ),
+    (Exit.UNKNOWN, "the outcome of an order is unknown: ask with `mt5-bridge order UUID`"),
+    (
+        Exit.INTERRUPTED,
+        "interrupted (Ctrl+C; an order that was in flight is named, to be checked)",
+    ),
+)
+
+
+# -- output ----------------------------------------------------------------------------------
+
+
+class Session:
+    """Where one run's results, errors and questions go, and which orders are in flight."""
+
+    def __init__(self, *, as_json: bool, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> None:
+        self.as_json = as_json
+        self.stdin = stdin
+        self.stdout = stdout
+        self.stderr = stderr
+        self.console = _console(stdout)
+        self.err_console = _console(stderr)
+        # Orders sent whose outcome is not known yet: named if the run is interrupted.
+        self.in_flight: set[str] = set()
+
+    def emit(self, data: Any, human: RenderableType) -> None:
+        """Show one result: ``data`` as a JSON line with ``--json``, else ``human``."""
+        if self.as_json:
+            self.write_json(data)
+        else:
+            self.console.print(human)
+
+    def write_json(self, data: Any) -> None:
+        self.stdout.write(msgspec.json.encode(data).decode() + "\n")
+        self.stdout.flush()
+
+    def note(self, message: str) -> None:
+        """One line on stderr."""
+        print(f"{PROG}: {message}", file=self.stderr, flush=True)
+
+    def fail(self, message: str, code: Exit, **details: Any) -> Exit:
+        """Report an error (one line on stderr; with ``--json`` also a JSON document on
+        stdout, so that a script reading stdout sees it) and return its exit code."""
+        self.note(message)
+        if self.as_json:
+            found = {key: value for key, value in details.items() if value is not None}
+            self.write_json({"error": message, "exit_code": int(code), **found})
+        return code
+
+    @contextlib.contextmanager
+    def order_in_flight(self, uuid: str) -> Iterator[None]:
+        self.in_flight.add(uuid)
+        yield
+        # Not in a `finally`: after an exception (Ctrl+C above all) the order is still in doubt.
+        self.in_flight.discard(uuid)
+
+    async def confirm(self, question: str) -> bool:
+        self.stderr.write(question)
+        self.stderr.flush()
+        return (await _read_line(self.stdin)).strip().lower() in ("y", "yes")
+
+
+def _console(stream: TextIO) -> Console:
+    # Symbols and comments are data: print them as they are (no markup, highlighting, emoji).
+    width = None if stream.isatty() else _PIPE_WIDTH
+    return Console(file=stream, markup=False, highlight=False, emoji=False, width=width)
+
+
+async def _read_line(stream: TextIO) -> str:
+    """One line from ``stream`` without blocking the loop. A daemon thread rather than the
+    default executor, which would hold up the exit after Ctrl+C until Enter is pressed."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[str] = loop.create_future()
+
+    def deliver(line: str) -> None:
+        if not future.done():  # cancelled by Ctrl+C meanwhile
+            future.set_result(line)
+
+    def read() -> None:
+        line = stream.readline()
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
+            loop.call_soon_threadsafe(deliver, line)
+
+    threading.Thread(target=read, name="mt5-bridge-prompt", daemon=True).start()
+    return await future
+
+
+def _money(value: float) -> str:
+    return f"{value:,.2f}"
+
+
+def _price(value: float) -> str:
+    return f"{value:.10g}" if value else "-"  # MetaTrader's 0 means "no level"
+
+
+def _signed(value: float) -> Text:
+    return Text(_money(value), style="green" if value > 0 else "red" if value < 0 else "")
+
+
+def _table(*columns: str, numeric: Collection[str] = (), wrap: Collection[str] = ()) -> Table:
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
+        header_style="bold",
+    )
+    for column in columns:
+        justify: JustifyMethod = "right" if column in numeric else "left"
+        table.add_column(column, justify=justify, no_wrap=column not in wrap)
+    return table
+
+
+def _fitted(
+    console: Console,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[RenderableType]],
+    *,
+    numeric: Collection[str],
+    optional: Sequence[str],
+) -> Table:
+    """A table that fits the console: the ``optional`` columns are left out, in that order,
+    until it does. Rich would otherwise shorten every column, and a ticket or a price cut
+    to "1000…" misleads."""
+    rows = list(rows)
+    shown = list(columns)
+    unbounded = console.options.update_width(sys.maxsize)  # the table's own width, unclamped
+    for dropped in (None, *optional):
+        if dropped is not None:
+            shown.remove(dropped)
+        table = _table(*shown, numeric=numeric)
+        kept = [columns.index(column) for column in shown]
+        for row in rows:
+            table.add_row(*(row[i] for i in kept))
+        if console.measure(table, options=unbounded).maximum <= console.width:
+            break
+    return table
+
+
+def _account_view(account: Account) -> Table:
+    """Two label-value columns: narrow enough for any terminal."""
+    grid = Table.grid(padding=(0, 2))
+    for _ in range(3):
+        grid.add_column()
+    grid.add_column(justify="right")
+    mode_style = "bold red" if account.trade_mode == "REAL" else ""
+    trading = Text("allowed") if account.trade_allowed else Text("DISABLED", style="bold red")
+    left: list[tuple[str, RenderableType]] = [
+        ("Login", str(account.login)),
+        ("Server", account.server),
+        ("Mode", Text(account.trade_mode, style=mode_style)),
+        ("Currency", account.currency),
+        ("Leverage", f"1:{account.leverage} {account.margin_mode}"),
+        ("Trading", trading),
+    ]
+    right: list[tuple[str, RenderableType]] = [
+        ("Balance", _money(account.balance)),
+        ("Equity", _money(account.equity)),
+        ("Margin", _money(account.margin)),
+        ("Free margin", _money(account.margin_free)),
+        ("Margin level", f"{account.margin_level:,.0f}%" if account.margin else "-"),
+        ("Profit", _signed(account.profit)),
+    ]
+    for (label, value), (label2, value2) in zip(left, right, strict=True):
+        grid.add_row(Text(label, style="bold"), value, Text(label2, style="bold"), value2)
+    return grid
+
+
+_POSITION_COLUMNS: Final = (
+    "Ticket",
+    "Symbol",
+    "Side",
+    "Volume",
+    "Open",
+    "Current",
+    "SL",
+    "TP",
+    "Swap",
+    "Profit",
+    "Magic",
+    "Opened",
+    "Comment",
+)
+_POSITION_NUMERIC: Final = (
+    "Ticket",
+    "Volume",
+    "Open",
+    "Current",
+    "SL",
+    "TP",
+    "Swap",
+    "Profit",
+    "Magic",
+)
+# Left out in this order on a narrow terminal; what remains says what is open and how it does.
+_POSITION_OPTIONAL: Final = ("Opened", "Magic", "Swap", "Comment", "SL", "TP", "Current")
+
+
+def _positions_table(console: Console, positions: Sequence[Position]) -> Table:
+    rows = (
+        (
+            str(p.ticket),
+            p.symbol,
+            Text(p.type.value, style="cyan" if p.type.value == "BUY" else "magenta"),
+            f"{p.volume:.2f}",
+            _price(p.price_open),
+            _price(p.price_current),
+            _price(p.sl),
+            _price(p.tp),
+            _money(p.swap),
+            _signed(p.profit),
+            str(p.magic),
+            datetime.fromtimestamp(p.time, UTC).strftime("%m-%d %H:%M:%S"),
+            p.comment,
+        )
+        for p in positions
+    )
+    table = _fitted(
+        console,
+        _POSITION_COLUMNS,
+        rows,
+        numeric=_POSITION_NUMERIC,
+        optional=_POSITION_OPTIONAL,
+    )
+    lots = sum(p.volume for p in positions)
+    net = sum(p.profit + p.swap for p in positions)
+    count = f"{len(positions)} position" + ("" if len(positions) == 1 else "s")
+    table.caption = f"{count}, {lots:.2f} lots, net profit {_money(net)}"
+    table.caption_justify = "left"
+    return table
+
+
+def _no_positions(symbol: str | None) -> str:
+    return "No open positions" + (f" in {symbol}" if symbol else "") + "."
+
+
+def _fill_line(verb: str, what: str, fill: OrderFilled) -> Text:
+    line = Text.assemble(
+        (verb, "bold green"),
+        f" {what} at {_price(fill.price)}  position #{fill.ticket}  deal #{fill.deal}  "
+        f"uuid {fill.uuid}",
+    )
+    if fill.duplicate:
+        line.append("  (executed earlier with this uuid; not executed again)", style="yellow")
+    return line
+
+
+# -- commands --------------------------------------------------------------------------------
+
+Command = Callable[[Bridge, argparse.Namespace, Session], Awaitable[Exit]]
+
+
+async def _ping(bridge: Bridge, args: argparse.Namespace, session: Session) -> Exit:
+    rtt = await bridge.ping()
+    connected = bridge.health.mt5_connected
+    terminal = ("terminal connected", "green") if connected else ("terminal DISCONNECTED", "red")
+    session.emit(
+        {"endpoint": bridge.endpoint, "rtt_ms": round(rtt * 1000, 3), "mt5_connected": connected},
+        Text.assemble(
+            ("OK", "bold green"),
+            f" {bridge.endpoint}  round trip {rtt * 1000:.2f} ms  ",
+            terminal,
+        ),
+    )
+    return Exit.OK
+
+
+async def _account(bridge: Bridge, args: argparse.Namespace, session: Session) -> Exit:
+    account = await bridge.get_account()
+    session.emit(account, _account_view(account))
+    return Exit.OK
+
+
+async def _positions(bridge: Bridge, args: argparse.Namespace, session: Session) -> Exit:
+    positions = await bridge.get_positions(args.symbol)
+    session.emit(
+        positions,
+        _positions_table(session.console, positions) if positions else _no_positions(args.symbol),
+    )
+    return Exit.OK
+
+
+async def _open(bridge: Bridge, args: argparse.Namespace, session: Session) -> Exit:
+    uuid = args.uuid or new_uuid()  # chosen here, so that a lost outcome can be named
+    with session.order_in_flight(uuid):
+        fill = await bridge.send_order(
+            args.symbol,
+            args.side,
+            args.volume,
+            price=args.price,
+            sl=args.sl,
+            tp=args.tp,
+            deviation=args.deviation,
+            magic=args.magic,
+            comment=args.comment,
+            uuid=uuid,
+        )
+    session.emit(fill, _fill_line("FILLED", f"{args.side} {fill.volume:g} {args.symbol}", fill))
+    return Exit.OK
+
+
+async def _close(bridge: Bridge, args: argparse.Namespace, session: Session) -> Exit:
+    uuid = args.uuid or new_uuid()
+    with session.order_in_flight(uuid):
+        fill = await bridge.close_position(args.ticket, args.volume, uuid=uuid)
+    session.emit(fill, _fill_line("CLOSED", f"{fill.volume:g} lots", fill))
+    return Exit.OK
+
+
+class _Closed(Struct, frozen=True, kw_only=True):
+    """What flatten did to one position."""
+
+    ticket: int
+    symbol: str
+    result: str  # CLOSED, ALREADY_CLOSED or FAILED
+    fill: OrderFilled | None = None
+    error: str | None = None
+    exit_code: int = 0
+
+
+async def _close_one(bridge: Bridge, position: Position, session: Session) -> _Closed:
+    uuid = new_uuid()
+    done = _Closed(ticket=position.ticket, symbol=position.symbol, result="CLOSED")
+    try:
+        with session.order_in_flight(uuid):
+            fill = await bridge.close_position(position.ticket, uuid=uuid)
+    except OrderRejected as exc:
+        if exc.error_code == ErrorCode.POSITION_NOT_FOUND:  # closed by someone else meanwhile
+            return msgspec.structs.replace(done, result="ALREADY_CLOSED")
+        return _failed(done, exc)
+    except BridgeError as exc:
+        return _failed(done, exc)
+    return msgspec.structs.replace(done, fill=fill)
+
+
+def _failed(done: _Closed, exc: BridgeError) -> _Closed:
+    code = _exit_code(exc)
+    return msgspec.structs.replace(done, result="FAILED", error=str(exc), exit_code=code)
+
+
+async def _flatten(bridge: Bridge, args: argparse.Namespace, session: Session) -> Exit:
+    positions = await bridge.get_positions(args.symbol)
+    if not positions:
+        session.emit([], _no_positions(args.symbol))
+        return Exit.OK
+    if not args.yes:
+        session.err_console.print(_positions_table(session.err_console, positions))
+        lots = sum(p.volume for p in positions)
+        which = "this position" if len(positions) == 1 else f"these {len(positions)} positions"
+        question = f"Close {which} ({lots:.2f} lots)? [y/N] "
+        if not await session.confirm(question):
+            return session.fail("flatten: declined; nothing was closed", Exit.REFUSED)
+    results = await asyncio.gather(*(_close_one(bridge, p, session) for p in positions))
+    table = _table(
+        "Ticket",
+        "Symbol",
+        "Result",
+        "Volume",
+        "Price",
+        "Detail",
+        numeric=("Ticket", "Volume", "Price"),
+        wrap=("Detail",),
+    )
+    for r in results:
+        style = {"CLOSED": "green", "FAILED": "bold red"}.get(r.result, "")
+        table.add_row(
+            str(r.ticket),
+            r.symbol,
+            Text(r.result, style=style),
+            f"{r.fill.volume:.2f}" if r.fill else "",
+            _price(r.fill.price) if r.fill else "",
+            r.error or "",
+        )
+    session.emit(results, table)
+    failed = [r for r in results if r.result == "FAILED"]
+    if not failed:
+        return Exit.OK
+    session.note(f"flatten: {len(failed)} of {len(results)} positions were not closed")
+    return Exit(max(r.exit_code for r in failed))  # the worst: unknown > unreachable > refused
+
+
+async def _halt(bridge: Bridge, args: argparse.Namespace, session: Session) -> Exit:
+    halted = await bridge.halt(args.reason)
+    human = (
+        Text.assemble(
+            ("HALTED", "bold red"),
+            ": the gateway refuses new orders from every client until `mt5-bridge resume`; "
+            "closing positions still works",
+        )
+        if halted
+        else Text("the gateway did not halt", style="bold red")
+    )
+    session.emit({"halted": halted, "reason": args.reason}, human)
+    return Exit.OK if halted else Exit.REFUSED
+
+
+async def _resume(bridge: Bridge, args: argparse.Namespace, session: Session) -> Exit:
+    halted = await bridge.resume()
+    human = (
+        Text("the gateway is still halted", style="bold red")
+        if halted
+        else Text.assemble(("RESUMED", "bold green"), ": the gateway accepts new orders again")
+    )
+    session.emit({"halted": halted}, human)
+    return Exit.REFUSED if halted else Exit.OK
+
+
+async def _order(bridge: Bridge, args: argparse.Namespace, session: Session) -> Exit:
+    state = await bridge.get_order(args.uuid)
+    table = Table.grid(padding=(0, 2))
+    for field in msgspec.structs.fields(state):
+        value = getattr(state, field.name)
+        if value is not None:
+            table.add_row(field.name, str(value))
+    session.emit(state, table)
+    # A PENDING order is in flight or being reconciled: not known yet.
+    return {"FILLED": Exit.OK, "PENDING": Exit.UNKNOWN}.get(state.status, Exit.REFUSED)
+
+
+# -- watch -----------------------------------------------------------------------------------
+
+
+class HealthView(Struct, frozen=True, kw_only=True):
+    state: str
+    mt5_connected: bool | None
+    rtt_ms: float | None
+    avg_rtt_ms: float | None
+    p99_rtt_ms: float | None
+    beats: int
+    misses: int
+    clock_offset_ms: float
+
+
+class BreakerView(Struct, frozen=True, kw_only=True):
+    open: bool
+    reason: str | None
+    opened_at: float | None
+
+
+class Snapshot(Struct, frozen=True, kw_only=True):
+    """One frame of ``watch``: the link, the breaker, the account and the positions."""
+
+    time: float
+    endpoint: str
+    health: HealthView
+    breaker: BreakerView
+    account: Account | None
+    positions: list[Position] | None
+    error: str | None
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 3)
+
+
+async def _snapshot(bridge: Bridge) -> tuple[Snapshot, BridgeError | None]:
+    health = bridge.health
+    account: Account | None = None
+    positions: list[Position] | None = None
+    failure: BridgeError | None = None
+    if health.consecutive_failures:
+        # The gateway did not answer the beat: asking for more would only wait as long again.
+        failure = GatewayTimeout(f"no answer from {bridge.endpoint} within {health.timeout:g} s")
+    else:
+        try:
+            account, positions = await asyncio.gather(bridge.get_account(), bridge.get_positions())
+        except BridgeError as exc:
+            failure = exc
+    snapshot = Snapshot(
+        time=time.time(),
+        endpoint=bridge.endpoint,
+        health=HealthView(
+            state=health.state,
+            # What the last answer said; with no answer now, the terminal's state is unknown.
+            mt5_connected=None if health.consecutive_failures else health.mt5_connected,
+            rtt_ms=_ms(health.last_rtt),
+            avg_rtt_ms=_ms(health.avg_rtt),
+            p99_rtt_ms=_ms(health.p99_rtt),
+            beats=health.beats,
+            misses=health.misses,
+            clock_offset_ms=round(health.clock_offset * 1000, 3),
+        ),
+        breaker=BreakerView(
+            open=bridge.breaker.is_open,
+            reason=bridge.breaker.reason,
+            opened_at=bridge.breaker.opened_at,
+        ),
+        account=account,
+        positions=positions,
+        error=None if failure is None else str(failure),
+    )
+    return snapshot, failure
+
+
+def _clock(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch).strftime("%H:%M:%S")
+
+
+def _render(console: Console, snapshot: Snapshot) -> RenderableType:
+    h, b = snapshot.health, snapshot.breaker
+    state_style = {"HEALTHY": "bold green", "DEGRADED": "bold yellow"}.get(h.state, "bold red")
+
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}"
+
+    terminal = (
+        ("unknown", "")
+        if h.mt5_connected is None
+        else ("connected", "green")
+        if h.mt5_connected
+        else ("DISCONNECTED", "bold red")
+    )
+    link = Text.assemble(
+        "Link ",
+        (h.state, state_style),
+        f"  round trip {ms(h.rtt_ms)} ms (avg {ms(h.avg_rtt_ms)}, p99 {ms(h.p99_rtt_ms)})",
+        f"  beats {h.beats} ({h.misses} missed)  terminal ",
+        terminal,
+        f"  clock {h.clock_offset_ms:+.1f} ms",
+    )
+    breaker = (
+        Text.assemble(
+            "Breaker ",
+            ("OPEN", "bold red"),
+            f" ({b.reason}) since {_clock(b.opened_at or snapshot.time)}: new orders are refused",
+        )
+        if b.open
+        else Text.assemble("Breaker ", ("closed", "green"))
+    )
+    parts: list[RenderableType] = [
+        Text(f"{PROG} watch  {snapshot.endpoint}  {_clock(snapshot.time)}", style="bold"),
+        link,
+        breaker,
+    ]
+    if snapshot.error is not None:
+        parts.append(Text(snapshot.error, style="bold red"))
+    if snapshot.account is not None:
+        parts += [Text(""), _account_view(snapshot.account), Text("")]
+    if snapshot.positions is not None:
+        positions = snapshot.positions
+        parts.append(
+            _positions_table(console, positions) if positions else Text(_no_positions(None))
+        )
+    return Group(*parts)
+
+
+async def _watch(bridge: Bridge, args: argparse.Namespace, session: Session) -> Exit:
+    snapshot, failure = await _snapshot(bridge)  # opening the Bridge took the first beat
+    if args.once:
+        session.emit(snapshot, _render(session.console, snapshot))
+        if failure is None:
+            return Exit.OK
+        session.note(f"watch: {failure}")
+        return _exit_code(failure)
+    # With --json, one JSON line per frame; else one view, redrawn in place.
+    screen: contextlib.AbstractContextManager[Live | None] = (
+        contextlib.nullcontext()
+        if session.as_json
+        else Live(console=session.console, auto_refresh=False, redirect_stderr=False)
+    )
+    with screen as live:
+        while True:  # until Ctrl+C, which is how a watch ends
+            if live is None:
+                session.write_json(snapshot)
+            else:
+                live.update(_render(session.console, snapshot), refresh=True)
+            await asyncio.sleep(args.interval)
+            await bridge.health.beat()
+            snapshot, failure = await _snapshot(bridge)
+
+
+# -- the command line ------------------------------------------------------------------------
+
+_COMMANDS: Final[dict[str, Command]] = {
+    "ping": _ping,
+    "account": _account,
+    "positions": _positions,
+    "open": _open,
+    "close": _close,
+    "flatten": _flatten,
+    "halt": _halt,
+    "resume": _resume,
+    "order": _order,
+    "watch": _watch,
+}
+
+
+def _typed(kind: Any, what: str) -> Callable[[str], Any]:
+    """An argparse type that checks a value against the wire contract's own type, so that
+    the CLI refuses at once what the gateway would refuse."""
+
+    def convert(text: str) -> Any:
+        try:
+            return msgspec.convert(text, kind, strict=False)
+        except msgspec.ValidationError as exc:
+            raise argparse.ArgumentTypeError(f"invalid {what} {text!r}: {exc}") from None
+
+    return convert
+
+
+def _add_global_flags(parser: argparse.ArgumentParser, *, after_command: bool) -> None:
+    # After the command, an absent flag must not overwrite one given before it: SUPPRESS.
+    unset = argparse.SUPPRESS if after_command else None
+    parser.add_argument("--config", metavar="FILE", default=unset, help="TOML config file")
+    parser.add_argument(
+        "--endpoint", metavar="URL", default=unset, help="gateway (default tcp://127.0.0.1:5555)"
+    )
+    parser.add_argument(
+        "--secret-file", metavar="FILE", default=unset, help="file holding the shared secret"
+    )
+    parser.add_argument(
+        "--timeout",
+        "--request-timeout",
+        dest="request_timeout",
+        metavar="SECONDS",
+        default=unset,
+        help="per round trip (default 2)",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        default=argparse.SUPPRESS if after_command else False,
+        help="machine-readable output: one JSON document per result or error, on stdout",
+    )
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line, not the whole usage: what is wrong, and where to read more.
+        self.exit(Exit.USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    exit_codes = "\n".join(f"  {int(code):<4} {text}" for code, text in _EXIT_HELP)
+    parser = _Parser(
+        prog=PROG,
+        description="Drive and watch an MT5 gateway: query the account and positions, open\n"
+        "and close positions, throw the kill switch.",
+        epilog=f"The endpoint, secret and keys come from a TOML file (--config, ${CONFIG_ENV}\n"
+        f"or ~/.config/mt5-bridge/config.toml), then the environment ({ENV_PREFIX}ENDPOINT,\n"
+        f"{ENV_PREFIX}SECRET_FILE, {SECRET_ENV}, ...), then flags: later ones win.\n\n"
+        f"Exit codes:\n{exit_codes}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
+    _add_global_flags(parser, after_command=False)
+    common = _Parser(add_help=False)
+    _add_global_flags(common, after_command=True)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, parents=[common], help=help, description=help)
+
+    command("ping", "check that the gateway answers; show the round trip")
+    command("account", "show the trading account")
+    command("positions", "list open positions").add_argument(
+        "--symbol", type=_typed(Symbol, "symbol")
+    )
+    opening = command("open", "open a position with a market order")
+    opening.add_argument("symbol", type=_typed(Symbol, "symbol"), metavar="SYMBOL")
+    opening.add_argument("side", type=str.upper, choices=("BUY", "SELL"), metavar="BUY|SELL")
+    opening.add_argument("volume", type=_typed(Volume, "volume"), metavar="VOLUME", help="lots")
+    opening.add_argument("--sl", type=_typed(StopPrice, "stop loss"), metavar="PRICE")
+    opening.add_argument("--tp", type=_typed(StopPrice, "take profit"), metavar="PRICE")
+    opening.add_argument(
+        "--price", type=_typed(Price, "price"), metavar="PRICE", help="expected price"
+    )
+    opening.add_argument(
+        "--deviation",
+        type=_typed(Deviation, "deviation"),
+        metavar="POINTS",
+        help="allowed slippage",
+    )
+    opening.add_argument("--magic", type=_typed(Magic, "magic number"), metavar="N")
+    opening.add_argument("--comment", type=_typed(Comment, "comment"), metavar="TEXT")
+    uuid_help = "idempotency key: the same uuid never executes twice (default: a fresh one)"
+    opening.add_argument("--uuid", type=_typed(Uuid, "uuid"), help=uuid_help)
+    closing = command("close", "close a position, wholly or in part")
+    closing.add_argument("ticket", type=_typed(Ticket, "ticket"), metavar="TICKET")
+    closing.add_argument("--volume", type=_typed(Volume, "volume"), help="lots (default: all)")
+    closing.add_argument("--uuid", type=_typed(Uuid, "uuid"), help=uuid_help)
+    flatten = command("flatten", "close every open position (asks first, unless --yes)")
+    flatten.add_argument("--symbol", type=_typed(Symbol, "symbol"), help="only this symbol")
+    flatten.add_argument("-y", "--yes", action="store_true", help="do not ask")
+    command("halt", "throw the gateway's kill switch: no new orders from any client").add_argument(
+        "--reason", type=_typed(Comment, "reason")
+    )
+    command("resume", "lift a halt")
+    command(
+        "order", "what became of an order (exit 0 filled, 1 rejected or not found, 4 pending)"
+    ).add_argument("uuid", type=_typed(Uuid, "uuid"), metavar="UUID")
+    watch = command("watch", "a live view: link health, breaker, account, positions")
+    watch.add_argument(
+        "--interval", type=_typed(Seconds, "interval"), default=1.0, help="seconds (default 1)"
+    )
+    watch.add_argument("--once", action="store_true", help="show one frame and exit")
+    return parser
+
+
+def _exit_code(exc: BridgeError) -> Exit:
+    if isinstance(exc, OutcomeUnknown):
+        return Exit.UNKNOWN
+    if isinstance(exc, GatewayTimeout | ProtocolError):
+        return Exit.UNREACHABLE
+    return Exit.REFUSED
+
+
+def _describe(exc: BridgeError, config: ClientConfig) -> str:
+    """The error's message, with what the operator can do about it."""
+    if isinstance(exc, OutcomeUnknown):
+        return (
+            f"{exc}; the order may have executed: check with `{PROG} order {exc.uuid}` "
+            f"(the same command again with --uuid {exc.uuid} cannot execute it twice)"
+        )
+    code = exc.error_code if isinstance(exc, OrderRejected) else None
+    if code == ErrorCode.SIGNATURE_MISSING and config.secret is None:
+        return f"{exc} (no shared secret is configured: --secret-file FILE or {SECRET_ENV})"
+    if code == ErrorCode.SIGNATURE_INVALID:
+        return f"{exc} (does this client have the gateway's secret?)"
+    return str(exc)
+
+
+async def _run(config: ClientConfig, args: argparse.Namespace, session: Session) -> Exit:
+    bridge = Bridge(
+        config.endpoint,
+        **config.bridge_options(),
+        heartbeat_interval=_NO_AUTOMATIC_BEATS_S,
+        heartbeat_timeout=config.request_timeout,
+    )
+    try:
+        async with bridge:
+            # Opening took one beat. Without an answer, every command but watch (which shows
+            # an unreachable gateway for what it is) would only wait as long again, and fail.
+            if args.command != "watch" and bridge.health.last_rtt is None:
+                raise GatewayTimeout(
+                    f"no answer from the gateway at {config.endpoint} "
+                    f"within {config.request_timeout:g} s"
+                )
+            return await _COMMANDS[args.command](bridge, args, session)
+    except BridgeError as exc:
+        return session.fail(
+            f"{args.command}: {_describe(exc, config)}",
+            _exit_code(exc),
+            error_code=getattr(exc, "error_code", None),
+            retcode=getattr(exc, "retcode", None),
+            uuid=getattr(exc, "uuid", None),
+        )
+    except zmq.ZMQError as exc:  # an endpoint ZeroMQ cannot connect to at all
+        return session.fail(f"cannot connect to {config.endpoint}: {exc}", Exit.USAGE)
+
+
+@contextlib.contextmanager
+def _library_logs_off() -> Iterator[None]:
+    """The client's log and audit lines (heartbeat misses, rejections) would repeat, in
+    another form, the one line this CLI prints."""
+    logger.disable("inf_bridge")
+    try:
+        yield
+    finally:
+        logger.enable("inf_bridge")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error argparse has printed
+        return exc.code if isinstance(exc.code, int) else Exit.USAGE
+    session = Session(as_json=args.json, stdin=sys.stdin, stdout=sys.stdout, stderr=sys.stderr)
+    if args.command == "flatten" and not args.yes and not session.stdin.isatty():
+        return session.fail("flatten: no terminal to confirm on: add --yes", Exit.USAGE)
+    try:
+        config = load_config(
+            config_file=args.config,
+            overrides={
+                "endpoint": args.endpoint,
+                "secret_file": args.secret_file,
+                "request_timeout": args.request_timeout,
+            },
+        )
+    except ConfigError as exc:
+        return session.fail(str(exc), Exit.USAGE)
+    try:
+        with _library_logs_off(), asyncio.Runner(loop_factory=loop_factory()) as runner:
+            return runner.run(_run(config, args, session))
+    except KeyboardInterrupt:
+        if args.command == "watch":  # Ctrl+C is how a watch ends
+            return Exit.OK
+        doubt = sorted(session.in_flight)
+        if doubt:
+            return session.fail(
+                f"interrupted with {len(doubt)} order(s) in flight, which may have executed: "
+                + "; ".join(f"check with `{PROG} order {uuid}`" for uuid in doubt),
+                Exit.INTERRUPTED,
+            )
+        return session.fail("interrupted", Exit.INTERRUPTED)

@@ -1,0 +1,246 @@
+"""The client's configuration: loaded once, from defaults, a TOML file, the environment and
+flags (later sources win), and validated before anything connects.
+
+The file is the one given (``--config FILE``), else ``$MT5_BRIDGE_CONFIG``, else
+``~/.config/mt5-bridge/config.toml`` (under ``$XDG_CONFIG_HOME`` if set; ``%APPDATA%`` on
+Windows) when it exists. Every key is optional::
+
+    [bridge]
+    endpoint = "tcp://192.0.2.10:5555"
+    secret_file = "secret"                          # relative paths: next to this file
+    request_timeout = 2.0                           # seconds per round trip
+    curve_server_key = "keys/gateway.key"           # the gateway's public certificate
+    curve_client_cert = "keys/client.key_secret"    # this client's secret certificate
+
+Each key can also come from the environment as ``MT5_BRIDGE_<KEY>`` (``MT5_BRIDGE_ENDPOINT``,
+``MT5_BRIDGE_SECRET_FILE``, ...), and a flag named after it (``--endpoint``, ``--secret-file``)
+overrides both. The shared secret never comes from a flag's value or from the TOML text, only
+from a file or from ``MT5_BRIDGE_SECRET``, so that it stays out of shell history, process
+listings and config files checked into git. The secret file that the highest source names
+wins; ``MT5_BRIDGE_SECRET`` counts as the environment's choice (below ``MT5_BRIDGE_SECRET_FILE``).
+
+    config = load_config()           # raises ConfigError naming the bad field
+    async with Bridge(config.endpoint, **config.bridge_options()) as bridge:
+        ...
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Final
+
+import msgspec
+from msgspec import Meta, Struct
+
+from inf_bridge.errors import ConfigError
+from protocol import Secret, secret_from_file, secret_key
+
+__all__ = [
+    "CONFIG_ENV",
+    "ENV_PREFIX",
+    "SECRET_ENV",
+    "ClientConfig",
+    "ConfigError",
+    "Secret",
+    "default_config_file",
+    "load_config",
+]
+
+CONFIG_ENV: Final = "MT5_BRIDGE_CONFIG"
+SECRET_ENV: Final = "MT5_BRIDGE_SECRET"
+ENV_PREFIX: Final = "MT5_BRIDGE_"
+TABLE: Final = "bridge"
+
+Endpoint = Annotated[str, Meta(pattern=r"^(tcp://\S+:\d{1,5}|ipc://\S+)\Z")]
+_PATH_FIELDS: Final = ("secret_file", "curve_server_key", "curve_client_cert")
+_CURVE_FIELDS: Final = ("curve_server_key", "curve_client_cert")
+# msgspec states a failed pattern as the regex itself; an operator needs an example instead.
+_EXPECTED: Final = {"endpoint": "a ZeroMQ endpoint such as tcp://127.0.0.1:5555 or ipc://PATH"}
+
+
+class ClientConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """How to reach and authenticate to the gateway.
+
+    >>> ClientConfig().endpoint
+    'tcp://127.0.0.1:5555'
+
+    ``secret`` is the loaded shared secret (``None`` when none is configured: queries still
+    work, and a gateway started with ``--no-signature-validation`` accepts orders).
+    """
+
+    endpoint: Endpoint = "tcp://127.0.0.1:5555"
+    secret_file: str | None = None
+    request_timeout: Annotated[float, Meta(gt=0, le=3600)] = 2.0
+    curve_server_key: str | None = None
+    curve_client_cert: str | None = None
+    secret: Secret | None = None
+
+    def bridge_options(self) -> dict[str, Any]:
+        """Keyword arguments for ``Bridge(config.endpoint, **config.bridge_options())``.
+
+        The CURVE certificates are passed only when configured, so a configuration without
+        them works with any version of ``Bridge``.
+        """
+        options: dict[str, Any] = {"secret": self.secret, "request_timeout": self.request_timeout}
+        if self.curve_server_key is not None and self.curve_client_cert is not None:
+            options["curve_server_key"] = self.curve_server_key
+            options["curve_client_cert"] = self.curve_client_cert
+        return options
+
+
+_FIELD_TYPES: Final = {
+    field.name: field.type
+    for field in msgspec.structs.fields(ClientConfig)
+    if field.name != "secret"
+}
+
+
+def default_config_file(
+    env: Mapping[str, str] | None = None, platform: str = sys.platform
+) -> Path | None:
+    """The config file to read when none is given: ``$MT5_BRIDGE_CONFIG`` (which must exist),
+    else the user's own file if there is one."""
+    env = os.environ if env is None else env
+    if env.get(CONFIG_ENV):
+        return Path(env[CONFIG_ENV]).expanduser()
+    if platform == "win32":
+        base = Path(env.get("APPDATA") or Path.home() / "AppData" / "Roaming")
+    else:
+        base = Path(env.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    path = base / "mt5-bridge" / "config.toml"
+    return path if path.is_file() else None
+
+
+def load_config(
+    *,
+    config_file: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> ClientConfig:
+    """Build the configuration: defaults < the config file (``config_file``, else
+    ``default_config_file(env)``) < ``env`` < ``overrides`` (flags, by field name; ``None``
+    means not given). Raises ``ConfigError`` naming the bad field.
+    """
+    env = os.environ if env is None else env
+    if config_file is not None:
+        path: Path | None = Path(config_file).expanduser()
+        path_source = "--config"
+    else:
+        path = default_config_file(env)
+        path_source = CONFIG_ENV
+    values: dict[str, Any] = {}
+    where: dict[str, str] = {}
+
+    def apply(key: str, raw: Any, source: str, base: Path | None = None) -> None:
+        values[key] = _convert(key, raw, source, base)
+        where[key] = source
+
+    if path is not None:
+        for key, raw in _read_table(path, path_source).items():
+            apply(key, raw, f"[{TABLE}] {key} in {path}", path.parent)
+    for key in _FIELD_TYPES:
+        name = ENV_PREFIX + key.upper()
+        if env.get(name):  # set but empty counts as unset, as in most shells' tools
+            apply(key, env[name], name)
+    secret_value = env.get(SECRET_ENV)
+    if secret_value is not None and not env.get(ENV_PREFIX + "SECRET_FILE"):
+        # The environment chose the secret itself: a secret_file from the TOML file is outranked.
+        values.pop("secret_file", None)
+    for key, raw in (overrides or {}).items():
+        if raw is not None:
+            apply(key, raw, "--" + key.replace("_", "-"))
+
+    _check_curve(values, where)
+    if values.get("secret_file"):
+        secret: Secret | None = _read_secret_file(Path(values["secret_file"]), where["secret_file"])
+    elif secret_value is not None:
+        try:
+            secret = secret_key(secret_value)
+        except ValueError:
+            raise ConfigError(f"{SECRET_ENV}: the environment variable is empty") from None
+    else:
+        secret = None
+    return ClientConfig(**values, secret=secret)
+
+
+def _read_table(path: Path, source: str) -> dict[str, Any]:
+    """The ``[bridge]`` table of the TOML file at ``path``, checked for unknown keys."""
+    try:
+        with path.open("rb") as f:
+            document = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{source}: config file {path} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read config file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    unknown = sorted(set(document) - {TABLE})
+    if unknown:
+        raise ConfigError(
+            f"config file {path}: unknown key or table {unknown[0]!r}; "
+            f"the client's settings go in the [{TABLE}] table"
+        )
+    table = document.get(TABLE, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"config file {path}: {TABLE} must be a table ([{TABLE}])")
+    if "secret" in table:
+        raise ConfigError(
+            f"config file {path} must not contain the secret itself: put it in a file named by "
+            f"[{TABLE}] secret_file, or in the environment as {SECRET_ENV}"
+        )
+    for key in table:
+        if key not in _FIELD_TYPES:
+            raise ConfigError(
+                f"config file {path}: unknown key [{TABLE}] {key}; "
+                f"known keys: {', '.join(_FIELD_TYPES)}"
+            )
+    return table
+
+
+def _convert(key: str, raw: Any, source: str, base: Path | None) -> Any:
+    """``raw`` as the type of field ``key``; a relative path from a file is resolved against
+    that file's directory, so that a config works from any working directory."""
+    try:
+        # strict=False lets environment strings such as "2.5" become typed values.
+        value = msgspec.convert(raw, _FIELD_TYPES[key], strict=False)
+    except msgspec.ValidationError as exc:
+        expected = _EXPECTED.get(key)
+        detail = f"expected {expected}" if expected else str(exc)
+        raise ConfigError(f"{source}: invalid value {raw!r}: {detail}") from None
+    if key in _PATH_FIELDS and isinstance(value, str):
+        if not value:
+            return None  # an empty path means "none", not the current directory
+        path = Path(value).expanduser()
+        value = str(base / path if base is not None else path)
+    return value
+
+
+def _check_curve(values: Mapping[str, Any], where: Mapping[str, str]) -> None:
+    given = [key for key in _CURVE_FIELDS if values.get(key)]
+    if len(given) == 1:
+        (missing,) = set(_CURVE_FIELDS) - set(given)
+        raise ConfigError(
+            f"{where[given[0]]}: CURVE needs both curve_server_key and curve_client_cert; "
+            f"{missing} is not set"
+        )
+    for key in given:
+        if not Path(values[key]).is_file():
+            raise ConfigError(f"{where[key]}: no such file {values[key]}")
+
+
+def _read_secret_file(path: Path, source: str) -> Secret:
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read the secret file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{source}: the secret file {path} is not UTF-8 text") from None
+    try:  # the same rules (and messages) as the gateway's
+        return secret_from_file(str(path), mode, text)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {exc}") from None

@@ -1,0 +1,473 @@
+"""The operator CLI, `mt5-bridge`, driven as an operator would: against a real gateway, with the
+configuration from files, the environment and flags. No output ever shows the secret, and no
+error is ever a traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import msgspec
+import pytest
+from loguru import logger
+
+import inf_bridge.cli
+from gtw_server.process import GatewayProcess, free_port
+from inf_bridge import Bridge, GatewayTimeout, Position
+from inf_bridge.audit import record
+from inf_bridge.cli import Exit, build_parser, main
+from inf_bridge.config import ConfigError, default_config_file, load_config
+from protocol import Secret
+
+
+class Run(NamedTuple):
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+CLI = Callable[..., Run]
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No MT5_BRIDGE_* variable and no user config file from the machine running the tests."""
+    for name in list(os.environ):
+        if name.startswith("MT5_BRIDGE_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+
+
+@pytest.fixture
+def secret_file(tmp_path: Path, secret: str) -> Path:
+    path = tmp_path / "secret"
+    path.write_text(secret + "\n", encoding="utf-8")
+    path.chmod(0o600)
+    return path
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], secret: str) -> CLI:
+    """``cli("ping")``: run ``main`` in this process; check what every run must satisfy."""
+
+    def run(*argv: str) -> Run:
+        code = main(list(argv))
+        out, err = capsys.readouterr()
+        assert secret not in out + err
+        assert "Traceback" not in err
+        if code != Exit.OK and "[y/N]" not in err:  # a question and its table come first
+            assert len(err.strip().splitlines()) == 1, err  # one clear line
+        return Run(code, out, err)
+
+    return run
+
+
+@pytest.fixture
+def connected(
+    gateway: GatewayProcess, secret_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> GatewayProcess:
+    """Point the CLI at the test gateway through the environment, as an operator would."""
+    monkeypatch.setenv("MT5_BRIDGE_ENDPOINT", gateway.endpoint)
+    monkeypatch.setenv("MT5_BRIDGE_SECRET_FILE", str(secret_file))
+    return gateway
+
+
+class Terminal:
+    """A stdin that is a terminal, where the operator types ``answer``."""
+
+    def __init__(self, answer: str) -> None:
+        self.answer = answer
+
+    def isatty(self) -> bool:
+        return True
+
+    def readline(self) -> str:
+        return self.answer
+
+
+# -- commands against a gateway --------------------------------------------------------------
+
+
+def test_ping_account_positions(connected: GatewayProcess, cli: CLI) -> None:
+    ping = cli("ping")
+    assert ping.code == Exit.OK
+    assert ping.out.startswith(f"OK {connected.endpoint}") and "terminal connected" in ping.out
+    pong = cli("ping", "--json").json()
+    assert pong["endpoint"] == connected.endpoint and pong["mt5_connected"] is True
+    assert 0 < pong["rtt_ms"] < 1000
+
+    account = cli("account")
+    assert "SimBroker-Demo" in account.out and "DEMO" in account.out
+    assert "10,000.00" in account.out
+    assert cli("--json", "account").json()["login"] == 5000001
+
+    assert cli("positions").out == "No open positions.\n"
+    assert cli("positions", "--json").json() == []
+
+
+def test_open_close_and_ask_about_an_order(connected: GatewayProcess, cli: CLI) -> None:
+    opened = cli("open", "EURUSD", "buy", "0.3", "--sl", "1.05", "--comment", "[manual]")
+    assert opened.code == Exit.OK and opened.out.startswith("FILLED BUY 0.3 EURUSD at ")
+    fill = cli("open", "GBPUSD", "SELL", "0.1", "--uuid", "cli-open-1", "--magic", "7", "--json")
+    filled = fill.json()
+    assert filled["uuid"] == "cli-open-1" and filled["volume"] == 0.1 and not filled["duplicate"]
+
+    again = cli("open", "GBPUSD", "SELL", "0.1", "--uuid", "cli-open-1", "--magic", "7")
+    assert again.code == Exit.OK and "not executed again" in again.out  # exactly once
+
+    positions = cli("positions", "--json").json()
+    assert sorted((p["symbol"], p["type"], p["volume"]) for p in positions) == [
+        ("EURUSD", "BUY", 0.3),
+        ("GBPUSD", "SELL", 0.1),
+    ]
+    table = cli("positions").out
+    assert "[manual]" in table  # data is printed as it is, never read as markup
+    assert "2 positions, 0.40 lots" in table
+    assert [p["symbol"] for p in cli("positions", "--symbol", "GBPUSD", "--json").json()] == [
+        "GBPUSD"
+    ]
+
+    state = cli("order", "cli-open-1", "--json")
+    assert state.code == Exit.OK
+    assert state.json()["status"] == "FILLED" and state.json()["ticket"] == filled["ticket"]
+    assert "FILLED" in cli("order", "cli-open-1").out
+
+    (eurusd,) = (p for p in positions if p["symbol"] == "EURUSD")
+    part = cli("close", str(eurusd["ticket"]), "--volume", "0.1", "--json").json()
+    assert part["action"] == "CLOSE" and part["volume"] == 0.1
+    closed = cli("close", str(eurusd["ticket"]))
+    assert closed.code == Exit.OK and closed.out.startswith("CLOSED 0.2 lots at ")
+
+    gone = cli("close", str(eurusd["ticket"]))
+    assert gone.code == Exit.REFUSED and "POSITION_NOT_FOUND" in gone.err
+    unknown = cli("order", "never-sent", "--json")
+    assert unknown.code == Exit.REFUSED
+    assert unknown.json()["error_code"] == "ORDER_NOT_FOUND"
+
+
+def test_a_rejected_order_exits_1(connected: GatewayProcess, cli: CLI) -> None:
+    rejected = cli("open", "EURUSD", "BUY", "0.001", "--uuid", "too-small-1")
+    assert rejected.code == Exit.REFUSED
+    assert rejected.err.startswith("mt5-bridge: open: MT5_REJECTED: ")
+    assert "10014" in rejected.err
+    error = cli("--json", "open", "EURUSD", "BUY", "0.001", "--uuid", "too-small-2").json()
+    assert error["exit_code"] == 1 and error["error_code"] == "MT5_REJECTED"
+    assert error["retcode"] == 10014 and error["uuid"] == "too-small-2"
+
+
+def test_halt_refuses_new_orders_until_resume(connected: GatewayProcess, cli: CLI) -> None:
+    ticket = cli("open", "EURUSD", "BUY", "0.1", "--json").json()["ticket"]
+    halted = cli("halt", "--reason", "news at 14:30")
+    assert halted.code == Exit.OK and halted.out.startswith("HALTED")
+    refused = cli("open", "EURUSD", "BUY", "0.1")
+    assert refused.code == Exit.REFUSED and "TRADING_HALTED" in refused.err
+    assert "news at 14:30" in refused.err
+    assert cli("close", str(ticket)).code == Exit.OK  # reducing risk is always allowed
+    assert cli("resume", "--json").json() == {"halted": False}
+    assert cli("open", "EURUSD", "BUY", "0.1").code == Exit.OK
+
+
+def test_flatten_closes_everything(connected: GatewayProcess, cli: CLI) -> None:
+    assert cli("flatten", "--yes").out == "No open positions.\n"
+    for symbol in ("EURUSD", "EURUSD", "USDJPY"):
+        assert cli("open", symbol, "BUY", "0.1").code == Exit.OK
+
+    only = cli("flatten", "--symbol", "USDJPY", "--yes", "--json")
+    assert [(r["symbol"], r["result"]) for r in only.json()] == [("USDJPY", "CLOSED")]
+    everything = cli("flatten", "-y")
+    assert everything.code == Exit.OK and everything.out.count("CLOSED") == 2
+    assert cli("positions", "--json").json() == []
+
+
+def test_flatten_counts_a_position_closed_meanwhile_as_closed(
+    connected: GatewayProcess, cli: CLI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cli("open", "EURUSD", "BUY", "0.1")
+    real = Bridge.get_positions
+
+    async def with_a_stale_one(self: Bridge, symbol: str | None = None) -> list[Position]:
+        positions = await real(self, symbol)
+        return [*positions, msgspec.structs.replace(positions[0], ticket=999_999_999)]
+
+    monkeypatch.setattr(Bridge, "get_positions", with_a_stale_one)
+    flat = cli("flatten", "--yes", "--json")
+    assert flat.code == Exit.OK
+    assert [r["result"] for r in flat.json()] == ["CLOSED", "ALREADY_CLOSED"]
+
+
+def test_flatten_asks_on_a_terminal(
+    connected: GatewayProcess, cli: CLI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cli("open", "EURUSD", "SELL", "0.2")
+    monkeypatch.setattr(sys, "stdin", Terminal("n\n"))
+    declined = cli("flatten")
+    assert declined.code == Exit.REFUSED
+    assert "Close this position (0.20 lots)? [y/N]" in declined.err
+    assert "nothing was closed" in declined.err.splitlines()[-1]
+    assert len(cli("positions", "--json").json()) == 1
+
+    monkeypatch.setattr(sys, "stdin", Terminal("y\n"))
+    assert cli("flatten").code == Exit.OK
+    assert cli("positions", "--json").json() == []
+
+
+def test_flatten_without_yes_off_a_terminal_is_refused(cli: CLI) -> None:
+    # stdin under pytest is not a terminal; nothing is even connected to.
+    refused = cli("flatten", "--endpoint", f"tcp://127.0.0.1:{free_port()}")
+    assert refused.code == Exit.USAGE and "--yes" in refused.err
+
+
+def test_watch_once(connected: GatewayProcess, cli: CLI) -> None:
+    cli("open", "XAUUSD", "BUY", "0.05")
+    frame = cli("watch", "--once")
+    assert frame.code == Exit.OK
+    for shown in ("HEALTHY", "Breaker closed", "terminal connected", "SimBroker-Demo", "XAUUSD"):
+        assert shown in frame.out
+    snapshot = cli("watch", "--once", "--json").json()
+    assert snapshot["health"]["state"] == "HEALTHY" and snapshot["breaker"]["open"] is False
+    assert snapshot["account"]["login"] == 5000001
+    assert [p["symbol"] for p in snapshot["positions"]] == ["XAUUSD"]
+    assert snapshot["error"] is None
+
+
+def test_interrupted_order_is_named(
+    connected: GatewayProcess, cli: CLI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt  # Ctrl+C while the order is at the gateway
+
+    monkeypatch.setattr(Bridge, "send_order", interrupted)
+    run = cli("open", "EURUSD", "BUY", "0.1", "--uuid", "in-doubt-1")
+    assert run.code == Exit.INTERRUPTED
+    assert "mt5-bridge order in-doubt-1" in run.err
+
+
+# -- failures: exit codes and one clear line -------------------------------------------------
+
+
+def test_unreachable_gateway_exits_3(cli: CLI) -> None:
+    endpoint = f"tcp://127.0.0.1:{free_port()}"  # nothing listens there
+    started = time.monotonic()
+    run = cli("--endpoint", endpoint, "--timeout", "0.3", "account")
+    assert run.code == Exit.UNREACHABLE
+    assert (
+        run.err == f"mt5-bridge: account: no answer from the gateway at {endpoint} within 0.3 s\n"
+    )
+    assert time.monotonic() - started < 2  # one timeout, not one per attempt
+    frame = cli("watch", "--once", "--json", "--endpoint", endpoint, "--timeout", "0.2")
+    assert frame.code == Exit.UNREACHABLE
+    assert frame.json()["error"].startswith("no answer")
+
+
+@pytest.mark.parametrize(
+    ("toml", "named"),
+    [
+        ("[bridge]\nrequest_timeout = -1\n", "[bridge] request_timeout"),
+        ('[bridge]\nendpoint = "localhost"\n', "[bridge] endpoint"),
+        ("[bridge]\nendpiont = 'x'\n", "endpiont"),
+        ("[brigde]\n", "brigde"),
+        ('[bridge]\nsecret = "hunter2"\n', "must not contain the secret"),
+        ("[bridge\n", "not valid TOML"),
+    ],
+)
+def test_bad_config_file_exits_2(tmp_path: Path, cli: CLI, toml: str, named: str) -> None:
+    config = tmp_path / "client.toml"
+    config.write_text(toml, encoding="utf-8")
+    run = cli("--config", str(config), "ping")
+    assert run.code == Exit.USAGE and named in run.err
+    assert "hunter2" not in run.err
+
+
+def test_bad_flags_and_environment_exit_2(
+    cli: CLI, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    run = cli("ping", "--endpoint", "localhost:5555")
+    assert run.code == Exit.USAGE and run.err.startswith("mt5-bridge: --endpoint: ")
+    assert cli("ping", "--config", str(tmp_path / "absent.toml")).code == Exit.USAGE
+    monkeypatch.setenv("MT5_BRIDGE_REQUEST_TIMEOUT", "soon")
+    run = cli("--json", "ping")
+    assert run.code == Exit.USAGE and "MT5_BRIDGE_REQUEST_TIMEOUT" in run.json()["error"]
+    usage = cli("open", "EURUSD", "HOLD", "0.1")
+    assert usage.code == Exit.USAGE and usage.err.startswith("mt5-bridge open: argument BUY|SELL")
+    assert cli("open", "EURUSD", "BUY", "-1").code == Exit.USAGE  # the wire contract's limits
+    assert cli("order", "not a uuid!").code == Exit.USAGE
+
+
+def test_secret_file_missing_or_open_to_others_exits_2(
+    cli: CLI, tmp_path: Path, secret_file: Path
+) -> None:
+    missing = cli("ping", "--secret-file", str(tmp_path / "nope"))
+    assert missing.code == Exit.USAGE
+    assert "--secret-file: cannot read the secret file" in missing.err
+    if os.name == "posix":
+        secret_file.chmod(0o640)
+        shared = cli("ping", "--secret-file", str(secret_file))
+        assert shared.code == Exit.USAGE and f"chmod 600 {secret_file}" in shared.err
+
+
+def test_signatures_need_the_gateways_secret(
+    gateway: GatewayProcess, cli: CLI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MT5_BRIDGE_ENDPOINT", gateway.endpoint)
+    assert cli("ping").code == Exit.OK  # queries need no secret
+    unsigned = cli("open", "EURUSD", "BUY", "0.1")
+    assert unsigned.code == Exit.REFUSED and "SIGNATURE_MISSING" in unsigned.err
+    assert "no shared secret is configured" in unsigned.err
+    monkeypatch.setenv("MT5_BRIDGE_SECRET", "not-the-gateway-secret")
+    wrong = cli("open", "EURUSD", "BUY", "0.1")
+    assert wrong.code == Exit.REFUSED and "SIGNATURE_INVALID" in wrong.err
+    assert "not-the-gateway-secret" not in wrong.err
+
+
+def test_curve_keys_reach_the_bridge_only_when_configured(
+    cli: CLI, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    seen: list[dict[str, Any]] = []
+
+    class Recorder:
+        def __init__(self, endpoint: str, **options: Any) -> None:
+            seen.append(options)
+
+        async def __aenter__(self) -> None:
+            raise GatewayTimeout("recorded")
+
+        async def __aexit__(self, *exc: object) -> None:
+            return None
+
+    monkeypatch.setattr(inf_bridge.cli, "Bridge", Recorder)
+    assert cli("ping").code == Exit.UNREACHABLE
+    assert "curve_server_key" not in seen[-1] and "curve_client_cert" not in seen[-1]
+    assert seen[-1]["heartbeat_interval"] >= 3600  # a one-shot command: no heartbeat storm
+
+    (tmp_path / "keys").mkdir()
+    for name in ("gateway.key", "client.key_secret"):
+        (tmp_path / "keys" / name).write_text("key", encoding="utf-8")
+    config = tmp_path / "client.toml"
+    config.write_text(
+        '[bridge]\ncurve_server_key = "keys/gateway.key"\n'
+        'curve_client_cert = "keys/client.key_secret"\n',
+        encoding="utf-8",
+    )
+    assert cli("--config", str(config), "ping").code == Exit.UNREACHABLE
+    assert seen[-1]["curve_server_key"] == str(tmp_path / "keys" / "gateway.key")
+    assert seen[-1]["curve_client_cert"] == str(tmp_path / "keys" / "client.key_secret")
+
+
+# -- the configuration -----------------------------------------------------------------------
+
+
+def test_config_precedence_file_then_environment_then_flags(tmp_path: Path) -> None:
+    config = tmp_path / "client.toml"
+    config.write_text(
+        '[bridge]\nendpoint = "tcp://10.0.0.1:5555"\nrequest_timeout = 3\nsecret_file = "s"\n',
+        encoding="utf-8",
+    )
+    (tmp_path / "s").write_text("from-file\n", encoding="utf-8")
+    (tmp_path / "s").chmod(0o600)
+    env = {"MT5_BRIDGE_REQUEST_TIMEOUT": "4.5", "MT5_BRIDGE_ENDPOINT": "tcp://10.0.0.2:5555"}
+    loaded = load_config(
+        config_file=config, env=env, overrides={"endpoint": "ipc:///tmp/gw", "secret_file": None}
+    )
+    assert loaded.endpoint == "ipc:///tmp/gw"  # flag over environment over file
+    assert loaded.request_timeout == 4.5  # environment over file
+    assert loaded.secret == b"from-file"  # a relative path is next to the config file
+    assert isinstance(loaded.secret, Secret) and "from-file" not in repr(loaded)
+
+    # The secret itself in the environment outranks the file's secret_file...
+    from_env = load_config(config_file=config, env={"MT5_BRIDGE_SECRET": " s3cret\n"})
+    assert from_env.secret == b"s3cret"
+    # ...and a secret file in the environment outranks both.
+    env = {"MT5_BRIDGE_SECRET": "x", "MT5_BRIDGE_SECRET_FILE": str(tmp_path / "s")}
+    assert load_config(config_file=config, env=env).secret == b"from-file"
+
+
+def test_default_config_file(tmp_path: Path) -> None:
+    user = tmp_path / "xdg" / "mt5-bridge" / "config.toml"
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+    assert default_config_file(env, platform="linux") is None  # none there: defaults
+    user.parent.mkdir(parents=True)
+    user.write_text('[bridge]\nendpoint = "tcp://10.9.9.9:5555"\n', encoding="utf-8")
+    assert default_config_file(env, platform="linux") == user
+    assert load_config(env=env).endpoint == "tcp://10.9.9.9:5555"
+    windows = {"APPDATA": str(tmp_path / "xdg")}
+    assert default_config_file(windows, platform="win32") == user
+    chosen = {**env, "MT5_BRIDGE_CONFIG": str(tmp_path / "elsewhere.toml")}
+    assert default_config_file(chosen) == tmp_path / "elsewhere.toml"
+    with pytest.raises(ConfigError, match=r"MT5_BRIDGE_CONFIG: config file .* does not exist"):
+        load_config(env=chosen)
+
+
+def test_curve_needs_both_files(tmp_path: Path) -> None:
+    key = tmp_path / "gateway.key"
+    key.write_text("key", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"needs both .* curve_client_cert is not set"):
+        load_config(env={"MT5_BRIDGE_CURVE_SERVER_KEY": str(key)})
+    with pytest.raises(ConfigError, match="--curve-client-cert: no such file"):
+        load_config(
+            env={"MT5_BRIDGE_CURVE_SERVER_KEY": str(key)},
+            overrides={"curve_client_cert": str(tmp_path / "absent")},
+        )
+
+
+# -- the command itself ----------------------------------------------------------------------
+
+
+def test_global_flags_go_before_or_after_the_command(connected: GatewayProcess, cli: CLI) -> None:
+    assert cli("--json", "positions").out == cli("positions", "--json").out == "[]\n"
+    assert cli("--timeout", "5", "ping", "--json").json()["mt5_connected"] is True
+
+
+def test_exit_codes_are_documented(cli: CLI) -> None:
+    assert "Exit codes:" in cli("--help").out
+    epilog = build_parser().epilog or ""
+    codes = epilog.split("Exit codes:\n")[1].splitlines()
+    assert [int(line.split()[0]) for line in codes] == [int(code) for code in Exit]
+    for line in codes:
+        assert line in (inf_bridge.cli.__doc__ or "")
+
+
+def test_python_dash_m_and_ctrl_c_ends_a_watch(
+    connected: GatewayProcess, tmp_path: Path, secret: str
+) -> None:
+    command = [sys.executable, "-m", "inf_bridge"]
+    version = subprocess.run([*command, "--version"], capture_output=True, text=True, check=True)
+    assert version.stdout.startswith("mt5-bridge ")
+
+    watch = subprocess.Popen(
+        [*command, "watch", "--json", "--interval", "0.1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert watch.stdout is not None
+        frames = [json.loads(watch.stdout.readline()) for _ in range(3)]  # refreshed
+        assert [frame["health"]["beats"] for frame in frames] == [1, 2, 3]
+        watch.send_signal(signal.SIGINT)
+        out, err = watch.communicate(timeout=10)
+    finally:
+        watch.kill()
+    assert watch.returncode == Exit.OK
+    assert err == "" and secret not in out
+
+
+def test_the_cli_leaves_the_clients_logging_as_it_found_it(cli: CLI) -> None:
+    lines: list[str] = []
+    handler = logger.add(lines.append, filter="inf_bridge")
+    try:
+        cli("--endpoint", f"tcp://127.0.0.1:{free_port()}", "--timeout", "0.1", "ping")
+        assert lines == []  # the missed beat was not logged over the CLI's own line
+        record("TEST", "after the CLI")
+    finally:
+        logger.remove(handler)
+    assert any("after the CLI" in line for line in lines)
