@@ -30,7 +30,8 @@ def show_fill(what: str, fill: OrderFilled) -> None:
     )
 
 
-async def run(endpoint: str, secret: str | None) -> None:
+async def run(endpoint: str, secret: str | None) -> list[OrderFilled]:
+    """Trade a little; return the opening fills."""
     async with Bridge(endpoint, secret=secret) as bridge:
         rtt = await bridge.ping()
         print(f"1. PING: the gateway answered in {rtt * 1000:.2f} ms")
@@ -74,6 +75,7 @@ async def run(endpoint: str, secret: str | None) -> None:
             f"7. DONE: {len(left)} positions open, balance {account.balance:,.2f} "
             f"{account.currency} (realised P&L and spreads included)"
         )
+        return fills
 
 
 if __name__ == "__main__":
