@@ -21,6 +21,7 @@ from inf_bridge.errors import (
     RiskRejected,
 )
 from inf_bridge.heartbeat import HeartbeatMonitor
+from inf_bridge.metrics import serve_metrics
 from inf_bridge.results import OrderFilled, OrderState
 from inf_bridge.risk import RiskLimits, RiskMonitor
 from protocol import Account, Position, Side
@@ -49,4 +50,5 @@ __all__ = [
     "add_audit_file",
     "default_config_file",
     "load_config",
+    "serve_metrics",
 ]

@@ -11,7 +11,7 @@ import pytest
 from loguru import logger
 
 from gtw_server.process import GatewayProcess, free_port
-from inf_bridge import Bridge, OrderRejected, add_audit_file
+from inf_bridge import Bridge, OrderRejected, add_audit_file, serve_metrics
 
 
 def scrape(port: int) -> dict[str, float]:
@@ -63,3 +63,17 @@ async def test_one_orders_life_across_both_audit_files(tmp_path: Path, secret: s
 
     assert life(node_file) == ["node:RISK_PASS", "node:ZMQ_SENT", "node:MT5_FILLED"]
     assert life(tmp_path / "gw" / "audit.jsonl") == ["gateway:ORDER_RECEIVED", "gateway:MT5_FILLED"]
+
+
+async def test_the_node_exports_its_breaker_and_heartbeat(
+    gateway: GatewayProcess, secret: str
+) -> None:
+    port = free_port()
+    async with Bridge(gateway.endpoint, secret=secret) as bridge:
+        serve_metrics(bridge, port)
+        samples = await asyncio.to_thread(scrape, port)
+        assert samples["mt5_bridge_breaker_open"] == 0
+        assert samples["mt5_bridge_health"] == 0
+        assert 0 < samples["mt5_bridge_heartbeat_rtt_seconds"] < 2
+        bridge.breaker.trip("MANUAL")
+        assert (await asyncio.to_thread(scrape, port))["mt5_bridge_breaker_open"] == 1
