@@ -26,10 +26,15 @@ def test_the_defaults_are_a_usd_hedging_demo_with_every_fault_off() -> None:
         "order_latency_ms": 0.0,
         "order_latency_holds_gil": True,
         "hang_on_order": 0,
+        "lose_reply_on_order": 0,
         "disconnect_at_s": None,
         "disconnect_for_s": 0.0,
         "requote_rate": 0.0,
         "reject_rate": 0.0,
+        "symbol_trade_modes": {},
+        "algo_trading": True,
+        "tradeapi_disabled": False,
+        "pending_retcode": 10009,
     }
 
 
@@ -64,23 +69,6 @@ def test_it_loads_from_a_toml_table_and_refuses_unknown_keys() -> None:
 def test_it_is_immutable() -> None:
     with pytest.raises(AttributeError):
         SimConfig().seed = 1  # type: ignore[misc]
-
-
-@pytest.mark.parametrize(
-    "option",
-    [
-        {"margin_mode": "netting"},
-        {"always_open": False},
-        {"order_latency_ms": 5.0},
-        {"hang_on_order": 1},
-        {"disconnect_at_s": 10.0},
-        {"requote_rate": 0.1},
-        {"reject_rate": 0.1},
-    ],
-)
-def test_a_switch_not_simulated_yet_is_refused_not_ignored(option: dict[str, Any]) -> None:
-    with pytest.raises(NotImplementedError, match=next(iter(option))):
-        SimTerminal(config=SimConfig(**option))
 
 
 def test_the_account_follows_the_config() -> None:

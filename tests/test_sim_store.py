@@ -77,13 +77,13 @@ def test_a_restart_after_a_long_downtime_continues_from_the_stored_prices(tmp_pa
         assert second.positions_total() == 1
 
 
-def test_a_stored_account_this_simulator_cannot_run_is_refused(tmp_path: Path) -> None:
+def test_the_stored_margin_mode_wins_over_the_config(tmp_path: Path) -> None:
     path = tmp_path / "sim.sqlite3"
-    opened(path).close()
-    with sqlite3.connect(path) as db:
-        db.execute("UPDATE account SET margin_mode = 0")  # netting
-    with pytest.raises(NotImplementedError, match="netting"):
-        SimTerminal(state_path=path)
+    opened(path, config=SimConfig(margin_mode="netting")).close()
+    with opened(path, config=SimConfig(margin_mode="hedging")) as again:
+        account = again.account_info()
+        assert account is not None
+        assert account.margin_mode == again.ACCOUNT_MARGIN_MODE_RETAIL_NETTING
 
 
 def test_reset_starts_the_file_afresh(tmp_path: Path) -> None:
@@ -146,3 +146,23 @@ def test_kill_9_loses_nothing_that_was_committed(tmp_path: Path) -> None:
         tickets = {p.ticket for p in after.positions_get() or ()}
         assert set(reported) <= tickets
         assert after.history_deals_total(0, 2**31 - 1) == len(tickets)
+
+
+def test_pending_orders_and_stops_survive_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "sim.sqlite3"
+    with opened(path) as first:
+        tick = first.symbol_info_tick("EURUSD")
+        assert tick is not None
+        request = {"action": 5, "symbol": "EURUSD", "volume": 0.1, "type": 2}
+        placed = first.order_send(request | {"price": round(tick.ask - 0.01, 5)})
+        assert placed is not None and placed.retcode == 10009
+        kept = buy(first)
+        stops = {"action": 6, "position": kept, "sl": round(tick.bid - 0.01, 5), "tp": 0.0}
+        result = first.order_send(stops)
+        assert result is not None and result.retcode == 10009
+        orders, positions = first.orders_get(), first.positions_get()
+    with opened(path) as second:
+        assert second.orders_get() == orders
+        assert second.positions_get() == positions
+        assert second.order_send({"action": 8, "order": placed.order}) is not None
+        assert second.orders_total() == 0

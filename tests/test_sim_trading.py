@@ -335,8 +335,3 @@ def test_order_check_projects_the_account_without_trading(mt5: SimTerminal) -> N
     invalid = mt5.order_check(market(mt5, "EURUSD", BUY, 0.001))
     assert invalid is not None
     assert (invalid.retcode, invalid.comment, invalid.balance) == (10014, "Invalid volume", 0.0)
-
-
-def test_actions_of_the_later_pass_say_so(mt5: SimTerminal) -> None:
-    with pytest.raises(NotImplementedError):
-        mt5.order_send(market(mt5, "EURUSD", BUY, 0.1) | {"action": mt5.TRADE_ACTION_PENDING})

@@ -507,16 +507,26 @@ LAST_ERROR_MESSAGES: Final[Mapping[int, str]] = MappingProxyType(
 RETCODE_COMMENTS: Final[Mapping[int, str]] = MappingProxyType(
     {
         TRADE_RETCODE_REQUOTE: "Requote",
+        TRADE_RETCODE_REJECT: "Request rejected",
+        TRADE_RETCODE_PLACED: "Order placed",
         TRADE_RETCODE_DONE: "Request executed",
         TRADE_RETCODE_INVALID: "Invalid request",
         TRADE_RETCODE_INVALID_VOLUME: "Invalid volume",
         TRADE_RETCODE_INVALID_PRICE: "Invalid price",
         TRADE_RETCODE_INVALID_STOPS: "Invalid stops",
+        TRADE_RETCODE_TRADE_DISABLED: "Trade disabled",
+        TRADE_RETCODE_MARKET_CLOSED: "Market closed",
         TRADE_RETCODE_NO_MONEY: "No money",
+        TRADE_RETCODE_INVALID_EXPIRATION: "Invalid expiration",
+        TRADE_RETCODE_NO_CHANGES: "No changes",
+        TRADE_RETCODE_CLIENT_DISABLES_AT: "AutoTrading disabled by client",
         TRADE_RETCODE_INVALID_FILL: "Unsupported filling mode",
         TRADE_RETCODE_INVALID_ORDER: "Invalid order type",
         TRADE_RETCODE_POSITION_CLOSED: "Position doesn't exist",
         TRADE_RETCODE_INVALID_CLOSE_VOLUME: "Invalid close volume",
+        TRADE_RETCODE_LONG_ONLY: "Long positions only allowed",
+        TRADE_RETCODE_SHORT_ONLY: "Short positions only allowed",
+        TRADE_RETCODE_CLOSE_ONLY: "Position closing only allowed",
     }
 )
 """The server's ``comment`` for each return code the simulator produces."""

@@ -22,8 +22,11 @@ struct sequences, and ``last_error()`` behaves the same way, quirks included::
     True
 
 This layer is the *binding*: connection state, ``last_error``, argument checks, the Market
-Watch selection and request ids. The trade server and account behind it are ``Broker``
-(``sim_broker``), persisted by ``Store`` (``sim_store``); prices come from ``sim_prices``.
+Watch selection and book subscriptions, request ids, and the terminal-side refusals (Algo
+Trading off, the Python API disabled). The trade server and account behind it are ``Broker``
+(``sim_broker``), persisted by ``Store`` (``sim_store``); prices come from ``sim_prices``, the
+history of ``copy_*`` from ``sim_history``, the depth of market from ``sim_book``, the fault
+switches from ``sim_faults``, and ``Buy``/``Sell``/``Close`` from ``sim_helpers``.
 
 Calls are serialised by a lock, as the real binary serialises them by never releasing the GIL.
 """
@@ -50,12 +53,17 @@ from gtw_server.terminal.sim_args import (
     positional,
     utf16_len,
 )
+from gtw_server.terminal.sim_book import book
 from gtw_server.terminal.sim_broker import Broker
 from gtw_server.terminal.sim_config import SimConfig
+from gtw_server.terminal.sim_faults import Faults, hang_forever
+from gtw_server.terminal.sim_helpers import close, market_order
+from gtw_server.terminal.sim_history import MAX_TICKS, PriceHistory, load_numpy, timeframe_ms
 from gtw_server.terminal.sim_store import HISTORY_DEALS, HISTORY_ORDERS, History, Store
 from gtw_server.terminal.sim_symbols import SYMBOLS, SymbolSpec, group_filter
 from gtw_server.terminal.structs import (
     AccountInfo,
+    BookInfo,
     OrderCheckResult,
     OrderSendResult,
     SymbolInfo,
@@ -72,20 +80,33 @@ __all__ = ["SIM_BUILD", "SimTerminal"]
 SIM_BUILD: Final = 4755  # the terminal build this simulator reports
 _VERSION: Final = (500, SIM_BUILD, "10 Jan 2025")
 _SUCCESS: Final = (c.RES_S_OK, c.LAST_ERROR_MESSAGES[c.RES_S_OK])
+# What the binding reports when the terminal is gone, by how it finds out (MT5_API.md section 1).
 _NO_IPC: Final = (
     c.RES_E_INTERNAL_FAIL_CONNECT,
     c.LAST_ERROR_MESSAGES[c.RES_E_INTERNAL_FAIL_CONNECT],
 )
-# Reserved SimConfig switches, with the value that means "off", until they are simulated.
-_LATER_OPTIONS: Final = {
-    "margin_mode": "hedging",
-    "always_open": True,
-    "order_latency_ms": 0.0,
-    "hang_on_order": 0,
-    "disconnect_at_s": None,
-    "requote_rate": 0.0,
-    "reject_rate": 0.0,
-}
+_SEND_FAILED: Final = (
+    c.RES_E_INTERNAL_FAIL_SEND,
+    c.LAST_ERROR_MESSAGES[c.RES_E_INTERNAL_FAIL_SEND],
+)
+_RECV_FAILED: Final = (
+    c.RES_E_INTERNAL_FAIL_RECEIVE,
+    c.LAST_ERROR_MESSAGES[c.RES_E_INTERNAL_FAIL_RECEIVE],
+)
+_NOT_FOUND_TERMINAL: Final = (
+    c.RES_E_INTERNAL_FAIL_INIT,
+    c.LAST_ERROR_MESSAGES[c.RES_E_INTERNAL_FAIL_INIT],
+)
+_NO_NUMPY: Final = (
+    c.RES_E_UNSUPPORTED,
+    "Terminal: Unsupported function: copy_rates_* and copy_ticks_* return numpy arrays;"
+    " install numpy",
+)
+_WEEK: Final = 7 * 86_400_000
+_API_DISABLED: Final = (
+    c.RES_E_AUTO_TRADING_DISABLED,
+    c.LAST_ERROR_MESSAGES[c.RES_E_AUTO_TRADING_DISABLED],
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -103,9 +124,9 @@ def _terminal_call(
 ) -> Callable[
     [Callable[Concatenate[SimTerminal, P], R]], Callable[Concatenate[SimTerminal, P], R | F]
 ]:
-    """Wraps a method as a terminal call: serialised, failing with -10004 when there is no
-    connection, setting ``last_error`` to success on entry, and turning ``CallFailed`` into
-    ``failure`` (None, or False for the functions that return a bool)."""
+    """Wraps a method as a terminal call: serialised, failing when there is no connection
+    (``SimTerminal._connection_up``), setting ``last_error`` to success on entry, and turning
+    ``CallFailed`` into ``failure`` (None, or False for the functions that return a bool)."""
 
     def decorate(
         method: Callable[Concatenate[SimTerminal, P], R],
@@ -113,8 +134,7 @@ def _terminal_call(
         @functools.wraps(method)
         def call(self: SimTerminal, /, *args: P.args, **kwargs: P.kwargs) -> R | F:
             with self._lock:
-                if not self._connected:
-                    self._error = _NO_IPC
+                if not self._connection_up():
                     return failure
                 self._error = _SUCCESS
                 try:
@@ -142,6 +162,20 @@ def _number_arg(value: object, index: int) -> float:
     if isinstance(value, int | float):
         return float(value)
     raise positional(index)
+
+
+def _count_arg(value: object, index: int) -> int:
+    if isinstance(value, int) and value >= 0:
+        return value
+    raise positional(index)
+
+
+def _tick_count(flags: object, count: int) -> int:
+    """How many ticks ``flags`` lets through: the simulator's quotes are bid/ask ticks (INFO),
+    with no trades, so COPY_TICKS_TRADE finds none."""
+    if flags not in (c.COPY_TICKS_ALL, c.COPY_TICKS_INFO, c.COPY_TICKS_TRADE):
+        raise positional(3)
+    return 0 if flags == c.COPY_TICKS_TRADE else count
 
 
 def _check_filters(*, symbol: object, group: object, ticket: object, position: object) -> None:
@@ -182,24 +216,34 @@ class SimTerminal:
         reset: bool = False,
     ) -> None:
         config = SimConfig() if config is None else config
-        for name, off in _LATER_OPTIONS.items():
-            if getattr(config, name) != off:
-                raise NotImplementedError(
-                    f"SimConfig.{name}={getattr(config, name)!r} is not simulated yet;"
-                    f" leave it at {off!r}"
-                )
+        self._config = config
         self._broker = Broker(Store(state_path, reset=reset), config, clock or time.time)
+        self._faults = Faults(config, started_ms=self._broker.now_ms())
         self._lock = threading.Lock()
-        self._connected = False
+        self._connected_at: int | None = None  # when initialize() connected, in ms
         self._closed = False
         self._error: tuple[int, str] = (0, "")
         self._selected = {spec.name for spec in SYMBOLS.values() if spec.selected}
+        self._books: set[str] = set()  # market_book_add subscriptions
         self._request_id = 0
+        numpy = load_numpy()
+        self._price_history = (
+            None
+            if numpy is None
+            else PriceHistory(numpy, seed=config.seed, sessions=self._broker.sessions)
+        )
 
     # -- simulator controls (not in MetaTrader5) ----------------------------------------
 
     def step(self, seconds: float) -> None:
-        """Moves the simulated time ``seconds`` ahead; prices walk through the ticks between."""
+        """Moves the simulated time ``seconds`` ahead; prices walk through the ticks between.
+
+        The next call catches up with them: what the ticks triggered (pending orders, SL, TP,
+        expirations, a stop-out) is executed at the tick that reached it. Over more than
+        ``MAX_REPLAY_TICKS`` (150 s) since the last call a symbol's price jumps in one draw,
+        and triggers are checked against the price after the jump only: step a minute at a
+        time, calling something in between, to see every tick.
+        """
         with self._lock:
             self._broker.step(seconds)
 
@@ -207,7 +251,7 @@ class SimTerminal:
         """Disconnects, saves the prices and closes the state file. Idempotent."""
         with self._lock:
             if not self._closed:
-                self._closed, self._connected = True, False
+                self._closed, self._connected_at = True, None
                 self._broker.close()
 
     def __enter__(self) -> SimTerminal:
@@ -223,6 +267,23 @@ class SimTerminal:
 
     # -- connection -----------------------------------------------------------------------
 
+    def _connection_up(self) -> bool:
+        """Whether a call can reach the terminal; if not, ``last_error`` says why.
+
+        A connection made before the terminal went away (``disconnect_at_s``) is found broken
+        by the next call, which fails to write to the pipe (-10001); the binding then closes
+        it, and every later call fails with -10004 until ``initialize()``.
+        """
+        if self._connected_at is None:
+            self._error = _NO_IPC
+            return False
+        faults = self._faults
+        if faults.may_go_away and faults.went_away(self._connected_at, self._broker.now_ms()):
+            self._connected_at = None
+            self._error = _SEND_FAILED
+            return False
+        return True
+
     def initialize(
         self,
         path_arg: str | None = None,
@@ -236,27 +297,54 @@ class SimTerminal:
         portable: bool = False,
     ) -> bool:
         """Connects to the terminal. ``login``/``server``, when given, must be the account's
-        (any password is accepted); otherwise -6 and no connection, as the real one does."""
+        (any password is accepted); otherwise -6 and no connection, as the real one does.
+        While the terminal is away (``disconnect_at_s``) it is not found: -10003."""
         with self._lock:
             if self._closed:
                 raise RuntimeError("this SimTerminal is closed")
-            self._connected = False  # initialize() first closes any connection
+            self._connected_at = None  # initialize() first closes any connection
+            now_ms = self._broker.now_ms()
+            if self._faults.away(now_ms):
+                self._error = _NOT_FOUND_TERMINAL
+                return False
             account = self._broker.account
             if (login is not None and login != account.login) or (
                 server is not None and server != account.server
             ):
                 self._error = (c.RES_E_AUTH_FAILED, c.LAST_ERROR_MESSAGES[c.RES_E_AUTH_FAILED])
                 return False
-            self._connected = True
+            self._connected_at = now_ms
             self._error = _SUCCESS
             return True
 
     def shutdown(self) -> bool:
         """Closes the connection; True always (the documentation's ``None`` is wrong)."""
         with self._lock:
-            self._connected = False
+            self._connected_at = None
             self._error = _SUCCESS
             return True
+
+    @_terminal_call(False)
+    def login(
+        self,
+        login: int,
+        password: str | None = None,
+        server: str | None = None,
+        timeout: int | None = None,
+    ) -> bool:
+        """Logs in to an account: this terminal's (any password), else -6 with the connection
+        left open, as the real ``login`` leaves it."""
+        if not isinstance(login, int):
+            raise positional(0)
+        for index, value in ((1, password), (2, server)):
+            if value is not None and not (isinstance(value, str) and utf16_len(value) <= 253):
+                raise positional(index)
+        if timeout is not None and not isinstance(timeout, int):
+            raise positional(3)
+        account = self._broker.account
+        if login != account.login or server not in (None, account.server):
+            raise CallFailed(c.RES_E_AUTH_FAILED, c.LAST_ERROR_MESSAGES[c.RES_E_AUTH_FAILED])
+        return True
 
     def last_error(self) -> tuple[int, str]:
         return self._error
@@ -275,8 +363,8 @@ class SimTerminal:
                 "community_connection": False,
                 "connected": True,
                 "dlls_allowed": False,
-                "trade_allowed": True,
-                "tradeapi_disabled": False,
+                "trade_allowed": self._config.algo_trading,
+                "tradeapi_disabled": self._config.tradeapi_disabled,
                 "email_enabled": False,
                 "ftp_enabled": False,
                 "notifications_enabled": False,
@@ -339,6 +427,105 @@ class SimTerminal:
         else:
             self._selected.discard(spec.name)
         return True
+
+    # -- market depth ------------------------------------------------------------------------
+
+    @_terminal_call(None)
+    def market_book_add(self, symbol: str, /) -> bool:
+        """Subscribes to ``symbol``'s depth of market; False (last_error still success) for a
+        symbol that is unknown or not in the Market Watch."""
+        if not isinstance(symbol, str) or utf16_len(symbol) > MAX_SYMBOL:
+            raise positional(0)
+        if symbol not in self._selected:
+            return False
+        self._books.add(symbol)
+        return True
+
+    @_terminal_call(None)
+    def market_book_release(self, symbol: str, /) -> bool:
+        if not isinstance(symbol, str) or utf16_len(symbol) > MAX_SYMBOL:
+            raise positional(0)
+        if symbol not in self._books:
+            return False
+        self._books.discard(symbol)
+        return True
+
+    @_terminal_call(None)
+    def market_book_get(self, symbol: str, /) -> tuple[BookInfo, ...]:
+        """The depth of market of a subscribed symbol (``sim_book``); -4 if not subscribed."""
+        spec = _symbol_arg(symbol, 0)
+        if spec.name not in self._books:
+            raise _not_found()
+        return book(spec, self._broker.quote(spec))
+
+    # -- price history ----------------------------------------------------------------------
+
+    def _history_source(self, symbol: object) -> tuple[PriceHistory, SymbolSpec]:
+        """The history and the symbol of a ``copy_*`` call (numpy needed; symbol selected)."""
+        spec = _symbol_arg(symbol, 0)
+        if self._price_history is None:
+            raise CallFailed(*_NO_NUMPY)
+        if spec.name not in self._selected:
+            raise _not_found()
+        return self._price_history, spec
+
+    def _rates(self, symbol: object, timeframe: object, oldest_ms: Callable[[int], int]) -> Any:
+        history, spec = self._history_source(symbol)
+        length_ms = timeframe_ms(timeframe)
+        if length_ms is None:
+            raise positional(1)
+        quote = self._broker.quote(spec)
+        return history.rates(spec, quote, length_ms, oldest_ms(length_ms))
+
+    @_terminal_call(None)
+    def copy_rates_from(
+        self, symbol: str, timeframe: int, date_from: DateLike, count: int, /
+    ) -> Any:
+        """The ``count`` bars that start at or before ``date_from``, oldest first."""
+        start_ms, number = parse_date(date_from, 2) * 1000, _count_arg(count, 3)
+        # Twice the span, for the bars markets skip when closed; at least a week of them.
+        rates = self._rates(symbol, timeframe, lambda ms: start_ms - max(2 * number * ms, _WEEK))
+        return rates[rates["time"] * 1000 <= start_ms][-number:] if number else rates[:0]
+
+    @_terminal_call(None)
+    def copy_rates_from_pos(
+        self, symbol: str, timeframe: int, start_pos: int, count: int, /
+    ) -> Any:
+        """``count`` bars ending ``start_pos`` bars before the current one (0), oldest first."""
+        start, number = _count_arg(start_pos, 2), _count_arg(count, 3)
+        now_ms = self._broker.now_ms()
+        rates = self._rates(
+            symbol, timeframe, lambda ms: now_ms - max(2 * (start + number) * ms, _WEEK)
+        )
+        end = len(rates) - start
+        return rates[max(0, end - number) : max(0, end)]
+
+    @_terminal_call(None)
+    def copy_rates_range(
+        self, symbol: str, timeframe: int, date_from: DateLike, date_to: DateLike, /
+    ) -> Any:
+        """The bars that start from ``date_from`` to ``date_to``, both included."""
+        start_ms, end_ms = parse_date(date_from, 2) * 1000, parse_date(date_to, 3) * 1000
+        rates = self._rates(symbol, timeframe, lambda _: start_ms)
+        return rates[rates["time"] * 1000 <= end_ms]
+
+    @_terminal_call(None)
+    def copy_ticks_from(self, symbol: str, date_from: DateLike, count: int, flags: int, /) -> Any:
+        """Up to ``count`` ticks from ``date_from`` on (an empty array past the history)."""
+        history, spec = self._history_source(symbol)
+        start_ms, number = parse_date(date_from, 1) * 1000, _count_arg(count, 2)
+        quote = self._broker.quote(spec)
+        return history.ticks(spec, quote, start_ms, quote.time_msc, _tick_count(flags, number))
+
+    @_terminal_call(None)
+    def copy_ticks_range(
+        self, symbol: str, date_from: DateLike, date_to: DateLike, flags: int, /
+    ) -> Any:
+        """The ticks from ``date_from`` to ``date_to``, both included."""
+        history, spec = self._history_source(symbol)
+        start_ms, end_ms = parse_date(date_from, 1) * 1000, parse_date(date_to, 2) * 1000
+        quote = self._broker.quote(spec)
+        return history.ticks(spec, quote, start_ms, end_ms + 999, _tick_count(flags, MAX_TICKS))
 
     # -- positions and orders --------------------------------------------------------------
 
@@ -414,6 +601,7 @@ class SimTerminal:
 
     def _history_total(self, kind: History[Any], date_from: object, date_to: object) -> int:
         start, end = parse_date(date_from, 0), parse_date(date_to, 1)
+        self._broker.sync()  # what the prices triggered is history too
         return self._broker.store.history_count(kind, start, end)
 
     def _history(
@@ -425,6 +613,7 @@ class SimTerminal:
         position: object,
     ) -> tuple[H, ...]:
         _check_filters(symbol=None, group=group, ticket=ticket, position=position)
+        self._broker.sync()  # what the prices triggered is history too
         store = self._broker.store
         if isinstance(ticket, int):
             column: Literal["ticket", "order"] = "ticket" if kind is HISTORY_ORDERS else "order"
@@ -476,10 +665,68 @@ class SimTerminal:
 
     @_terminal_call(None)
     def order_send(self, /, *args: dict[str, Any], **kwargs: Any) -> OrderSendResult:
-        """Sends a trade request (one dict, or keywords) to the trade server."""
+        """Sends a trade request (one dict, or keywords) to the trade server.
+
+        The result is committed before anything can go wrong on the way back: the fault
+        switches (``sim_faults``) hang, delay or lose the reply only after that.
+        """
         request = parse_request("order_send", args, kwargs)
+        if self._config.tradeapi_disabled:
+            raise CallFailed(*_API_DISABLED)
         self._request_id = self._request_id % (2**32 - 1) + 1
-        return self._broker.send(request, self._request_id)
+        if not self._config.algo_trading:  # the terminal itself refuses: nothing is sent
+            retcode = c.TRADE_RETCODE_CLIENT_DISABLES_AT
+            comment = c.RETCODE_COMMENTS[retcode]
+            return OrderSendResult(
+                (retcode, 0, 0, 0.0, 0.0, 0.0, 0.0, comment, self._request_id, 0, request)
+            )
+        faults, broker = self._faults, self._broker
+        order = faults.order_sent()
+        sent_ms = broker.now_ms()
+        result = broker.send(request, self._request_id, dealer=order.dealer)
+        if order.hang:
+            hang_forever()
+        faults.latency()
+        if order.lose_reply or (faults.may_go_away and faults.went_away(sent_ms, broker.now_ms())):
+            self._connected_at = None
+            raise CallFailed(*_RECV_FAILED)
+        return result
+
+    # -- the package's pure-Python helpers (sim_helpers) ------------------------------------
+
+    def Buy(  # noqa: N802 (the package's own name)
+        self,
+        symbol: str,
+        volume: float,
+        price: float | None = None,
+        *,
+        comment: str | None = None,
+        ticket: int | None = None,
+    ) -> OrderSendResult | None:
+        """A market buy, at ``price`` or at the ask (retried on a requote)."""
+        return market_order(
+            self, c.ORDER_TYPE_BUY, symbol, volume, price, comment=comment, ticket=ticket
+        )
+
+    def Sell(  # noqa: N802 (the package's own name)
+        self,
+        symbol: str,
+        volume: float,
+        price: float | None = None,
+        *,
+        comment: str | None = None,
+        ticket: int | None = None,
+    ) -> OrderSendResult | None:
+        """A market sell, at ``price`` or at the bid (retried on a requote)."""
+        return market_order(
+            self, c.ORDER_TYPE_SELL, symbol, volume, price, comment=comment, ticket=ticket
+        )
+
+    def Close(  # noqa: N802 (the package's own name)
+        self, symbol: str, *, comment: str | None = None, ticket: int | None = None
+    ) -> bool | Literal["Partially"] | None:
+        """Closes every position of ``symbol`` (or the one with ``ticket``)."""
+        return close(self, symbol, comment=comment, ticket=ticket)
 
 
 # The module's constants, as attributes: exactly the ints the package exports.

@@ -1,19 +1,40 @@
-"""The simulated trade server and account: it plans and executes requests and answers queries.
+"""The simulated trade server and account: it plans and executes requests, answers queries,
+and executes what the price path triggers.
 
 The broker holds the account, the open positions and the active orders in memory (loaded from
 the ``Store`` at start), plus the price feed and the valuation. A trade request is *planned*
-first: checked against the server's rules, and turned into either a refusal (a retcode) or a
-``Transaction`` with the account figures it would leave. ``order_check`` stops there;
-``order_send`` commits the transaction and only then applies it in memory, so a failed commit
-changes nothing.
+first: checked against the server's rules (``sim_rules``), and turned into either a refusal
+(a retcode) or a ``Transaction`` with the account figures it would leave. ``order_check``
+stops there; ``order_send`` commits the transaction and only then applies it in memory, so a
+failed commit changes nothing. What a deal does to the positions is ``sim_deals``.
 
-The checks of a market deal, in order: symbol (10013), order type (10035), volume min/max/step
-(10014), filling mode (10030), the position to close (10036, 10013 for a wrong symbol or
-direction, 10038 for too much volume), for Instant/Request execution the price (10015) and
-deviation (10004), then for an opening deal the stops (10016) and the free margin (10019).
+Every call first brings the server up to the current time (``sync``): the price path since
+the last call is scanned tick by tick (``sim_prices``) for what it triggers (``sim_triggers``):
+pending orders, stop losses and take profits, and expirations, which are executed in time
+order, each as its own transaction; then a stop-out closes the most losing position while the
+margin level is at or below ``margin_so_so`` (30%), deal reason SO, comment
+``[so <level>%/<equity>/<margin>]``. SL and TP closes are server orders with reason SL/TP and
+the comment ``[sl <price>]`` / ``[tp <price>]`` (the level, at the symbol's digits) on both the
+order and the deal, replacing the position's comment, as MetaTrader 5 writes them.
 
-Implemented so far: market deals (``TRADE_ACTION_DEAL``) on hedging accounts. The other trade
-actions raise ``NotImplementedError`` rather than pretending to answer.
+The checks, in order, for every action: the symbol (10013), its trade mode (10017 disabled),
+its market hours (10018; ``order_check`` does not look at them, as the real one does not).
+Then per action:
+
+- DEAL: order type (10035), volume min/max/step (10014), filling mode (10030), the position to
+  close (10036, 10013 for a wrong symbol or direction, 10038 for too much volume), long/short/
+  close-only for a deal that opens or grows exposure (10042/10043/10044), for Instant/Request
+  execution the price (10015) and deviation (10004), the stops of a deal that opens (10016),
+  and the free margin when the margin grows (10019).
+- PENDING: order type (10035), volume, filling, expiration (10022), long/short/close-only,
+  the number of orders (10033), the price against the market (10015), the stops against the
+  price (10016). Placed orders answer 10009 (or 10008 with ``pending_retcode``); no margin is
+  held until they trigger, when a lack of money rejects them (state REJECTED).
+- MODIFY / REMOVE: the order (10013); the same checks as placing; 10025 when nothing changes.
+- SLTP: the position (10036), stops against the current price (10016), 10025 for no change.
+- CLOSE_BY: hedging only (10035; every simulated symbol's ``order_mode`` allows it); both
+  positions (10036), same symbol and opposite directions (10013). Both close, by the smaller
+  volume, at ``position_by``'s open price: two OUT_BY deals of one CLOSE_BY order.
 """
 
 from __future__ import annotations
@@ -32,10 +53,35 @@ from gtw_server.terminal.sim_account import (
     exposure_after,
 )
 from gtw_server.terminal.sim_config import SimConfig
-from gtw_server.terminal.sim_prices import PriceFeed, Quote
+from gtw_server.terminal.sim_deals import VOLUME_EPSILON, Deal, Effect, effect
+from gtw_server.terminal.sim_prices import TICK_MS, PriceFeed, Quote, Scan
+from gtw_server.terminal.sim_rules import (
+    PENDING_TYPES,
+    direction_refusal,
+    normal_volume,
+    pending_filling_allowed,
+    pending_price_valid,
+    stops_valid,
+)
+from gtw_server.terminal.sim_sessions import Sessions
 from gtw_server.terminal.sim_store import Store, Transaction
-from gtw_server.terminal.sim_symbols import SYMBOLS, SymbolSpec, filling_allowed, group_filter
+from gtw_server.terminal.sim_symbols import (
+    SYMBOL_EXPIRATION_ALL,
+    SYMBOLS,
+    SymbolSpec,
+    filling_allowed,
+    group_filter,
+)
 from gtw_server.terminal.sim_symbols import symbol_info as _symbol_info
+from gtw_server.terminal.sim_triggers import (
+    LIMIT_OF,
+    Watch,
+    expiry,
+    fill_price,
+    fires,
+    stop_hit,
+    watch,
+)
 from gtw_server.terminal.structs import (
     AccountInfo,
     OrderCheckResult,
@@ -47,15 +93,18 @@ from gtw_server.terminal.structs import (
     TradePosition,
     TradeRequest,
     build,
+    replaced,
 )
 
-__all__ = ["FIRST_DEAL_TICKET", "FIRST_ORDER_TICKET", "Broker"]
+__all__ = ["FIRST_DEAL_TICKET", "FIRST_ORDER_TICKET", "STOP_OUT_LEVEL", "Broker"]
 
 # Separate ranges, so a deal ticket mistaken for a position ticket finds nothing.
 FIRST_ORDER_TICKET: Final = 100_000_001
 FIRST_DEAL_TICKET: Final = 50_000_001
+STOP_OUT_LEVEL: Final = 30.0  # margin_so_so, in percent
+MARGIN_CALL_LEVEL: Final = 50.0  # margin_so_call: reported, nothing happens
+ORDERS_LIMIT: Final = 200  # AccountInfo.limit_orders
 
-_VOLUME_EPSILON: Final = 1e-9
 _MARGIN_MODES: Final = {
     "hedging": c.ACCOUNT_MARGIN_MODE_RETAIL_HEDGING,
     "netting": c.ACCOUNT_MARGIN_MODE_RETAIL_NETTING,
@@ -65,39 +114,30 @@ _TRADE_MODES: Final = {
     "contest": c.ACCOUNT_TRADE_MODE_CONTEST,
     "real": c.ACCOUNT_TRADE_MODE_REAL,
 }
-_LATER_ACTIONS: Final = frozenset(
-    {
-        c.TRADE_ACTION_PENDING,
-        c.TRADE_ACTION_SLTP,
-        c.TRADE_ACTION_MODIFY,
-        c.TRADE_ACTION_REMOVE,
-        c.TRADE_ACTION_CLOSE_BY,
-    }
-)
+SYMBOL_TRADE_MODES: Final = {
+    "disabled": c.SYMBOL_TRADE_MODE_DISABLED,
+    "longonly": c.SYMBOL_TRADE_MODE_LONGONLY,
+    "shortonly": c.SYMBOL_TRADE_MODE_SHORTONLY,
+    "closeonly": c.SYMBOL_TRADE_MODE_CLOSEONLY,
+    "full": c.SYMBOL_TRADE_MODE_FULL,
+}
 _NO_FIGURES: Final = Figures(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+# The execution modes in which the client quotes a price, and the dealer may requote it.
+_QUOTED_EXECUTIONS: Final = (c.SYMBOL_TRADE_EXECUTION_REQUEST, c.SYMBOL_TRADE_EXECUTION_INSTANT)
+_STOP_COMMENTS: Final = {c.DEAL_REASON_SL: "sl", c.DEAL_REASON_TP: "tp"}
 
 
 class _Fill(NamedTuple):
     """A request the server accepts: what to commit, what to answer, the account after."""
 
     tx: Transaction
+    retcode: int
     order: int
     deal: int
     volume: float
     price: float
-    quote: Quote
+    quote: Quote | None  # the bid and ask of the answer; None for the actions without a deal
     figures: Figures
-
-
-class _Deal(NamedTuple):
-    """A market deal that passed the request checks, at the price the server fills it."""
-
-    spec: SymbolSpec
-    request: TradeRequest
-    volume: float  # snapped to the symbol's volume step
-    quote: Quote
-    price: float
-    now_ms: int
 
 
 class _Refusal(NamedTuple):
@@ -140,25 +180,44 @@ class Broker:
         snapshot = store.load() or store.create(
             _new_account(config), next_order=FIRST_ORDER_TICKET, next_deal=FIRST_DEAL_TICKET
         )
-        if snapshot.account.margin_mode != c.ACCOUNT_MARGIN_MODE_RETAIL_HEDGING:
-            store.close()
-            raise NotImplementedError("netting accounts are not simulated yet")
         self.store = store
         self.account = snapshot.account
+        self.netting = self.account.margin_mode == c.ACCOUNT_MARGIN_MODE_RETAIL_NETTING
+        self.sessions = Sessions(always_open=config.always_open)
+        self.trade_modes = {
+            name: SYMBOL_TRADE_MODES[mode] for name, mode in config.symbol_trade_modes.items()
+        }
+        self._pending_retcode = config.pending_retcode
         self._clock = clock
         self._offset = 0.0
         self._positions: dict[int, Position] = {}
         self._exposure: dict[str, Exposure] = {}
-        for position in snapshot.positions:
-            self._put(position)
-        self._orders = {order.ticket: order for order in snapshot.orders}
+        self._orders: dict[int, TradeOrder] = {}
+        # What can fire, per symbol: positions with an SL or TP, and pending orders.
+        self._armed: dict[str, dict[int, Position]] = {}
+        self._pending: dict[str, dict[int, TradeOrder]] = {}
+        self._watches: dict[str, Watch] = {}
         self._next_order = snapshot.next_order
         self._next_deal = snapshot.next_deal
         self._feed = PriceFeed(
-            SYMBOLS.values(), seed=config.seed, now_ms=self.now_ms(), stored=snapshot.prices
+            SYMBOLS.values(),
+            seed=config.seed,
+            now_ms=self.now_ms(),
+            stored=snapshot.prices,
+            sessions=self.sessions,
         )
         self._valuation = Valuation(
             SYMBOLS, self._feed, currency=self.account.currency, leverage=self.account.leverage
+        )
+        self._stop_out_tick = -1  # the last tick the margin level was checked at
+        self._apply(
+            Transaction(
+                balance=self.account.balance,
+                next_order=self._next_order,
+                next_deal=self._next_deal,
+                put_positions=tuple(snapshot.positions),
+                put_orders=tuple(snapshot.orders),
+            )
         )
 
     # -- time ---------------------------------------------------------------------------
@@ -172,15 +231,48 @@ class Broker:
             raise ValueError(f"step() needs a finite number of seconds >= 0, got {seconds!r}")
         self._offset += seconds
 
-    def _sync(self) -> int:
+    def sync(self) -> int:
+        """Brings the server to now: executes, in time order, what the prices triggered and
+        what expired since the last call, then stops the account out if it must. Returns now
+        in milliseconds."""
         now_ms = self.now_ms()
+        while (self._watches or self._orders) and self._next_event(now_ms):
+            pass  # each call executes one event
         self._feed.at(now_ms)
+        self._stop_out(now_ms)
         return now_ms
+
+    def _next_event(self, now_ms: int) -> bool:
+        """Executes the earliest event up to ``now_ms``; False when there is none."""
+        expirations = [o.time_expiration for o in self._orders.values() if o.time_expiration]
+        expiring_ms = 1000 * min(expirations) if expirations else now_ms + 1
+        until_ms = min(now_ms, expiring_ms)
+        first: tuple[str, Scan] | None = None
+        scans: list[tuple[str, Scan]] = []
+        for symbol, thresholds in self._watches.items():
+            scan = self._feed.scan(symbol, until_ms, thresholds.fires)
+            scans.append((symbol, scan))
+            if scan.fired and (first is None or scan.tick < first[1].tick):
+                first = (symbol, scan)
+        if first is not None:
+            symbol, scan = first
+            self._feed.at(scan.tick * TICK_MS)
+            self._feed.move(symbol, scan)
+            self._fire(symbol, scan.quote, scan.tick * TICK_MS)
+            self._stop_out(scan.tick * TICK_MS)
+            return True
+        for symbol, scan in scans:  # nothing fired on the way: go to the end of the scan
+            self._feed.move(symbol, scan)
+        if expiring_ms <= now_ms:
+            self._feed.at(expiring_ms)
+            self._expire(expiring_ms)
+            return True
+        return False
 
     # -- queries ------------------------------------------------------------------------
 
     def account_info(self) -> AccountInfo:
-        self._sync()
+        self.sync()
         account = self.account
         figures = self._valuation.figures(account, self._exposure)
         return build(
@@ -189,7 +281,7 @@ class Broker:
                 "login": account.login,
                 "trade_mode": account.trade_mode,
                 "leverage": account.leverage,
-                "limit_orders": 200,
+                "limit_orders": ORDERS_LIMIT,
                 "margin_so_mode": c.ACCOUNT_STOPOUT_MODE_PERCENT,
                 "trade_allowed": True,
                 "trade_expert": True,
@@ -197,8 +289,8 @@ class Broker:
                 "currency_digits": self._valuation.digits,
                 "fifo_close": False,
                 **figures._asdict(),
-                "margin_so_call": 50.0,
-                "margin_so_so": 30.0,
+                "margin_so_call": MARGIN_CALL_LEVEL,
+                "margin_so_so": STOP_OUT_LEVEL,
                 "margin_initial": 0.0,
                 "margin_maintenance": 0.0,
                 "assets": 0.0,
@@ -212,45 +304,58 @@ class Broker:
         )
 
     def symbol_info(self, spec: SymbolSpec, *, selected: bool) -> SymbolInfo:
-        self._sync()
+        self.sync()
         quote = self._feed.quote(spec.name)
         tick_value = self._valuation.tick_value(spec)
-        return _symbol_info(spec, quote, selected=selected, tick_value=tick_value)
+        return _symbol_info(
+            spec, quote, selected=selected, tick_value=tick_value, trade_mode=self._mode(spec)
+        )
 
     def tick(self, spec: SymbolSpec) -> Tick:
-        self._sync()
-        quote = self._feed.quote(spec.name)
+        quote = self.quote(spec)
         flags = c.TICK_FLAG_BID | c.TICK_FLAG_ASK
         return Tick(
             (quote.time_msc // 1000, quote.bid, quote.ask, 0.0, 0, quote.time_msc, flags, 0.0)
         )
 
+    def quote(self, spec: SymbolSpec) -> Quote:
+        """The current quote (the market book and the rates build on it)."""
+        self.sync()
+        return self._feed.quote(spec.name)
+
     def positions(
         self, *, symbol: str | None, group: str | None, ticket: int | None
     ) -> tuple[TradePosition, ...]:
-        self._sync()
+        self.sync()
         chosen = _select(self._positions, symbol=symbol, group=group, ticket=ticket)
         return tuple(self._position_info(position) for position in chosen)
 
     def positions_total(self) -> int:
+        self.sync()
         return len(self._positions)
 
     def orders(
         self, *, symbol: str | None, group: str | None, ticket: int | None
     ) -> tuple[TradeOrder, ...]:
-        return tuple(_select(self._orders, symbol=symbol, group=group, ticket=ticket))
+        self.sync()
+        chosen = _select(self._orders, symbol=symbol, group=group, ticket=ticket)
+        return tuple(
+            replaced(order, price_current=self._order_price(order.symbol, order.type))
+            for order in chosen
+        )
 
     def orders_total(self) -> int:
+        self.sync()
         return len(self._orders)
 
     def calc_margin(self, spec: SymbolSpec, volume: float, price: float) -> float:
-        self._sync()
+        self.sync()
         return round(self._valuation.margin(spec, volume, price), self._valuation.digits)
 
     def calc_profit(
         self, spec: SymbolSpec, order_type: int, volume: float, price_open: float, price: float
     ) -> float:
-        self._sync()
+        self.sync()
         return self._valuation.profit(spec, order_type, volume, price_open, price)
 
     def _position_info(self, p: Position) -> TradePosition:
@@ -279,11 +384,19 @@ class Broker:
             )
         )
 
-    # -- trading ------------------------------------------------------------------------
+    def _order_price(self, symbol: str, order_type: int) -> float:
+        """An order's current price: the ask for orders that buy, the bid for those that sell."""
+        quote = self._feed.quote(symbol)
+        return quote.ask if order_type % 2 == c.ORDER_TYPE_BUY else quote.bid
+
+    def _mode(self, spec: SymbolSpec) -> int:
+        return self.trade_modes.get(spec.name, c.SYMBOL_TRADE_MODE_FULL)
+
+    # -- requests -----------------------------------------------------------------------
 
     def check(self, request: TradeRequest) -> OrderCheckResult:
         """``order_check``: the verdict, and the account as the request would leave it."""
-        outcome = self._plan(request, self._sync())
+        outcome = self._plan(request, self.sync(), executing=False)
         if isinstance(outcome, _Refusal):
             retcode, figures = outcome.retcode, outcome.figures or _NO_FIGURES
             comment = c.RETCODE_COMMENTS[retcode]
@@ -293,9 +406,17 @@ class Broker:
         level = (figures.margin_free, figures.margin_level)
         return OrderCheckResult((retcode, *money, *level, comment, request))
 
-    def send(self, request: TradeRequest, request_id: int) -> OrderSendResult:
-        """``order_send``: executes the request; the fill is committed before it is answered."""
-        outcome = self._plan(request, self._sync())
+    def send(
+        self, request: TradeRequest, request_id: int, *, dealer: int | None = None
+    ) -> OrderSendResult:
+        """``order_send``: executes the request; the fill is committed before it is answered.
+
+        ``dealer`` is the dealer's verdict on a request the server accepts (``sim_faults``):
+        reject it (10006), or requote it (10004) if it is a deal in Request or Instant execution.
+        """
+        outcome = self._plan(request, self.sync(), executing=True)
+        if not isinstance(outcome, _Refusal) and dealer is not None:
+            outcome = _dealt(dealer, request, outcome) or outcome
         if isinstance(outcome, _Refusal):
             quote = outcome.quote
             bid, ask = (quote.bid, quote.ask) if quote else (0.0, 0.0)
@@ -303,214 +424,634 @@ class Broker:
             return OrderSendResult(
                 (outcome.retcode, 0, 0, 0.0, 0.0, bid, ask, comment, request_id, 0, request)
             )
-        self.store.commit(outcome.tx, self._feed.state())
-        self._apply(outcome.tx)
+        self._commit(outcome.tx)
+        bid, ask = (outcome.quote.bid, outcome.quote.ask) if outcome.quote else (0.0, 0.0)
         return OrderSendResult(
             (
-                c.TRADE_RETCODE_DONE,
+                outcome.retcode,
                 outcome.deal,
                 outcome.order,
                 outcome.volume,
                 outcome.price,
-                outcome.quote.bid,
-                outcome.quote.ask,
-                c.RETCODE_COMMENTS[c.TRADE_RETCODE_DONE],
+                bid,
+                ask,
+                c.RETCODE_COMMENTS[outcome.retcode],
                 request_id,
                 0,
                 request,
             )
         )
 
-    def _apply(self, tx: Transaction) -> None:
-        self.account = self.account._replace(balance=tx.balance)
-        for position in tx.put_positions:
-            self._put(position)
-        for ticket in tx.drop_positions:
-            self._exposure = exposure_after(self._exposure, self._positions.pop(ticket), None)
-        self._next_order, self._next_deal = tx.next_order, tx.next_deal
-
-    def _put(self, position: Position) -> None:
-        old = self._positions.get(position.ticket)
-        self._positions[position.ticket] = position
-        self._exposure = exposure_after(self._exposure, old, position)
-
-    def _plan(self, request: TradeRequest, now_ms: int) -> _Fill | _Refusal:
-        if request.action == c.TRADE_ACTION_DEAL:
-            return self._plan_deal(request, now_ms)
-        if request.action in _LATER_ACTIONS:
-            raise NotImplementedError(f"trade action {request.action} is not simulated yet")
+    def _plan(self, request: TradeRequest, now_ms: int, *, executing: bool) -> _Fill | _Refusal:
+        """The server's verdict on ``request``; ``executing`` is False for ``order_check``,
+        which does not look at market hours."""
+        action = request.action
+        if action == c.TRADE_ACTION_DEAL:
+            return self._plan_deal(request, now_ms, executing)
+        if action == c.TRADE_ACTION_PENDING:
+            return self._plan_pending(request, now_ms, executing)
+        if action in (c.TRADE_ACTION_MODIFY, c.TRADE_ACTION_REMOVE):
+            return self._plan_order_change(request, now_ms, executing)
+        if action == c.TRADE_ACTION_SLTP:
+            return self._plan_sltp(request, now_ms, executing)
+        if action == c.TRADE_ACTION_CLOSE_BY:
+            return self._plan_close_by(request, now_ms, executing)
         return _Refusal(c.TRADE_RETCODE_INVALID)
 
-    def _plan_deal(self, request: TradeRequest, now_ms: int) -> _Fill | _Refusal:
+    def _gate(self, spec: SymbolSpec, now_ms: int, executing: bool) -> _Refusal | None:
+        """The symbol's trade mode and market hours, checked for every action."""
+        if self.trade_modes and self._mode(spec) == c.SYMBOL_TRADE_MODE_DISABLED:
+            return _Refusal(c.TRADE_RETCODE_TRADE_DISABLED)
+        sessions = self.sessions
+        if executing and not sessions.always_open and not sessions.is_open(spec, now_ms):
+            return _Refusal(c.TRADE_RETCODE_MARKET_CLOSED)
+        return None
+
+    def _plan_deal(self, request: TradeRequest, now_ms: int, executing: bool) -> _Fill | _Refusal:
         spec = SYMBOLS.get(request.symbol)
         if spec is None:
             return _Refusal(c.TRADE_RETCODE_INVALID)
-        if request.type not in (c.ORDER_TYPE_BUY, c.ORDER_TYPE_SELL):
+        if refusal := self._gate(spec, now_ms, executing):
+            return refusal
+        side = request.type
+        if side not in (c.ORDER_TYPE_BUY, c.ORDER_TYPE_SELL):
             return _Refusal(c.TRADE_RETCODE_INVALID_ORDER)
-        volume = _normal_volume(spec, request.volume)
+        volume = normal_volume(spec, request.volume)
         if volume is None:
             return _Refusal(c.TRADE_RETCODE_INVALID_VOLUME)
         if not filling_allowed(spec, request.type_filling):
             return _Refusal(c.TRADE_RETCODE_INVALID_FILL)
-        position = None
+        position = self._net_position(spec.name) if self.netting else None
         if request.position:
-            position = self._positions.get(request.position)
-            if position is None:
+            named = self._positions.get(request.position)
+            if named is None or (self.netting and named is not position):
                 return _Refusal(c.TRADE_RETCODE_POSITION_CLOSED)
-            if position.symbol != spec.name or position.type == request.type:
+            if named.symbol != spec.name or named.type == side:
                 return _Refusal(c.TRADE_RETCODE_INVALID)
-            if volume > position.volume + _VOLUME_EPSILON:
+            if volume > named.volume + VOLUME_EPSILON:
                 return _Refusal(c.TRADE_RETCODE_INVALID_CLOSE_VOLUME)
+            position = named
+        opens = (
+            position is None or position.type == side or volume > position.volume + VOLUME_EPSILON
+        )
+        if opens and self.trade_modes and (retcode := direction_refusal(self._mode(spec), side)):
+            return _Refusal(retcode)
         quote = self._feed.quote(spec.name)
-        price = quote.ask if request.type == c.ORDER_TYPE_BUY else quote.bid
-        if spec.exemode in (c.SYMBOL_TRADE_EXECUTION_REQUEST, c.SYMBOL_TRADE_EXECUTION_INSTANT):
+        price = quote.ask if side == c.ORDER_TYPE_BUY else quote.bid
+        if spec.exemode in _QUOTED_EXECUTIONS:
             # The client quotes the price it accepts; the server fills at its own price when
             # that is within ``deviation`` points, and requotes otherwise.
             if not (request.price > 0 and math.isfinite(request.price)):
                 return _Refusal(c.TRADE_RETCODE_INVALID_PRICE)
             if round(abs(request.price - price) / spec.point) > request.deviation:
                 return _Refusal(c.TRADE_RETCODE_REQUOTE, quote=quote)
-        deal = _Deal(spec, request, volume, quote, price, now_ms)
-        if position is None:
-            return self._plan_open(deal)
-        return self._plan_close(deal, position)
-
-    def _plan_open(self, deal: _Deal) -> _Fill | _Refusal:
-        request = deal.request
-        if not _stops_valid(deal.spec, request, deal.quote):
+        reference = quote.bid if side == c.ORDER_TYPE_BUY else quote.ask
+        if opens and not stops_valid(spec, side, request.sl, request.tp, reference):
             return _Refusal(c.TRADE_RETCODE_INVALID_STOPS)
-        ticket = self._next_order  # a position takes its opening order's ticket
-        position = Position(
-            ticket=ticket,
-            time_msc=deal.now_ms,
-            time_update_msc=deal.now_ms,
-            type=request.type,
+        deal = Deal(
+            spec,
+            side,
+            volume,
+            price,
+            now_ms,
+            order=self._next_order,
+            reason=c.DEAL_REASON_EXPERT,
             magic=request.magic,
-            identifier=ticket,
-            reason=c.POSITION_REASON_EXPERT,
-            volume=deal.volume,
-            price_open=deal.price,
+            comment=request.comment,
+            sl=request.sl if opens else 0.0,
+            tp=request.tp if opens else 0.0,
+        )
+        result = effect(deal, position, netting=self.netting, valuation=self._valuation)
+        figures = self._figures_after(result)
+        if self._short_of_money(figures):
+            return _Refusal(c.TRADE_RETCODE_NO_MONEY, figures=figures)
+        order = self._filled_order(
+            deal,
+            result.position_id,
+            price_open=request.price,
+            type_filling=request.type_filling,
+            type_time=request.type_time,
             sl=request.sl,
             tp=request.tp,
-            swap=0.0,
-            symbol=deal.spec.name,
-            comment=request.comment,
-            external_id="",
         )
-        figures = self._valuation.figures(
-            self.account, exposure_after(self._exposure, None, position)
-        )
-        if figures.margin_free < 0:
-            return _Refusal(c.TRADE_RETCODE_NO_MONEY, figures=figures)
-        return self._fill(
-            deal, position=ticket, entry=c.DEAL_ENTRY_IN, profit=0.0, figures=figures, put=position
+        tx = self._deal_tx(deal, result, orders=(order,), next_order=deal.order + 1)
+        return _Fill(
+            tx, c.TRADE_RETCODE_DONE, deal.order, self._next_deal, volume, price, quote, figures
         )
 
-    def _plan_close(self, deal: _Deal, position: Position) -> _Fill:
-        profit = self._valuation.profit(
-            deal.spec, position.type, deal.volume, position.price_open, deal.price
-        )
-        remaining = round(position.volume - deal.volume, 8)
-        put = (
-            position._replace(volume=remaining, time_update_msc=deal.now_ms)
-            if remaining > 0
-            else None
-        )
-        account = self.account._replace(balance=self._balance_after(profit))
-        figures = self._valuation.figures(account, exposure_after(self._exposure, position, put))
-        return self._fill(
-            deal,
-            position=position.ticket,
-            entry=c.DEAL_ENTRY_OUT,
-            profit=profit,
-            figures=figures,
-            put=put,
-        )
-
-    def _balance_after(self, profit: float) -> float:
-        return round(self.account.balance + profit, self._valuation.digits)
-
-    def _fill(
-        self,
-        deal: _Deal,
-        *,
-        position: int,
-        entry: int,
-        profit: float,
-        figures: Figures,
-        put: Position | None,
-    ) -> _Fill:
-        """The accepted deal: its order and deal records and the position it leaves (``put``,
-        or None when it closes ``position``), as one transaction."""
-        request, now_ms, time = deal.request, deal.now_ms, deal.now_ms // 1000
-        order_ticket, deal_ticket = self._next_order, self._next_deal
-        history_order = build(
+    def _plan_pending(
+        self, request: TradeRequest, now_ms: int, executing: bool
+    ) -> _Fill | _Refusal:
+        spec = SYMBOLS.get(request.symbol)
+        if spec is None:
+            return _Refusal(c.TRADE_RETCODE_INVALID)
+        if refusal := self._gate(spec, now_ms, executing):
+            return refusal
+        if request.type not in PENDING_TYPES:
+            return _Refusal(c.TRADE_RETCODE_INVALID_ORDER)
+        volume = normal_volume(spec, request.volume)
+        if volume is None:
+            return _Refusal(c.TRADE_RETCODE_INVALID_VOLUME)
+        if not pending_filling_allowed(spec, request.type, request.type_filling):
+            return _Refusal(c.TRADE_RETCODE_INVALID_FILL)
+        if retcode := direction_refusal(self._mode(spec), request.type % 2):
+            return _Refusal(retcode)
+        if len(self._orders) >= ORDERS_LIMIT:
+            return _Refusal(c.TRADE_RETCODE_LIMIT_ORDERS)
+        ticket = self._next_order
+        order = build(
             TradeOrder,
             {
-                "ticket": order_ticket,
-                "time_setup": time,
+                "ticket": ticket,
+                "time_setup": now_ms // 1000,
                 "time_setup_msc": now_ms,
-                "time_done": time,
-                "time_done_msc": now_ms,
+                "time_done": 0,
+                "time_done_msc": 0,
                 "time_expiration": 0,
                 "type": request.type,
                 "type_time": request.type_time,
                 "type_filling": request.type_filling,
-                "state": c.ORDER_STATE_FILLED,
+                "state": c.ORDER_STATE_PLACED,
                 "magic": request.magic,
-                "position_id": position,
+                "position_id": 0,
                 "position_by_id": 0,
                 "reason": c.ORDER_REASON_EXPERT,
-                "volume_initial": deal.volume,
-                "volume_current": 0.0,
-                "price_open": request.price,
-                "sl": request.sl,
-                "tp": request.tp,
-                "price_current": deal.price,
+                "volume_initial": volume,
+                "volume_current": volume,
+                "price_open": 0.0,
+                "sl": 0.0,
+                "tp": 0.0,
+                "price_current": 0.0,
                 "price_stoplimit": 0.0,
-                "symbol": request.symbol,
+                "symbol": spec.name,
                 "comment": request.comment,
                 "external_id": "",
             },
         )
-        deal_record = build(
+        placed = self._order_terms(spec, order, request, now_ms)
+        if isinstance(placed, _Refusal):
+            return placed
+        tx = self._tx(next_order=ticket + 1, put_orders=(placed,))
+        return _Fill(tx, self._pending_retcode, ticket, 0, 0.0, 0.0, None, self._figures())
+
+    def _order_terms(
+        self, spec: SymbolSpec, order: TradeOrder, request: TradeRequest, now_ms: int
+    ) -> TradeOrder | _Refusal:
+        """``order`` with the price, stops and expiry of ``request``, if the server takes
+        them: the rules of placing and of modifying an order."""
+        if request.type_time > c.ORDER_TIME_SPECIFIED_DAY or not (
+            SYMBOL_EXPIRATION_ALL & (1 << request.type_time)
+        ):
+            return _Refusal(c.TRADE_RETCODE_INVALID_EXPIRATION)
+        expiration = expiry(request.type_time, request.expiration, now_ms // 1000)
+        if expiration is None:
+            return _Refusal(c.TRADE_RETCODE_INVALID_EXPIRATION)
+        stoplimit = request.stoplimit if order.type in LIMIT_OF else 0.0
+        quote = self._feed.quote(spec.name)
+        if not pending_price_valid(spec, order.type, request.price, stoplimit, quote):
+            return _Refusal(c.TRADE_RETCODE_INVALID_PRICE)
+        opens_at = stoplimit or request.price
+        if not stops_valid(spec, order.type % 2, request.sl, request.tp, opens_at):
+            return _Refusal(c.TRADE_RETCODE_INVALID_STOPS)
+        return replaced(
+            order,
+            price_open=request.price,
+            price_stoplimit=stoplimit,
+            sl=request.sl,
+            tp=request.tp,
+            type_time=request.type_time,
+            time_expiration=expiration,
+            price_current=quote.ask if order.type % 2 == c.ORDER_TYPE_BUY else quote.bid,
+        )
+
+    def _plan_order_change(
+        self, request: TradeRequest, now_ms: int, executing: bool
+    ) -> _Fill | _Refusal:
+        """TRADE_ACTION_MODIFY and TRADE_ACTION_REMOVE of an active order."""
+        order = self._orders.get(request.order)
+        if order is None:
+            return _Refusal(c.TRADE_RETCODE_INVALID)
+        spec = SYMBOLS[order.symbol]
+        if refusal := self._gate(spec, now_ms, executing):
+            return refusal
+        if request.action == c.TRADE_ACTION_REMOVE:
+            canceled = self._closed_order(order, c.ORDER_STATE_CANCELED, now_ms)
+            tx = self._tx(drop_orders=(order.ticket,), history_orders=(canceled,))
+        else:
+            changed = self._order_terms(spec, order, request, now_ms)
+            if isinstance(changed, _Refusal):
+                return changed
+            if replaced(changed, price_current=order.price_current) == order:
+                return _Refusal(c.TRADE_RETCODE_NO_CHANGES)
+            tx = self._tx(put_orders=(changed,))
+        return _Fill(tx, c.TRADE_RETCODE_DONE, order.ticket, 0, 0.0, 0.0, None, self._figures())
+
+    def _plan_sltp(self, request: TradeRequest, now_ms: int, executing: bool) -> _Fill | _Refusal:
+        if self.netting and not request.position:
+            position = self._net_position(request.symbol)
+        else:
+            position = self._positions.get(request.position)
+        if position is None:
+            return _Refusal(c.TRADE_RETCODE_POSITION_CLOSED)
+        if request.symbol and request.symbol != position.symbol:
+            return _Refusal(c.TRADE_RETCODE_INVALID)
+        spec = SYMBOLS[position.symbol]
+        if refusal := self._gate(spec, now_ms, executing):
+            return refusal
+        quote = self._feed.quote(spec.name)
+        reference = quote.bid if position.type == c.POSITION_TYPE_BUY else quote.ask
+        if not stops_valid(spec, position.type, request.sl, request.tp, reference):
+            return _Refusal(c.TRADE_RETCODE_INVALID_STOPS)
+        if (request.sl, request.tp) == (position.sl, position.tp):
+            return _Refusal(c.TRADE_RETCODE_NO_CHANGES)
+        changed = position._replace(sl=request.sl, tp=request.tp, time_update_msc=now_ms)
+        tx = self._tx(put_positions=(changed,))
+        return _Fill(tx, c.TRADE_RETCODE_DONE, 0, 0, 0.0, 0.0, None, self._figures())
+
+    def _plan_close_by(
+        self, request: TradeRequest, now_ms: int, executing: bool
+    ) -> _Fill | _Refusal:
+        if self.netting:
+            return _Refusal(c.TRADE_RETCODE_INVALID_ORDER)
+        position = self._positions.get(request.position)
+        by = self._positions.get(request.position_by)
+        if position is None or by is None:
+            return _Refusal(c.TRADE_RETCODE_POSITION_CLOSED)
+        if position is by or position.symbol != by.symbol or position.type == by.type:
+            return _Refusal(c.TRADE_RETCODE_INVALID)
+        spec = SYMBOLS[position.symbol]
+        if refusal := self._gate(spec, now_ms, executing):
+            return refusal
+        volume, price, ticket = min(position.volume, by.volume), by.price_open, self._next_order
+        deals: list[Deal] = []
+        effects: list[Effect] = []
+        for closed in (position, by):
+            deal = Deal(
+                spec,
+                1 - closed.type,
+                volume,
+                price,
+                now_ms,
+                order=ticket,
+                reason=c.DEAL_REASON_EXPERT,
+                magic=request.magic,
+                comment=request.comment,
+            )
+            deals.append(deal)
+            effects.append(effect(deal, closed, netting=False, valuation=self._valuation))
+        account = self.account._replace(balance=self._balance_after(*(e.profit for e in effects)))
+        exposure = self._exposure
+        for closed, result in zip((position, by), effects, strict=True):
+            exposure = exposure_after(exposure, closed, result.put)
+        order = replaced(
+            self._filled_order(deals[0], position.identifier, price_open=price),
+            type=c.ORDER_TYPE_CLOSE_BY,
+            position_by_id=by.identifier,
+        )
+        records = tuple(
+            self._deal_record(deal, result, self._next_deal + index, entry=c.DEAL_ENTRY_OUT_BY)
+            for index, (deal, result) in enumerate(zip(deals, effects, strict=True))
+        )
+        tx = Transaction(
+            balance=account.balance,
+            next_order=ticket + 1,
+            next_deal=self._next_deal + 2,
+            put_positions=tuple(e.put for e in effects if e.put is not None),
+            drop_positions=tuple(e.drop for e in effects if e.drop is not None),
+            history_orders=(order,),
+            deals=records,
+        )
+        figures = self._valuation.figures(account, exposure)
+        quote = self._feed.quote(spec.name)
+        return _Fill(
+            tx, c.TRADE_RETCODE_DONE, ticket, records[0].ticket, volume, price, quote, figures
+        )
+
+    # -- what the prices trigger --------------------------------------------------------
+
+    def _fire(self, symbol: str, quote: Quote, now_ms: int) -> None:
+        """Executes what ``quote`` triggers on ``symbol``: pending orders first (in ticket
+        order), then the SL/TP of its positions, including any that just opened."""
+        for order in sorted(self._pending.get(symbol, {}).values()):
+            if not fires(order, quote):
+                continue
+            if order.type in LIMIT_OF:
+                limit = replaced(
+                    order,
+                    type=LIMIT_OF[order.type],
+                    price_open=order.price_stoplimit,
+                    price_stoplimit=0.0,
+                )
+                self._commit(self._tx(put_orders=(limit,)))
+                if fires(limit, quote):
+                    self._commit(self._triggered(limit, quote, now_ms))
+            else:
+                self._commit(self._triggered(order, quote, now_ms))
+        for position in list(self._armed.get(symbol, {}).values()):
+            reason = stop_hit(position, quote)
+            if reason is not None:
+                level = position.sl if reason == c.DEAL_REASON_SL else position.tp
+                digits = SYMBOLS[symbol].digits
+                comment = f"[{_STOP_COMMENTS[reason]} {level:.{digits}f}]"
+                self._commit(self._closed_by_server(position, reason, comment, now_ms, level))
+
+    def _triggered(self, order: TradeOrder, quote: Quote, now_ms: int) -> Transaction:
+        """The fill of a triggered pending order, or its rejection for lack of money."""
+        spec = SYMBOLS[order.symbol]
+        price = fill_price(order, quote)
+        deal = Deal(
+            spec,
+            order.type % 2,
+            order.volume_current,
+            price,
+            now_ms,
+            order=order.ticket,
+            reason=c.DEAL_REASON_EXPERT,
+            magic=order.magic,
+            comment=order.comment,
+            sl=order.sl,
+            tp=order.tp,
+        )
+        position = self._net_position(spec.name) if self.netting else None
+        result = effect(deal, position, netting=self.netting, valuation=self._valuation)
+        if self._short_of_money(self._figures_after(result)):
+            rejected = self._closed_order(order, c.ORDER_STATE_REJECTED, now_ms)
+            return self._tx(drop_orders=(order.ticket,), history_orders=(rejected,))
+        filled = replaced(
+            order,
+            state=c.ORDER_STATE_FILLED,
+            time_done=now_ms // 1000,
+            time_done_msc=now_ms,
+            volume_current=0.0,
+            position_id=result.position_id,
+            price_current=price,
+        )
+        return self._deal_tx(
+            deal, result, orders=(filled,), next_order=self._next_order, drop_order=order.ticket
+        )
+
+    def _closed_by_server(
+        self, position: Position, reason: int, comment: str, now_ms: int, level: float
+    ) -> Transaction:
+        """A whole position closed by the server (SL, TP, stop-out) at the market."""
+        quote = self._feed.quote(position.symbol)
+        price = quote.bid if position.type == c.POSITION_TYPE_BUY else quote.ask
+        deal = Deal(
+            SYMBOLS[position.symbol],
+            1 - position.type,
+            position.volume,
+            price,
+            now_ms,
+            order=self._next_order,
+            reason=reason,
+            magic=position.magic,
+            comment=comment,
+        )
+        result = effect(deal, position, netting=self.netting, valuation=self._valuation)
+        order = self._filled_order(deal, result.position_id, price_open=level)
+        return self._deal_tx(deal, result, orders=(order,), next_order=deal.order + 1)
+
+    def _expire(self, now_ms: int) -> None:
+        for order in sorted(self._orders.values()):
+            if order.time_expiration and order.time_expiration * 1000 <= now_ms:
+                expired = self._closed_order(order, c.ORDER_STATE_EXPIRED, now_ms)
+                self._commit(self._tx(drop_orders=(order.ticket,), history_orders=(expired,)))
+
+    def _stop_out(self, now_ms: int) -> None:
+        """Closes the most losing position while the margin level is at or below the
+        stop-out level. Only price moves lower the level (the server refuses any order that
+        would leave the free margin negative), so it is checked once per tick."""
+        tick = now_ms // TICK_MS
+        if not self._positions or tick == self._stop_out_tick:
+            return
+        self._stop_out_tick = tick
+        while self._positions:
+            figures = self._valuation.figures(self.account, self._exposure)
+            if figures.margin <= 0 or figures.margin_level > STOP_OUT_LEVEL:
+                return
+            tradable = [
+                position
+                for position in self._positions.values()
+                if self.sessions.is_open(SYMBOLS[position.symbol], now_ms)
+            ]
+            if not tradable:
+                return
+            worst = min(tradable, key=lambda position: self._valuation.current(position)[1])
+            level, equity, margin = figures.margin_level, figures.equity, figures.margin
+            comment = f"[so {level:.2f}%/{equity:.2f}/{margin:.2f}]"
+            price = self._valuation.current(worst)[0]
+            self._commit(self._closed_by_server(worst, c.DEAL_REASON_SO, comment, now_ms, price))
+
+    # -- building transactions -----------------------------------------------------------
+
+    def _net_position(self, symbol: str) -> Position | None:
+        """The position of ``symbol`` on a netting account."""
+        for position in self._positions.values():
+            if position.symbol == symbol:
+                return position
+        return None
+
+    def _figures(self) -> Figures:
+        return self._valuation.figures(self.account, self._exposure)
+
+    def _figures_after(self, result: Effect) -> Figures:
+        """The account figures once a deal's ``result`` is applied."""
+        exposure = self._exposure
+        if result.drop is not None:
+            exposure = exposure_after(exposure, self._positions[result.drop], None)
+        if result.put is not None:
+            exposure = exposure_after(exposure, self._positions.get(result.put.ticket), result.put)
+        account = self.account._replace(balance=self._balance_after(result.profit))
+        return self._valuation.figures(account, exposure)
+
+    def _short_of_money(self, figures: Figures) -> bool:
+        """Whether a deal leaving ``figures`` must be refused: it adds margin that the free
+        margin cannot cover (deals that only release margin always go through)."""
+        return figures.margin_free < 0 and figures.margin > self._figures().margin + 1e-9
+
+    def _balance_after(self, *profits: float) -> float:
+        return round(self.account.balance + sum(profits), self._valuation.digits)
+
+    def _tx(
+        self,
+        *,
+        next_order: int | None = None,
+        put_positions: tuple[Position, ...] = (),
+        put_orders: tuple[TradeOrder, ...] = (),
+        drop_orders: tuple[int, ...] = (),
+        history_orders: tuple[TradeOrder, ...] = (),
+    ) -> Transaction:
+        """A transaction that moves no money and makes no deal."""
+        return Transaction(
+            balance=self.account.balance,
+            next_order=self._next_order if next_order is None else next_order,
+            next_deal=self._next_deal,
+            put_positions=put_positions,
+            put_orders=put_orders,
+            drop_orders=drop_orders,
+            history_orders=history_orders,
+        )
+
+    def _deal_tx(
+        self,
+        deal: Deal,
+        result: Effect,
+        *,
+        orders: tuple[TradeOrder, ...],
+        next_order: int,
+        drop_order: int | None = None,
+    ) -> Transaction:
+        """One deal as a transaction: the history orders, the deal, the positions it leaves."""
+        return Transaction(
+            balance=self._balance_after(result.profit),
+            next_order=next_order,
+            next_deal=self._next_deal + 1,
+            put_positions=() if result.put is None else (result.put,),
+            drop_positions=() if result.drop is None else (result.drop,),
+            drop_orders=() if drop_order is None else (drop_order,),
+            history_orders=orders,
+            deals=(self._deal_record(deal, result, self._next_deal, entry=result.entry),),
+        )
+
+    @staticmethod
+    def _deal_record(deal: Deal, result: Effect, ticket: int, *, entry: int) -> TradeDeal:
+        time = deal.now_ms // 1000
+        return build(
             TradeDeal,
             {
-                "ticket": deal_ticket,
-                "order": order_ticket,
+                "ticket": ticket,
+                "order": deal.order,
                 "time": time,
-                "time_msc": now_ms,
-                "type": request.type,  # DEAL_TYPE_BUY/SELL share ORDER_TYPE_BUY/SELL's values
+                "time_msc": deal.now_ms,
+                "type": deal.side,  # DEAL_TYPE_BUY/SELL share ORDER_TYPE_BUY/SELL's values
                 "entry": entry,
-                "magic": request.magic,
-                "position_id": position,
-                "reason": c.DEAL_REASON_EXPERT,
+                "magic": deal.magic,
+                "position_id": result.position_id,
+                "reason": deal.reason,
                 "volume": deal.volume,
                 "price": deal.price,
                 "commission": 0.0,
                 "swap": 0.0,
-                "profit": profit,
+                "profit": result.profit,
                 "fee": 0.0,
-                "symbol": request.symbol,
-                "comment": request.comment,
+                "symbol": deal.spec.name,
+                "comment": deal.comment,
                 "external_id": "",
             },
         )
-        tx = Transaction(
-            balance=self._balance_after(profit),
-            next_order=order_ticket + 1,
-            next_deal=deal_ticket + 1,
-            put_positions=() if put is None else (put,),
-            drop_positions=(position,) if put is None else (),
-            history_orders=(history_order,),
-            deals=(deal_record,),
+
+    @staticmethod
+    def _filled_order(
+        deal: Deal,
+        position_id: int,
+        *,
+        price_open: float,
+        type_filling: int = c.ORDER_FILLING_FOK,
+        type_time: int = c.ORDER_TIME_GTC,
+        sl: float = 0.0,
+        tp: float = 0.0,
+    ) -> TradeOrder:
+        """The history record of a market order executed at once by ``deal``."""
+        time = deal.now_ms // 1000
+        return build(
+            TradeOrder,
+            {
+                "ticket": deal.order,
+                "time_setup": time,
+                "time_setup_msc": deal.now_ms,
+                "time_done": time,
+                "time_done_msc": deal.now_ms,
+                "time_expiration": 0,
+                "type": deal.side,
+                "type_time": type_time,
+                "type_filling": type_filling,
+                "state": c.ORDER_STATE_FILLED,
+                "magic": deal.magic,
+                "position_id": position_id,
+                "position_by_id": 0,
+                "reason": deal.reason,  # ORDER_REASON_* share DEAL_REASON_*'s values
+                "volume_initial": deal.volume,
+                "volume_current": 0.0,
+                "price_open": price_open,
+                "sl": sl,
+                "tp": tp,
+                "price_current": deal.price,
+                "price_stoplimit": 0.0,
+                "symbol": deal.spec.name,
+                "comment": deal.comment,
+                "external_id": "",
+            },
         )
-        return _Fill(tx, order_ticket, deal_ticket, deal.volume, deal.price, deal.quote, figures)
+
+    def _closed_order(self, order: TradeOrder, state: int, now_ms: int) -> TradeOrder:
+        """A pending order as it goes to the history unfilled (canceled, expired, rejected)."""
+        return replaced(
+            order,
+            state=state,
+            time_done=now_ms // 1000,
+            time_done_msc=now_ms,
+            price_current=self._order_price(order.symbol, order.type),
+        )
+
+    # -- committing ----------------------------------------------------------------------
+
+    def _commit(self, tx: Transaction) -> None:
+        """Writes ``tx`` to the store, then applies it in memory."""
+        self.store.commit(tx, self._feed.state())
+        self._apply(tx)
+
+    def _apply(self, tx: Transaction) -> None:
+        self.account = self.account._replace(balance=tx.balance)
+        touched: set[str] = set()  # symbols whose triggers changed
+        for ticket in tx.drop_positions:
+            position = self._positions.pop(ticket)
+            self._exposure = exposure_after(self._exposure, position, None)
+            if self._armed.get(position.symbol, {}).pop(ticket, None) is not None:
+                touched.add(position.symbol)
+        for position in tx.put_positions:
+            old = self._positions.get(position.ticket)
+            self._positions[position.ticket] = position
+            self._exposure = exposure_after(self._exposure, old, position)
+            armed = self._armed.setdefault(position.symbol, {})
+            if position.sl or position.tp:
+                armed[position.ticket] = position
+                touched.add(position.symbol)
+            elif armed.pop(position.ticket, None) is not None:
+                touched.add(position.symbol)
+        for ticket in tx.drop_orders:
+            order = self._orders.pop(ticket)
+            del self._pending[order.symbol][ticket]
+            touched.add(order.symbol)
+        for order in tx.put_orders:
+            self._orders[order.ticket] = order
+            self._pending.setdefault(order.symbol, {})[order.ticket] = order
+            touched.add(order.symbol)
+        for symbol in touched:
+            thresholds = watch(
+                self._armed.get(symbol, {}).values(), self._pending.get(symbol, {}).values()
+            )
+            if thresholds is None:
+                self._watches.pop(symbol, None)
+            else:
+                self._watches[symbol] = thresholds
+        self._next_order, self._next_deal = tx.next_order, tx.next_deal
 
     def close(self) -> None:
         """Saves the prices and closes the store."""
         self.store.save_prices(self._feed.state())
         self.store.close()
+
+
+def _dealt(dealer: int, request: TradeRequest, fill: _Fill) -> _Refusal | None:
+    """The dealer's refusal of an accepted request, or None when the verdict does not apply."""
+    if dealer == c.TRADE_RETCODE_REJECT:
+        return _Refusal(dealer)
+    if (
+        request.action == c.TRADE_ACTION_DEAL
+        and SYMBOLS[request.symbol].exemode in _QUOTED_EXECUTIONS
+    ):
+        return _Refusal(dealer, quote=fill.quote)
+    return None
 
 
 def _new_account(config: SimConfig) -> Account:
@@ -526,30 +1067,3 @@ def _new_account(config: SimConfig) -> Account:
         balance=config.balance,
         credit=0.0,
     )
-
-
-def _normal_volume(spec: SymbolSpec, volume: float) -> float | None:
-    """``volume`` snapped to the symbol's step, or None when it breaks min/max/step (10014)."""
-    if not spec.volume_min - _VOLUME_EPSILON <= volume <= spec.volume_max + _VOLUME_EPSILON:
-        return None
-    steps = round(volume / spec.volume_step)
-    if abs(volume / spec.volume_step - steps) > 1e-7:
-        return None
-    return round(steps * spec.volume_step, 8)
-
-
-def _stops_valid(spec: SymbolSpec, request: TradeRequest, quote: Quote) -> bool:
-    """SL/TP of an opening deal: on the right side, ``stops_level`` points away at least.
-
-    A buy is valued at the bid, so its SL must be <= bid - level and its TP >= bid + level; a
-    sell at the ask, so its SL >= ask + level and its TP <= ask - level. 0 means no level.
-    """
-    sl, tp = request.sl, request.tp
-    if not (0 <= sl < math.inf and 0 <= tp < math.inf):
-        return False
-    if request.type == c.ORDER_TYPE_BUY:
-        sl_gap, tp_gap = quote.bid - sl, tp - quote.bid
-    else:
-        sl_gap, tp_gap = sl - quote.ask, quote.ask - tp
-    min_gap = (spec.stops_level - 1e-6) * spec.point
-    return (sl == 0 or sl_gap >= min_gap) and (tp == 0 or tp_gap >= min_gap)

@@ -23,6 +23,8 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from gtw_server.terminal.sim_symbols import SYMBOLS
+
 __all__ = ["SimConfig"]
 
 Rate = Annotated[float, Meta(ge=0, le=1)]
@@ -35,16 +37,48 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     The account fields (``login`` to ``trade_mode``) seed a *new* state file; a terminal that
     opens an existing file keeps the account stored there.
 
-    Fault switches (documented here, implemented by the full-depth simulator; the terminal
-    refuses a non-default value until then rather than silently ignoring it):
+    Fault switches (``sim_faults`` has the common rules: times are on the terminal's clock
+    from the construction of the ``SimTerminal``; counts are per ``SimTerminal`` object, so a
+    restarted worker process starts counting again; an "order" is an ``order_send`` call that
+    reaches the trade server, that is connected and past the binding's argument checks):
 
-    - ``order_latency_ms``: how long ``order_send`` takes after the fill is committed,
-      spent holding the GIL (as the real binary does) unless ``order_latency_holds_gil`` is off.
-    - ``hang_on_order``: the Nth ``order_send`` (1-based) commits its fill, then never returns.
-    - ``disconnect_at_s`` / ``disconnect_for_s``: the terminal goes away that many seconds after
-      start, and comes back after the given time.
-    - ``requote_rate`` / ``reject_rate``: the share of orders answered with 10004 / 10006.
-    - ``always_open``: markets never close; ``False`` means real sessions and weekends.
+    - ``order_latency_ms``: every order is executed and committed to the state file first, then
+      ``order_send`` takes this long to return, so a process killed meanwhile has filled the
+      order but never replied. The time is spent holding the GIL, as the real binary does (no
+      other thread of the process runs), unless ``order_latency_holds_gil`` is off (it sleeps).
+    - ``hang_on_order = N``: the N-th order (1-based) is executed and committed, and then
+      ``order_send`` never returns (it blocks without the GIL and without using the CPU; the
+      process dies on SIGKILL as usual). With N = 1 a restarted worker hangs again on its first
+      order; with N >= 2 its next order goes through.
+    - ``lose_reply_on_order = N``: the N-th order is executed and committed, then the terminal
+      dies before replying: ``order_send`` returns None with ``(-10002, 'IPC recv failed')``,
+      later calls give ``(-10004, 'No IPC connection')``, and ``initialize()`` reconnects.
+    - ``disconnect_at_s`` / ``disconnect_for_s``: the terminal goes away ``disconnect_at_s``
+      after construction and is back ``disconnect_for_s`` later (once per terminal object).
+      The first call on a connection made before it went away fails with
+      ``(-10001, 'IPC send failed')`` and executes nothing; an ``order_send`` that was already
+      running (its latency) when it went away returns None with ``(-10002, 'IPC recv
+      failed')``, its fill committed. Either way the connection is then closed: calls give
+      ``(-10004, 'No IPC connection')`` until ``initialize()`` succeeds, which it does not
+      while the terminal is away (``False``, ``(-10003, 'IPC initialize failed, MetaTrader 5
+      x64 not found')``). There is no automatic reconnection, as with the real package.
+    - ``requote_rate`` / ``reject_rate``: the share of orders the dealer answers with 10004
+      (market deals in Request or Instant execution only; deal, order, volume and price 0, bid
+      and ask the current quotes) or 10006 ``'Request rejected'`` (any request the server
+      would accept). One draw per order from a generator seeded by ``seed``: deterministic.
+
+    Terminal and server settings:
+
+    - ``always_open``: markets never close; ``False`` gives each symbol its trading hours
+      (``sim_sessions``), and requests outside them are refused with 10018.
+    - ``symbol_trade_modes``: a symbol's trade mode, if not ``"full"``: ``"disabled"`` (10017),
+      ``"longonly"`` (10042), ``"shortonly"`` (10043), ``"closeonly"`` (10044).
+    - ``algo_trading``: the terminal's Algo Trading button; off, ``terminal_info().trade_allowed``
+      is False and ``order_send`` answers 10027 ``'AutoTrading disabled by client'``.
+    - ``tradeapi_disabled``: the terminal refuses the Python API: ``order_send`` returns None
+      with ``(-8, 'Auto-Trading using Python API disabled in Terminal')``.
+    - ``pending_retcode``: what a placed pending order answers, 10009 (observed on real servers,
+      the default) or 10008 (the documented TRADE_RETCODE_PLACED).
     """
 
     seed: Annotated[int, Meta(ge=0, le=2**63 - 1)] = 0
@@ -57,9 +91,16 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     margin_mode: Literal["hedging", "netting"] = "hedging"
     trade_mode: Literal["demo", "contest", "real"] = "demo"
     always_open: bool = True
+    symbol_trade_modes: dict[
+        str, Literal["disabled", "longonly", "shortonly", "closeonly", "full"]
+    ] = msgspec.field(default_factory=dict)
+    algo_trading: bool = True
+    tradeapi_disabled: bool = False
+    pending_retcode: Literal[10008, 10009] = 10009
     order_latency_ms: Annotated[float, Meta(ge=0, le=600_000)] = 0.0
     order_latency_holds_gil: bool = True
     hang_on_order: Annotated[int, Meta(ge=0)] = 0
+    lose_reply_on_order: Annotated[int, Meta(ge=0)] = 0
     disconnect_at_s: Seconds | None = None
     disconnect_for_s: Seconds = 0.0
     requote_rate: Rate = 0.0
@@ -73,3 +114,8 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
                 msgspec.convert(getattr(self, field.name), field.type)
             except msgspec.ValidationError as exc:
                 raise msgspec.ValidationError(f"{exc} - at `$.{field.name}`") from None
+        for name in self.symbol_trade_modes:
+            if name not in SYMBOLS:
+                raise msgspec.ValidationError(
+                    f"Unknown symbol {name!r} - at `$.symbol_trade_modes`"
+                )

@@ -13,18 +13,24 @@ left running for months still shows believable prices. Its n-tick transition has
 so a gap longer than ``MAX_REPLAY_TICKS`` (a terminal stopped overnight, ``step(86400)``) is
 crossed in one exact jump instead of millions of steps; only such jumps depend on when the
 symbol is read. The spread of each tick varies within +-25% of the symbol's typical spread.
+
+The broker also *scans* a path before moving along it (``PriceFeed.scan``): tick by tick, for
+the first quote that triggers a pending order, a stop loss or a take profit, so they fire at
+the tick that reached them, not wherever the next read happens to land. Outside a symbol's
+trading sessions (``sim_sessions``) its quote stays at the last tick before the close.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from hashlib import blake2b
 from typing import Final, NamedTuple
 
+from gtw_server.terminal.sim_sessions import Sessions
 from gtw_server.terminal.sim_symbols import SymbolSpec
 
-__all__ = ["MAX_REPLAY_TICKS", "TICK_MS", "PriceFeed", "Quote"]
+__all__ = ["MAX_REPLAY_TICKS", "TICK_MS", "PriceFeed", "Quote", "Scan"]
 
 TICK_MS: Final = 250
 MAX_REPLAY_TICKS: Final = 600  # 2.5 minutes of ticks, about 5 ms of work for every symbol
@@ -81,42 +87,73 @@ class _Walk:
         u2 = (_mix64((self._key + 2 * counter + 1) & _MASK64) >> 11) * 2.0**-53
         return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
 
-    def advance_to(self, tick: int) -> None:
-        ticks = tick - self.tick
-        if ticks <= 0:
-            return  # never backwards, e.g. after a restart of a terminal that was stepped ahead
+    def _levels(self, until: int) -> Iterator[tuple[int, float]]:
+        """The ticks after the current one up to ``until``, with their levels: each tick, or
+        one exact jump to ``until`` when that is more than ``MAX_REPLAY_TICKS`` away."""
+        ticks = until - self.tick
         mean, level = self._mean, self.level
         if ticks > MAX_REPLAY_TICKS:
             decay = self._decay**ticks
-            level = (
-                mean + (level - mean) * decay + self._sd(ticks) * self._normal(tick ^ _JUMP_SALT)
-            )
-        else:
-            decay, step_sd = self._decay, self._step_sd
-            for k in range(self.tick + 1, tick + 1):
-                level = mean + (level - mean) * decay + step_sd * self._normal(k)
-        self.tick, self.level = tick, level
+            noise = self._sd(ticks) * self._normal(until ^ _JUMP_SALT)
+            yield until, mean + (level - mean) * decay + noise
+            return
+        decay, step_sd = self._decay, self._step_sd
+        for k in range(self.tick + 1, until + 1):
+            level = mean + (level - mean) * decay + step_sd * self._normal(k)
+            yield k, level
+
+    def advance_to(self, tick: int) -> None:
+        """Moves to ``tick``; never backwards (a terminal restarted after one that was stepped
+        ahead keeps the later price)."""
+        for moved in self._levels(tick):
+            self.tick, self.level = moved
         self.quote = self._quote()
 
+    def scan(self, until: int, fires: Callable[[Quote], bool]) -> Scan:
+        """The path up to ``until`` as far as the first quote for which ``fires`` is true,
+        without moving: ``move(scan)`` commits to it."""
+        tick, level, quote = self.tick, self.level, self.quote
+        for tick, level in self._levels(until):
+            quote = self._quote_at(tick, level)
+            if fires(quote):
+                return Scan(tick, level, quote, fired=True)
+        return Scan(tick, level, quote, fired=False)
+
+    def move(self, scan: Scan) -> None:
+        self.tick, self.level, self.quote = scan.tick, scan.level, scan.quote
+
     def _quote(self) -> Quote:
+        return self._quote_at(self.tick, self.level)
+
+    def _quote_at(self, tick: int, level: float) -> Quote:
         spec = self.spec
         # The low bits of the tick's first hash, unused by its normal draw, pick the spread.
-        uniform = (_mix64((self._key + 2 * self.tick) & _MASK64) & 0x3FF) / 1024
+        uniform = (_mix64((self._key + 2 * tick) & _MASK64) & 0x3FF) / 1024
         spread = max(1, round(spec.spread * (0.75 + 0.5 * uniform)))
-        bid_points = round(math.exp(self.level) / spec.point - spread / 2)
+        bid_points = round(math.exp(level) / spec.point - spread / 2)
         return Quote(
             round(bid_points * spec.point, spec.digits),
             round((bid_points + spread) * spec.point, spec.digits),
             spread,
-            self.tick * TICK_MS,
+            tick * TICK_MS,
         )
+
+
+class Scan(NamedTuple):
+    """Where a scan of the path stopped: the first quote that fired, or the end."""
+
+    tick: int
+    level: float
+    quote: Quote
+    fired: bool
 
 
 class PriceFeed:
     """The quotes of every symbol, moved to the feed's time when a symbol is read.
 
     ``stored`` maps a symbol to the ``(tick, level)`` it had when it was last persisted
-    (``state()``); a symbol without one starts at its reference price at ``now_ms``.
+    (``state()``); a symbol without one starts at its reference price at ``now_ms``. Outside
+    a symbol's trading sessions its quote stays at the last tick before the close.
     """
 
     def __init__(
@@ -126,8 +163,12 @@ class PriceFeed:
         seed: int,
         now_ms: int,
         stored: Mapping[str, tuple[int, float]],
+        sessions: Sessions,
     ) -> None:
+        self._sessions = sessions
+        self._now_ms = now_ms
         self._tick = now_ms // TICK_MS
+        self._targets: dict[str, int] = {}  # each symbol's tick at _now_ms, once computed
         self._walks = {
             spec.name: _Walk(spec, seed, *stored.get(spec.name, (self._tick, math.log(spec.price))))
             for spec in specs
@@ -135,13 +176,36 @@ class PriceFeed:
 
     def at(self, now_ms: int) -> None:
         """Sets the feed's time; quotes move there when read."""
-        self._tick = now_ms // TICK_MS
+        if now_ms != self._now_ms:
+            self._now_ms, self._tick = now_ms, now_ms // TICK_MS
+            self._targets.clear()
+
+    def _target(self, walk: _Walk) -> int:
+        """The tick ``walk`` should show now: the feed's, or its market's last before now."""
+        if self._sessions.always_open:
+            return self._tick
+        target = self._targets.get(walk.spec.name)
+        if target is None:
+            target = self._sessions.last_open_ms(walk.spec, self._now_ms) // TICK_MS
+            self._targets[walk.spec.name] = target
+        return target
 
     def quote(self, symbol: str) -> Quote:
         walk = self._walks[symbol]
-        if walk.tick < self._tick:
-            walk.advance_to(self._tick)
+        if walk.tick < (target := self._target(walk)):
+            walk.advance_to(target)
         return walk.quote
+
+    def scan(self, symbol: str, until_ms: int, fires: Callable[[Quote], bool]) -> Scan:
+        """``symbol``'s path from its current tick up to ``until_ms`` (the feed's time or
+        later), as far as the first trading tick whose quote ``fires``; nothing moves."""
+        walk = self._walks[symbol]
+        until = self._sessions.last_open_ms(walk.spec, until_ms) // TICK_MS
+        return walk.scan(until, fires)
+
+    def move(self, symbol: str, scan: Scan) -> None:
+        """Moves ``symbol`` to where ``scan`` stopped."""
+        self._walks[symbol].move(scan)
 
     def state(self) -> list[tuple[str, int, float]]:
         """``(symbol, tick, level)`` of every walk, as ``stored`` takes them back."""

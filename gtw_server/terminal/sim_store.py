@@ -67,6 +67,8 @@ class Transaction(NamedTuple):
     next_deal: int
     put_positions: tuple[Position, ...] = ()
     drop_positions: tuple[int, ...] = ()
+    put_orders: tuple[TradeOrder, ...] = ()  # active (pending) orders, new or changed
+    drop_orders: tuple[int, ...] = ()
     history_orders: tuple[TradeOrder, ...] = ()
     deals: tuple[TradeDeal, ...] = ()
 
@@ -131,6 +133,8 @@ _TABLES: Final = (
 _PUT_PRICE: Final = "INSERT OR REPLACE INTO prices VALUES (?, ?, ?)"
 _PUT_POSITION: Final = _insert("positions", Position, "INSERT OR REPLACE")
 _DROP_POSITION: Final = "DELETE FROM positions WHERE ticket = ?"
+_PUT_ORDER: Final = _insert("orders", TradeOrder, "INSERT OR REPLACE")
+_DROP_ORDER: Final = "DELETE FROM orders WHERE ticket = ?"
 _ADD_HISTORY_ORDER: Final = _insert("history_orders", TradeOrder)
 _ADD_DEAL: Final = _insert("history_deals", TradeDeal)
 
@@ -210,10 +214,17 @@ class Store:
                 "UPDATE state SET next_order = ?, next_deal = ?", (tx.next_order, tx.next_deal)
             )
             db.executemany(_PUT_PRICE, prices)
-            db.executemany(_PUT_POSITION, tx.put_positions)
-            db.executemany(_DROP_POSITION, [(ticket,) for ticket in tx.drop_positions])
-            db.executemany(_ADD_HISTORY_ORDER, tx.history_orders)
-            db.executemany(_ADD_DEAL, tx.deals)
+            # Most operations touch two or three tables: skip the others (a few us each).
+            for statement, rows in (
+                (_PUT_POSITION, tx.put_positions),
+                (_DROP_POSITION, [(ticket,) for ticket in tx.drop_positions]),
+                (_PUT_ORDER, tx.put_orders),
+                (_DROP_ORDER, [(ticket,) for ticket in tx.drop_orders]),
+                (_ADD_HISTORY_ORDER, tx.history_orders),
+                (_ADD_DEAL, tx.deals),
+            ):
+                if rows:
+                    db.executemany(statement, rows)
 
     def save_prices(self, prices: Sequence[PriceRow]) -> None:
         with self._transaction() as db:

@@ -5,6 +5,10 @@ typical retail-broker settings. The mix is deliberate: FX pairs use Instant exec
 only (what clients send by default), XAUUSD and GER40 use Market execution with FOK or IOC, and
 US500 allows IOC only, so an order without ``type_filling`` is refused there with 10030, as on
 many real CFD servers. GER40 is not in the Market Watch until ``symbol_select``.
+
+Trading hours (UTC, ``sim_sessions``): FX from Sunday 22:00 to Friday 22:00, gold with a daily
+break from 22:00 to 23:00, US500 from 22:00 to 21:00 the next day, GER40 from 07:00 to 21:00
+on weekdays.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
 from gtw_server.terminal import constants as c
+from gtw_server.terminal.sim_sessions import weekly
 from gtw_server.terminal.structs import SymbolInfo, build
 
 if TYPE_CHECKING:
@@ -30,6 +35,27 @@ __all__ = [
     "symbol_info",
 ]
 
+_FX_HOURS: Final = weekly(("Sun 22:00", "Fri 22:00"))
+_GOLD_HOURS: Final = weekly(
+    *(
+        (f"{day} 23:00", f"{next_day} 22:00")
+        for day, next_day in zip(
+            ("Sun", "Mon", "Tue", "Wed", "Thu"), ("Mon", "Tue", "Wed", "Thu", "Fri"), strict=True
+        )
+    )
+)
+_US_INDEX_HOURS: Final = weekly(
+    *(
+        (f"{day} 22:00", f"{next_day} 21:00")
+        for day, next_day in zip(
+            ("Sun", "Mon", "Tue", "Wed", "Thu"), ("Mon", "Tue", "Wed", "Thu", "Fri"), strict=True
+        )
+    )
+)
+_EU_INDEX_HOURS: Final = weekly(
+    *((f"{day} 07:00", f"{day} 21:00") for day in ("Mon", "Tue", "Wed", "Thu", "Fri"))
+)
+
 # Symbol bitmasks from MQL5; the Python package does not export them (see constants.py).
 SYMBOL_FILLING_FOK: Final = 1
 SYMBOL_FILLING_IOC: Final = 2
@@ -42,7 +68,8 @@ class SymbolSpec:
     """A symbol's contract, as the trade server defines it, plus how its simulated price moves.
 
     ``price``, ``volatility`` (annualised, of the log price) and ``spread`` (typical, in
-    points) drive the random walk; the rest is what ``symbol_info`` reports.
+    points) drive the random walk; ``hours`` are its weekly sessions (``sim_sessions``); the
+    rest is what ``symbol_info`` reports.
     """
 
     name: str
@@ -66,6 +93,7 @@ class SymbolSpec:
     price: float
     volatility: float
     spread: int
+    hours: tuple[tuple[int, int], ...]
     selected: bool = True
 
     @property
@@ -95,6 +123,7 @@ def _forex(name: str, description: str, *, digits: int, spread: int, price: floa
         price=price,
         volatility=0.08,
         spread=spread,
+        hours=_FX_HOURS,
     )
 
 
@@ -128,6 +157,7 @@ SYMBOLS: Final[Mapping[str, SymbolSpec]] = MappingProxyType(
                 price=2350.00,
                 volatility=0.15,
                 spread=25,
+                hours=_GOLD_HOURS,
             ),
             SymbolSpec(
                 name="US500",
@@ -151,6 +181,7 @@ SYMBOLS: Final[Mapping[str, SymbolSpec]] = MappingProxyType(
                 price=5300.00,
                 volatility=0.16,
                 spread=50,
+                hours=_US_INDEX_HOURS,
             ),
             SymbolSpec(
                 name="GER40",
@@ -174,6 +205,7 @@ SYMBOLS: Final[Mapping[str, SymbolSpec]] = MappingProxyType(
                 price=18_500.00,
                 volatility=0.18,
                 spread=120,
+                hours=_EU_INDEX_HOURS,
                 selected=False,
             ),
         )
@@ -240,7 +272,6 @@ def _static_fields(spec: SymbolSpec) -> Mapping[str, Any]:
         spread_float=True,
         digits=spec.digits,
         trade_calc_mode=spec.calc_mode,
-        trade_mode=c.SYMBOL_TRADE_MODE_FULL,
         trade_stops_level=spec.stops_level,
         trade_exemode=spec.exemode,
         swap_mode=c.SYMBOL_SWAP_MODE_POINTS,
@@ -268,8 +299,11 @@ def _static_fields(spec: SymbolSpec) -> Mapping[str, Any]:
     return MappingProxyType(fields)
 
 
-def symbol_info(spec: SymbolSpec, quote: Quote, *, selected: bool, tick_value: float) -> SymbolInfo:
-    """``SymbolInfo`` for ``spec`` at ``quote``; ``tick_value`` is in the account currency.
+def symbol_info(
+    spec: SymbolSpec, quote: Quote, *, selected: bool, tick_value: float, trade_mode: int
+) -> SymbolInfo:
+    """``SymbolInfo`` for ``spec`` at ``quote``; ``tick_value`` is in the account currency,
+    ``trade_mode`` the server's setting for the symbol (``SimConfig.symbol_trade_modes``).
 
     The session statistics (day high/low, volumes, session prices) are not simulated yet: the
     highs and lows report the current quote and the counters are 0.
@@ -278,6 +312,7 @@ def symbol_info(spec: SymbolSpec, quote: Quote, *, selected: bool, tick_value: f
         SymbolInfo,
         {
             **_static_fields(spec),
+            "trade_mode": trade_mode,
             "select": selected,
             "visible": selected,
             "time": quote.time_msc // 1000,

@@ -37,6 +37,7 @@ __all__ = [
     "TradePosition",
     "TradeRequest",
     "build",
+    "replaced",
 ]
 
 S = TypeVar("S", bound="StructSequence")
@@ -102,6 +103,12 @@ def build(cls: type[S], fields: Mapping[str, Any], /) -> S:
         extra = sorted(set(fields) - set(cls.__match_args__))
         raise TypeError(f"{cls.__name__} has no field(s) {extra}")
     return cls(map(fields.__getitem__, cls.__match_args__))
+
+
+def replaced(record: S, /, **changes: Any) -> S:
+    """A copy of ``record`` with some fields changed (the types have no ``_replace``, as the
+    real ones have none)."""
+    return build(type(record), record._asdict() | changes)
 
 
 class AccountInfo(StructSequence):

@@ -1,0 +1,104 @@
+"""The trade server's rules for the values in a request: volumes, prices, stops, filling, and
+the symbol's trade mode. Pure functions of the request, the symbol and the current quote.
+
+Distances are in points of the symbol: ``trade_stops_level`` points at least between the
+market and a pending order's price, and between the price a position is valued at and its
+SL/TP. Equality is allowed, so a level of 0 only asks for the right side.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Final
+
+from gtw_server.terminal import constants as c
+from gtw_server.terminal.sim_deals import VOLUME_EPSILON
+from gtw_server.terminal.sim_prices import Quote
+from gtw_server.terminal.sim_symbols import SymbolSpec, filling_allowed
+
+__all__ = [
+    "PENDING_TYPES",
+    "direction_refusal",
+    "normal_volume",
+    "pending_filling_allowed",
+    "pending_price_valid",
+    "stops_valid",
+]
+
+PENDING_TYPES: Final = range(c.ORDER_TYPE_BUY_LIMIT, c.ORDER_TYPE_SELL_STOP_LIMIT + 1)
+_LIMIT_TYPES: Final = (
+    c.ORDER_TYPE_BUY_LIMIT,
+    c.ORDER_TYPE_SELL_LIMIT,
+    c.ORDER_TYPE_BUY_STOP_LIMIT,
+    c.ORDER_TYPE_SELL_STOP_LIMIT,
+)
+_EXCHANGE_LIKE: Final = (c.SYMBOL_TRADE_EXECUTION_MARKET, c.SYMBOL_TRADE_EXECUTION_EXCHANGE)
+
+
+def normal_volume(spec: SymbolSpec, volume: float) -> float | None:
+    """``volume`` snapped to the symbol's step, or None when it breaks min/max/step (10014)."""
+    if not spec.volume_min - VOLUME_EPSILON <= volume <= spec.volume_max + VOLUME_EPSILON:
+        return None
+    steps = round(volume / spec.volume_step)
+    if abs(volume / spec.volume_step - steps) > 1e-7:
+        return None
+    return round(steps * spec.volume_step, 8)
+
+
+def _gap(spec: SymbolSpec) -> float:
+    return (spec.stops_level - 1e-6) * spec.point
+
+
+def stops_valid(spec: SymbolSpec, side: int, sl: float, tp: float, reference: float) -> bool:
+    """SL/TP of a position of ``side`` valued at ``reference``: the bid for a buy and the ask
+    for a sell at market, or the price a pending order will open at. 0 means no level."""
+    if not (0 <= sl < math.inf and 0 <= tp < math.inf):
+        return False
+    if side == c.ORDER_TYPE_BUY:
+        sl_gap, tp_gap = reference - sl, tp - reference
+    else:
+        sl_gap, tp_gap = sl - reference, reference - tp
+    gap = _gap(spec)
+    return (sl == 0 or sl_gap >= gap) and (tp == 0 or tp_gap >= gap)
+
+
+def pending_price_valid(
+    spec: SymbolSpec, order_type: int, price: float, stoplimit: float, quote: Quote
+) -> bool:
+    """A pending order's price on the right side of the market (10015 if not): limits below
+    the ask (buy) or above the bid (sell), stops above the ask or below the bid, and a
+    stop-limit's limit price on the near side of its stop price."""
+    if not 0 < price < math.inf:
+        return False
+    gap = _gap(spec)
+    if order_type == c.ORDER_TYPE_BUY_LIMIT:
+        return price <= quote.ask - gap
+    if order_type == c.ORDER_TYPE_SELL_LIMIT:
+        return price >= quote.bid + gap
+    if order_type == c.ORDER_TYPE_BUY_STOP:
+        return price >= quote.ask + gap
+    if order_type == c.ORDER_TYPE_SELL_STOP:
+        return price <= quote.bid - gap
+    if order_type == c.ORDER_TYPE_BUY_STOP_LIMIT:
+        return price >= quote.ask + gap and 0 < stoplimit <= price - gap
+    return price <= quote.bid - gap and math.inf > stoplimit >= price + gap
+
+
+def pending_filling_allowed(spec: SymbolSpec, order_type: int, type_filling: int) -> bool:
+    """A pending order's filling mode: what a market order may use, and also RETURN for limit
+    orders in Market and Exchange execution (MT5_API.md section 5)."""
+    if type_filling == c.ORDER_FILLING_RETURN and order_type in _LIMIT_TYPES:
+        return spec.exemode in _EXCHANGE_LIKE
+    return filling_allowed(spec, type_filling)
+
+
+def direction_refusal(trade_mode: int, side: int) -> int | None:
+    """The retcode refusing a deal or order that opens or grows exposure on ``side`` under
+    the symbol's ``trade_mode``, or None when it is allowed. Closing is always allowed."""
+    if trade_mode == c.SYMBOL_TRADE_MODE_CLOSEONLY:
+        return c.TRADE_RETCODE_CLOSE_ONLY
+    if trade_mode == c.SYMBOL_TRADE_MODE_LONGONLY and side == c.ORDER_TYPE_SELL:
+        return c.TRADE_RETCODE_LONG_ONLY
+    if trade_mode == c.SYMBOL_TRADE_MODE_SHORTONLY and side == c.ORDER_TYPE_BUY:
+        return c.TRADE_RETCODE_SHORT_ONLY
+    return None
