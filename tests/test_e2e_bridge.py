@@ -142,3 +142,24 @@ async def test_positions_and_journal_survive_a_restart(tmp_path: Path, secret: s
             again = await bridge.send_order("EURUSD", "BUY", 0.3, uuid="survivor-1")
             assert again.duplicate and again.ticket == fill.ticket
             assert (await bridge.get_order("survivor-1")).status == "FILLED"
+
+
+async def test_a_netting_account_reports_the_symbols_one_position(
+    tmp_path: Path, secret: str
+) -> None:
+    sim = {"margin_mode": "netting"}
+    with GatewayProcess(tmp_path / "gw", secret=secret, sim=sim) as gateway:
+        async with Bridge(gateway.endpoint, secret=secret) as bridge:
+            first = await bridge.send_order("EURUSD", "BUY", 0.1)
+            added = await bridge.send_order("EURUSD", "BUY", 0.1)
+            assert added.ticket == first.ticket  # the same position grew
+            (position,) = await bridge.get_positions("EURUSD")
+            assert (position.ticket, position.volume) == (first.ticket, pytest.approx(0.2))
+            reversed_ = await bridge.send_order("EURUSD", "SELL", 0.5)
+            (position,) = await bridge.get_positions("EURUSD")
+            assert position.type == "SELL" and position.volume == pytest.approx(0.3)
+            assert reversed_.ticket == position.ticket  # the ticket a CLOSE needs
+            closed = await bridge.close_position(reversed_.ticket)
+            assert closed.volume == pytest.approx(0.3)
+            assert await bridge.get_positions() == []
+            assert (await bridge.get_account()).margin_mode == "NETTING"

@@ -238,12 +238,12 @@ class TerminalAdapter:
             "type_filling": _filling(info),
         }
         outcome = self._send(request)
-        if outcome.status == "FILLED" and not self._hedging and outcome.order:
-            # On a netting account the position keeps the ticket of the order that opened it.
-            # history_deals_get(ticket=) selects by the deal's ORDER ticket (MetaQuotes docs).
-            deals = self.mt5.history_deals_get(ticket=outcome.order)
-            if deals:
-                return _with_ticket(outcome, deals[0].position_id)
+        if outcome.status == "FILLED" and not self._hedging:
+            # A netting account has one position per symbol, whose ticket is this order's only
+            # if it opened it (not after an add, and a reversal gives it a new one).
+            held = self.mt5.positions_get(symbol=order.symbol)
+            if held:
+                return _with_ticket(outcome, held[0].ticket)
         return outcome
 
     def close(self, order: CloseOrder) -> OrderOutcome:
