@@ -64,6 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="allow a non-loopback --bind without CURVE (trusted private networks only)",
     )
     parser.add_argument(
+        "--reset-sim",
+        action="store_true",
+        help="start the simulated broker afresh: a new account, no positions or history",
+    )
+    parser.add_argument(
         "--metrics-port", type=int, metavar="PORT", help="serve Prometheus metrics on this port"
     )
     parser.add_argument(
@@ -129,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rotation=gateway.log_rotation,
         retention=gateway.log_retention,
     )
-    return Gateway(config).run()
+    return Gateway(config, sim_reset=args.reset_sim).run()
 
 
 if __name__ == "__main__":

@@ -74,8 +74,10 @@ _PRUNE_INTERVAL_S: Final = 3600.0
 class Gateway:
     """The trading gateway. ``Gateway(load_config(...)).run()`` serves until signalled."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, sim_reset: bool = False) -> None:
+        """``sim_reset`` starts the simulated broker's state afresh (``--reset-sim``)."""
         self.config = config
+        self.sim_reset = sim_reset
         self.terminal = TerminalStatus(connected=False)
         self._stop = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -172,6 +174,7 @@ class Gateway:
             terminal=gateway.terminal,
             sim=self.config.sim,
             sim_state=str(data_dir / "sim.sqlite3"),
+            sim_reset=self.sim_reset,
             mt5=self.config.mt5,
         )
         self._worker = TerminalWorker(

@@ -68,6 +68,9 @@ class WorkerSpec(Struct, frozen=True, kw_only=True):
     terminal: Literal["sim", "mt5"] = "sim"
     sim: SimConfig = msgspec.field(default_factory=SimConfig)
     sim_state: str | None = None
+    # Start the simulated broker afresh (the first start only: a restarted worker must find
+    # the fills its predecessor made, to reconcile them).
+    sim_reset: bool = False
     mt5: Mt5Config = msgspec.field(default_factory=Mt5Config)
 
 
@@ -91,7 +94,8 @@ def _build_adapter(spec: WorkerSpec) -> TerminalAdapter:
     if spec.terminal == "sim":
         from gtw_server.terminal.sim import SimTerminal  # noqa: PLC0415 (only in the child)
 
-        return TerminalAdapter(SimTerminal(state_path=spec.sim_state, config=spec.sim))
+        terminal = SimTerminal(state_path=spec.sim_state, config=spec.sim, reset=spec.sim_reset)
+        return TerminalAdapter(terminal)
     module = load_metatrader5()
     kwargs: dict[str, Any] = {"timeout": spec.mt5.timeout_ms, "portable": spec.mt5.portable}
     if spec.mt5.path:
@@ -255,6 +259,7 @@ class TerminalWorker:
             calls_writer.close()
             raise TerminalUnavailable(result.error[1])
         self._calls = calls_writer
+        self.spec = msgspec.structs.replace(self.spec, sim_reset=False)
         if self._watchdog is None:
             self._watchdog = asyncio.create_task(self._watch(), name="worker-watchdog")
         logger.debug("terminal worker started (pid {})", process.pid)

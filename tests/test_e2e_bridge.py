@@ -163,3 +163,14 @@ async def test_a_netting_account_reports_the_symbols_one_position(
             assert closed.volume == pytest.approx(0.3)
             assert await bridge.get_positions() == []
             assert (await bridge.get_account()).margin_mode == "NETTING"
+
+
+async def test_reset_sim_starts_the_broker_afresh(tmp_path: Path, secret: str) -> None:
+    data_dir = tmp_path / "gw"
+    with GatewayProcess(data_dir, secret=secret) as gateway:
+        async with Bridge(gateway.endpoint, secret=secret) as bridge:
+            await bridge.send_order("EURUSD", "BUY", 0.1)
+    with GatewayProcess(data_dir, secret=secret, args=["--reset-sim"]) as gateway:
+        async with Bridge(gateway.endpoint, secret=secret) as bridge:
+            assert await bridge.get_positions() == []
+            assert (await bridge.get_account()).balance == 10_000
