@@ -12,6 +12,23 @@ from gtw_server.process import GatewayProcess
 from inf_bridge import Bridge
 
 
+@pytest.fixture(autouse=True)
+def no_gateway_left_behind(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Kill, by PID, every gateway a test started and did not stop (a failed assertion
+    between start and stop must not leave a process running)."""
+    started: list[GatewayProcess] = []
+    start = GatewayProcess.start
+
+    def tracked(self: GatewayProcess, *, wait: float = 30.0) -> GatewayProcess:
+        started.append(self)
+        return start(self, wait=wait)
+
+    monkeypatch.setattr(GatewayProcess, "start", tracked)
+    yield
+    for process in started:
+        process.kill()
+
+
 @pytest.fixture
 def secret() -> str:
     return "test-" + secrets.token_hex(16)
