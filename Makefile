@@ -39,7 +39,7 @@ gateway: install
 	$(PY) -m gtw_server --data-dir var/gateway --secret-file var/secret
 
 bench: install
-	@echo "bench: not yet (see the performance issue)"
+	$(PY) -m bench --check --json var/bench.json
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,248 @@
+"""The report: ratios to the floor, the tables printed at the end of a run, the JSON file.
+
+Tables are Markdown, so that a run's output can go into docs/PERFORMANCE.md as it is. A gateway
+cell carries its ratio to the floor's figure for the same mode and shape, e.g. ``759 (5.3x)``:
+for latencies, lower is better; for throughput, higher is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Final
+
+import msgspec
+
+from bench.results import Latency, LoadResult, PresendResult, Ratios, Report
+
+__all__ = ["compute_ratios", "render", "write_json"]
+
+_MB: Final = 1024 * 1024
+
+
+def _floor_of(loads: Sequence[LoadResult], result: LoadResult) -> LoadResult | None:
+    for candidate in loads:
+        if (
+            candidate.server == "floor"
+            and candidate.mode == result.mode
+            and candidate.clients == result.clients
+            and candidate.in_flight == result.in_flight
+        ):
+            return candidate
+    return None
+
+
+def _ratio(value: float, floor: float) -> float:
+    return value / floor if floor > 0 else float("inf")
+
+
+def compute_ratios(loads: Sequence[LoadResult]) -> list[Ratios]:
+    """Each gateway result divided by the floor's for the same mode and shape."""
+    ratios = []
+    for result in loads:
+        floor = _floor_of(loads, result) if result.server == "gateway" else None
+        if floor is None:
+            continue
+        gw, fl = result.latency, floor.latency
+        ratios.append(
+            Ratios(
+                mode=result.mode,
+                clients=result.clients,
+                in_flight=result.in_flight,
+                positions=result.positions,
+                p50=_ratio(gw.p50_us, fl.p50_us),
+                p90=_ratio(gw.p90_us, fl.p90_us),
+                p99=_ratio(gw.p99_us, fl.p99_us),
+                p999=_ratio(gw.p999_us, fl.p999_us),
+                throughput=_ratio(result.throughput, floor.throughput),
+            )
+        )
+    return ratios
+
+
+def _num(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.1f}"
+
+
+def _cell(value: float | None, floor: float | None) -> str:
+    """``value``, and its ratio to the floor's when there is one."""
+    if value is None or floor is None or floor <= 0:
+        return _num(value)
+    return f"{_num(value)} ({value / floor:.2f}x)"
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def _errors(errors: dict[str, int]) -> str:
+    return ", ".join(f"{code} {count}" for code, count in sorted(errors.items())) or "0"
+
+
+def _latency_cells(lat: Latency, floor: Latency | None) -> list[str]:
+    """p50, p90, p99 and p99.9, each with its ratio to the floor's."""
+    ours = (lat.p50_us, lat.p90_us, lat.p99_us, lat.p999_us)
+    if floor is None:
+        return [_num(v) for v in ours]
+    theirs = (floor.p50_us, floor.p90_us, floor.p99_us, floor.p999_us)
+    return [_cell(v, f) for v, f in zip(ours, theirs, strict=True)]
+
+
+def _load_rows(loads: Sequence[LoadResult]) -> list[list[str]]:
+    rows = []
+    for r in loads:
+        floor = _floor_of(loads, r) if r.server == "gateway" else None
+        lat = r.latency
+        rows.append(
+            [
+                r.mode,
+                r.shape,
+                str(r.positions),
+                r.server,
+                _cell(r.throughput, floor.throughput if floor else None),
+                *_latency_cells(lat, floor.latency if floor else None),
+                _cell(r.server_cpu_us, floor.server_cpu_us if floor else None),
+                _num(r.client_cpu_us),
+                _errors(r.errors),
+            ]
+        )
+    return rows
+
+
+def _action_rows(loads: Sequence[LoadResult]) -> list[list[str]]:
+    """Per action, for the gateway's modes that send more than one kind of request."""
+    rows = []
+    for r in loads:
+        if r.server != "gateway" or len(r.by_action) < 2:
+            continue
+        floor = _floor_of(loads, r)
+        for action, lat in r.by_action.items():
+            cells = _latency_cells(lat, floor.by_action.get(action) if floor else None)
+            rows.append([r.mode, r.shape, str(r.positions), action, str(lat.count), *cells])
+    return rows
+
+
+def _presend_rows(presend: Sequence[PresendResult]) -> list[list[str]]:
+    rows = []
+    for p in presend:
+        parts = p.parts_us
+        rest = p.latency.p50_us - sum(parts.values())
+        rows.append(
+            [
+                str(p.book_positions),
+                "yes" if p.audit_sink else "no",
+                _num(p.latency.p50_us),
+                _num(p.latency.p99_us),
+                *(_num(v) for v in parts.values()),
+                _num(rest),
+            ]
+        )
+    return rows
+
+
+def _mb(value: int | None) -> str:
+    return "n/a" if value is None else f"{value / _MB:.1f} MB"
+
+
+def render(report: Report) -> str:
+    """The whole report as Markdown text."""
+    m = report.machine
+    load = "n/a" if m.load_average is None else " ".join(f"{x:.2f}" for x in m.load_average)
+    out = [
+        f"Machine: {m.cpu_model}, {m.cores} cores ({m.usable_cores} usable), load average "
+        f"{load}; {m.implementation} {m.python}, {m.event_loop}; {m.platform}.",
+        "The gateway (and its terminal worker), the floor and the load process share these cores.",
+        f"Command: `{report.command}`",
+        "",
+    ]
+    if report.loads:
+        out.append(
+            "Latency in us (client-side round trip through inf_bridge.Bridge), throughput in "
+            "requests/s, CPU in us per request; a gateway cell's (Nx) is its ratio to the floor."
+        )
+        out.append("")
+        out += _table(
+            (
+                "mode",
+                "shape",
+                "positions",
+                "server",
+                "req/s",
+                "p50",
+                "p90",
+                "p99",
+                "p99.9",
+                "server CPU",
+                "client CPU",
+                "errors",
+            ),
+            _load_rows(report.loads),
+        )
+        out.append("")
+    action_rows = _action_rows(report.loads)
+    if action_rows:
+        out.append("By action (gateway; ratio to the floor's same action):")
+        out.append("")
+        out += _table(
+            ("mode", "shape", "positions", "action", "count", "p50", "p90", "p99", "p99.9"),
+            action_rows,
+        )
+        out.append("")
+    if report.presend:
+        parts = tuple(report.presend[0].parts_us)
+        out.append(
+            "Client cost of send_order before the socket, in us (parts: medians of each step "
+            "alone; rest: the calls between them):"
+        )
+        out.append("")
+        out += _table(
+            ("book", "audit file", "p50", "p99", *parts, "rest"), _presend_rows(report.presend)
+        )
+        out.append("")
+    if report.memory is not None:
+        mem = report.memory
+        out.append(
+            f"Memory over {mem.requests:,} {mem.mode.upper()} in {mem.seconds:.1f} s: gateway "
+            f"{_mb(mem.gateway_before)} -> {_mb(mem.gateway_after)}, client "
+            f"{_mb(mem.client_before)} -> {_mb(mem.client_after)}."
+        )
+        out.append("")
+    gil = report.gil
+    if gil is not None:
+        if gil.skipped is not None or gil.ping is None or gil.orders is None:
+            out.append(f"PING during GIL-holding orders: {gil.skipped}.")
+        else:
+            ping = gil.ping.latency
+            out.append(
+                f"PING during {gil.order_latency_ms:g} ms GIL-holding orders "
+                f"({gil.orders_in_flight} in flight, {gil.orders.requests} filled): "
+                f"p50 {_num(ping.p50_us)}, p99 {_num(ping.p99_us)}, max {_num(ping.max_us)} us "
+                f"over {ping.count} PINGs; errors {_errors(gil.ping.errors)}."
+            )
+        out.append("")
+    if report.targets:
+        out.append("Targets (issue 7):")
+        out.append("")
+        out += _table(
+            ("target", "goal", "measured", "result", "note"),
+            (
+                (
+                    t.name,
+                    t.target,
+                    t.measured,
+                    "n/a" if t.passed is None else "PASS" if t.passed else "FAIL",
+                    t.note,
+                )
+                for t in report.targets
+            ),
+        )
+    return "\n".join(out)
+
+
+def write_json(report: Report, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(msgspec.json.format(msgspec.json.encode(report), indent=2) + b"\n")

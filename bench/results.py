@@ -1,0 +1,195 @@
+"""What a benchmark run measured: frozen Structs, written as the ``--json`` file as they are.
+
+Latencies are in microseconds, throughputs in requests per second, sizes in bytes. A figure
+that could not be measured on this platform is ``None`` (``null`` in JSON).
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+from hdrh.histogram import HdrHistogram
+from msgspec import Struct, field
+
+__all__ = [
+    "CURVE_PERCENTILES",
+    "GilResult",
+    "Latency",
+    "LoadResult",
+    "Machine",
+    "MemoryResult",
+    "PresendResult",
+    "Ratios",
+    "Report",
+    "Server",
+    "TargetCheck",
+]
+
+# Where the latency curve is sampled, for the plot (percentiles of requests answered faster).
+CURVE_PERCENTILES: Final = (
+    0.0,
+    10.0,
+    25.0,
+    50.0,
+    75.0,
+    90.0,
+    95.0,
+    99.0,
+    99.5,
+    99.9,
+    99.95,
+    99.99,
+    100.0,
+)
+_NS_PER_US: Final = 1000.0
+
+Server = Literal["floor", "gateway"]
+
+
+class Latency(Struct, frozen=True, kw_only=True):
+    """The distribution of one set of round trips."""
+
+    count: int
+    p50_us: float
+    p90_us: float
+    p99_us: float
+    p999_us: float
+    max_us: float
+    curve: list[tuple[float, float]]  # (percentile, latency in us), for the plot
+
+    @classmethod
+    def of(cls, histogram: HdrHistogram) -> Latency:
+        """Summarise a histogram of nanoseconds (in one pass over its counts: each query
+        walks them all, in Python)."""
+        wanted = (50.0, 90.0, 99.0, 99.9, *CURVE_PERCENTILES)
+        values = {
+            p: float(ns) / _NS_PER_US
+            for p, ns in histogram.get_percentile_to_value_dict(list(wanted)).items()
+        }
+        return cls(
+            count=histogram.get_total_count(),
+            p50_us=values.get(50.0, 0.0),
+            p90_us=values.get(90.0, 0.0),
+            p99_us=values.get(99.0, 0.0),
+            p999_us=values.get(99.9, 0.0),
+            max_us=float(histogram.get_max_value()) / _NS_PER_US,
+            curve=[(p, values.get(p, 0.0)) for p in CURVE_PERCENTILES],
+        )
+
+
+class LoadResult(Struct, frozen=True, kw_only=True):
+    """One scenario against one server: ``clients`` x ``in_flight`` requests outstanding."""
+
+    server: Server
+    mode: str
+    clients: int
+    in_flight: int
+    positions: int  # positions open at the server when the scenario started; -1: not asked
+    seconds: float  # the measured window, warm-up excluded
+    requests: int  # answered in the window (errors excluded)
+    throughput: float
+    latency: Latency
+    by_action: dict[str, Latency]
+    errors: dict[str, int]  # by error code, warm-up included
+    client_cpu_us: float | None  # the load process's CPU time per request
+    server_cpu_us: float | None  # the server's CPU time per request (its worker included)
+
+    @property
+    def shape(self) -> str:
+        return f"{self.clients}x{self.in_flight}"
+
+
+class Ratios(Struct, frozen=True, kw_only=True):
+    """A gateway figure divided by the floor's for the same mode and shape."""
+
+    mode: str
+    clients: int
+    in_flight: int
+    positions: int
+    p50: float
+    p90: float
+    p99: float
+    p999: float
+    throughput: float
+
+
+class PresendResult(Struct, frozen=True, kw_only=True):
+    """The client's cost of ``send_order`` before its bytes reach the socket."""
+
+    iterations: int
+    book_positions: int  # positions in the RiskMonitor's book
+    audit_sink: bool  # whether the audit trail was written to a file meanwhile
+    latency: Latency
+    parts_us: dict[str, float]  # median of each step alone
+
+
+class MemoryResult(Struct, frozen=True, kw_only=True):
+    """Resident sizes before and after ``requests`` requests (after a warm-up)."""
+
+    requests: int
+    mode: str
+    seconds: float
+    gateway_before: int | None
+    gateway_after: int | None
+    client_before: int | None
+    client_after: int | None
+
+    @property
+    def gateway_growth(self) -> int | None:
+        if self.gateway_before is None or self.gateway_after is None:
+            return None
+        return self.gateway_after - self.gateway_before
+
+    @property
+    def client_growth(self) -> int | None:
+        if self.client_before is None or self.client_after is None:
+            return None
+        return self.client_after - self.client_before
+
+
+class GilResult(Struct, frozen=True, kw_only=True):
+    """PINGs answered while orders that hold the worker's GIL for 300 ms are in flight."""
+
+    skipped: str | None = None  # why it did not run
+    order_latency_ms: float = 0.0
+    orders_in_flight: int = 0
+    ping: LoadResult | None = None
+    orders: LoadResult | None = None
+
+
+class Machine(Struct, frozen=True, kw_only=True):
+    """Where the run happened: a shared 2-core VM reads very differently from a workstation."""
+
+    cpu_model: str
+    cores: int
+    usable_cores: int
+    load_average: tuple[float, float, float] | None
+    python: str
+    implementation: str
+    platform: str
+    event_loop: str
+
+
+class TargetCheck(Struct, frozen=True, kw_only=True):
+    """One target of the issue against what was measured. ``passed`` is ``None`` when the
+    measurement was skipped or not run."""
+
+    name: str
+    target: str
+    measured: str
+    passed: bool | None
+    note: str = ""
+
+
+class Report(Struct, kw_only=True):
+    """Everything one run measured."""
+
+    command: str
+    started_at: str
+    machine: Machine
+    loads: list[LoadResult] = field(default_factory=list)
+    ratios: list[Ratios] = field(default_factory=list)
+    presend: list[PresendResult] = field(default_factory=list)
+    memory: MemoryResult | None = None
+    gil: GilResult | None = None
+    targets: list[TargetCheck] = field(default_factory=list)

@@ -1,0 +1,225 @@
+"""The order of a run, and the processes it starts.
+
+1. The floor (``bench.floor``) and a gateway on the simulator, signatures on, each a child
+   process on its own loopback port; the load runs in this process, on the same event loop
+   policy. Every scenario (mode x shape) runs against the floor, then at once against the
+   gateway, so that both see the same machine (it is shared, and has 2 cores).
+   ``open`` runs last among the modes: it leaves its positions open, which the others would
+   otherwise inherit. With ``positions``, the gateway's book is first filled up to each level
+   in turn (by OPENs, unmeasured) and the scenarios are measured there again.
+2. The client's cost before the socket (``bench.presend``), against the floor.
+3. Memory over many requests (``bench.memory``), on the same gateway.
+4. With both stopped, PING against a fresh gateway whose orders hold the GIL (``bench.gil``).
+
+Every child process is stopped by its PID, also when the run fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final
+
+from msgspec import Struct
+
+from bench.floor import FloorProcess
+from bench.gil import ping_during_slow_orders, start_slow_gateway
+from bench.load import MODES, LoadClients, Shape
+from bench.machine import describe_machine
+from bench.memory import memory_check
+from bench.presend import measure_presend
+from bench.progress import Progress
+from bench.report import compute_ratios
+from bench.results import GilResult, LoadResult, PresendResult, Report, Server
+from bench.targets import check_targets
+from gtw_server.process import GatewayProcess, Value
+from gtw_server.runtime import loop_factory
+
+__all__ = ["SIM", "Options", "run_suite"]
+
+# Enough margin for tens of thousands of 0.01-lot positions: a default 10,000 USD account at
+# 1:100 runs out after about 900, and "no money" rejections would be measured instead.
+SIM: Final[dict[str, Value]] = {"seed": 1, "balance": 1e9, "leverage": 1000}
+_MODE_ORDER: Final = ("ping", "open_close", "mixed", "open")
+_TOP_UP: Final = Shape(4, 16)
+_TOP_UP_LIMIT_S: Final = 600.0
+_LOG_TAIL_LINES: Final = 5
+
+
+class Options(Struct, frozen=True, kw_only=True):
+    """What a run measures. The defaults are ``make bench``'s standard run.
+
+    >>> Options(modes=("ping",), memory_requests=0).shapes
+    (Shape(clients=1, in_flight=1), Shape(clients=4, in_flight=16))
+    """
+
+    modes: tuple[str, ...] = MODES
+    shapes: tuple[Shape, ...] = (Shape(1, 1), Shape(4, 16))
+    duration_s: float = 2.0
+    warmup_s: float = 0.5
+    positions: tuple[int, ...] = ()  # the gateway's book levels; () measures it as it comes
+    presend_iterations: int = 5000  # 0 skips the client's pre-send measurement
+    books: tuple[int, ...] = (20,)  # RiskMonitor book sizes for the pre-send measurement
+    memory_requests: int = 200_000  # 0 skips the memory check
+    memory_mode: str = "ping"
+    gil_duration_s: float = 3.0  # 0 skips the GIL scenario
+
+
+def run_suite(options: Options, *, command: str, progress: Progress) -> Report:
+    """Run everything ``options`` asks for; return the report with ratios and targets."""
+    secret = secrets.token_hex(32)
+    report = Report(
+        command=command,
+        started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        machine=describe_machine(),
+    )
+    with (
+        tempfile.TemporaryDirectory(prefix="mt5-bench-") as tmp,
+        asyncio.Runner(loop_factory=loop_factory()) as runner,
+    ):
+        work = Path(tmp)
+        with contextlib.ExitStack() as processes:
+            progress.show("starting the floor and the gateway", force=True)
+            floor = processes.enter_context(FloorProcess())
+            gateway = _start(work / "gateway", secret)
+            processes.callback(gateway.stop)
+            report.loads = runner.run(_loads(options, floor, gateway, secret, progress))
+            if options.presend_iterations > 0:
+                report.presend = runner.run(
+                    _presend(options, floor.endpoint, secret, work, progress)
+                )
+            if options.memory_requests > 0:
+                report.memory = runner.run(
+                    memory_check(
+                        gateway.endpoint,
+                        secret,
+                        gateway_pid=gateway.pid,
+                        requests=options.memory_requests,
+                        mode=options.memory_mode,
+                        progress=progress,
+                    )
+                )
+        if options.gil_duration_s > 0:
+            report.gil = _gil(runner, work / "slow-gateway", secret, options, progress)
+    progress.clear()
+    report.ratios = compute_ratios(report.loads)
+    report.targets = check_targets(report)
+    return report
+
+
+def _start(data_dir: Path, secret: str) -> GatewayProcess:
+    """A started gateway; if it cannot start, the error carries the end of its log."""
+    log_file = data_dir.with_suffix(".log")
+    gateway = GatewayProcess(data_dir, secret=secret, sim=SIM, log_file=log_file)
+    try:
+        return gateway.start()
+    except RuntimeError as exc:
+        gateway.stop()  # it may still be running, only slow to answer
+        lines = log_file.read_text(encoding="utf-8", errors="replace").splitlines()
+        tail = "\n".join(lines[-_LOG_TAIL_LINES:])
+        raise RuntimeError(f"{exc}; the end of its log:\n{tail}") from None
+
+
+async def _loads(
+    options: Options,
+    floor: FloorProcess,
+    gateway: GatewayProcess,
+    secret: str,
+    progress: Progress,
+) -> list[LoadResult]:
+    modes = [mode for mode in _MODE_ORDER if mode in options.modes]
+    levels: tuple[int | None, ...] = options.positions or (None,)
+    servers: list[tuple[Server, str, int]] = [
+        ("floor", floor.endpoint, floor.pid),
+        ("gateway", gateway.endpoint, gateway.pid),
+    ]
+    results = []
+    for index, level in enumerate(levels):
+        if level is not None:
+            await _top_up(gateway, secret, level, progress)
+        for mode in modes:
+            for shape in options.shapes:
+                # The floor keeps no positions: measuring it at the first level is enough.
+                for server, endpoint, pid in servers if index == 0 else servers[1:]:
+                    async with LoadClients(
+                        server,
+                        endpoint,
+                        secret=secret,
+                        clients=shape.clients,
+                        server_pid=pid,
+                        progress=progress,
+                    ) as clients:
+                        result = await clients.run(
+                            mode,
+                            in_flight=shape.in_flight,
+                            warmup_s=options.warmup_s,
+                            duration_s=options.duration_s,
+                        )
+                    results.append(result)
+    return results
+
+
+async def _top_up(gateway: GatewayProcess, secret: str, level: int, progress: Progress) -> None:
+    """OPEN positions (unmeasured) until the gateway holds ``level`` of them."""
+    async with LoadClients(
+        "gateway",
+        gateway.endpoint,
+        secret=secret,
+        clients=_TOP_UP.clients,
+        server_pid=gateway.pid,
+        progress=progress,
+    ) as clients:
+        missing = level - await clients.open_positions()
+        if missing > 0:
+            await clients.run(
+                "open",
+                in_flight=_TOP_UP.in_flight,
+                warmup_s=0.0,
+                duration_s=_TOP_UP_LIMIT_S,
+                max_requests=missing,
+            )
+
+
+async def _presend(
+    options: Options, endpoint: str, secret: str, work: Path, progress: Progress
+) -> list[PresendResult]:
+    results = []
+    for book in options.books:
+        progress.show(f"client cost before the socket, {book} positions in the book", force=True)
+        results.append(
+            await measure_presend(
+                endpoint, secret, iterations=options.presend_iterations, book_positions=book
+            )
+        )
+    progress.show("client cost before the socket, with the audit file", force=True)
+    results.append(
+        await measure_presend(
+            endpoint,
+            secret,
+            iterations=options.presend_iterations,
+            book_positions=options.books[0],
+            audit_file=work / "audit.jsonl",
+        )
+    )
+    return results
+
+
+def _gil(
+    runner: asyncio.Runner, data_dir: Path, secret: str, options: Options, progress: Progress
+) -> GilResult:
+    progress.show("starting a gateway whose orders hold the GIL for 300 ms", force=True)
+    gateway = start_slow_gateway(data_dir, secret, SIM)
+    if isinstance(gateway, str):
+        return GilResult(skipped=gateway)
+    try:
+        return runner.run(
+            ping_during_slow_orders(
+                gateway, secret, duration_s=options.gil_duration_s, progress=progress
+            )
+        )
+    finally:
+        gateway.stop()
