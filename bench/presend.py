@@ -19,13 +19,11 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any, Final, cast
 
 import msgspec
 import zmq.asyncio
-from loguru import logger
 
 from bench.load import histogram
 from bench.results import Latency, PresendResult
@@ -46,13 +44,16 @@ _NO_BEAT_S: Final = 3600.0  # no heartbeat (and so no book sync) during the meas
 class _SocketTap:
     """Stands in front of the Bridge's DEALER socket: notes when a request reaches it."""
 
-    def __init__(self, socket: zmq.asyncio.Socket) -> None:
+    def __init__(self, socket: zmq.Socket[bytes]) -> None:
         self._socket = socket
         self.reached_ns = 0
 
-    def send(self, data: bytes, *args: Any, **kwargs: Any) -> Awaitable[Any]:
+    def send(self, data: bytes, *args: Any, **kwargs: Any) -> Any:
         self.reached_ns = time.perf_counter_ns()
         return self._socket.send(data, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:  # everything else is the socket's
+        return getattr(self._socket, name)
 
 
 def _limits(book_positions: int, iterations: int) -> RiskLimits:
@@ -102,7 +103,7 @@ async def measure_presend(
     With ``audit_file``, the audit trail is written there meanwhile (``add_audit_file``).
     """
     monitor = RiskMonitor(_limits(book_positions, iterations))
-    handler = add_audit_file(audit_file) if audit_file is not None else None
+    trail = add_audit_file(audit_file) if audit_file is not None else None
     try:
         async with Bridge(
             endpoint, secret=secret, risk=monitor, heartbeat_interval=_NO_BEAT_S
@@ -111,8 +112,8 @@ async def measure_presend(
             latency = await _through_bridge(bridge, monitor, iterations)
         parts = await _parts(secret_key(secret), monitor, iterations)
     finally:
-        if handler is not None:
-            logger.remove(handler)
+        if trail is not None:
+            trail.close()
     return PresendResult(
         iterations=iterations,
         book_positions=book_positions,
@@ -127,7 +128,7 @@ async def _through_bridge(bridge: Bridge, monitor: RiskMonitor, iterations: int)
     socket = channel._socket
     assert socket is not None
     tap = _SocketTap(socket)
-    channel._socket = cast(zmq.asyncio.Socket, tap)
+    channel._socket = cast("zmq.Socket[bytes]", tap)
     hist = histogram()
     try:
         for _ in range(iterations):

@@ -113,7 +113,15 @@ class OrderExecutor:
                 uuid, request.action, fingerprint(request), tag, encode(request)
             )
             self._in_flight.add(uuid)
-            audit("ORDER_RECEIVED", _describe(request), uuid=uuid, action=request.action, tag=tag)
+            # DEBUG: on the console only the outcome shows; the audit file has both.
+            audit(
+                "ORDER_RECEIVED",
+                _describe(request),
+                uuid=uuid,
+                level="DEBUG",
+                action=request.action,
+                tag=tag,
+            )
         elif reply.duplicate:
             audit("DUPLICATE", f"{request.action}: the stored {reply.status} reply", uuid=uuid)
         else:

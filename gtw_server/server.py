@@ -35,6 +35,7 @@ from gtw_server.runtime import install_reload_handler, install_stop_handlers, lo
 from gtw_server.terminal.adapter import TerminalStatus
 from gtw_server.transport import RouterTransport, split_envelope
 from gtw_server.worker import TerminalWorker, WorkerSpec
+from inf_bridge.audit import AuditFile
 from protocol import (
     VERSION,
     Account,
@@ -95,7 +96,7 @@ class Gateway:
         self._received_at = 0.0  # perf_counter() when the message being handled arrived
         self._opening = 0  # OPEN orders admitted and not yet answered
         self._metrics = GatewayMetrics() if config.gateway.metrics_port is not None else None
-        self._audit_handler: int | None = None
+        self._audit_file: AuditFile | None = None
         info_warnings = []
         if not config.gateway.signature_validation:
             info_warnings.append(
@@ -159,7 +160,7 @@ class Gateway:
             )
         data_dir = self.config.data_dir
         if gateway.audit_file is not None:
-            self._audit_handler = add_gateway_audit_file(
+            self._audit_file = add_gateway_audit_file(
                 data_dir / gateway.audit_file,
                 rotation=gateway.audit_rotation,
                 retention=gateway.audit_retention,
@@ -267,8 +268,8 @@ class Gateway:
         if self._journal is not None:
             self._journal.close()
         logger.info("gateway stopped")
-        if self._audit_handler is not None:
-            logger.remove(self._audit_handler)
+        if self._audit_file is not None:
+            self._audit_file.close()
         return not abandoned
 
     def _on_signal(self, sig: signal.Signals) -> None:

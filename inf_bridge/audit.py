@@ -1,29 +1,43 @@
-"""The audit trail: one log line per stage of every order, each with its uuid.
+"""The audit trail: one record per stage of every order, each with its uuid.
 
 Stages: ``[RISK_PASS]`` or ``[RISK_REJECT]``, ``[ZMQ_SENT]`` (once per attempt), then
 ``[MT5_FILLED]`` or ``[MT5_REJECTED]`` (or ``[OUTCOME_UNKNOWN]``); and for the link itself
-``[HEARTBEAT_FAIL]``, ``[CIRCUIT_OPEN]``, ``[CIRCUIT_CLOSED]``. They are ordinary loguru
-records (so they show wherever the application sends its logs), marked ``audit``, and
-``add_audit_file`` writes them, and only them, as JSON lines for audits::
+``[HEARTBEAT_FAIL]``, ``[CIRCUIT_OPEN]``, ``[CIRCUIT_CLOSED]``. Each record is
 
-    add_audit_file("audit/orders.jsonl")   # rotated at 50 MB, kept 90 days
+- a line in every audit file opened with ``add_audit_file``: one JSON object per line
+  (``time``, ``level``, ``source``, ``event``, ``uuid``, the event's fields, ``message``),
+  written straight to the file (no buffer to lose in a crash), rotated by size and pruned by
+  age;
+- and a human line through loguru, marked ``audit``, wherever the application sends its logs.
 
-Nothing secret is ever logged: not the shared secret, not a signature.
+    trail = add_audit_file("audit/orders.jsonl")   # rotated at 50 MB, kept 90 days
+    ...
+    trail.close()
+
+The files are written directly rather than through a loguru sink: a loguru record costs
+about 12 us, a direct line about 3, and an order has several stages.
+Nothing secret is ever recorded: not the shared secret, not a signature.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import time
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import IO, Any, Final
 
 import msgspec
 from loguru import logger
 
-__all__ = ["add_audit_file", "record"]
+__all__ = ["AuditFile", "add_audit_file", "record"]
 
 _audit: Final = logger.bind(audit=True)
-_json: Final = msgspec.json.Encoder()
+_encoder: Final = msgspec.json.Encoder()
+_files: list[AuditFile] = []
+_SIZE_UNITS: Final = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3}
+_AGE_UNITS: Final = {"second": 1, "minute": 60, "hour": 3600, "day": 86_400, "week": 604_800}
 
 
 def record(
@@ -35,28 +49,64 @@ def record(
     source: str = "node",
     **fields: Any,
 ) -> None:
-    """Log one audit event, e.g. ``record("MT5_FILLED", "ticket 7", uuid=u, ticket=7)``.
+    """Record one audit event, e.g. ``record("MT5_FILLED", "ticket 7", uuid=u, ticket=7)``.
 
     ``source`` says which side wrote it: ``node`` (this client) or ``gateway``.
     """
-    _audit.bind(event=event, uuid=uuid, source=source, fields=fields).log(
-        level, "[{}] {}", event, message
-    )
+    if _files:
+        line = _encoder.encode(
+            {
+                "time": datetime.now(UTC).isoformat(),
+                "level": level,
+                "source": source,
+                "event": event,
+                "uuid": uuid,
+                **fields,
+                "message": f"[{event}] {message}",
+            }
+        )
+        for audit_file in _files:
+            if audit_file.source in (None, source):
+                audit_file.write(line)
+    _audit.log(level, "[{}] {}", event, message)
 
 
-def _json_line(entry: Any) -> str:
-    extra = entry["extra"]
-    line = {
-        "time": entry["time"].isoformat(),
-        "level": entry["level"].name,
-        "source": extra.get("source"),
-        "event": extra.get("event"),
-        "uuid": extra.get("uuid"),
-        **extra.get("fields", {}),
-        "message": entry["message"],
-    }
-    extra["_json"] = _json.encode(line).decode()
-    return "{extra[_json]}\n"
+class AuditFile:
+    """JSON lines appended to ``path``; when it passes ``rotation_bytes`` it is renamed with a
+    timestamp and a new one started, and rotated files older than ``retention_s`` deleted."""
+
+    def __init__(
+        self, path: Path, *, source: str | None, rotation_bytes: int, retention_s: float
+    ) -> None:
+        self.path = path
+        self.source = source
+        self._rotation_bytes = rotation_bytes
+        self._retention_s = retention_s
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file: IO[bytes] = path.open("ab", buffering=0)
+        self._size = self._file.tell()
+
+    def write(self, line: bytes) -> None:
+        self._file.write(line + b"\n")
+        self._size += len(line) + 1
+        if self._size >= self._rotation_bytes:
+            self._rotate()
+
+    def close(self) -> None:
+        if self in _files:
+            _files.remove(self)
+        self._file.close()
+
+    def _rotate(self) -> None:
+        self._file.close()
+        stamp = datetime.now(UTC).strftime("%Y-%m-%d_%H-%M-%S_%f")
+        os.replace(self.path, self.path.with_name(f"{self.path.stem}.{stamp}{self.path.suffix}"))
+        cutoff = time.time() - self._retention_s
+        for old in self.path.parent.glob(f"{self.path.stem}.*{self.path.suffix}"):
+            if old.stat().st_mtime < cutoff:
+                old.unlink(missing_ok=True)
+        self._file = self.path.open("ab", buffering=0)
+        self._size = 0
 
 
 def add_audit_file(
@@ -65,20 +115,25 @@ def add_audit_file(
     rotation: str = "50 MB",
     retention: str = "90 days",
     source: str | None = None,
-) -> int:
-    """Write every audit event (of ``source`` only, if given) to ``path`` as one JSON object
-    per line; returns the loguru handler id (``logger.remove(id)`` stops it)."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-
-    def wanted(entry: Any) -> bool:
-        extra = entry["extra"]
-        return extra.get("audit") is True and source in (None, extra.get("source"))
-
-    return logger.add(
-        path,
-        format=_json_line,
-        filter=wanted,
-        level="DEBUG",
-        rotation=rotation,
-        retention=retention,
+) -> AuditFile:
+    """Write every audit event (of ``source`` only, if given) to ``path`` as JSON lines;
+    ``close()`` the result to stop. ``rotation`` is a size ("50 MB"), ``retention`` an age
+    ("90 days")."""
+    audit_file = AuditFile(
+        Path(path),
+        source=source,
+        rotation_bytes=_parse(rotation, _SIZE_UNITS, "rotation"),
+        retention_s=_parse(retention, _AGE_UNITS, "retention"),
     )
+    _files.append(audit_file)
+    return audit_file
+
+
+def _parse(text: str, units: dict[str, int], what: str) -> int:
+    """``"50 MB"`` -> bytes, ``"90 days"`` -> seconds; ``ValueError`` naming ``what``."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]+?)s?\s*", text)
+    unit = match.group(2) if match else ""
+    factor = units.get(unit.upper() if units is _SIZE_UNITS else unit.lower())
+    if match is None or factor is None:
+        raise ValueError(f"audit {what} {text!r}: expected a number and one of {', '.join(units)}")
+    return int(float(match.group(1)) * factor)

@@ -1,7 +1,9 @@
 """The client's connection: one DEALER socket, requests matched to replies by uuid.
 
 Any number of coroutines may have requests outstanding at once (no lock-step): each waits on
-its own future, and one receive task resolves them as replies arrive, in whatever order.
+its own future, and replies resolve them as they arrive, in whatever order. The socket is
+driven straight from the event loop, as the gateway's is: one wake-up on its (edge-triggered)
+file descriptor reads every reply already queued, with no future or task per message.
 
 Socket options, and why:
 - ``IMMEDIATE``: queue messages only on a live connection. While the gateway is down a
@@ -14,12 +16,11 @@ Socket options, and why:
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from typing import Final
+from collections.abc import Callable
+from typing import Final, cast
 
 import msgspec
 import zmq
-import zmq.asyncio
 from loguru import logger
 
 from inf_bridge.errors import GatewayTimeout
@@ -30,6 +31,7 @@ __all__ = ["Channel"]
 _RECONNECT_IVL_MS: Final = 100
 _RECONNECT_IVL_MAX_MS: Final = 2000
 _ZMTP_HEARTBEAT_MS: Final = 1000
+_BATCH: Final = 256  # replies handled per wake-up before yielding to the loop
 
 
 class Channel:
@@ -39,19 +41,21 @@ class Channel:
         self,
         endpoint: str,
         *,
-        context: zmq.asyncio.Context | None = None,
+        context: zmq.Context[zmq.Socket[bytes]] | None = None,
         curve: tuple[bytes, bytes, bytes] | None = None,
     ) -> None:
         self.endpoint = endpoint
-        self._context = context or zmq.asyncio.Context.instance()
+        self._context = context or zmq.Context.instance()
         self._curve = curve  # (server public key, client public key, client secret key)
-        self._socket: zmq.asyncio.Socket | None = None
+        self._socket: zmq.Socket[bytes] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._waiting: dict[str, asyncio.Future[Reply]] = {}
-        self._receiver: asyncio.Task[None] | None = None
+        self._writable: list[asyncio.Future[None]] = []
+        self._drain_scheduled = False
         self.unmatched_replies = 0
 
     async def open(self) -> None:
-        sock = self._context.socket(zmq.DEALER)
+        sock: zmq.Socket[bytes] = self._context.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.IMMEDIATE, 1)
         sock.setsockopt(zmq.RECONNECT_IVL, _RECONNECT_IVL_MS)
@@ -65,37 +69,48 @@ class Channel:
             sock.curve_secretkey = secret_key
         sock.connect(self.endpoint)
         self._socket = sock
-        self._receiver = asyncio.create_task(self._receive(), name="bridge-receiver")
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(sock.fileno(), self._drain)
 
     async def close(self) -> None:
-        if self._receiver is not None:
-            self._receiver.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._receiver
-        if self._socket is not None:
+        if self._socket is not None and self._loop is not None:
+            self._loop.remove_reader(self._socket.fileno())
             self._socket.close(linger=0)
         for future in self._waiting.values():
-            if not future.done():
-                future.cancel()
+            future.cancel()
+        for writable in self._writable:
+            writable.cancel()
         self._waiting.clear()
 
     @property
     def outstanding(self) -> int:
         return len(self._waiting)
 
-    async def request(self, request: Request, timeout: float) -> Reply:
-        """Send ``request`` and return its reply; ``GatewayTimeout`` after ``timeout`` s."""
-        sock = self._socket
-        if sock is None:
+    async def request(
+        self,
+        request: Request,
+        timeout: float,
+        on_sent: Callable[[], None] | None = None,
+    ) -> Reply:
+        """Send ``request`` and return its reply; ``GatewayTimeout`` after ``timeout`` s.
+
+        ``on_sent`` is called once the message is in the socket, before the reply can arrive
+        (the audit trail's ``ZMQ_SENT``, kept off the path to the socket).
+        """
+        sock, loop = self._socket, self._loop
+        if sock is None or loop is None:
             raise RuntimeError("the channel is not open")
         uuid = request.uuid
         if uuid in self._waiting:
             raise ValueError(f"a request with uuid {uuid} is already waiting for its reply")
-        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Reply] = loop.create_future()
         self._waiting[uuid] = future
+        frame = encode(request)
         try:
             async with asyncio.timeout(timeout):
-                await sock.send(encode(request))
+                await self._send(sock, loop, frame)
+                if on_sent is not None:
+                    on_sent()
                 return await future
         except TimeoutError:
             raise GatewayTimeout(
@@ -104,23 +119,60 @@ class Channel:
         finally:
             self._waiting.pop(uuid, None)
 
-    async def _receive(self) -> None:
-        assert self._socket is not None
-        sock = self._socket
+    async def _send(
+        self, sock: zmq.Socket[bytes], loop: asyncio.AbstractEventLoop, frame: bytes
+    ) -> None:
         while True:
-            frames = await sock.recv_multipart()
             try:
-                reply = decode_reply(frames[-1])
-            except msgspec.DecodeError as exc:
-                logger.error("unreadable reply from the gateway: {}", exc)
-                continue
-            if reply.uuid is None:
-                # Our requests are always readable, so this is a bug in one of them; no
-                # future can be matched to it.
-                logger.error("the gateway could not read a request: {}", reply.error_msg)
-                continue
-            future = self._waiting.get(reply.uuid)
-            if future is None or future.done():
-                self.unmatched_replies += 1  # a late reply to a request we gave up on
-                continue
-            future.set_result(reply)
+                sock.send(frame, zmq.NOBLOCK)
+                break
+            except zmq.Again:  # no live connection yet (IMMEDIATE), or the queue is full
+                writable: asyncio.Future[None] = loop.create_future()
+                self._writable.append(writable)
+                try:
+                    await writable
+                finally:
+                    if writable in self._writable:
+                        self._writable.remove(writable)
+        # A send may swallow the descriptor's edge: look for replies already queued.
+        self._schedule_drain()
+
+    def _schedule_drain(self) -> None:
+        if not self._drain_scheduled and self._loop is not None:
+            self._drain_scheduled = True
+            self._loop.call_soon(self._drain)
+
+    def _drain(self) -> None:
+        self._drain_scheduled = False
+        sock = self._socket
+        if sock is None or sock.closed:
+            return
+        for _ in range(_BATCH):
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            self._deliver(frames[-1])
+        else:
+            self._schedule_drain()  # more may be queued: continue after others had a turn
+        if self._writable and cast(int, sock.get(zmq.EVENTS)) & zmq.POLLOUT:
+            for writable in self._writable:
+                if not writable.done():
+                    writable.set_result(None)
+
+    def _deliver(self, frame: bytes) -> None:
+        try:
+            reply = decode_reply(frame)
+        except msgspec.DecodeError as exc:
+            logger.error("unreadable reply from the gateway: {}", exc)
+            return
+        if reply.uuid is None:
+            # Our requests are always readable, so this is a bug in one of them; no future
+            # can be matched to it.
+            logger.error("the gateway could not read a request: {}", reply.error_msg)
+            return
+        future = self._waiting.get(reply.uuid)
+        if future is None or future.done():
+            self.unmatched_replies += 1  # a late reply to a request we gave up on
+            return
+        future.set_result(reply)

@@ -25,11 +25,12 @@ import os
 import time
 import uuid as uuid_module
 from collections.abc import Callable
+from functools import partial
 from types import TracebackType
 from typing import Final, Self, TypeVar
 
 import msgspec
-import zmq.asyncio
+import zmq
 
 from inf_bridge.audit import record
 from inf_bridge.breaker import DAILY_LOSS, CircuitBreaker
@@ -111,7 +112,7 @@ class Bridge:
         pending_timeout: float = 45.0,
         curve_server_key: str | bytes | os.PathLike[str] | None = None,
         curve_client_cert: str | os.PathLike[str] | None = None,
-        context: zmq.asyncio.Context | None = None,
+        context: zmq.Context[zmq.Socket[bytes]] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if request_timeout <= 0:
@@ -268,7 +269,7 @@ class Bridge:
         reservation = self._check_risk(order)
         ticket: int | None = None
         try:
-            fill = await self._execute(order)
+            fill = await self._execute(order, partial(self._risk_passed, order))
             ticket = fill.ticket
             return fill
         except OutcomeUnknown:
@@ -291,6 +292,10 @@ class Bridge:
                 reason=exc.reason,
             )
             raise
+        return reservation
+
+    @staticmethod
+    def _risk_passed(order: Open) -> None:
         record(
             "RISK_PASS",
             f"OPEN {order.type} {order.volume:g} {order.symbol}",
@@ -299,7 +304,6 @@ class Bridge:
             side=order.type.value,
             volume=order.volume,
         )
-        return reservation
 
     async def close_position(
         self,
@@ -321,13 +325,16 @@ class Bridge:
             volume=volume,
             deviation=deviation,
         )
-        record(
-            "RISK_PASS",
-            f"CLOSE #{ticket} (closing is always allowed)",
-            uuid=order.uuid,
-            ticket=ticket,
+        fill = await self._execute(
+            order,
+            partial(
+                record,
+                "RISK_PASS",
+                f"CLOSE #{ticket} (closing is always allowed)",
+                uuid=order.uuid,
+                ticket=ticket,
+            ),
         )
-        fill = await self._execute(order)
         if self.risk is not None:
             self.risk.closed(ticket, fill.volume)
         return fill
@@ -388,10 +395,12 @@ class Bridge:
             return stamped
         return sign(self._key, stamped, ts_ms=int(now * 1000))
 
-    async def _execute(self, order: Open | Close) -> OrderFilled:
+    async def _execute(
+        self, order: Open | Close, first_sent: Callable[[], None] | None = None
+    ) -> OrderFilled:
         """Send ``order`` until its outcome is known (see the module docstring)."""
         try:
-            reply = await self._settle(order)
+            reply = await self._settle(order, first_sent)
         except (OutcomeUnknown, GatewayTimeout) as exc:
             record(
                 "OUTCOME_UNKNOWN" if isinstance(exc, OutcomeUnknown) else "NOT_EXECUTED",
@@ -424,20 +433,29 @@ class Bridge:
         )
         raise error
 
-    async def _settle(self, order: SignedRequest) -> Reply:
+    async def _settle(
+        self, order: SignedRequest, first_sent: Callable[[], None] | None = None
+    ) -> Reply:
+        """Send until the outcome is known. ``first_sent`` is called once the order is first
+        in the socket: audit records are written after the send, not in its way."""
+        unsaid = [first_sent] if first_sent is not None else []
+
+        def sent(attempt: int) -> None:
+            while unsaid:
+                unsaid.pop()()
+            record(
+                "ZMQ_SENT", f"{order.action} attempt {attempt}", uuid=order.uuid, attempt=attempt
+            )
+
         backoff = _RETRY_BACKOFF_S
         for attempt in range(self.retries + 1):
             if attempt:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _RETRY_BACKOFF_MAX_S)
-            record(
-                "ZMQ_SENT",
-                f"{order.action} attempt {attempt + 1}",
-                uuid=order.uuid,
-                attempt=attempt + 1,
-            )
             try:
-                reply = await self._channel.request(self._stamp(order), self.request_timeout)
+                reply = await self._channel.request(
+                    self._stamp(order), self.request_timeout, partial(sent, attempt + 1)
+                )
             except GatewayTimeout:
                 continue
             if reply.status is not Status.PENDING:

@@ -13,7 +13,7 @@ never checked: they reduce risk.
 from __future__ import annotations
 
 import time
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Final
@@ -70,6 +70,7 @@ class Reservation(Struct, frozen=True):
     uuid: str
     symbol: str
     signed_volume: float  # + for a buy, - for a sell
+    at: float  # when it passed, on the monitor's clock
 
 
 class _Held(Struct):
@@ -87,6 +88,9 @@ class RiskMonitor:
         self._symbols = frozenset(limits.symbols) if limits.symbols is not None else None
         self._positions: dict[int, _Held] = {}
         self._in_flight: dict[str, Reservation] = {}
+        # Net lots per symbol over both, kept up to date so a check costs the same whatever
+        # the size of the book.
+        self._net: defaultdict[str, float] = defaultdict(float)
         self._recent: deque[float] = deque()
         self.day: str | None = None
         self.day_start_equity: float | None = None
@@ -133,38 +137,44 @@ class RiskMonitor:
                     f"{limits.max_orders_per_minute} orders were sent in the last minute",
                 )
             self._recent.append(now)
-        reservation = Reservation(order.uuid, order.symbol, signed)
+        reservation = Reservation(order.uuid, order.symbol, signed, now)
         self._in_flight[order.uuid] = reservation
+        self._net[order.symbol] += signed
         return reservation
 
     def settle(self, reservation: Reservation, ticket: int | None) -> None:
         """The order in flight ended: filled as position ``ticket``, or not (``None``)."""
-        self._in_flight.pop(reservation.uuid, None)
-        if ticket is not None:
+        if self._in_flight.pop(reservation.uuid, None) is None:
+            return
+        if ticket is None:
+            self._net[reservation.symbol] -= reservation.signed_volume
+        else:
             held = self._positions.get(ticket)
             if held is None:
                 self._positions[ticket] = _Held(
                     reservation.symbol, reservation.signed_volume, self._clock()
                 )
-            else:  # a netting account adds to the symbol's one position
+            elif held.added_at < reservation.at:  # a netting account's one position grew
                 held.signed_volume += reservation.signed_volume
+            else:  # a sync asked after this order was sent: the fill is in its book already
+                self._net[reservation.symbol] -= reservation.signed_volume
 
     def closed(self, ticket: int, volume: float) -> None:
         """``volume`` lots of position ``ticket`` were closed."""
         held = self._positions.get(ticket)
         if held is None:
             return
-        remaining = abs(held.signed_volume) - volume
+        remaining = max(abs(held.signed_volume) - volume, 0.0)
+        signed = remaining if held.signed_volume > 0 else -remaining
+        self._net[held.symbol] += signed - held.signed_volume
         if remaining <= 1e-9:
             del self._positions[ticket]
         else:
-            held.signed_volume = remaining if held.signed_volume > 0 else -remaining
+            held.signed_volume = signed
 
     def exposure(self, symbol: str) -> float:
         """Net lots of ``symbol``: positions plus orders in flight."""
-        held = sum(h.signed_volume for h in self._positions.values() if h.symbol == symbol)
-        flying = sum(r.signed_volume for r in self._in_flight.values() if r.symbol == symbol)
-        return held + flying
+        return self._net.get(symbol, 0.0)
 
     def now(self) -> float:
         """This monitor's clock, to stamp a ``sync`` request with."""
@@ -183,6 +193,11 @@ class RiskMonitor:
             if ticket not in book and held.added_at > requested_at:
                 book[ticket] = held
         self._positions = book
+        self._net = defaultdict(float)
+        for held in book.values():
+            self._net[held.symbol] += held.signed_volume
+        for flying in self._in_flight.values():
+            self._net[flying.symbol] += flying.signed_volume
 
     def daily_loss_breached(self, account: Account, now: datetime | None = None) -> bool:
         """Whether equity has fallen more than ``max_daily_loss`` below the UTC day's first

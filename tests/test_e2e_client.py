@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from loguru import logger
 
 from gtw_server.process import GatewayProcess
 from inf_bridge import (
@@ -25,9 +24,9 @@ from inf_bridge import (
 @pytest.fixture
 def audit_file(tmp_path: Path) -> Iterator[Path]:
     path = tmp_path / "audit.jsonl"
-    handler = add_audit_file(path)
+    trail = add_audit_file(path)
     yield path
-    logger.remove(handler)
+    trail.close()
 
 
 def events(path: Path, uuid: str) -> list[str]:

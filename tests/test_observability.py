@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import time
 import urllib.request
 from pathlib import Path
 
 import pytest
-from loguru import logger
 
 from gtw_server.process import GatewayProcess, free_port
 from inf_bridge import Bridge, OrderRejected, add_audit_file, serve_metrics
@@ -49,13 +50,13 @@ async def test_metrics_count_requests_and_terminal_calls(tmp_path: Path, secret:
 
 async def test_one_orders_life_across_both_audit_files(tmp_path: Path, secret: str) -> None:
     node_file = tmp_path / "node-audit.jsonl"
-    handler = add_audit_file(node_file, source="node")
+    trail = add_audit_file(node_file, source="node")
     try:
         with GatewayProcess(tmp_path / "gw", secret=secret) as gateway:
             async with Bridge(gateway.endpoint, secret=secret) as bridge:
                 await bridge.send_order("EURUSD", "SELL", 0.1, uuid="followed-1")
     finally:
-        logger.remove(handler)
+        trail.close()
 
     def life(path: Path) -> list[str]:
         lines = [json.loads(line) for line in path.read_text().splitlines()]
@@ -77,3 +78,26 @@ async def test_the_node_exports_its_breaker_and_heartbeat(
         assert 0 < samples["mt5_bridge_heartbeat_rtt_seconds"] < 2
         bridge.breaker.trip("MANUAL")
         assert (await asyncio.to_thread(scrape, port))["mt5_bridge_breaker_open"] == 1
+
+
+def test_audit_files_rotate_by_size_and_forget_by_age(tmp_path: Path) -> None:
+    from inf_bridge.audit import record
+
+    path = tmp_path / "audit.jsonl"
+    trail = add_audit_file(path, rotation="1 KB", retention="1 day", source="node")
+    try:
+        for n in range(30):  # about 150 bytes a line: a few rotations
+            record("TEST", f"line {n}", uuid=f"u{n}")
+        rotated = sorted(tmp_path.glob("audit.*.jsonl"))
+        assert len(rotated) >= 3 and path.stat().st_size < 1024
+        lines = [json.loads(line) for f in [*rotated, path] for line in f.read_text().splitlines()]
+        assert [line["uuid"] for line in lines] == [f"u{n}" for n in range(30)]  # none lost
+        old = rotated[0]
+        os.utime(old, (time.time() - 2 * 86_400,) * 2)
+        for n in range(10):
+            record("TEST", f"more {n}")
+        assert not old.exists() and rotated[1].exists()  # only what is older than a day went
+    finally:
+        trail.close()
+    with pytest.raises(ValueError, match="rotation"):
+        add_audit_file(path, rotation="fifty")

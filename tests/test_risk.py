@@ -155,3 +155,23 @@ def test_daily_loss_against_the_days_first_equity() -> None:
 def test_bad_limits_name_the_field(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError, match=next(iter(kwargs))):
         RiskLimits(**kwargs)  # type: ignore[arg-type]
+
+
+def test_a_fill_already_in_a_synced_book_is_not_counted_twice() -> None:
+    clock = Clock()
+    monitor = RiskMonitor(RiskLimits(max_symbol_volume=10.0), clock=clock)
+    reservation = monitor.check(order(volume=1.0, uuid="a"))
+    clock.now += 1
+    # The heartbeat's snapshot, asked after the order went out, already holds its fill.
+    monitor.sync([position(7, "EURUSD", Side.BUY, 1.0)], monitor.now())
+    monitor.settle(reservation, ticket=7)
+    assert monitor.exposure("EURUSD") == pytest.approx(1.0)
+
+
+def test_a_netting_position_that_grows_counts_each_fill() -> None:
+    clock = Clock()
+    monitor = RiskMonitor(RiskLimits(max_symbol_volume=10.0), clock=clock)
+    monitor.sync([position(7, "EURUSD", Side.BUY, 1.0)], monitor.now())
+    clock.now += 1
+    monitor.settle(monitor.check(order(volume=0.5, uuid="b")), ticket=7)  # same ticket, grown
+    assert monitor.exposure("EURUSD") == pytest.approx(1.5)
