@@ -86,6 +86,7 @@ class OrderExecutor:
         # How long an order may still be landing in the terminal after its call was lost.
         self._settle_s = settle_s
         self._in_flight: set[str] = set()
+        self._verdicts: dict[str, Reply] = {}  # replies sent, not yet journaled
         self._reconcile_lock = asyncio.Lock()
         # Set when an order's outcome became unknown; the server then calls reconcile().
         self.needs_reconcile = False
@@ -185,9 +186,19 @@ class OrderExecutor:
             self.journal.forget(uuid)  # order_send never reached the terminal
             audit("NOT_EXECUTED", f"{action}: {reply.error_msg}", uuid=uuid, level="WARNING")
         else:
+            self._verdicts[uuid] = reply
+        return reply
+
+    def record(self, uuid: str) -> None:
+        """Journal the terminal's verdict on ``uuid`` once its reply has been sent.
+
+        Sending first takes a commit off the reply's path, and is safe: until the verdict is
+        journaled the entry stays open, and a crash in between is settled by reconciliation
+        with the same result (the fill is in the terminal's history)."""
+        reply = self._verdicts.pop(uuid, None)
+        if reply is not None:
             self.journal.record_reply(uuid, encode(reply))
             _audit_outcome(reply)
-        return reply
 
     def _unknown(self, request: Open | Close, why: str) -> Reply:
         """The order may or may not have executed: keep it open for reconciliation."""

@@ -667,6 +667,9 @@ class Gateway:
             else:
                 reply = rejected(request.uuid, request.action, ErrorCode.INTERNAL, "internal error")
         self._send(envelope, reply, received_at)
+        if isinstance(request, Open | Close):
+            assert self._executor is not None
+            self._executor.record(request.uuid)
 
     def _send(self, envelope: list[bytes], reply: Reply, received_at: float | None = None) -> None:
         """Send ``reply``; ``received_at`` defaults to the arrival of the message being handled."""

@@ -20,6 +20,7 @@ import itertools
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -184,9 +185,11 @@ class TerminalWorker:
         call_timeout: float = 30.0,
         on_restart: Callable[[], Awaitable[None]] | None = None,
         observe: Callable[[str, float], None] | None = None,
+        platform: str = sys.platform,
     ) -> None:
         """``observe(op, seconds)`` is told how long each answered call took."""
         self.spec = spec
+        self._platform = platform
         self._observe = observe
         self.call_timeout = call_timeout
         self.on_restart = on_restart
@@ -242,12 +245,7 @@ class TerminalWorker:
             calls_reader.close()
             results_writer.close()
         self._process = process
-        threading.Thread(
-            target=self._read_results,
-            args=(results_reader, process),
-            daemon=True,
-            name="worker-results",
-        ).start()
+        self._watch_results(results_reader, process)
         try:
             result = await asyncio.wait_for(ready, _START_TIMEOUT_S)
         except (TimeoutError, TerminalError) as exc:
@@ -333,8 +331,36 @@ class TerminalWorker:
             logger.warning("killing the terminal worker (pid {}): {}", self._process.pid, reason)
             self._process.kill()
 
+    def _watch_results(self, results: Connection, process: BaseProcess) -> None:
+        """Hand each result to the event loop as it comes; report the worker's exit.
+
+        On POSIX the pipe is a file descriptor the loop can watch, which saves a thread hop
+        per result; Windows pipes are not selectable, so a thread reads them there.
+        """
+        assert self._loop is not None
+        if self._platform == "win32":
+            threading.Thread(
+                target=self._read_results, args=(results, process), daemon=True, name="results"
+            ).start()
+            return
+        loop = self._loop
+
+        def readable() -> None:
+            try:
+                while results.poll():  # everything already in the pipe, then back to the loop
+                    self._resolve(msgspec.msgpack.decode(results.recv_bytes(), type=_Result))
+            except (EOFError, OSError):
+                loop.remove_reader(results.fileno())
+                results.close()
+                self._on_exit(process)
+
+        loop.add_reader(results.fileno(), readable)
+        # uvloop (libuv) makes a watched descriptor non-blocking; a result larger than the
+        # pipe's buffer must still be read whole once it starts arriving.
+        os.set_blocking(results.fileno(), True)
+
     def _read_results(self, results: Connection, process: BaseProcess) -> None:
-        """Reader thread: hand each result to the event loop; report the worker's exit."""
+        """Reader thread (Windows): hand each result to the event loop; report the exit."""
         assert self._loop is not None
         loop = self._loop
         try:

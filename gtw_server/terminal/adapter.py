@@ -131,11 +131,13 @@ class TerminalAdapter:
         self._init_kwargs = init_kwargs or {}
         self._connected = False
         self._hedging = True
+        self._fillings: dict[str, int] = {}
 
     # -- connection ---------------------------------------------------------------------
 
     def connect(self) -> TerminalStatus:
         """(Re)initialise the terminal connection and say what it is connected to."""
+        self._fillings.clear()
         if not self.mt5.initialize(**self._init_kwargs):
             self._connected = False
             code, message = self.mt5.last_error()
@@ -211,14 +213,9 @@ class TerminalAdapter:
 
     def open(self, order: OpenOrder) -> OrderOutcome:
         self._ensure_connected()
-        info = self.mt5.symbol_info(order.symbol)
-        if info is None:
-            error = self._failed("symbol_info")
-            if isinstance(error, TerminalDisconnected):
-                raise error
+        filling = self._filling(order.symbol)
+        if filling is None:
             return _rejected(f"symbol {order.symbol!r} is not known to the terminal")
-        if not info.select:
-            self.mt5.symbol_select(order.symbol, True)
         tick = self.mt5.symbol_info_tick(order.symbol)
         if tick is None:
             raise self._failed("symbol_info_tick")
@@ -235,7 +232,7 @@ class TerminalAdapter:
             "magic": order.magic,
             "comment": order.comment,
             "type_time": self.mt5.ORDER_TIME_GTC,
-            "type_filling": _filling(info),
+            "type_filling": filling,
         }
         outcome = self._send(request)
         if outcome.status == "FILLED" and not self._hedging:
@@ -256,9 +253,9 @@ class TerminalAdapter:
                 f"position {order.ticket} is not open", code=ErrorCode.POSITION_NOT_FOUND
             )
         position = found[0]
-        info = self.mt5.symbol_info(position.symbol)
+        filling = self._filling(position.symbol)
         tick = self.mt5.symbol_info_tick(position.symbol)
-        if info is None or tick is None:
+        if filling is None or tick is None:
             raise self._failed("symbol_info")
         closing_buy = position.type == self.mt5.POSITION_TYPE_BUY
         request = {
@@ -272,7 +269,7 @@ class TerminalAdapter:
             "magic": position.magic,
             "comment": order.comment,
             "type_time": self.mt5.ORDER_TIME_GTC,
-            "type_filling": _filling(info),
+            "type_filling": filling,
         }
         outcome = self._send(request)
         return _with_ticket(outcome, position.ticket) if outcome.status == "FILLED" else outcome
@@ -304,6 +301,23 @@ class TerminalAdapter:
                     price=deal.price,
                 )
         return found
+
+    def _filling(self, symbol: str) -> int | None:
+        """The filling mode to send for ``symbol`` (``None``: unknown symbol), selecting it
+        in Market Watch the first time. Remembered per connection: a symbol's execution and
+        filling modes do not change while trading, and each lookup is an IPC round trip."""
+        filling = self._fillings.get(symbol)
+        if filling is None:
+            info = self.mt5.symbol_info(symbol)
+            if info is None:
+                error = self._failed("symbol_info")
+                if isinstance(error, TerminalDisconnected):
+                    raise error
+                return None
+            if not info.select:
+                self.mt5.symbol_select(symbol, True)
+            filling = self._fillings[symbol] = _filling(info)
+        return filling
 
     def _send(self, request: dict[str, Any]) -> OrderOutcome:
         result = self.mt5.order_send(request)

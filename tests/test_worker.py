@@ -1,0 +1,111 @@
+"""The terminal worker process: calls, the watchdog, restarts, and both ways of reading it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from gtw_server.errors import WorkerCrashed, WorkerUnavailable
+from gtw_server.runtime import loop_factory
+from gtw_server.terminal import SimConfig
+from gtw_server.terminal.adapter import OpenOrder, OrderOutcome, TerminalStatus
+from gtw_server.worker import TerminalWorker, WorkerSpec
+from protocol import Account, Side
+
+ORDER = OpenOrder(symbol="EURUSD", side=Side.BUY, volume=0.1, comment="#test")
+
+
+def worker(tmp_path: Path, platform: str, **sim: object) -> TerminalWorker:
+    spec = WorkerSpec(sim=SimConfig(**sim), sim_state=str(tmp_path / "sim.sqlite3"))  # type: ignore[arg-type]
+    return TerminalWorker(spec, call_timeout=1.0, platform=platform)
+
+
+async def wait_until(condition: Callable[[], bool], seconds: float = 20) -> None:
+    for _ in range(int(seconds / 0.05)):  # bounded in count, so in time
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+@pytest.mark.parametrize("platform", ["linux", "win32"], ids=["fd-on-the-loop", "thread"])
+async def test_calls_and_a_restart_after_a_crash(tmp_path: Path, platform: str) -> None:
+    restarted = asyncio.Event()
+    terminal = worker(tmp_path, platform)
+
+    async def on_restart() -> None:
+        restarted.set()
+
+    terminal.on_restart = on_restart
+    await terminal.start()
+    try:
+        assert (await terminal.call("connect", None, TerminalStatus)).connected
+        assert (await terminal.call("account", None, Account)).balance == 10_000
+        results = await asyncio.gather(
+            *(terminal.call("open", ORDER, OrderOutcome) for _ in range(10))
+        )
+        assert len({r.ticket for r in results}) == 10
+
+        pid = terminal.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        await asyncio.wait_for(restarted.wait(), 30)
+        assert terminal.restarts == 1 and terminal.pid != pid
+        await terminal.call("connect", None, TerminalStatus)
+        positions = await terminal.call("positions", None, list[object])
+        assert len(positions) == 10  # the new worker sees the same broker state
+    finally:
+        await terminal.stop()
+
+
+async def test_the_watchdog_kills_a_hung_call_and_says_which_ran(tmp_path: Path) -> None:
+    terminal = worker(tmp_path, "linux", hang_on_order=1)
+    await terminal.start()
+    try:
+        await terminal.call("connect", None, TerminalStatus)
+        hung = asyncio.ensure_future(terminal.call("open", ORDER, OrderOutcome))
+        queued = asyncio.ensure_future(terminal.call("account", None, Account))
+        with pytest.raises(WorkerCrashed):  # it may have executed: reconcile
+            await asyncio.wait_for(hung, 10)
+        with pytest.raises(WorkerUnavailable):  # it never ran
+            await queued
+        await wait_until(lambda: terminal.alive)
+        assert terminal.restarts == 1
+    finally:
+        await terminal.stop()
+
+
+async def test_stop_lets_the_call_in_flight_finish(tmp_path: Path) -> None:
+    terminal = worker(tmp_path, "linux", order_latency_ms=300, order_latency_holds_gil=False)
+    await terminal.start()
+    await terminal.call("connect", None, TerminalStatus)
+    slow = asyncio.ensure_future(terminal.call("open", ORDER, OrderOutcome))
+    await asyncio.sleep(0.05)
+    await terminal.stop(grace_s=5)
+    assert (await slow).status == "FILLED"
+    with pytest.raises(WorkerUnavailable):
+        await terminal.call("account", None, Account)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="uvloop")
+def test_results_larger_than_the_pipe_buffer_arrive_whole_under_uvloop(tmp_path: Path) -> None:
+    async def run() -> int:
+        terminal = worker(tmp_path, "linux")
+        await terminal.start()
+        try:
+            await terminal.call("connect", None, TerminalStatus)
+            small = OpenOrder(symbol="EURUSD", side=Side.BUY, volume=0.01, comment="#test")
+            await asyncio.gather(*(terminal.call("open", small, OrderOutcome) for _ in range(600)))
+            positions = await terminal.call("positions", None, list[object])  # > 64 KiB
+            return len(positions)
+        finally:
+            await terminal.stop()
+
+    with asyncio.Runner(loop_factory=loop_factory("linux")) as runner:  # uvloop, as the gateway
+        assert runner.run(run()) == 600
