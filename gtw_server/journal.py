@@ -6,7 +6,12 @@ up in the terminal (reconciliation) before its uuid may be used again.
 
 SQLite in WAL mode with ``synchronous=NORMAL``: a commit survives the process being killed
 (the data is in the OS before ``commit`` returns); only a power cut can lose the last commits.
-Readers never block the writer, so pruning and lookups do not stall order flow. The WAL is
+Readers never block the writer, so pruning and lookups do not stall order flow.
+
+With ``defer`` (the event loop's ``call_soon``), writes are grouped: the first write of a
+loop turn opens a transaction and schedules its commit, which runs before anything the turn
+scheduled after it, in particular before the terminal call of an order journaled in it. One
+commit then covers every order that arrived in one wake-up. The WAL is
 checkpointed (the one step that fsyncs) by a background thread on its own connection, never
 inside an order's commit, where it would add milliseconds to that order.
 """
@@ -62,8 +67,16 @@ class JournalEntry(Struct, frozen=True):
 class Journal:
     """The request journal in ``path`` (created if missing)."""
 
-    def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        clock: Callable[[], float] = time.time,
+        defer: Callable[[Callable[[], None]], object] | None = None,
+    ) -> None:
         self._clock = clock
+        self._defer = defer
+        self._in_transaction = False
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             # isolation_level=None: explicit transactions only, each statement commits itself.
@@ -128,7 +141,19 @@ class Journal:
         (count,) = self._db.execute("SELECT COUNT(*) FROM requests").fetchone()
         return int(count)
 
+    def commit(self) -> None:
+        """Commit the grouped writes (called by ``defer``; harmless when there are none)."""
+        if not self._in_transaction:
+            return
+        self._in_transaction = False
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            # Nothing can be done for the orders in this group but to say it loudly.
+            logger.critical("journal commit failed: {}", exc)
+
     def close(self) -> None:
+        self.commit()
         self._stop.set()
         self._checkpointer.join()
         self._db.close()
@@ -147,6 +172,10 @@ class Journal:
 
     def _write(self, sql: str, params: tuple[object, ...]) -> int:
         try:
+            if self._defer is not None and not self._in_transaction:
+                self._db.execute("BEGIN")
+                self._in_transaction = True
+                self._defer(self.commit)
             return self._db.execute(sql, params).rowcount
         except sqlite3.Error as exc:
             raise JournalError(f"journal write failed: {exc}") from exc

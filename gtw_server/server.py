@@ -165,7 +165,9 @@ class Gateway:
                 rotation=gateway.audit_rotation,
                 retention=gateway.audit_retention,
             )
-        self._journal = Journal(data_dir / "journal.sqlite3")
+        self._journal = Journal(
+            data_dir / "journal.sqlite3", defer=asyncio.get_running_loop().call_soon
+        )
         self._killswitch = KillSwitch(data_dir / "halt.json")
         if self._killswitch.halted:
             logger.warning(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -80,3 +82,22 @@ def test_duplicate_record_is_an_error(tmp_path: Path) -> None:
     journal.record_request("u1", "OPEN", b"fp", "#t", b"{}")
     with pytest.raises(JournalError):
         journal.record_request("u1", "OPEN", b"fp", "#t", b"{}")
+
+
+def test_grouped_writes_commit_once_when_deferred(tmp_path: Path) -> None:
+    deferred: list[Callable[[], None]] = []
+    path = tmp_path / "j.sqlite3"
+    journal = Journal(path, defer=deferred.append)
+    journal.record_request("u1", "OPEN", b"fp", "#t", b"{}")
+    journal.record_request("u2", "OPEN", b"fp", "#t", b"{}")
+    journal.record_reply("u1", b"{}")
+    assert len(deferred) == 1  # one commit for the whole group
+    assert journal.get("u1") is not None  # the writer sees its own writes meanwhile
+    other = sqlite3.connect(path)
+    assert other.execute("SELECT COUNT(*) FROM requests").fetchone() == (0,)
+    deferred.pop()()
+    assert other.execute("SELECT COUNT(*) FROM requests").fetchone() == (2,)
+    journal.forget("u2")
+    assert len(deferred) == 1  # the next write opened the next group
+    journal.close()  # commits what is pending
+    assert other.execute("SELECT uuid FROM requests").fetchall() == [("u1",)]
