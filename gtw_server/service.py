@@ -30,9 +30,17 @@ from gtw_server.config import CONFIG_FILE_ENV, Config, load_config
 from gtw_server.log import configure_logging
 from gtw_server.server import Gateway
 
-__all__ = ["SERVICE_NAME", "config_path", "main", "service_class", "worker_python"]
+__all__ = [
+    "SERVICE_CLASS",
+    "SERVICE_NAME",
+    "config_path",
+    "main",
+    "service_class",
+    "worker_python",
+]
 
 SERVICE_NAME: Final = "mt5-gateway"
+SERVICE_CLASS: Final = "gtw_server.service.GatewayService"
 
 
 def config_path(env: Mapping[str, str] | None = None) -> Path:
@@ -116,11 +124,27 @@ def service_class() -> type[Any]:
     return GatewayService
 
 
-def main(argv: list[str] | None = None) -> None:
-    """``python -m gtw_server.service install|start|stop|remove|debug``."""
+def __getattr__(name: str) -> Any:
+    """``gtw_server.service.GatewayService``, built on first use: pywin32's service host
+    imports this module and looks the class up by that name (``SERVICE_CLASS``), while on
+    Linux, where pywin32 does not exist, importing this module must still work."""
+    if name == "GatewayService":
+        cls = globals()[name] = service_class()
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m gtw_server.service install|start|stop|remove|debug``; the exit code."""
     serviceutil = importlib.import_module("win32serviceutil")
-    serviceutil.HandleCommandLine(service_class(), argv=[sys.argv[0], *(argv or sys.argv[1:])])
+    # By name, not as the __main__ module's class: the service host imports it afresh.
+    code: int = serviceutil.HandleCommandLine(
+        service_class(),
+        serviceClassString=SERVICE_CLASS,
+        argv=[sys.argv[0], *(argv or sys.argv[1:])],
+    )
+    return code or 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -121,3 +121,22 @@ def test_the_worker_is_spawned_with_python_not_the_service_host(tmp_path: Path) 
     host = str(tmp_path / "Lib" / "site-packages" / "win32" / "pythonservice.exe")
     assert service.worker_python(host, str(tmp_path)) == str(tmp_path / "Scripts" / "python.exe")
     assert service.worker_python(str(tmp_path / "Scripts" / "python.exe"), str(tmp_path)) is None
+
+
+def test_the_service_host_finds_the_class_by_its_registered_name(
+    pywin32: FakePywin32, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[dict[str, Any]] = []
+    pywin32.serviceutil.HandleCommandLine = lambda cls, **kw: calls.append({"cls": cls, **kw}) or 0  # type: ignore[attr-defined]
+    assert service.main(["install"]) == 0
+    (call,) = calls
+    assert (
+        call["serviceClassString"] == service.SERVICE_CLASS == "gtw_server.service.GatewayService"
+    )
+    assert call["argv"][1:] == ["install"]
+    # What the host does with that string: import the module, get the attribute.
+    module_name, _, class_name = service.SERVICE_CLASS.rpartition(".")
+    monkeypatch.delitem(service.__dict__, "GatewayService", raising=False)
+    cls = getattr(sys.modules[module_name], class_name)
+    assert cls._svc_name_ == "mt5-gateway"
+    monkeypatch.delitem(service.__dict__, "GatewayService")  # built with the fake pywin32
