@@ -167,6 +167,8 @@ def load_config(
             f"[gateway] secret_file or --secret-file, or in the environment as {SECRET_ENV}"
         )
     gateway = dict(raw.get("gateway", {}))
+    if config_file:
+        _resolve_paths(gateway, Path(config_file).parent)
     gateway.update(_gateway_env(env))
     gateway.update({k: v for k, v in (overrides or {}).items() if v is not None})
     raw["gateway"] = gateway
@@ -211,12 +213,28 @@ def _check_exposure(gateway: GatewayConfig) -> None:
         )
 
 
+# [gateway] paths that a TOML file gives relative to itself (log and audit files are relative
+# to data_dir instead). A service's working directory is nobody's choice (System32).
+PATH_KEYS: Final = ("data_dir", "secret_file", "curve_secret_key", "curve_clients")
+
+
+def _resolve_paths(table: dict[str, Any], base: Path) -> None:
+    for key in PATH_KEYS:
+        value = table.get(key)
+        if isinstance(value, str) and not Path(value).is_absolute():
+            table[key] = str(base / value)
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
+        # utf-8-sig: Windows editors (and PowerShell 5's Set-Content) start files with a BOM.
+        return tomllib.loads(path.read_bytes().decode("utf-8-sig"))
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
 
@@ -248,7 +266,7 @@ def _load_secret(gateway: GatewayConfig, env: Mapping[str, str]) -> Secret | Non
 def _read_secret_file(path: Path) -> Secret:
     try:
         mode = path.stat().st_mode
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a BOM is not part of the secret
     except OSError as exc:
         raise ConfigError(f"cannot read the secret file {path}: {exc.strerror}") from None
     except UnicodeDecodeError:

@@ -170,8 +170,10 @@ def load_config(
 def _read_table(path: Path, source: str) -> dict[str, Any]:
     """The ``[bridge]`` table of the TOML file at ``path``, checked for unknown keys."""
     try:
-        with path.open("rb") as f:
-            document = tomllib.load(f)
+        # utf-8-sig: Windows editors (and PowerShell 5's Set-Content) start files with a BOM.
+        document = tomllib.loads(path.read_bytes().decode("utf-8-sig"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{source}: config file {path} is not UTF-8 text") from None
     except FileNotFoundError:
         raise ConfigError(f"{source}: config file {path} does not exist") from None
     except OSError as exc:
@@ -235,7 +237,7 @@ def _check_curve(values: Mapping[str, Any], where: Mapping[str, str]) -> None:
 def _read_secret_file(path: Path, source: str) -> Secret:
     try:
         mode = path.stat().st_mode
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a BOM is not part of the secret
     except OSError as exc:
         raise ConfigError(f"{source}: cannot read the secret file {path}: {exc.strerror}") from None
     except UnicodeDecodeError:

@@ -112,3 +112,16 @@ def test_secret_in_config_text_is_refused(tmp_path: Path) -> None:
 def test_unknown_gateway_environment_variable_is_refused() -> None:
     with pytest.raises(ConfigError, match="MT5_GATEWAY_BINDD"):
         load_config(env={"MT5_BRIDGE_SECRET": "x", "MT5_GATEWAY_BINDD": "tcp://x"})
+
+
+def test_paths_in_the_file_are_relative_to_it_and_a_bom_is_fine(tmp_path: Path) -> None:
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    write(folder / "secret", "\ufeffs3cret\n")  # as Windows tools write it
+    config_file = folder / "gw.toml"
+    config_file.write_bytes(b'\xef\xbb\xbf[gateway]\ndata_dir = "data"\nsecret_file = "secret"\n')
+    config = load_config(config_file=config_file, env={}, overrides={"bind": None})
+    assert config.data_dir == folder / "data"
+    assert config.secret == b"s3cret"
+    flagged = load_config(config_file=config_file, env={}, overrides={"data_dir": "here"})
+    assert flagged.data_dir == Path("here")  # a flag is relative to where it is typed
