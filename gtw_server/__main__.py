@@ -28,7 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="The MT5 trading gateway: a ZeroMQ ROUTER that validates, journals and "
         "executes orders through a MetaTrader 5 terminal (or the built-in simulator).",
         epilog=f"The shared secret comes from --secret-file or the environment variable "
-        f"{SECRET_ENV}. Flags override the config file, which overrides the defaults.",
+        f"{SECRET_ENV}. Flags override the config file, which overrides the defaults. "
+        "Make CURVE keys with: python -m gtw_server keygen DIR --name NAME.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     parser.add_argument(

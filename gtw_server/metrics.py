@@ -7,7 +7,7 @@
     mt5_gateway_terminal_queue                           calls sent to the worker, unanswered
     mt5_gateway_journal_entries                          uuids the journal remembers
     mt5_gateway_mt5_connected, mt5_gateway_halted        0 or 1
-    mt5_gateway_worker_restarts_total
+    mt5_gateway_worker_restarts                         terminal worker restarts so far
 
 Gauges are read when scraped, so keeping them costs nothing on the request path; counters and
 histograms are updated in place (about a microsecond each).

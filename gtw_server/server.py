@@ -79,6 +79,9 @@ class Gateway:
         """``sim_reset`` starts the simulated broker's state afresh (``--reset-sim``)."""
         self.config = config
         self.sim_reset = sim_reset
+        self._connect_timeout_s = max(
+            config.gateway.terminal_timeout_s, config.mt5.timeout_ms / 1000 + 10
+        )
         self.terminal = TerminalStatus(connected=False)
         self._stop = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -323,13 +326,18 @@ class Gateway:
     async def _connect(self) -> bool:
         assert self._worker is not None
         try:
-            self.terminal = await self._worker.call("connect", None, TerminalStatus)
+            # initialize() may wait for the terminal's own timeout ([mt5] timeout_ms).
+            self.terminal = await self._worker.call(
+                "connect", None, TerminalStatus, timeout=self._connect_timeout_s
+            )
         except TerminalError as exc:
             self.terminal = TerminalStatus(connected=False, error=str(exc))
         if not self.terminal.connected:
             logger.warning("terminal not connected: {}", self.terminal.error)
         elif problem := self._account_problem():
             logger.error("orders are refused: {}", problem)
+        elif trouble := self._terminal_trouble():
+            logger.warning("{}", trouble)
         return self.terminal.connected
 
     async def _watch_terminal(self) -> None:
@@ -403,6 +411,17 @@ class Gateway:
         return (
             f"login {t.login} on {t.server}, {t.trade_mode}, balance {t.balance:,.2f} {t.currency}"
         )
+
+    def _terminal_trouble(self) -> str | None:
+        """A terminal setting that will make every order fail, said before an order does."""
+        t = self.terminal
+        if t.connected and t.tradeapi_disabled:
+            return (
+                "the terminal disables trading through the Python API (Options > Expert Advisors)"
+            )
+        if t.connected and not t.trade_allowed:
+            return "Algo Trading is off in the terminal: orders will be refused (10027)"
+        return None
 
     def _account_problem(self) -> str | None:
         """Why the connected account must not be traded, if it must not."""
@@ -555,6 +574,8 @@ class Gateway:
         info = self._info
         if self._killswitch.halted:
             info = msgspec.structs.replace(info, halted=True, halt_reason=self._killswitch.reason)
+        if trouble := self._terminal_trouble():
+            info = msgspec.structs.replace(info, warnings=[*info.warnings, trouble])
         return Reply(
             uuid=request.uuid,
             action=request.action,
@@ -572,7 +593,7 @@ class Gateway:
                 request.uuid,
                 request.action,
                 ErrorCode.ORDER_NOT_FOUND,
-                f"no OPEN or CLOSE with uuid {request.order_uuid} is known",
+                f"no order (OPEN, CLOSE, HALT or RESUME) with uuid {request.order_uuid} is known",
             )
         base = Reply(
             uuid=request.uuid,

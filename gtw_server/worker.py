@@ -197,6 +197,7 @@ class TerminalWorker:
         self._ids = itertools.count(_READY_ID + 1)
         # Sent and unanswered calls, oldest first (dicts keep insertion order).
         self._sent: dict[int, asyncio.Future[_Result]] = {}
+        self._timeouts: dict[int, float] = {}  # calls allowed longer than call_timeout
         self._head_since = 0.0  # when the oldest unanswered call started running
         self._slots = asyncio.Semaphore(_PIPE_DEPTH)
         self._process: BaseProcess | None = None
@@ -262,8 +263,13 @@ class TerminalWorker:
             self._watchdog = asyncio.create_task(self._watch(), name="worker-watchdog")
         logger.debug("terminal worker started (pid {})", process.pid)
 
-    async def call(self, op: str, arg: Any, result_type: type[T]) -> T:
+    async def call(
+        self, op: str, arg: Any, result_type: type[T], *, timeout: float | None = None
+    ) -> T:
         """Run ``op`` in the worker and return its result as ``result_type``.
+
+        ``timeout`` replaces ``call_timeout`` for this call (a terminal's ``initialize`` may
+        legitimately wait for its own, longer, timeout).
 
         Raises ``TerminalDisconnected`` when the terminal is unreachable (nothing done),
         ``WorkerUnavailable`` when the call could not be sent (nothing done),
@@ -282,6 +288,8 @@ class TerminalWorker:
             if not self._sent:
                 self._head_since = self._loop.time()
             self._sent[call_id] = future
+            if timeout is not None:
+                self._timeouts[call_id] = timeout
             started = time.perf_counter()
             try:
                 calls.send_bytes(_encoder.encode(_Call(call_id, op, arg_bytes)))
@@ -292,6 +300,7 @@ class TerminalWorker:
                 result = await future
             finally:
                 self._sent.pop(call_id, None)
+                self._timeouts.pop(call_id, None)
         if self._observe is not None:
             self._observe(op, time.perf_counter() - started)
         if result.error is not None:
@@ -322,8 +331,11 @@ class TerminalWorker:
         assert self._loop is not None
         while True:
             await asyncio.sleep(_WATCHDOG_TICK_S)
-            if self._sent and self._loop.time() - self._head_since > self.call_timeout:
-                self._kill(f"a terminal call has run for more than {self.call_timeout:g} s")
+            if not self._sent:
+                continue
+            limit = self._timeouts.get(next(iter(self._sent)), self.call_timeout)
+            if self._loop.time() - self._head_since > limit:
+                self._kill(f"a terminal call has run for more than {limit:g} s")
 
     def _kill(self, reason: str) -> None:
         """Kill the process; its reader thread then reports the exit, which respawns it."""

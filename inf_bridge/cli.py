@@ -65,7 +65,7 @@ from inf_bridge.errors import (
     ProtocolError,
 )
 from inf_bridge.results import OrderFilled
-from protocol import VERSION, Account, ErrorCode, Position
+from protocol import VERSION, Account, ErrorCode, GatewayInfo, Position
 from protocol.messages import (
     Comment,
     Deviation,
@@ -364,16 +364,42 @@ Command = Callable[[Bridge, argparse.Namespace, Session], Awaitable[Exit]]
 async def _ping(bridge: Bridge, args: argparse.Namespace, session: Session) -> Exit:
     rtt = await bridge.ping()
     connected = bridge.health.mt5_connected
+    gateway = bridge.health.gateway  # from the beat the Bridge took on opening
     terminal = ("terminal connected", "green") if connected else ("terminal DISCONNECTED", "red")
     session.emit(
-        {"endpoint": bridge.endpoint, "rtt_ms": round(rtt * 1000, 3), "mt5_connected": connected},
-        Text.assemble(
-            ("OK", "bold green"),
-            f" {bridge.endpoint}  round trip {rtt * 1000:.2f} ms  ",
-            terminal,
+        {
+            "endpoint": bridge.endpoint,
+            "rtt_ms": round(rtt * 1000, 3),
+            "mt5_connected": connected,
+            "gateway": gateway,
+        },
+        Group(
+            Text.assemble(
+                ("OK", "bold green"),
+                f" {bridge.endpoint}  round trip {rtt * 1000:.2f} ms  ",
+                terminal,
+            ),
+            *_gateway_lines(gateway),
         ),
     )
     return Exit.OK
+
+
+def _gateway_lines(gateway: GatewayInfo | None) -> list[Text]:
+    """The gateway's own news: HALTED, and any warning (signatures off, Algo Trading off)."""
+    if gateway is None:
+        return []
+    lines = [
+        Text.assemble(
+            "Gateway ",
+            (f"v{gateway.version}", ""),
+            f"  terminal {gateway.terminal}  ",
+            ("HALTED", "bold red") if gateway.halted else ("trading", "green"),
+            f" ({gateway.halt_reason})" if gateway.halted and gateway.halt_reason else "",
+        )
+    ]
+    lines += [Text(f"Warning: {warning}", style="bold yellow") for warning in gateway.warnings]
+    return lines
 
 
 async def _account(bridge: Bridge, args: argparse.Namespace, session: Session) -> Exit:
@@ -555,6 +581,7 @@ class Snapshot(Struct, frozen=True, kw_only=True):
     endpoint: str
     health: HealthView
     breaker: BreakerView
+    gateway: GatewayInfo | None  # what the gateway said of itself: version, halted, warnings
     account: Account | None
     positions: list[Position] | None
     error: str | None
@@ -596,6 +623,7 @@ async def _snapshot(bridge: Bridge) -> tuple[Snapshot, BridgeError | None]:
             reason=bridge.breaker.reason,
             opened_at=bridge.breaker.opened_at,
         ),
+        gateway=None if health.consecutive_failures else health.gateway,
         account=account,
         positions=positions,
         error=None if failure is None else str(failure),
@@ -642,6 +670,7 @@ def _render(console: Console, snapshot: Snapshot) -> RenderableType:
         Text(f"{PROG} watch  {snapshot.endpoint}  {_clock(snapshot.time)}", style="bold"),
         link,
         breaker,
+        *_gateway_lines(snapshot.gateway),
     ]
     if snapshot.error is not None:
         parts.append(Text(snapshot.error, style="bold red"))

@@ -142,3 +142,12 @@ def test_a_real_account_with_allow_real_starts_and_says_so(tmp_path: Path) -> No
         process.endpoint,
     ):
         assert part in banner
+
+
+async def test_ping_warns_when_the_terminal_will_refuse_orders(tmp_path: Path) -> None:
+    from inf_bridge import Bridge
+
+    with GatewayProcess(tmp_path / "gw", secret="s", sim={"algo_trading": False}) as gateway:
+        async with Bridge(gateway.endpoint, secret="s") as bridge:
+            assert bridge.health.gateway is not None
+            assert any("Algo Trading is off" in w for w in bridge.health.gateway.warnings)

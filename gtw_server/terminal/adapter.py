@@ -114,6 +114,9 @@ class TerminalStatus(Struct, frozen=True, kw_only=True):
     login: int = 0
     server: str = ""
     trade_mode: str = ""
+    # The terminal's "Algo Trading" button, and its option to refuse the Python API.
+    trade_allowed: bool = True
+    tradeapi_disabled: bool = False
     balance: float = 0.0
     currency: str = ""
     positions: int = 0
@@ -159,6 +162,8 @@ class TerminalAdapter:
             login=account.login,
             server=account.server,
             trade_mode=_TRADE_MODES.get(account.trade_mode, str(account.trade_mode)),
+            trade_allowed=bool(info.trade_allowed),
+            tradeapi_disabled=bool(info.tradeapi_disabled),
             balance=account.balance,
             currency=account.currency,
             positions=self.mt5.positions_total() or 0,
