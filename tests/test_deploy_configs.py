@@ -1,0 +1,502 @@
+"""deploy/ and the operator docs stay true to the code.
+
+The example configs load, and name every option of the config classes with its default; the
+Windows installer and the Wine script use only flags that exist; the commands, metric names,
+JSON examples and signatures in the docs are the ones the code accepts and produces; and the
+raw Python client in docs/PROTOCOL.md trades against a real gateway.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import textwrap
+import tomllib
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from prometheus_client import generate_latest
+
+from gtw_server.__main__ import build_keygen_parser, build_parser
+from gtw_server.config import (
+    CONFIG_FILE_ENV,
+    PATH_KEYS,
+    GatewayConfig,
+    LimitsConfig,
+    Mt5Config,
+    load_config,
+)
+from gtw_server.curve import keygen
+from gtw_server.process import GatewayProcess, free_port
+from gtw_server.service import SERVICE_NAME
+from gtw_server.terminal import SimConfig
+from inf_bridge import Bridge
+from inf_bridge.cli import build_parser as build_cli_parser
+from inf_bridge.config import ClientConfig
+from inf_bridge.config import load_config as load_client_config
+from inf_bridge.metrics import bridge_registry
+from protocol import (
+    ACTIONS,
+    Close,
+    ErrorCode,
+    Halt,
+    Open,
+    Resume,
+    Side,
+    decode_reply,
+    decode_request,
+    secret_key,
+    signature,
+    verify,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+DEPLOY = ROOT / "deploy"
+GATEWAY_EXAMPLE = DEPLOY / "gateway.example.toml"
+CLIENT_EXAMPLE = DEPLOY / "client.example.toml"
+INSTALL = DEPLOY / "windows" / "install.ps1"
+UNINSTALL = DEPLOY / "windows" / "uninstall.ps1"
+WINE_SCRIPT = DEPLOY / "wine" / "run-gateway.sh"
+PROTOCOL_DOC = ROOT / "docs" / "PROTOCOL.md"
+OPERATIONS_DOC = ROOT / "docs" / "OPERATIONS.md"
+DOCS = [
+    PROTOCOL_DOC,
+    OPERATIONS_DOC,
+    DEPLOY / "linux" / "README.md",
+    DEPLOY / "wine" / "README.md",
+]
+DOC_SECRET = "correct horse battery staple"  # the worked example's secret in PROTOCOL.md
+
+GATEWAY_TABLES: dict[str, type[msgspec.Struct]] = {
+    "gateway": GatewayConfig,
+    "gateway.limits": LimitsConfig,
+    "mt5": Mt5Config,
+    "sim": SimConfig,
+}
+NOT_OPTIONS = {"limits", "secret"}  # a sub-table, and the loaded secret (never in a file)
+
+_TABLE = re.compile(r"^\[([a-z0-9_.]+)\]\s*$")
+_KEY_LINE = re.compile(r"^(?:# ?)?([a-z0-9_]+) = ")
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def documented(path: Path) -> dict[str, dict[str, Any]]:
+    """``{table: {key: value}}`` of every ``key = value`` line, commented out or not."""
+    tables: dict[str, dict[str, Any]] = {}
+    current: dict[str, Any] | None = None
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if table := _TABLE.match(line):
+            current = tables.setdefault(table.group(1), {})
+        elif key := _KEY_LINE.match(line):
+            assert current is not None, f"{path.name}:{number}: a key outside any table"
+            assert key.group(1) not in current, f"{path.name}:{number}: {key.group(1)} twice"
+            current.update(tomllib.loads(line.removeprefix("#").strip()))
+    return tables
+
+
+def options(struct: type[msgspec.Struct]) -> dict[str, msgspec.structs.FieldInfo]:
+    return {f.name: f for f in msgspec.structs.fields(struct) if f.name not in NOT_OPTIONS}
+
+
+def default_of(field: msgspec.structs.FieldInfo) -> Any:
+    if field.default is not msgspec.NODEFAULT:
+        return field.default
+    return field.default_factory()
+
+
+def uncommented(path: Path) -> str:
+    """The file with every ``# key = value`` line made active."""
+    return "\n".join(
+        line.removeprefix("#").strip() if line.startswith("#") and _KEY_LINE.match(line) else line
+        for line in path.read_text(encoding="utf-8").splitlines()
+    )
+
+
+def private_file(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    path.chmod(0o600)
+    return path
+
+
+def code_blocks(text: str, language: str | None = None) -> list[str]:
+    """The fenced code blocks of a markdown text (of one language, if given)."""
+    blocks = re.findall(r"^[ \t]*```(\w*)\n(.*?)^[ \t]*```", text, flags=re.M | re.S)
+    return [textwrap.dedent(body) for lang, body in blocks if language is None or lang == language]
+
+
+def section(text: str, heading: str) -> str:
+    start = text.index(f"\n{heading}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else None]
+
+
+def _is_cli(token: str) -> bool:
+    return token == "mt5-bridge" or token.endswith("/bin/mt5-bridge")
+
+
+def invocations(text: str, program: str) -> Iterator[list[str]]:
+    """The arguments of each ``mt5-bridge ...`` (``program="mt5-bridge"``) or
+    ``python -m gtw_server ...`` (``program="gtw_server"``) command in the text's code blocks
+    and inline code spans; continuation lines are joined, shell comments dropped."""
+    pieces = [
+        line
+        for block in code_blocks(text)
+        for line in re.sub(r"\\\n\s*|`\n\s*", " ", block).splitlines()
+    ]
+    pieces += re.findall(r"`([^`\n]+)`", text)
+    for piece in pieces:
+        if program not in piece:
+            continue
+        try:
+            tokens = shlex.split(piece, comments=True)
+        except ValueError:  # not shell: PowerShell, prose
+            continue
+        for i, token in enumerate(tokens):
+            if program == "mt5-bridge" and _is_cli(token):
+                yield tokens[i + 1 :]
+                break
+            if program == "gtw_server" and tokens[i : i + 2] == ["-m", "gtw_server"]:
+                yield tokens[i + 2 :]
+                break
+
+
+def option_strings(parser: argparse.ArgumentParser) -> set[str]:
+    return {s for action in parser._actions for s in action.option_strings}
+
+
+def check_gtw_server_args(args: list[str], where: str) -> None:
+    parser = build_keygen_parser() if args[:1] == ["keygen"] else build_parser()
+    flags = {a.split("=")[0] for a in args if a.startswith("--")}
+    unknown = flags - option_strings(parser)
+    assert not unknown, f"{where}: python -m gtw_server {' '.join(args)}: no {unknown}"
+
+
+# -- the example configs ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("table", GATEWAY_TABLES)
+def test_gateway_example_names_every_option(table: str) -> None:
+    shown = documented(GATEWAY_EXAMPLE)
+    assert set(shown) == set(GATEWAY_TABLES)
+    assert set(shown[table]) == set(options(GATEWAY_TABLES[table])), (
+        f"[{table}] in {GATEWAY_EXAMPLE.name} must show exactly the fields of "
+        f"{GATEWAY_TABLES[table].__name__}"
+    )
+
+
+def test_client_example_names_every_option() -> None:
+    assert set(documented(CLIENT_EXAMPLE)) == {"bridge"}
+    assert set(documented(CLIENT_EXAMPLE)["bridge"]) == set(options(ClientConfig))
+
+
+@pytest.mark.parametrize(
+    ("path", "table", "struct"),
+    [(GATEWAY_EXAMPLE, table, struct) for table, struct in GATEWAY_TABLES.items()]
+    + [(CLIENT_EXAMPLE, "bridge", ClientConfig)],
+)
+def test_examples_show_the_defaults(path: Path, table: str, struct: type[msgspec.Struct]) -> None:
+    """Each line shows the default; a field without one (None, empty) shows a valid example."""
+    for name, value in documented(path)[table].items():
+        field = options(struct)[name]
+        shown = msgspec.convert(value, field.type, strict=False)  # valid, whatever it is
+        default = default_of(field)
+        if default not in (None, {}, []):
+            assert shown == default, f"[{table}] {name} shows {value!r}; the default is {default!r}"
+
+
+def test_the_gateway_example_loads_as_the_defaults() -> None:
+    config = load_config(config_file=GATEWAY_EXAMPLE, env={"MT5_BRIDGE_SECRET": "s3cret"})
+    assert config.gateway == GatewayConfig()
+    assert config.mt5 == Mt5Config()
+    assert config.sim == SimConfig()
+    assert config.secret == secret_key("s3cret")
+
+
+def test_the_gateway_example_loads_with_every_line_uncommented(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.toml"
+    path.write_text(uncommented(GATEWAY_EXAMPLE), encoding="utf-8")
+    secret = private_file(tmp_path / "secret.txt", "s3cret")
+    config = load_config(config_file=path, env={}, overrides={"secret_file": str(secret)})
+    objects = {
+        "gateway": config.gateway,
+        "gateway.limits": config.gateway.limits,
+        "mt5": config.mt5,
+        "sim": config.sim,
+    }
+    for table, values in documented(GATEWAY_EXAMPLE).items():
+        fields = options(GATEWAY_TABLES[table])
+        for name, value in values.items():
+            if name != "secret_file":
+                expected = msgspec.convert(value, fields[name].type, strict=False)
+                if table == "gateway" and name in PATH_KEYS and not Path(value).is_absolute():
+                    expected = str(path.parent / value)  # relative to the file (not on Windows)
+                assert getattr(objects[table], name) == expected, f"[{table}] {name}"
+    assert config.secret == secret_key("s3cret")
+
+
+def test_the_client_example_loads(tmp_path: Path) -> None:
+    assert load_client_config(config_file=CLIENT_EXAMPLE, env={}) == ClientConfig()
+    path = tmp_path / "client.toml"
+    path.write_text(uncommented(CLIENT_EXAMPLE), encoding="utf-8")
+    private_file(tmp_path / "secret", "s3cret")
+    keygen(tmp_path / "keys", "gateway")
+    keygen(tmp_path / "keys", "node")
+    config = load_client_config(config_file=path, env={})
+    assert config.endpoint == "tcp://127.0.0.1:5555"
+    assert config.request_timeout == 2.0
+    assert config.secret == secret_key("s3cret")
+    assert config.curve_server_key == str(tmp_path / "keys" / "gateway.key")
+    assert config.curve_client_cert == str(tmp_path / "keys" / "node.key_secret")
+
+
+# -- the Windows installer --------------------------------------------------------------------
+
+
+def test_the_installer_does_every_step() -> None:
+    script = INSTALL.read_text(encoding="utf-8")
+    steps = {
+        "strict mode": r"Set-StrictMode -Version Latest",
+        "stop on errors": r"\$ErrorActionPreference = 'Stop'",
+        "a venv": r"'-m', 'venv'",
+        "the package with the mt5 extra": re.escape("'install', '--upgrade', \"$($Source)[mt5]\""),
+        "pywin32's post-install, if needed": r"pywin32_postinstall",
+        "a random secret": r"System\.Security\.Cryptography\.RandomNumberGenerator",
+        "no BOM in written files": r"UTF8Encoding\(\$false\)",
+        "ACLs": r"icacls\.exe",
+        "SYSTEM and Administrators by SID": r"\*S-1-5-18'.*\n.*\*S-1-5-32-544'",
+        "CURVE keys": r"'-m', 'gtw_server', 'keygen'",
+        "the allowed-clients directory": r"\$ClientsDir = Join-Path \$DataDir 'clients'",
+        "gateway.toml from the example": r"gateway\.example\.toml",
+        "the service": r"'-m', 'gtw_server\.service', '--startup', 'auto', 'install'",
+        "its environment key": r"HKLM:\\SYSTEM\\CurrentControlSet\\Services\\\$ServiceName",
+        "REG_MULTI_SZ": r"-PropertyType MultiString",
+        "the config variable": re.escape(f'"{CONFIG_FILE_ENV}=$ConfigFile"'),
+        "restart on failure": re.escape(
+            "'failure', $ServiceName, 'reset=', '86400', 'actions=', "
+            "'restart/5000/restart/10000/restart/60000'"
+        ),
+        "failure flag": re.escape("'failureflag', $ServiceName, '1'"),
+        "the firewall": r"New-NetFirewallRule",
+        "start": r"Start-Service -Name \$ServiceName",
+    }
+    missing = [step for step, pattern in steps.items() if not re.search(pattern, script)]
+    assert not missing, f"install.ps1 lacks: {missing}"
+    assert f"$ServiceName = '{SERVICE_NAME}'" in script
+    assert f"$ServiceName = '{SERVICE_NAME}'" in UNINSTALL.read_text(encoding="utf-8")
+
+
+def module_calls(script: Path) -> Iterator[tuple[str, list[str]]]:
+    """``(module, args)`` of each ``python -m gtw_server...`` call in a script: PowerShell
+    argument arrays (quoted items only) or shell command lines."""
+    text = re.sub(r"\\\n\s*", " ", script.read_text(encoding="utf-8"))
+    for line in text.splitlines():
+        if script.suffix == ".ps1":
+            tokens = re.findall(r"'([^']*)'", line)
+        else:
+            try:
+                tokens = shlex.split(line, comments=True)
+            except ValueError:
+                continue
+        for i in range(len(tokens) - 1):
+            if tokens[i] == "-m" and tokens[i + 1].startswith("gtw_server"):
+                yield tokens[i + 1], tokens[i + 2 :]
+
+
+@pytest.mark.parametrize("script", [INSTALL, UNINSTALL, WINE_SCRIPT], ids=lambda p: p.name)
+def test_scripts_use_only_existing_gateway_flags(script: Path) -> None:
+    calls = list(module_calls(script))
+    assert calls, f"{script.name} runs no python -m gtw_server command"
+    for module, args in calls:
+        if module == "gtw_server.service":  # pywin32's HandleCommandLine: options, command
+            assert {a for a in args if a.startswith("--")} <= {"--startup"}, args
+            assert args[-1] in {"install", "remove", "start", "stop", "update", "debug"}, args
+        elif script.suffix == ".ps1":  # variables are not quoted: check the flags only
+            assert module == "gtw_server"
+            check_gtw_server_args(args, script.name)
+        else:  # a whole command line: parse it
+            assert module == "gtw_server"
+            build_parser().parse_args([a for a in args if a != "$@"])
+
+
+def test_the_installer_edits_the_example_into_a_loadable_config(tmp_path: Path) -> None:
+    """Replay install.ps1's Set-TomlValue edits, with its regex, on the example."""
+    script = INSTALL.read_text(encoding="utf-8")
+    keys = re.findall(r"Set-TomlValue \$text '([a-z_]+)'", script)
+    assert set(keys) >= {"terminal", "data_dir", "secret_file", "log_file", "curve_secret_key"}
+    secret = private_file(tmp_path / "secret.txt", "s3cret")
+    values = {
+        "terminal": '"mt5"',
+        "bind": '"tcp://0.0.0.0:5555"',
+        "data_dir": f"'{tmp_path / 'data'}'",
+        "secret_file": f"'{secret}'",
+        "log_file": '"gateway.log"',
+        "curve_secret_key": f"'{tmp_path / 'keys' / 'gateway.key_secret'}'",
+        "curve_clients": f"'{tmp_path / 'clients'}'",
+        "metrics_port": "9464",
+        "metrics_host": '"0.0.0.0"',
+    }
+    text = GATEWAY_EXAMPLE.read_text(encoding="utf-8")
+    for key in keys:
+        assert key in options(GatewayConfig), f"install.ps1 sets [gateway] {key}: no such option"
+        pattern = rf"(?m)^[ \t]*#?[ \t]*{re.escape(key)}[ \t]*=.*$"
+        assert len(re.findall(pattern, text)) == 1, f"{key}: install.ps1 needs exactly one line"
+        line = f"{key} = {values[key]}"
+        text = re.sub(pattern, line.replace("\\", "\\\\"), text)
+    path = tmp_path / "gateway.toml"
+    path.write_text(text, encoding="utf-8")
+    gateway = load_config(config_file=path, env={}).gateway
+    assert gateway.terminal == "mt5"
+    assert gateway.curve and gateway.curve_clients == str(tmp_path / "clients")
+    assert gateway.log_file == "gateway.log"
+    assert gateway.metrics_port == 9464
+
+
+# -- the docs ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_documented_commands_parse(doc: Path) -> None:
+    text = doc.read_text(encoding="utf-8")
+    placeholders = {"TICKET": "100000001"}
+    for found in invocations(text, "mt5-bridge"):
+        args = [placeholders.get(a, a) for a in found]
+        if not args:
+            continue
+        try:
+            build_cli_parser().parse_args(args)
+        except SystemExit:
+            pytest.fail(f"{doc.name}: `mt5-bridge {' '.join(args)}` does not parse")
+    for args in invocations(text, "gtw_server"):
+        check_gtw_server_args(args, doc.name)
+
+
+def test_the_protocol_doc_names_every_error_code_and_action() -> None:
+    text = PROTOCOL_DOC.read_text(encoding="utf-8")
+    assert not [code.value for code in ErrorCode if f"`{code.value}`" not in text]
+    assert not [action for action in ACTIONS if f"`{action}`" not in text]
+
+
+def test_the_protocol_doc_json_examples_decode() -> None:
+    key = secret_key(DOC_SECRET)
+    decoder = json.JSONDecoder()
+    count = 0
+    for block in code_blocks(PROTOCOL_DOC.read_text(encoding="utf-8"), "json"):
+        position = 0
+        while position < len(block.rstrip()):
+            obj, end = decoder.raw_decode(block, position)
+            position = end + len(block[end:]) - len(block[end:].lstrip())
+            count += 1
+            raw = json.dumps(obj).encode()
+            if "status" in obj:
+                decode_reply(raw)
+                continue
+            request = decode_request(raw)
+            if obj.get("risk_signature"):
+                assert isinstance(request, Open | Close | Halt | Resume)
+                ts_ms = int(obj["risk_signature"].rsplit(":", 1)[1])
+                verify(key, request, now_ms=ts_ms)
+    assert count >= 15
+
+
+def test_the_protocol_doc_signatures_are_right() -> None:
+    text = PROTOCOL_DOC.read_text(encoding="utf-8")
+    key = secret_key(DOC_SECRET)
+    canonicals = re.findall(r'`"(v1\\n[^"`]*)"`', text)
+    assert len(canonicals) >= 3
+    for escaped in canonicals:
+        canonical = escaped.replace("\\n", "\n")
+        mac = hmac.new(key, canonical.encode(), hashlib.sha256).hexdigest()
+        assert f"RISK_PASS:{mac}:{canonical.rsplit(chr(10), 1)[1]}" in text, escaped
+    order = Open(
+        uuid="doc-0001", timestamp=0, symbol="EURUSD", type=Side.BUY, volume=0.1, sl=1.085,
+        deviation=10,
+    )  # fmt: skip
+    assert signature(key, order, 1_700_000_000_000) in text
+    snippet = next(b for b in code_blocks(text, "python") if "from protocol import" in b)
+    run = subprocess.run(
+        [sys.executable, "-c", snippet], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert run.stdout.strip() in text
+
+
+@pytest.fixture(scope="module")
+def metrics_gateway(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[GatewayProcess, int]]:
+    """A gateway on the simulator with metrics on; its secret is ``doc-secret``."""
+    data = tmp_path_factory.mktemp("gateway")
+    port = free_port()
+    process = GatewayProcess(
+        data, secret="doc-secret", sim={"seed": 3}, gateway={"metrics_port": port}
+    )
+    with process:
+        yield process, port
+
+
+def test_the_raw_python_client_in_the_protocol_doc_trades(
+    metrics_gateway: tuple[GatewayProcess, int],
+) -> None:
+    gateway, _ = metrics_gateway
+    text = section(PROTOCOL_DOC.read_text(encoding="utf-8"), "## A raw client in Python")
+    code = code_blocks(text, "python")[0]
+    assert len(code.strip().splitlines()) <= 15
+    assert "import zmq" in code and "protocol" not in code and "inf_bridge" not in code
+    run = subprocess.run(
+        [sys.executable, "-c", code.replace("tcp://127.0.0.1:5555", gateway.endpoint)],
+        env={**os.environ, "MT5_BRIDGE_SECRET": "doc-secret"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    reply = json.loads(run.stdout)
+    assert reply["status"] == "FILLED", reply
+    assert reply["action"] == "OPEN" and reply["volume"] == 0.1
+
+
+def test_documented_metric_names_exist(metrics_gateway: tuple[GatewayProcess, int]) -> None:
+    _, port = metrics_gateway
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        exposed = response.read().decode()
+    exposed += generate_latest(bridge_registry(Bridge("tcp://127.0.0.1:1", secret=None))).decode()
+    names = set(re.findall(r"^(mt5_\w+?)(?:\{| )", exposed, flags=re.M))
+    names |= set(re.findall(r"^# TYPE (mt5_\w+) ", exposed, flags=re.M))
+    text = OPERATIONS_DOC.read_text(encoding="utf-8")
+    documented_names = set(re.findall(r"\b(mt5_(?:gateway|bridge)_[a-z0-9_]+)", text))
+    assert documented_names, "OPERATIONS.md names no metric"
+    assert not documented_names - names, f"not exposed: {documented_names - names}"
+
+
+def _slug(heading: str) -> str:
+    """The anchor GitHub gives a heading."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_links_in_the_docs_resolve(doc: Path) -> None:
+    text = doc.read_text(encoding="utf-8")
+    prose = re.sub(r"^[ \t]*```.*?^[ \t]*```", "", text, flags=re.M | re.S)
+    for target in re.findall(r"\]\(([^)\s]+)\)", prose):
+        if target.startswith(("http://", "https://")):
+            continue
+        path_part, _, anchor = target.partition("#")
+        linked = (doc.parent / path_part).resolve() if path_part else doc
+        assert linked.exists(), f"{doc.name}: broken link {target}"
+        if anchor:
+            headings = re.findall(r"^#+ (.+)$", linked.read_text(encoding="utf-8"), flags=re.M)
+            assert anchor in {_slug(h) for h in headings}, f"{doc.name}: no anchor {target}"
