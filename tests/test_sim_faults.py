@@ -19,6 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from gtw_server.terminal import OrderSendResult, SimConfig, SimTerminal
 
 T0 = 1_700_000_000.0
@@ -297,3 +299,17 @@ def test_rates_are_shares_and_the_seed_fixes_the_sequence() -> None:
     assert 0.05 < first.count(10006) / 300 < 0.15
     assert 0.14 < first.count(10004) / 300 < 0.26
     assert first.count(10009) == 300 - first.count(10006) - first.count(10004)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_signals_do_not_let_other_threads_in_during_a_gil_holding_latency() -> None:
+    previous = signal.signal(signal.SIGUSR1, lambda *_: None)
+    # A separate process signals us every 20 ms: each would cut a bare nanosleep short.
+    pinger = subprocess.Popen(
+        ["sh", "-c", f"for i in $(seq 20); do kill -USR1 {os.getpid()}; sleep 0.02; done"]
+    )
+    try:
+        assert _largest_stall(holds_gil=True, latency_ms=250) >= 0.24
+    finally:
+        pinger.wait(10)
+        signal.signal(signal.SIGUSR1, previous)

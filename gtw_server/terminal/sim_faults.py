@@ -23,6 +23,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import random
+import signal
 import sys
 import threading
 import time
@@ -145,7 +146,13 @@ def _gil_holding_sleep() -> Callable[[float], None]:
 
     def sleep_posix(seconds: float) -> None:
         whole = int(seconds)
-        nanosleep(ctypes.byref(_Timespec(whole, int((seconds - whole) * 1e9))), None)
+        # Signals held back meanwhile: one would cut the sleep short, and between two sleeps
+        # the interpreter hands the GIL to a waiting thread, which the real binary never does.
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+        try:
+            nanosleep(ctypes.byref(_Timespec(whole, int((seconds - whole) * 1e9))), None)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
     return sleep_posix
 
