@@ -94,10 +94,39 @@ def test_grouped_writes_commit_once_when_deferred(tmp_path: Path) -> None:
     assert len(deferred) == 1  # one commit for the whole group
     assert journal.get("u1") is not None  # the writer sees its own writes meanwhile
     other = sqlite3.connect(path)
-    assert other.execute("SELECT COUNT(*) FROM requests").fetchone() == (0,)
+    assert other.execute("SELECT COUNT(*) FROM journal").fetchone() == (0,)
     deferred.pop()()
-    assert other.execute("SELECT COUNT(*) FROM requests").fetchone() == (2,)
+    assert other.execute("SELECT COUNT(*) FROM journal").fetchone() == (2,)
     journal.forget("u2")
     assert len(deferred) == 1  # the next write opened the next group
     journal.close()  # commits what is pending
-    assert other.execute("SELECT uuid FROM requests").fetchall() == [("u1",)]
+    assert other.execute("SELECT uuid FROM journal").fetchall() == [("u1",)]
+
+
+def test_a_version_1_journal_is_migrated_with_its_entries(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript(
+        "CREATE TABLE requests (uuid TEXT PRIMARY KEY, action TEXT NOT NULL, fingerprint BLOB "
+        "NOT NULL, tag TEXT NOT NULL, request BLOB NOT NULL, reply BLOB, received_at REAL NOT "
+        "NULL, completed_at REAL) WITHOUT ROWID;"
+        "INSERT INTO requests VALUES ('done', 'OPEN', x'01', '#t', x'7b7d', x'7b7d', 1.0, 2.0);"
+        "INSERT INTO requests VALUES ('open', 'OPEN', x'01', '#t', x'7b7d', NULL, 3.0, NULL);"
+    )
+    old.close()
+    journal = Journal(path)
+    done = journal.get("done")
+    assert done is not None and done.reply == b"{}"
+    assert [e.uuid for e in journal.unresolved()] == ["open"]
+    journal.close()
+    assert Journal(path).get("open") is not None  # and a second opening changes nothing
+
+
+def test_the_wal_stays_small_under_steady_writes(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite3"
+    journal = Journal(path)
+    for n in range(5000):
+        journal.record_request(f"u{n}", "OPEN", b"f" * 32, "#tag", b"x" * 300)
+        journal.record_reply(f"u{n}", b"y" * 300)
+    wal = path.with_name(path.name + "-wal")
+    assert wal.stat().st_size < 8 * 1024 * 1024  # SQLite's checkpoints restart it
