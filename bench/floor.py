@@ -18,19 +18,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import signal
-import subprocess
 import sys
 import time
-import uuid as uuid_module
 from collections.abc import Sequence
-from types import TracebackType
-from typing import Final, Self
+from typing import Final
 
 import zmq
 
-from gtw_server.process import free_port
+from gtw_server.process import ServerProcess
 from gtw_server.runtime import install_stop_handlers, loop_factory
+from gtw_server.transport import RouterTransport, split_envelope
 from protocol import (
     Account,
     AnyRequest,
@@ -45,16 +42,13 @@ from protocol import (
     Reply,
     Resume,
     Status,
-    decode_reply,
     decode_request,
     encode,
 )
 
 __all__ = ["EchoServer", "FloorProcess", "main"]
 
-_BATCH: Final = 256  # as the gateway's transport: messages per wake-up before yielding
-_HWM: Final = 100_000
-_READY_POLL_MS: Final = 200
+_MAX_MESSAGE_BYTES: Final = 1024 * 1024  # the gateway's default
 _FILLED_RETCODE: Final = 10009  # TRADE_RETCODE_DONE
 _PRICE: Final = 1.1
 _ACCOUNT: Final = Account(
@@ -74,54 +68,35 @@ _ACCOUNT: Final = Account(
 
 
 class EchoServer:
-    """A bound ROUTER socket that answers every request at once, in place."""
+    """The gateway's own transport (``RouterTransport``) answering every request at once, in
+    place: what is left of the gateway when its work is taken away."""
 
     def __init__(self, endpoint: str, context: zmq.Context[zmq.Socket[bytes]]) -> None:
-        sock: zmq.Socket[bytes] = context.socket(zmq.ROUTER)
-        sock.setsockopt(zmq.SNDHWM, _HWM)
-        sock.setsockopt(zmq.RCVHWM, _HWM)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.bind(endpoint)
-        self._sock = sock
+        self._transport = RouterTransport(
+            endpoint, self._on_message, max_message_bytes=_MAX_MESSAGE_BYTES, context=context
+        )
         self._tickets = itertools.count(1)
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._loop.add_reader(self._sock.fileno(), self._drain)
-        self._loop.call_soon(self._drain)  # requests may have queued before the reader
+        self._transport.start()
 
     def close(self) -> None:
-        if self._loop is not None:
-            self._loop.remove_reader(self._sock.fileno())
-        self._sock.close()
+        self._transport.close()
 
-    def _drain(self) -> None:
-        sock = self._sock
-        for _ in range(_BATCH):
-            try:
-                frames = sock.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                # The failed read is the last operation on the socket, which re-arms its
-                # edge-triggered descriptor: the next message wakes us up again.
-                return
-            # The last frame is the body; what precedes it is the envelope, sent back as is
-            # (a DEALER's [identity], or a REQ's [identity, b""]).
-            try:
-                reply = self._reply(decode_request(frames[-1]))
-            except DecodeError as exc:
-                reply = Reply(
-                    uuid=exc.uuid,
-                    action=exc.action,
-                    status=Status.REJECTED,
-                    timestamp=time.time(),
-                    error_code=exc.code.value,
-                    error_msg=exc.message,
-                )
-            frames[-1] = encode(reply)
-            sock.send_multipart(frames, zmq.NOBLOCK)
-        assert self._loop is not None
-        self._loop.call_soon(self._drain)  # more may be queued: continue after a loop turn
+    def _on_message(self, frames: list[bytes]) -> None:
+        envelope, body = split_envelope(frames)
+        try:
+            reply = self._reply(decode_request(body[-1]))
+        except DecodeError as exc:
+            reply = Reply(
+                uuid=exc.uuid,
+                action=exc.action,
+                status=Status.REJECTED,
+                timestamp=time.time(),
+                error_code=exc.code.value,
+                error_msg=exc.message,
+            )
+        self._transport.send([*envelope, encode(reply)])
 
     def _reply(self, request: AnyRequest) -> Reply:
         uuid, action, now = request.uuid, request.action, time.time()
@@ -193,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return runner.run(_serve(args.bind))
 
 
-class FloorProcess:
+class FloorProcess(ServerProcess):
     """The floor as a child process on a free loopback port, stopped by its PID.
 
     >>> with FloorProcess() as floor:  # doctest: +SKIP
@@ -201,73 +176,10 @@ class FloorProcess:
     tcp://127.0.0.1:41234
     """
 
-    def __init__(self, port: int | None = None) -> None:
-        self.endpoint = f"tcp://127.0.0.1:{port or free_port()}"
-        self._process: subprocess.Popen[bytes] | None = None
+    name = "floor"
 
-    @property
-    def pid(self) -> int:
-        if self._process is None:
-            raise RuntimeError("the floor is not running")
-        return self._process.pid
-
-    def start(self, *, wait: float = 20.0) -> Self:
-        """Start the floor and wait (up to ``wait`` s) until it answers PING."""
-        command = [sys.executable, "-m", "bench.floor", "--bind", self.endpoint]
-        flags = 0
-        if sys.platform == "win32":  # so that CTRL_BREAK reaches the floor alone
-            flags = subprocess.CREATE_NEW_PROCESS_GROUP
-        self._process = subprocess.Popen(command, creationflags=flags)
-        try:
-            self._wait_ready(wait)
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM by PID, then SIGKILL if it has not exited within ``timeout``."""
-        process = self._process
-        if process is None or process.poll() is not None:
-            return
-        if sys.platform == "win32":
-            process.send_signal(signal.CTRL_BREAK_EVENT)
-        else:
-            process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-    def _wait_ready(self, timeout: float) -> None:
-        assert self._process is not None
-        context: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(f"the floor exited with code {self._process.returncode}")
-            sock = context.socket(zmq.DEALER)
-            sock.setsockopt(zmq.LINGER, 0)
-            try:
-                sock.connect(self.endpoint)
-                sock.send(encode(Ping(uuid=uuid_module.uuid4().hex, timestamp=time.time())))
-                if sock.poll(_READY_POLL_MS) and decode_reply(sock.recv()).status is Status.OK:
-                    return
-            finally:
-                sock.close()
-        raise RuntimeError(f"the floor did not answer PING on {self.endpoint} in {timeout} s")
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "bench.floor", "--bind", self.endpoint]
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 import uuid as uuid_module
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -28,7 +29,7 @@ import zmq.auth
 
 from protocol import Ping, Status, decode_reply, encode
 
-__all__ = ["GatewayProcess", "free_port"]
+__all__ = ["GatewayProcess", "ServerProcess", "free_port"]
 
 Scalar = str | int | float | bool
 Value = Scalar | list[str] | Mapping[str, Scalar | list[str]]  # a mapping is a sub-table
@@ -69,96 +70,79 @@ def _toml(tables: Mapping[str, Mapping[str, Value]]) -> str:
     return "\n".join(lines)
 
 
-class GatewayProcess:
-    """A gateway child process on a loopback port, with its own data directory."""
+class ServerProcess(ABC):
+    """A server child process on a loopback port that answers PING; stopped by its PID.
+
+    Subclasses say how to start it (``command``, ``environment``). ``curve`` = (the server's
+    public certificate, this client's secret certificate) makes the readiness PING use CURVE.
+    """
+
+    name = "server"
 
     def __init__(
         self,
-        data_dir: Path,
         *,
-        secret: str | None = None,
         port: int | None = None,
-        sim: Mapping[str, Value] | None = None,
-        gateway: Mapping[str, Value] | None = None,
-        args: Sequence[str] = (),
         log_file: Path | None = None,
-        log_level: str = "INFO",
-        curve: tuple[Path, Path, Path] | None = None,
+        ready_curve: tuple[Path, Path] | None = None,
     ) -> None:
-        """``curve`` = (the gateway's .key_secret, the allowed clients' directory, one client's
-        .key_secret to check readiness with) turns CURVE on."""
-        self.data_dir = data_dir
-        self.secret = secret
         self.port = port or free_port()
         self.endpoint = f"tcp://127.0.0.1:{self.port}"
         self.log_file = log_file
-        self.log_level = log_level
-        self.config_file = data_dir / "gateway.toml"
-        self._tables: dict[str, Mapping[str, Value]] = {
-            "gateway": dict(gateway or {}),
-            "sim": dict(sim or {}),
-        }
-        self._args = list(args)
-        self._curve = curve
+        self._ready_curve = ready_curve
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+
+    @abstractmethod
+    def command(self) -> list[str]:
+        """The command line that starts it."""
+
+    def environment(self) -> dict[str, str]:
+        return dict(os.environ)
 
     @property
     def pid(self) -> int:
         if self._process is None:
-            raise RuntimeError("the gateway is not running")
+            raise RuntimeError(f"the {self.name} is not running")
         return self._process.pid
 
     @property
     def returncode(self) -> int | None:
         return None if self._process is None else self._process.poll()
 
-    def command(self) -> list[str]:
-        command = [sys.executable, "-m", "gtw_server", "--config", str(self.config_file)]
-        command += ["--bind", self.endpoint, "--data-dir", str(self.data_dir)]
-        command += ["--log-level", self.log_level]
-        if self.secret is None:
-            command.append("--no-signature-validation")
-        if self._curve is not None:
-            server_cert, clients_dir, _ = self._curve
-            command += ["--curve-secret-key", str(server_cert), "--curve-clients", str(clients_dir)]
-        return command + self._args
-
     def start(self, *, wait: float = 30.0) -> Self:
-        """Start the gateway and wait (up to ``wait`` s) until it answers PING."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.config_file.write_text(_toml(self._tables), encoding="utf-8")
-        env = dict(os.environ)
-        env.pop("MT5_BRIDGE_SECRET", None)
-        if self.secret is not None:
-            env["MT5_BRIDGE_SECRET"] = self.secret
+        """Start the process and wait (up to ``wait`` s) until it answers PING."""
         flags = 0
-        if sys.platform == "win32":  # so that CTRL_BREAK reaches the gateway alone
+        if sys.platform == "win32":  # so that CTRL_BREAK reaches the child alone
             flags = subprocess.CREATE_NEW_PROCESS_GROUP
         if self.log_file is not None:
             self._log = self.log_file.open("ab")
         self._process = subprocess.Popen(
             self.command(),
-            env=env,
+            env=self.environment(),
             stdout=self._log,
             stderr=subprocess.STDOUT if self._log else None,
             creationflags=flags,
         )
-        self.wait_ready(wait)
+        try:
+            self.wait_ready(wait)
+        except BaseException:
+            self.stop()  # never leave a half-started process behind
+            raise
         return self
 
     def wait_ready(self, timeout: float) -> None:
-        """Block until the gateway answers a PING; raise ``RuntimeError`` if it exits first
+        """Block until the process answers a PING; raise ``RuntimeError`` if it exits first
         or does not answer within ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         context: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
         while time.monotonic() < deadline:
             if self.returncode is not None:
-                raise RuntimeError(f"the gateway exited with code {self.returncode} at start")
+                raise RuntimeError(f"the {self.name} exited with code {self.returncode} at start")
             sock = context.socket(zmq.DEALER)
             sock.setsockopt(zmq.LINGER, 0)
-            if self._curve is not None:
-                server_cert, _, client_cert = self._curve
+            if self._ready_curve is not None:
+                server_cert, client_cert = self._ready_curve
                 sock.curve_serverkey, _ = zmq.auth.load_certificate(server_cert)
                 sock.curve_publickey, sock.curve_secretkey = zmq.auth.load_certificate(client_cert)
             try:
@@ -170,14 +154,14 @@ class GatewayProcess:
             finally:
                 sock.close()
             time.sleep(_POLL_MS / 1000)
-        raise RuntimeError(f"the gateway did not answer PING on {self.endpoint} in {timeout} s")
+        raise RuntimeError(f"the {self.name} did not answer PING on {self.endpoint} in {timeout} s")
 
     def stop(self, timeout: float = 20.0) -> int:
-        """Ask the gateway to stop (SIGTERM; CTRL_BREAK on Windows) and wait for it; kill it
-        if it has not exited within ``timeout``. Returns its exit code."""
+        """Ask it to stop (SIGTERM; CTRL_BREAK on Windows) and wait; kill it if it has not
+        exited within ``timeout``. Returns its exit code."""
         process = self._process
         if process is None:
-            raise RuntimeError("the gateway was never started")
+            raise RuntimeError(f"the {self.name} was never started")
         if process.poll() is None:
             if sys.platform == "win32":
                 process.send_signal(signal.CTRL_BREAK_EVENT)
@@ -194,13 +178,13 @@ class GatewayProcess:
         return process.returncode
 
     def wait(self, timeout: float) -> int:
-        """Wait for the gateway to exit on its own; return its exit code."""
+        """Wait for the process to exit on its own; return its exit code."""
         if self._process is None:
-            raise RuntimeError("the gateway was never started")
+            raise RuntimeError(f"the {self.name} was never started")
         return self._process.wait(timeout)
 
     def kill(self) -> None:
-        """Kill the gateway at once (SIGKILL), as a crash would."""
+        """Kill it at once (SIGKILL), as a crash would."""
         if self._process is not None and self._process.poll() is None:
             self._process.kill()
             self._process.wait()
@@ -216,3 +200,61 @@ class GatewayProcess:
     ) -> None:
         if self._process is not None and self._process.poll() is None:
             self.stop()
+
+
+class GatewayProcess(ServerProcess):
+    """A gateway child process on a loopback port, with its own data directory."""
+
+    name = "gateway"
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        secret: str | None = None,
+        port: int | None = None,
+        sim: Mapping[str, Value] | None = None,
+        gateway: Mapping[str, Value] | None = None,
+        args: Sequence[str] = (),
+        log_file: Path | None = None,
+        log_level: str = "INFO",
+        curve: tuple[Path, Path, Path] | None = None,
+    ) -> None:
+        """``curve`` = (the gateway's .key_secret, the allowed clients' directory, one client's
+        .key_secret to check readiness with) turns CURVE on."""
+        ready_curve = None if curve is None else (curve[0], curve[2])
+        super().__init__(port=port, log_file=log_file, ready_curve=ready_curve)
+        self.data_dir = data_dir
+        self.secret = secret
+        self.log_level = log_level
+        self.config_file = data_dir / "gateway.toml"
+        self._tables: dict[str, Mapping[str, Value]] = {
+            "gateway": dict(gateway or {}),
+            "sim": dict(sim or {}),
+        }
+        self._args = list(args)
+        self._curve = curve
+
+    def command(self) -> list[str]:
+        command = [sys.executable, "-m", "gtw_server", "--config", str(self.config_file)]
+        command += ["--bind", self.endpoint, "--data-dir", str(self.data_dir)]
+        command += ["--log-level", self.log_level]
+        if self.secret is None:
+            command.append("--no-signature-validation")
+        if self._curve is not None:
+            server_cert, clients_dir, _ = self._curve
+            command += ["--curve-secret-key", str(server_cert), "--curve-clients", str(clients_dir)]
+        return command + self._args
+
+    def environment(self) -> dict[str, str]:
+        env = super().environment()
+        env.pop("MT5_BRIDGE_SECRET", None)
+        if self.secret is not None:
+            env["MT5_BRIDGE_SECRET"] = self.secret
+        return env
+
+    def start(self, *, wait: float = 30.0) -> Self:
+        """Write the config file, start the gateway and wait until it answers PING."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.config_file.write_text(_toml(self._tables), encoding="utf-8")
+        return super().start(wait=wait)
