@@ -6,6 +6,7 @@ Each test shows one switch from the outside, as the gateway's worker sees it: wh
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import os
 import signal
@@ -118,7 +119,16 @@ def test_latency_applies_to_refusals_but_not_to_argument_errors() -> None:
 
 
 def _largest_stall(holds_gil: bool, latency_ms: float) -> float:
-    """The longest time another Python thread made no progress during a delayed order_send."""
+    """The longest time another Python thread made no progress during a delayed order_send.
+
+    A counter thread stamps the time in a loop; a stall is a gap between two of its stamps. A
+    stall is only seen once the counter has stamped again after it, and nothing says that
+    happens before order_send returns: once the GIL is free again, any waiting thread may take
+    it (a third thread, say an HTTP server's ``serve_forever`` waking from its ``select``),
+    and the caller may get it back and run on for a whole switch interval. Stopping the counter
+    then would lose the stall, so the counter is stopped only once it has stamped after the
+    call, and only the stamps from just before the call to just after it are measured.
+    """
     mt5 = terminal(order_latency_ms=latency_ms, order_latency_holds_gil=holds_gil)
     stamps: list[float] = []
     done = threading.Event()
@@ -130,11 +140,17 @@ def _largest_stall(holds_gil: bool, latency_ms: float) -> float:
     counter = threading.Thread(target=count, daemon=True)
     counter.start()
     wait_for(lambda: len(stamps) > 100)
+    sent = time.monotonic()
     result = mt5.order_send(buy())
+    returned = time.monotonic()
+    wait_for(lambda: stamps[-1] > returned)  # the counter has made progress since
     done.set()
     counter.join()
     assert result is not None and result.retcode == 10009
-    return max(later - earlier for earlier, later in itertools.pairwise(stamps))
+    first = bisect.bisect_right(stamps, sent) - 1  # the last stamp before the call
+    last = bisect.bisect_right(stamps, returned)  # the first stamp after it
+    assert 0 <= first < last < len(stamps)
+    return max(b - a for a, b in itertools.pairwise(stamps[first : last + 1]))
 
 
 def test_latency_holding_the_gil_freezes_every_other_thread() -> None:
