@@ -240,6 +240,8 @@ def render(report: Report) -> str:
                 for t in report.targets
             ),
         )
+        if report.machine_note:
+            out += ["", report.machine_note]
     return "\n".join(out)
 
 

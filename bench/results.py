@@ -193,3 +193,4 @@ class Report(Struct, kw_only=True):
     memory: MemoryResult | None = None
     gil: GilResult | None = None
     targets: list[TargetCheck] = field(default_factory=list)
+    machine_note: str = ""  # set when the machine is slower than the targets' reference

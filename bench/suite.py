@@ -35,7 +35,7 @@ from bench.presend import measure_presend
 from bench.progress import Progress
 from bench.report import compute_ratios
 from bench.results import GilResult, LoadResult, PresendResult, Report, Server
-from bench.targets import check_targets
+from bench.targets import check_targets, machine_note
 from gtw_server.process import GatewayProcess, Value
 from gtw_server.runtime import loop_factory
 
@@ -108,6 +108,7 @@ def run_suite(options: Options, *, command: str, progress: Progress) -> Report:
     progress.clear()
     report.ratios = compute_ratios(report.loads)
     report.targets = check_targets(report)
+    report.machine_note = machine_note(report)
     return report
 
 

@@ -1,0 +1,101 @@
+"""The targets of issue 7 read off a report, and the warning for a machine slower than the
+one they were set for (no measuring here: the reports are built by hand)."""
+
+from __future__ import annotations
+
+from bench.results import Latency, LoadResult, Machine, Report, Server
+from bench.targets import check_targets, machine_note
+
+MACHINE = Machine(
+    cpu_model="test",
+    cores=2,
+    usable_cores=2,
+    load_average=None,
+    python="3.11",
+    implementation="CPython",
+    platform="test",
+    event_loop="asyncio",
+)
+
+
+def _latency(p50_us: float) -> Latency:
+    return Latency(
+        count=100,
+        p50_us=p50_us,
+        p90_us=p50_us * 1.2,
+        p99_us=p50_us * 1.5,
+        p999_us=p50_us * 2,
+        max_us=p50_us * 3,
+        curve=[],
+    )
+
+
+def _load(
+    server: Server, mode: str, in_flight: int, throughput: float, p50_us: float
+) -> LoadResult:
+    latency = _latency(p50_us)
+    actions = ("OPEN", "CLOSE") if mode == "open_close" else (mode.upper(),)
+    return LoadResult(
+        server=server,
+        mode=mode,
+        clients=1,
+        in_flight=in_flight,
+        positions=0,
+        seconds=2.0,
+        requests=int(throughput * 2),
+        throughput=throughput,
+        latency=latency,
+        by_action={action: latency for action in actions},
+        errors={},
+        client_cpu_us=None,
+        server_cpu_us=None,
+    )
+
+
+def _report(floor_pipelined: float, gateway_pipelined: float, open_p50_us: float) -> Report:
+    return Report(
+        command="test",
+        started_at="now",
+        machine=MACHINE,
+        loads=[
+            _load("floor", "ping", 1, 5_000, 200),
+            _load("gateway", "ping", 1, 5_000, 210),
+            _load("floor", "ping", 16, floor_pipelined, 300),
+            _load("gateway", "ping", 16, gateway_pipelined, 320),
+            _load("gateway", "open_close", 1, 1_500, open_p50_us),
+            _load("gateway", "open_close", 16, 4_200, open_p50_us * 8),
+        ],
+    )
+
+
+def _results(report: Report) -> dict[str, bool | None]:
+    return {t.name: t.passed for t in check_targets(report)}
+
+
+def test_targets_pass_and_fail_on_the_measured_figures() -> None:
+    results = _results(_report(60_000, 50_000, 600))
+    assert results["PING p50, one in flight"] is True
+    assert results["PING pipelined throughput"] is True
+    assert results["OPEN p50, one in flight"] is True
+    assert results["orders pipelined (OPEN, CLOSE)"] is True
+    assert results["PING p99 during 300 ms GIL-holding orders"] is None  # not run
+
+    results = _results(_report(60_000, 30_000, 900))
+    assert results["PING pipelined throughput"] is False
+    assert results["OPEN p50, one in flight"] is False
+
+
+def test_a_machine_as_fast_as_the_reference_gets_no_note() -> None:
+    assert machine_note(_report(60_000, 50_000, 600)) == ""
+
+
+def test_a_slower_machine_is_named_with_how_much_slower() -> None:
+    note = machine_note(_report(12_500, 12_000, 1_400))
+    assert "12,500 pipelined PINGs/s" in note
+    assert "4.0x under the reference's 50,000/s" in note
+
+
+def test_no_note_without_a_pipelined_floor_measurement() -> None:
+    report = _report(60_000, 50_000, 600)
+    report.loads = [r for r in report.loads if not (r.server == "floor" and r.in_flight > 1)]
+    assert machine_note(report) == ""
