@@ -14,15 +14,21 @@ scheduled after it, in particular before the terminal call of an order journaled
 commit then covers every order that arrived in one wake-up.
 
 Rows are appended in arrival order (an integer key), so a commit rewrites the last pages of
-the table rather than pages scattered by random uuids: about three pages an order. That keeps
-the WAL small, and SQLite's own checkpoint (the one step that fsyncs) rare: once in a few
-hundred orders, a few milliseconds. (Checkpointing from another thread instead let the WAL
-grow without bound under steady load: it never caught up, so the log never restarted.)
+the table rather than pages scattered by random uuids: about three pages an order.
+
+Checkpoints (copying the WAL back into the database: the one step that fsyncs, milliseconds)
+run on a thread of their own, every ``checkpoint_interval_s``, never inside an order's
+commit. That alone lets the WAL grow without bound under steady load: SQLite starts the log
+again only once every frame in it has been copied back, and with orders arriving during every
+checkpoint that never happens. So when the thread finds more than ``wal_limit_frames`` in the
+log, the writer copies the few frames left itself, after its next commit; the log then starts
+again from its beginning, and ``journal_size_limit`` gives the disk back.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -59,6 +65,7 @@ DROP TABLE requests;
 """
 _COLUMNS: Final = "uuid, action, fingerprint, tag, request, reply, received_at, completed_at"
 _PRUNE_BATCH: Final = 500
+_PAGE_SIZE: Final = 4096  # SQLite's default, so a WAL frame is a little over this
 
 
 class JournalEntry(Struct, frozen=True):
@@ -83,20 +90,34 @@ class Journal:
         *,
         clock: Callable[[], float] = time.time,
         defer: Callable[[Callable[[], None]], object] | None = None,
+        checkpoint_interval_s: float = 0.05,
+        wal_limit_frames: int = 4000,
     ) -> None:
         self._clock = clock
         self._defer = defer
         self._in_transaction = False
+        self._wal_limit_frames = wal_limit_frames
+        self._restart_wal = False  # set by the checkpointer, cleared by the writer
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             # isolation_level=None: explicit transactions only, each statement commits itself.
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA wal_autocheckpoint=0")
+            self._db.execute(f"PRAGMA journal_size_limit={wal_limit_frames * _PAGE_SIZE}")
             self._create()
         except sqlite3.Error as exc:
             raise JournalError(f"cannot open the journal {path}: {exc}") from exc
         self.path = path
+        self._stop = threading.Event()
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint_every,
+            args=(checkpoint_interval_s,),
+            daemon=True,
+            name="journal-checkpoint",
+        )
+        self._checkpointer.start()
 
     def _create(self) -> None:
         (version,) = self._db.execute("PRAGMA user_version").fetchone()
@@ -170,10 +191,14 @@ class Journal:
         except sqlite3.Error as exc:
             # Nothing can be done for the orders in this group but to say it loudly.
             logger.critical("journal commit failed: {}", exc)
+            return
+        self._restart_wal_if_asked()
 
     def close(self) -> None:
+        self._stop.set()
+        self._checkpointer.join()
         self.commit()
-        self._db.close()
+        self._db.close()  # the last connection to close checkpoints and removes the WAL
 
     def _write(self, sql: str, params: tuple[object, ...]) -> int:
         try:
@@ -181,6 +206,36 @@ class Journal:
                 self._db.execute("BEGIN")
                 self._in_transaction = True
                 self._defer(self.commit)
-            return self._db.execute(sql, params).rowcount
+            rowcount = self._db.execute(sql, params).rowcount
         except sqlite3.Error as exc:
             raise JournalError(f"journal write failed: {exc}") from exc
+        if not self._in_transaction:  # the statement committed itself
+            self._restart_wal_if_asked()
+        return rowcount
+
+    def _restart_wal_if_asked(self) -> None:
+        """Copy back what the checkpointer has not, so the next write starts the log again."""
+        if not self._restart_wal:
+            return
+        try:
+            busy, frames, copied = self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except sqlite3.Error as exc:
+            logger.warning("journal checkpoint failed: {}", exc)
+            return
+        # Busy (the checkpointer is copying too) or short: the next commit tries again.
+        self._restart_wal = bool(busy) or copied < frames
+
+    def _checkpoint_every(self, interval_s: float) -> None:
+        db = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            while not self._stop.wait(interval_s):
+                try:
+                    # PASSIVE: copies what it can without waiting for (or blocking) the writer.
+                    _, frames, _ = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                except sqlite3.Error as exc:
+                    logger.warning("journal checkpoint failed: {}", exc)
+                    continue
+                if frames > self._wal_limit_frames:
+                    self._restart_wal = True
+        finally:
+            db.close()
