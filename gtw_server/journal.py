@@ -16,13 +16,17 @@ commit then covers every order that arrived in one wake-up.
 Rows are appended in arrival order (an integer key), so a commit rewrites the last pages of
 the table rather than pages scattered by random uuids: about three pages an order.
 
-Checkpoints (copying the WAL back into the database: the one step that fsyncs, milliseconds)
-run on a thread of their own, every ``checkpoint_interval_s``, never inside an order's
-commit. That alone lets the WAL grow without bound under steady load: SQLite starts the log
-again only once every frame in it has been copied back, and with orders arriving during every
-checkpoint that never happens. So when the thread finds more than ``wal_limit_frames`` in the
-log, the writer copies the few frames left itself, after its next commit; the log then starts
-again from its beginning, and ``journal_size_limit`` gives the disk back.
+Checkpoints (copying the WAL back into the database, with two fsyncs: milliseconds) run on a
+thread of their own once ``checkpoint_commits`` commits have piled up, rather than inside an
+order's commit, where SQLite's automatic checkpoint would put them. A thread alone lets the
+WAL grow without bound under steady load: SQLite starts the log again only when every frame
+in it has been copied back, and with orders committed during every checkpoint that never
+happens. So once the thread finds more than ``wal_limit_frames`` in the log, it copies at
+every look (each ``checkpoint_interval_s``), and the writer copies what is left (the frames
+of the last look or so) itself, after its next commit. The log then starts again from its
+beginning, and ``journal_size_limit`` trims the file back to that size. Each restart fsyncs
+the new log's header inside the commit that starts it: counting commits keeps restarts rare
+when orders are few.
 """
 
 from __future__ import annotations
@@ -65,7 +69,7 @@ DROP TABLE requests;
 """
 _COLUMNS: Final = "uuid, action, fingerprint, tag, request, reply, received_at, completed_at"
 _PRUNE_BATCH: Final = 500
-_PAGE_SIZE: Final = 4096  # SQLite's default, so a WAL frame is a little over this
+_FRAME_HEADER: Final = 24  # bytes before each page in the WAL
 
 
 class JournalEntry(Struct, frozen=True):
@@ -91,13 +95,15 @@ class Journal:
         clock: Callable[[], float] = time.time,
         defer: Callable[[Callable[[], None]], object] | None = None,
         checkpoint_interval_s: float = 0.05,
+        checkpoint_commits: int = 128,
         wal_limit_frames: int = 4000,
     ) -> None:
         self._clock = clock
         self._defer = defer
         self._in_transaction = False
+        self._commits = 0  # counted by the writer, read by the checkpointer
         self._wal_limit_frames = wal_limit_frames
-        self._restart_wal = False  # set by the checkpointer, cleared by the writer
+        self._restart_wal = False  # the log is past its limit: the writer should finish a copy
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             # isolation_level=None: explicit transactions only, each statement commits itself.
@@ -105,15 +111,21 @@ class Journal:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA wal_autocheckpoint=0")
-            self._db.execute(f"PRAGMA journal_size_limit={wal_limit_frames * _PAGE_SIZE}")
+            (page_size,) = self._db.execute("PRAGMA page_size").fetchone()
+            limit_bytes = wal_limit_frames * (page_size + _FRAME_HEADER)
+            self._db.execute(f"PRAGMA journal_size_limit={limit_bytes}")
             self._create()
+            # The checkpointer's own connection, opened here so that a failure is the caller's.
+            self._checkpoint_db = sqlite3.connect(
+                path, isolation_level=None, check_same_thread=False
+            )
         except sqlite3.Error as exc:
             raise JournalError(f"cannot open the journal {path}: {exc}") from exc
         self.path = path
         self._stop = threading.Event()
         self._checkpointer = threading.Thread(
             target=self._checkpoint_every,
-            args=(checkpoint_interval_s,),
+            args=(checkpoint_interval_s, checkpoint_commits),
             daemon=True,
             name="journal-checkpoint",
         )
@@ -192,11 +204,12 @@ class Journal:
             # Nothing can be done for the orders in this group but to say it loudly.
             logger.critical("journal commit failed: {}", exc)
             return
-        self._restart_wal_if_asked()
+        self._committed()
 
     def close(self) -> None:
         self._stop.set()
         self._checkpointer.join()
+        self._checkpoint_db.close()
         self.commit()
         self._db.close()  # the last connection to close checkpoints and removes the WAL
 
@@ -210,32 +223,42 @@ class Journal:
         except sqlite3.Error as exc:
             raise JournalError(f"journal write failed: {exc}") from exc
         if not self._in_transaction:  # the statement committed itself
-            self._restart_wal_if_asked()
+            self._committed()
         return rowcount
 
-    def _restart_wal_if_asked(self) -> None:
-        """Copy back what the checkpointer has not, so the next write starts the log again."""
+    def _committed(self) -> None:
+        """Count a commit; past the WAL's limit, copy back what the checkpointer has not, so
+        that the next write starts the log again."""
+        self._commits += 1
         if not self._restart_wal:
             return
         try:
             busy, frames, copied = self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         except sqlite3.Error as exc:
             logger.warning("journal checkpoint failed: {}", exc)
+            self._restart_wal = False  # the checkpointer asks again at its next look
             return
         # Busy (the checkpointer is copying too) or short: the next commit tries again.
         self._restart_wal = bool(busy) or copied < frames
 
-    def _checkpoint_every(self, interval_s: float) -> None:
-        db = sqlite3.connect(self.path, isolation_level=None)
-        try:
-            while not self._stop.wait(interval_s):
-                try:
-                    # PASSIVE: copies what it can without waiting for (or blocking) the writer.
-                    _, frames, _ = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                except sqlite3.Error as exc:
-                    logger.warning("journal checkpoint failed: {}", exc)
-                    continue
-                if frames > self._wal_limit_frames:
-                    self._restart_wal = True
-        finally:
-            db.close()
+    def _checkpoint_every(self, interval_s: float, commits: int) -> None:
+        copied_at = 0  # the writer's commit count at the last copy
+        failing = False
+        while not self._stop.wait(interval_s):
+            if self._commits - copied_at < commits and not self._restart_wal:
+                continue
+            copied_at = self._commits
+            try:
+                # PASSIVE: copies what it can without waiting for (or blocking) the writer.
+                query = "PRAGMA wal_checkpoint(PASSIVE)"
+                _, frames, _ = self._checkpoint_db.execute(query).fetchone()
+            except sqlite3.Error as exc:
+                if not failing:  # once per run of failures, not at every look
+                    logger.error("journal checkpoint failed, the WAL grows meanwhile: {}", exc)
+                failing = True
+                continue
+            if failing:
+                logger.info("journal checkpoints succeeded again")
+                failing = False
+            if frames > self._wal_limit_frames:
+                self._restart_wal = True

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -159,6 +161,46 @@ def test_the_wal_starts_again_under_steady_writes(
         largest = max(largest, wal.stat().st_size)
     assert largest < 16 * 1024 * 1024
     assert len(journal) == 5000
+
+
+def test_the_wal_starts_again_under_grouped_writes(
+    tmp_path: Path, open_journal: OpenJournal
+) -> None:
+    # As the gateway writes: a transaction per event-loop turn, with several orders in it.
+    deferred: list[Callable[[], None]] = []
+    path = tmp_path / "j.sqlite3"
+    journal = open_journal(
+        path, defer=deferred.append, checkpoint_interval_s=0.005, wal_limit_frames=500
+    )
+    wal = path.with_name(path.name + "-wal")
+    largest = 0
+    for turn in range(3000):
+        for n in range(turn * 4, turn * 4 + 4):
+            journal.record_request(f"u{n}", "OPEN", b"f" * 32, "#tag", b"x" * 300)
+            if n >= 4:
+                journal.record_reply(f"u{n - 4}", b"y" * 300)
+        deferred.pop()()
+        largest = max(largest, wal.stat().st_size)
+    assert largest < 16 * 1024 * 1024
+    assert len(journal) == 12_000 and len(journal.unresolved()) == 4
+
+
+def test_a_light_load_does_not_restart_the_log_at_every_commit(
+    tmp_path: Path, open_journal: OpenJournal
+) -> None:
+    # Every restart of the log fsyncs its header inside a commit: with few orders, copying
+    # after each would put that fsync into nearly every order.
+    path = tmp_path / "j.sqlite3"
+    journal = open_journal(path, checkpoint_interval_s=0.002, checkpoint_commits=100)
+    wal = path.with_name(path.name + "-wal")
+    sizes = []
+    for n in range(40):  # 80 commits, a few milliseconds apart
+        journal.record_request(f"u{n}", "OPEN", b"f" * 32, "#tag", b"x" * 300)
+        journal.record_reply(f"u{n}", b"y" * 300)
+        sizes.append(wal.stat().st_size)
+        time.sleep(0.003)
+    # Each order appended to the log; a log started again is written over, not grown.
+    assert all(a < b for a, b in pairwise(sizes))
 
 
 def test_checkpoints_run_on_a_thread_stopped_by_close(
