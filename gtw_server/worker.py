@@ -387,7 +387,9 @@ class TerminalWorker:
                 loop.call_soon_threadsafe(self._on_exit, process)
 
     def _resolve(self, result: _Result) -> None:
-        future = self._ready if result.id == _READY_ID else self._sent.get(result.id)
+        # Answered calls leave ``_sent`` at once: it must hold only unanswered ones, the
+        # oldest of which is the one running (see ``_on_exit`` and the watchdog).
+        future = self._ready if result.id == _READY_ID else self._sent.pop(result.id, None)
         if future is not None and not future.done():
             future.set_result(result)
         assert self._loop is not None
@@ -401,13 +403,16 @@ class TerminalWorker:
         if self._ready is not None and not self._ready.done():
             self._ready.set_exception(WorkerCrashed(f"exit code {process.exitcode}"))
         # Calls run in order, so only the oldest unanswered one can have been running.
-        for index, future in enumerate(self._sent.values()):
-            if not future.done():
-                future.set_exception(
-                    WorkerCrashed("the terminal worker died while running this call")
-                    if index == 0
-                    else WorkerUnavailable("the terminal worker died before running this call")
-                )
+        running = True
+        for future in self._sent.values():
+            if future.done():
+                continue
+            future.set_exception(
+                WorkerCrashed("the terminal worker died while running this call")
+                if running
+                else WorkerUnavailable("the terminal worker died before running this call")
+            )
+            running = False
         if was_serving and not self._stopping and self._respawning is None:
             logger.error("the terminal worker exited (code {})", process.exitcode)
             self._respawning = asyncio.ensure_future(self._respawn())

@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -60,6 +61,33 @@ async def test_calls_and_a_restart_after_a_crash(tmp_path: Path, platform: str) 
         await terminal.call("connect", None, TerminalStatus)
         positions = await terminal.call("positions", None, list[object])
         assert len(positions) == 10  # the new worker sees the same broker state
+    finally:
+        await terminal.stop()
+
+
+@pytest.mark.parametrize("platform", ["linux", "win32"], ids=["fd-on-the-loop", "thread"])
+async def test_a_crash_blames_the_running_call_even_behind_an_unread_answer(
+    tmp_path: Path, platform: str
+) -> None:
+    # The worker answers A, starts B, and dies, all while the loop is busy: A's answer and the
+    # exit then reach the loop together. B ran (it may have filled): it must be reported as
+    # crashed (outcome unknown), never as "not run", or its uuid would be freed for a retry.
+    terminal = worker(tmp_path, platform, order_latency_ms=3000, order_latency_holds_gil=False)
+    await terminal.start()
+    try:
+        await terminal.call("connect", None, TerminalStatus)
+        a = asyncio.ensure_future(terminal.call("account", None, Account))
+        b = asyncio.ensure_future(terminal.call("open", ORDER, OrderOutcome))
+        for _ in range(5):  # both calls written to the pipe
+            await asyncio.sleep(0)
+        time.sleep(1.0)  # noqa: ASYNC251 - blocks the loop on purpose: the worker answers A, enters B
+        pid = terminal.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        time.sleep(0.3)  # noqa: ASYNC251 - still blocked: the exit queues behind A's answer
+        assert (await a).balance == 10_000
+        with pytest.raises(WorkerCrashed):
+            await b
     finally:
         await terminal.stop()
 
