@@ -58,9 +58,13 @@ class RouterTransport:
         sock.setsockopt(zmq.SNDHWM, _HWM)
         sock.setsockopt(zmq.RCVHWM, _HWM)
         sock.setsockopt(zmq.LINGER, linger_ms)  # let the last replies leave on close
-        if setup is not None:
-            setup(sock)
-        sock.bind(endpoint)
+        try:
+            if setup is not None:
+                setup(sock)
+            sock.bind(endpoint)
+        except BaseException:
+            sock.close(linger=0)  # an open socket would keep the context's term() waiting
+            raise
         self.endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
         self._sock = sock
         self._fd: int = sock.fileno()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -43,6 +44,23 @@ def test_real_terminal_without_the_package_fails_clearly(tmp_path: Path) -> None
     assert result.returncode == 2
     assert "MetaTrader5 package is not installed" in result.stderr
     assert "mt5-bridge[mt5]" in result.stderr
+
+
+def test_exits_when_its_port_is_taken(tmp_path: Path) -> None:
+    # A service manager restarts a gateway that exits; one that hangs on would never listen.
+    port = free_port()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        result = run_gateway(
+            "--bind",
+            f"tcp://127.0.0.1:{port}",
+            "--data-dir",
+            str(tmp_path),
+            env={"MT5_BRIDGE_SECRET": "x"},
+        )
+    assert result.returncode != 0
+    assert "cannot bind" in result.stderr
 
 
 def children(pid: int) -> list[int]:
