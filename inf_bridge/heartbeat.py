@@ -102,10 +102,20 @@ class HeartbeatMonitor:
     # -- the task ---------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Beat every ``interval`` until cancelled."""
+        """Beat every ``interval`` until cancelled.
+
+        On a fixed schedule: a beat that waits out its timeout does not push the next one
+        back, so ``failures`` misses open the breaker within ``failures`` intervals (plus one
+        timeout) of the gateway going silent, not ``failures`` x (interval + timeout).
+        """
+        loop = asyncio.get_running_loop()
+        due = loop.time()
         while True:
             await self.beat()
-            await asyncio.sleep(self.interval)
+            due += self.interval
+            now = loop.time()
+            due = max(due, now)  # a beat longer than an interval: the next one at once, no burst
+            await asyncio.sleep(due - now)
 
     async def beat(self) -> None:
         """Send one PING and update the state."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from itertools import pairwise
 
 import pytest
 
@@ -155,3 +156,28 @@ async def test_run_beats_until_cancelled() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert health.beats >= 3
+
+
+async def test_beats_keep_their_schedule_when_pings_time_out() -> None:
+    started: list[float] = []
+    loop = asyncio.get_running_loop()
+
+    async def silent_gateway(timeout: float) -> Reply:
+        started.append(loop.time())
+        await asyncio.sleep(timeout)
+        raise GatewayTimeout("no reply")
+
+    breaker = CircuitBreaker()
+    health = HeartbeatMonitor(silent_gateway, breaker, interval=0.5, timeout=0.4, failures=3)
+    task = asyncio.create_task(health.run())
+    for _ in range(100):  # bounded: 5 s at most
+        if breaker.is_open:
+            break
+        await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert breaker.is_open and len(started) == 3
+    # One interval apart, not interval + timeout (0.9 s): the third miss came at ~1.4 s, not ~2.2.
+    gaps = [later - earlier for earlier, later in pairwise(started)]
+    assert max(gaps) < 0.75, gaps
