@@ -5,7 +5,9 @@ The gateway holds a certificate (``--curve-secret-key``, a ``.key_secret`` file 
 the strategy nodes it lets in (``--curve-clients``). A ZAP handler checks each connecting
 client's key against that directory: an unknown key, or a client that does not speak CURVE,
 gets no answer at all. The directory is read again on SIGHUP, and whenever its contents
-change, so keys are added and revoked without a restart.
+change, so keys are added and revoked without a restart. Each file is read on its own: one
+that cannot be read is skipped with an ERROR naming it, and the others still apply (so a stray
+file never holds back a revocation).
 
 ``python -m gtw_server keygen DIR --name NAME`` writes a key pair (``NAME.key`` to hand out,
 ``NAME.key_secret`` to keep, owner-only).
@@ -41,8 +43,10 @@ class CurveServer:
         self.public_key, self.secret_key = _load_secret_certificate(secret_cert)
         if not clients_dir.is_dir():
             raise ConfigError(f"--curve-clients {clients_dir} is not a directory")
+        self._allowed = _AllowList()
         self._auth = ThreadAuthenticator(context)
         self._auth.start()
+        self._auth.configure_curve_callback(domain="*", credentials_provider=self._allowed)
         self._seen = self._fingerprint()
         self.reload()
 
@@ -54,10 +58,21 @@ class CurveServer:
 
     def reload(self) -> int:
         """Read the allow-list again; returns how many client keys it holds."""
-        count = sum(1 for _ in self.clients_dir.glob("*.key"))
-        self._auth.configure_curve(domain="*", location=str(self.clients_dir))
-        logger.info("CURVE: {} client key(s) allowed from {}", count, self.clients_dir)
-        return count
+        keys = set()
+        for path in sorted(self.clients_dir.glob("*.key")):
+            try:
+                public, _ = zmq.auth.load_certificate(path)
+            except (OSError, ValueError) as exc:
+                logger.error("CURVE: skipped {}, not a readable public key: {}", path, exc)
+                continue
+            keys.add(public)
+        self._allowed.keys = frozenset(keys)  # one swap: the ZAP thread sees old or new
+        logger.info("CURVE: {} client key(s) allowed from {}", len(keys), self.clients_dir)
+        return len(keys)
+
+    def allows(self, public_key: bytes) -> bool:
+        """Whether a client with this (Z85) public key may connect now."""
+        return self._allowed.callback("*", public_key)
 
     async def watch(self) -> None:
         """Reload whenever the allow-list directory changes (the way to do it on Windows,
@@ -76,6 +91,16 @@ class CurveServer:
         return frozenset(
             (p.name, p.stat().st_mtime_ns) for p in self.clients_dir.glob("*.key") if p.is_file()
         )
+
+
+class _AllowList:
+    """The ZAP handler's credentials provider: the Z85 public keys let in."""
+
+    def __init__(self) -> None:
+        self.keys: frozenset[bytes] = frozenset()
+
+    def callback(self, domain: str, key: bytes) -> bool:
+        return key in self.keys
 
 
 def _load_secret_certificate(path: Path) -> tuple[bytes, bytes]:
@@ -99,5 +124,6 @@ def keygen(directory: Path, name: str) -> tuple[Path, Path]:
     if (directory / f"{name}.key_secret").exists():
         raise ConfigError(f"{directory / name}.key_secret exists already; pick another name")
     public, secret = zmq.auth.create_certificates(directory, name)
-    os.chmod(secret, 0o600)
+    for path in (public, secret):  # the directory is owner-only too
+        os.chmod(path, 0o600)
     return Path(public), Path(secret)

@@ -61,6 +61,7 @@ def test_keygen_writes_an_owner_only_secret(tmp_path: Path) -> None:
     assert public.name == "node1.key" and secret.name == "node1.key_secret"
     if os.name == "posix":
         assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+        assert stat.S_IMODE(public.stat().st_mode) == 0o600
         assert stat.S_IMODE((tmp_path / "k").stat().st_mode) == 0o700
     with pytest.raises(ConfigError, match="exists already"):
         keygen(tmp_path / "k", "node1")
@@ -105,6 +106,29 @@ async def test_only_listed_keys_get_answers(tmp_path: Path, keys: Path, secret: 
                 await alice.ping()
     log = (tmp_path / "gateway.log").read_text()
     assert "CURVE on" in log and "2 client key(s) allowed" in log
+
+
+def test_an_unreadable_key_file_is_skipped_and_revocations_still_apply(
+    tmp_path: Path, keys: Path
+) -> None:
+    import zmq
+    import zmq.auth
+
+    from gtw_server.curve import CurveServer
+
+    allowed = tmp_path / "allowed"
+    shutil.copy(keys / "mallory.key", allowed / "mallory.key")
+    alice, _ = zmq.auth.load_certificate(keys / "alice.key")
+    mallory, _ = zmq.auth.load_certificate(keys / "mallory.key")
+    server = CurveServer(keys / "gateway.key_secret", allowed, zmq.Context.instance())
+    try:
+        assert server.allows(alice) and server.allows(mallory)
+        (allowed / "garbage.key").write_text("not a certificate")
+        (allowed / "mallory.key").unlink()  # revoked in the same change
+        assert server.reload() == 1
+        assert server.allows(alice) and not server.allows(mallory)
+    finally:
+        server.stop()
 
 
 def test_public_bind_without_curve_is_refused(tmp_path: Path) -> None:
