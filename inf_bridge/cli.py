@@ -749,6 +749,18 @@ def _add_global_flags(parser: argparse.ArgumentParser, *, after_command: bool) -
         "--secret-file", metavar="FILE", default=unset, help="file holding the shared secret"
     )
     parser.add_argument(
+        "--curve-server-key",
+        metavar="FILE",
+        default=unset,
+        help="the gateway's public CURVE key (.key), to connect with CURVE",
+    )
+    parser.add_argument(
+        "--curve-client-cert",
+        metavar="FILE",
+        default=unset,
+        help="this node's secret CURVE certificate (.key_secret), owner-only",
+    )
+    parser.add_argument(
         "--timeout",
         "--request-timeout",
         dest="request_timeout",
@@ -915,6 +927,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             overrides={
                 "endpoint": args.endpoint,
                 "secret_file": args.secret_file,
+                "curve_server_key": args.curve_server_key,
+                "curve_client_cert": args.curve_client_cert,
                 "request_timeout": args.request_timeout,
             },
         )

@@ -36,6 +36,7 @@ from typing import Annotated, Any, Final
 import msgspec
 from msgspec import Meta, Struct
 
+from inf_bridge.curve import load_curve_keys
 from inf_bridge.errors import ConfigError
 from protocol import Secret, secret_from_file, secret_key
 
@@ -232,6 +233,11 @@ def _check_curve(values: Mapping[str, Any], where: Mapping[str, str]) -> None:
     for key in given:
         if not Path(values[key]).is_file():
             raise ConfigError(f"{where[key]}: no such file {values[key]}")
+    if given:  # read them now, so that a bad key is a one-line error, not a failed connect
+        try:
+            load_curve_keys(values["curve_server_key"], values["curve_client_cert"])
+        except (ValueError, OSError) as exc:  # each message names the file
+            raise ConfigError(f"CURVE keys: {exc}") from None
 
 
 def _read_secret_file(path: Path, source: str) -> Secret:

@@ -19,6 +19,7 @@ import pytest
 from loguru import logger
 
 import inf_bridge.cli
+from gtw_server.curve import keygen
 from gtw_server.process import GatewayProcess, free_port
 from inf_bridge import Bridge, GatewayTimeout, Position
 from inf_bridge.audit import record
@@ -349,9 +350,8 @@ def test_curve_keys_reach_the_bridge_only_when_configured(
     assert "curve_server_key" not in seen[-1] and "curve_client_cert" not in seen[-1]
     assert seen[-1]["heartbeat_interval"] >= 3600  # a one-shot command: no heartbeat storm
 
-    (tmp_path / "keys").mkdir()
-    for name in ("gateway.key", "client.key_secret"):
-        (tmp_path / "keys" / name).write_text("key", encoding="utf-8")
+    for name in ("gateway", "client"):
+        keygen(tmp_path / "keys", name)
     config = tmp_path / "client.toml"
     config.write_text(
         '[bridge]\ncurve_server_key = "keys/gateway.key"\n'
@@ -417,6 +417,30 @@ def test_curve_needs_both_files(tmp_path: Path) -> None:
             env={"MT5_BRIDGE_CURVE_SERVER_KEY": str(key)},
             overrides={"curve_client_cert": str(tmp_path / "absent")},
         )
+
+
+def test_bad_curve_keys_are_one_line_errors(tmp_path: Path, cli: CLI) -> None:
+    keygen(tmp_path, "gateway")
+    keygen(tmp_path, "node")
+    server, client = str(tmp_path / "gateway.key"), str(tmp_path / "node.key_secret")
+    with pytest.raises(ConfigError, match="only a public key"):  # the .key, not .key_secret
+        load_config(overrides={"curve_server_key": server, "curve_client_cert": server})
+    (tmp_path / "garbage.key").write_text("garbage", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"garbage\.key"):
+        load_config(
+            overrides={
+                "curve_server_key": str(tmp_path / "garbage.key"),
+                "curve_client_cert": client,
+            }
+        )
+    if os.name == "posix":
+        os.chmod(client, 0o644)
+        with pytest.raises(ConfigError, match="chmod"):
+            load_config(overrides={"curve_server_key": server, "curve_client_cert": client})
+    # The flags reach the same checks, and the command says it in one line with exit code 2.
+    result = cli("--curve-server-key", server, "--curve-client-cert", server, "ping")
+    assert result.code == 2 and "only a public key" in result.err
+    assert "Traceback" not in result.err
 
 
 # -- the command itself ----------------------------------------------------------------------
