@@ -70,6 +70,9 @@ def _nothing() -> None:
 _STATUS_INTERVAL_S: Final = 1.0
 _RECONNECT_MAX_S: Final = 30.0
 _PRUNE_INTERVAL_S: Final = 3600.0
+# A terminal call running longer than this (or half the watchdog's limit, if less) makes the
+# terminal count as not connected: a hung terminal answers nothing, whatever it said before.
+_UNRESPONSIVE_AFTER_S: Final = 5.0
 
 
 class Gateway:
@@ -297,7 +300,7 @@ class Gateway:
         metrics.gauge(
             "mt5_gateway_mt5_connected",
             "1 when the terminal is connected",
-            lambda: float(worker.alive and self.terminal.connected),
+            lambda: float(self._terminal_connected()),
         )
         metrics.gauge(
             "mt5_gateway_halted", "1 when the kill switch is on", lambda: float(killswitch.halted)
@@ -412,8 +415,26 @@ class Gateway:
             f"login {t.login} on {t.server}, {t.trade_mode}, balance {t.balance:,.2f} {t.currency}"
         )
 
+    def _terminal_stuck(self) -> bool:
+        """Whether the call now running has run too long for a terminal that answers."""
+        assert self._worker is not None
+        limit = min(_UNRESPONSIVE_AFTER_S, self.config.gateway.terminal_timeout_s / 2)
+        return self._worker.running_for >= limit
+
+    def _terminal_connected(self) -> bool:
+        """Connected at the last look, and not stuck in a call since."""
+        assert self._worker is not None
+        return self._worker.alive and self.terminal.connected and not self._terminal_stuck()
+
     def _terminal_trouble(self) -> str | None:
-        """A terminal setting that will make every order fail, said before an order does."""
+        """A terminal setting that will make every order fail, said before an order does;
+        or a call that has run too long."""
+        worker = self._worker
+        if worker is not None and self._terminal_stuck():
+            return (
+                f"a terminal call has run for {worker.running_for:.1f} s; the worker is "
+                f"restarted at {self.config.gateway.terminal_timeout_s:g} s"
+            )
         t = self.terminal
         if t.connected and t.tradeapi_disabled:
             return (
@@ -581,7 +602,7 @@ class Gateway:
             action=request.action,
             status=Status.OK,
             timestamp=time.time(),
-            mt5_connected=self._worker.alive and self.terminal.connected,
+            mt5_connected=self._terminal_connected(),
             gateway=info,
         )
 

@@ -222,6 +222,13 @@ class TerminalWorker:
         """Calls sent to the worker and not yet answered."""
         return len(self._sent)
 
+    @property
+    def running_for(self) -> float:
+        """How long the call now running has been at it, in seconds (0 when none is)."""
+        if not self._sent or self._loop is None:
+            return 0.0
+        return self._loop.time() - self._head_since
+
     async def start(self) -> None:
         """Start the worker process and wait until it has built its terminal.
 

@@ -110,6 +110,8 @@ async def test_hung_terminal_is_restarted_and_the_order_fills_once(
             fill = await order
             assert fill.volume == pytest.approx(0.3)
             assert len(answered) >= 10 and all(a is not None for a in answered)
+            assert False in answered  # a hung terminal is not reported connected
+            assert (await bridge._ping_reply(2.0)).mt5_connected is True  # and is again
             tickets = sorted(p.ticket for p in await bridge.get_positions())
             assert tickets == sorted([first.ticket, fill.ticket])  # the hung one filled once
             third = await bridge.send_order("EURUSD", "BUY", 0.1)  # the new worker is sane
