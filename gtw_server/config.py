@@ -85,6 +85,9 @@ class GatewayConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     log_retention: str = "30 days"
     # A terminal call that takes longer than this is presumed hung.
     terminal_timeout_s: Annotated[float, Meta(gt=0, le=3600)] = 30.0
+    # How long an order whose call was lost may still be landing, before its absence from the
+    # terminal's history and active orders counts as "not executed" (its uuid freed).
+    reconcile_settle_s: Annotated[float, Meta(ge=0, le=600)] = 3.0
     # How long a graceful shutdown may take before the rest is abandoned.
     shutdown_timeout_s: Annotated[float, Meta(gt=0, le=600)] = 10.0
     max_message_bytes: Annotated[int, Meta(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024

@@ -214,14 +214,16 @@ class OrderExecutor:
     async def reconcile(self) -> int:
         """Settle every journaled order whose outcome is unknown, from the terminal's history.
 
-        Found -> its real result is journaled; absent -> the entry is dropped, so the client's
-        retry with the same uuid executes. Returns how many entries were settled.
+        Found -> its real result is journaled; still active in the terminal -> looked up again
+        later; absent -> the entry is dropped, so the client's retry with the same uuid
+        executes. Returns how many entries were settled.
         """
         async with self._reconcile_lock:
             self.needs_reconcile = False
             entries = [e for e in self.journal.unresolved() if e.uuid not in self._in_flight]
             if not entries:
                 return 0
+            settled = len(entries)
             await asyncio.sleep(self._settle_s)
             query = FindOrders(tags=[e.tag for e in entries], since=entries[0].received_at)
             try:
@@ -233,7 +235,16 @@ class OrderExecutor:
                 if entry.uuid in self._in_flight:
                     continue
                 outcome = found.get(entry.tag)
-                if outcome is None:
+                if outcome is not None and outcome.status == "UNKNOWN":
+                    self.needs_reconcile = True  # the next look settles it
+                    settled -= 1
+                    audit(
+                        "RECONCILING",
+                        f"{entry.action}: {outcome.comment}; looking again",
+                        uuid=entry.uuid,
+                        level="WARNING",
+                    )
+                elif outcome is None:
                     self.journal.forget(entry.uuid)
                     audit(
                         "RECONCILED",
@@ -251,7 +262,7 @@ class OrderExecutor:
                         executed=True,
                         ticket=outcome.ticket,
                     )
-            return len(entries)
+            return settled
 
 
 def _describe(request: SignedRequest) -> str:

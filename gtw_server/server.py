@@ -198,6 +198,7 @@ class Gateway:
             self._worker,
             secret=self.config.secret if gateway.signature_validation else None,
             signature_ttl_ms=gateway.signature_ttl_ms,
+            settle_s=gateway.reconcile_settle_s,
         )
         if await self._connect() and (problem := self._account_problem()):
             raise GatewayError(problem)

@@ -18,7 +18,7 @@ import zmq
 import zmq.asyncio
 
 from gtw_server.process import GatewayProcess
-from inf_bridge import Bridge, OrderRejected
+from inf_bridge import Bridge, OrderRejected, OutcomeUnknown
 from protocol import (
     Open,
     Ping,
@@ -117,6 +117,35 @@ async def test_hung_terminal_is_restarted_and_the_order_fills_once(
             third = await bridge.send_order("EURUSD", "BUY", 0.1)  # the new worker is sane
             assert third.ticket not in tickets
     assert "killing the terminal worker" in (tmp_path / "gateway.log").read_text()
+
+
+async def test_an_order_lost_before_the_trade_server_is_freed_and_its_retry_fills_once(
+    tmp_path: Path, secret: str
+) -> None:
+    gateway = GatewayProcess(
+        tmp_path / "gw",
+        secret=secret,
+        # The 2nd order hangs before it is sent: the watchdog kills the worker, and
+        # reconciliation finds it nowhere in the terminal, so its uuid is free again.
+        sim={"hang_before_order": 2},
+        gateway={"terminal_timeout_s": 2.0, "reconcile_settle_s": 0.5},
+        log_file=tmp_path / "gateway.log",
+    )
+    with gateway:
+        async with Bridge(gateway.endpoint, secret=secret, request_timeout=1.0) as bridge:
+            first = await bridge.send_order("EURUSD", "BUY", 0.1)
+            fill = None
+            for _ in range(20):  # what a strategy does: ask again with the same uuid
+                try:
+                    fill = await bridge.send_order("EURUSD", "BUY", 0.3, uuid="lost-1")
+                    break
+                except OutcomeUnknown:
+                    await asyncio.sleep(0.5)
+            assert fill is not None and fill.volume == pytest.approx(0.3)
+            positions = await bridge.get_positions()
+            assert sorted(p.ticket for p in positions) == sorted([first.ticket, fill.ticket])
+    audit = (tmp_path / "gw" / "audit.jsonl").read_text()
+    assert "not executed; the uuid is free again" in audit
 
 
 async def test_lost_terminal_refuses_orders_then_recovers(tmp_path: Path, secret: str) -> None:

@@ -14,8 +14,14 @@ import pytest
 
 from gtw_server.errors import WorkerCrashed, WorkerUnavailable
 from gtw_server.runtime import loop_factory
-from gtw_server.terminal import SimConfig
-from gtw_server.terminal.adapter import OpenOrder, OrderOutcome, TerminalStatus
+from gtw_server.terminal import SimConfig, SimTerminal
+from gtw_server.terminal.adapter import (
+    FindOrders,
+    OpenOrder,
+    OrderOutcome,
+    TerminalAdapter,
+    TerminalStatus,
+)
 from gtw_server.worker import TerminalWorker, WorkerSpec
 from protocol import Account, Side
 
@@ -137,3 +143,29 @@ def test_results_larger_than_the_pipe_buffer_arrive_whole_under_uvloop(tmp_path:
 
     with asyncio.Runner(loop_factory=loop_factory("linux")) as runner:  # uvloop, as the gateway
         assert runner.run(run()) == 600
+
+
+def test_find_tells_executed_from_still_active_from_absent() -> None:
+    # Reconciliation's one question to the terminal: FILLED (a deal carries the tag),
+    # UNKNOWN (an active order does: not executed yet), or absent (neither).
+    mt5 = SimTerminal()
+    adapter = TerminalAdapter(mt5)
+    assert adapter.connect().connected
+    filled = adapter.open(
+        OpenOrder(symbol="EURUSD", side=Side.BUY, volume=0.1, comment="#fillaaaa")
+    )
+    ask = mt5.symbol_info_tick("EURUSD").ask
+    placed = mt5.order_send(
+        action=mt5.TRADE_ACTION_PENDING,
+        symbol="EURUSD",
+        volume=0.1,
+        type=mt5.ORDER_TYPE_BUY_LIMIT,
+        price=round(ask - 0.01, 5),
+        comment="#waitaaaa limit",
+    )
+    assert placed.retcode == mt5.TRADE_RETCODE_DONE
+    since = time.time() - 60
+    found = adapter.find(FindOrders(tags=["#fillaaaa", "#waitaaaa", "#goneaaaa"], since=since))
+    assert found["#fillaaaa"].status == "FILLED" and found["#fillaaaa"].ticket == filled.ticket
+    assert found["#waitaaaa"].status == "UNKNOWN" and found["#waitaaaa"].order == placed.order
+    assert "#goneaaaa" not in found

@@ -280,14 +280,19 @@ class TerminalAdapter:
         return _with_ticket(outcome, position.ticket) if outcome.status == "FILLED" else outcome
 
     def find(self, query: FindOrders) -> dict[str, OrderOutcome]:
-        """The outcome of each tagged order found in the terminal's deal history.
+        """The outcome of each tagged order found in the terminal: ``FILLED`` from its deal
+        history, ``UNKNOWN`` while it is still among the active orders; absent, neither.
 
         Deals carry their order's comment, which starts with the tag, so a deal with the tag
-        proves the order executed; no deal means it did not (yet). The window is padded by
-        days because history is kept in the trade server's time zone, not UTC.
+        proves the order executed. An active order with the tag is still on its way to the
+        trade server (not executed *yet*). The window is padded by days because history is
+        kept in the trade server's time zone, not UTC.
         """
         self._ensure_connected()
         wanted = set(query.tags)
+        active = self.mt5.orders_get()
+        if active is None:
+            raise self._failed("orders_get")
         deals = self.mt5.history_deals_get(int(query.since) - _DAY_S, int(time.time()) + 2 * _DAY_S)
         if deals is None:
             raise self._failed("history_deals_get")
@@ -304,6 +309,14 @@ class TerminalAdapter:
                     deal=deal.ticket,
                     volume=deal.volume,
                     price=deal.price,
+                )
+        for order in active:
+            tag = tag_of(order.comment)
+            if tag in wanted and tag not in found:
+                found[tag] = OrderOutcome(
+                    status="UNKNOWN",
+                    comment=f"still active in the terminal as order #{order.ticket}",
+                    order=order.ticket,
                 )
         return found
 

@@ -668,7 +668,8 @@ class SimTerminal:
         """Sends a trade request (one dict, or keywords) to the trade server.
 
         The result is committed before anything can go wrong on the way back: the fault
-        switches (``sim_faults``) hang, delay or lose the reply only after that.
+        switches (``sim_faults``) hang, delay or lose the reply only after that, except
+        ``hang_before_order``, which hangs before the order reaches the trade server.
         """
         request = parse_request("order_send", args, kwargs)
         if self._config.tradeapi_disabled:
@@ -682,6 +683,8 @@ class SimTerminal:
             )
         faults, broker = self._faults, self._broker
         order = faults.order_sent()
+        if order.hang_before:
+            hang_forever()
         sent_ms = broker.now_ms()
         result = broker.send(request, self._request_id, dealer=order.dealer)
         if order.hang:

@@ -50,6 +50,8 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
       ``order_send`` never returns (it blocks without the GIL and without using the CPU; the
       process dies on SIGKILL as usual). With N = 1 a restarted worker hangs again on its first
       order; with N >= 2 its next order goes through.
+    - ``hang_before_order = N``: the same, but the N-th order hangs *before* it reaches the
+      trade server: nothing is executed, so reconciliation finds nothing and frees its uuid.
     - ``lose_reply_on_order = N``: the N-th order is executed and committed, then the terminal
       dies before replying: ``order_send`` returns None with ``(-10002, 'IPC recv failed')``,
       later calls give ``(-10004, 'No IPC connection')``, and ``initialize()`` reconnects.
@@ -100,6 +102,7 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     order_latency_ms: Annotated[float, Meta(ge=0, le=600_000)] = 0.0
     order_latency_holds_gil: bool = True
     hang_on_order: Annotated[int, Meta(ge=0)] = 0
+    hang_before_order: Annotated[int, Meta(ge=0)] = 0
     lose_reply_on_order: Annotated[int, Meta(ge=0)] = 0
     disconnect_at_s: Seconds | None = None
     disconnect_for_s: Seconds = 0.0

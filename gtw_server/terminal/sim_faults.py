@@ -41,10 +41,11 @@ class OrderFaults(NamedTuple):
 
     dealer: int | None  # TRADE_RETCODE_REJECT or TRADE_RETCODE_REQUOTE, or None to let it be
     hang: bool  # never return, once the fill is committed
+    hang_before: bool  # never return, and never reach the trade server: nothing executed
     lose_reply: bool  # the terminal dies once the fill is committed: the reply never arrives
 
 
-_NO_FAULTS: Final = OrderFaults(dealer=None, hang=False, lose_reply=False)
+_NO_FAULTS: Final = OrderFaults(dealer=None, hang=False, hang_before=False, lose_reply=False)
 
 
 class Faults:
@@ -82,7 +83,7 @@ class Faults:
         self._orders += 1
         config = self._config
         if not (config.reject_rate or config.requote_rate or config.hang_on_order) and not (
-            config.lose_reply_on_order
+            config.lose_reply_on_order or config.hang_before_order
         ):
             return _NO_FAULTS  # the usual case, kept cheap: order_send is the hot path
         draw = self._dealer.random()
@@ -94,6 +95,7 @@ class Faults:
         return OrderFaults(
             dealer=dealer,
             hang=self._orders == config.hang_on_order,
+            hang_before=self._orders == config.hang_before_order,
             lose_reply=self._orders == config.lose_reply_on_order,
         )
 
