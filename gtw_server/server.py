@@ -507,6 +507,10 @@ class Gateway:
             if reply is not None:
                 self._send(envelope, reply)
             else:
+                # Counted once admitted and journaled (admit may raise after the gate passed);
+                # nothing awaits in between, so the next request's gate sees it.
+                if isinstance(request, Open):
+                    self._opening += 1
                 self._spawn(envelope, request, self._execute(request))
         elif isinstance(request, Halt | Resume):
             assert self._executor is not None
@@ -554,8 +558,6 @@ class Gateway:
             )
         if len(self._tasks) >= self.config.gateway.max_queue:
             return self._busy(request)
-        if isinstance(request, Open):
-            self._opening += 1
         return None
 
     def _backstop(self, request: Open) -> Reply | None:

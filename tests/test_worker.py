@@ -14,7 +14,7 @@ import pytest
 
 from gtw_server.errors import WorkerCrashed, WorkerUnavailable
 from gtw_server.runtime import loop_factory
-from gtw_server.terminal import SimConfig, SimTerminal
+from gtw_server.terminal import OrderSendResult, SimConfig, SimTerminal
 from gtw_server.terminal.adapter import (
     FindOrders,
     OpenOrder,
@@ -169,3 +169,21 @@ def test_find_tells_executed_from_still_active_from_absent() -> None:
     assert found["#fillaaaa"].status == "FILLED" and found["#fillaaaa"].ticket == filled.ticket
     assert found["#waitaaaa"].status == "UNKNOWN" and found["#waitaaaa"].order == placed.order
     assert "#goneaaaa" not in found
+
+
+def test_no_trade_server_is_a_disconnection_not_a_refusal(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 10031 means the request never left the terminal: retry shortly, as for any lost link.
+    mt5 = SimTerminal()
+    adapter = TerminalAdapter(mt5)
+    assert adapter.connect().connected
+
+    def offline(request: dict[str, object]) -> OrderSendResult:
+        return OrderSendResult((10031, 0, 0, 0.0, 0.0, 0.0, 0.0, "No connection", 1, 0, request))
+
+    monkeypatch.setattr(mt5, "order_send", offline)
+    outcome = adapter.open(OpenOrder(symbol="EURUSD", side=Side.BUY, volume=0.1, comment="#x"))
+    assert (outcome.status, outcome.error_code, outcome.retcode) == (
+        "REJECTED",
+        "MT5_DISCONNECTED",
+        10031,
+    )

@@ -39,6 +39,7 @@ _IPC_ERRORS: Final = frozenset({-10000, -10001, -10002, -10003, -10004, -10005})
 _IPC_UNCERTAIN: Final = frozenset({-10000, -10002, -10005})
 _DONE: Final = 10009
 _SUCCESS: Final = frozenset({10008, _DONE, 10010})  # PLACED, DONE, DONE_PARTIAL
+_NO_TRADE_SERVER: Final = 10031  # TRADE_RETCODE_CONNECTION
 _DAY_S: Final = 86_400
 
 _TRADE_MODES: Final = {0: "DEMO", 1: "CONTEST", 2: "REAL"}
@@ -353,9 +354,12 @@ class TerminalAdapter:
                 )
             return _rejected(f"order_send refused the request: {code} {message}")
         if result.retcode not in _SUCCESS:
+            # 10031: the terminal has lost its trade server, so nothing was sent: the same
+            # advice as any lost connection (retry shortly), not a broker's refusal.
+            offline = result.retcode == _NO_TRADE_SERVER
             return OrderOutcome(
                 status="REJECTED",
-                error_code=ErrorCode.MT5_REJECTED,
+                error_code=ErrorCode.MT5_DISCONNECTED if offline else ErrorCode.MT5_REJECTED,
                 error_msg=f"the terminal rejected the order: {result.retcode} {result.comment}",
                 retcode=result.retcode,
                 comment=result.comment,
