@@ -441,3 +441,25 @@ def test_the_package_reexports_its_public_names() -> None:
     assert set(terminal.__all__) >= {"SimTerminal", "SimConfig", "constants", *EXPECTED_FIELDS}
     for name in terminal.__all__:
         assert getattr(terminal, name) is not None
+
+
+def test_the_structure_types_are_attributes_of_the_terminal_as_of_the_module() -> None:
+    # Code written for the package checks types as ``mt5.TradePosition``.
+    with SimTerminal() as mt5:
+        assert mt5.initialize()
+        for name in EXPECTED_FIELDS:
+            assert isinstance(getattr(mt5, name), type) and getattr(mt5, name).__name__ == name
+        tick = mt5.symbol_info_tick("EURUSD")
+        assert isinstance(tick, mt5.Tick)
+        result = mt5.order_send(
+            action=mt5.TRADE_ACTION_DEAL,
+            symbol="EURUSD",
+            volume=0.1,
+            type=mt5.ORDER_TYPE_BUY,
+            price=tick.ask,
+        )
+        assert isinstance(result, mt5.OrderSendResult)
+        assert isinstance(result.request, mt5.TradeRequest)
+        assert all(isinstance(p, mt5.TradePosition) for p in mt5.positions_get())
+        assert isinstance(mt5.account_info(), mt5.AccountInfo)
+        assert mt5.__version__.startswith("5.0.")

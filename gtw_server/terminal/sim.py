@@ -72,6 +72,7 @@ from gtw_server.terminal.structs import (
     TradeDeal,
     TradeOrder,
     TradePosition,
+    TradeRequest,
     build,
 )
 
@@ -731,6 +732,25 @@ class SimTerminal:
         """Closes every position of ``symbol`` (or the one with ``ticket``)."""
         return close(self, symbol, comment=comment, ticket=ticket)
 
+
+# The module's structure types, as attributes, so that ``isinstance(p, mt5.TradePosition)``
+# works as with the package; and the package release whose surface this follows.
+for _type in (
+    AccountInfo,
+    TerminalInfo,
+    SymbolInfo,
+    Tick,
+    TradePosition,
+    TradeOrder,
+    TradeDeal,
+    TradeRequest,
+    OrderSendResult,
+    OrderCheckResult,
+    BookInfo,
+):
+    setattr(SimTerminal, _type.__name__, _type)
+del _type
+SimTerminal.__version__ = "5.0.6231"  # type: ignore[attr-defined]
 
 # The module's constants, as attributes: exactly the ints the package exports.
 for _name in c.__all__:
