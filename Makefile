@@ -21,7 +21,7 @@ test: install
 	$(PY) -m pytest -q
 
 demo: install
-	$(PY) examples/demo.py
+	$(PY) examples/demo.py $(if $(KEEP),--keep)
 
 lint: install
 	$(BIN)/ruff check .

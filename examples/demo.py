@@ -3,6 +3,9 @@
 Everything happens on this machine: the gateway listens on a free loopback port, orders are
 signed with a secret generated for this run, and the simulated broker account, the journal
 and both audit trails live in a temporary directory that is removed afterwards.
+
+With ``--keep`` (``make demo KEEP=1``) the gateway stays up after the strategy, and the demo
+prints how to drive it with ``mt5-bridge`` or your own strategy; Ctrl+C stops it.
 """
 
 from __future__ import annotations
@@ -10,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import signal
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from loguru import logger
@@ -37,7 +42,30 @@ def show_life(uuid: str, *audit_files: Path) -> None:
         print(f"  {event['time'][11:23]}  {event['source']:<7}  {event['message']}")
 
 
-def main() -> int:
+def keep_up(gateway: GatewayProcess, secret: str, work: Path) -> None:
+    """Leave the gateway running for the user until Ctrl+C (or until it exits)."""
+    secret_file = work / "secret"
+    secret_file.write_text(secret + "\n", encoding="utf-8")
+    secret_file.chmod(0o600)
+    print(
+        "\nThe gateway stays up. In another shell:\n"
+        f"  export MT5_BRIDGE_ENDPOINT={gateway.endpoint} MT5_BRIDGE_SECRET_FILE={secret_file}\n"
+        "  .venv/bin/mt5-bridge watch        # or ping, positions, open, halt, ...\n"
+        "Ctrl+C here stops it."
+    )
+    # Ctrl+C, or a SIGTERM, ends the wait (and then the gateway), even where the shell
+    # started this process with SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        while gateway.returncode is None:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+
+
+def main(argv: list[str]) -> int:
+    keep = "--keep" in argv
     secret = secrets.token_hex(32)
     with tempfile.TemporaryDirectory(prefix="mt5-bridge-demo-") as tmp:
         work = Path(tmp)
@@ -53,6 +81,8 @@ def main() -> int:
         print(f"Gateway is up (pid {gateway.pid}); it logged:\n  {banner.split('| ', 3)[-1]}\n")
         try:
             fills = asyncio.run(run(gateway.endpoint, secret))
+            if keep:
+                keep_up(gateway, secret, work)
         finally:
             print("\nStopping the gateway (SIGTERM) ...")
             code = gateway.stop()
@@ -62,4 +92,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
