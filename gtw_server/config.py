@@ -35,6 +35,7 @@ from msgspec import Meta, Struct
 
 from gtw_server.errors import ConfigError
 from gtw_server.terminal import SimConfig
+from inf_bridge.audit import parse_age, parse_size
 from protocol import Secret, secret_from_file, secret_key
 
 __all__ = [
@@ -182,6 +183,7 @@ def load_config(
         source = f" in {config_file}" if config_file else ""
         raise ConfigError(f"invalid configuration{source}: {exc}") from None
     _check_exposure(config.gateway)
+    _check_files(config.gateway)
     secret = _load_secret(config.gateway, env)
     if secret is None and config.gateway.signature_validation:
         raise ConfigError(
@@ -199,6 +201,24 @@ def is_loopback(endpoint: str) -> bool:
         return True
     host = rest.rsplit(":", 1)[0].strip("[]")
     return scheme == "tcp" and (host in ("localhost", "::1") or host.startswith("127."))
+
+
+def _check_files(gateway: GatewayConfig) -> None:
+    """What would otherwise fail only once the gateway writes its first file."""
+    for field, parse in (
+        ("log_rotation", parse_size),
+        ("log_retention", parse_age),
+        ("audit_rotation", parse_size),
+        ("audit_retention", parse_age),
+    ):
+        try:
+            parse(getattr(gateway, field), f"[gateway] {field}")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    data_dir = Path(gateway.data_dir)
+    existing = next((p for p in (data_dir, *data_dir.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise ConfigError(f"[gateway] data_dir {data_dir}: {existing} is a file, not a directory")
 
 
 def _check_exposure(gateway: GatewayConfig) -> None:

@@ -31,7 +31,7 @@ from typing import IO, Any, Final
 import msgspec
 from loguru import logger
 
-__all__ = ["AuditFile", "add_audit_file", "record"]
+__all__ = ["AuditFile", "add_audit_file", "parse_age", "parse_size", "record"]
 
 _audit: Final = logger.bind(audit=True)
 _encoder: Final = msgspec.json.Encoder()
@@ -122,18 +122,27 @@ def add_audit_file(
     audit_file = AuditFile(
         Path(path),
         source=source,
-        rotation_bytes=_parse(rotation, _SIZE_UNITS, "rotation"),
-        retention_s=_parse(retention, _AGE_UNITS, "retention"),
+        rotation_bytes=parse_size(rotation, "audit rotation"),
+        retention_s=parse_age(retention, "audit retention"),
     )
     _files.append(audit_file)
     return audit_file
 
 
+def parse_size(text: str, what: str) -> int:
+    """``"50 MB"`` -> bytes; ``ValueError`` naming ``what``."""
+    return _parse(text, _SIZE_UNITS, what)
+
+
+def parse_age(text: str, what: str) -> int:
+    """``"90 days"`` -> seconds; ``ValueError`` naming ``what``."""
+    return _parse(text, _AGE_UNITS, what)
+
+
 def _parse(text: str, units: dict[str, int], what: str) -> int:
-    """``"50 MB"`` -> bytes, ``"90 days"`` -> seconds; ``ValueError`` naming ``what``."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]+?)s?\s*", text)
     unit = match.group(2) if match else ""
     factor = units.get(unit.upper() if units is _SIZE_UNITS else unit.lower())
     if match is None or factor is None:
-        raise ValueError(f"audit {what} {text!r}: expected a number and one of {', '.join(units)}")
+        raise ValueError(f"{what} {text!r}: expected a number and one of {', '.join(units)}")
     return int(float(match.group(1)) * factor)

@@ -125,3 +125,17 @@ def test_paths_in_the_file_are_relative_to_it_and_a_bom_is_fine(tmp_path: Path) 
     assert config.secret == b"s3cret"
     flagged = load_config(config_file=config_file, env={}, overrides={"data_dir": "here"})
     assert flagged.data_dir == Path("here")  # a flag is relative to where it is typed
+
+
+def test_rotation_retention_and_data_dir_are_checked_at_load(tmp_path: Path) -> None:
+    env = {"MT5_BRIDGE_SECRET": "s"}
+    with pytest.raises(ConfigError, match=r"\[gateway\] audit_rotation 'fifty'"):
+        load_config(env={**env, "MT5_GATEWAY_AUDIT_ROTATION": "fifty"})
+    with pytest.raises(ConfigError, match=r"\[gateway\] log_retention '30 fortnights'"):
+        load_config(env=env, overrides={"log_retention": "30 fortnights"})
+    a_file = tmp_path / "file"
+    a_file.write_text("x", encoding="utf-8")
+    with pytest.raises(ConfigError, match="is a file, not a directory"):
+        load_config(env=env, overrides={"data_dir": str(a_file / "gateway")})
+    config = load_config(env=env, overrides={"audit_rotation": "10 MB", "log_retention": "2 weeks"})
+    assert config.gateway.audit_rotation == "10 MB"
