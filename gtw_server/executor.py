@@ -165,6 +165,15 @@ class OrderExecutor:
     async def execute(self, request: Open | Close) -> Reply:
         """Run an admitted ``request`` in the terminal; journal and return its reply."""
         uuid, action = request.uuid, request.action
+        if not self.journal.healthy:  # its journal entry was lost with a failed commit
+            self._in_flight.discard(uuid)
+            audit("NOT_EXECUTED", f"{action}: the journal failed", uuid=uuid, level="ERROR")
+            return rejected(
+                uuid,
+                action,
+                ErrorCode.INTERNAL,
+                f"the journal could not record this order{_NOT_EXECUTED}",
+            )
         tag = order_tag(uuid)
         try:
             if isinstance(request, Open):

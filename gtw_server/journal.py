@@ -31,6 +31,7 @@ when orders are few.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
@@ -101,6 +102,9 @@ class Journal:
         self._clock = clock
         self._defer = defer
         self._in_transaction = False
+        # False after a failed commit, until one succeeds: the orders journaled in the failed
+        # group must not run (their entries are gone).
+        self.healthy = True
         self._commits = 0  # counted by the writer, read by the checkpointer
         self._wal_limit_frames = wal_limit_frames
         self._restart_wal = False  # the log is past its limit: the writer should finish a copy
@@ -201,9 +205,14 @@ class Journal:
         try:
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
-            # Nothing can be done for the orders in this group but to say it loudly.
-            logger.critical("journal commit failed: {}", exc)
+            # The group is lost: undo it, and let the executor refuse its orders (``healthy``)
+            # rather than run orders that nothing would stop from running twice.
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+            self.healthy = False
+            logger.critical("journal commit failed, its orders are refused: {}", exc)
             return
+        self.healthy = True
         self._committed()
 
     def close(self) -> None:

@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 
 from gtw_server.errors import JournalError
+from gtw_server.executor import OrderExecutor
 from gtw_server.journal import Journal
+from protocol import ErrorCode, Open, Side, Status
 
 OpenJournal = Callable[..., Journal]
 
@@ -215,3 +217,43 @@ def test_checkpoints_run_on_a_thread_stopped_by_close(
     assert not any(t.is_alive() for t in threads)
     assert not path.with_name(path.name + "-wal").exists()  # copied back and removed
     assert open_journal(path).get("u1") is not None
+
+
+class FailingCommit:
+    """The journal's connection, with every COMMIT failing as on a full disk."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        if sql == "COMMIT":
+            raise sqlite3.OperationalError("database or disk is full")
+        return self.db.execute(sql, *args)
+
+
+async def test_a_failed_commit_undoes_its_group_and_its_orders_are_refused(
+    tmp_path: Path, open_journal: OpenJournal
+) -> None:
+    deferred: list[Callable[[], None]] = []
+    journal = open_journal(tmp_path / "j.sqlite3", defer=deferred.append)
+    real = journal._db
+    journal._db = FailingCommit(real)  # type: ignore[assignment]
+    journal.record_request("u1", "OPEN", b"fp", "#t", b"{}")
+    deferred.pop()()
+    assert not journal.healthy
+    journal._db = real
+    assert journal.get("u1") is None  # undone: the uuid is free for a retry
+
+    class NoTerminal:
+        async def call(self, *args: object, **kwargs: object) -> object:
+            raise AssertionError("an order of a failed group reached the terminal")
+
+    executor = OrderExecutor(journal, NoTerminal(), secret=None, signature_ttl_ms=5000)  # type: ignore[arg-type]
+    order = Open(uuid="u1", timestamp=0, symbol="EURUSD", type=Side.BUY, volume=0.1)
+    reply = await executor.execute(order)
+    assert (reply.status, reply.error_code) == (Status.REJECTED, ErrorCode.INTERNAL)
+    assert "nothing was executed" in (reply.error_msg or "")
+
+    journal.record_request("u2", "OPEN", b"fp", "#t", b"{}")
+    deferred.pop()()
+    assert journal.healthy and journal.get("u2") is not None  # and it recovers
