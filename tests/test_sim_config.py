@@ -26,6 +26,7 @@ def test_the_defaults_are_a_usd_hedging_demo_with_every_fault_off() -> None:
         "order_latency_ms": 0.0,
         "order_latency_holds_gil": True,
         "hang_on_order": 0,
+        "hang_before_order": 0,
         "lose_reply_on_order": 0,
         "disconnect_at_s": None,
         "disconnect_for_s": 0.0,

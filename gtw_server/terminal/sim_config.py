@@ -72,7 +72,9 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     Terminal and server settings:
 
     - ``always_open``: markets never close; ``False`` gives each symbol its trading hours
-      (``sim_sessions``), and requests outside them are refused with 10018.
+      (``sim_sessions``), and requests outside them are refused with 10018. On by default, so
+      that ``make demo``, the tests and a strategy's first try work on a Saturday too; turn it
+      off to rehearse the week as a broker runs it.
     - ``symbol_trade_modes``: a symbol's trade mode, if not ``"full"``: ``"disabled"`` (10017),
       ``"longonly"`` (10042), ``"shortonly"`` (10043), ``"closeonly"`` (10044).
     - ``algo_trading``: the terminal's Algo Trading button; off, ``terminal_info().trade_allowed``
