@@ -169,3 +169,18 @@ async def test_ping_warns_when_the_terminal_will_refuse_orders(tmp_path: Path) -
         async with Bridge(gateway.endpoint, secret="s") as bridge:
             assert bridge.health.gateway is not None
             assert any("Algo Trading is off" in w for w in bridge.health.gateway.warnings)
+
+
+async def test_ping_warns_of_an_unsafe_gateway(tmp_path: Path) -> None:
+    from inf_bridge import Bridge
+
+    gateway = {"signature_validation": False, "insecure": True}
+    with GatewayProcess(tmp_path / "gw", secret="s", gateway=gateway) as process:
+        async with Bridge(process.endpoint, secret="s") as bridge:
+            info = bridge.health.gateway
+            assert info is not None and info.signature_validation is False
+            assert any("signature validation is OFF" in w for w in info.warnings)
+            assert any("without CURVE (--insecure)" in w for w in info.warnings)
+    with GatewayProcess(tmp_path / "safe", secret="s") as process:
+        async with Bridge(process.endpoint, secret="s") as bridge:
+            assert bridge.health.gateway is not None and bridge.health.gateway.warnings == []
