@@ -314,8 +314,9 @@ def test_history_call_forms(mt5: SimTerminal) -> None:
     result = mt5.order_send(buy_request(mt5))
     assert result is not None
     day = datetime.fromtimestamp(T0, UTC)
-    assert [d.ticket for d in mt5.history_deals_get(day, T0 + 1) or ()] == [result.deal]
-    assert mt5.history_deals_total(T0 - 1, int(T0)) == 1
+    deals = mt5.history_deals_get(day, T0 + 1) or ()
+    assert [d.ticket for d in deals] == [result.deal - 1, result.deal]  # the deposit, the trade
+    assert mt5.history_deals_total(T0 - 1, int(T0)) == 2
     assert mt5.history_orders_total(T0 + 1, T0 + 2) == 0
     assert [d.ticket for d in mt5.history_deals_get(ticket=result.order) or ()] == [result.deal]
     assert [o.ticket for o in mt5.history_orders_get(ticket=result.order) or ()] == [result.order]

@@ -63,10 +63,12 @@ def buy(symbol: str = "EURUSD", volume: float = 0.1) -> dict[str, Any]:
 
 
 def stored_deals(path: Path) -> int:
-    """Deals in the state file, read by another connection: what a restarted worker would see."""
+    """Trade deals in the state file (the opening deposit left out), read by another
+    connection: what a restarted worker would see."""
     with sqlite3.connect(path) as db:
         try:
-            count: int = db.execute("SELECT COUNT(*) FROM history_deals").fetchone()[0]
+            query = "SELECT COUNT(*) FROM history_deals WHERE type != 2"  # 2: DEAL_TYPE_BALANCE
+            count: int = db.execute(query).fetchone()[0]
         except sqlite3.OperationalError:  # the file is there, its tables not yet
             return 0
     return count

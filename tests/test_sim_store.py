@@ -92,7 +92,8 @@ def test_reset_starts_the_file_afresh(tmp_path: Path) -> None:
         buy(first)
     with opened(path, reset=True, config=SimConfig(balance=777)) as second:
         assert second.positions_get() == ()
-        assert second.history_deals_total(0, T0 + 1) == 0
+        (deposit,) = second.history_deals_get(0, T0 + 1) or ()  # only the new opening deposit
+        assert (deposit.type, deposit.profit) == (second.DEAL_TYPE_BALANCE, 777)
         account = second.account_info()
         assert account is not None and account.balance == 777
 
@@ -145,7 +146,7 @@ def test_kill_9_loses_nothing_that_was_committed(tmp_path: Path) -> None:
     with opened(path) as after:
         tickets = {p.ticket for p in after.positions_get() or ()}
         assert set(reported) <= tickets
-        assert after.history_deals_total(0, 2**31 - 1) == len(tickets)
+        assert after.history_deals_total(0, 2**31 - 1) == len(tickets) + 1  # and the deposit
 
 
 def test_pending_orders_and_stops_survive_a_restart(tmp_path: Path) -> None:

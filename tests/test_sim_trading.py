@@ -120,7 +120,7 @@ def test_hedging_open_add_partial_close_and_close(mt5: SimTerminal) -> None:
         (0.4, 0.0),
         (0.6, 0.0),
     ]
-    assert mt5.history_deals_total(0, T0 + 3600) == 4
+    assert mt5.history_deals_total(0, T0 + 3600) == 5  # the opening deposit, then 4 trades
 
 
 def test_a_sell_is_valued_and_closed_at_the_ask(mt5: SimTerminal) -> None:
@@ -331,7 +331,7 @@ def test_order_check_projects_the_account_without_trading(mt5: SimTerminal) -> N
     assert check.margin_free == round(check.equity - check.margin, 2)
     assert check.request.volume == 1.0
     assert mt5.positions_total() == 0
-    assert mt5.history_deals_total(0, T0 + 1) == 0
+    assert mt5.history_deals_total(0, T0 + 1) == 1  # the opening deposit alone
     invalid = mt5.order_check(market(mt5, "EURUSD", BUY, 0.001))
     assert invalid is not None
     assert (invalid.retcode, invalid.comment, invalid.balance) == (10014, "Invalid volume", 0.0)

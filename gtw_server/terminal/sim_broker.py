@@ -178,7 +178,10 @@ class Broker:
 
     def __init__(self, store: Store, config: SimConfig, clock: Callable[[], float]) -> None:
         snapshot = store.load() or store.create(
-            _new_account(config), next_order=FIRST_ORDER_TICKET, next_deal=FIRST_DEAL_TICKET
+            _new_account(config),
+            next_order=FIRST_ORDER_TICKET,
+            next_deal=FIRST_DEAL_TICKET,
+            deposit=_deposit(config.balance, int(clock() * 1000)),
         )
         self.store = store
         self.account = snapshot.account
@@ -1052,6 +1055,34 @@ def _dealt(dealer: int, request: TradeRequest, fill: _Fill) -> _Refusal | None:
     ):
         return _Refusal(dealer, quote=fill.quote)
     return None
+
+
+def _deposit(balance: float, now_ms: int) -> TradeDeal:
+    """The balance deal a new account starts its history with, as a broker's demo account
+    does (its ticket comes before the trades', which start at ``FIRST_DEAL_TICKET``)."""
+    return build(
+        TradeDeal,
+        {
+            "ticket": FIRST_DEAL_TICKET - 1,
+            "order": 0,
+            "time": now_ms // 1000,
+            "time_msc": now_ms,
+            "type": c.DEAL_TYPE_BALANCE,
+            "entry": c.DEAL_ENTRY_IN,
+            "magic": 0,
+            "position_id": 0,
+            "reason": c.DEAL_REASON_CLIENT,
+            "volume": 0.0,
+            "price": 0.0,
+            "commission": 0.0,
+            "swap": 0.0,
+            "profit": balance,
+            "fee": 0.0,
+            "symbol": "",
+            "comment": "Deposit",
+            "external_id": "",
+        },
+    )
 
 
 def _new_account(config: SimConfig) -> Account:

@@ -201,11 +201,15 @@ class Store:
             },
         )
 
-    def create(self, account: Account, *, next_order: int, next_deal: int) -> Snapshot:
-        """Stores a new account with no positions, orders, history or prices."""
+    def create(
+        self, account: Account, *, next_order: int, next_deal: int, deposit: TradeDeal
+    ) -> Snapshot:
+        """Stores a new account with its opening ``deposit`` (a balance deal), and no
+        positions, orders, other history or prices."""
         with self._transaction() as db:
             db.execute(_insert("account", Account), account)
             db.execute("INSERT INTO state VALUES (?, ?)", (next_order, next_deal))
+            db.execute(_ADD_DEAL, deposit)
         return Snapshot(account, next_order, next_deal, [], [], {})
 
     def commit(self, tx: Transaction, prices: Sequence[PriceRow]) -> None:
