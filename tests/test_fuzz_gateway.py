@@ -36,6 +36,7 @@ class Client:
         self.sock = zmq.Context.instance().socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.connect(endpoint)
+        self.tickets: list[int] = []  # positions opened before fuzzing, for CLOSEs to aim at
 
     def ask(self, *frames: bytes) -> dict[str, Any]:
         self.sock.send_multipart(list(frames))
@@ -50,12 +51,22 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GatewayPr
     data_dir: Path = tmp_path_factory.mktemp("fuzz") / "gw"
     with GatewayProcess(data_dir, secret=SECRET) as gateway:
         client = Client(gateway.endpoint)
+        client.tickets = [open_position(client, f"seed-{n}") for n in range(2)]
         before = book(client)
         yield gateway, client
         assert gateway.returncode is None, "the gateway died under fuzzing"
-        assert client.ask(query("PING"))["status"] == "OK"
+        pong = client.ask(query("PING"))
+        assert pong["status"] == "OK" and not pong["gateway"].get("halted"), pong  # omitted: False
         assert book(client) == before, "a fuzzed payload changed the book"
         client.sock.close()
+
+
+def open_position(client: Client, uuid: str) -> int:
+    now = time.time()
+    order = Open(uuid=uuid, timestamp=now, symbol="EURUSD", type=Side.BUY, volume=0.1)
+    reply = client.ask(encode(sign(secret_key(SECRET), order, int(now * 1000))))
+    assert reply["status"] == "FILLED", reply
+    return int(reply["ticket"])
 
 
 def query(action: str) -> bytes:
@@ -188,6 +199,6 @@ def test_multi_frame_messages(fuzzed: tuple[GatewayProcess, Client], frames: lis
 def test_closing_with_a_forged_signature_does_nothing(
     fuzzed: tuple[GatewayProcess, Client],
 ) -> None:
-    close = Close(uuid="forged-close", timestamp=time.time(), ticket=1)
+    close = Close(uuid="forged-close", timestamp=time.time(), ticket=fuzzed[1].tickets[0])
     forged = sign(secret_key("not-" + SECRET), close, int(time.time() * 1000))
     assert fuzzed[1].ask(encode(forged))["error_code"] == "SIGNATURE_INVALID"
