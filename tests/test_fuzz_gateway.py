@@ -74,9 +74,12 @@ def query(action: str) -> bytes:
 
 
 def book(client: Client) -> tuple[Any, Any]:
+    """The positions (what an order could change of them; prices move on their own) and the
+    balance."""
     account = client.ask(query("GET_ACCOUNT"))["account"]
     positions = client.ask(query("GET_POSITIONS"))["positions"]
-    return positions, account["balance"]
+    fields = ("ticket", "symbol", "type", "volume", "price_open", "sl", "tp")
+    return sorted(tuple(p[f] for f in fields) for p in positions), account["balance"]
 
 
 def check(reply: dict[str, Any]) -> None:
