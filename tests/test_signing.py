@@ -31,6 +31,8 @@ from protocol import (
     canonical,
     decode_request,
     encode,
+    require_private,
+    secret_from_file,
     secret_key,
     sign,
     signature,
@@ -650,3 +652,18 @@ def test_wrong_key_fails_as_invalid_whatever_the_age(
     signed = sign(key, request, ts_ms)
     with pytest.raises(SignatureInvalid):
         verify(other, signed, now_ms=ts_ms + age)
+
+
+def test_key_file_privacy_is_checked_on_posix_and_left_to_acls_on_windows() -> None:
+    world_readable, private = 0o100644, 0o100600
+    with pytest.raises(ValueError, match="chmod 600 /k"):
+        require_private("/k", world_readable, posix=True)
+    require_private("/k", private, posix=True)
+    require_private(r"C:\k", world_readable, posix=False)  # no mode bits there: ACLs decide
+    with pytest.raises(ValueError, match="can be read by other users"):
+        secret_from_file("/s", world_readable, "secret", posix=True)
+    assert secret_from_file(r"C:\s", world_readable, "secret\r\n", posix=False) == (
+        secret_key("secret")
+    )
+    with pytest.raises(ValueError, match="is empty"):
+        secret_from_file(r"C:\s", private, " \n", posix=False)
