@@ -9,21 +9,13 @@ import pytest
 
 from gtw_server import terminal
 from gtw_server.terminal import (
-    AccountInfo,
     BookInfo,
-    OrderCheckResult,
     OrderSendResult,
     SimTerminal,
-    SymbolInfo,
-    TerminalInfo,
-    Tick,
-    TradeDeal,
-    TradeOrder,
-    TradePosition,
     TradeRequest,
     constants,
 )
-from gtw_server.terminal.structs import StructSequence
+from gtw_server.terminal.structs import STRUCT_TYPES, StructSequence
 
 # MT5_API.md section 2, copied by hand: the order is the binary's descriptor order.
 EXPECTED_FIELDS: dict[str, list[str]] = {
@@ -292,22 +284,7 @@ EXPECTED_FIELDS: dict[str, list[str]] = {
     ],
     "BookInfo": ["type", "price", "volume", "volume_dbl"],
 }
-TYPES: dict[str, type[StructSequence]] = {
-    cls.__name__: cls
-    for cls in (
-        AccountInfo,
-        TerminalInfo,
-        SymbolInfo,
-        Tick,
-        TradePosition,
-        TradeOrder,
-        TradeDeal,
-        TradeRequest,
-        OrderSendResult,
-        OrderCheckResult,
-        BookInfo,
-    )
-}
+TYPES: dict[str, type[StructSequence]] = {cls.__name__: cls for cls in STRUCT_TYPES}
 
 
 def _request() -> TradeRequest:

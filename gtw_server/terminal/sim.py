@@ -62,6 +62,7 @@ from gtw_server.terminal.sim_history import MAX_TICKS, PriceHistory, load_numpy,
 from gtw_server.terminal.sim_store import HISTORY_DEALS, HISTORY_ORDERS, History, Store
 from gtw_server.terminal.sim_symbols import SYMBOLS, SymbolSpec, group_filter
 from gtw_server.terminal.structs import (
+    STRUCT_TYPES,
     AccountInfo,
     BookInfo,
     OrderCheckResult,
@@ -72,7 +73,6 @@ from gtw_server.terminal.structs import (
     TradeDeal,
     TradeOrder,
     TradePosition,
-    TradeRequest,
     build,
 )
 
@@ -735,19 +735,7 @@ class SimTerminal:
 
 # The module's structure types, as attributes, so that ``isinstance(p, mt5.TradePosition)``
 # works as with the package; and the package release whose surface this follows.
-for _type in (
-    AccountInfo,
-    TerminalInfo,
-    SymbolInfo,
-    Tick,
-    TradePosition,
-    TradeOrder,
-    TradeDeal,
-    TradeRequest,
-    OrderSendResult,
-    OrderCheckResult,
-    BookInfo,
-):
+for _type in STRUCT_TYPES:
     setattr(SimTerminal, _type.__name__, _type)
 del _type
 SimTerminal.__version__ = "5.0.6231"  # type: ignore[attr-defined]

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from operator import itemgetter
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, Final, Self, TypeVar
 
 __all__ = [
+    "STRUCT_TYPES",
     "AccountInfo",
     "BookInfo",
     "OrderCheckResult",
@@ -420,3 +421,19 @@ class BookInfo(StructSequence):
     price: float
     volume: int
     volume_dbl: float
+
+
+# Every structure type the package exports, in the order of its documentation.
+STRUCT_TYPES: Final[tuple[type[StructSequence], ...]] = (
+    AccountInfo,
+    TerminalInfo,
+    SymbolInfo,
+    Tick,
+    TradePosition,
+    TradeOrder,
+    TradeDeal,
+    TradeRequest,
+    OrderSendResult,
+    OrderCheckResult,
+    BookInfo,
+)
