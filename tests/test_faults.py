@@ -209,6 +209,29 @@ async def test_ten_clients_fifty_pipelined_orders_each(
         assert {p.ticket for p in await bridge.get_positions()} == tickets
 
 
+async def test_a_repeat_while_in_flight_is_pending_then_gets_the_one_result(
+    tmp_path: Path, secret: str
+) -> None:
+    slow = {"order_latency_ms": 1500, "order_latency_holds_gil": False}
+    with GatewayProcess(tmp_path / "gw", secret=secret, sim=slow) as gateway:
+        client = Dealer(gateway.endpoint)
+        try:
+            order = signed_open(secret, "twice-1")
+            await client.send(order)
+            await asyncio.sleep(0.3)  # in the terminal now
+            await client.send(order)  # the same bytes again, as a retry would send them
+            repeat = await client.recv(timeout=5)
+            assert (repeat.uuid, repeat.status) == ("twice-1", Status.PENDING)
+            first = await client.recv(timeout=10)
+            assert (first.uuid, first.status) == ("twice-1", Status.FILLED)
+            await client.send(order)  # once settled, the stored result, marked duplicate
+            again = await client.recv(timeout=5)
+            assert again.status is Status.FILLED and again.duplicate
+            assert again.ticket == first.ticket
+        finally:
+            client.close()
+
+
 async def test_sigterm_lets_the_order_in_flight_finish(tmp_path: Path, secret: str) -> None:
     slow = {"order_latency_ms": 1500, "order_latency_holds_gil": False}
     gateway = GatewayProcess(tmp_path / "gw", secret=secret, sim=slow).start()

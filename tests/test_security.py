@@ -220,11 +220,16 @@ def test_replays_and_tampering_are_refused(tmp_path: Path, secret: str) -> None:
 
 
 def test_secrets_never_reach_the_logs(tmp_path: Path, secret: str) -> None:
-    log = tmp_path / "gateway.log"
+    log = tmp_path / "gateway.log"  # the process's stdout and stderr
+    orders = [signed(secret, "logged-1"), signed("wrong-" + secret, "logged-2")]
     with GatewayProcess(tmp_path / "gw", secret=secret, log_file=log, log_level="TRACE") as gw:
-        roundtrip(gw.endpoint, encode(signed(secret, "logged-1")))
-        roundtrip(gw.endpoint, encode(signed("wrong-" + secret, "logged-2")))
+        for order in orders:
+            roundtrip(gw.endpoint, encode(order))
         roundtrip(gw.endpoint, b'{"uuid": "x", "action": "OPEN", "timestamp": 1, "symbol": 5}')
-    text = log.read_text()
-    assert secret not in text and secret_key(secret).hex() not in text
-    assert "RISK_PASS:" not in text
+    audit = tmp_path / "gw" / "audit.jsonl"
+    assert "logged-1" in audit.read_text()  # the audit trail has the orders...
+    for text in (log.read_text(), audit.read_text()):  # ...but no secret, and no signature
+        assert secret not in text and secret_key(secret).hex() not in text
+        assert "RISK_PASS:" not in text
+        for order in orders:
+            assert order.risk_signature is not None and order.risk_signature not in text
