@@ -409,17 +409,15 @@ class TerminalWorker:
         self._process = self._calls = None
         if self._ready is not None and not self._ready.done():
             self._ready.set_exception(WorkerCrashed(f"exit code {process.exitcode}"))
-        # Calls run in order, so only the oldest unanswered one can have been running.
-        running = True
-        for future in self._sent.values():
-            if future.done():
-                continue
-            future.set_exception(
-                WorkerCrashed("the terminal worker died while running this call")
-                if running
-                else WorkerUnavailable("the terminal worker died before running this call")
-            )
-            running = False
+        # Calls run in order and leave ``_sent`` when answered, so the first one in it was
+        # running (even if its caller has since given up on it) and the rest never started.
+        for index, future in enumerate(self._sent.values()):
+            if not future.done():
+                future.set_exception(
+                    WorkerCrashed("the terminal worker died while running this call")
+                    if index == 0
+                    else WorkerUnavailable("the terminal worker died before running this call")
+                )
         if was_serving and not self._stopping and self._respawning is None:
             logger.error("the terminal worker exited (code {})", process.exitcode)
             self._respawning = asyncio.ensure_future(self._respawn())
