@@ -7,7 +7,9 @@ import time
 import pytest
 
 from gtw_server.terminal import SimConfig, SimTerminal
-from gtw_server.terminal.sim_prices import MAX_REPLAY_TICKS, TICK_MS
+from gtw_server.terminal.sim_prices import MAX_REPLAY_TICKS, TICK_MS, PriceFeed
+from gtw_server.terminal.sim_sessions import Sessions
+from gtw_server.terminal.sim_symbols import SYMBOLS
 
 T0 = 1_700_000_000.0
 
@@ -103,3 +105,35 @@ def test_step_only_moves_forward() -> None:
     for bad in (-1.0, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="step"):
             mt5.step(bad)
+
+
+def test_only_the_symbols_that_moved_since_the_last_save_are_written() -> None:
+    """A commit writes the prices that moved, not all of them: what ``stored`` reloads is the
+    same either way, since an unmoved walk is where it was saved."""
+    specs = [SYMBOLS["EURUSD"], SYMBOLS["GBPUSD"]]
+    now_ms = int(T0 * 1000)
+    feed = PriceFeed(
+        specs, seed=0, now_ms=now_ms, stored={}, sessions=Sessions(always_open=True)
+    )
+    first = feed.unsaved()
+    assert [name for name, _, _ in first] == ["EURUSD", "GBPUSD"]  # never saved: all of them
+    feed.saved(first)
+    assert feed.unsaved() == []
+
+    feed.at(now_ms + 10 * TICK_MS)
+    moved = feed.quote("EURUSD")
+    rows = feed.unsaved()
+    assert [(name, tick) for name, tick, _ in rows] == [("EURUSD", moved.time_msc // TICK_MS)]
+    feed.saved(rows)
+    assert feed.unsaved() == []
+
+    reloaded = PriceFeed(
+        specs,
+        seed=0,
+        now_ms=now_ms + 10 * TICK_MS,
+        stored={name: (tick, level) for name, tick, level in first + rows},
+        sessions=Sessions(always_open=True),
+    )
+    assert reloaded.unsaved() == []
+    assert reloaded.quote("EURUSD") == moved
+    assert reloaded.quote("GBPUSD") == feed.quote("GBPUSD")

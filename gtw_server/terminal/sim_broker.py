@@ -1000,7 +1000,9 @@ class Broker:
 
     def _commit(self, tx: Transaction) -> None:
         """Writes ``tx`` to the store, then applies it in memory."""
-        self.store.commit(tx, self._feed.state())
+        prices = self._feed.unsaved()
+        self.store.commit(tx, prices)
+        self._feed.saved(prices)
         self._apply(tx)
 
     def _apply(self, tx: Transaction) -> None:
@@ -1041,7 +1043,7 @@ class Broker:
 
     def close(self) -> None:
         """Saves the prices and closes the store."""
-        self.store.save_prices(self._feed.state())
+        self.store.save_prices(self._feed.unsaved())
         self.store.close()
 
 

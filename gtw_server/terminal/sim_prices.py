@@ -173,6 +173,8 @@ class PriceFeed:
             spec.name: _Walk(spec, seed, *stored.get(spec.name, (self._tick, math.log(spec.price))))
             for spec in specs
         }
+        # Each symbol's tick as last persisted: only the symbols that moved since are written.
+        self._saved = {name: tick for name, (tick, _) in stored.items()}
 
     def at(self, now_ms: int) -> None:
         """Sets the feed's time; quotes move there when read."""
@@ -207,6 +209,17 @@ class PriceFeed:
         """Moves ``symbol`` to where ``scan`` stopped."""
         self._walks[symbol].move(scan)
 
-    def state(self) -> list[tuple[str, int, float]]:
-        """``(symbol, tick, level)`` of every walk, as ``stored`` takes them back."""
-        return [(name, walk.tick, walk.level) for name, walk in self._walks.items()]
+    def unsaved(self) -> list[tuple[str, int, float]]:
+        """``(symbol, tick, level)`` of every walk that moved since ``saved``, as ``stored``
+        takes them back. An order usually moves one symbol: writing the others every time
+        was most of a commit."""
+        saved = self._saved
+        return [
+            (name, walk.tick, walk.level)
+            for name, walk in self._walks.items()
+            if saved.get(name) != walk.tick
+        ]
+
+    def saved(self, rows: Iterable[tuple[str, int, float]]) -> None:
+        """Notes that ``rows`` (from ``unsaved``) were persisted."""
+        self._saved.update((name, tick) for name, tick, _ in rows)

@@ -56,7 +56,7 @@ class History(Generic[S]):
 HISTORY_ORDERS: Final = History("history_orders", TradeOrder, "time_setup", "time_setup_msc")
 HISTORY_DEALS: Final = History("history_deals", TradeDeal, "time", "time_msc")
 
-PriceRow = tuple[str, int, float]  # symbol, tick, level: what PriceFeed.state() returns
+PriceRow = tuple[str, int, float]  # symbol, tick, level: what PriceFeed.unsaved() returns
 
 
 class Transaction(NamedTuple):
