@@ -112,9 +112,7 @@ def test_only_the_symbols_that_moved_since_the_last_save_are_written() -> None:
     same either way, since an unmoved walk is where it was saved."""
     specs = [SYMBOLS["EURUSD"], SYMBOLS["GBPUSD"]]
     now_ms = int(T0 * 1000)
-    feed = PriceFeed(
-        specs, seed=0, now_ms=now_ms, stored={}, sessions=Sessions(always_open=True)
-    )
+    feed = PriceFeed(specs, seed=0, now_ms=now_ms, stored={}, sessions=Sessions(always_open=True))
     first = feed.unsaved()
     assert [name for name, _, _ in first] == ["EURUSD", "GBPUSD"]  # never saved: all of them
     feed.saved(first)
