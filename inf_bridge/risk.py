@@ -16,10 +16,13 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Final
 
+from loguru import logger
 from msgspec import Struct
 
+from inf_bridge.day_start import DayStart, prepare, read_day_start, write_day_start
 from inf_bridge.errors import RiskRejected
 from protocol import Account, Open, Position, Side
 
@@ -42,6 +45,9 @@ class RiskLimits(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     max_orders_per_minute: int | None = None
     # Equity loss against the UTC day's first reading, in the account currency.
     max_daily_loss: float | None = None
+    # Where that first reading is kept, so that a restarted node keeps counting from it
+    # (``inf_bridge.day_start``); None keeps it in memory, and a restart starts a new count.
+    daily_loss_file: str | None = None
     symbols: list[str] | None = None
     require_stop_loss: bool = False
 
@@ -54,6 +60,8 @@ class RiskLimits(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 0):
                 raise ValueError(f"RiskLimits.{name} must be an integer >= 0, got {value!r}")
+        if self.daily_loss_file is not None and self.max_daily_loss is None:
+            raise ValueError("RiskLimits.daily_loss_file is set but max_daily_loss is not")
 
     @property
     def watches_equity(self) -> bool:
@@ -94,6 +102,19 @@ class RiskMonitor:
         self._recent: deque[float] = deque()
         self.day: str | None = None
         self.day_start_equity: float | None = None
+        self._day_file: Path | None = None
+        if limits.daily_loss_file is not None:
+            try:
+                self._day_file = prepare(limits.daily_loss_file)
+            except OSError as exc:
+                raise ValueError(
+                    f"RiskLimits.daily_loss_file {limits.daily_loss_file!r} cannot be used: {exc}"
+                ) from None
+        elif limits.max_daily_loss is not None:
+            logger.warning(
+                "max_daily_loss without daily_loss_file: the day's starting equity is held in "
+                "memory, and a restart of this process starts the day's loss count again"
+            )
 
     # -- checks -----------------------------------------------------------------------------
 
@@ -201,10 +222,23 @@ class RiskMonitor:
 
     def daily_loss_breached(self, account: Account, now: datetime | None = None) -> bool:
         """Whether equity has fallen more than ``max_daily_loss`` below the UTC day's first
-        reading (which this call records)."""
+        reading (which this call records, in ``daily_loss_file`` when there is one)."""
         if self.limits.max_daily_loss is None:
             return False
         today = (now or datetime.now(UTC)).date().isoformat()
         if today != self.day or self.day_start_equity is None:
-            self.day, self.day_start_equity = today, account.equity
+            self.day, self.day_start_equity = today, self._day_start(today, account)
         return self.day_start_equity - account.equity > self.limits.max_daily_loss
+
+    def _day_start(self, day: str, account: Account) -> float:
+        """The day's first equity: the stored one for this day and account, else this one."""
+        if self._day_file is None:
+            return account.equity
+        stored = read_day_start(self._day_file)
+        if stored is not None and stored.applies_to(day, account.login, account.server):
+            return stored.equity
+        reading = DayStart(
+            day=day, login=account.login, server=account.server, equity=account.equity
+        )
+        write_day_start(self._day_file, reading)
+        return account.equity

@@ -143,6 +143,30 @@ async def test_daily_loss_trips_the_breaker_until_reset(
         assert not bridge.breaker.is_open
 
 
+async def test_a_restarted_node_keeps_the_days_loss_from_its_daily_loss_file(
+    gateway: GatewayProcess, secret: str, tmp_path: Path
+) -> None:
+    day_file = str(tmp_path / "day-start.json")
+    limits = RiskLimits(max_daily_loss=1.0, daily_loss_file=day_file)
+    async with Bridge(
+        gateway.endpoint, secret=secret, risk=limits, heartbeat_interval=0.1
+    ) as bridge:
+        await wait_for(lambda: bridge.risk is not None and bridge.risk.day is not None, 10)
+        fill = await bridge.send_order("EURUSD", "BUY", 1.0)
+        await bridge.close_position(fill.ticket)  # the spread is lost: over a dollar
+        await wait_for(lambda: bridge.breaker.is_open, 10)
+    # The strategy restarts with a fresh monitor: it counts from the stored morning equity,
+    # so the breaker opens before any order; one held in memory would have started afresh.
+    limits = RiskLimits(max_daily_loss=1.0, daily_loss_file=day_file)
+    async with Bridge(
+        gateway.endpoint, secret=secret, risk=limits, heartbeat_interval=0.1
+    ) as restarted:
+        await wait_for(lambda: restarted.breaker.is_open, 10)
+        assert restarted.breaker.reason == "DAILY_LOSS"
+        with pytest.raises(CircuitOpen):
+            await restarted.send_order("EURUSD", "BUY", 0.01)
+
+
 async def test_hundred_concurrent_orders_from_one_bridge(bridge: Bridge) -> None:
     fills = await asyncio.gather(*(bridge.send_order("GBPUSD", "SELL", 0.01) for _ in range(100)))
     assert len({f.ticket for f in fills}) == 100

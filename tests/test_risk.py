@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
+import msgspec
 import pytest
+from loguru import logger
 
 from inf_bridge import RiskLimits, RiskMonitor, RiskRejected
 from protocol import Account, Open, Position, Side
@@ -52,9 +55,9 @@ def position(ticket: int, symbol: str, side: Side, volume: float) -> Position:
     )
 
 
-def account(equity: float) -> Account:
+def account(equity: float, login: int = 1) -> Account:
     return Account(
-        login=1,
+        login=login,
         server="s",
         currency="USD",
         leverage=100,
@@ -140,6 +143,83 @@ def test_daily_loss_against_the_days_first_equity() -> None:
     assert monitor.daily_loss_breached(account(9_899), morning)
     tomorrow = datetime(2026, 11, 25, 0, 1, tzinfo=UTC)
     assert not monitor.daily_loss_breached(account(9_899), tomorrow)  # a new day, a new start
+
+
+def test_the_days_first_equity_outlives_a_restart_in_the_daily_loss_file(
+    tmp_path: Path,
+) -> None:
+    limits = RiskLimits(max_daily_loss=100.0, daily_loss_file=str(tmp_path / "risk" / "day.json"))
+    morning, noon = datetime(2026, 11, 24, 8, tzinfo=UTC), datetime(2026, 11, 24, 12, tzinfo=UTC)
+    assert not RiskMonitor(limits).daily_loss_breached(account(10_000), morning)
+    # The node crashed and was restarted: its new monitor counts from the morning's reading.
+    restarted = RiskMonitor(limits)
+    assert not restarted.daily_loss_breached(account(9_950), noon)
+    assert restarted.daily_loss_breached(account(9_899), noon)
+    assert restarted.day_start_equity == 10_000
+    # Another day, or another account, starts its own count, and the file follows it.
+    tomorrow = datetime(2026, 11, 25, 0, 1, tzinfo=UTC)
+    assert not RiskMonitor(limits).daily_loss_breached(account(9_899), tomorrow)
+    assert RiskMonitor(limits).daily_loss_breached(account(9_700), tomorrow)
+    other = RiskMonitor(limits)
+    assert not other.daily_loss_breached(account(500, login=2), tomorrow)
+    assert other.day_start_equity == 500
+    stored = msgspec.json.decode((tmp_path / "risk" / "day.json").read_bytes())
+    assert stored == {"day": "2026-11-25", "login": 2, "server": "s", "equity": 500.0}
+
+
+def test_an_unreadable_daily_loss_file_is_replaced_with_a_new_reading(tmp_path: Path) -> None:
+    path = tmp_path / "day.json"
+    path.write_text("{not json")
+    logged: list[str] = []
+    sink = logger.add(logged.append, level="WARNING", format="{message}")
+    try:
+        monitor = RiskMonitor(RiskLimits(max_daily_loss=100.0, daily_loss_file=str(path)))
+        assert not monitor.daily_loss_breached(account(10_000))
+    finally:
+        logger.remove(sink)
+    assert any("no readable starting equity" in line for line in logged)
+    assert msgspec.json.decode(path.read_bytes())["equity"] == 10_000.0
+
+
+def test_a_daily_loss_file_that_cannot_be_written_fails_at_start(tmp_path: Path) -> None:
+    (tmp_path / "taken").write_text("a file where a directory should be")
+    with pytest.raises(ValueError, match="daily_loss_file"):
+        RiskMonitor(RiskLimits(max_daily_loss=1.0, daily_loss_file=str(tmp_path / "taken" / "d")))
+    with pytest.raises(ValueError, match="daily_loss_file"):
+        RiskMonitor(RiskLimits(max_daily_loss=1.0, daily_loss_file=str(tmp_path)))
+    with pytest.raises(ValueError, match="daily_loss_file is set but max_daily_loss is not"):
+        RiskLimits(daily_loss_file=str(tmp_path / "d"))
+
+
+def test_a_failed_write_of_the_daily_loss_file_keeps_the_reading_in_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("inf_bridge.day_start.os.replace", refuse)
+    path = tmp_path / "day.json"
+    logged: list[str] = []
+    sink = logger.add(logged.append, level="ERROR", format="{message}")
+    try:
+        monitor = RiskMonitor(RiskLimits(max_daily_loss=100.0, daily_loss_file=str(path)))
+        assert not monitor.daily_loss_breached(account(10_000))
+        assert monitor.daily_loss_breached(account(9_899))
+    finally:
+        logger.remove(sink)
+    assert not path.exists()
+    assert any("No space left on device" in line for line in logged)
+
+
+def test_a_daily_loss_held_in_memory_only_is_warned_about() -> None:
+    logged: list[str] = []
+    sink = logger.add(logged.append, level="WARNING", format="{message}")
+    try:
+        RiskMonitor(RiskLimits(max_daily_loss=100.0))
+        RiskMonitor(RiskLimits(max_order_volume=1.0))
+    finally:
+        logger.remove(sink)
+    assert len(logged) == 1 and "without daily_loss_file" in logged[0]
 
 
 @pytest.mark.parametrize(
