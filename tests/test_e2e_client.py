@@ -167,6 +167,15 @@ async def test_a_restarted_node_keeps_the_days_loss_from_its_daily_loss_file(
             await restarted.send_order("EURUSD", "BUY", 0.01)
 
 
+async def test_a_symbol_outside_the_market_watch_is_selected_and_traded(bridge: Bridge) -> None:
+    # GER40 starts unselected: the terminal gives it no info or tick until the gateway's
+    # adapter selects it, as a real terminal does (-4 before symbol_select).
+    fill = await bridge.send_order("GER40", "BUY", 0.1)
+    assert fill.volume == 0.1 and fill.price > 0
+    closed = await bridge.close_position(fill.ticket)
+    assert closed.volume == 0.1
+
+
 async def test_hundred_concurrent_orders_from_one_bridge(bridge: Bridge) -> None:
     fills = await asyncio.gather(*(bridge.send_order("GBPUSD", "SELL", 0.01) for _ in range(100)))
     assert len({f.ticket for f in fills}) == 100

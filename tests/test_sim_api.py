@@ -209,16 +209,21 @@ def test_eurusd_has_the_recorded_metaquotes_demo_properties(mt5: SimTerminal) ->
     assert info.spread == round((info.ask - info.bid) / info.point)
 
 
-def test_an_unselected_symbol_has_info_but_no_tick_until_selected(mt5: SimTerminal) -> None:
-    info = mt5.symbol_info("GER40")
-    assert info is not None and info.select is False and info.visible is False
+def test_an_unselected_symbol_has_no_info_and_no_tick_until_selected(mt5: SimTerminal) -> None:
+    listed = {s.name: s for s in mt5.symbols_get() or ()}["GER40"]
+    assert listed.select is False and listed.visible is False  # listed, as not selected
+    assert mt5.symbol_info("GER40") is None
+    assert mt5.last_error() == NOT_FOUND
     assert mt5.symbol_info_tick("GER40") is None
     assert mt5.last_error() == NOT_FOUND
     assert mt5.symbol_select("GER40") is True
+    info = mt5.symbol_info("GER40")
+    assert info is not None and info.select is True and info.visible is True
     tick = mt5.symbol_info_tick("GER40")
     assert isinstance(tick, Tick)
     assert tick.time_msc == int(T0 * 1000)
     assert mt5.symbol_select("GER40", 0) is True  # enable is read by truthiness
+    assert mt5.symbol_info("GER40") is None
     assert mt5.symbol_info_tick("GER40") is None
     assert mt5.symbol_select("NOPE") is False
     assert mt5.last_error() == NOT_FOUND

@@ -329,12 +329,16 @@ class TerminalAdapter:
         if filling is None:
             info = self.mt5.symbol_info(symbol)
             if info is None:
+                # Outside the Market Watch a symbol has no info either (-4): select it, then
+                # ask again. An unknown symbol cannot be selected.
                 error = self._failed("symbol_info")
                 if isinstance(error, TerminalDisconnected):
                     raise error
-                return None
-            if not info.select:
-                self.mt5.symbol_select(symbol, True)
+                if not self.mt5.symbol_select(symbol, True):
+                    return None
+                info = self.mt5.symbol_info(symbol)
+                if info is None:
+                    raise self._failed("symbol_info")
             filling = self._fillings[symbol] = _filling(info)
         return filling
 

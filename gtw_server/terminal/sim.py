@@ -407,9 +407,12 @@ class SimTerminal:
 
     @_terminal_call(None)
     def symbol_info(self, symbol: str, /) -> SymbolInfo:
-        """A symbol's specification and quote, whether it is in the Market Watch or not."""
+        """A symbol's specification and quote; like its tick, only once it is in the Market
+        Watch (the terminal answers -4 before ``symbol_select``; ``symbols_get`` lists all)."""
         spec = _symbol_arg(symbol, 0)
-        return self._broker.symbol_info(spec, selected=spec.name in self._selected)
+        if spec.name not in self._selected:
+            raise _not_found()
+        return self._broker.symbol_info(spec, selected=True)
 
     @_terminal_call(None)
     def symbol_info_tick(self, symbol: str, /) -> Tick:
