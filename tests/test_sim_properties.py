@@ -1,10 +1,11 @@
 """Property tests: whatever sequence of trades, orders and time steps, the account adds up.
 
 Invariants (issue 3), on hedging and on netting accounts: equity = balance + credit + profit;
-free margin = equity - margin; volumes are never negative; realised profit is exactly what
-moved the balance; a position that is gone is in the history, and for every position the
-deals add up to what is open (the signed volume of its deals is its signed volume, or 0 once
-closed); an order that left the active list is in the history in a final state.
+profit = the sum of the positions' profit and swap; free margin = equity - margin; volumes are
+never negative; realised profit and swap are exactly what moved the balance; a position that
+is gone is in the history, and for every position the deals add up to what is open (the
+signed volume of its deals is its signed volume, or 0 once closed); an order that left the
+active list is in the history in a final state.
 """
 
 from __future__ import annotations
@@ -140,7 +141,12 @@ class TradingAccount(RuleBasedStateMachine):
         )
         assert result is not None and result.retcode == self.mt5.TRADE_RETCODE_DONE
 
-    @rule(seconds=st.one_of(st.floats(0.0, 120.0), st.floats(0.0, 4 * 3600.0)))
+    # Up to two days at once, so that rollovers (swaps) come up too.
+    @rule(
+        seconds=st.one_of(
+            st.floats(0.0, 120.0), st.floats(0.0, 4 * 3600.0), st.floats(0.0, 2 * 86_400.0)
+        )
+    )
     def let_time_pass(self, seconds: float) -> None:
         self.mt5.step(seconds)
 
@@ -155,7 +161,12 @@ class TradingAccount(RuleBasedStateMachine):
         assert account.margin >= 0
         deals = self.mt5.history_deals_get(0, FAR_FUTURE) or ()  # the opening deposit first
         assert deals[0].type == self.mt5.DEAL_TYPE_BALANCE and deals[0].profit == BALANCE
-        assert account.balance == pytest.approx(sum(d.profit for d in deals), abs=1e-6)
+        realised = sum(d.profit + d.swap + d.commission + d.fee for d in deals)
+        assert account.balance == pytest.approx(realised, abs=1e-6)
+        positions = self.mt5.positions_get() or ()
+        floating = sum(p.profit + p.swap for p in positions)
+        # Each position's profit is rounded to cents, the account's per symbol.
+        assert account.profit == pytest.approx(floating, abs=0.01 * (len(positions) + 1))
 
     @invariant()
     def volumes_are_never_negative(self) -> None:

@@ -121,6 +121,30 @@ def test_a_file_of_another_schema_is_refused(tmp_path: Path) -> None:
         assert mt5.positions_total() == 0
 
 
+def test_a_file_from_before_swaps_is_upgraded_and_pays_from_the_next_rollover(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "sim.sqlite3"
+    with opened(path) as first:  # T0 is a Tuesday, 22:13 UTC
+        ticket = buy(first)
+    with sqlite3.connect(path) as db:  # as schema 1 left it: no rollover column
+        db.execute("ALTER TABLE state DROP COLUMN rolled_ms")
+        db.execute("PRAGMA user_version = 1")
+    day = 86_400.0
+    # Back a day later: Wednesday's rollover, missed while it ran the old schema, is not charged.
+    with SimTerminal(state_path=path, clock=lambda: T0 + day) as upgraded:
+        assert upgraded.initialize()
+        (position,) = upgraded.positions_get(ticket=ticket) or ()
+        assert position.swap == 0.0
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (2,)
+    # Thursday's rollover is: one night of EURUSD's -7 points on 0.1 lot.
+    with SimTerminal(state_path=path, clock=lambda: T0 + 2 * day) as later:
+        assert later.initialize()
+        (position,) = later.positions_get(ticket=ticket) or ()
+        assert position.swap == -0.7
+
+
 def test_kill_9_loses_nothing_that_was_committed(tmp_path: Path) -> None:
     """A child trades in a loop and reports each fill only after order_send returned (the
     commit is before the return); it is killed mid-stream. Every reported fill survives."""

@@ -10,8 +10,8 @@ failed commit changes nothing. What a deal does to the positions is ``sim_deals`
 
 Every call first brings the server up to the current time (``sync``): the price path since
 the last call is scanned tick by tick (``sim_prices``) for what it triggers (``sim_triggers``):
-pending orders, stop losses and take profits, and expirations, which are executed in time
-order, each as its own transaction; then a stop-out closes the most losing position while the
+pending orders, stop losses and take profits, expirations, and rollovers (``sim_swaps``),
+which are executed in time order, each as its own transaction; then a stop-out closes the most losing position while the
 margin level is at or below ``margin_so_so`` (30%), deal reason SO, comment
 ``[so <level>%/<equity>/<margin>]``. SL and TP closes are server orders with reason SL/TP and
 the comment ``[sl <price>]`` / ``[tp <price>]`` (the level, at the symbol's digits) on both the
@@ -65,6 +65,7 @@ from gtw_server.terminal.sim_rules import (
 )
 from gtw_server.terminal.sim_sessions import Sessions
 from gtw_server.terminal.sim_store import Store, Transaction
+from gtw_server.terminal.sim_swaps import last_rollover, next_rollover, nights, swap_charge
 from gtw_server.terminal.sim_symbols import (
     SYMBOL_EXPIRATION_ALL,
     SYMBOLS,
@@ -177,11 +178,13 @@ class Broker:
     """
 
     def __init__(self, store: Store, config: SimConfig, clock: Callable[[], float]) -> None:
+        created_ms = int(clock() * 1000)
         snapshot = store.load() or store.create(
             _new_account(config),
             next_order=FIRST_ORDER_TICKET,
             next_deal=FIRST_DEAL_TICKET,
-            deposit=_deposit(config.balance, int(clock() * 1000)),
+            deposit=_deposit(config.balance, created_ms),
+            rolled_ms=last_rollover(created_ms),
         )
         self.store = store
         self.account = snapshot.account
@@ -202,6 +205,7 @@ class Broker:
         self._watches: dict[str, Watch] = {}
         self._next_order = snapshot.next_order
         self._next_deal = snapshot.next_deal
+        self._rolled_ms = snapshot.rolled_ms or last_rollover(self.now_ms())
         self._feed = PriceFeed(
             SYMBOLS.values(),
             seed=config.seed,
@@ -222,6 +226,8 @@ class Broker:
                 put_orders=tuple(snapshot.orders),
             )
         )
+        if not snapshot.rolled_ms:  # a state from before swaps: it pays from the next rollover
+            self._commit(self._tx()._replace(rolled_ms=self._rolled_ms))
 
     # -- time ---------------------------------------------------------------------------
 
@@ -239,17 +245,21 @@ class Broker:
         what expired since the last call, then stops the account out if it must. Returns now
         in milliseconds."""
         now_ms = self.now_ms()
-        while (self._watches or self._orders) and self._next_event(now_ms):
+        while (
+            self._watches or self._orders or next_rollover(self._rolled_ms) <= now_ms
+        ) and self._next_event(now_ms):
             pass  # each call executes one event
         self._feed.at(now_ms)
         self._stop_out(now_ms)
         return now_ms
 
     def _next_event(self, now_ms: int) -> bool:
-        """Executes the earliest event up to ``now_ms``; False when there is none."""
+        """Executes the earliest event up to ``now_ms`` (a trigger, a rollover, an expiry);
+        False when there is none."""
         expirations = [o.time_expiration for o in self._orders.values() if o.time_expiration]
         expiring_ms = 1000 * min(expirations) if expirations else now_ms + 1
-        until_ms = min(now_ms, expiring_ms)
+        rollover_ms = next_rollover(self._rolled_ms)
+        until_ms = min(now_ms, expiring_ms, rollover_ms)
         first: tuple[str, Scan] | None = None
         scans: list[tuple[str, Scan]] = []
         for symbol, thresholds in self._watches.items():
@@ -266,11 +276,35 @@ class Broker:
             return True
         for symbol, scan in scans:  # nothing fired on the way: go to the end of the scan
             self._feed.move(symbol, scan)
+        if rollover_ms <= min(now_ms, expiring_ms):
+            self._feed.at(rollover_ms)
+            self._roll_over(rollover_ms)
+            return True
         if expiring_ms <= now_ms:
             self._feed.at(expiring_ms)
             self._expire(expiring_ms)
             return True
         return False
+
+    def _roll_over(self, at_ms: int) -> None:
+        """Charges the swap of the rollover at ``at_ms`` to every position open before it."""
+        digits, count = self._valuation.digits, nights(at_ms)
+        charged = []
+        for position in self._positions.values():
+            if position.time_msc >= at_ms:
+                continue
+            spec = SYMBOLS[position.symbol]
+            point_value = self._valuation.tick_value(spec)
+            charge = swap_charge(
+                spec, position, nights=count, point_value=point_value, digits=digits
+            )
+            if charge:
+                charged.append(position._replace(swap=round(position.swap + charge, digits)))
+        if charged:
+            self._commit(self._tx(put_positions=tuple(charged))._replace(rolled_ms=at_ms))
+        # With nothing charged nothing is stored: a position opened later is not charged for
+        # this rollover anyway, being younger than it.
+        self._rolled_ms = at_ms
 
     # -- queries ------------------------------------------------------------------------
 
@@ -702,7 +736,9 @@ class Broker:
             )
             deals.append(deal)
             effects.append(effect(deal, closed, netting=False, valuation=self._valuation))
-        account = self.account._replace(balance=self._balance_after(*(e.profit for e in effects)))
+        account = self.account._replace(
+            balance=self._balance_after(*(e.profit + e.swap for e in effects))
+        )
         exposure = self._exposure
         for closed, result in zip((position, by), effects, strict=True):
             exposure = exposure_after(exposure, closed, result.put)
@@ -864,7 +900,7 @@ class Broker:
             exposure = exposure_after(exposure, self._positions[result.drop], None)
         if result.put is not None:
             exposure = exposure_after(exposure, self._positions.get(result.put.ticket), result.put)
-        account = self.account._replace(balance=self._balance_after(result.profit))
+        account = self.account._replace(balance=self._balance_after(result.profit, result.swap))
         return self._valuation.figures(account, exposure)
 
     def _short_of_money(self, figures: Figures) -> bool:
@@ -906,7 +942,7 @@ class Broker:
     ) -> Transaction:
         """One deal as a transaction: the history orders, the deal, the positions it leaves."""
         return Transaction(
-            balance=self._balance_after(result.profit),
+            balance=self._balance_after(result.profit, result.swap),
             next_order=next_order,
             next_deal=self._next_deal + 1,
             put_positions=() if result.put is None else (result.put,),
@@ -934,7 +970,7 @@ class Broker:
                 "volume": deal.volume,
                 "price": deal.price,
                 "commission": 0.0,
-                "swap": 0.0,
+                "swap": result.swap,
                 "profit": result.profit,
                 "fee": 0.0,
                 "symbol": deal.spec.name,

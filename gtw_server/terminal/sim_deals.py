@@ -15,6 +15,9 @@ account's margin mode (MT5_API.md section 3 and MetaQuotes' position properties)
 
 SL/TP: a deal that opens or reverses a position gives it the order's levels; one that adds
 to a netting position replaces a level only when the order sets it (non-zero).
+
+Swap (``sim_swaps``): a deal that closes part of a position realises that share of its swap,
+one that closes or reverses it all of it; a deal that adds to a position leaves its swap be.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ class Effect(NamedTuple):
     profit: float  # realised, in the account currency
     put: Position | None  # the position as the deal leaves it, if one remains or opens
     drop: int | None  # the ticket of a position that is gone (closed, or reversed)
+    swap: float = 0.0  # the share of the position's swap that the deal realises
 
 
 def effect(deal: Deal, position: Position | None, *, netting: bool, valuation: Valuation) -> Effect:
@@ -70,12 +74,21 @@ def effect(deal: Deal, position: Position | None, *, netting: bool, valuation: V
     profit = valuation.profit(deal.spec, position.type, closed, position.price_open, deal.price)
     rest = round(position.volume - deal.volume, 8)
     if rest > VOLUME_EPSILON:
-        reduced = position._replace(volume=rest, time_update_msc=deal.now_ms)
-        return Effect(c.DEAL_ENTRY_OUT, position.identifier, profit, reduced, None)
+        swap = round(position.swap * closed / position.volume, valuation.digits)
+        reduced = position._replace(
+            volume=rest,
+            swap=round(position.swap - swap, valuation.digits),
+            time_update_msc=deal.now_ms,
+        )
+        return Effect(c.DEAL_ENTRY_OUT, position.identifier, profit, reduced, None, swap)
     if rest >= -VOLUME_EPSILON or not netting:
-        return Effect(c.DEAL_ENTRY_OUT, position.identifier, profit, None, position.ticket)
+        return Effect(
+            c.DEAL_ENTRY_OUT, position.identifier, profit, None, position.ticket, position.swap
+        )
     reversed_ = _opened(deal._replace(volume=-rest), position.identifier)
-    return Effect(c.DEAL_ENTRY_INOUT, position.identifier, profit, reversed_, position.ticket)
+    return Effect(
+        c.DEAL_ENTRY_INOUT, position.identifier, profit, reversed_, position.ticket, position.swap
+    )
 
 
 def _opened(deal: Deal, identifier: int) -> Position:

@@ -38,7 +38,7 @@ __all__ = [
     "Transaction",
 ]
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2  # 2: state.rolled_ms (swaps)
 
 S = TypeVar("S", bound=StructSequence)
 
@@ -71,6 +71,7 @@ class Transaction(NamedTuple):
     drop_orders: tuple[int, ...] = ()
     history_orders: tuple[TradeOrder, ...] = ()
     deals: tuple[TradeDeal, ...] = ()
+    rolled_ms: int | None = None  # a rollover it charged (None: unchanged)
 
 
 class Snapshot(NamedTuple):
@@ -82,6 +83,7 @@ class Snapshot(NamedTuple):
     positions: list[Position]
     orders: list[TradeOrder]
     prices: dict[str, tuple[int, float]]
+    rolled_ms: int  # the last rollover charged; 0 in a state from before swaps
 
 
 _SQL_TYPES: Final[Mapping[type, str]] = {
@@ -108,7 +110,8 @@ def _insert(table: str, row_type: type[Any], verb: str = "INSERT") -> str:
 
 _SCHEMA: Final = (
     _create_table("account", Account),
-    "CREATE TABLE state (next_order INTEGER NOT NULL, next_deal INTEGER NOT NULL)",
+    "CREATE TABLE state (next_order INTEGER NOT NULL, next_deal INTEGER NOT NULL,"
+    " rolled_ms INTEGER NOT NULL DEFAULT 0)",
     "CREATE TABLE prices (symbol TEXT PRIMARY KEY, tick INTEGER NOT NULL, level REAL NOT NULL)",
     _create_table("positions", Position, key="ticket"),
     _create_table("orders", TradeOrder, key="ticket"),
@@ -137,6 +140,7 @@ _PUT_ORDER: Final = _insert("orders", TradeOrder, "INSERT OR REPLACE")
 _DROP_ORDER: Final = "DELETE FROM orders WHERE ticket = ?"
 _ADD_HISTORY_ORDER: Final = _insert("history_orders", TradeOrder)
 _ADD_DEAL: Final = _insert("history_deals", TradeDeal)
+_ADD_ROLLED_MS: Final = "ALTER TABLE state ADD COLUMN rolled_ms INTEGER NOT NULL DEFAULT 0"
 
 
 class Store:
@@ -160,6 +164,11 @@ class Store:
             # all a simulator needs; no fsync, so no WAL checkpoint stalls an order_send.
             self._db.execute("PRAGMA synchronous = OFF")
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version == 1 and not reset:  # before swaps: nothing was ever rolled over
+            with self._transaction():
+                self._db.execute(_ADD_ROLLED_MS)
+                self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            version = SCHEMA_VERSION
         if version not in (0, SCHEMA_VERSION) and not reset:
             self._db.close()
             raise RuntimeError(
@@ -189,7 +198,9 @@ class Store:
         account = db.execute("SELECT * FROM account").fetchone()
         if account is None:
             return None
-        next_order, next_deal = db.execute("SELECT next_order, next_deal FROM state").fetchone()
+        next_order, next_deal, rolled_ms = db.execute(
+            "SELECT next_order, next_deal, rolled_ms FROM state"
+        ).fetchone()
         return Snapshot(
             account=Account(*account),
             next_order=next_order,
@@ -199,25 +210,35 @@ class Store:
             prices={
                 name: (tick, level) for name, tick, level in db.execute("SELECT * FROM prices")
             },
+            rolled_ms=rolled_ms,
         )
 
     def create(
-        self, account: Account, *, next_order: int, next_deal: int, deposit: TradeDeal
+        self,
+        account: Account,
+        *,
+        next_order: int,
+        next_deal: int,
+        deposit: TradeDeal,
+        rolled_ms: int,
     ) -> Snapshot:
         """Stores a new account with its opening ``deposit`` (a balance deal), and no
-        positions, orders, other history or prices."""
+        positions, orders, other history or prices; ``rolled_ms``: the last rollover before
+        it, which it does not pay."""
         with self._transaction() as db:
             db.execute(_insert("account", Account), account)
-            db.execute("INSERT INTO state VALUES (?, ?)", (next_order, next_deal))
+            db.execute("INSERT INTO state VALUES (?, ?, ?)", (next_order, next_deal, rolled_ms))
             db.execute(_ADD_DEAL, deposit)
-        return Snapshot(account, next_order, next_deal, [], [], {})
+        return Snapshot(account, next_order, next_deal, [], [], {}, rolled_ms)
 
     def commit(self, tx: Transaction, prices: Sequence[PriceRow]) -> None:
         """Writes one operation, with the prices it saw, atomically."""
         with self._transaction() as db:
             db.execute("UPDATE account SET balance = ?", (tx.balance,))
             db.execute(
-                "UPDATE state SET next_order = ?, next_deal = ?", (tx.next_order, tx.next_deal)
+                "UPDATE state SET next_order = ?, next_deal = ?,"
+                " rolled_ms = COALESCE(?, rolled_ms)",
+                (tx.next_order, tx.next_deal, tx.rolled_ms),
             )
             db.executemany(_PUT_PRICE, prices)
             # Most operations touch two or three tables: skip the others (a few us each).
