@@ -25,8 +25,9 @@ This layer is the *binding*: connection state, ``last_error``, argument checks, 
 Watch selection and book subscriptions, request ids, and the terminal-side refusals (Algo
 Trading off, the Python API disabled). The trade server and account behind it are ``Broker``
 (``sim_broker``), persisted by ``Store`` (``sim_store``); prices come from ``sim_prices``, the
-overnight swaps from ``sim_swaps``, the history of ``copy_*`` from ``sim_history``, the depth of market from ``sim_book``, the fault
-switches from ``sim_faults``, and ``Buy``/``Sell``/``Close`` from ``sim_helpers``.
+overnight swaps from ``sim_swaps``, the history of ``copy_*`` from ``sim_history``, the depth
+of market from ``sim_book``, the fault switches from ``sim_faults``, and
+``Buy``/``Sell``/``Close`` from ``sim_helpers``.
 
 Calls are serialised by a lock, as the real binary serialises them by never releasing the GIL.
 """

@@ -11,11 +11,12 @@ failed commit changes nothing. What a deal does to the positions is ``sim_deals`
 Every call first brings the server up to the current time (``sync``): the price path since
 the last call is scanned tick by tick (``sim_prices``) for what it triggers (``sim_triggers``):
 pending orders, stop losses and take profits, expirations, and rollovers (``sim_swaps``),
-which are executed in time order, each as its own transaction; then a stop-out closes the most losing position while the
-margin level is at or below ``margin_so_so`` (30%), deal reason SO, comment
-``[so <level>%/<equity>/<margin>]``. SL and TP closes are server orders with reason SL/TP and
-the comment ``[sl <price>]`` / ``[tp <price>]`` (the level, at the symbol's digits) on both the
-order and the deal, replacing the position's comment, as MetaTrader 5 writes them.
+which are executed in time order, each as its own transaction; then a stop-out closes the
+most losing position while the margin level is at or below ``margin_so_so`` (30%), deal
+reason SO, comment ``[so <level>%/<equity>/<margin>]``. SL and TP closes are server orders
+with reason SL/TP and the comment ``[sl <price>]`` / ``[tp <price>]`` (the level, at the
+symbol's digits) on both the order and the deal, replacing the position's comment, as
+MetaTrader 5 writes them.
 
 The checks, in order, for every action: the symbol (10013), its trade mode (10017 disabled),
 its market hours (10018; ``order_check`` does not look at them, as the real one does not).
