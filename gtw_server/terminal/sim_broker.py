@@ -206,7 +206,8 @@ class Broker:
         self._watches: dict[str, Watch] = {}
         self._next_order = snapshot.next_order
         self._next_deal = snapshot.next_deal
-        self._rolled_ms = snapshot.rolled_ms or last_rollover(self.now_ms())
+        rolled_ms = snapshot.rolled_ms or last_rollover(self.now_ms())
+        self._rollover_ms = next_rollover(rolled_ms)  # the next one to charge
         self._feed = PriceFeed(
             SYMBOLS.values(),
             seed=config.seed,
@@ -228,7 +229,7 @@ class Broker:
             )
         )
         if not snapshot.rolled_ms:  # a state from before swaps: it pays from the next rollover
-            self._commit(self._tx()._replace(rolled_ms=self._rolled_ms))
+            self._commit(self._tx()._replace(rolled_ms=rolled_ms))
 
     # -- time ---------------------------------------------------------------------------
 
@@ -246,9 +247,9 @@ class Broker:
         what expired since the last call, then stops the account out if it must. Returns now
         in milliseconds."""
         now_ms = self.now_ms()
-        while (
-            self._watches or self._orders or next_rollover(self._rolled_ms) <= now_ms
-        ) and self._next_event(now_ms):
+        while (self._watches or self._orders or self._rollover_ms <= now_ms) and self._next_event(
+            now_ms
+        ):
             pass  # each call executes one event
         self._feed.at(now_ms)
         self._stop_out(now_ms)
@@ -259,7 +260,7 @@ class Broker:
         False when there is none."""
         expirations = [o.time_expiration for o in self._orders.values() if o.time_expiration]
         expiring_ms = 1000 * min(expirations) if expirations else now_ms + 1
-        rollover_ms = next_rollover(self._rolled_ms)
+        rollover_ms = self._rollover_ms
         until_ms = min(now_ms, expiring_ms, rollover_ms)
         first: tuple[str, Scan] | None = None
         scans: list[tuple[str, Scan]] = []
@@ -305,7 +306,7 @@ class Broker:
             self._commit(self._tx(put_positions=tuple(charged))._replace(rolled_ms=at_ms))
         # With nothing charged nothing is stored: a position opened later is not charged for
         # this rollover anyway, being younger than it.
-        self._rolled_ms = at_ms
+        self._rollover_ms = next_rollover(at_ms)
 
     # -- queries ------------------------------------------------------------------------
 
