@@ -71,7 +71,7 @@ def test_closing_realises_the_swap_share_by_share(mt5: SimTerminal) -> None:
     opened = filled(mt5, "EURUSD", BUY, 1.0)
     mt5.step(12 * HOUR)
     first = send(mt5, market(mt5, "EURUSD", SELL, 0.4, position=opened.order))
-    (deal,) = mt5.history_deals_get(ticket=first.order)  # by order ticket or ()
+    (deal,) = mt5.history_deals_get(ticket=first.order) or ()  # ticket= is the order's
     assert deal.swap == pytest.approx(0.4 * LONG_NIGHT)
     assert held(mt5, opened.order).swap == pytest.approx(0.6 * LONG_NIGHT)
     rest = send(mt5, market(mt5, "EURUSD", SELL, 0.6, position=opened.order))
@@ -113,3 +113,38 @@ def test_swaps_are_stored_charged_once_and_caught_up_after_downtime(tmp_path: Pa
     with SimTerminal(state_path=path, clock=lambda: MONDAY_NOON + DAY + 12 * HOUR) as later:
         assert later.initialize()
         assert held(later, opened.order).swap == 2 * LONG_NIGHT
+
+
+def test_a_rollover_that_charges_nothing_is_still_not_charged_again(tmp_path: Path) -> None:
+    """US500's swap on 0.1 lot rounds to nothing; the netting position then grows. A restart
+    must not charge the past rollover again, at the new volume."""
+    path, config = tmp_path / "sim.sqlite3", SimConfig(margin_mode="netting")
+    with SimTerminal(state_path=path, config=config, clock=lambda: MONDAY_NOON) as first:
+        assert first.initialize()
+        filled(first, "US500", SELL, 0.1)
+        first.step(DAY)  # Tuesday noon: Monday's rollover charged 0.00
+        filled(first, "US500", SELL, 9.9)
+        (position,) = first.positions_get() or ()
+        assert position.volume == 10.0 and position.swap == 0.0
+    with SimTerminal(state_path=path, config=config, clock=lambda: MONDAY_NOON + DAY) as again:
+        assert again.initialize()
+        (position,) = again.positions_get() or ()
+        assert position.swap == 0.0
+
+
+def test_swaps_can_stop_the_account_out_at_the_rollover() -> None:
+    """Gold held on thin margin: its nightly swap (-45 points per lot) wears the margin level
+    down until a rollover takes it under the stop-out level, and the position is closed then."""
+    config = SimConfig(balance=1_000.0, leverage=1000)
+    with SimTerminal(config=config, clock=lambda: MONDAY_NOON) as mt5:
+        assert mt5.initialize()
+        tick = mt5.symbol_info_tick("XAUUSD")
+        per_lot = mt5.order_calc_margin(BUY, "XAUUSD", 1.0, tick.ask) if tick else None
+        assert per_lot is not None
+        filled(mt5, "XAUUSD", BUY, round(0.8 * 1_000.0 / per_lot, 2))
+        mt5.step(7 * DAY)
+        deals = mt5.history_deals_get(0, 2_000_000_000) or ()
+        (stop_out,) = [d for d in deals if d.reason == mt5.DEAL_REASON_SO]
+        assert stop_out.time_msc % int(DAY * 1000) == 22 * 3_600_000  # at a rollover
+        assert stop_out.swap < 0
+        assert mt5.positions_total() == 0

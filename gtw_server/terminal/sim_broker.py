@@ -281,6 +281,7 @@ class Broker:
         if rollover_ms <= min(now_ms, expiring_ms):
             self._feed.at(rollover_ms)
             self._roll_over(rollover_ms)
+            self._stop_out(rollover_ms)
             return True
         if expiring_ms <= now_ms:
             self._feed.at(expiring_ms)
@@ -302,10 +303,12 @@ class Broker:
             )
             if charge:
                 charged.append(position._replace(swap=round(position.swap + charge, digits)))
-        if charged:
+        if self._positions:
+            # Stored even when every charge rounded to nothing: a netting position that was
+            # open then and grows later must not pay this rollover again after a restart.
+            # (With no positions there is nothing to store: any later one is younger.)
             self._commit(self._tx(put_positions=tuple(charged))._replace(rolled_ms=at_ms))
-        # With nothing charged nothing is stored: a position opened later is not charged for
-        # this rollover anyway, being younger than it.
+            self._stop_out_tick = -1  # swaps move the margin level too: look again
         self._rollover_ms = next_rollover(at_ms)
 
     # -- queries ------------------------------------------------------------------------
@@ -860,8 +863,9 @@ class Broker:
 
     def _stop_out(self, now_ms: int) -> None:
         """Closes the most losing position while the margin level is at or below the
-        stop-out level. Only price moves lower the level (the server refuses any order that
-        would leave the free margin negative), so it is checked once per tick."""
+        stop-out level. Only price moves and swaps lower the level (the server refuses any
+        order that would leave the free margin negative), so it is checked once per tick and
+        after a rollover."""
         tick = now_ms // TICK_MS
         if not self._positions or tick == self._stop_out_tick:
             return

@@ -152,7 +152,7 @@ class PriceFeed:
     """The quotes of every symbol, moved to the feed's time when a symbol is read.
 
     ``stored`` maps a symbol to the ``(tick, level)`` it had when it was last persisted
-    (``state()``); a symbol without one starts at its reference price at ``now_ms``. Outside
+    (``unsaved()``); a symbol without one starts at its reference price at ``now_ms``. Outside
     a symbol's trading sessions its quote stays at the last tick before the close.
     """
 
