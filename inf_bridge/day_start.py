@@ -7,13 +7,18 @@ limit, crashed and was restarted by its supervisor would get a whole new day's a
 second one on the same account and file) reads it back instead of taking its own.
 
 The file is one small JSON object, ``{"day", "login", "server", "equity"}``, replaced
-atomically (written beside it, flushed to disk, renamed over it) once a day. A reading for
-another day or another account does not apply, and is replaced.
+atomically once a day: written to a temporary file of its own beside it, flushed to disk, and
+renamed over it, so that two nodes starting their day at once leave one whole reading (the
+later one's), never a mix. A reading for another day or another account does not apply, and
+is replaced. A file that cannot be read is logged as an ERROR before it is replaced: the day's
+count then starts again from the present equity, which is what an operator must know.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 from pathlib import Path
 
 import msgspec
@@ -22,8 +27,9 @@ from loguru import logger
 __all__ = ["DayStart", "prepare", "read_day_start", "write_day_start"]
 
 
-class DayStart(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """The first equity reading of ``day`` (an ISO date, UTC) on one account."""
+class DayStart(msgspec.Struct, frozen=True, kw_only=True):
+    """The first equity reading of ``day`` (an ISO date, UTC) on one account. Fields a later
+    version adds are ignored rather than making the file unreadable."""
 
     day: str
     login: int
@@ -31,6 +37,7 @@ class DayStart(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     equity: float
 
     def applies_to(self, day: str, login: int, server: str) -> bool:
+        """Whether this is the reading of ``day`` on the account ``login`` at ``server``."""
         return (self.day, self.login, self.server) == (day, login, server)
 
 
@@ -58,26 +65,32 @@ def read_day_start(path: Path) -> DayStart | None:
     try:
         return msgspec.json.decode(data, type=DayStart)
     except msgspec.DecodeError as exc:
-        logger.warning("{} holds no readable starting equity ({}); taking a new one", path, exc)
+        logger.error(
+            "{} holds no readable starting equity ({}); the day's loss is counted again from now",
+            path,
+            exc,
+        )
         return None
 
 
-def write_day_start(path: Path, reading: DayStart) -> bool:
-    """Store ``reading`` in place of what ``path`` held; whether it was stored (a failure is
-    logged: the reading then lives only as long as the process)."""
-    temporary = path.with_name(path.name + ".tmp")
+def write_day_start(path: Path, reading: DayStart) -> None:
+    """Store ``reading`` in place of what ``path`` held. A failure is logged, and the reading
+    then lives only as long as the process."""
+    temporary: str | None = None
     try:
-        with temporary.open("wb") as file:
+        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        with os.fdopen(descriptor, "wb") as file:
             file.write(msgspec.json.encode(reading))
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
     except OSError as exc:
+        if temporary is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
         logger.error(
             "cannot store the day's starting equity in {}: {}; a restart would start the "
             "day's loss count again",
             path,
             exc,
         )
-        return False
-    return True

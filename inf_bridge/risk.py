@@ -60,8 +60,13 @@ class RiskLimits(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 0):
                 raise ValueError(f"RiskLimits.{name} must be an integer >= 0, got {value!r}")
-        if self.daily_loss_file is not None and self.max_daily_loss is None:
-            raise ValueError("RiskLimits.daily_loss_file is set but max_daily_loss is not")
+        if self.daily_loss_file is not None:
+            if not isinstance(self.daily_loss_file, str) or not self.daily_loss_file:
+                raise ValueError(
+                    f"RiskLimits.daily_loss_file must be a path, got {self.daily_loss_file!r}"
+                )
+            if self.max_daily_loss is None:
+                raise ValueError("RiskLimits.daily_loss_file is set but max_daily_loss is not")
 
     @property
     def watches_equity(self) -> bool:

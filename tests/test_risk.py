@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from loguru import logger
 
 from inf_bridge import RiskLimits, RiskMonitor, RiskRejected
+from inf_bridge.day_start import DayStart, read_day_start, write_day_start
 from protocol import Account, Open, Position, Side
 
 
@@ -171,7 +173,7 @@ def test_an_unreadable_daily_loss_file_is_replaced_with_a_new_reading(tmp_path: 
     path = tmp_path / "day.json"
     path.write_text("{not json")
     logged: list[str] = []
-    sink = logger.add(logged.append, level="WARNING", format="{message}")
+    sink = logger.add(logged.append, level="ERROR", format="{message}")
     try:
         monitor = RiskMonitor(RiskLimits(max_daily_loss=100.0, daily_loss_file=str(path)))
         assert not monitor.daily_loss_breached(account(10_000))
@@ -189,6 +191,8 @@ def test_a_daily_loss_file_that_cannot_be_written_fails_at_start(tmp_path: Path)
         RiskMonitor(RiskLimits(max_daily_loss=1.0, daily_loss_file=str(tmp_path)))
     with pytest.raises(ValueError, match="daily_loss_file is set but max_daily_loss is not"):
         RiskLimits(daily_loss_file=str(tmp_path / "d"))
+    with pytest.raises(ValueError, match="daily_loss_file must be a path"):
+        RiskLimits(max_daily_loss=1.0, daily_loss_file=7)  # type: ignore[arg-type]
 
 
 def test_a_failed_write_of_the_daily_loss_file_keeps_the_reading_in_memory(
@@ -207,8 +211,38 @@ def test_a_failed_write_of_the_daily_loss_file_keeps_the_reading_in_memory(
         assert monitor.daily_loss_breached(account(9_899))
     finally:
         logger.remove(sink)
-    assert not path.exists()
+    assert list(tmp_path.iterdir()) == []  # no reading, and no temporary file left behind
     assert any("No space left on device" in line for line in logged)
+
+
+def test_nodes_writing_the_daily_loss_file_at_once_leave_one_whole_reading(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "day.json"
+    readings = [DayStart(day="2026-11-24", login=n, server="s", equity=1e6 + n) for n in (1, 2)]
+    write_day_start(path, readings[0])
+    stop = threading.Event()
+    seen: list[DayStart | None] = []
+
+    def reader() -> None:
+        while not stop.is_set():
+            seen.append(read_day_start(path))
+
+    def writer(reading: DayStart) -> None:
+        for _ in range(200):
+            write_day_start(path, reading)
+
+    threads = [threading.Thread(target=writer, args=(r,)) for r in readings]
+    watcher = threading.Thread(target=reader)
+    for thread in (watcher, *threads):
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    stop.set()
+    watcher.join(timeout=60)
+    assert seen and all(reading in readings for reading in seen)  # never torn, never absent
+    assert read_day_start(path) in readings
+    assert [p.name for p in tmp_path.iterdir()] == ["day.json"]
 
 
 def test_a_daily_loss_held_in_memory_only_is_warned_about() -> None:
