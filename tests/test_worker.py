@@ -20,6 +20,7 @@ from gtw_server.terminal.adapter import (
     OpenOrder,
     OrderOutcome,
     TerminalAdapter,
+    TerminalDisconnected,
     TerminalStatus,
 )
 from gtw_server.worker import TerminalWorker, WorkerSpec
@@ -169,6 +170,52 @@ def test_find_tells_executed_from_still_active_from_absent() -> None:
     assert found["#fillaaaa"].status == "FILLED" and found["#fillaaaa"].ticket == filled.ticket
     assert found["#waitaaaa"].status == "UNKNOWN" and found["#waitaaaa"].order == placed.order
     assert "#goneaaaa" not in found
+
+
+def test_a_symbol_outside_the_market_watch_is_selected_then_traded() -> None:
+    mt5 = SimTerminal()  # GER40 starts unselected: symbol_info gives None and -4
+    adapter = TerminalAdapter(mt5)
+    assert adapter.connect().connected
+    assert mt5.symbol_info("GER40") is None
+    outcome = adapter.open(OpenOrder(symbol="GER40", side=Side.BUY, volume=0.1, comment="#g"))
+    assert outcome.status == "FILLED"
+    assert mt5.symbol_info("GER40") is not None  # selected now
+    unknown = adapter.open(OpenOrder(symbol="NOPE", side=Side.BUY, volume=0.1, comment="#n"))
+    assert (unknown.status, unknown.error_code) == ("REJECTED", "MT5_REJECTED")
+
+
+def test_a_terminal_lost_while_selecting_a_symbol_is_a_disconnection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    mt5 = SimTerminal()
+    adapter = TerminalAdapter(mt5)
+    assert adapter.connect().connected
+    asked_for_info = mt5.last_error  # -4 for GER40's symbol_info, before the select
+    selected: list[str] = []
+
+    def select(symbol: str, enable: object = True) -> bool:
+        selected.append(symbol)
+        return False  # the pipe broke in the call
+
+    monkeypatch.setattr(mt5, "symbol_select", select)
+    monkeypatch.setattr(
+        mt5, "last_error", lambda: (-10001, "IPC send failed") if selected else asked_for_info()
+    )
+    with pytest.raises(TerminalDisconnected):
+        adapter.open(OpenOrder(symbol="GER40", side=Side.BUY, volume=0.1, comment="#g"))
+
+
+def test_a_symbol_without_a_specification_is_refused_before_anything_is_sent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Selected, yet still no info: refused (nothing sent), not an outcome to reconcile.
+    mt5 = SimTerminal()
+    adapter = TerminalAdapter(mt5)
+    assert adapter.connect().connected
+    monkeypatch.setattr(mt5, "symbol_info", lambda symbol: None)
+    outcome = adapter.open(OpenOrder(symbol="GER40", side=Side.BUY, volume=0.1, comment="#g"))
+    assert (outcome.status, outcome.error_code) == ("REJECTED", "MT5_REJECTED")
+    assert mt5.positions_total() == 0 and mt5.orders_total() == 0
 
 
 def test_no_trade_server_is_a_disconnection_not_a_refusal(monkeypatch: pytest.MonkeyPatch) -> None:

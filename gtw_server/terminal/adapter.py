@@ -222,9 +222,9 @@ class TerminalAdapter:
         filling = self._filling(order.symbol)
         if filling is None:
             return _rejected(f"symbol {order.symbol!r} is not known to the terminal")
-        tick = self.mt5.symbol_info_tick(order.symbol)
+        tick = self._tick(order.symbol)
         if tick is None:
-            raise self._failed("symbol_info_tick")
+            return _rejected(f"the terminal has no price for {order.symbol!r}")
         buy = order.side is Side.BUY
         request = {
             "action": self.mt5.TRADE_ACTION_DEAL,
@@ -260,9 +260,9 @@ class TerminalAdapter:
             )
         position = found[0]
         filling = self._filling(position.symbol)
-        tick = self.mt5.symbol_info_tick(position.symbol)
+        tick = None if filling is None else self._tick(position.symbol)
         if filling is None or tick is None:
-            raise self._failed("symbol_info")
+            return _rejected(f"the terminal has no specification or price for {position.symbol!r}")
         closing_buy = position.type == self.mt5.POSITION_TYPE_BUY
         request = {
             "action": self.mt5.TRADE_ACTION_DEAL,
@@ -331,16 +331,30 @@ class TerminalAdapter:
             if info is None:
                 # Outside the Market Watch a symbol has no info either (-4): select it, then
                 # ask again. An unknown symbol cannot be selected.
-                error = self._failed("symbol_info")
-                if isinstance(error, TerminalDisconnected):
-                    raise error
+                self._raise_if_disconnected("symbol_info")
                 if not self.mt5.symbol_select(symbol, True):
+                    self._raise_if_disconnected("symbol_select")
                     return None
                 info = self.mt5.symbol_info(symbol)
-                if info is None:
-                    raise self._failed("symbol_info")
+                if info is None:  # nothing was sent: refuse the order rather than guess
+                    self._raise_if_disconnected("symbol_info")
+                    return None
             filling = self._fillings[symbol] = _filling(info)
         return filling
+
+    def _tick(self, symbol: str) -> Any:
+        """The last tick of ``symbol``, or None (nothing is sent without one); raises
+        ``TerminalDisconnected`` if the terminal is gone."""
+        tick = self.mt5.symbol_info_tick(symbol)
+        if tick is None:
+            self._raise_if_disconnected("symbol_info_tick")
+        return tick
+
+    def _raise_if_disconnected(self, what: str) -> None:
+        """After a failed call: raise ``TerminalDisconnected`` if the terminal is gone."""
+        error = self._failed(what)
+        if isinstance(error, TerminalDisconnected):
+            raise error
 
     def _send(self, request: dict[str, Any]) -> OrderOutcome:
         result = self.mt5.order_send(request)
