@@ -16,6 +16,7 @@ from gtw_server.errors import WorkerCrashed, WorkerUnavailable
 from gtw_server.runtime import loop_factory
 from gtw_server.terminal import OrderSendResult, SimConfig, SimTerminal
 from gtw_server.terminal.adapter import (
+    CloseOrder,
     FindOrders,
     OpenOrder,
     OrderOutcome,
@@ -216,6 +217,29 @@ def test_a_symbol_without_a_specification_is_refused_before_anything_is_sent(
     outcome = adapter.open(OpenOrder(symbol="GER40", side=Side.BUY, volume=0.1, comment="#g"))
     assert (outcome.status, outcome.error_code) == ("REJECTED", "MT5_REJECTED")
     assert mt5.positions_total() == 0 and mt5.orders_total() == 0
+
+
+@pytest.mark.parametrize("call", ["positions_get", "symbol_info_tick"])
+def test_a_failed_look_up_before_order_send_refuses_a_close(
+    monkeypatch: pytest.MonkeyPatch, call: str
+) -> None:
+    # The terminal answered the look-up with an error: nothing was sent, so the CLOSE is
+    # refused outright, not left as an outcome for reconciliation to settle.
+    mt5 = SimTerminal()
+    adapter = TerminalAdapter(mt5)
+    assert adapter.connect().connected
+    opened = adapter.open(OpenOrder(symbol="EURUSD", side=Side.BUY, volume=0.1, comment="#o"))
+    assert opened.ticket is not None
+    monkeypatch.setattr(mt5, call, lambda *args, **kwargs: None)
+    monkeypatch.setattr(mt5, "last_error", lambda: (-1, "Terminal: Call failed"))
+    outcome = adapter.close(CloseOrder(ticket=opened.ticket, comment="#c"))
+    assert (outcome.status, outcome.error_code) == ("REJECTED", "MT5_REJECTED")
+    assert outcome.error_msg is not None and "nothing was sent" in outcome.error_msg
+    monkeypatch.setattr(mt5, "last_error", lambda: (-10001, "IPC send failed"))
+    with pytest.raises(TerminalDisconnected):
+        adapter.close(CloseOrder(ticket=opened.ticket, comment="#c"))
+    monkeypatch.undo()
+    assert mt5.positions_total() == 1  # still open: nothing reached the terminal
 
 
 def test_no_trade_server_is_a_disconnection_not_a_refusal(monkeypatch: pytest.MonkeyPatch) -> None:

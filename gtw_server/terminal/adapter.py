@@ -222,9 +222,9 @@ class TerminalAdapter:
         filling = self._filling(order.symbol)
         if filling is None:
             return _rejected(f"symbol {order.symbol!r} is not known to the terminal")
-        tick = self._tick(order.symbol)
+        tick = self.mt5.symbol_info_tick(order.symbol)
         if tick is None:
-            return _rejected(f"the terminal has no price for {order.symbol!r}")
+            return self._refused("symbol_info_tick")
         buy = order.side is Side.BUY
         request = {
             "action": self.mt5.TRADE_ACTION_DEAL,
@@ -253,16 +253,18 @@ class TerminalAdapter:
         self._ensure_connected()
         found = self.mt5.positions_get(ticket=order.ticket)
         if found is None:
-            raise self._failed("positions_get")
+            return self._refused("positions_get")
         if not found:
             return _rejected(
                 f"position {order.ticket} is not open", code=ErrorCode.POSITION_NOT_FOUND
             )
         position = found[0]
         filling = self._filling(position.symbol)
-        tick = None if filling is None else self._tick(position.symbol)
-        if filling is None or tick is None:
-            return _rejected(f"the terminal has no specification or price for {position.symbol!r}")
+        if filling is None:
+            return _rejected(f"the terminal has no specification of {position.symbol!r}")
+        tick = self.mt5.symbol_info_tick(position.symbol)
+        if tick is None:
+            return self._refused("symbol_info_tick")
         closing_buy = position.type == self.mt5.POSITION_TYPE_BUY
         request = {
             "action": self.mt5.TRADE_ACTION_DEAL,
@@ -331,30 +333,30 @@ class TerminalAdapter:
             if info is None:
                 # Outside the Market Watch a symbol has no info either (-4): select it, then
                 # ask again. An unknown symbol cannot be selected.
-                self._raise_if_disconnected("symbol_info")
+                self._unless_disconnected("symbol_info")
                 if not self.mt5.symbol_select(symbol, True):
-                    self._raise_if_disconnected("symbol_select")
+                    self._unless_disconnected("symbol_select")
                     return None
                 info = self.mt5.symbol_info(symbol)
                 if info is None:  # nothing was sent: refuse the order rather than guess
-                    self._raise_if_disconnected("symbol_info")
+                    self._unless_disconnected("symbol_info")
                     return None
             filling = self._fillings[symbol] = _filling(info)
         return filling
 
-    def _tick(self, symbol: str) -> Any:
-        """The last tick of ``symbol``, or None (nothing is sent without one); raises
-        ``TerminalDisconnected`` if the terminal is gone."""
-        tick = self.mt5.symbol_info_tick(symbol)
-        if tick is None:
-            self._raise_if_disconnected("symbol_info_tick")
-        return tick
+    def _refused(self, what: str) -> OrderOutcome:
+        """The order, refused because ``what`` failed before ``order_send``: nothing was sent,
+        so it is not an outcome to reconcile. A lost terminal raises ``TerminalDisconnected``
+        instead (the order may be sent again once it is back)."""
+        return _rejected(f"{self._unless_disconnected(what)}; nothing was sent")
 
-    def _raise_if_disconnected(self, what: str) -> None:
-        """After a failed call: raise ``TerminalDisconnected`` if the terminal is gone."""
+    def _unless_disconnected(self, what: str) -> TerminalError:
+        """After ``what`` failed: raise ``TerminalDisconnected`` if the terminal is gone, else
+        return the error to report."""
         error = self._failed(what)
         if isinstance(error, TerminalDisconnected):
             raise error
+        return error
 
     def _send(self, request: dict[str, Any]) -> OrderOutcome:
         result = self.mt5.order_send(request)
