@@ -247,13 +247,16 @@ class Broker:
         what expired since the last call, then stops the account out if it must. Returns now
         in milliseconds."""
         now_ms = self.now_ms()
-        while (self._watches or self._orders or self._rollover_ms <= now_ms) and self._next_event(
-            now_ms
-        ):
+        while self._may_have_events(now_ms) and self._next_event(now_ms):
             pass  # each call executes one event
         self._feed.at(now_ms)
         self._stop_out(now_ms)
         return now_ms
+
+    def _may_have_events(self, now_ms: int) -> bool:
+        """A cheap first look: with nothing armed, no order and no rollover due, there is no
+        event to scan the path for."""
+        return bool(self._watches or self._orders) or self._rollover_ms <= now_ms
 
     def _next_event(self, now_ms: int) -> bool:
         """Executes the earliest event up to ``now_ms`` (a trigger, a rollover, an expiry);
