@@ -229,7 +229,7 @@ class Broker:
             )
         )
         if not snapshot.rolled_ms:  # a state from before swaps: it pays from the next rollover
-            self._commit(self._tx()._replace(rolled_ms=rolled_ms))
+            self._commit(self._tx(rolled_ms=rolled_ms))
 
     # -- time ---------------------------------------------------------------------------
 
@@ -310,7 +310,7 @@ class Broker:
             # Stored even when every charge rounded to nothing: a netting position that was
             # open then and grows later must not pay this rollover again after a restart.
             # (With no positions there is nothing to store: any later one is younger.)
-            self._commit(self._tx(put_positions=tuple(charged))._replace(rolled_ms=at_ms))
+            self._commit(self._tx(put_positions=tuple(charged), rolled_ms=at_ms))
             self._stop_out_tick = -1  # swaps move the margin level too: look again
         self._rollover_ms = next_rollover(at_ms)
 
@@ -928,6 +928,7 @@ class Broker:
         put_orders: tuple[TradeOrder, ...] = (),
         drop_orders: tuple[int, ...] = (),
         history_orders: tuple[TradeOrder, ...] = (),
+        rolled_ms: int | None = None,
     ) -> Transaction:
         """A transaction that moves no money and makes no deal."""
         return Transaction(
@@ -938,6 +939,7 @@ class Broker:
             put_orders=put_orders,
             drop_orders=drop_orders,
             history_orders=history_orders,
+            rolled_ms=rolled_ms,
         )
 
     def _deal_tx(
