@@ -1,6 +1,6 @@
 """Run a gateway as a child process: what the demo, the end-to-end tests and the benchmark use.
 
-    with GatewayProcess(data_dir, secret="s3cret", sim={"seed": 7}) as gateway:
+    with GatewayProcess(data_dir, secret=secrets.token_hex(32), sim={"seed": 7}) as gateway:
         ...  # talk to gateway.endpoint
     # stopped with SIGTERM (CTRL_BREAK on Windows) by its PID, killed if it would not stop
 

@@ -28,6 +28,13 @@ _MESSAGE_LIMIT: Final = 200
 # inside a string, the stdlib's refusals) and RecursionError (deep nesting).
 _INT_DIGITS: Final = 4000  # below the interpreter's default int-from-str limit (4300)
 _JSON_ERRORS: Final = (msgspec.DecodeError, ValueError, RecursionError)
+# msgspec states a failed pattern as the regex itself; say what it means instead.
+_PATTERN_FAILED: Final = re.compile(r"Expected `str` matching regex .* - at `\$\.(\w+)`")
+_PATTERNS: Final = {
+    "uuid": "of 1-64 letters, digits, '_' or '-'",
+    "order_uuid": "of 1-64 letters, digits, '_' or '-'",
+    "reason": "without control characters (no newline, tab or escape)",
+}
 
 
 def encode(message: msgspec.Struct) -> bytes:
@@ -88,8 +95,12 @@ def _diagnose(data: bytes, exc: Exception) -> DecodeError:
     if isinstance(exc, RecursionError):
         return DecodeError(ErrorCode.INVALID_REQUEST, "request is nested too deeply", uuid=uuid)
     # msgspec's message names the field by its path, e.g. "Expected `float` > 0.0 - at `$.volume`".
+    message = str(exc)
+    if (match := _PATTERN_FAILED.fullmatch(message)) and match.group(1) in _PATTERNS:
+        field = match.group(1)
+        message = f"Expected `str` {_PATTERNS[field]} - at `$.{field}`"
     return DecodeError(
-        ErrorCode.INVALID_REQUEST, _clip(str(exc), _MESSAGE_LIMIT), uuid=uuid, action=action
+        ErrorCode.INVALID_REQUEST, _clip(message, _MESSAGE_LIMIT), uuid=uuid, action=action
     )
 
 

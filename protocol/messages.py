@@ -35,10 +35,12 @@ __all__ = [
     "Ping",
     "Position",
     "Price",
+    "Reason",
     "Reply",
     "Request",
     "Resume",
     "Side",
+    "Signable",
     "SignedRequest",
     "Status",
     "StopPrice",
@@ -63,6 +65,9 @@ Deviation = Annotated[int, Meta(ge=0, le=1_000_000)]
 Magic = Annotated[int, Meta(ge=0, le=2**63 - 1)]
 Ticket = Annotated[int, Meta(gt=0, le=2**63 - 1)]
 Comment = Annotated[str, Meta(max_length=64)]
+# A HALT's reason is shown in logs, PING replies and the operator's console: no control
+# characters (C0, DEL, C1), which could forge or hide log lines.
+Reason = Annotated[str, Meta(max_length=64, pattern=r"^[^\x00-\x1f\x7f-\x9f]*\Z")]
 Timestamp = Annotated[float, Meta(ge=0, lt=1e11)]
 Signature = Annotated[str, Meta(max_length=256)]
 
@@ -101,7 +106,12 @@ class Request(
 
 
 class Ping(Request, tag="PING", frozen=True):
-    """Ask whether the gateway and its terminal are alive."""
+    """Ask whether the gateway and its terminal are alive.
+
+    ``risk_signature`` (an extension of v1, optional) asks the gateway to check this node's
+    secret as well: the reply's ``authenticated`` says whether it verified."""
+
+    risk_signature: Signature | None = None
 
 
 class Open(Request, tag="OPEN", frozen=True):
@@ -134,7 +144,7 @@ class Halt(Request, tag="HALT", frozen=True):
 
     An extension of PROTOCOL.md v1, signed like an order (every order field empty)."""
 
-    reason: Comment | None = None
+    reason: Reason | None = None
     risk_signature: Signature | None = None
 
 
@@ -160,7 +170,8 @@ class GetOrder(Request, tag="GET_ORDER", frozen=True):
     order_uuid: Uuid
 
 
-SignedRequest = Open | Close | Halt | Resume
+SignedRequest = Open | Close | Halt | Resume  # journaled by uuid, signature required
+Signable = SignedRequest | Ping  # what a risk signature can cover
 AnyRequest = Ping | Open | Close | Halt | Resume | GetAccount | GetPositions | GetOrder
 
 ACTIONS: Final[frozenset[str]] = frozenset(
@@ -234,6 +245,10 @@ class Reply(Struct, frozen=True, kw_only=True, omit_defaults=True):
     # PING
     mt5_connected: bool | None = None
     gateway: GatewayInfo | None = None
+    # PING with a risk_signature: whether it verified; if not, why (an ErrorCode) in
+    # auth_error, and a sentence in error_msg
+    authenticated: bool | None = None
+    auth_error: str | None = None
     # OPEN, CLOSE, and GET_ORDER's copy of them
     ticket: int | None = None
     order: int | None = None

@@ -26,11 +26,12 @@ from typing import Final, TypeVar
 import msgspec
 
 from protocol.errors import SignatureExpired, SignatureInvalid, SignatureMissing
-from protocol.messages import Close, Open, SignedRequest
+from protocol.messages import Close, Open, Signable
 
 __all__ = [
     "DEFAULT_MAX_FUTURE_MS",
     "DEFAULT_TTL_MS",
+    "MIN_SECRET_BYTES",
     "Secret",
     "canonical",
     "require_private",
@@ -47,7 +48,7 @@ _PREFIX: Final = "RISK_PASS:"
 # One spelling per signature: no leading zeros in ts_ms.
 _SIGNATURE_RE: Final = re.compile(r"RISK_PASS:([0-9a-f]{64}):(0|[1-9][0-9]{0,14})")
 
-SignedT = TypeVar("SignedT", bound=SignedRequest)
+SignedT = TypeVar("SignedT", bound=Signable)
 
 
 class Secret(bytes):
@@ -60,11 +61,22 @@ class Secret(bytes):
     __str__ = __repr__
 
 
+MIN_SECRET_BYTES: Final = 16
+
+
 def secret_key(secret: str) -> Secret:
-    """Turn a shared secret into the HMAC key: its UTF-8 bytes, surrounding whitespace stripped."""
+    """Turn a shared secret into the HMAC key: its UTF-8 bytes, surrounding whitespace stripped.
+
+    A key shorter than ``MIN_SECRET_BYTES`` is refused: it could be guessed offline from one
+    captured signature."""
     key = secret.strip().encode("utf-8")
     if not key:
         raise ValueError("the shared secret is empty")
+    if len(key) < MIN_SECRET_BYTES:
+        raise ValueError(
+            f"the shared secret is {len(key)} bytes; at least {MIN_SECRET_BYTES} are required "
+            '(make one with: python -c "import secrets; print(secrets.token_hex(32))")'
+        )
     return Secret(key)
 
 
@@ -101,10 +113,10 @@ def _integer(value: int | None) -> str:
     return "" if value is None else str(value)
 
 
-def canonical(request: SignedRequest, ts_ms: int) -> bytes:
+def canonical(request: Signable, ts_ms: int) -> bytes:
     """The bytes the HMAC covers for ``request`` signed at ``ts_ms``.
 
-    HALT and RESUME (an extension of the contract) have every order field empty.
+    HALT, RESUME and PING (extensions of the contract) have every order field empty.
     """
     symbol = side = price = sl = tp = volume = deviation = ticket = None
     if isinstance(request, Open):
@@ -129,7 +141,7 @@ def canonical(request: SignedRequest, ts_ms: int) -> bytes:
     return "\n".join(lines).encode("utf-8")
 
 
-def signature(key: bytes, request: SignedRequest, ts_ms: int) -> str:
+def signature(key: bytes, request: Signable, ts_ms: int) -> str:
     """The ``risk_signature`` value for ``request`` signed at ``ts_ms``."""
     digest = hmac.new(key, canonical(request, ts_ms), hashlib.sha256).hexdigest()
     return f"{_PREFIX}{digest}:{ts_ms}"
@@ -142,7 +154,7 @@ def sign(key: bytes, request: SignedT, ts_ms: int) -> SignedT:
 
 def verify(
     key: bytes,
-    request: SignedRequest,
+    request: Signable,
     *,
     now_ms: int,
     ttl_ms: int = DEFAULT_TTL_MS,

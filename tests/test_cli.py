@@ -372,7 +372,7 @@ def test_config_precedence_file_then_environment_then_flags(tmp_path: Path) -> N
         '[bridge]\nendpoint = "tcp://10.0.0.1:5555"\nrequest_timeout = 3\nsecret_file = "s"\n',
         encoding="utf-8",
     )
-    (tmp_path / "s").write_text("from-file\n", encoding="utf-8")
+    (tmp_path / "s").write_text("from-file-from-file\n", encoding="utf-8")
     (tmp_path / "s").chmod(0o600)
     env = {"MT5_BRIDGE_REQUEST_TIMEOUT": "4.5", "MT5_BRIDGE_ENDPOINT": "tcp://10.0.0.2:5555"}
     loaded = load_config(
@@ -380,15 +380,15 @@ def test_config_precedence_file_then_environment_then_flags(tmp_path: Path) -> N
     )
     assert loaded.endpoint == "ipc:///tmp/gw"  # flag over environment over file
     assert loaded.request_timeout == 4.5  # environment over file
-    assert loaded.secret == b"from-file"  # a relative path is next to the config file
-    assert isinstance(loaded.secret, Secret) and "from-file" not in repr(loaded)
+    assert loaded.secret == b"from-file-from-file"  # a relative path is next to the config file
+    assert isinstance(loaded.secret, Secret) and "from-file-from-file" not in repr(loaded)
 
     # The secret itself in the environment outranks the file's secret_file...
-    from_env = load_config(config_file=config, env={"MT5_BRIDGE_SECRET": " s3cret\n"})
-    assert from_env.secret == b"s3cret"
+    from_env = load_config(config_file=config, env={"MT5_BRIDGE_SECRET": " s3cret-s3cret-s3cret\n"})
+    assert from_env.secret == b"s3cret-s3cret-s3cret"
     # ...and a secret file in the environment outranks both.
     env = {"MT5_BRIDGE_SECRET": "x", "MT5_BRIDGE_SECRET_FILE": str(tmp_path / "s")}
-    assert load_config(config_file=config, env=env).secret == b"from-file"
+    assert load_config(config_file=config, env=env).secret == b"from-file-from-file"
 
 
 def test_default_config_file(tmp_path: Path) -> None:

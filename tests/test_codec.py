@@ -65,7 +65,7 @@ ALL_CODES: Final = frozenset(ErrorCode)
 
 # One valid frame per action, as a third-party client would write it, every optional field set.
 VALID_FIELDS: Final[dict[str, dict[str, Any]]] = {
-    "PING": {},
+    "PING": {"risk_signature": "RISK_PASS:" + "0" * 64 + ":1700000000000"},
     "OPEN": {
         "symbol": "EURUSD",
         "type": "BUY",
@@ -330,7 +330,7 @@ def test_error_codes_are_exactly_the_contracts() -> None:
         "TRADING_HALTED",
         "BUSY",
         "INTERNAL",
-    }
+    } | {"JOURNAL_UNAVAILABLE"}  # an extension: an order the journal could not record
     assert all(code == code.value for code in ErrorCode)  # a StrEnum: usable as the wire string
 
 
@@ -979,7 +979,7 @@ def test_missing_required_field_is_invalid_request_naming_it(action: str, field:
 UNKNOWN_FIELDS: Final = [
     ("PING", "foo"),
     ("PING", "symbol"),
-    ("PING", "risk_signature"),
+    ("PING", "reason"),
     ("OPEN", "ticket"),
     ("OPEN", "Symbol"),
     ("OPEN", "order_uuid"),

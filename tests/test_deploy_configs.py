@@ -219,17 +219,19 @@ def test_examples_show_the_defaults(path: Path, table: str, struct: type[msgspec
 
 
 def test_the_gateway_example_loads_as_the_defaults() -> None:
-    config = load_config(config_file=GATEWAY_EXAMPLE, env={"MT5_BRIDGE_SECRET": "s3cret"})
+    config = load_config(
+        config_file=GATEWAY_EXAMPLE, env={"MT5_BRIDGE_SECRET": "s3cret-s3cret-s3cret"}
+    )
     assert config.gateway == GatewayConfig()
     assert config.mt5 == Mt5Config()
     assert config.sim == SimConfig()
-    assert config.secret == secret_key("s3cret")
+    assert config.secret == secret_key("s3cret-s3cret-s3cret")
 
 
 def test_the_gateway_example_loads_with_every_line_uncommented(tmp_path: Path) -> None:
     path = tmp_path / "gateway.toml"
     path.write_text(uncommented(GATEWAY_EXAMPLE), encoding="utf-8")
-    secret = private_file(tmp_path / "secret.txt", "s3cret")
+    secret = private_file(tmp_path / "secret.txt", "s3cret-s3cret-s3cret")
     config = load_config(config_file=path, env={}, overrides={"secret_file": str(secret)})
     objects = {
         "gateway": config.gateway,
@@ -245,20 +247,20 @@ def test_the_gateway_example_loads_with_every_line_uncommented(tmp_path: Path) -
                 if table == "gateway" and name in PATH_KEYS and not Path(value).is_absolute():
                     expected = str(path.parent / value)  # relative to the file (not on Windows)
                 assert getattr(objects[table], name) == expected, f"[{table}] {name}"
-    assert config.secret == secret_key("s3cret")
+    assert config.secret == secret_key("s3cret-s3cret-s3cret")
 
 
 def test_the_client_example_loads(tmp_path: Path) -> None:
     assert load_client_config(config_file=CLIENT_EXAMPLE, env={}) == ClientConfig()
     path = tmp_path / "client.toml"
     path.write_text(uncommented(CLIENT_EXAMPLE), encoding="utf-8")
-    private_file(tmp_path / "secret", "s3cret")
+    private_file(tmp_path / "secret", "s3cret-s3cret-s3cret")
     keygen(tmp_path / "keys", "gateway")
     keygen(tmp_path / "keys", "node")
     config = load_client_config(config_file=path, env={})
     assert config.endpoint == "tcp://127.0.0.1:5555"
     assert config.request_timeout == 2.0
-    assert config.secret == secret_key("s3cret")
+    assert config.secret == secret_key("s3cret-s3cret-s3cret")
     assert config.curve_server_key == str(tmp_path / "keys" / "gateway.key")
     assert config.curve_client_cert == str(tmp_path / "keys" / "node.key_secret")
 
@@ -337,7 +339,7 @@ def test_the_installer_edits_the_example_into_a_loadable_config(tmp_path: Path) 
     script = INSTALL.read_text(encoding="utf-8")
     keys = re.findall(r"Set-TomlValue \$text '([a-z_]+)'", script)
     assert set(keys) >= {"terminal", "data_dir", "secret_file", "log_file", "curve_secret_key"}
-    secret = private_file(tmp_path / "secret.txt", "s3cret")
+    secret = private_file(tmp_path / "secret.txt", "s3cret-s3cret-s3cret")
     values = {
         "terminal": '"mt5"',
         "bind": '"tcp://0.0.0.0:5555"',
@@ -437,11 +439,11 @@ def test_the_protocol_doc_signatures_are_right() -> None:
 def metrics_gateway(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[GatewayProcess, int]]:
-    """A gateway on the simulator with metrics on; its secret is ``doc-secret``."""
+    """A gateway on the simulator with metrics on; its secret is ``doc-secret-doc-secret``."""
     data = tmp_path_factory.mktemp("gateway")
     port = free_port()
     process = GatewayProcess(
-        data, secret="doc-secret", sim={"seed": 3}, gateway={"metrics_port": port}
+        data, secret="doc-secret-doc-secret", sim={"seed": 3}, gateway={"metrics_port": port}
     )
     with process:
         yield process, port
@@ -457,7 +459,7 @@ def test_the_raw_python_client_in_the_protocol_doc_trades(
     assert "import zmq" in code and "protocol" not in code and "inf_bridge" not in code
     run = subprocess.run(
         [sys.executable, "-c", code.replace("tcp://127.0.0.1:5555", gateway.endpoint)],
-        env={**os.environ, "MT5_BRIDGE_SECRET": "doc-secret"},
+        env={**os.environ, "MT5_BRIDGE_SECRET": "doc-secret-doc-secret"},
         capture_output=True,
         text=True,
         timeout=30,

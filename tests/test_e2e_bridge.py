@@ -124,7 +124,7 @@ async def test_unsigned_and_wrongly_signed_orders_are_refused(gateway: GatewayPr
         with pytest.raises(OrderRejected) as excinfo:
             await unsigned.send_order("EURUSD", "BUY", 0.1)
         assert excinfo.value.error_code == "SIGNATURE_MISSING"
-    async with Bridge(gateway.endpoint, secret="not-the-secret") as impostor:
+    async with Bridge(gateway.endpoint, secret="not-the-secret-at-all") as impostor:
         with pytest.raises(OrderRejected) as excinfo:
             await impostor.send_order("EURUSD", "BUY", 0.1)
         assert excinfo.value.error_code == "SIGNATURE_INVALID"

@@ -14,6 +14,8 @@ import pytest
 
 from gtw_server.process import GatewayProcess, free_port
 
+SECRET = "a-test-secret-of-32-characters!"
+
 
 def run_gateway(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if k != "MT5_BRIDGE_SECRET"}
@@ -87,7 +89,7 @@ def alive(pid: int) -> bool:
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_stop_signals_end_gateway_and_worker(tmp_path: Path, sig: signal.Signals) -> None:
     log = tmp_path / "gateway.log"
-    gateway = GatewayProcess(tmp_path / "gw", secret="s", log_file=log).start()
+    gateway = GatewayProcess(tmp_path / "gw", secret=SECRET, log_file=log).start()
     workers = children(gateway.pid)
     assert workers, "the terminal worker process should be running"
 
@@ -103,7 +105,7 @@ def test_stop_signals_end_gateway_and_worker(tmp_path: Path, sig: signal.Signals
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_worker_leaves_when_the_gateway_is_killed(tmp_path: Path) -> None:
-    gateway = GatewayProcess(tmp_path / "gw", secret="s").start()
+    gateway = GatewayProcess(tmp_path / "gw", secret=SECRET).start()
     workers = children(gateway.pid)
     gateway.kill()
     deadline = time.monotonic() + 5
@@ -127,7 +129,7 @@ def test_refuses_to_trade_an_unexpected_account(
     log = tmp_path / "gateway.log"
     process = GatewayProcess(
         tmp_path / "gw",
-        secret="s",
+        secret=SECRET,
         sim=sim,  # type: ignore[arg-type]
         gateway=gateway,  # type: ignore[arg-type]
         log_file=log,
@@ -142,7 +144,7 @@ def test_a_real_account_with_allow_real_starts_and_says_so(tmp_path: Path) -> No
     log = tmp_path / "gateway.log"
     process = GatewayProcess(
         tmp_path / "gw",
-        secret="s",
+        secret=SECRET,
         sim={"trade_mode": "real", "login": 777},
         gateway={"allow_real": True, "expect_login": 777},
         log_file=log,
@@ -165,8 +167,8 @@ def test_a_real_account_with_allow_real_starts_and_says_so(tmp_path: Path) -> No
 async def test_ping_warns_when_the_terminal_will_refuse_orders(tmp_path: Path) -> None:
     from inf_bridge import Bridge
 
-    with GatewayProcess(tmp_path / "gw", secret="s", sim={"algo_trading": False}) as gateway:
-        async with Bridge(gateway.endpoint, secret="s") as bridge:
+    with GatewayProcess(tmp_path / "gw", secret=SECRET, sim={"algo_trading": False}) as gateway:
+        async with Bridge(gateway.endpoint, secret=SECRET) as bridge:
             assert bridge.health.gateway is not None
             assert any("Algo Trading is off" in w for w in bridge.health.gateway.warnings)
 
@@ -175,12 +177,12 @@ async def test_ping_warns_of_an_unsafe_gateway(tmp_path: Path) -> None:
     from inf_bridge import Bridge
 
     gateway = {"signature_validation": False, "insecure": True}
-    with GatewayProcess(tmp_path / "gw", secret="s", gateway=gateway) as process:
-        async with Bridge(process.endpoint, secret="s") as bridge:
+    with GatewayProcess(tmp_path / "gw", secret=SECRET, gateway=gateway) as process:
+        async with Bridge(process.endpoint, secret=SECRET) as bridge:
             info = bridge.health.gateway
             assert info is not None and info.signature_validation is False
             assert any("signature validation is OFF" in w for w in info.warnings)
             assert any("without CURVE (--insecure)" in w for w in info.warnings)
-    with GatewayProcess(tmp_path / "safe", secret="s") as process:
-        async with Bridge(process.endpoint, secret="s") as bridge:
+    with GatewayProcess(tmp_path / "safe", secret=SECRET) as process:
+        async with Bridge(process.endpoint, secret=SECRET) as bridge:
             assert bridge.health.gateway is not None and bridge.health.gateway.warnings == []

@@ -22,6 +22,7 @@ from protocol import (
     Close,
     ErrorCode,
     Open,
+    Ping,
     ProtocolError,
     Side,
     SignatureError,
@@ -159,6 +160,18 @@ def test_signature_known_answer_pinned_hex() -> None:
     assert signature(b"k", Close(uuid="u", timestamp=0, ticket=1), 0) == (
         "RISK_PASS:39b9936f53dc713aac600343d2543cc027cc0e8f7334024ada73a0501dc186ee:0"
     )
+
+
+def test_a_signed_ping_has_every_order_field_empty() -> None:
+    ping = Ping(uuid="p-1", timestamp=0)
+    assert canonical(ping, TS) == b"v1\np-1\nPING\n\n\n\n\n\n\n\n\n1700000000000"
+    signed = sign(KEY, ping, TS)
+    assert signed.risk_signature == f"RISK_PASS:{mac(KEY, canonical(ping, TS))}:{TS}"
+    assert verify(KEY, signed, now_ms=TS) == TS
+    with pytest.raises(SignatureInvalid):
+        verify(OTHER_KEY, signed, now_ms=TS)
+    with pytest.raises(SignatureInvalid):  # a PING's signature is no HALT's
+        verify(KEY, decode_request(encode(signed).replace(b'"PING"', b'"HALT"')), now_ms=TS)
 
 
 def test_sign_returns_a_signed_copy() -> None:
@@ -491,12 +504,11 @@ def test_exception_codes_and_hierarchy() -> None:
 @pytest.mark.parametrize(
     ("secret", "key"),
     [
-        ("s3cret", b"s3cret"),
-        ("  s3cret  ", b"s3cret"),
-        ("s3cret\n", b"s3cret"),  # as read from a secret file
-        ("\t\r\n s3cret \r\n", b"s3cret"),
-        ("s3 cret", b"s3 cret"),  # inner whitespace is part of the secret
-        ("cl\u00e9", b"cl\xc3\xa9"),  # UTF-8
+        ("correct horse battery", b"correct horse battery"),
+        ("  correct-horse-battery  ", b"correct-horse-battery"),
+        ("correct-horse-battery\n", b"correct-horse-battery"),  # as read from a secret file
+        ("\t\r\n correct-horse-battery \r\n", b"correct-horse-battery"),
+        ("cl\u00e9-" + "x" * 11, b"cl\xc3\xa9-" + b"x" * 11),  # UTF-8: 16 bytes, 15 characters
         ("0" * 64, b"0" * 64),
     ],
 )
@@ -510,11 +522,17 @@ def test_empty_secret_is_refused(secret: str) -> None:
         secret_key(secret)
 
 
+@pytest.mark.parametrize("secret", ["hunter2", "x" * 15, " 15-bytes-secret ", "\u00e9" * 7])
+def test_a_secret_under_16_bytes_is_refused(secret: str) -> None:
+    with pytest.raises(ValueError, match=r"at least 16 are required .*token_hex"):
+        secret_key(secret)
+
+
 def test_secret_from_a_file_with_a_newline_verifies_with_the_bare_secret() -> None:
-    signed = sign(secret_key("hunter2\n"), OPEN_BASE, TS)
-    assert verify(secret_key("hunter2"), signed, now_ms=TS) == TS
+    signed = sign(secret_key("hunter2-hunter2-hunter2\n"), OPEN_BASE, TS)
+    assert verify(secret_key("hunter2-hunter2-hunter2"), signed, now_ms=TS) == TS
     with pytest.raises(SignatureInvalid):
-        verify(secret_key("hunter3"), signed, now_ms=TS)
+        verify(secret_key("hunter3-hunter3-hunter3"), signed, now_ms=TS)
 
 
 # --------------------------------------------------------------------------------------------
@@ -661,9 +679,9 @@ def test_key_file_privacy_is_checked_on_posix_and_left_to_acls_on_windows() -> N
     require_private("/k", private, posix=True)
     require_private(r"C:\k", world_readable, posix=False)  # no mode bits there: ACLs decide
     with pytest.raises(ValueError, match="can be read by other users"):
-        secret_from_file("/s", world_readable, "secret", posix=True)
-    assert secret_from_file(r"C:\s", world_readable, "secret\r\n", posix=False) == (
-        secret_key("secret")
+        secret_from_file("/s", world_readable, "a-long-enough-secret", posix=True)
+    assert secret_from_file(r"C:\s", world_readable, "a-long-enough-secret\r\n", posix=False) == (
+        secret_key("a-long-enough-secret")
     )
     with pytest.raises(ValueError, match="is empty"):
         secret_from_file(r"C:\s", private, " \n", posix=False)

@@ -66,7 +66,7 @@ def pywin32(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakePywin32]:
 
 def write_config(tmp_path: Path, port: int) -> Path:
     secret = tmp_path / "secret.txt"
-    secret.write_text("service-secret")
+    secret.write_text("service-secret-of-the-box")
     secret.chmod(0o600)
     config = tmp_path / "gateway.toml"
     config.write_text(
