@@ -44,6 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--secret-file", metavar="FILE", help="file holding the shared signing secret"
     )
     parser.add_argument(
+        "--operator-secret-file",
+        metavar="FILE",
+        help="file holding the operator's secret: HALT and RESUME must be signed with it",
+    )
+    parser.add_argument(
         "--no-signature-validation",
         action="store_true",
         help="accept unsigned orders (tests and demos only)",
@@ -113,6 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "terminal": args.terminal,
         "data_dir": args.data_dir,
         "secret_file": args.secret_file,
+        "operator_secret_file": args.operator_secret_file,
         "signature_ttl_ms": args.signature_ttl_ms,
         "log_level": args.log_level,
         "signature_validation": False if args.no_signature_validation else None,

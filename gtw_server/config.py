@@ -77,6 +77,9 @@ class GatewayConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     terminal: Literal["sim", "mt5"] = "sim"
     data_dir: str = "var/gateway"
     secret_file: str | None = None
+    # HALT and RESUME must be signed with this secret instead of the order secret, so that a
+    # stolen strategy node's secret cannot lift a halt.
+    operator_secret_file: str | None = None
     signature_validation: bool = True
     signature_ttl_ms: Annotated[int, Meta(ge=100, le=600_000)] = 5000
     log_level: LogLevel = "INFO"
@@ -140,12 +143,14 @@ class Mt5Config(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
 
 class Config(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Everything the gateway needs to start. ``secret`` is ``None`` only when signature
-    validation is off."""
+    validation is off; ``operator_secret`` is ``None`` when HALT and RESUME are signed with
+    ``secret``."""
 
     gateway: GatewayConfig = msgspec.field(default_factory=GatewayConfig)
     sim: SimConfig = msgspec.field(default_factory=SimConfig)
     mt5: Mt5Config = msgspec.field(default_factory=Mt5Config)
     secret: Secret | None = None
+    operator_secret: Secret | None = None
 
     @property
     def data_dir(self) -> Path:
@@ -191,7 +196,15 @@ def load_config(
             f"[gateway] secret_file in the config, or the environment variable {SECRET_ENV}; "
             "or turn signatures off with --no-signature-validation (tests and demos only)"
         )
-    return msgspec.structs.replace(config, secret=secret)
+    operator_secret = None
+    if config.gateway.operator_secret_file:
+        operator_secret = _read_secret_file(Path(config.gateway.operator_secret_file))
+        if operator_secret == secret:
+            raise ConfigError(
+                f"[gateway] operator_secret_file {config.gateway.operator_secret_file} holds the "
+                "order secret: the operator's key must differ from the one every strategy node has"
+            )
+    return msgspec.structs.replace(config, secret=secret, operator_secret=operator_secret)
 
 
 def is_loopback(endpoint: str) -> bool:
@@ -238,7 +251,13 @@ def _check_exposure(gateway: GatewayConfig) -> None:
 
 # [gateway] paths that a TOML file gives relative to itself (log and audit files are relative
 # to data_dir instead). A service's working directory is nobody's choice (System32).
-PATH_KEYS: Final = ("data_dir", "secret_file", "curve_secret_key", "curve_clients")
+PATH_KEYS: Final = (
+    "data_dir",
+    "secret_file",
+    "operator_secret_file",
+    "curve_secret_key",
+    "curve_clients",
+)
 
 
 def _resolve_paths(table: dict[str, Any], base: Path) -> None:
@@ -282,8 +301,8 @@ def _load_secret(gateway: GatewayConfig, env: Mapping[str, str]) -> Secret | Non
         return None
     try:
         return secret_key(value)
-    except ValueError:
-        raise ConfigError(f"the environment variable {SECRET_ENV} is empty") from None
+    except ValueError as exc:
+        raise ConfigError(f"the environment variable {SECRET_ENV}: {exc}") from None
 
 
 def _read_secret_file(path: Path) -> Secret:

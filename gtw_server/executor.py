@@ -46,8 +46,10 @@ from gtw_server.worker import TerminalWorker
 from protocol import (
     Close,
     ErrorCode,
+    Halt,
     Open,
     Reply,
+    Resume,
     SignatureError,
     SignedRequest,
     Status,
@@ -77,11 +79,18 @@ class OrderExecutor:
         *,
         secret: bytes | None,
         signature_ttl_ms: int,
+        operator_secret: bytes | None = None,
         settle_s: float = 1.0,
+        on_authenticated: Callable[[], None] | None = None,
     ) -> None:
+        """``secret`` verifies orders (``None``: signatures are not checked);
+        ``operator_secret``, when given, is the only key that signs HALT and RESUME.
+        ``on_authenticated`` is told of every request whose signature verified."""
         self.journal = journal
         self.worker = worker
         self._secret = secret
+        self._operator_secret = operator_secret
+        self._on_authenticated = on_authenticated
         self._ttl_ms = signature_ttl_ms
         # How long an order may still be landing in the terminal after its call was lost.
         self._settle_s = settle_s
@@ -143,11 +152,8 @@ class OrderExecutor:
         return reply
 
     def _check(self, request: SignedRequest) -> Reply | None:
-        if self._secret is not None:
-            try:
-                verify(self._secret, request, now_ms=int(time.time() * 1000), ttl_ms=self._ttl_ms)
-            except SignatureError as exc:
-                return rejected(request.uuid, request.action, exc.code, exc.message)
+        if refusal := self._authenticate(request):
+            return refusal
         entry = self.journal.get(request.uuid)
         if entry is None:
             return None
@@ -161,6 +167,24 @@ class OrderExecutor:
         if entry.reply is None:
             return pending(request, "this uuid is in flight or being reconciled")
         return msgspec.structs.replace(decode_reply(entry.reply), duplicate=True)
+
+    def _authenticate(self, request: SignedRequest) -> Reply | None:
+        """Verify the request's signature with the key that may sign it: the refusal, or
+        ``None`` (and ``on_authenticated`` is told)."""
+        key = self._secret
+        if self._operator_secret is not None and isinstance(request, Halt | Resume):
+            key = self._operator_secret
+        if key is not None:
+            try:
+                verify(key, request, now_ms=int(time.time() * 1000), ttl_ms=self._ttl_ms)
+            except SignatureError as exc:
+                message = exc.message
+                if key is self._operator_secret and exc.code is ErrorCode.SIGNATURE_INVALID:
+                    message += " (HALT and RESUME must be signed with the operator's secret)"
+                return rejected(request.uuid, request.action, exc.code, message)
+        if self._on_authenticated is not None:
+            self._on_authenticated()
+        return None
 
     async def execute(self, request: Open | Close) -> Reply:
         """Run an admitted ``request`` in the terminal; journal and return its reply."""

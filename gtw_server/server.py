@@ -53,11 +53,13 @@ from protocol import (
     Position,
     Reply,
     Resume,
+    SignatureError,
     SignedRequest,
     Status,
     decode_reply,
     decode_request,
     encode,
+    verify,
 )
 
 __all__ = ["Gateway"]
@@ -98,7 +100,9 @@ class Gateway:
         self._executor: OrderExecutor | None = None
         self._killswitch: KillSwitch | None = None
         self._curve: CurveServer | None = None
-        self._last_request = time.monotonic()
+        # When a client last proved it holds the secret (a verified signature): what keeps the
+        # dead-man's switch from halting. Strangers' frames do not count.
+        self._last_client = time.monotonic()
         self._received_at = 0.0  # perf_counter() when the message being handled arrived
         self._opening = 0  # OPEN orders admitted and not yet answered
         self._metrics = GatewayMetrics() if config.gateway.metrics_port is not None else None
@@ -164,6 +168,11 @@ class Gateway:
                 "Use this for tests and demos only.",
                 gateway.bind,
             )
+        elif self.config.operator_secret is None:
+            logger.warning(
+                "no operator secret ([gateway] operator_secret_file): the order secret every "
+                "strategy node holds can also lift a HALT; give the operators a key of their own"
+            )
         data_dir = self.config.data_dir
         if gateway.audit_file is not None:
             self._audit_file = add_gateway_audit_file(
@@ -197,8 +206,10 @@ class Gateway:
             self._journal,
             self._worker,
             secret=self.config.secret if gateway.signature_validation else None,
+            operator_secret=self.config.operator_secret,
             signature_ttl_ms=gateway.signature_ttl_ms,
             settle_s=gateway.reconcile_settle_s,
+            on_authenticated=self._client_seen,
         )
         if await self._connect() and (problem := self._account_problem()):
             raise GatewayError(problem)
@@ -227,7 +238,7 @@ class Gateway:
         self._transport.start()
         if self._metrics is not None and gateway.metrics_port is not None:
             self._serve_metrics(self._metrics, gateway.metrics_host, gateway.metrics_port)
-        self._last_request = time.monotonic()
+        self._client_seen()
         self._spawn_background(self._watch_terminal(), "terminal-monitor")
         self._spawn_background(self._reconcile(), "startup-reconcile")
         self._spawn_background(self._prune_journal(), "journal-pruning")
@@ -404,9 +415,11 @@ class Gateway:
         assert self._killswitch is not None
         while True:
             await asyncio.sleep(min(1.0, limit_s / 4))
-            silent_s = time.monotonic() - self._last_request
+            silent_s = time.monotonic() - self._last_client
             if silent_s > limit_s and not self._killswitch.halted:
-                self._killswitch.halt(f"DEAD_MAN: no request from any client for {limit_s:g} s")
+                self._killswitch.halt(
+                    f"DEAD_MAN: no authenticated request from any client for {limit_s:g} s"
+                )
 
     def _describe_terminal(self) -> str:
         t = self.terminal
@@ -469,7 +482,6 @@ class Gateway:
 
     def _on_message(self, frames: list[bytes]) -> None:
         self._received_at = time.perf_counter()
-        self._last_request = time.monotonic()
         envelope, body = split_envelope(frames)
         if len(body) != 1:
             self._send(
@@ -487,6 +499,8 @@ class Gateway:
         except DecodeError as exc:
             self._send(envelope, rejected(exc.uuid, exc.action, exc.code, exc.message))
             return
+        if not self.config.gateway.signature_validation:
+            self._client_seen()  # nothing is authenticated: any readable request counts
         try:
             self._dispatch(envelope, request)
         except Exception:
@@ -600,7 +614,7 @@ class Gateway:
             info = msgspec.structs.replace(info, halted=True, halt_reason=self._killswitch.reason)
         if trouble := self._terminal_trouble():
             info = msgspec.structs.replace(info, warnings=[*info.warnings, trouble])
-        return Reply(
+        reply = Reply(
             uuid=request.uuid,
             action=request.action,
             status=Status.OK,
@@ -608,6 +622,26 @@ class Gateway:
             mt5_connected=self._terminal_connected(),
             gateway=info,
         )
+        return self._with_authentication(request, reply)
+
+    def _with_authentication(self, request: Ping, reply: Reply) -> Reply:
+        """Say whether a signed PING's signature verified: a node learns at its first beat
+        whether the gateway takes its secret, not at its first order."""
+        secret = self.config.secret
+        if request.risk_signature is None or secret is None:
+            return reply
+        now_ms = int(time.time() * 1000)
+        try:
+            verify(secret, request, now_ms=now_ms, ttl_ms=self.config.gateway.signature_ttl_ms)
+        except SignatureError as exc:
+            return msgspec.structs.replace(
+                reply, authenticated=False, auth_error=exc.code.value, error_msg=exc.message
+            )
+        self._client_seen()
+        return msgspec.structs.replace(reply, authenticated=True)
+
+    def _client_seen(self) -> None:
+        self._last_client = time.monotonic()
 
     def _order_status(self, request: GetOrder) -> Reply:
         assert self._journal is not None

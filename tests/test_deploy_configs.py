@@ -232,7 +232,12 @@ def test_the_gateway_example_loads_with_every_line_uncommented(tmp_path: Path) -
     path = tmp_path / "gateway.toml"
     path.write_text(uncommented(GATEWAY_EXAMPLE), encoding="utf-8")
     secret = private_file(tmp_path / "secret.txt", "s3cret-s3cret-s3cret")
-    config = load_config(config_file=path, env={}, overrides={"secret_file": str(secret)})
+    operator = private_file(tmp_path / "operator.txt", "the-operators-own-secret")
+    config = load_config(
+        config_file=path,
+        env={},
+        overrides={"secret_file": str(secret), "operator_secret_file": str(operator)},
+    )
     objects = {
         "gateway": config.gateway,
         "gateway.limits": config.gateway.limits,
@@ -242,7 +247,7 @@ def test_the_gateway_example_loads_with_every_line_uncommented(tmp_path: Path) -
     for table, values in documented(GATEWAY_EXAMPLE).items():
         fields = options(GATEWAY_TABLES[table])
         for name, value in values.items():
-            if name != "secret_file":
+            if name not in ("secret_file", "operator_secret_file"):
                 expected = msgspec.convert(value, fields[name].type, strict=False)
                 if table == "gateway" and name in PATH_KEYS and not Path(value).is_absolute():
                     expected = str(path.parent / value)  # relative to the file (not on Windows)
