@@ -1,8 +1,10 @@
-"""Refusals that say how to fix the order: a volume the symbol does not take."""
+"""Refusals that say how to fix the order: a volume the symbol does not take, a symbol the
+terminal does not know."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import SimpleNamespace
 
 import pytest
 
@@ -86,12 +88,60 @@ def test_an_invalid_partial_close_names_the_limits_without_asking_the_terminal_a
     assert too_dear.error_msg == "the terminal rejected the order: 10019 No money"
 
 
-async def test_the_limits_reach_the_client_through_a_gateway(bridge: Bridge) -> None:
+@pytest.mark.parametrize(
+    ("asked", "known", "suggestion"),
+    [
+        ("EURUSDX", None, "; did you mean EURUSD?"),  # a typo
+        ("eurusd", None, "; did you mean EURUSD?"),  # the case
+        ("EURUSD.m", None, "; did you mean EURUSD?"),  # a broker suffix this one has not
+        ("AUDUSD", ["AUDUSD.m", "AUDCAD.m", "EURUSD.m"], "; did you mean AUDUSD.m?"),  # nor this
+        ("US30", ["US500.cash", "US30.cash", "GER40.cash"], "; did you mean US30.cash?"),
+    ],
+)
+def test_an_unknown_symbol_suggests_the_close_names_the_terminal_knows(
+    adapter: TerminalAdapter,
+    monkeypatch: pytest.MonkeyPatch,
+    asked: str,
+    known: list[str] | None,
+    suggestion: str,
+) -> None:
+    if known is not None:  # a broker whose symbols all carry a suffix
+        listing = tuple(SimpleNamespace(name=name) for name in known)
+        monkeypatch.setattr(adapter.mt5, "symbols_get", lambda group=None: listing)
+    outcome = adapter.open(buy(asked, 0.1))
+    assert (outcome.status, outcome.error_code) == ("REJECTED", "MT5_REJECTED")
+    assert outcome.error_msg == f"symbol {asked!r} is not known to the terminal{suggestion}"
+    assert adapter.mt5.positions_total() == 0
+
+
+def test_the_symbol_list_is_asked_for_only_to_refuse_and_guesses_nothing_far(
+    mt5: SimTerminal, adapter: TerminalAdapter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = calls_to(mt5, monkeypatch, "symbols_get")
+    assert adapter.open(buy("GER40", 0.1)).status == "FILLED"  # selected on the way
+    assert made == []
+    typo = adapter.open(buy("EURUSDX", 0.1))
+    assert typo.error_msg == "symbol 'EURUSDX' is not known to the terminal; did you mean EURUSD?"
+    assert made == ["symbols_get"]
+    nothing_close = adapter.open(buy("NOSUCH", 0.1))
+    assert nothing_close.error_msg == "symbol 'NOSUCH' is not known to the terminal"
+    monkeypatch.setattr(mt5, "symbols_get", lambda group=None: None)  # the call failed
+    unlisted = adapter.open(buy("EURUSDX", 0.1))
+    assert unlisted.error_msg == "symbol 'EURUSDX' is not known to the terminal"
+
+
+async def test_both_refusals_reach_the_client_through_a_gateway(bridge: Bridge) -> None:
     with pytest.raises(OrderRejected) as volume:
         await bridge.send_order("EURUSD", "BUY", 0.013)
     assert (volume.value.error_code, volume.value.retcode) == ("MT5_REJECTED", 10014)
     assert volume.value.message == (
         "the terminal rejected the order: 10014 Invalid volume: 0.013 lots of EURUSD; "
         "the symbol takes 0.01 to 500 lots in steps of 0.01"
+    )
+    with pytest.raises(OrderRejected) as unknown:
+        await bridge.send_order("EURUSDX", "BUY", 0.1)
+    assert (unknown.value.error_code, unknown.value.retcode) == ("MT5_REJECTED", None)
+    assert unknown.value.message == (
+        "symbol 'EURUSDX' is not known to the terminal; did you mean EURUSD?"
     )
     assert await bridge.get_positions() == []

@@ -10,7 +10,10 @@ on netting accounts. It runs inside the terminal worker process, never in the ev
 
 from __future__ import annotations
 
+import difflib
+import re
 import time
+from collections.abc import Iterable
 from typing import Any, Final, Literal
 
 import msgspec
@@ -54,6 +57,12 @@ _ORDER_FILLING_FOK: Final = 0
 _ORDER_FILLING_IOC: Final = 1
 _ORDER_FILLING_RETURN: Final = 2
 _EXECUTION_MARKET: Final = 2
+
+# Brokers append a suffix to their symbols' names after one of these (EURUSD.m, US30-cash).
+_SUFFIX_SEPARATOR: Final = re.compile(r"[.#_+!-]")
+_SUGGESTIONS: Final = 3
+# difflib's default cutoff (0.6) lets two pairs that share a currency pass (XAUUSD for EURUSDX).
+_SIMILARITY: Final = 0.75
 
 
 class TerminalDisconnected(TerminalError):
@@ -231,7 +240,8 @@ class TerminalAdapter:
         self._ensure_connected()
         filling = self._filling(order.symbol)
         if filling is None:
-            return _rejected(f"symbol {order.symbol!r} is not known to the terminal")
+            known = f"symbol {order.symbol!r} is not known to the terminal"
+            return _rejected(known + self._did_you_mean(order.symbol))
         tick = self.mt5.symbol_info_tick(order.symbol)
         if tick is None:
             return self._refused("symbol_info_tick")
@@ -357,6 +367,13 @@ class TerminalAdapter:
             )
         return terms.filling
 
+    def _did_you_mean(self, symbol: str) -> str:
+        """``"; did you mean A, B?"`` with names the terminal knows close to ``symbol``, or
+        ``""``. One more round trip, only on the way to refusing the order."""
+        known = self.mt5.symbols_get()  # every symbol, in the Market Watch or not
+        names = _close_names(symbol, (info.name for info in known or ()))
+        return f"; did you mean {', '.join(names)}?" if names else ""
+
     def _refused(self, what: str) -> OrderOutcome:
         """The order, refused because ``what`` failed before ``order_send``: nothing was sent,
         so it is not an outcome to reconcile. A lost terminal raises ``TerminalDisconnected``
@@ -436,6 +453,24 @@ def _filling(info: Any) -> int:
 
 def _lots(volume: float) -> str:
     return f"{volume:.10g}"  # 0.013, 100: no float noise, no trailing zeros
+
+
+def _close_names(wanted: str, known: Iterable[str]) -> list[str]:
+    """Up to three ``known`` names ``wanted`` may have meant, ignoring case: first the same
+    name with another broker suffix (EURUSD.m for EURUSD, and the reverse), then the most
+    similar ones (EURUSD for EURUSDX)."""
+    by_upper = {name.upper(): name for name in known if name != wanted}
+    target = wanted.upper()
+    base = _base(target)
+    same_base = [name for name in by_upper if base and _base(name) == base]
+    same_base.sort(key=lambda name: -difflib.SequenceMatcher(None, target, name).ratio())
+    similar = difflib.get_close_matches(target, by_upper, _SUGGESTIONS, _SIMILARITY)
+    return [by_upper[name] for name in dict.fromkeys(same_base + similar)][:_SUGGESTIONS]
+
+
+def _base(name: str) -> str:
+    """The name before a broker's suffix: EURUSD for EURUSD.m; empty for #AAPL."""
+    return _SUFFIX_SEPARATOR.split(name, maxsplit=1)[0]
 
 
 def _rejected(message: str, *, code: ErrorCode = ErrorCode.MT5_REJECTED) -> OrderOutcome:
