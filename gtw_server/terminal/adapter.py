@@ -10,7 +10,10 @@ on netting accounts. It runs inside the terminal worker process, never in the ev
 
 from __future__ import annotations
 
+import difflib
+import re
 import time
+from collections.abc import Iterable
 from typing import Any, Final, Literal
 
 import msgspec
@@ -40,6 +43,7 @@ _IPC_UNCERTAIN: Final = frozenset({-10000, -10002, -10005})
 _DONE: Final = 10009
 _SUCCESS: Final = frozenset({10008, _DONE, 10010})  # PLACED, DONE, DONE_PARTIAL
 _NO_TRADE_SERVER: Final = 10031  # TRADE_RETCODE_CONNECTION
+_INVALID_VOLUME: Final = 10014  # TRADE_RETCODE_INVALID_VOLUME
 _DAY_S: Final = 86_400
 
 _TRADE_MODES: Final = {0: "DEMO", 1: "CONTEST", 2: "REAL"}
@@ -54,9 +58,24 @@ _ORDER_FILLING_IOC: Final = 1
 _ORDER_FILLING_RETURN: Final = 2
 _EXECUTION_MARKET: Final = 2
 
+# Brokers append a suffix to their symbols' names after one of these (EURUSD.m, US30-cash).
+_SUFFIX_SEPARATOR: Final = re.compile(r"[.#_+!-]")
+_SUGGESTIONS: Final = 3
+# difflib's default cutoff (0.6) lets two pairs that share a currency pass (XAUUSD for EURUSDX).
+_SIMILARITY: Final = 0.75
+
 
 class TerminalDisconnected(TerminalError):
     """The terminal is not reachable; nothing was executed."""
+
+
+class _SymbolTerms(Struct, frozen=True):
+    """What an order for a symbol must respect: its filling mode and volume limits (lots)."""
+
+    filling: int
+    volume_min: float
+    volume_max: float
+    volume_step: float
 
 
 class OpenOrder(Struct, frozen=True, kw_only=True):
@@ -135,13 +154,13 @@ class TerminalAdapter:
         self._init_kwargs = init_kwargs or {}
         self._connected = False
         self._hedging = True
-        self._fillings: dict[str, int] = {}
+        self._terms: dict[str, _SymbolTerms] = {}
 
     # -- connection ---------------------------------------------------------------------
 
     def connect(self) -> TerminalStatus:
         """(Re)initialise the terminal connection and say what it is connected to."""
-        self._fillings.clear()
+        self._terms.clear()
         if not self.mt5.initialize(**self._init_kwargs):
             self._connected = False
             code, message = self.mt5.last_error()
@@ -221,7 +240,8 @@ class TerminalAdapter:
         self._ensure_connected()
         filling = self._filling(order.symbol)
         if filling is None:
-            return _rejected(f"symbol {order.symbol!r} is not known to the terminal")
+            known = f"symbol {order.symbol!r} is not known to the terminal"
+            return _rejected(known + self._did_you_mean(order.symbol))
         tick = self.mt5.symbol_info_tick(order.symbol)
         if tick is None:
             return self._refused("symbol_info_tick")
@@ -325,10 +345,11 @@ class TerminalAdapter:
 
     def _filling(self, symbol: str) -> int | None:
         """The filling mode to send for ``symbol`` (``None``: unknown symbol), selecting it
-        in Market Watch the first time. Remembered per connection: a symbol's execution and
-        filling modes do not change while trading, and each lookup is an IPC round trip."""
-        filling = self._fillings.get(symbol)
-        if filling is None:
+        in Market Watch the first time. Remembered per connection with the volume limits, for
+        a refusal to quote them: a symbol's terms do not change while trading, and each lookup
+        is an IPC round trip."""
+        terms = self._terms.get(symbol)
+        if terms is None:
             info = self.mt5.symbol_info(symbol)
             if info is None:
                 # Outside the Market Watch a symbol has no info either (-4): select it, then
@@ -341,8 +362,17 @@ class TerminalAdapter:
                 if info is None:  # nothing was sent: refuse the order rather than guess
                     self._unless_disconnected("symbol_info")
                     return None
-            filling = self._fillings[symbol] = _filling(info)
-        return filling
+            terms = self._terms[symbol] = _SymbolTerms(
+                _filling(info), info.volume_min, info.volume_max, info.volume_step
+            )
+        return terms.filling
+
+    def _did_you_mean(self, symbol: str) -> str:
+        """``"; did you mean A, B?"`` with names the terminal knows close to ``symbol``, or
+        ``""``. One more round trip, only on the way to refusing the order."""
+        known = self.mt5.symbols_get()  # every symbol, in the Market Watch or not
+        names = _close_names(symbol, (info.name for info in known or ()))
+        return f"; did you mean {', '.join(names)}?" if names else ""
 
     def _refused(self, what: str) -> OrderOutcome:
         """The order, refused because ``what`` failed before ``order_send``: nothing was sent,
@@ -357,6 +387,19 @@ class TerminalAdapter:
         if isinstance(error, TerminalDisconnected):
             raise error
         return error
+
+    def _volume_limits(self, request: dict[str, Any]) -> str:
+        """What was asked against what the symbol takes, from the terms ``_filling`` remembered
+        before the send (so no terminal call), or ``""`` if it has none."""
+        symbol = request["symbol"]
+        terms = self._terms.get(symbol)
+        if terms is None:
+            return ""
+        return (
+            f": {_lots(request['volume'])} lots of {symbol}; the symbol takes "
+            f"{_lots(terms.volume_min)} to {_lots(terms.volume_max)} lots "
+            f"in steps of {_lots(terms.volume_step)}"
+        )
 
     def _send(self, request: dict[str, Any]) -> OrderOutcome:
         result = self.mt5.order_send(request)
@@ -377,10 +420,13 @@ class TerminalAdapter:
             # 10031: the terminal has lost its trade server, so nothing was sent: the same
             # advice as any lost connection (retry shortly), not a broker's refusal.
             offline = result.retcode == _NO_TRADE_SERVER
+            reason = f"{result.retcode} {result.comment}"
+            if result.retcode == _INVALID_VOLUME:
+                reason += self._volume_limits(request)
             return OrderOutcome(
                 status="REJECTED",
                 error_code=ErrorCode.MT5_DISCONNECTED if offline else ErrorCode.MT5_REJECTED,
-                error_msg=f"the terminal rejected the order: {result.retcode} {result.comment}",
+                error_msg=f"the terminal rejected the order: {reason}",
                 retcode=result.retcode,
                 comment=result.comment,
             )
@@ -403,6 +449,28 @@ def _filling(info: Any) -> int:
     if info.filling_mode & _SYMBOL_FILLING_IOC:
         return _ORDER_FILLING_IOC
     return _ORDER_FILLING_RETURN
+
+
+def _lots(volume: float) -> str:
+    return f"{volume:.10g}"  # 0.013, 100: no float noise, no trailing zeros
+
+
+def _close_names(wanted: str, known: Iterable[str]) -> list[str]:
+    """Up to three ``known`` names ``wanted`` may have meant, ignoring case: first the same
+    name with another broker suffix (EURUSD.m for EURUSD, and the reverse), then the most
+    similar ones (EURUSD for EURUSDX)."""
+    by_upper = {name.upper(): name for name in known if name != wanted}
+    target = wanted.upper()
+    base = _base(target)
+    same_base = [name for name in by_upper if base and _base(name) == base]
+    same_base.sort(key=lambda name: -difflib.SequenceMatcher(None, target, name).ratio())
+    similar = difflib.get_close_matches(target, by_upper, _SUGGESTIONS, _SIMILARITY)
+    return [by_upper[name] for name in dict.fromkeys(same_base + similar)][:_SUGGESTIONS]
+
+
+def _base(name: str) -> str:
+    """The name before a broker's suffix: EURUSD for EURUSD.m; empty for #AAPL."""
+    return _SUFFIX_SEPARATOR.split(name, maxsplit=1)[0]
 
 
 def _rejected(message: str, *, code: ErrorCode = ErrorCode.MT5_REJECTED) -> OrderOutcome:
