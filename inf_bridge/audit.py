@@ -36,6 +36,7 @@ __all__ = ["AuditFile", "add_audit_file", "parse_age", "parse_size", "record"]
 _audit: Final = logger.bind(audit=True)
 _encoder: Final = msgspec.json.Encoder()
 _files: list[AuditFile] = []
+_failing: set[AuditFile] = set()  # files whose last write failed
 _SIZE_UNITS: Final = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3}
 _AGE_UNITS: Final = {"second": 1, "minute": 60, "hour": 3600, "day": 86_400, "week": 604_800}
 
@@ -67,8 +68,25 @@ def record(
         )
         for audit_file in _files:
             if audit_file.source in (None, source):
-                audit_file.write(line)
+                _append(audit_file, line)
     _audit.log(level, "[{}] {}", event, message)
+
+
+def _append(audit_file: AuditFile, line: bytes) -> None:
+    """Write one line. A file that cannot be written (a full disk) must not stop the order the
+    line is about: say so once, and once more when it is written again."""
+    try:
+        audit_file.write(b"\n" + line if audit_file in _failing else line)  # end a torn line
+    except OSError as exc:
+        if audit_file not in _failing:
+            _failing.add(audit_file)
+            logger.error(
+                "audit file {}: lines are lost until it can be written: {}", audit_file.path, exc
+            )
+        return
+    if audit_file in _failing:
+        _failing.discard(audit_file)
+        logger.warning("audit file {}: written again", audit_file.path)
 
 
 class AuditFile:
