@@ -46,6 +46,7 @@ __all__ = [
     "Secret",
     "is_loopback",
     "load_config",
+    "load_data_dir",
 ]
 
 SECRET_ENV: Final = "MT5_BRIDGE_SECRET"
@@ -97,6 +98,9 @@ class GatewayConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     max_message_bytes: Annotated[int, Meta(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
     # How long the journal remembers a uuid (and so refuses to execute it twice).
     journal_retention_days: Annotated[float, Meta(gt=0, le=3650)] = 7.0
+    # The terminal's history is the second ledger: before executing a uuid its journal does
+    # not know, the gateway makes sure no order with its tag is in this much recent history.
+    history_lookback_hours: Annotated[float, Meta(gt=0, le=24 * 31)] = 24.0
     # Terminal-bound requests waiting at once; beyond this, BUSY.
     max_queue: Annotated[int, Meta(ge=1, le=1_000_000)] = 1000
     # The dead-man's switch: halt new orders when no client has sent anything for this long.
@@ -205,6 +209,29 @@ def load_config(
                 "order secret: the operator's key must differ from the one every strategy node has"
             )
     return msgspec.structs.replace(config, secret=secret, operator_secret=operator_secret)
+
+
+def load_data_dir(
+    *,
+    config_file: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    override: str | None = None,
+) -> Path:
+    """Only ``[gateway] data_dir``, from the same sources as ``load_config``: what the
+    journal commands need, without the secret or the rest being readable by their user."""
+    env = os.environ if env is None else env
+    gateway = dict(_read_toml(Path(config_file)).get("gateway", {})) if config_file else {}
+    if config_file:
+        _resolve_paths(gateway, Path(config_file).parent)
+    gateway.update(_gateway_env(env))
+    if override is not None:
+        gateway["data_dir"] = override
+    data_dir = gateway.get("data_dir", GatewayConfig().data_dir)
+    if not isinstance(data_dir, str):
+        raise ConfigError(
+            f"invalid configuration: [gateway] data_dir must be a string, not {data_dir!r}"
+        )
+    return Path(data_dir)
 
 
 def is_loopback(endpoint: str) -> bool:

@@ -41,7 +41,7 @@ def test_real_terminal_without_the_package_fails_clearly(tmp_path: Path) -> None
     if sys.platform == "win32":
         pytest.skip("the MetaTrader5 package may be installed on Windows")
     result = run_gateway(
-        "--terminal", "mt5", "--data-dir", str(tmp_path), env={"MT5_BRIDGE_SECRET": "x"}
+        "--terminal", "mt5", "--data-dir", str(tmp_path), env={"MT5_BRIDGE_SECRET": SECRET}
     )
     assert result.returncode == 2
     assert "MetaTrader5 package is not installed" in result.stderr
@@ -59,7 +59,7 @@ def test_exits_when_its_port_is_taken(tmp_path: Path) -> None:
             f"tcp://127.0.0.1:{port}",
             "--data-dir",
             str(tmp_path),
-            env={"MT5_BRIDGE_SECRET": "x"},
+            env={"MT5_BRIDGE_SECRET": SECRET},
         )
     assert result.returncode != 0
     assert "cannot bind" in result.stderr

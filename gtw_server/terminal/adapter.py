@@ -27,6 +27,7 @@ __all__ = [
     "DEFAULT_DEVIATION",
     "CloseOrder",
     "FindOrders",
+    "ListTags",
     "OpenOrder",
     "OrderOutcome",
     "TerminalAdapter",
@@ -118,12 +119,22 @@ class OrderOutcome(Struct, frozen=True, kw_only=True, omit_defaults=True):
     deal: int | None = None
     volume: float | None = None
     price: float | None = None
+    # Found in the history: what the deal was, to tell the order it answers from another
+    # order whose tag is the same.
+    symbol: str | None = None
+    side: Side | None = None
 
 
 class FindOrders(Struct, frozen=True, kw_only=True):
     """Look up, by tag, orders the gateway sent since ``since`` (UTC epoch seconds)."""
 
     tags: list[str]
+    since: float
+
+
+class ListTags(Struct, frozen=True, kw_only=True):
+    """Ask for the tag of every deal and active order since ``since`` (UTC epoch seconds)."""
+
     since: float
 
 
@@ -308,17 +319,10 @@ class TerminalAdapter:
 
         Deals carry their order's comment, which starts with the tag, so a deal with the tag
         proves the order executed. An active order with the tag is still on its way to the
-        trade server (not executed *yet*). The window is padded by days because history is
-        kept in the trade server's time zone, not UTC.
+        trade server (not executed *yet*).
         """
-        self._ensure_connected()
         wanted = set(query.tags)
-        active = self.mt5.orders_get()
-        if active is None:
-            raise self._failed("orders_get")
-        deals = self.mt5.history_deals_get(int(query.since) - _DAY_S, int(time.time()) + 2 * _DAY_S)
-        if deals is None:
-            raise self._failed("history_deals_get")
+        deals, active = self._tagged_since(query.since)
         found: dict[str, OrderOutcome] = {}
         for deal in deals:
             tag = tag_of(deal.comment)
@@ -332,6 +336,8 @@ class TerminalAdapter:
                     deal=deal.ticket,
                     volume=deal.volume,
                     price=deal.price,
+                    symbol=deal.symbol,
+                    side=Side.BUY if deal.type == self.mt5.DEAL_TYPE_BUY else Side.SELL,
                 )
         for order in active:
             tag = tag_of(order.comment)
@@ -342,6 +348,24 @@ class TerminalAdapter:
                     order=order.ticket,
                 )
         return found
+
+    def tags(self, query: ListTags) -> list[str]:
+        """The tags of the deals since ``query.since`` and of the active orders: every order
+        the gateway sent in that window that executed, or still may."""
+        deals, active = self._tagged_since(query.since)
+        return sorted({tag for item in (*deals, *active) if (tag := tag_of(item.comment))})
+
+    def _tagged_since(self, since: float) -> tuple[Any, Any]:
+        """The deals since ``since`` and the active orders. The window is padded by days
+        because history is kept in the trade server's time zone, not UTC."""
+        self._ensure_connected()
+        active = self.mt5.orders_get()
+        if active is None:
+            raise self._failed("orders_get")
+        deals = self.mt5.history_deals_get(int(since) - _DAY_S, int(time.time()) + 2 * _DAY_S)
+        if deals is None:
+            raise self._failed("history_deals_get")
+        return deals, active
 
     def _filling(self, symbol: str) -> int | None:
         """The filling mode to send for ``symbol`` (``None``: unknown symbol), selecting it
