@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from loguru import logger
 
+from gtw_server.log import configure_logging
 from inf_bridge.audit import AuditFile, closed_files, prune
 
 
@@ -30,6 +34,13 @@ def held_open(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     monkeypatch.setattr(os, "replace", refuse)
     monkeypatch.setattr(os, "rename", refuse)
     return attempts
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    yield
+    logger.remove()  # configure_logging took over loguru; give pytest its stderr back
+    logger.add(sys.stderr)
 
 
 def lines_of(files: list[Path]) -> list[str]:
@@ -163,3 +174,51 @@ def test_prune_skips_a_file_it_cannot_delete_and_deletes_the_next(
     monkeypatch.setattr(Path, "unlink", held)
     prune([a, b, c], max_age_s=86_400, max_bytes=600)
     assert a.exists() and not b.exists() and c.exists()
+
+
+# -- the gateway's log ------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_on_windows_the_log_rotates_while_someone_tails_it(
+    tmp_path: Path, held_open: list[str]
+) -> None:
+    path = tmp_path / "gateway.log"
+    configure_logging("INFO", file=path, rotation="1 KB", console=False, platform="win32")
+    for n in range(40):
+        logger.info("line {} {}", n, "x" * 60)
+    logger.remove()  # closes the file
+    assert held_open == []
+    assert not path.exists()
+    files = closed_files(path, current=True)
+    assert len(files) >= 3
+    assert [line.rsplit("line ", 1)[1].split()[0] for line in lines_of(files)] == [
+        str(n) for n in range(40)
+    ]
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_on_posix_the_log_keeps_its_name_and_its_total_size(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.log"
+    configure_logging(
+        "INFO", file=path, rotation="1 KB", retention_size="3 KB", console=False, platform="linux"
+    )
+    for n in range(200):
+        logger.info("line {} {}", n, "x" * 60)
+    logger.remove()
+    rotated = closed_files(path, current=True)
+    assert path.exists()  # what tail -F follows
+    assert 2 <= len(rotated) <= 3
+    assert sum(f.stat().st_size for f in rotated) <= 3 * 1024
+    assert "line 199 " in path.read_text(encoding="utf-8")
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_logs_left_by_earlier_runs_are_pruned_at_start(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.log"
+    old, recent = files_of_ages(tmp_path, [(100, 40 * 86_400), (100, 60)])
+    old = old.rename(tmp_path / "gateway.2020-01-01_00-00-00_000000.log")
+    recent = recent.rename(tmp_path / "gateway.2020-02-01_00-00-00_000000.log")
+    configure_logging("INFO", file=path, console=False, platform="win32")
+    logger.remove()
+    assert not old.exists() and recent.exists()
