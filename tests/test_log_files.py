@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 from loguru import logger
 
+from gtw_server.config import load_config
+from gtw_server.errors import ConfigError
 from gtw_server.log import configure_logging
 from inf_bridge.audit import AuditFile, closed_files, prune
 
@@ -222,3 +224,12 @@ def test_logs_left_by_earlier_runs_are_pruned_at_start(tmp_path: Path) -> None:
     configure_logging("INFO", file=path, console=False, platform="win32")
     logger.remove()
     assert not old.exists() and recent.exists()
+
+
+def test_retention_sizes_are_checked_at_load() -> None:
+    env = {"MT5_BRIDGE_SECRET": "s3cret-s3cret-s3cret"}
+    for key in ("log_retention_size", "audit_retention_size"):
+        with pytest.raises(ConfigError, match=rf"\[gateway\] {key} 'lots'"):
+            load_config(env=env, overrides={key: "lots"})
+    gateway = load_config(env=env, overrides={"audit_retention_size": "2 GB"}).gateway
+    assert (gateway.audit_retention_size, gateway.log_retention_size) == ("2 GB", "1 GB")
