@@ -255,6 +255,17 @@ def test_the_gateway_example_loads_with_every_line_uncommented(tmp_path: Path) -
     assert config.secret == secret_key("s3cret-s3cret-s3cret")
 
 
+def test_the_examples_load_saved_with_a_bom(tmp_path: Path) -> None:
+    """As Notepad's "UTF-8 with BOM" saves them; the example says that is fine."""
+    assert "with or without a byte-order mark" in GATEWAY_EXAMPLE.read_text(encoding="utf-8")
+    for example in (GATEWAY_EXAMPLE, CLIENT_EXAMPLE):
+        (tmp_path / example.name).write_bytes(b"\xef\xbb\xbf" + example.read_bytes())
+    env = {"MT5_BRIDGE_SECRET": "s3cret-s3cret-s3cret"}
+    gateway = load_config(config_file=tmp_path / GATEWAY_EXAMPLE.name, env=env)
+    assert gateway.gateway == GatewayConfig()
+    assert load_client_config(config_file=tmp_path / CLIENT_EXAMPLE.name, env={}) == ClientConfig()
+
+
 def test_the_client_example_loads(tmp_path: Path) -> None:
     assert load_client_config(config_file=CLIENT_EXAMPLE, env={}) == ClientConfig()
     path = tmp_path / "client.toml"
