@@ -179,6 +179,7 @@ class Gateway:
                 data_dir / gateway.audit_file,
                 rotation=gateway.audit_rotation,
                 retention=gateway.audit_retention,
+                retention_size=gateway.audit_retention_size,
             )
         self._journal = Journal(
             data_dir / "journal.sqlite3", defer=asyncio.get_running_loop().call_soon

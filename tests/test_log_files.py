@@ -21,6 +21,8 @@ from loguru import logger
 from gtw_server.config import load_config
 from gtw_server.errors import ConfigError
 from gtw_server.log import configure_logging
+from gtw_server.process import GatewayProcess
+from inf_bridge import Bridge
 from inf_bridge.audit import AuditFile, closed_files, prune
 
 
@@ -233,3 +235,17 @@ def test_retention_sizes_are_checked_at_load() -> None:
             load_config(env=env, overrides={key: "lots"})
     gateway = load_config(env=env, overrides={"audit_retention_size": "2 GB"}).gateway
     assert (gateway.audit_retention_size, gateway.log_retention_size) == ("2 GB", "1 GB")
+
+
+async def test_the_gateway_keeps_its_audit_files_within_their_size(
+    tmp_path: Path, secret: str
+) -> None:
+    limits = {"audit_rotation": "1 KB", "audit_retention_size": "2 KB"}
+    with GatewayProcess(tmp_path / "gw", secret=secret, gateway=limits) as gateway:
+        async with Bridge(gateway.endpoint, secret=secret) as bridge:
+            for _ in range(10):  # two lines of about 300 bytes each: six KB in all
+                fill = await bridge.send_order("EURUSD", "BUY", 0.1)
+                await bridge.close_position(fill.ticket)
+    rotated = closed_files(tmp_path / "gw" / "audit.jsonl", current=True)
+    assert rotated
+    assert sum(f.stat().st_size for f in rotated) <= 2 * 1024
