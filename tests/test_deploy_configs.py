@@ -21,6 +21,7 @@ import sys
 import textwrap
 import tomllib
 import urllib.request
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -598,3 +599,30 @@ def test_links_in_the_docs_resolve(doc: Path) -> None:
         if anchor:
             headings = re.findall(r"^#+ (.+)$", linked.read_text(encoding="utf-8"), flags=re.M)
             assert anchor in {_slug(h) for h in headings}, f"{doc.name}: no anchor {target}"
+
+
+def test_the_documented_wheel_build_works(tmp_path: Path) -> None:
+    """OPERATIONS.md's command builds the wheel its install examples name."""
+    text = section(OPERATIONS_DOC.read_text(encoding="utf-8"), "## Install on Windows")
+    command = next(
+        line.split()
+        for block in code_blocks(text, "sh")
+        for line in block.splitlines()
+        if "pip wheel" in line
+    )
+    assert command[:3] == ["python", "-m", "pip"] and command[-3:] == ["-w", "dist", "."]
+    subprocess.run(
+        [sys.executable, *command[1:-2], str(tmp_path), str(ROOT)],
+        capture_output=True,
+        timeout=300,
+        check=True,
+    )
+    (wheel,) = tmp_path.glob("*.whl")
+    named = re.findall(r"-Source C:\\dist\\(mt5_bridge-[^ ]+\.whl)", text)
+    assert named and all(
+        fnmatch.fnmatch(wheel.name, re.sub(r"\d+\.\d+\.\d+", "*", n)) for n in named
+    )
+    with zipfile.ZipFile(wheel) as built:
+        assert {"gtw_server/service.py", "inf_bridge/audit.py", "protocol/codec.py"} <= set(
+            built.namelist()
+        )
