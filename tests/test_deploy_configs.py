@@ -626,3 +626,11 @@ def test_the_documented_wheel_build_works(tmp_path: Path) -> None:
         assert {"gtw_server/service.py", "inf_bridge/audit.py", "protocol/codec.py"} <= set(
             built.namelist()
         )
+
+
+def test_the_docs_show_windows_log_files_named_by_start_time() -> None:
+    """On Windows the gateway never writes data\\gateway.log nor data\\audit.jsonl."""
+    text = OPERATIONS_DOC.read_text(encoding="utf-8")
+    assert not re.findall(r"data\\(?:gateway\.log|audit\.jsonl)\b", text)
+    follow = r"data\gateway.*.log | Sort-Object LastWriteTime | Select-Object -Last 1 | Get-Content"
+    assert follow + " -Tail 50 -Wait" in text
