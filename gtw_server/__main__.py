@@ -202,6 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         file=config.data_dir / gateway.log_file if gateway.log_file else None,
         rotation=gateway.log_rotation,
         retention=gateway.log_retention,
+        retention_size=gateway.log_retention_size,
     )
     return Gateway(config, sim_reset=args.reset_sim).run()
 

@@ -88,6 +88,8 @@ class GatewayConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     log_file: str | None = None
     log_rotation: str = "50 MB"
     log_retention: str = "30 days"
+    # The most the rotated log files may take together; the oldest go first.
+    log_retention_size: str = "1 GB"
     # A terminal call that takes longer than this is presumed hung.
     terminal_timeout_s: Annotated[float, Meta(gt=0, le=3600)] = 30.0
     # How long an order whose call was lost may still be landing, before its absence from the
@@ -117,6 +119,7 @@ class GatewayConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     audit_file: str | None = "audit.jsonl"
     audit_rotation: str = "50 MB"
     audit_retention: str = "90 days"
+    audit_retention_size: str = "5 GB"
     # Pin the account: refuse to trade when the terminal is logged in to another one.
     expect_login: Annotated[int, Meta(gt=0)] | None = None
     expect_server: str | None = None
@@ -248,8 +251,10 @@ def _check_files(gateway: GatewayConfig) -> None:
     for field, parse in (
         ("log_rotation", parse_size),
         ("log_retention", parse_age),
+        ("log_retention_size", parse_size),
         ("audit_rotation", parse_size),
         ("audit_retention", parse_age),
+        ("audit_retention_size", parse_size),
     ):
         try:
             parse(getattr(gateway, field), f"[gateway] {field}")

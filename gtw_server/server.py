@@ -204,6 +204,7 @@ class Gateway:
                 data_dir / gateway.audit_file,
                 rotation=gateway.audit_rotation,
                 retention=gateway.audit_retention,
+                retention_size=gateway.audit_retention_size,
             )
         self._killswitch = KillSwitch(data_dir / "halt.json")
         if self._killswitch.halted:
