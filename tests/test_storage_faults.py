@@ -214,19 +214,12 @@ async def test_a_damaged_journal_stops_the_start_and_recover_moves_it_aside(
     assert f"the journal {journal} is damaged" in text
     assert f"python -m gtw_server journal recover --data-dir {data}" in text
 
-    tool = [sys.executable, "-m", "gtw_server", "journal"]
-    check = subprocess.run(
-        [*tool, "check", "--data-dir", str(data)], capture_output=True, text=True
-    )
+    check = await journal_command("check", "--data-dir", str(data))
     assert check.returncode == 1 and "DAMAGED" in check.stdout
-    recover = subprocess.run(
-        [*tool, "recover", "--data-dir", str(data)], capture_output=True, text=True
-    )
+    recover = await journal_command("recover", "--data-dir", str(data))
     assert recover.returncode == 0, recover.stderr
     assert len(list(data.glob("journal-damaged-*.sqlite3"))) == 1
-    check = subprocess.run(
-        [*tool, "check", "--data-dir", str(data)], capture_output=True, text=True
-    )
+    check = await journal_command("--data-dir", str(data), "check")  # flags before, too
     assert check.returncode == 0 and "0 entries" in check.stdout
 
     with GatewayProcess(data, secret=secret, sim={"seed": 4}, log_file=log) as second:
@@ -418,6 +411,10 @@ async def test_with_the_journal_locked_filled_orders_settle_without_a_restart(
         def lock() -> None:
             holders.append(LockHolder(gateway.data_dir / "journal.sqlite3"))
 
+        def release_all() -> None:
+            for holder in holders:
+                holder.release()
+
         await fills_kept_in_memory(
-            gateway, secret, [f"held-{n}" for n in range(10)], lock, lambda: holders[0].release()
+            gateway, secret, [f"held-{n}" for n in range(10)], lock, release_all
         )
