@@ -43,6 +43,7 @@ from gtw_server.terminal.adapter import (
     OrderOutcome,
     TerminalDisconnected,
 )
+from gtw_server.throttle import Throttle
 from gtw_server.worker import TerminalWorker
 from protocol import (
     Close,
@@ -84,14 +85,17 @@ class OrderExecutor:
         settle_s: float = 1.0,
         on_authenticated: Callable[[], None] | None = None,
         ledger: HistoryLedger | None = None,
+        throttle: Throttle | None = None,
     ) -> None:
         """``secret`` verifies orders (``None``: signatures are not checked);
         ``operator_secret``, when given, is the only key that signs HALT and RESUME.
         ``on_authenticated`` is told of every request whose signature verified. ``ledger``
         holds the tags of the terminal's recent history (``None``: the journal alone).
+        ``throttle`` limits the lines written for refusals and replays, per error code.
         """
         self.journal = journal
         self.ledger = ledger
+        self._throttle = throttle
         self.worker = worker
         self._secret = secret
         self._operator_secret = operator_secret
@@ -143,6 +147,10 @@ class OrderExecutor:
                 action=request.action,
                 tag=tag,
             )
+        elif self._throttle is not None and not self._throttle.allow(
+            "replays of a stored reply" if reply.duplicate else f"refusals ({reply.error_code})"
+        ):
+            pass  # a flood: counted, and summed up in one line (Throttle)
         elif reply.duplicate:
             audit("DUPLICATE", f"{request.action}: the stored {reply.status} reply", uuid=uuid)
         else:

@@ -23,7 +23,7 @@ import msgspec
 import zmq
 from loguru import logger
 
-from gtw_server.audit import add_gateway_audit_file
+from gtw_server.audit import add_gateway_audit_file, audit
 from gtw_server.config import Config
 from gtw_server.curve import CurveServer
 from gtw_server.dirlock import DataDirLock
@@ -43,6 +43,7 @@ from gtw_server.metrics import GatewayMetrics
 from gtw_server.replies import pending, rejected
 from gtw_server.runtime import install_reload_handler, install_stop_handlers, loop_factory
 from gtw_server.terminal.adapter import ListTags, TerminalStatus
+from gtw_server.throttle import Throttle
 from gtw_server.transport import RouterTransport, split_envelope
 from gtw_server.worker import TerminalWorker, WorkerSpec
 from inf_bridge.audit import AuditFile
@@ -124,6 +125,7 @@ class Gateway:
         self._audit_file: AuditFile | None = None
         self._dirlock = DataDirLock(config.data_dir)
         self._ledger = HistoryLedger(config.gateway.history_lookback_hours * 3600)
+        self._throttle = Throttle()
         info_warnings = []
         if not config.gateway.signature_validation:
             info_warnings.append(
@@ -234,6 +236,7 @@ class Gateway:
             signature_ttl_ms=gateway.signature_ttl_ms,
             settle_s=gateway.reconcile_settle_s,
             on_authenticated=self._client_seen,
+            throttle=self._throttle,
         )
         if await self._connect():
             if problem := self._account_problem():
@@ -258,6 +261,7 @@ class Gateway:
                 max_message_bytes=gateway.max_message_bytes,
                 context=self._context,
                 setup=self._curve.apply if self._curve else None,
+                throttle=self._throttle,
             )
         except zmq.ZMQError as exc:
             raise GatewayError(f"cannot bind {gateway.bind}: {exc}") from None
@@ -270,6 +274,7 @@ class Gateway:
         self._spawn_background(self._prune_journal(), "journal-pruning")
         self._spawn_background(self._write_unsettled(), "journal-settles")
         self._spawn_background(self._remember_journal(), "journal-state")
+        self._spawn_background(self._sum_up_floods(), "throttle")
         if gateway.halt_after_silence_s is not None:
             self._spawn_background(self._watch_silence(gateway.halt_after_silence_s), "dead-man")
         logger.info(
@@ -494,6 +499,20 @@ class Gateway:
                 logger.info("journal: forgot {} entries older than the retention", pruned)
             self._ledger.prune()
             await asyncio.sleep(_PRUNE_INTERVAL_S)
+
+    async def _sum_up_floods(self) -> None:
+        """Once a window, one line for each kind of line the throttle held back."""
+        while True:
+            await asyncio.sleep(self._throttle.window_s)
+            for key, held in self._throttle.summaries():
+                audit(
+                    "THROTTLED",
+                    f"{held:,} more {key} in the last {self._throttle.window_s:g} s, not "
+                    "logged one by one",
+                    level="WARNING",
+                    kind=str(key),
+                    count=held,
+                )
 
     async def _remember_journal(self) -> None:
         """Keep the directory's record of its journal current, so that a journal that lost
