@@ -403,9 +403,8 @@ def _audit_outcome(reply: Reply) -> None:
             "MT5_FILLED",
             f"{reply.action} ticket={reply.ticket} volume={reply.volume:g} price={reply.price:g}",
             uuid=reply.uuid,
-            # DEBUG on the console: a line per fill is noise at any rate that matters (and
-            # costs more than the rest of the reply); the audit file has every one.
-            level="DEBUG",
+            # An operator watching the console must see the fills; it is written after the
+            # reply has gone, off the order's path.
             ticket=reply.ticket,
             deal=reply.deal,
             volume=reply.volume,
