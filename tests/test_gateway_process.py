@@ -192,3 +192,12 @@ async def test_the_console_shows_each_fill_at_info(tmp_path: Path) -> None:
             fill = await bridge.send_order("EURUSD", "BUY", 0.1)
     filled = [line for line in log.read_text().splitlines() if "[MT5_FILLED]" in line]
     assert len(filled) == 1 and "| INFO" in filled[0] and f"ticket={fill.ticket}" in filled[0]
+
+
+def test_a_secret_under_16_bytes_is_refused_on_both_sides(tmp_path: Path) -> None:
+    short = "hunter2-hunter2"  # 15 bytes
+    result = run_gateway("--data-dir", str(tmp_path), env={"MT5_BRIDGE_SECRET": short})
+    assert result.returncode == 2
+    assert "15 bytes; at least 16 are required" in result.stderr
+    with pytest.raises(ValueError, match="at least 16"):
+        Bridge("tcp://127.0.0.1:5555", secret=short)
