@@ -211,7 +211,7 @@ class Journal:
         reply = self._unsettled[uuid]
         if reply is _FORGET:
             return None if entry.reply is None else entry
-        return msgspec.structs.replace(entry, reply=reply, completed_at=entry.completed_at)
+        return msgspec.structs.replace(entry, reply=reply)
 
     def record_request(
         self, uuid: str, action: str, fingerprint: bytes, tag: str, request: bytes
@@ -254,10 +254,8 @@ class Journal:
         """Write the settles kept in memory; return how many remain."""
         if self._unsettled and not self._in_transaction:
             with contextlib.suppress(JournalUnavailable):
-                self._begin()
-                self._apply_unsettled()
-                if self._defer is None:
-                    self.commit()
+                self._begin()  # which writes them all into its group
+                self._end_alone()
         return len(self._unsettled)
 
     def unresolved(self) -> list[JournalEntry]:
