@@ -34,7 +34,7 @@ import msgspec
 from msgspec import Meta, Struct
 
 from gtw_server.errors import ConfigError
-from gtw_server.terminal import SimConfig
+from gtw_server.terminal.sim import SimConfig
 from inf_bridge.audit import parse_age, parse_size
 from protocol import Secret, secret_from_file, secret_key
 

@@ -12,6 +12,7 @@ Exception tree::
     │   └── JournalUnavailable     a write could not be made now (another process holds the
     │                              file's lock, the disk is full): the order is refused
     └── TerminalError            the terminal worker could not do what was asked
+        ├── TerminalDisconnected   the terminal is not reachable: nothing was executed
         ├── TerminalUnavailable    the terminal cannot be loaded here (e.g. no MetaTrader5)
         ├── WorkerUnavailable      the call was never sent: the worker is restarting or stopping
         └── WorkerCrashed          the worker died while running this very call, so the
@@ -29,6 +30,7 @@ __all__ = [
     "JournalDamaged",
     "JournalError",
     "JournalUnavailable",
+    "TerminalDisconnected",
     "TerminalError",
     "TerminalUnavailable",
     "WorkerCrashed",
@@ -62,6 +64,11 @@ class JournalUnavailable(JournalError):
 
 class TerminalError(GatewayError):
     """The terminal worker could not do what was asked."""
+
+
+class TerminalDisconnected(TerminalError):
+    """The terminal is not reachable (the adapter says so before sending anything); nothing
+    was executed."""
 
 
 class TerminalUnavailable(TerminalError):

@@ -29,20 +29,25 @@ from typing import Final
 
 import msgspec
 
-from gtw_server.audit import audit
-from gtw_server.errors import JournalError, TerminalError, WorkerCrashed, WorkerUnavailable
-from gtw_server.journal import Journal
-from gtw_server.ledger import HistoryLedger
-from gtw_server.replies import outcome_reply, pending, rejected
-from gtw_server.tagging import order_tag, terminal_comment
-from gtw_server.terminal.adapter import (
+from gtw_server.adapter import (
     DEFAULT_DEVIATION,
     CloseOrder,
     FindOrders,
     OpenOrder,
     OrderOutcome,
-    TerminalDisconnected,
 )
+from gtw_server.audit import audit
+from gtw_server.errors import (
+    JournalError,
+    TerminalDisconnected,
+    TerminalError,
+    WorkerCrashed,
+    WorkerUnavailable,
+)
+from gtw_server.journal import Journal
+from gtw_server.ledger import HistoryLedger
+from gtw_server.replies import outcome_reply, pending, rejected
+from gtw_server.tagging import order_tag, terminal_comment
 from gtw_server.throttle import Throttle
 from gtw_server.worker import TerminalWorker
 from protocol import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from gtw_server.terminal.adapter import OrderOutcome
+from gtw_server.adapter import OrderOutcome
 from protocol import ErrorCode, Reply, Request, Status
 
 __all__ = ["outcome_reply", "pending", "rejected"]

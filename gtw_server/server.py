@@ -23,6 +23,7 @@ import msgspec
 import zmq
 from loguru import logger
 
+from gtw_server.adapter import ListTags, TerminalStatus
 from gtw_server.audit import add_gateway_audit_file, audit
 from gtw_server.config import Config
 from gtw_server.curve import CurveServer
@@ -42,7 +43,6 @@ from gtw_server.ledger import HistoryLedger
 from gtw_server.metrics import GatewayMetrics
 from gtw_server.replies import pending, rejected
 from gtw_server.runtime import install_reload_handler, install_stop_handlers, loop_factory
-from gtw_server.terminal.adapter import ListTags, TerminalStatus
 from gtw_server.throttle import Throttle
 from gtw_server.transport import RouterTransport, split_envelope
 from gtw_server.worker import TerminalWorker, WorkerSpec

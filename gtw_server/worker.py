@@ -33,23 +33,23 @@ import msgspec
 from loguru import logger
 from msgspec import Struct
 
-from gtw_server.config import Mt5Config
-from gtw_server.errors import (
-    TerminalError,
-    TerminalUnavailable,
-    WorkerCrashed,
-    WorkerUnavailable,
-)
-from gtw_server.terminal import SimConfig
-from gtw_server.terminal.adapter import (
+from gtw_server.adapter import (
     CloseOrder,
     FindOrders,
     ListTags,
     OpenOrder,
     TerminalAdapter,
-    TerminalDisconnected,
+    load_metatrader5,
 )
-from gtw_server.terminal.mt5 import load_metatrader5
+from gtw_server.config import Mt5Config
+from gtw_server.errors import (
+    TerminalDisconnected,
+    TerminalError,
+    TerminalUnavailable,
+    WorkerCrashed,
+    WorkerUnavailable,
+)
+from gtw_server.terminal.sim import SimConfig
 
 __all__ = ["TerminalWorker", "WorkerSpec"]
 

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from gtw_server.terminal import SimTerminal
-from gtw_server.terminal.adapter import CloseOrder, OpenOrder, TerminalAdapter
+from gtw_server.adapter import CloseOrder, OpenOrder, TerminalAdapter
+from gtw_server.terminal.sim import SimTerminal
 from inf_bridge import Bridge, OrderRejected
 from protocol import Side
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from gtw_server.terminal import SimTerminal, Tick, TradeRequest
+from gtw_server.terminal import Tick, TradeRequest
+from gtw_server.terminal.sim import SimTerminal
 
 T0 = 1_700_000_000.0
 NO_IPC = (-10004, "No IPC connection")

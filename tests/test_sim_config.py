@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from gtw_server.terminal import SimConfig, SimTerminal
+from gtw_server.terminal.sim import SimConfig, SimTerminal
 
 T0 = 1_700_000_000.0
 

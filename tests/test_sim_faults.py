@@ -22,7 +22,8 @@ from typing import Any
 
 import pytest
 
-from gtw_server.terminal import OrderSendResult, SimConfig, SimTerminal
+from gtw_server.terminal import OrderSendResult
+from gtw_server.terminal.sim import SimConfig, SimTerminal
 
 T0 = 1_700_000_000.0
 SUCCESS = (1, "Success")
@@ -184,7 +185,7 @@ def test_a_hung_terminal_dies_on_sigkill_with_its_fill_kept(tmp_path: Path) -> N
     path = tmp_path / "sim.sqlite3"
     child = textwrap.dedent(
         f"""
-        from gtw_server.terminal import SimConfig, SimTerminal
+        from gtw_server.terminal.sim import SimConfig, SimTerminal
         mt5 = SimTerminal(state_path={str(path)!r}, config=SimConfig(hang_on_order=1))
         mt5.initialize()
         mt5.order_send({buy()!r})

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from gtw_server.terminal import SimConfig, SimTerminal
-from gtw_server.terminal import sim as sim_module
+from gtw_server.terminal.sim import SimConfig, SimTerminal
+from gtw_server.terminal.sim import terminal as sim_module
 
 T0 = 1_700_000_000.0
 SUCCESS = (1, "Success")

@@ -11,7 +11,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from gtw_server.terminal import OrderSendResult, SimConfig, SimTerminal
+from gtw_server.terminal import OrderSendResult
+from gtw_server.terminal.sim import SimConfig, SimTerminal
 
 BUY, SELL = 0, 1
 FRIDAY_2130 = datetime(2023, 11, 24, 21, 30, tzinfo=UTC).timestamp()

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from gtw_server.terminal import OrderSendResult, SimConfig, SimTerminal, TradePosition
+from gtw_server.terminal import OrderSendResult, TradePosition
+from gtw_server.terminal.sim import SimConfig, SimTerminal
 
 T0 = 1_700_000_000.0
 BUY, SELL = 0, 1

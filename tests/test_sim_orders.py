@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from gtw_server.terminal import OrderSendResult, SimConfig, SimTerminal, Tick
+from gtw_server.terminal import OrderSendResult, Tick
+from gtw_server.terminal.sim import SimConfig, SimTerminal
 
 T0 = 1_700_000_000.0
 BUY, SELL = 0, 1

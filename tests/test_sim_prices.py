@@ -6,10 +6,10 @@ import time
 
 import pytest
 
-from gtw_server.terminal import SimConfig, SimTerminal
-from gtw_server.terminal.sim_prices import MAX_REPLAY_TICKS, TICK_MS, PriceFeed
-from gtw_server.terminal.sim_sessions import Sessions
-from gtw_server.terminal.sim_symbols import SYMBOLS
+from gtw_server.terminal.sim import SimConfig, SimTerminal
+from gtw_server.terminal.sim.prices import MAX_REPLAY_TICKS, TICK_MS, PriceFeed
+from gtw_server.terminal.sim.sessions import Sessions
+from gtw_server.terminal.sim.symbols import SYMBOLS
 
 T0 = 1_700_000_000.0
 

@@ -18,7 +18,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from gtw_server.terminal import SimConfig, SimTerminal
+from gtw_server.terminal.sim import SimConfig, SimTerminal
 
 T0 = 1_700_000_000.0
 BALANCE = 10_000.0

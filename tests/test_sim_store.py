@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from gtw_server.terminal import SimConfig, SimTerminal
+from gtw_server.terminal.sim import SimConfig, SimTerminal
 
 T0 = 1_700_000_000.0
 
@@ -152,7 +152,7 @@ def test_kill_9_loses_nothing_that_was_committed(tmp_path: Path) -> None:
     child = textwrap.dedent(
         f"""
         import sys
-        from gtw_server.terminal import SimConfig, SimTerminal
+        from gtw_server.terminal.sim import SimConfig, SimTerminal
         mt5 = SimTerminal(state_path={str(path)!r}, config=SimConfig(balance=1e9))
         mt5.initialize()
         while True:

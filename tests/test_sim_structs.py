@@ -8,13 +8,8 @@ from typing import Any
 import pytest
 
 from gtw_server import terminal
-from gtw_server.terminal import (
-    BookInfo,
-    OrderSendResult,
-    SimTerminal,
-    TradeRequest,
-    constants,
-)
+from gtw_server.terminal import BookInfo, OrderSendResult, TradeRequest, constants, sim
+from gtw_server.terminal.sim import SimTerminal
 from gtw_server.terminal.structs import STRUCT_TYPES, StructSequence
 
 # MT5_API.md section 2, copied by hand: the order is the binary's descriptor order.
@@ -414,10 +409,12 @@ def test_the_terminal_carries_exactly_the_exported_constants() -> None:
         assert not hasattr(constants, missing), missing
 
 
-def test_the_package_reexports_its_public_names() -> None:
-    assert set(terminal.__all__) >= {"SimTerminal", "SimConfig", "constants", *EXPECTED_FIELDS}
-    for name in terminal.__all__:
-        assert getattr(terminal, name) is not None
+def test_the_packages_reexport_their_public_names() -> None:
+    assert set(terminal.__all__) >= {"constants", *EXPECTED_FIELDS}
+    assert set(sim.__all__) == {"SimTerminal", "SimConfig"}
+    for package in (terminal, sim):
+        for name in package.__all__:
+            assert getattr(package, name) is not None
 
 
 def test_the_structure_types_are_attributes_of_the_terminal_as_of_the_module() -> None:

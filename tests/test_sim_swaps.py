@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from gtw_server.terminal import SimConfig, SimTerminal, TradePosition
+from gtw_server.terminal import TradePosition
+from gtw_server.terminal.sim import SimConfig, SimTerminal
 from tests.test_sim_trading import BUY, SELL, filled, market, send
 
 MONDAY_NOON = 1_699_876_800.0  # 2023-11-13 12:00 UTC

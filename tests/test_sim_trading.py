@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from gtw_server.terminal import OrderSendResult, SimTerminal, TradePosition
+from gtw_server.terminal import OrderSendResult, TradePosition
+from gtw_server.terminal.sim import SimTerminal
 
 T0 = 1_700_000_000.0
 BUY, SELL = 0, 1

@@ -12,18 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from gtw_server.errors import WorkerCrashed, WorkerUnavailable
-from gtw_server.runtime import loop_factory
-from gtw_server.terminal import OrderSendResult, SimConfig, SimTerminal
-from gtw_server.terminal.adapter import (
+from gtw_server.adapter import (
     CloseOrder,
     FindOrders,
     OpenOrder,
     OrderOutcome,
     TerminalAdapter,
-    TerminalDisconnected,
     TerminalStatus,
 )
+from gtw_server.errors import TerminalDisconnected, WorkerCrashed, WorkerUnavailable
+from gtw_server.runtime import loop_factory
+from gtw_server.terminal import OrderSendResult
+from gtw_server.terminal.sim import SimConfig, SimTerminal
 from gtw_server.worker import TerminalWorker, WorkerSpec
 from protocol import Account, Side
 

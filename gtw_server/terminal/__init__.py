@@ -1,13 +1,12 @@
-"""The terminal side of the gateway: a simulated MetaTrader 5 terminal and its result types.
+"""What imitates or describes a MetaTrader 5 terminal: nothing here knows the gateway.
 
-``SimTerminal`` has the surface of the ``MetaTrader5`` module (functions as methods, constants
-as attributes, struct-sequence results), so the gateway drives either one the same way.
-``constants`` holds every constant of the package; ``structs`` its result types.
+``constants`` holds every constant of the ``MetaTrader5`` package and ``structs`` its result
+types; ``sim`` is a simulated terminal with the package's surface (``SimTerminal``), which the
+gateway drives exactly as it drives the real one. Importing this package does not import the
+simulator: a gateway on a real terminal never loads it.
 """
 
 from gtw_server.terminal import constants
-from gtw_server.terminal.sim import SimTerminal
-from gtw_server.terminal.sim_config import SimConfig
 from gtw_server.terminal.structs import (
     AccountInfo,
     BookInfo,
@@ -27,8 +26,6 @@ __all__ = [
     "BookInfo",
     "OrderCheckResult",
     "OrderSendResult",
-    "SimConfig",
-    "SimTerminal",
     "SymbolInfo",
     "TerminalInfo",
     "Tick",

@@ -3,7 +3,7 @@
 Only what the package itself exports is here: ``SYMBOL_FILLING_*``, ``SYMBOL_EXPIRATION_*``,
 ``SYMBOL_ORDER_*`` and ``TRADE_RETCODE_HEDGE_PROHIBITED`` exist in MQL5 but not in the Python
 package, so code that uses them fails on Windows; the simulator keeps its own copies of the
-symbol bitmasks in ``sim_symbols`` for that reason. ``SimTerminal`` carries every int below as
+symbol bitmasks in ``symbols`` for that reason. ``SimTerminal`` carries every int below as
 an attribute, as the module does.
 
 The two message tables at the end are the texts the simulator reports: ``last_error()`` messages

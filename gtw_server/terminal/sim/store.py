@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Generic, Literal, NamedTuple, TypeVar, get_type_hints
 
-from gtw_server.terminal.sim_account import Account, Position
+from gtw_server.terminal.sim.account import Account, Position
 from gtw_server.terminal.structs import StructSequence, TradeDeal, TradeOrder
 
 __all__ = [

@@ -26,8 +26,8 @@ from __future__ import annotations
 from typing import Final
 
 from gtw_server.terminal import constants as c
-from gtw_server.terminal.sim_account import Position
-from gtw_server.terminal.sim_symbols import SymbolSpec
+from gtw_server.terminal.sim.account import Position
+from gtw_server.terminal.sim.symbols import SymbolSpec
 
 __all__ = ["last_rollover", "next_rollover", "nights", "swap_charge"]
 

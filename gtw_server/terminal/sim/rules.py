@@ -12,9 +12,9 @@ import math
 from typing import Final
 
 from gtw_server.terminal import constants as c
-from gtw_server.terminal.sim_deals import VOLUME_EPSILON
-from gtw_server.terminal.sim_prices import Quote
-from gtw_server.terminal.sim_symbols import SymbolSpec, filling_allowed
+from gtw_server.terminal.sim.deals import VOLUME_EPSILON
+from gtw_server.terminal.sim.prices import Quote
+from gtw_server.terminal.sim.symbols import SymbolSpec, filling_allowed
 
 __all__ = [
     "PENDING_TYPES",

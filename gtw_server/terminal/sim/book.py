@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Final
 
 from gtw_server.terminal import constants as c
-from gtw_server.terminal.sim_prices import Quote
-from gtw_server.terminal.sim_symbols import SymbolSpec
+from gtw_server.terminal.sim.prices import Quote
+from gtw_server.terminal.sim.symbols import SymbolSpec
 from gtw_server.terminal.structs import BookInfo
 
 __all__ = ["DEPTH", "book"]

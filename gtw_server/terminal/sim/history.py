@@ -25,9 +25,9 @@ from types import ModuleType
 from typing import Any, Final
 
 from gtw_server.terminal import constants as c
-from gtw_server.terminal.sim_prices import TICK_MS, Quote
-from gtw_server.terminal.sim_sessions import Sessions
-from gtw_server.terminal.sim_symbols import SymbolSpec
+from gtw_server.terminal.sim.prices import TICK_MS, Quote
+from gtw_server.terminal.sim.sessions import Sessions
+from gtw_server.terminal.sim.symbols import SymbolSpec
 
 __all__ = [
     "MAX_BARS",

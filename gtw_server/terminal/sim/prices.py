@@ -17,7 +17,7 @@ symbol is read. The spread of each tick varies within +-25% of the symbol's typi
 The broker also *scans* a path before moving along it (``PriceFeed.scan``): tick by tick, for
 the first quote that triggers a pending order, a stop loss or a take profit, so they fire at
 the tick that reached them, not wherever the next read happens to land. Outside a symbol's
-trading sessions (``sim_sessions``) its quote stays at the last tick before the close.
+trading sessions (``sessions``) its quote stays at the last tick before the close.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from hashlib import blake2b
 from typing import Final, NamedTuple
 
-from gtw_server.terminal.sim_sessions import Sessions
-from gtw_server.terminal.sim_symbols import SymbolSpec
+from gtw_server.terminal.sim.sessions import Sessions
+from gtw_server.terminal.sim.symbols import SymbolSpec
 
 __all__ = ["MAX_REPLAY_TICKS", "TICK_MS", "PriceFeed", "Quote", "Scan"]
 

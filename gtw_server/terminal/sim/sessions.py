@@ -2,12 +2,12 @@
 
 A symbol's ``hours`` are its weekly trading sessions, ``(start, end)`` in minutes from Sunday
 00:00 UTC, end excluded: FX trades 24/5 from Sunday 22:00 to Friday 22:00, gold and the index
-CFDs have daily breaks (``sim_symbols`` lists them). Outside its sessions a symbol has no
+CFDs have daily breaks (``symbols`` lists them). Outside its sessions a symbol has no
 quotes, so its last quote is the one before the close, nothing triggers, and every trade
 request for it is refused with 10018; the price walk goes on meanwhile, so the market reopens
 with a gap, as after a real weekend.
 
->>> from gtw_server.terminal.sim_symbols import SYMBOLS
+>>> from gtw_server.terminal.sim.symbols import SYMBOLS
 >>> sessions = Sessions(always_open=False)
 >>> saturday_noon = 1_700_913_600_000  # 2023-11-25 12:00 UTC
 >>> sessions.is_open(SYMBOLS["EURUSD"], saturday_noon)
@@ -22,8 +22,8 @@ from bisect import bisect_right
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final
 
-if TYPE_CHECKING:  # sim_symbols builds its sessions with weekly()
-    from gtw_server.terminal.sim_symbols import SymbolSpec
+if TYPE_CHECKING:  # symbols builds its sessions with weekly()
+    from gtw_server.terminal.sim.symbols import SymbolSpec
 
 __all__ = ["WEEK_MINUTES", "Sessions", "weekly"]
 

@@ -6,7 +6,7 @@ only (what clients send by default), XAUUSD and GER40 use Market execution with 
 US500 allows IOC only, so an order without ``type_filling`` is refused there with 10030, as on
 many real CFD servers. GER40 is not in the Market Watch until ``symbol_select``.
 
-Trading hours (UTC, ``sim_sessions``): FX from Sunday 22:00 to Friday 22:00, gold with a daily
+Trading hours (UTC, ``sessions``): FX from Sunday 22:00 to Friday 22:00, gold with a daily
 break from 22:00 to 23:00, US500 from 22:00 to 21:00 the next day, GER40 from 07:00 to 21:00
 on weekdays.
 """
@@ -21,11 +21,11 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
 from gtw_server.terminal import constants as c
-from gtw_server.terminal.sim_sessions import weekly
+from gtw_server.terminal.sim.sessions import weekly
 from gtw_server.terminal.structs import SymbolInfo, build
 
 if TYPE_CHECKING:
-    from gtw_server.terminal.sim_prices import Quote
+    from gtw_server.terminal.sim.prices import Quote
 
 __all__ = [
     "SYMBOLS",
@@ -68,7 +68,7 @@ class SymbolSpec:
     """A symbol's contract, as the trade server defines it, plus how its simulated price moves.
 
     ``price``, ``volatility`` (annualised, of the log price) and ``spread`` (typical, in
-    points) drive the random walk; ``hours`` are its weekly sessions (``sim_sessions``); the
+    points) drive the random walk; ``hours`` are its weekly sessions (``sessions``); the
     rest is what ``symbol_info`` reports.
     """
 

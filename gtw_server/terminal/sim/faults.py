@@ -31,7 +31,7 @@ from collections.abc import Callable
 from typing import Final, NamedTuple, NoReturn
 
 from gtw_server.terminal import constants as c
-from gtw_server.terminal.sim_config import SimConfig
+from gtw_server.terminal.sim.config import SimConfig
 
 __all__ = ["Faults", "OrderFaults", "hang_forever", "sleep_holding_gil"]
 

@@ -3,14 +3,14 @@ and executes what the price path triggers.
 
 The broker holds the account, the open positions and the active orders in memory (loaded from
 the ``Store`` at start), plus the price feed and the valuation. A trade request is *planned*
-first: checked against the server's rules (``sim_rules``), and turned into either a refusal
+first: checked against the server's rules (``rules``), and turned into either a refusal
 (a retcode) or a ``Transaction`` with the account figures it would leave. ``order_check``
 stops there; ``order_send`` commits the transaction and only then applies it in memory, so a
-failed commit changes nothing. What a deal does to the positions is ``sim_deals``.
+failed commit changes nothing. What a deal does to the positions is ``deals``.
 
 Every call first brings the server up to the current time (``sync``): the price path since
-the last call is scanned tick by tick (``sim_prices``) for what it triggers (``sim_triggers``):
-pending orders, stop losses and take profits, expirations, and rollovers (``sim_swaps``),
+the last call is scanned tick by tick (``prices``) for what it triggers (``triggers``):
+pending orders, stop losses and take profits, expirations, and rollovers (``swaps``),
 which are executed in time order, each as its own transaction; then a stop-out closes the
 most losing position while the margin level is at or below ``margin_so_so`` (30%), deal
 reason SO, comment ``[so <level>%/<equity>/<margin>]``. SL and TP closes are server orders
@@ -45,7 +45,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Final, NamedTuple, Protocol, TypeVar
 
 from gtw_server.terminal import constants as c
-from gtw_server.terminal.sim_account import (
+from gtw_server.terminal.sim.account import (
     Account,
     Exposure,
     Figures,
@@ -53,10 +53,10 @@ from gtw_server.terminal.sim_account import (
     Valuation,
     exposure_after,
 )
-from gtw_server.terminal.sim_config import SimConfig
-from gtw_server.terminal.sim_deals import VOLUME_EPSILON, Deal, Effect, effect
-from gtw_server.terminal.sim_prices import TICK_MS, PriceFeed, Quote, Scan
-from gtw_server.terminal.sim_rules import (
+from gtw_server.terminal.sim.config import SimConfig
+from gtw_server.terminal.sim.deals import VOLUME_EPSILON, Deal, Effect, effect
+from gtw_server.terminal.sim.prices import TICK_MS, PriceFeed, Quote, Scan
+from gtw_server.terminal.sim.rules import (
     PENDING_TYPES,
     direction_refusal,
     normal_volume,
@@ -64,18 +64,18 @@ from gtw_server.terminal.sim_rules import (
     pending_price_valid,
     stops_valid,
 )
-from gtw_server.terminal.sim_sessions import Sessions
-from gtw_server.terminal.sim_store import Store, Transaction
-from gtw_server.terminal.sim_swaps import last_rollover, next_rollover, nights, swap_charge
-from gtw_server.terminal.sim_symbols import (
+from gtw_server.terminal.sim.sessions import Sessions
+from gtw_server.terminal.sim.store import Store, Transaction
+from gtw_server.terminal.sim.swaps import last_rollover, next_rollover, nights, swap_charge
+from gtw_server.terminal.sim.symbols import (
     SYMBOL_EXPIRATION_ALL,
     SYMBOLS,
     SymbolSpec,
     filling_allowed,
     group_filter,
 )
-from gtw_server.terminal.sim_symbols import symbol_info as _symbol_info
-from gtw_server.terminal.sim_triggers import (
+from gtw_server.terminal.sim.symbols import symbol_info as _symbol_info
+from gtw_server.terminal.sim.triggers import (
     LIMIT_OF,
     Watch,
     expiry,
@@ -456,7 +456,7 @@ class Broker:
     ) -> OrderSendResult:
         """``order_send``: executes the request; the fill is committed before it is answered.
 
-        ``dealer`` is the dealer's verdict on a request the server accepts (``sim_faults``):
+        ``dealer`` is the dealer's verdict on a request the server accepts (``faults``):
         reject it (10006), or requote it (10004) if it is a deal in Request or Instant execution.
         """
         outcome = self._plan(request, self.sync(), executing=True)

@@ -26,8 +26,8 @@ from collections.abc import Mapping
 from typing import Final, NamedTuple
 
 from gtw_server.terminal import constants as c
-from gtw_server.terminal.sim_prices import PriceFeed, Quote
-from gtw_server.terminal.sim_symbols import SymbolSpec
+from gtw_server.terminal.sim.prices import PriceFeed, Quote
+from gtw_server.terminal.sim.symbols import SymbolSpec
 
 __all__ = ["Account", "Exposure", "Figures", "Position", "Valuation", "exposure_after"]
 

@@ -11,15 +11,17 @@ on netting accounts. It runs inside the terminal worker process, never in the ev
 from __future__ import annotations
 
 import difflib
+import importlib
 import re
 import time
 from collections.abc import Iterable
+from types import ModuleType
 from typing import Any, Final, Literal
 
 import msgspec
 from msgspec import Struct
 
-from gtw_server.errors import TerminalError
+from gtw_server.errors import TerminalDisconnected, TerminalError, TerminalUnavailable
 from gtw_server.tagging import tag_of
 from protocol import Account, ErrorCode, Position, Side
 
@@ -31,8 +33,8 @@ __all__ = [
     "OpenOrder",
     "OrderOutcome",
     "TerminalAdapter",
-    "TerminalDisconnected",
     "TerminalStatus",
+    "load_metatrader5",
 ]
 
 DEFAULT_DEVIATION: Final = 10  # points, as PROTOCOL.md and the package's own Buy()/Sell()
@@ -64,10 +66,6 @@ _SUFFIX_SEPARATOR: Final = re.compile(r"[.#_+!-]")
 _SUGGESTIONS: Final = 3
 # difflib's default cutoff (0.6) lets two pairs that share a currency pass (XAUUSD for EURUSDX).
 _SIMILARITY: Final = 0.75
-
-
-class TerminalDisconnected(TerminalError):
-    """The terminal is not reachable; nothing was executed."""
 
 
 class _SymbolTerms(Struct, frozen=True):
@@ -152,6 +150,19 @@ class TerminalStatus(Struct, frozen=True, kw_only=True):
     currency: str = ""
     positions: int = 0
     error: str = ""
+
+
+def load_metatrader5() -> ModuleType:
+    """Import the official ``MetaTrader5`` package (Windows only), or say plainly why it cannot
+    be used here."""
+    try:
+        return importlib.import_module("MetaTrader5")
+    except ImportError as exc:
+        raise TerminalUnavailable(
+            "the MetaTrader5 package is not installed. It exists only for Windows: there, "
+            "install the gateway with `pip install mt5-bridge[mt5]`. Elsewhere use "
+            f"--terminal sim (the simulated terminal). ({exc})"
+        ) from None
 
 
 class TerminalAdapter:

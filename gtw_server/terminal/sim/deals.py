@@ -16,7 +16,7 @@ account's margin mode (MT5_API.md section 3 and MetaQuotes' position properties)
 SL/TP: a deal that opens or reverses a position gives it the order's levels; one that adds
 to a netting position replaces a level only when the order sets it (non-zero).
 
-Swap (``sim_swaps``): a deal that closes part of a position realises that share of its swap,
+Swap (``swaps``): a deal that closes part of a position realises that share of its swap,
 one that closes or reverses it all of it; a deal that adds to a position leaves its swap be.
 """
 
@@ -25,8 +25,8 @@ from __future__ import annotations
 from typing import Final, NamedTuple
 
 from gtw_server.terminal import constants as c
-from gtw_server.terminal.sim_account import Position, Valuation
-from gtw_server.terminal.sim_symbols import SymbolSpec
+from gtw_server.terminal.sim.account import Position, Valuation
+from gtw_server.terminal.sim.symbols import SymbolSpec
 
 __all__ = ["VOLUME_EPSILON", "Deal", "Effect", "effect"]
 

@@ -24,10 +24,10 @@ struct sequences, and ``last_error()`` behaves the same way, quirks included::
 This layer is the *binding*: connection state, ``last_error``, argument checks, the Market
 Watch selection and book subscriptions, request ids, and the terminal-side refusals (Algo
 Trading off, the Python API disabled). The trade server and account behind it are ``Broker``
-(``sim_broker``), persisted by ``Store`` (``sim_store``); prices come from ``sim_prices``, the
-overnight swaps from ``sim_swaps``, the history of ``copy_*`` from ``sim_history``, the depth
-of market from ``sim_book``, the fault switches from ``sim_faults``, and
-``Buy``/``Sell``/``Close`` from ``sim_helpers``.
+(``broker``), persisted by ``Store`` (``store``); prices come from ``prices``, the
+overnight swaps from ``swaps``, the history of ``copy_*`` from ``history``, the depth
+of market from ``book``, the fault switches from ``faults``, and
+``Buy``/``Sell``/``Close`` from ``helpers``.
 
 Calls are serialised by a lock, as the real binary serialises them by never releasing the GIL.
 """
@@ -44,7 +44,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Concatenate, Final, Literal, ParamSpec, TypeVar
 
 from gtw_server.terminal import constants as c
-from gtw_server.terminal.sim_args import (
+from gtw_server.terminal.sim.args import (
     MAX_GROUP,
     MAX_SYMBOL,
     CallFailed,
@@ -54,14 +54,14 @@ from gtw_server.terminal.sim_args import (
     positional,
     utf16_len,
 )
-from gtw_server.terminal.sim_book import book
-from gtw_server.terminal.sim_broker import Broker
-from gtw_server.terminal.sim_config import SimConfig
-from gtw_server.terminal.sim_faults import Faults, hang_forever
-from gtw_server.terminal.sim_helpers import close, market_order
-from gtw_server.terminal.sim_history import MAX_TICKS, PriceHistory, load_numpy, timeframe_ms
-from gtw_server.terminal.sim_store import HISTORY_DEALS, HISTORY_ORDERS, History, Store
-from gtw_server.terminal.sim_symbols import SYMBOLS, SymbolSpec, group_filter
+from gtw_server.terminal.sim.book import book
+from gtw_server.terminal.sim.broker import Broker
+from gtw_server.terminal.sim.config import SimConfig
+from gtw_server.terminal.sim.faults import Faults, hang_forever
+from gtw_server.terminal.sim.helpers import close, market_order
+from gtw_server.terminal.sim.history import MAX_TICKS, PriceHistory, load_numpy, timeframe_ms
+from gtw_server.terminal.sim.store import HISTORY_DEALS, HISTORY_ORDERS, History, Store
+from gtw_server.terminal.sim.symbols import SYMBOLS, SymbolSpec, group_filter
 from gtw_server.terminal.structs import (
     STRUCT_TYPES,
     AccountInfo,
@@ -457,7 +457,7 @@ class SimTerminal:
 
     @_terminal_call(None)
     def market_book_get(self, symbol: str, /) -> tuple[BookInfo, ...]:
-        """The depth of market of a subscribed symbol (``sim_book``); -4 if not subscribed."""
+        """The depth of market of a subscribed symbol (``book``); -4 if not subscribed."""
         spec = _symbol_arg(symbol, 0)
         if spec.name not in self._books:
             raise _not_found()
@@ -673,7 +673,7 @@ class SimTerminal:
         """Sends a trade request (one dict, or keywords) to the trade server.
 
         The result is committed before anything can go wrong on the way back: the fault
-        switches (``sim_faults``) hang, delay or lose the reply only after that, except
+        switches (``faults``) hang, delay or lose the reply only after that, except
         ``hang_before_order``, which hangs before the order reaches the trade server.
         """
         request = parse_request("order_send", args, kwargs)
@@ -700,7 +700,7 @@ class SimTerminal:
             raise CallFailed(*_RECV_FAILED)
         return result
 
-    # -- the package's pure-Python helpers (sim_helpers) ------------------------------------
+    # -- the package's pure-Python helpers (helpers) ------------------------------------
 
     def Buy(  # noqa: N802 (the package's own name)
         self,

@@ -23,8 +23,6 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-from gtw_server.terminal.sim_symbols import SYMBOLS
-
 __all__ = ["SimConfig"]
 
 Rate = Annotated[float, Meta(ge=0, le=1)]
@@ -37,7 +35,7 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     The account fields (``login`` to ``trade_mode``) seed a *new* state file; a terminal that
     opens an existing file keeps the account stored there.
 
-    Fault switches (``sim_faults`` has the common rules: times are on the terminal's clock
+    Fault switches (``faults`` has the common rules: times are on the terminal's clock
     from the construction of the ``SimTerminal``; counts are per ``SimTerminal`` object, so a
     restarted worker process starts counting again; an "order" is an ``order_send`` call that
     reaches the trade server, that is connected and past the binding's argument checks):
@@ -72,7 +70,7 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     Terminal and server settings:
 
     - ``always_open``: markets never close; ``False`` gives each symbol its trading hours
-      (``sim_sessions``), and requests outside them are refused with 10018. On by default, so
+      (``sessions``), and requests outside them are refused with 10018. On by default, so
       that ``make demo``, the tests and a strategy's first try work on a Saturday too; turn it
       off to rehearse the week as a broker runs it.
     - ``symbol_trade_modes``: a symbol's trade mode, if not ``"full"``: ``"disabled"`` (10017),
@@ -119,6 +117,10 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
                 msgspec.convert(getattr(self, field.name), field.type)
             except msgspec.ValidationError as exc:
                 raise msgspec.ValidationError(f"{exc} - at `$.{field.name}`") from None
+        if not self.symbol_trade_modes:
+            return
+        from gtw_server.terminal.sim.symbols import SYMBOLS  # noqa: PLC0415 (the simulator's)
+
         for name in self.symbol_trade_modes:
             if name not in SYMBOLS:
                 raise msgspec.ValidationError(

@@ -32,8 +32,8 @@ from collections.abc import Iterable
 from typing import Final, NamedTuple
 
 from gtw_server.terminal import constants as c
-from gtw_server.terminal.sim_account import Position
-from gtw_server.terminal.sim_prices import Quote
+from gtw_server.terminal.sim.account import Position
+from gtw_server.terminal.sim.prices import Quote
 from gtw_server.terminal.structs import TradeOrder
 
 __all__ = [

@@ -1,0 +1,73 @@
+"""The import rules of the house, checked by walking every module's imports (``ast``).
+
+- ``gtw_server/terminal/`` is a leaf: it imitates or describes the terminal and imports
+  nothing from the rest of the gateway.
+- A live gateway never loads the simulator.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports(path: Path) -> Iterator[tuple[int, str]]:
+    """(line, module) for every import in ``path``, relative ones resolved."""
+    package = (
+        module_name(path).rsplit(".", 1)[0] if path.name != "__init__.py" else module_name(path)
+    )
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            yield node.lineno, base
+
+
+def within(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def test_the_terminal_package_is_a_leaf() -> None:
+    broken = [
+        f"{path.relative_to(ROOT)}:{line} imports {module}"
+        for path in sorted((ROOT / "gtw_server" / "terminal").rglob("*.py"))
+        for line, module in imports(path)
+        if within(module, "gtw_server") and not within(module, "gtw_server.terminal")
+    ]
+    assert broken == []
+
+
+def test_a_live_gateway_does_not_load_the_simulator() -> None:
+    code = (
+        "import sys\n"
+        "import gtw_server.__main__, gtw_server.server, gtw_server.worker\n"
+        "from gtw_server.worker import _build_adapter, WorkerSpec\n"
+        "print('\\n'.join(sorted(m for m in sys.modules if m.startswith('gtw_server.terminal'))))\n"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    ).stdout.split()
+    # [sim] is part of every configuration; the simulator itself is not loaded.
+    assert set(loaded) <= {
+        "gtw_server.terminal",
+        "gtw_server.terminal.sim",
+        "gtw_server.terminal.sim.config",
+        "gtw_server.terminal.constants",
+        "gtw_server.terminal.structs",
+    }
+    assert "gtw_server.terminal.sim.terminal" not in loaded
