@@ -139,7 +139,8 @@ class HeartbeatMonitor:
         self.consecutive_successes = 0
         record(
             "HEARTBEAT_FAIL",
-            f"{self.consecutive_failures} of {self.failures} missed: {why}",
+            f"{self.consecutive_failures} missed in a row (the breaker opens at "
+            f"{self.failures}): {why}",
             level="WARNING",
             consecutive=self.consecutive_failures,
         )

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import deque
 from itertools import pairwise
+from pathlib import Path
 
 import pytest
 
-from inf_bridge import BreakerChange, CircuitBreaker, GatewayTimeout, HeartbeatMonitor
+from inf_bridge import (
+    BreakerChange,
+    CircuitBreaker,
+    GatewayTimeout,
+    HeartbeatMonitor,
+    add_audit_file,
+)
 from protocol import Reply, Status
 
 
@@ -181,3 +189,22 @@ async def test_beats_keep_their_schedule_when_pings_time_out() -> None:
     # One interval apart, not interval + timeout (0.9 s): the third miss came at ~1.4 s, not ~2.2.
     gaps = [later - earlier for earlier, later in pairwise(started)]
     assert max(gaps) < 0.75, gaps
+
+
+async def test_misses_past_the_limit_read_right(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    trail = add_audit_file(path)
+    try:
+        health = monitor(ScriptedGateway([None] * 5), CircuitBreaker())
+        for _ in range(5):
+            await health.beat()
+    finally:
+        trail.close()
+    messages = [
+        json.loads(line)["message"]
+        for line in path.read_text().splitlines()
+        if '"HEARTBEAT_FAIL"' in line
+    ]
+    assert messages[0].startswith("[HEARTBEAT_FAIL] 1 missed in a row (the breaker opens at 3)")
+    assert messages[3].startswith("[HEARTBEAT_FAIL] 4 missed in a row (the breaker opens at 3)")
+    assert not any(" of 3" in message for message in messages)
