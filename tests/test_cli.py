@@ -443,6 +443,24 @@ def test_bad_curve_keys_are_one_line_errors(tmp_path: Path, cli: CLI) -> None:
     assert "Traceback" not in result.err
 
 
+def test_the_gateways_secret_curve_key_is_refused_on_a_node(tmp_path: Path, cli: CLI) -> None:
+    keygen(tmp_path, "gateway")
+    keygen(tmp_path, "node")
+    secret_key_file = str(tmp_path / "gateway.key_secret")
+    node = str(tmp_path / "node.key_secret")
+    result = cli("--curve-server-key", secret_key_file, "--curve-client-cert", node, "ping")
+    assert result.code == Exit.USAGE
+    assert "a node needs only the gateway's public key (gateway.key)" in result.err
+    assert "must never leave the gateway's box" in result.err
+    with pytest.raises(ValueError, match="SECRET key"):
+        Bridge(
+            "tcp://127.0.0.1:1",
+            secret=None,
+            curve_server_key=secret_key_file,
+            curve_client_cert=node,
+        )
+
+
 # -- the command itself ----------------------------------------------------------------------
 
 
