@@ -6,11 +6,12 @@
 
 Every new order passes the node's ``RiskMonitor`` and the ``CircuitBreaker`` first (both
 local, no network), is signed (``RISK_PASS:...``, PROTOCOL.md), and is never left in doubt: a
-request that
-times out is sent again with the same uuid (the gateway's idempotency key, so it cannot
-execute twice), re-signed, with backoff; then the gateway is asked about it; a ``PENDING``
-answer is waited on. Only when none of that answers does ``send_order`` raise
-``OutcomeUnknown``, carrying the uuid to ask about later.
+request that could not even be sent (no connection to the gateway) raises
+``GatewayUnreachable``, nothing having left this process; one sent and not answered is sent
+again with the same uuid (the gateway's idempotency key, so it cannot execute twice),
+re-signed, with backoff; then the gateway is asked about it; a ``PENDING`` answer is waited
+on. Only when none of that answers does ``send_order`` raise ``OutcomeUnknown``, carrying the
+uuid to ask about later.
 
 A background ``HeartbeatMonitor`` PINGs the gateway every ``heartbeat_interval``; after
 ``heartbeat_failures`` misses in a row the breaker opens and new orders are refused at once.
@@ -39,6 +40,7 @@ from inf_bridge.curve import load_curve_keys
 from inf_bridge.errors import (
     CircuitOpen,
     GatewayTimeout,
+    GatewayUnreachable,
     OrderRejected,
     OutcomeUnknown,
     ProtocolError,
@@ -241,10 +243,10 @@ class Bridge:
     ) -> OrderFilled:
         """Open a position with a market order; return the fill.
 
-        Raises, without sending anything, ``CircuitOpen`` while the breaker is open and
-        ``RiskRejected`` when a limit forbids it; ``OrderRejected`` when the gateway or the
-        terminal refused it (not executed); ``OutcomeUnknown`` when it cannot be told whether
-        it executed.
+        Raises, without sending anything, ``CircuitOpen`` while the breaker is open,
+        ``RiskRejected`` when a limit forbids it and ``GatewayUnreachable`` when there is no
+        connection to the gateway; ``OrderRejected`` when the gateway or the terminal refused
+        it (not executed); ``OutcomeUnknown`` when it cannot be told whether it executed.
         """
         self._require_open()
         order = Open(
@@ -456,6 +458,10 @@ class Bridge:
                 reply = await self._channel.request(
                     self._stamp(order), self.request_timeout, partial(sent, attempt + 1)
                 )
+            except GatewayUnreachable:
+                if not attempt:
+                    raise  # never sent at all: there is no outcome to find out
+                continue  # an earlier attempt was sent: its outcome is still to be found
             except GatewayTimeout:
                 continue
             if reply.status is not Status.PENDING:

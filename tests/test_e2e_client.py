@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Iterator
@@ -10,11 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from gtw_server.process import GatewayProcess
+from gtw_server.process import GatewayProcess, free_port
 from inf_bridge import (
     Bridge,
     CircuitOpen,
+    GatewayTimeout,
+    GatewayUnreachable,
     OrderRejected,
+    Position,
     RiskLimits,
     RiskRejected,
     add_audit_file,
@@ -205,3 +209,32 @@ async def test_a_reply_lost_on_the_way_back_ends_filled_once(
     sent = events(audit_file, "slow-1")
     assert sent[0] == "RISK_PASS" and sent[-1] == "MT5_FILLED"
     assert sent.count("ZMQ_SENT") >= 2  # it was retried, with the same uuid
+
+
+async def test_an_order_for_an_absent_gateway_is_never_sent_not_even_later(
+    tmp_path: Path, audit_file: Path
+) -> None:
+    port = free_port()  # nothing listens there yet
+    # No signatures on either side: a stale order delivered late would execute, so only the
+    # socket's refusal to queue without a connection (IMMEDIATE) can keep it from doing so.
+    async with Bridge(
+        f"tcp://127.0.0.1:{port}", secret=None, request_timeout=0.5, heartbeat_timeout=0.3
+    ) as bridge:
+        started = time.monotonic()
+        with pytest.raises(GatewayUnreachable, match="nothing was sent"):
+            await bridge.send_order("EURUSD", "BUY", 0.1, uuid="nowhere-1")
+        assert time.monotonic() - started < 2.0  # one request_timeout, not retries and a query
+        assert events(audit_file, "nowhere-1") == ["NOT_EXECUTED"]  # no ZMQ_SENT
+
+        with GatewayProcess(tmp_path / "gw", secret=None, port=port) as gateway:
+            # The same socket reconnects by itself; anything it had queued would go first.
+            positions: list[Position] | None = None
+            for _ in range(50):  # bounded: 25 s at most
+                with contextlib.suppress(GatewayTimeout):
+                    positions = await bridge.get_positions()
+                    break
+            assert positions == []
+            with pytest.raises(OrderRejected) as excinfo:
+                await bridge.get_order("nowhere-1")
+            assert excinfo.value.error_code == "ORDER_NOT_FOUND"  # it never arrived
+            assert "nowhere-1" not in (gateway.data_dir / "audit.jsonl").read_text()
