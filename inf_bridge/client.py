@@ -15,7 +15,8 @@ uuid to ask about later.
 
 A background ``HeartbeatMonitor`` PINGs the gateway every ``heartbeat_interval``; after
 ``heartbeat_failures`` misses in a row the breaker opens and new orders are refused at once.
-Every order leaves an audit trail (``inf_bridge.audit``).
+Every order leaves an audit trail (``inf_bridge.audit``), in the order things happen: each
+human log line starts with the order's uuid.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import uuid as uuid_module
 from collections.abc import Callable
 from functools import partial
 from types import TracebackType
-from typing import Final, Self, TypeVar
+from typing import Any, Final, Self, TypeVar
 
 import msgspec
 import zmq
@@ -77,11 +78,18 @@ SignedT = TypeVar("SignedT", bound=SignedRequest)
 _RETRY_BACKOFF_S: Final = 0.2
 _RETRY_BACKOFF_MAX_S: Final = 2.0
 _PENDING_POLL_S: Final = 0.25
+# The terminal's own verdicts; every other refusal came from the gateway, before the terminal.
+_TERMINAL_VERDICTS: Final = frozenset({ErrorCode.MT5_REJECTED, ErrorCode.POSITION_NOT_FOUND})
 
 
 def new_uuid() -> str:
     """A fresh request id: 32 hex characters."""
     return uuid_module.uuid4().hex
+
+
+def _audit(event: str, uuid: str, message: str, *, level: str = "INFO", **fields: Any) -> None:
+    """An audit record about one order; its human log line starts with the order's uuid."""
+    record(event, f"{uuid} {message}", uuid=uuid, level=level, **fields)
 
 
 class Bridge:
@@ -264,14 +272,20 @@ class Bridge:
         )
         if self.breaker.is_open:
             reason = f"CIRCUIT_OPEN:{self.breaker.reason}"
-            record(
-                "RISK_REJECT", f"reason={reason}", uuid=order.uuid, level="WARNING", reason=reason
-            )
+            _audit("RISK_REJECTED", order.uuid, f"reason={reason}", level="WARNING", reason=reason)
             raise CircuitOpen(self.breaker.reason or "")
         reservation = self._check_risk(order)
+        _audit(
+            "RISK_PASS",
+            order.uuid,
+            f"OPEN {order.type} {order.volume:g} {order.symbol}",
+            symbol=order.symbol,
+            side=order.type.value,
+            volume=order.volume,
+        )
         ticket: int | None = None
         try:
-            fill = await self._execute(order, partial(self._risk_passed, order))
+            fill = await self._execute(order)
             ticket = fill.ticket
             return fill
         except OutcomeUnknown:
@@ -286,26 +300,15 @@ class Bridge:
         try:
             reservation = self.risk.check(order) if self.risk is not None else None
         except RiskRejected as exc:
-            record(
-                "RISK_REJECT",
+            _audit(
+                "RISK_REJECTED",
+                order.uuid,
                 f"reason={exc.reason}: {exc.message}",
-                uuid=order.uuid,
                 level="WARNING",
                 reason=exc.reason,
             )
             raise
         return reservation
-
-    @staticmethod
-    def _risk_passed(order: Open) -> None:
-        record(
-            "RISK_PASS",
-            f"OPEN {order.type} {order.volume:g} {order.symbol}",
-            uuid=order.uuid,
-            symbol=order.symbol,
-            side=order.type.value,
-            volume=order.volume,
-        )
 
     async def close_position(
         self,
@@ -327,16 +330,10 @@ class Bridge:
             volume=volume,
             deviation=deviation,
         )
-        fill = await self._execute(
-            order,
-            partial(
-                record,
-                "RISK_PASS",
-                f"CLOSE #{ticket} (closing is always allowed)",
-                uuid=order.uuid,
-                ticket=ticket,
-            ),
+        _audit(
+            "RISK_PASS", order.uuid, f"CLOSE #{ticket} (closing is always allowed)", ticket=ticket
         )
+        fill = await self._execute(order)
         if self.risk is not None:
             self.risk.closed(ticket, fill.volume)
         return fill
@@ -397,27 +394,23 @@ class Bridge:
             return stamped
         return sign(self._key, stamped, ts_ms=int(now * 1000))
 
-    async def _execute(
-        self, order: Open | Close, first_sent: Callable[[], None] | None = None
-    ) -> OrderFilled:
+    async def _execute(self, order: Open | Close) -> OrderFilled:
         """Send ``order`` until its outcome is known (see the module docstring)."""
         try:
-            reply = await self._settle(order, first_sent)
-        except (OutcomeUnknown, GatewayTimeout) as exc:
-            record(
-                "OUTCOME_UNKNOWN" if isinstance(exc, OutcomeUnknown) else "NOT_EXECUTED",
-                str(exc),
-                uuid=order.uuid,
-                level="ERROR",
-            )
+            reply = await self._settle(order)
+        except OutcomeUnknown as exc:
+            _audit("OUTCOME_UNKNOWN", order.uuid, exc.message, level="ERROR")
+            raise
+        except GatewayTimeout as exc:
+            _audit("NOT_EXECUTED", order.uuid, str(exc), level="ERROR")
             raise
         if reply.status is Status.FILLED:
             fill = OrderFilled.from_reply(order.uuid, order.action, reply)
-            record(
+            _audit(
                 "MT5_FILLED",
+                order.uuid,
                 f"{order.action} ticket={fill.ticket} volume={fill.volume:g} price={fill.price:g}"
                 + (" (duplicate)" if fill.duplicate else ""),
-                uuid=order.uuid,
                 ticket=fill.ticket,
                 deal=fill.deal,
                 volume=fill.volume,
@@ -425,30 +418,19 @@ class Bridge:
             )
             return fill
         error = _rejection(reply)
-        record(
-            "MT5_REJECTED",
-            str(error),
-            uuid=order.uuid,
+        _audit(
+            # REJECTED, as in the gateway's trail, for a refusal the terminal never saw.
+            "MT5_REJECTED" if error.error_code in _TERMINAL_VERDICTS else "REJECTED",
+            order.uuid,
+            f"{order.action}: {error}",
             level="WARNING",
             error_code=error.error_code,
             retcode=error.retcode,
         )
         raise error
 
-    async def _settle(
-        self, order: SignedRequest, first_sent: Callable[[], None] | None = None
-    ) -> Reply:
-        """Send until the outcome is known. ``first_sent`` is called once the order is first
-        in the socket: audit records are written after the send, not in its way."""
-        unsaid = [first_sent] if first_sent is not None else []
-
-        def sent(attempt: int) -> None:
-            while unsaid:
-                unsaid.pop()()
-            record(
-                "ZMQ_SENT", f"{order.action} attempt {attempt}", uuid=order.uuid, attempt=attempt
-            )
-
+    async def _settle(self, order: SignedRequest) -> Reply:
+        """Send until the outcome is known."""
         backoff = _RETRY_BACKOFF_S
         for attempt in range(self.retries + 1):
             if attempt:
@@ -456,7 +438,7 @@ class Bridge:
                 backoff = min(backoff * 2, _RETRY_BACKOFF_MAX_S)
             try:
                 reply = await self._channel.request(
-                    self._stamp(order), self.request_timeout, partial(sent, attempt + 1)
+                    self._stamp(order), self.request_timeout, partial(_sent, order, attempt + 1)
                 )
             except GatewayUnreachable:
                 if not attempt:
@@ -514,6 +496,11 @@ class Bridge:
         if reply.error_code == ErrorCode.ORDER_NOT_FOUND:
             return None
         return reply
+
+
+def _sent(order: SignedRequest, attempt: int) -> None:
+    """``[ZMQ_SENT]``, written once the attempt is in the socket."""
+    _audit("ZMQ_SENT", order.uuid, f"{order.action} attempt {attempt}", attempt=attempt)
 
 
 def _rejection(reply: Reply) -> OrderRejected:

@@ -109,6 +109,7 @@ class OutcomeUnknown(BridgeError):
         super().__init__(f"order {uuid}: {message}")
         self.uuid = uuid
         self.message = message
+        self.message = message
 
 
 class ProtocolError(BridgeError):

@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, Final, cast
 
 import pytest
+import zmq
+from loguru import logger
 
 from gtw_server.process import GatewayProcess, free_port
 from inf_bridge import (
@@ -62,7 +66,7 @@ async def test_limits_refuse_before_anything_is_sent(
             with pytest.raises(OrderRejected) as rejected:
                 await bridge.get_order(uuid)
             assert rejected.value.error_code == "ORDER_NOT_FOUND"
-            assert events(audit_file, uuid) == ["RISK_REJECT"]
+            assert events(audit_file, uuid) == ["RISK_REJECTED"]
         assert await bridge.get_positions() == []
 
 
@@ -73,10 +77,30 @@ async def test_every_order_leaves_its_life_in_the_audit_log(
         fill = await bridge.send_order("EURUSD", "BUY", 0.1, uuid="audited-1")
         await bridge.close_position(fill.ticket, uuid="audited-2")
         with pytest.raises(OrderRejected):
-            await bridge.send_order("EURUSD", "BUY", 0.001, uuid="audited-3")
+            await bridge.send_order("EURUSD", "BUY", 0.001, uuid="audited-3")  # the terminal's
+        with pytest.raises(OrderRejected):
+            await bridge.close_position(fill.ticket, uuid="audited-4")  # closed already
+        await bridge.halt("audit test")
+        with pytest.raises(OrderRejected):
+            await bridge.send_order("EURUSD", "BUY", 0.1, uuid="audited-5")  # the gateway's
+        await bridge.resume()
     assert events(audit_file, "audited-1") == ["RISK_PASS", "ZMQ_SENT", "MT5_FILLED"]
     assert events(audit_file, "audited-2") == ["RISK_PASS", "ZMQ_SENT", "MT5_FILLED"]
+    # MT5_REJECTED is the terminal's verdict; a refusal the terminal never saw is REJECTED,
+    # the same word as in the gateway's trail.
     assert events(audit_file, "audited-3") == ["RISK_PASS", "ZMQ_SENT", "MT5_REJECTED"]
+    assert events(audit_file, "audited-4") == ["RISK_PASS", "ZMQ_SENT", "MT5_REJECTED"]
+    assert events(audit_file, "audited-5") == ["RISK_PASS", "ZMQ_SENT", "REJECTED"]
+    codes = {
+        line["uuid"]: line["error_code"]
+        for line in map(json.loads, audit_file.read_text().splitlines())
+        if line["event"].endswith("REJECTED")
+    }
+    assert codes == {
+        "audited-3": "MT5_REJECTED",
+        "audited-4": "POSITION_NOT_FOUND",
+        "audited-5": "TRADING_HALTED",
+    }
     (filled,) = [
         json.loads(line)
         for line in audit_file.read_text().splitlines()
@@ -86,6 +110,38 @@ async def test_every_order_leaves_its_life_in_the_audit_log(
     text = audit_file.read_text() + (gateway.log_file.read_text() if gateway.log_file else "")
     assert secret not in text
     assert "RISK_PASS:" not in text  # nor any signature
+
+
+class Tap:
+    """The Channel's socket, noting what the audit file holds of each order as it is sent."""
+
+    def __init__(self, sock: zmq.Socket[bytes], audit_file: Path) -> None:
+        self._sock = sock
+        self._audit_file = audit_file
+        self.at_send: dict[str, list[str]] = {}
+
+    def send(self, frame: bytes, flags: int = 0) -> None:
+        request = json.loads(frame)
+        if request["action"] in ("OPEN", "CLOSE"):
+            self.at_send[request["uuid"]] = events(self._audit_file, request["uuid"])
+        self._sock.send(frame, flags)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+async def test_risk_pass_is_recorded_before_the_send_and_zmq_sent_after_it(
+    bridge: Bridge, audit_file: Path
+) -> None:
+    channel = bridge._channel
+    assert channel._socket is not None
+    tap = Tap(channel._socket, audit_file)
+    channel._socket = cast("zmq.Socket[bytes]", tap)
+    fill = await bridge.send_order("EURUSD", "BUY", 0.1, uuid="causal-1")
+    await bridge.close_position(fill.ticket, uuid="causal-2")
+    assert tap.at_send == {"causal-1": ["RISK_PASS"], "causal-2": ["RISK_PASS"]}
+    for uuid in ("causal-1", "causal-2"):
+        assert events(audit_file, uuid) == ["RISK_PASS", "ZMQ_SENT", "MT5_FILLED"]
 
 
 async def test_a_dead_gateway_opens_the_breaker_and_a_live_one_closes_it(
@@ -114,7 +170,7 @@ async def test_a_dead_gateway_opens_the_breaker_and_a_live_one_closes_it(
         with pytest.raises(CircuitOpen) as excinfo:
             order.send(None)
         assert excinfo.value.reason == "HEARTBEAT_FAILURE"
-        assert events(audit_file, "while-open-1") == ["RISK_REJECT"]
+        assert events(audit_file, "while-open-1") == ["RISK_REJECTED"]
 
         restarted = GatewayProcess(tmp_path / "gw", secret=secret, port=gateway.port).start()
         try:
@@ -224,7 +280,7 @@ async def test_an_order_for_an_absent_gateway_is_never_sent_not_even_later(
         with pytest.raises(GatewayUnreachable, match="nothing was sent"):
             await bridge.send_order("EURUSD", "BUY", 0.1, uuid="nowhere-1")
         assert time.monotonic() - started < 2.0  # one request_timeout, not retries and a query
-        assert events(audit_file, "nowhere-1") == ["NOT_EXECUTED"]  # no ZMQ_SENT
+        assert events(audit_file, "nowhere-1") == ["RISK_PASS", "NOT_EXECUTED"]  # no ZMQ_SENT
 
         with GatewayProcess(tmp_path / "gw", secret=None, port=port) as gateway:
             # The same socket reconnects by itself; anything it had queued would go first.
@@ -238,3 +294,46 @@ async def test_an_order_for_an_absent_gateway_is_never_sent_not_even_later(
                 await bridge.get_order("nowhere-1")
             assert excinfo.value.error_code == "ORDER_NOT_FOUND"  # it never arrived
             assert "nowhere-1" not in (gateway.data_dir / "audit.jsonl").read_text()
+
+
+ORDER_EVENTS: Final = {
+    "RISK_PASS",
+    "RISK_REJECTED",
+    "ZMQ_SENT",
+    "MT5_FILLED",
+    "MT5_REJECTED",
+    "REJECTED",
+    "NOT_EXECUTED",
+    "OUTCOME_UNKNOWN",
+}
+
+
+async def test_every_log_line_about_an_order_carries_its_uuid(
+    gateway: GatewayProcess, secret: str
+) -> None:
+    lines: list[str] = []
+    handler = logger.add(lines.append, level="INFO", format="{message}", filter="inf_bridge")
+    try:
+        limits = RiskLimits(max_order_volume=1.0)
+        async with Bridge(gateway.endpoint, secret=secret, risk=limits) as bridge:
+            fill = await bridge.send_order("EURUSD", "BUY", 0.1, uuid="logged-1")
+            await bridge.close_position(fill.ticket, uuid="logged-2")
+            with pytest.raises(OrderRejected):
+                await bridge.close_position(fill.ticket, uuid="logged-3")
+            with pytest.raises(OrderRejected):  # DUPLICATE_UUID: the gateway's refusal
+                await bridge.send_order("EURUSD", "SELL", 0.2, uuid="logged-1")
+            with pytest.raises(RiskRejected):
+                await bridge.send_order("EURUSD", "BUY", 2.0, uuid="logged-4")
+            bridge.breaker.trip("MANUAL")
+            with pytest.raises(CircuitOpen):
+                await bridge.send_order("EURUSD", "BUY", 0.1, uuid="logged-5")
+    finally:
+        logger.remove(handler)
+    about_orders = [
+        line for line in lines if line.startswith("[") and line[1:].split("]")[0] in ORDER_EVENTS
+    ]
+    assert len(about_orders) >= 12
+    for line in about_orders:
+        assert re.match(r"\[\w+\] logged-\d ", line), line  # e.g. "[MT5_FILLED] logged-1 OPEN ..."
+    assert any(line.startswith("[MT5_FILLED] logged-1 OPEN ticket=") for line in lines)
+    assert any(line.startswith("[REJECTED] logged-1 OPEN: DUPLICATE_UUID") for line in lines)
