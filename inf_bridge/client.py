@@ -4,14 +4,14 @@
         fill = await bridge.send_order("EURUSD", "BUY", 0.10, sl=1.0800)
         await bridge.close_position(fill.ticket)
 
-Every new order passes the node's ``RiskMonitor`` and the ``CircuitBreaker`` first (both
-local, no network), is signed (``RISK_PASS:...``, PROTOCOL.md), and is never left in doubt: a
-request that could not even be sent (no connection to the gateway) raises
-``GatewayUnreachable``, nothing having left this process; one sent and not answered is sent
-again with the same uuid (the gateway's idempotency key, so it cannot execute twice),
-re-signed, with backoff; then the gateway is asked about it; a ``PENDING`` answer is waited
-on. Only when none of that answers does ``send_order`` raise ``OutcomeUnknown``, carrying the
-uuid to ask about later.
+Every new order is checked against the wire contract's limits (``InvalidOrder``), then passes
+the ``CircuitBreaker`` and the node's ``RiskMonitor`` (all local, no network), is signed
+(``RISK_PASS:...``, PROTOCOL.md), and is never left in doubt: a request that could not even
+be sent (no connection to the gateway) raises ``GatewayUnreachable``, nothing having left
+this process; one sent and not answered is sent again with the same uuid (the gateway's
+idempotency key, so it cannot execute twice), re-signed, with backoff; then the gateway is
+asked about it; a ``PENDING`` answer is waited on. Only when none of that answers does
+``send_order`` raise ``OutcomeUnknown``, carrying the uuid to ask about later.
 
 A background ``HeartbeatMonitor`` PINGs the gateway every ``heartbeat_interval``; after
 ``heartbeat_failures`` misses in a row the breaker opens and new orders are refused at once.
@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import time
 import uuid as uuid_module
 from collections.abc import Callable
@@ -42,6 +43,7 @@ from inf_bridge.errors import (
     CircuitOpen,
     GatewayTimeout,
     GatewayUnreachable,
+    InvalidOrder,
     OrderRejected,
     OutcomeUnknown,
     ProtocolError,
@@ -74,12 +76,15 @@ from protocol import (
 __all__ = ["Bridge"]
 
 SignedT = TypeVar("SignedT", bound=SignedRequest)
+RequestT = TypeVar("RequestT", bound=Request)
 
 _RETRY_BACKOFF_S: Final = 0.2
 _RETRY_BACKOFF_MAX_S: Final = 2.0
 _PENDING_POLL_S: Final = 0.25
 # The terminal's own verdicts; every other refusal came from the gateway, before the terminal.
 _TERMINAL_VERDICTS: Final = frozenset({ErrorCode.MT5_REJECTED, ErrorCode.POSITION_NOT_FOUND})
+# msgspec names the field of a failed check as "... - at `$.volume`".
+_AT_FIELD: Final = re.compile(r"(.*) - at `\$\.(\w+)`")
 
 
 def new_uuid() -> str:
@@ -90,6 +95,19 @@ def new_uuid() -> str:
 def _audit(event: str, uuid: str, message: str, *, level: str = "INFO", **fields: Any) -> None:
     """An audit record about one order; its human log line starts with the order's uuid."""
     record(event, f"{uuid} {message}", uuid=uuid, level=level, **fields)
+
+
+def _checked(kind: type[RequestT], **fields: Any) -> RequestT:
+    """``fields`` as a ``kind`` request, checked against the wire contract's own field types
+    (``protocol.messages``), so that nothing the gateway would refuse gets past the client."""
+    try:
+        return msgspec.convert(fields, kind)
+    except msgspec.ValidationError as exc:
+        found = _AT_FIELD.fullmatch(str(exc))
+        if found is None:
+            raise InvalidOrder(kind.__name__, str(exc)) from None
+        problem, field = found.groups()
+        raise InvalidOrder(field, f"{fields.get(field)!r} is not allowed: {problem}") from None
 
 
 class Bridge:
@@ -251,17 +269,21 @@ class Bridge:
     ) -> OrderFilled:
         """Open a position with a market order; return the fill.
 
-        Raises, without sending anything, ``CircuitOpen`` while the breaker is open,
-        ``RiskRejected`` when a limit forbids it and ``GatewayUnreachable`` when there is no
-        connection to the gateway; ``OrderRejected`` when the gateway or the terminal refused
-        it (not executed); ``OutcomeUnknown`` when it cannot be told whether it executed.
+        Raises, without sending anything: ``InvalidOrder`` for a value outside the wire
+        contract's limits (a volume of 0, NaN, a negative price...), ``CircuitOpen`` while the
+        breaker is open, ``RiskRejected`` when a limit forbids it, ``GatewayUnreachable`` when
+        there is no connection to the gateway. After sending: ``OrderRejected`` when the
+        gateway or the terminal refused it, ``GatewayTimeout`` when it was not answered and
+        the gateway does not have it (all three: not executed); ``OutcomeUnknown`` when it
+        cannot be told whether it executed.
         """
         self._require_open()
-        order = Open(
+        order = _checked(
+            Open,
             uuid=uuid or new_uuid(),
             timestamp=0.0,
             symbol=symbol,
-            type=Side(type),
+            type=type,
             volume=volume,
             price=price,
             sl=sl,
@@ -320,10 +342,12 @@ class Bridge:
     ) -> OrderFilled:
         """Close position ``ticket``, wholly or (with ``volume``) in part; return the fill.
 
-        Closing reduces risk, so neither the risk limits nor an open breaker stop it.
+        Closing reduces risk, so neither the risk limits nor an open breaker stop it. Raises
+        ``InvalidOrder`` (nothing sent) for a ticket or volume outside the contract's limits.
         """
         self._require_open()
-        order = Close(
+        order = _checked(
+            Close,
             uuid=uuid or new_uuid(),
             timestamp=0.0,
             ticket=ticket,
@@ -331,17 +355,22 @@ class Bridge:
             deviation=deviation,
         )
         _audit(
-            "RISK_PASS", order.uuid, f"CLOSE #{ticket} (closing is always allowed)", ticket=ticket
+            "RISK_PASS",
+            order.uuid,
+            f"CLOSE #{order.ticket} (closing is always allowed)",
+            ticket=order.ticket,
         )
         fill = await self._execute(order)
         if self.risk is not None:
-            self.risk.closed(ticket, fill.volume)
+            self.risk.closed(order.ticket, fill.volume)
         return fill
 
     async def halt(self, reason: str | None = None) -> bool:
         """Throw the gateway's kill switch: it refuses new OPEN orders, from every client,
-        until ``resume()`` (CLOSE still works). Returns whether the gateway is halted."""
-        return await self._switch(Halt(uuid=new_uuid(), timestamp=0.0, reason=reason))
+        until ``resume()`` (CLOSE still works). Returns whether the gateway is halted.
+
+        ``InvalidOrder`` for a reason the contract refuses (too long, control characters)."""
+        return await self._switch(_checked(Halt, uuid=new_uuid(), timestamp=0.0, reason=reason))
 
     async def resume(self) -> bool:
         """Lift a halt. Returns whether the gateway is still halted (``False``)."""

@@ -7,6 +7,8 @@ Exception tree::
     │                            the message names the field and says how to fix it
     ├── NotExecuted              the order was NOT executed, for certain: safe to send again
     │   │                        (with a new uuid, or the same one)
+    │   ├── InvalidOrder         a field outside the protocol's limits (also a ValueError);
+    │   │                        nothing was sent
     │   ├── CircuitOpen          the circuit breaker is open; nothing was sent
     │   ├── RiskRejected         the node's RiskMonitor refused the order; nothing was sent
     │   ├── OrderRejected        the gateway or terminal refused it; nothing was executed
@@ -30,6 +32,7 @@ __all__ = [
     "ConfigError",
     "GatewayTimeout",
     "GatewayUnreachable",
+    "InvalidOrder",
     "NotExecuted",
     "OrderRejected",
     "OutcomeUnknown",
@@ -49,6 +52,16 @@ class ConfigError(BridgeError):
 
 class NotExecuted(BridgeError):
     """The order certainly did not execute (nothing to reconcile, nothing to ask about)."""
+
+
+class InvalidOrder(NotExecuted, ValueError):
+    """A value the wire contract refuses (``field`` names it), caught before the risk check
+    and before anything was sent or recorded as passed."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
 
 
 class RiskRejected(NotExecuted):
@@ -108,7 +121,6 @@ class OutcomeUnknown(BridgeError):
     def __init__(self, uuid: str, message: str) -> None:
         super().__init__(f"order {uuid}: {message}")
         self.uuid = uuid
-        self.message = message
         self.message = message
 
 

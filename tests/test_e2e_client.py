@@ -21,6 +21,8 @@ from inf_bridge import (
     CircuitOpen,
     GatewayTimeout,
     GatewayUnreachable,
+    InvalidOrder,
+    NotExecuted,
     OrderRejected,
     Position,
     RiskLimits,
@@ -68,6 +70,46 @@ async def test_limits_refuse_before_anything_is_sent(
             assert rejected.value.error_code == "ORDER_NOT_FOUND"
             assert events(audit_file, uuid) == ["RISK_REJECTED"]
         assert await bridge.get_positions() == []
+
+
+NAN, INF = float("nan"), float("inf")
+BAD_OPENS: Final = {
+    "volume": [0, -0.1, NAN, INF, "0.1"],
+    "price": [0.0, -1.0, NAN, INF],
+    "sl": [-1.0, NAN, INF],
+    "tp": [-1.0, NAN, INF],
+}
+BAD_CLOSES: Final = {"ticket": [0, -5, "7"], "volume": [0, -0.1, NAN, INF]}
+
+
+async def test_bad_values_are_refused_before_the_risk_check_and_the_audit(
+    gateway: GatewayProcess, secret: str, audit_file: Path
+) -> None:
+    limits = RiskLimits(max_orders_per_minute=1)  # a refused value must not use the one up
+    refused: list[tuple[str, InvalidOrder]] = []
+    async with Bridge(gateway.endpoint, secret=secret, risk=limits) as bridge:
+        for field, values in BAD_OPENS.items():
+            for value in values:
+                order: dict[str, Any] = {"volume": 0.1, field: value}
+                uuid = f"bad-open-{len(refused)}"
+                with pytest.raises(InvalidOrder) as excinfo:
+                    await bridge.send_order("EURUSD", "BUY", uuid=uuid, **order)
+                refused.append((field, excinfo.value))
+                assert events(audit_file, uuid) == []  # no RISK_PASS, nothing sent
+        for field, values in BAD_CLOSES.items():
+            for value in values:
+                close: dict[str, Any] = {"ticket": 1, field: value}
+                with pytest.raises(InvalidOrder) as excinfo:
+                    await bridge.close_position(uuid=f"bad-close-{len(refused)}", **close)
+                refused.append((field, excinfo.value))
+        fill = await bridge.send_order("EURUSD", "BUY", 0.1)  # the limit was not touched
+        assert [p.ticket for p in await bridge.get_positions()] == [fill.ticket]
+    for field, error in refused:
+        assert error.field == field and str(error).startswith(f"{field}: ")
+        assert isinstance(error, ValueError) and isinstance(error, NotExecuted)
+    assert "Expected `float` > 0.0" in str(refused[0][1])  # says what is wrong, too
+    assert "bad-" not in audit_file.read_text()
+    assert "bad-" not in (gateway.data_dir / "audit.jsonl").read_text()
 
 
 async def test_every_order_leaves_its_life_in_the_audit_log(
