@@ -4,14 +4,22 @@
         fill = await bridge.send_order("EURUSD", "BUY", 0.10, sl=1.0800)
         await bridge.close_position(fill.ticket)
 
-Every new order is checked against the wire contract's limits (``InvalidOrder``), then passes
-the ``CircuitBreaker`` and the node's ``RiskMonitor`` (all local, no network), is signed
-(``RISK_PASS:...``, PROTOCOL.md), and is never left in doubt: a request that could not even
-be sent (no connection to the gateway) raises ``GatewayUnreachable``, nothing having left
-this process; one sent and not answered is sent again with the same uuid (the gateway's
-idempotency key, so it cannot execute twice), re-signed, with backoff; then the gateway is
-asked about it; a ``PENDING`` answer is waited on. Only when none of that answers does
-``send_order`` raise ``OutcomeUnknown``, carrying the uuid to ask about later.
+Every new order is checked against the wire contract's limits (``InvalidOrder``), then the
+``CircuitBreaker`` and the node's ``RiskMonitor`` (all local, no network), is recorded as
+passed (``[RISK_PASS]``), signed (``RISK_PASS:...``, PROTOCOL.md), and is never left in doubt
+within its ``order_timeout``:
+
+- a request that could not even be sent (no connection) raises ``GatewayUnreachable``: nothing
+  left this process;
+- one sent and not answered is sent again with the same uuid (the gateway's idempotency key,
+  so it cannot execute twice), re-signed, with backoff; then the gateway is asked about it;
+- a ``PENDING`` answer is waited on;
+- a "not executed, try again" answer (``MT5_DISCONNECTED``, ``BUSY``, ``JOURNAL_UNAVAILABLE``)
+  is sent again with the same uuid, with backoff (``retry_not_executed``), unless the breaker
+  opened meanwhile (for an OPEN).
+
+Only when none of that answers does ``send_order`` raise ``OutcomeUnknown``, carrying the uuid
+to ask about later.
 
 A background ``HeartbeatMonitor`` PINGs the gateway every ``heartbeat_interval``; after
 ``heartbeat_failures`` misses in a row the breaker opens and new orders are refused at once.
@@ -81,6 +89,10 @@ RequestT = TypeVar("RequestT", bound=Request)
 _RETRY_BACKOFF_S: Final = 0.2
 _RETRY_BACKOFF_MAX_S: Final = 2.0
 _PENDING_POLL_S: Final = 0.25
+# Answers that say "not executed, try again with the same uuid" (PROTOCOL.md, error codes).
+_TRY_AGAIN: Final = frozenset(
+    {ErrorCode.MT5_DISCONNECTED, ErrorCode.BUSY, ErrorCode.JOURNAL_UNAVAILABLE}
+)
 # The terminal's own verdicts; every other refusal came from the gateway, before the terminal.
 _TERMINAL_VERDICTS: Final = frozenset({ErrorCode.MT5_REJECTED, ErrorCode.POSITION_NOT_FOUND})
 # msgspec names the field of a failed check as "... - at `$.volume`".
@@ -115,10 +127,16 @@ class Bridge:
 
     ``secret`` is the shared signing secret (``None`` only for a gateway started with
     ``--no-signature-validation``). ``risk`` is the node's limits (``RiskLimits``, or a
-    ``RiskMonitor`` to share between Bridges). ``request_timeout`` bounds each round trip;
-    ``retries`` is how many times an unanswered order is sent again (same uuid) before the
-    gateway is asked about it; ``pending_timeout`` is how long a ``PENDING`` order is waited
-    on. ``heartbeat_recovery`` healthy beats close a breaker the heartbeat opened.
+    ``RiskMonitor`` to share between Bridges).
+
+    ``request_timeout`` bounds each round trip; ``retries`` is how many times an unanswered
+    order is sent again (same uuid) before the gateway is asked about it;
+    ``retry_not_executed`` sends an order answered "not executed, try again" (the terminal or
+    its worker lost, the gateway busy, its journal unavailable) again, with backoff.
+    ``order_timeout`` is each order's deadline: no attempt is sent, and no ``PENDING`` answer
+    waited on, after it; ``send_order`` then reports what it knows (the last attempt's
+    answer, and a GET_ORDER about an unanswered one, may take one ``request_timeout`` each).
+    ``heartbeat_recovery`` healthy beats close a breaker the heartbeat opened.
     ``curve_server_key`` and ``curve_client_cert`` turn on CURVE (``inf_bridge.curve``).
 
     ``bridge.health`` is the heartbeat's view (``state``, round-trip statistics, clock
@@ -137,20 +155,22 @@ class Bridge:
         heartbeat_recovery: int = 3,
         request_timeout: float = 2.0,
         retries: int = 2,
-        pending_timeout: float = 45.0,
+        retry_not_executed: bool = True,
+        order_timeout: float = 30.0,
         curve_server_key: str | bytes | os.PathLike[str] | None = None,
         curve_client_cert: str | os.PathLike[str] | None = None,
         context: zmq.Context[zmq.Socket[bytes]] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if request_timeout <= 0:
-            raise ValueError("request_timeout must be positive")
+        if request_timeout <= 0 or order_timeout <= 0:
+            raise ValueError("request_timeout and order_timeout must be positive")
         if retries < 0:
             raise ValueError("retries must be zero or more")
         self.endpoint = endpoint
         self.request_timeout = request_timeout
         self.retries = retries
-        self.pending_timeout = pending_timeout
+        self.retry_not_executed = retry_not_executed
+        self.order_timeout = order_timeout
         # A str is the shared secret as written; bytes are an HMAC key already (a Secret).
         self._key = secret_key(secret) if isinstance(secret, str) else secret
         self._clock = clock
@@ -459,33 +479,68 @@ class Bridge:
         raise error
 
     async def _settle(self, order: SignedRequest) -> Reply:
-        """Send until the outcome is known."""
+        """Send ``order`` until its outcome is known or its ``order_timeout`` has passed
+        (the module docstring says how each answer is handled)."""
+        deadline = time.monotonic() + self.order_timeout
         backoff = _RETRY_BACKOFF_S
-        for attempt in range(self.retries + 1):
-            if attempt:
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, _RETRY_BACKOFF_MAX_S)
+        attempt = resends = 0
+        unanswered = False  # a send got no answer: it may have arrived, and executed
+        refused: Reply | None = None  # the last "not executed, try again" answer
+        after: str | None = None  # why the next attempt is made
+        stopped = f"its order_timeout ({self.order_timeout:g} s) ran out"
+        while True:
+            if attempt and isinstance(order, Open) and self.breaker.is_open:
+                stopped = f"the circuit breaker opened ({self.breaker.reason})"
+                break
+            attempt += 1
             try:
                 reply = await self._channel.request(
-                    self._stamp(order), self.request_timeout, partial(_sent, order, attempt + 1)
+                    self._stamp(order),
+                    self.request_timeout,
+                    partial(_sent, order, attempt, after),
                 )
             except GatewayUnreachable:
-                if not attempt:
-                    raise  # never sent at all: there is no outcome to find out
-                continue  # an earlier attempt was sent: its outcome is still to be found
+                if unanswered:
+                    break  # an earlier send is in doubt: ask about it
+                if refused is None:
+                    raise  # nothing was ever sent
+                stopped = "the gateway became unreachable"
+                break
             except GatewayTimeout:
-                continue
-            if reply.status is not Status.PENDING:
-                return reply
-            settled = await self._await_pending(order.uuid)
-            if settled is not None:
-                return settled
-            # ORDER_NOT_FOUND after PENDING: reconciliation proved it did not execute, and
-            # the uuid is free again: send it once more.
-        return await self._ask(order)
+                unanswered, after = True, "no answer"
+                resends += 1
+                if resends > self.retries:
+                    break
+            else:
+                if reply.status is Status.PENDING:
+                    settled = await self._await_pending(order.uuid, deadline)
+                    if settled is not None:
+                        return settled
+                    # Reconciled as never executed: the uuid is free again, send it again.
+                    unanswered, after = False, "reconciled as not executed"
+                elif self.retry_not_executed and reply.error_code in _TRY_AGAIN:
+                    # The gateway looked the uuid up before refusing: no earlier send of it
+                    # is in flight or executed, so nothing is in doubt any more.
+                    unanswered, refused, after = False, reply, reply.error_code
+                else:
+                    return reply
+            pause = min(backoff, deadline - time.monotonic())
+            if pause <= 0:
+                break
+            await asyncio.sleep(pause)
+            backoff = min(backoff * 2, _RETRY_BACKOFF_MAX_S)
+        if unanswered:
+            return await self._ask(order, deadline)
+        if refused is not None:
+            note = f"; sent {attempt} time(s), not sent again: {stopped}"
+            return msgspec.structs.replace(refused, error_msg=(refused.error_msg or "") + note)
+        raise GatewayTimeout(
+            f"{order.action} {order.uuid} was not executed (reconciled as never executed), "
+            f"and {stopped}"
+        )
 
-    async def _ask(self, order: SignedRequest) -> Reply:
-        """Retries ran out: ask the gateway what became of the order."""
+    async def _ask(self, order: SignedRequest, deadline: float) -> Reply:
+        """No more attempts: ask the gateway what became of the order."""
         try:
             state = await self._order_reply(order.uuid)
         except GatewayTimeout:
@@ -498,16 +553,15 @@ class Bridge:
                 "not have the order: nothing was executed"
             )
         if state.status is Status.PENDING:
-            settled = await self._await_pending(order.uuid)
+            settled = await self._await_pending(order.uuid, deadline)
             if settled is None:
                 raise GatewayTimeout(f"{order.action} {order.uuid} was not executed")
             return settled
         return state
 
-    async def _await_pending(self, uuid: str) -> Reply | None:
+    async def _await_pending(self, uuid: str, deadline: float) -> Reply | None:
         """Poll until the order is settled: its final reply, or ``None`` if the gateway
-        reports it was never executed. Raises ``OutcomeUnknown`` at ``pending_timeout``."""
-        deadline = time.monotonic() + self.pending_timeout
+        reports it was never executed. Raises ``OutcomeUnknown`` at ``deadline``."""
         while time.monotonic() < deadline:
             await asyncio.sleep(_PENDING_POLL_S)
             try:
@@ -516,7 +570,9 @@ class Bridge:
                 continue
             if state is None or state.status is not Status.PENDING:
                 return state
-        raise OutcomeUnknown(uuid, f"still pending after {self.pending_timeout:g} s")
+        raise OutcomeUnknown(
+            uuid, f"still pending when its order_timeout ({self.order_timeout:g} s) ran out"
+        )
 
     async def _order_reply(self, uuid: str) -> Reply | None:
         """GET_ORDER for ``uuid``: the stored reply, or ``None`` if the gateway has none."""
@@ -527,9 +583,18 @@ class Bridge:
         return reply
 
 
-def _sent(order: SignedRequest, attempt: int) -> None:
-    """``[ZMQ_SENT]``, written once the attempt is in the socket."""
-    _audit("ZMQ_SENT", order.uuid, f"{order.action} attempt {attempt}", attempt=attempt)
+def _sent(order: SignedRequest, attempt: int, after: str | None) -> None:
+    """``[ZMQ_SENT]``, written once the attempt is in the socket (and why it was made)."""
+    if after is None:
+        _audit("ZMQ_SENT", order.uuid, f"{order.action} attempt {attempt}", attempt=attempt)
+    else:
+        _audit(
+            "ZMQ_SENT",
+            order.uuid,
+            f"{order.action} attempt {attempt}, after {after}",
+            attempt=attempt,
+            after=after,
+        )
 
 
 def _rejection(reply: Reply) -> OrderRejected:

@@ -379,3 +379,74 @@ async def test_every_log_line_about_an_order_carries_its_uuid(
         assert re.match(r"\[\w+\] logged-\d ", line), line  # e.g. "[MT5_FILLED] logged-1 OPEN ..."
     assert any(line.startswith("[MT5_FILLED] logged-1 OPEN ticket=") for line in lines)
     assert any(line.startswith("[REJECTED] logged-1 OPEN: DUPLICATE_UUID") for line in lines)
+
+
+# The terminal goes away 2 s after the gateway starts, for 6 s; the gateway then reconnects
+# by itself (within its backoff of a few seconds more).
+OUTAGE: Final = {"disconnect_at_s": 2.0, "disconnect_for_s": 6.0}
+
+
+def sends(path: Path, uuid: str) -> list[dict[str, object]]:
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    return [line for line in lines if line["uuid"] == uuid and line["event"] == "ZMQ_SENT"]
+
+
+async def terminal_gone(bridge: Bridge) -> None:
+    for _ in range(100):  # bounded: 10 s at most
+        await bridge.health.beat()
+        if bridge.health.mt5_connected is False:
+            return
+        await asyncio.sleep(0.1)
+    pytest.fail("the simulated terminal never went away")
+
+
+async def test_not_executed_orders_are_sent_again_until_the_terminal_is_back(
+    tmp_path: Path, secret: str, audit_file: Path
+) -> None:
+    with GatewayProcess(tmp_path / "gw", secret=secret, sim=OUTAGE) as gateway:
+        async with (
+            Bridge(gateway.endpoint, secret=secret, order_timeout=30.0) as bridge,
+            Bridge(gateway.endpoint, secret=secret, retry_not_executed=False) as once,
+            Bridge(gateway.endpoint, secret=secret, order_timeout=1.0) as hasty,
+        ):
+            await terminal_gone(bridge)
+
+            # Turned off: the first answer is the answer.
+            with pytest.raises(OrderRejected) as excinfo:
+                await once.send_order("EURUSD", "BUY", 0.1, uuid="once-1")
+            assert excinfo.value.error_code == "MT5_DISCONNECTED"
+            assert events(audit_file, "once-1") == ["RISK_PASS", "ZMQ_SENT", "REJECTED"]
+
+            # Within the deadline only, and it says so.
+            with pytest.raises(OrderRejected) as excinfo:
+                await hasty.send_order("EURUSD", "BUY", 0.1, uuid="hasty-1")
+            assert excinfo.value.error_code == "MT5_DISCONNECTED"
+            assert "order_timeout (1 s) ran out" in str(excinfo.value)
+            assert len(sends(audit_file, "hasty-1")) >= 2
+
+            # Not behind a breaker that opened meanwhile.
+            order = asyncio.create_task(bridge.send_order("EURUSD", "BUY", 0.1, uuid="broken-1"))
+            for _ in range(100):  # bounded: 10 s at most
+                if len(sends(audit_file, "broken-1")) >= 2 or order.done():
+                    break
+                await asyncio.sleep(0.05)
+            bridge.breaker.trip("MANUAL")
+            with pytest.raises(OrderRejected) as excinfo:
+                await order
+            assert "the circuit breaker opened (MANUAL)" in str(excinfo.value)
+            bridge.breaker.reset()
+
+            # Sent again, same uuid, until the terminal is back: then it fills, once.
+            fill = await bridge.send_order("EURUSD", "BUY", 0.2, uuid="patient-1")
+            assert fill.volume == pytest.approx(0.2) and not fill.duplicate
+            attempts = sends(audit_file, "patient-1")
+            assert len(attempts) >= 2
+            assert {a.get("after") for a in attempts[1:]} == {"MT5_DISCONNECTED"}
+            assert events(audit_file, "patient-1")[-1] == "MT5_FILLED"
+
+            # The refused ones never executed, not even later.
+            assert [p.ticket for p in await bridge.get_positions()] == [fill.ticket]
+            for uuid in ("once-1", "hasty-1", "broken-1"):
+                with pytest.raises(OrderRejected) as excinfo:
+                    await bridge.get_order(uuid)
+                assert excinfo.value.error_code == "ORDER_NOT_FOUND"
