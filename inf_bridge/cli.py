@@ -17,7 +17,7 @@ document on stdout. Errors are one line on stderr.
 
 Exit codes:
   0    done
-  1    refused: the order was rejected or not found, or the confirmation was declined
+  1    refused: an order rejected or not found, this node's secret refused, or not confirmed
   2    usage or configuration error
   3    the gateway is unreachable, timed out or answered nonsense (nothing was executed)
   4    the outcome of an order is unknown: ask with `mt5-bridge order UUID`
@@ -48,6 +48,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gtw_server.runtime import loop_factory  # the same event loop choice as the gateway's
+from inf_bridge.breaker import SECRET_REFUSED
 from inf_bridge.client import Bridge, new_uuid
 from inf_bridge.config import (
     CONFIG_ENV,
@@ -59,11 +60,13 @@ from inf_bridge.config import (
 )
 from inf_bridge.errors import (
     BridgeError,
+    CircuitOpen,
     GatewayTimeout,
     OrderRejected,
     OutcomeUnknown,
     ProtocolError,
 )
+from inf_bridge.heartbeat import HeartbeatMonitor
 from inf_bridge.results import OrderFilled
 from protocol import VERSION, Account, ErrorCode, GatewayInfo, Position
 from protocol.messages import (
@@ -103,7 +106,7 @@ _EXIT_HELP: Final = (
     (Exit.OK, "done"),
     (
         Exit.REFUSED,
-        "refused: the order was rejected or not found, or the confirmation was declined",
+        "refused: an order rejected or not found, this node's secret refused, or not confirmed",
     ),
     (Exit.USAGE, "usage or configuration error"),
     (
@@ -362,15 +365,25 @@ Command = Callable[[Bridge, argparse.Namespace, Session], Awaitable[Exit]]
 
 
 async def _ping(bridge: Bridge, args: argparse.Namespace, session: Session) -> Exit:
-    rtt = await bridge.ping()
-    connected = bridge.health.mt5_connected
-    gateway = bridge.health.gateway  # from the beat the Bridge took on opening
+    health = bridge.health
+    # A second beat: signed in the gateway's clock, which the opening beat has measured.
+    await health.beat()
+    if health.consecutive_failures or health.last_rtt is None:
+        raise GatewayTimeout(
+            f"no answer from the gateway at {bridge.endpoint} within {health.timeout:g} s"
+        )
+    if health.auth_error is not None:
+        return session.fail(
+            f"ping: {_signature_refused(health)}", Exit.REFUSED, error_code=health.auth_error
+        )
+    rtt, connected, gateway = health.last_rtt, health.mt5_connected, health.gateway
     terminal = ("terminal connected", "green") if connected else ("terminal DISCONNECTED", "red")
     session.emit(
         {
             "endpoint": bridge.endpoint,
             "rtt_ms": round(rtt * 1000, 3),
             "mt5_connected": connected,
+            "authenticated": health.authenticated,
             "gateway": gateway,
         },
         Group(
@@ -378,11 +391,28 @@ async def _ping(bridge: Bridge, args: argparse.Namespace, session: Session) -> E
                 ("OK", "bold green"),
                 f" {bridge.endpoint}  round trip {rtt * 1000:.2f} ms  ",
                 terminal,
+                ("  secret accepted", "green") if health.authenticated else "",
             ),
             *_gateway_lines(gateway),
         ),
     )
     return Exit.OK
+
+
+def _signature_refused(health: HeartbeatMonitor) -> str:
+    """Why the gateway did not accept the heartbeat's signature, and what to do about it."""
+    detail = f"{health.auth_error}: {health.auth_message}"
+    if health.auth_error == ErrorCode.SIGNATURE_INVALID:
+        return (
+            f"the gateway refused this node's secret ({detail}); every order from this node "
+            f"would be refused: check --secret-file or {SECRET_ENV}"
+        )
+    if health.auth_error == ErrorCode.SIGNATURE_EXPIRED:
+        return (
+            f"the gateway found this node's signature expired ({detail}): the clocks of this "
+            "node and the gateway differ; synchronise them (NTP)"
+        )
+    return f"the gateway did not accept this node's signature ({detail})"
 
 
 def _gateway_lines(gateway: GatewayInfo | None) -> list[Text]:
@@ -560,6 +590,8 @@ async def _order(bridge: Bridge, args: argparse.Namespace, session: Session) -> 
 class HealthView(Struct, frozen=True, kw_only=True):
     state: str
     mt5_connected: bool | None
+    authenticated: bool | None  # whether the gateway accepted the signed heartbeat
+    auth_error: str | None  # why not: SIGNATURE_INVALID (the secret), SIGNATURE_EXPIRED (clocks)
     rtt_ms: float | None
     avg_rtt_ms: float | None
     p99_rtt_ms: float | None
@@ -596,7 +628,8 @@ async def _snapshot(bridge: Bridge) -> tuple[Snapshot, BridgeError | None]:
     account: Account | None = None
     positions: list[Position] | None = None
     failure: BridgeError | None = None
-    if health.consecutive_failures:
+    silent = health.consecutive_failures > 0
+    if silent:
         # The gateway did not answer the beat: asking for more would only wait as long again.
         failure = GatewayTimeout(f"no answer from {bridge.endpoint} within {health.timeout:g} s")
     else:
@@ -609,8 +642,10 @@ async def _snapshot(bridge: Bridge) -> tuple[Snapshot, BridgeError | None]:
         endpoint=bridge.endpoint,
         health=HealthView(
             state=health.state,
-            # What the last answer said; with no answer now, the terminal's state is unknown.
-            mt5_connected=None if health.consecutive_failures else health.mt5_connected,
+            # What the last answer said; with no answer now, all that is unknown.
+            mt5_connected=None if silent else health.mt5_connected,
+            authenticated=None if silent else health.authenticated,
+            auth_error=None if silent else health.auth_error,
             rtt_ms=_ms(health.last_rtt),
             avg_rtt_ms=_ms(health.avg_rtt),
             p99_rtt_ms=_ms(health.p99_rtt),
@@ -623,7 +658,7 @@ async def _snapshot(bridge: Bridge) -> tuple[Snapshot, BridgeError | None]:
             reason=bridge.breaker.reason,
             opened_at=bridge.breaker.opened_at,
         ),
-        gateway=None if health.consecutive_failures else health.gateway,
+        gateway=None if silent else health.gateway,
         account=account,
         positions=positions,
         error=None if failure is None else str(failure),
@@ -633,6 +668,17 @@ async def _snapshot(bridge: Bridge) -> tuple[Snapshot, BridgeError | None]:
 
 def _clock(epoch: float) -> str:
     return datetime.fromtimestamp(epoch).strftime("%H:%M:%S")
+
+
+def _secret_view(h: HealthView) -> tuple[str, str]:
+    """What the gateway said of the signed heartbeat, for the Link line."""
+    if h.authenticated:
+        return "  secret accepted", "green"
+    if h.auth_error == ErrorCode.SIGNATURE_INVALID:
+        return "  secret REFUSED", "bold red"
+    if h.auth_error == ErrorCode.SIGNATURE_EXPIRED:
+        return "  signature EXPIRED (the clocks differ)", "bold yellow"
+    return ("", "") if h.auth_error is None else (f"  signature refused ({h.auth_error})", "red")
 
 
 def _render(console: Console, snapshot: Snapshot) -> RenderableType:
@@ -655,6 +701,7 @@ def _render(console: Console, snapshot: Snapshot) -> RenderableType:
         f"  round trip {ms(h.rtt_ms)} ms (avg {ms(h.avg_rtt_ms)}, p99 {ms(h.p99_rtt_ms)})",
         f"  beats {h.beats} ({h.misses} missed)  terminal ",
         terminal,
+        _secret_view(h),
         f"  clock {h.clock_offset_ms:+.1f} ms",
     )
     breaker = (
@@ -863,6 +910,10 @@ def _describe(exc: BridgeError, config: ClientConfig) -> str:
         return (
             f"{exc}; the order may have executed: check with `{PROG} order {exc.uuid}` "
             f"(the same command again with --uuid {exc.uuid} cannot execute it twice)"
+        )
+    if isinstance(exc, CircuitOpen) and exc.reason == SECRET_REFUSED:
+        return (
+            f"{exc} (the gateway refused this node's secret: check --secret-file or {SECRET_ENV})"
         )
     code = exc.error_code if isinstance(exc, OrderRejected) else None
     if code == ErrorCode.SIGNATURE_MISSING and config.secret is None:

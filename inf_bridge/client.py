@@ -21,10 +21,11 @@ within its ``order_timeout``:
 Only when none of that answers does ``send_order`` raise ``OutcomeUnknown``, carrying the uuid
 to ask about later.
 
-A background ``HeartbeatMonitor`` PINGs the gateway every ``heartbeat_interval``; after
-``heartbeat_failures`` misses in a row the breaker opens and new orders are refused at once.
-Every order leaves an audit trail (``inf_bridge.audit``), in the order things happen: each
-human log line starts with the order's uuid.
+A background ``HeartbeatMonitor`` PINGs the gateway every ``heartbeat_interval`` (signed, so
+that the gateway says whether it accepts this node's secret); after ``heartbeat_failures``
+misses in a row, or when the gateway refuses the secret, the breaker opens and new orders are
+refused at once. Every order leaves an audit trail (``inf_bridge.audit``), each line starting
+with its uuid.
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ from protocol import (
     Request,
     Resume,
     Side,
+    Signable,
     SignedRequest,
     Status,
     secret_key,
@@ -83,7 +85,7 @@ from protocol import (
 
 __all__ = ["Bridge"]
 
-SignedT = TypeVar("SignedT", bound=SignedRequest)
+SignableT = TypeVar("SignableT", bound=Signable)
 RequestT = TypeVar("RequestT", bound=Request)
 
 _RETRY_BACKOFF_S: Final = 0.2
@@ -140,7 +142,8 @@ class Bridge:
     ``curve_server_key`` and ``curve_client_cert`` turn on CURVE (``inf_bridge.curve``).
 
     ``bridge.health`` is the heartbeat's view (``state``, round-trip statistics, clock
-    offset), ``bridge.breaker`` the circuit breaker, ``bridge.risk`` the risk monitor.
+    offset, whether the gateway accepts the secret), ``bridge.breaker`` the circuit breaker,
+    ``bridge.risk`` the risk monitor.
     """
 
     def __init__(
@@ -212,8 +215,8 @@ class Bridge:
         await self.close()
 
     async def open(self) -> None:
-        """Connect, take a first heartbeat (clock offset, risk book), start the heartbeat
-        task. A Bridge is opened once and closed once."""
+        """Connect, take a first heartbeat (clock offset, risk book, secret check), start the
+        heartbeat task. A Bridge is opened once and closed once."""
         if self._state != "new":
             raise RuntimeError(f"this Bridge is already {self._state}; create a new one")
         await self._channel.open()
@@ -244,8 +247,12 @@ class Bridge:
         return time.perf_counter() - started
 
     async def _ping_reply(self, timeout: float) -> Reply:
+        """One PING, signed when there is a secret: the reply then says whether the gateway
+        accepts it (``authenticated``, ``auth_error``)."""
         self._require_open()
-        return await self._channel.request(Ping(uuid=new_uuid(), timestamp=self._now()), timeout)
+        return await self._channel.request(
+            self._stamp(Ping(uuid=new_uuid(), timestamp=0.0)), timeout
+        )
 
     async def get_account(self) -> Account:
         reply = await self._query(GetAccount(uuid=new_uuid(), timestamp=self._now()))
@@ -435,10 +442,10 @@ class Bridge:
             raise _rejection(reply)
         return reply
 
-    def _stamp(self, order: SignedT) -> SignedT:
-        """The order as sent now: fresh timestamp and, with a secret, a fresh signature."""
+    def _stamp(self, request: SignableT) -> SignableT:
+        """The request as sent now: a fresh timestamp and, with a secret, a fresh signature."""
         now = self._now()
-        stamped = msgspec.structs.replace(order, timestamp=now)
+        stamped = msgspec.structs.replace(request, timestamp=now)
         if self._key is None:
             return stamped
         return sign(self._key, stamped, ts_ms=int(now * 1000))
