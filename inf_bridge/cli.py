@@ -6,13 +6,14 @@
     mt5-bridge open EURUSD BUY 0.10 --sl 1.0800 --comment manual
     mt5-bridge close 100000001 --volume 0.05
     mt5-bridge halt --reason "news at 14:30"         # the kill switch: no new orders from anyone
-    mt5-bridge flatten --yes                         # close every position
+    mt5-bridge flatten --yes                         # halt, then close every position
     mt5-bridge resume
     mt5-bridge order 3f2a9c...                       # what became of an order
     mt5-bridge watch                                 # live view; Ctrl+C to quit
 
-The endpoint, the shared secret and the CURVE keys come from a TOML file, the environment and
-flags (``inf_bridge.config``). ``--json`` prints each result, and each error, as one JSON
+The endpoint, the shared secret, the operator's secret (HALT and RESUME, when the gateway has
+an operator key) and the CURVE keys come from a TOML file, the environment and flags
+(``inf_bridge.config``). ``--json`` prints each result, and each error, as one JSON
 document on stdout. Errors are one line on stderr.
 
 Exit codes:
@@ -74,6 +75,7 @@ from protocol.messages import (
     Deviation,
     Magic,
     Price,
+    Reason,
     StopPrice,
     Symbol,
     Ticket,
@@ -88,6 +90,8 @@ PROG: Final = "mt5-bridge"
 # beats once per frame itself: a day between automatic beats means "never" for a CLI.
 _NO_AUTOMATIC_BEATS_S: Final = 86_400.0
 _PIPE_WIDTH: Final = 200  # piped output is not cut to 80 columns: scripts want whole lines
+_SWITCHES: Final = ("halt", "resume", "flatten")  # the commands that sign HALT or RESUME
+_FLATTEN_REASON: Final = "flatten (mt5-bridge)"
 Seconds = Annotated[float, Meta(gt=0, le=3600)]
 
 
@@ -506,17 +510,36 @@ def _failed(done: _Closed, exc: BridgeError) -> _Closed:
 
 
 async def _flatten(bridge: Bridge, args: argparse.Namespace, session: Session) -> Exit:
+    halting = not args.no_halt
     positions = await bridge.get_positions(args.symbol)
+    if not args.yes and (positions or halting):
+        if positions:
+            session.err_console.print(_positions_table(session.err_console, positions))
+        if not await session.confirm(_flatten_question(positions, halting=halting)):
+            nothing = "nothing was halted or closed" if halting else "nothing was closed"
+            return session.fail(f"flatten: declined; {nothing}", Exit.REFUSED)
+    if halting:
+        # First, so that no strategy opens a position while these are closed.
+        unhalted = "could not halt the gateway first, so nothing was closed"
+        without = f"`{PROG} flatten --no-halt` closes without halting"
+        try:
+            halted = await bridge.halt(_FLATTEN_REASON)
+        except BridgeError as exc:
+            return session.fail(
+                f"flatten: {unhalted}: {_describe(exc, 'halt')}; {without}",
+                _exit_code(exc),
+                error_code=getattr(exc, "error_code", None),
+            )
+        if not halted:
+            return session.fail(f"flatten: {unhalted}; {without}", Exit.REFUSED)
+        session.note(
+            f"flatten: the gateway is HALTED (no new orders from any client until `{PROG} "
+            "resume`); closing positions"
+        )
+        positions = await bridge.get_positions(args.symbol)  # any opened before the halt too
     if not positions:
         session.emit([], _no_positions(args.symbol))
         return Exit.OK
-    if not args.yes:
-        session.err_console.print(_positions_table(session.err_console, positions))
-        lots = sum(p.volume for p in positions)
-        which = "this position" if len(positions) == 1 else f"these {len(positions)} positions"
-        question = f"Close {which} ({lots:.2f} lots)? [y/N] "
-        if not await session.confirm(question):
-            return session.fail("flatten: declined; nothing was closed", Exit.REFUSED)
     results = await asyncio.gather(*(_close_one(bridge, p, session) for p in positions))
     table = _table(
         "Ticket",
@@ -544,6 +567,16 @@ async def _flatten(bridge: Bridge, args: argparse.Namespace, session: Session) -
         return Exit.OK
     session.note(f"flatten: {len(failed)} of {len(results)} positions were not closed")
     return Exit(max(r.exit_code for r in failed))  # the worst: unknown > unreachable > refused
+
+
+def _flatten_question(positions: Sequence[Position], *, halting: bool) -> str:
+    halt = "Halt the gateway (no new orders from any client)"
+    if not positions:
+        return f"No open positions. {halt}? [y/N] "
+    lots = sum(p.volume for p in positions)
+    which = "this position" if len(positions) == 1 else f"these {len(positions)} positions"
+    close = f"close {which} ({lots:.2f} lots)"
+    return f"{halt} and {close}? [y/N] " if halting else f"{close.capitalize()}? [y/N] "
 
 
 async def _halt(bridge: Bridge, args: argparse.Namespace, session: Session) -> Exit:
@@ -878,13 +911,28 @@ def build_parser() -> argparse.ArgumentParser:
     closing.add_argument("ticket", type=_typed(Ticket, "ticket"), metavar="TICKET")
     closing.add_argument("--volume", type=_typed(Volume, "volume"), help="lots (default: all)")
     closing.add_argument("--uuid", type=_typed(Uuid, "uuid"), help=uuid_help)
-    flatten = command("flatten", "close every open position (asks first, unless --yes)")
+    flatten = command(
+        "flatten",
+        "halt the gateway (so that no strategy opens a position meanwhile), then close every "
+        f"open position; the halt stays on until `{PROG} resume`. Asks first, unless --yes",
+    )
     flatten.add_argument("--symbol", type=_typed(Symbol, "symbol"), help="only this symbol")
     flatten.add_argument("-y", "--yes", action="store_true", help="do not ask")
-    command("halt", "throw the gateway's kill switch: no new orders from any client").add_argument(
-        "--reason", type=_typed(Comment, "reason")
+    flatten.add_argument(
+        "--no-halt",
+        action="store_true",
+        help="close without halting first (strategies may open new positions meanwhile)",
     )
-    command("resume", "lift a halt")
+    halt = command("halt", "throw the gateway's kill switch: no new orders from any client")
+    halt.add_argument("--reason", type=_typed(Reason, "reason"))
+    resume = command("resume", "lift a halt")
+    for switch in (flatten, halt, resume):
+        switch.add_argument(
+            "--operator-secret-file",
+            metavar="FILE",
+            help="file holding the operator's secret, which signs HALT and RESUME when the "
+            "gateway has an operator key (default: the shared secret)",
+        )
     command(
         "order", "what became of an order (exit 0 filled, 1 rejected or not found, 4 pending)"
     ).add_argument("uuid", type=_typed(Uuid, "uuid"), metavar="UUID")
@@ -904,7 +952,7 @@ def _exit_code(exc: BridgeError) -> Exit:
     return Exit.REFUSED
 
 
-def _describe(exc: BridgeError, config: ClientConfig) -> str:
+def _describe(exc: BridgeError, command: str) -> str:
     """The error's message, with what the operator can do about it."""
     if isinstance(exc, OutcomeUnknown):
         return (
@@ -916,9 +964,19 @@ def _describe(exc: BridgeError, config: ClientConfig) -> str:
             f"{exc} (the gateway refused this node's secret: check --secret-file or {SECRET_ENV})"
         )
     code = exc.error_code if isinstance(exc, OrderRejected) else None
-    if code == ErrorCode.SIGNATURE_MISSING and config.secret is None:
+    # The Bridge signs whatever it has a secret for: a missing signature means no secret.
+    if code == ErrorCode.SIGNATURE_MISSING:
+        if command in _SWITCHES:
+            return (
+                f"{exc} (no secret is configured: --operator-secret-file FILE, or the shared one)"
+            )
         return f"{exc} (no shared secret is configured: --secret-file FILE or {SECRET_ENV})"
     if code == ErrorCode.SIGNATURE_INVALID:
+        if command in _SWITCHES:
+            return (
+                f"{exc} (a gateway with an operator key takes HALT and RESUME signed with it "
+                "only: --operator-secret-file FILE)"
+            )
         return f"{exc} (does this client have the gateway's secret?)"
     return str(exc)
 
@@ -942,7 +1000,7 @@ async def _run(config: ClientConfig, args: argparse.Namespace, session: Session)
             return await _COMMANDS[args.command](bridge, args, session)
     except BridgeError as exc:
         return session.fail(
-            f"{args.command}: {_describe(exc, config)}",
+            f"{args.command}: {_describe(exc, args.command)}",
             _exit_code(exc),
             error_code=getattr(exc, "error_code", None),
             retcode=getattr(exc, "retcode", None),
@@ -978,6 +1036,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             overrides={
                 "endpoint": args.endpoint,
                 "secret_file": args.secret_file,
+                # Only halt, resume and flatten have the flag.
+                "operator_secret_file": getattr(args, "operator_secret_file", None),
                 "curve_server_key": args.curve_server_key,
                 "curve_client_cert": args.curve_client_cert,
                 "request_timeout": args.request_timeout,

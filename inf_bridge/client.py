@@ -128,8 +128,9 @@ class Bridge:
     """An async client of the gateway at ``endpoint``.
 
     ``secret`` is the shared signing secret (``None`` only for a gateway started with
-    ``--no-signature-validation``). ``risk`` is the node's limits (``RiskLimits``, or a
-    ``RiskMonitor`` to share between Bridges).
+    ``--no-signature-validation``); ``operator_secret`` signs HALT and RESUME when the gateway
+    has an operator key (``operator_secret_file``), else ``secret`` signs them too. ``risk`` is
+    the node's limits (``RiskLimits``, or a ``RiskMonitor`` to share between Bridges).
 
     ``request_timeout`` bounds each round trip; ``retries`` is how many times an unanswered
     order is sent again (same uuid) before the gateway is asked about it;
@@ -151,6 +152,7 @@ class Bridge:
         endpoint: str,
         *,
         secret: str | bytes | None,
+        operator_secret: str | bytes | None = None,
         risk: RiskLimits | RiskMonitor | None = None,
         heartbeat_interval: float = 5.0,
         heartbeat_timeout: float = 2.0,
@@ -174,8 +176,8 @@ class Bridge:
         self.retries = retries
         self.retry_not_executed = retry_not_executed
         self.order_timeout = order_timeout
-        # A str is the shared secret as written; bytes are an HMAC key already (a Secret).
-        self._key = secret_key(secret) if isinstance(secret, str) else secret
+        self._key = _hmac_key(secret)
+        self._operator_key = _hmac_key(operator_secret) or self._key
         self._clock = clock
         if (curve_server_key is None) != (curve_client_cert is None):
             raise ValueError("CURVE needs both curve_server_key and curve_client_cert")
@@ -396,7 +398,8 @@ class Bridge:
         """Throw the gateway's kill switch: it refuses new OPEN orders, from every client,
         until ``resume()`` (CLOSE still works). Returns whether the gateway is halted.
 
-        ``InvalidOrder`` for a reason the contract refuses (too long, control characters)."""
+        Signed with ``operator_secret`` when there is one. ``InvalidOrder`` for a reason the
+        contract refuses (too long, control characters)."""
         return await self._switch(_checked(Halt, uuid=new_uuid(), timestamp=0.0, reason=reason))
 
     async def resume(self) -> bool:
@@ -443,12 +446,14 @@ class Bridge:
         return reply
 
     def _stamp(self, request: SignableT) -> SignableT:
-        """The request as sent now: a fresh timestamp and, with a secret, a fresh signature."""
+        """The request as sent now: a fresh timestamp and, with a key, a fresh signature (the
+        operator's key for HALT and RESUME)."""
         now = self._now()
         stamped = msgspec.structs.replace(request, timestamp=now)
-        if self._key is None:
+        key = self._operator_key if isinstance(request, Halt | Resume) else self._key
+        if key is None:
             return stamped
-        return sign(self._key, stamped, ts_ms=int(now * 1000))
+        return sign(key, stamped, ts_ms=int(now * 1000))
 
     async def _execute(self, order: Open | Close) -> OrderFilled:
         """Send ``order`` until its outcome is known (see the module docstring)."""
@@ -588,6 +593,11 @@ class Bridge:
         if reply.error_code == ErrorCode.ORDER_NOT_FOUND:
             return None
         return reply
+
+
+def _hmac_key(secret: str | bytes | None) -> bytes | None:
+    """A str is a secret as written; bytes are an HMAC key already (a ``Secret``)."""
+    return secret_key(secret) if isinstance(secret, str) else secret
 
 
 def _sent(order: SignedRequest, attempt: int, after: str | None) -> None:

@@ -178,16 +178,39 @@ def test_halt_refuses_new_orders_until_resume(connected: GatewayProcess, cli: CL
     assert cli("open", "EURUSD", "BUY", "0.1").code == Exit.OK
 
 
-def test_flatten_closes_everything(connected: GatewayProcess, cli: CLI) -> None:
-    assert cli("flatten", "--yes").out == "No open positions.\n"
+def halted(cli: CLI) -> bool:
+    return bool(cli("ping", "--json").json()["gateway"].get("halted"))
+
+
+def test_flatten_halts_then_closes_everything(connected: GatewayProcess, cli: CLI) -> None:
+    assert cli("flatten", "--yes", "--no-halt").out == "No open positions.\n"
+    assert not halted(cli)
     for symbol in ("EURUSD", "EURUSD", "USDJPY"):
         assert cli("open", symbol, "BUY", "0.1").code == Exit.OK
 
     only = cli("flatten", "--symbol", "USDJPY", "--yes", "--json")
     assert [(r["symbol"], r["result"]) for r in only.json()] == [("USDJPY", "CLOSED")]
+    assert "the gateway is HALTED" in only.err and "mt5-bridge resume" in only.err
+    assert halted(cli)  # first, so that no strategy could open a position meanwhile
+    refused = cli("open", "EURUSD", "BUY", "0.1")  # and it stays on until resume
+    assert refused.code == Exit.REFUSED and "TRADING_HALTED" in refused.err
     everything = cli("flatten", "-y")
     assert everything.code == Exit.OK and everything.out.count("CLOSED") == 2
     assert cli("positions", "--json").json() == []
+    assert cli("resume").code == Exit.OK
+
+
+def test_flatten_closes_nothing_when_it_cannot_halt_first(
+    connected: GatewayProcess, cli: CLI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cli("open", "EURUSD", "BUY", "0.1")
+    monkeypatch.setenv("MT5_BRIDGE_SECRET", "not-the-gateway-secret-either")
+    monkeypatch.delenv("MT5_BRIDGE_SECRET_FILE")
+    run = cli("flatten", "--yes")
+    assert run.code == Exit.REFUSED
+    assert "could not halt the gateway first, so nothing was closed" in run.err
+    assert "SIGNATURE_INVALID" in run.err and "--no-halt" in run.err
+    assert len(cli("positions", "--json").json()) == 1
 
 
 def test_flatten_counts_a_position_closed_meanwhile_as_closed(
@@ -213,13 +236,15 @@ def test_flatten_asks_on_a_terminal(
     monkeypatch.setattr(sys, "stdin", Terminal("n\n"))
     declined = cli("flatten")
     assert declined.code == Exit.REFUSED
-    assert "Close this position (0.20 lots)? [y/N]" in declined.err
-    assert "nothing was closed" in declined.err.splitlines()[-1]
-    assert len(cli("positions", "--json").json()) == 1
+    question = "Halt the gateway (no new orders from any client) and close this position"
+    assert f"{question} (0.20 lots)? [y/N]" in declined.err
+    assert "nothing was halted or closed" in declined.err.splitlines()[-1]
+    assert len(cli("positions", "--json").json()) == 1 and not halted(cli)
+    assert "Close this position (0.20 lots)? [y/N]" in cli("flatten", "--no-halt").err
 
     monkeypatch.setattr(sys, "stdin", Terminal("y\n"))
     assert cli("flatten").code == Exit.OK
-    assert cli("positions", "--json").json() == []
+    assert cli("positions", "--json").json() == [] and halted(cli)
 
 
 def test_flatten_without_yes_off_a_terminal_is_refused(cli: CLI) -> None:
@@ -361,6 +386,13 @@ def test_curve_keys_reach_the_bridge_only_when_configured(
     assert cli("--config", str(config), "ping").code == Exit.UNREACHABLE
     assert seen[-1]["curve_server_key"] == str(tmp_path / "keys" / "gateway.key")
     assert seen[-1]["curve_client_cert"] == str(tmp_path / "keys" / "client.key_secret")
+    assert "operator_secret" not in seen[-1]
+
+    operator = tmp_path / "operator-secret"
+    operator.write_text("the-operator-secret-0123456789", encoding="utf-8")
+    operator.chmod(0o600)
+    assert cli("resume", "--operator-secret-file", str(operator)).code == Exit.UNREACHABLE
+    assert seen[-1]["operator_secret"] == b"the-operator-secret-0123456789"
 
 
 # -- the configuration -----------------------------------------------------------------------
@@ -389,6 +421,34 @@ def test_config_precedence_file_then_environment_then_flags(tmp_path: Path) -> N
     # ...and a secret file in the environment outranks both.
     env = {"MT5_BRIDGE_SECRET": "x", "MT5_BRIDGE_SECRET_FILE": str(tmp_path / "s")}
     assert load_config(config_file=config, env=env).secret == b"from-file-from-file"
+
+
+def test_the_operators_secret_comes_from_a_private_file_only(
+    tmp_path: Path, cli: CLI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    operator = tmp_path / "operator-secret"
+    operator.write_text("the-operator-secret-0123456789\n", encoding="utf-8")
+    operator.chmod(0o600)
+    config = tmp_path / "client.toml"
+    config.write_text('[bridge]\noperator_secret_file = "operator-secret"\n', encoding="utf-8")
+    loaded = load_config(config_file=config, env={})
+    assert loaded.operator_secret == b"the-operator-secret-0123456789"  # next to the file
+    assert "the-operator-secret" not in repr(loaded)
+    assert loaded.bridge_options()["operator_secret"] == loaded.operator_secret
+    assert "operator_secret" not in load_config(env={}).bridge_options()
+    env = {"MT5_BRIDGE_OPERATOR_SECRET_FILE": str(operator)}
+    assert load_config(env=env).operator_secret == loaded.operator_secret
+    config.write_text('[bridge]\noperator_secret = "hunter2-hunter2"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="not contain the secret"):
+        load_config(config_file=config, env={})
+    if os.name == "posix":
+        operator.chmod(0o644)
+        shared = cli("halt", "--operator-secret-file", str(operator))
+        assert shared.code == Exit.USAGE
+        assert shared.err.startswith("mt5-bridge: --operator-secret-file: ")
+        assert f"chmod 600 {operator}" in shared.err
+    # Only the commands that sign HALT or RESUME take the flag.
+    assert cli("positions", "--operator-secret-file", str(operator)).code == Exit.USAGE
 
 
 def test_default_config_file(tmp_path: Path) -> None:

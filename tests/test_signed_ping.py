@@ -1,5 +1,7 @@
-"""The node's side of the signed PING, against a stand-in gateway: a ROUTER socket that checks
-signatures with ``protocol.verify``, as the contract says (PROTOCOL.md, "PING reply")."""
+"""The node's side of the signed PING and of the operator's key, against a stand-in gateway: a
+ROUTER socket that checks signatures with ``protocol.verify``, as the contract says
+(PROTOCOL.md, "PING reply", "HALT and RESUME"). The real gateway's side is tested end to end
+in test_e2e_client.py and test_cli.py."""
 
 from __future__ import annotations
 
@@ -16,12 +18,14 @@ import zmq
 import zmq.asyncio
 
 from gtw_server.process import free_port
-from inf_bridge import Bridge, CircuitOpen
+from inf_bridge import Bridge, CircuitOpen, OrderRejected
 from inf_bridge.cli import Exit, main
 from protocol import (
     AnyRequest,
+    Halt,
     Ping,
     Reply,
+    Resume,
     SignatureError,
     Status,
     decode_request,
@@ -31,11 +35,12 @@ from protocol import (
 )
 
 SECRET = "the-gateways-secret-0123456789"
+OPERATOR = "the-operators-secret-0123456789"
 
 
 class StandIn:
     """A gateway that answers PING (checking a signature, when there is one, in its own clock,
-    ``skew`` seconds from ours), and nothing else.
+    ``skew`` seconds from ours), HALT and RESUME (with the operator's key), and nothing else.
     ``lie`` puts the clock it checks signatures with that far from the one it reports."""
 
     def __init__(self, skew: float = 0.0, lie: float = 0.0) -> None:
@@ -62,9 +67,17 @@ class StandIn:
         reply = Reply(uuid=request.uuid, action=request.action, status=Status.OK, timestamp=0.0)
         if isinstance(request, Ping) and request.risk_signature is not None:
             reply = self._checked(reply, secret_key(SECRET), request)
+        elif isinstance(request, Halt | Resume):
+            reply = self._checked(reply, secret_key(OPERATOR), request)
+            if reply.auth_error is None:
+                reply = Reply(**{**_fields(reply), "halted": isinstance(request, Halt)})
+            else:
+                reply = Reply(
+                    **{**_fields(reply), "status": Status.REJECTED, "error_code": reply.auth_error}
+                )
         return Reply(**{**_fields(reply), "timestamp": self.now(), "mt5_connected": True})
 
-    def _checked(self, reply: Reply, key: bytes, request: Ping) -> Reply:
+    def _checked(self, reply: Reply, key: bytes, request: Ping | Halt | Resume) -> Reply:
         try:
             verify(key, request, now_ms=int((self.now() + self.lie) * 1000))
         except SignatureError as exc:
@@ -131,6 +144,17 @@ async def test_without_a_secret_pings_are_not_signed() -> None:
     async with standing_in() as gateway, Bridge(gateway.endpoint, secret=None) as bridge:
         assert bridge.health.authenticated is None and not bridge.breaker.is_open
     assert [ping.risk_signature for ping in pings(gateway)] == [None]
+
+
+async def test_halt_and_resume_are_signed_with_the_operators_key() -> None:
+    async with standing_in() as gateway:
+        async with Bridge(gateway.endpoint, secret=SECRET, operator_secret=OPERATOR) as bridge:
+            assert await bridge.halt("by the operator") is True
+            assert await bridge.resume() is False
+            assert bridge.health.authenticated  # PINGs keep the order secret
+        async with Bridge(gateway.endpoint, secret=SECRET) as plain:
+            with pytest.raises(OrderRejected, match="SIGNATURE_INVALID"):
+                await plain.halt()  # without it, the order secret signs HALT
 
 
 @pytest.fixture
