@@ -4,18 +4,30 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 STAMP  := $(VENV)/.installed
+# Runs a command holding an exclusive lock on a file, which the kernel releases when the command
+# ends, however it ends. Python's fcntl: no flock binary can be assumed.
+LOCKED := $(PYTHON) -c 'import fcntl, subprocess, sys; lock = open(sys.argv[1], "a"); fcntl.flock(lock, fcntl.LOCK_EX); sys.exit(subprocess.call(sys.argv[2:]))'
 
 .PHONY: install test demo lint format gateway bench clean
 
 install: $(STAMP)
 
-# Reinstall only when the project's dependency files change.
+# Reinstall only when the project's dependency files change. Makes started together (`make demo &
+# make demo` on a fresh clone) all find the stamp stale: each takes the lock in turn and asks make
+# again, so the first builds the venv and the others find it fresh, instead of all building it in
+# the same directory at once.
+ifndef INSTALL_LOCKED
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (found %s); set PYTHON=python3.11" % sys.version.split()[0])'
+	@mkdir -p $(VENV)
+	@$(LOCKED) $(VENV)/.lock $(MAKE) --no-print-directory INSTALL_LOCKED=1 $(STAMP)
+else
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=24"
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
 	@touch $(STAMP)
+endif
 
 test: install
 	$(PY) -m pytest -q

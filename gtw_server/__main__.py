@@ -12,14 +12,22 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from gtw_server.config import CONFIG_FILE_ENV, SECRET_ENV, load_config
+from gtw_server.config import CONFIG_FILE_ENV, SECRET_ENV, load_config, load_data_dir
 from gtw_server.curve import keygen
-from gtw_server.errors import ConfigError
+from gtw_server.errors import ConfigError, GatewayError
+from gtw_server.journal_doctor import check, recover
 from gtw_server.log import configure_logging
 from gtw_server.server import Gateway
 from protocol import VERSION
 
-__all__ = ["build_keygen_parser", "build_parser", "keygen_main", "main"]
+__all__ = [
+    "build_journal_parser",
+    "build_keygen_parser",
+    "build_parser",
+    "journal_main",
+    "keygen_main",
+    "main",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
         "executes orders through a MetaTrader 5 terminal (or the built-in simulator).",
         epilog=f"The shared secret comes from --secret-file or the environment variable "
         f"{SECRET_ENV}. Flags override the config file, which overrides the defaults. "
-        "Make CURVE keys with: python -m gtw_server keygen DIR --name NAME.",
+        "Make CURVE keys with: python -m gtw_server keygen DIR --name NAME. Check or recover "
+        "the journal with: python -m gtw_server journal check|recover.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     parser.add_argument(
@@ -42,6 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", metavar="DIR", help="journal and simulator state")
     parser.add_argument(
         "--secret-file", metavar="FILE", help="file holding the shared signing secret"
+    )
+    parser.add_argument(
+        "--operator-secret-file",
+        metavar="FILE",
+        help="file holding the operator's secret: HALT and RESUME must be signed with it",
     )
     parser.add_argument(
         "--no-signature-validation",
@@ -103,16 +117,70 @@ def keygen_main(argv: Sequence[str]) -> int:
     return 0
 
 
+def build_journal_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m gtw_server journal",
+        description="Look after the gateway's journal (docs/OPERATIONS.md, "
+        '"When the journal is damaged").',
+    )
+    # Accepted before or after the command; after it, an absent flag keeps the earlier one.
+    places = argparse.ArgumentParser(add_help=False)
+    for flags, default in ((parser, None), (places, argparse.SUPPRESS)):
+        flags.add_argument(
+            "--config",
+            metavar="FILE",
+            default=default,
+            help=f"TOML config file (default: ${CONFIG_FILE_ENV})",
+        )
+        flags.add_argument(
+            "--data-dir", metavar="DIR", default=default, help="the gateway's data directory"
+        )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser(
+        "check",
+        parents=[places],
+        help="check the journal (exit 0 sound, 1 damaged or missing); safe beside a gateway",
+    )
+    recover = commands.add_parser(
+        "recover",
+        parents=[places],
+        help="move a damaged journal aside and start a new one (the gateway must be stopped)",
+    )
+    recover.add_argument(
+        "--force", action="store_true", help="even when the journal is sound (forgets its orders)"
+    )
+    return parser
+
+
+def journal_main(argv: Sequence[str]) -> int:
+    args = build_journal_parser().parse_args(argv)
+    try:
+        config_file = args.config or os.environ.get(CONFIG_FILE_ENV) or None
+        data_dir = load_data_dir(config_file=config_file, override=args.data_dir)
+        if args.command == "check":
+            sound, lines = check(data_dir)
+            print("\n".join(lines))
+            return 0 if sound else 1
+        print("\n".join(recover(data_dir, force=args.force)))
+    except GatewayError as exc:
+        print(f"journal {args.command}: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["keygen"]:
         return keygen_main(argv[1:])
+    if argv[:1] == ["journal"]:
+        return journal_main(argv[1:])
     args = build_parser().parse_args(argv)
     overrides = {
         "bind": args.bind,
         "terminal": args.terminal,
         "data_dir": args.data_dir,
         "secret_file": args.secret_file,
+        "operator_secret_file": args.operator_secret_file,
         "signature_ttl_ms": args.signature_ttl_ms,
         "log_level": args.log_level,
         "signature_validation": False if args.no_signature_validation else None,
@@ -134,6 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         file=config.data_dir / gateway.log_file if gateway.log_file else None,
         rotation=gateway.log_rotation,
         retention=gateway.log_retention,
+        retention_size=gateway.log_retention_size,
     )
     return Gateway(config, sim_reset=args.reset_sim).run()
 

@@ -46,6 +46,7 @@ __all__ = [
     "Secret",
     "is_loopback",
     "load_config",
+    "load_data_dir",
 ]
 
 SECRET_ENV: Final = "MT5_BRIDGE_SECRET"
@@ -77,6 +78,9 @@ class GatewayConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     terminal: Literal["sim", "mt5"] = "sim"
     data_dir: str = "var/gateway"
     secret_file: str | None = None
+    # HALT and RESUME must be signed with this secret instead of the order secret, so that a
+    # stolen strategy node's secret cannot lift a halt.
+    operator_secret_file: str | None = None
     signature_validation: bool = True
     signature_ttl_ms: Annotated[int, Meta(ge=100, le=600_000)] = 5000
     log_level: LogLevel = "INFO"
@@ -84,6 +88,8 @@ class GatewayConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     log_file: str | None = None
     log_rotation: str = "50 MB"
     log_retention: str = "30 days"
+    # The most the rotated log files may take together; the oldest go first.
+    log_retention_size: str = "1 GB"
     # A terminal call that takes longer than this is presumed hung.
     terminal_timeout_s: Annotated[float, Meta(gt=0, le=3600)] = 30.0
     # How long an order whose call was lost may still be landing, before its absence from the
@@ -94,6 +100,9 @@ class GatewayConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     max_message_bytes: Annotated[int, Meta(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
     # How long the journal remembers a uuid (and so refuses to execute it twice).
     journal_retention_days: Annotated[float, Meta(gt=0, le=3650)] = 7.0
+    # The terminal's history is the second ledger: before executing a uuid its journal does
+    # not know, the gateway makes sure no order with its tag is in this much recent history.
+    history_lookback_hours: Annotated[float, Meta(gt=0, le=24 * 31)] = 24.0
     # Terminal-bound requests waiting at once; beyond this, BUSY.
     max_queue: Annotated[int, Meta(ge=1, le=1_000_000)] = 1000
     # The dead-man's switch: halt new orders when no client has sent anything for this long.
@@ -110,6 +119,7 @@ class GatewayConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     audit_file: str | None = "audit.jsonl"
     audit_rotation: str = "50 MB"
     audit_retention: str = "90 days"
+    audit_retention_size: str = "5 GB"
     # Pin the account: refuse to trade when the terminal is logged in to another one.
     expect_login: Annotated[int, Meta(gt=0)] | None = None
     expect_server: str | None = None
@@ -140,12 +150,14 @@ class Mt5Config(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
 
 class Config(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Everything the gateway needs to start. ``secret`` is ``None`` only when signature
-    validation is off."""
+    validation is off; ``operator_secret`` is ``None`` when HALT and RESUME are signed with
+    ``secret``."""
 
     gateway: GatewayConfig = msgspec.field(default_factory=GatewayConfig)
     sim: SimConfig = msgspec.field(default_factory=SimConfig)
     mt5: Mt5Config = msgspec.field(default_factory=Mt5Config)
     secret: Secret | None = None
+    operator_secret: Secret | None = None
 
     @property
     def data_dir(self) -> Path:
@@ -191,7 +203,38 @@ def load_config(
             f"[gateway] secret_file in the config, or the environment variable {SECRET_ENV}; "
             "or turn signatures off with --no-signature-validation (tests and demos only)"
         )
-    return msgspec.structs.replace(config, secret=secret)
+    operator_secret = None
+    if config.gateway.operator_secret_file:
+        operator_secret = _read_secret_file(Path(config.gateway.operator_secret_file))
+        if operator_secret == secret:
+            raise ConfigError(
+                f"[gateway] operator_secret_file {config.gateway.operator_secret_file} holds the "
+                "order secret: the operator's key must differ from the one every strategy node has"
+            )
+    return msgspec.structs.replace(config, secret=secret, operator_secret=operator_secret)
+
+
+def load_data_dir(
+    *,
+    config_file: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    override: str | None = None,
+) -> Path:
+    """Only ``[gateway] data_dir``, from the same sources as ``load_config``: what the
+    journal commands need, without the secret or the rest being readable by their user."""
+    env = os.environ if env is None else env
+    gateway = dict(_read_toml(Path(config_file)).get("gateway", {})) if config_file else {}
+    if config_file:
+        _resolve_paths(gateway, Path(config_file).parent)
+    gateway.update(_gateway_env(env))
+    if override is not None:
+        gateway["data_dir"] = override
+    data_dir = gateway.get("data_dir", GatewayConfig().data_dir)
+    if not isinstance(data_dir, str):
+        raise ConfigError(
+            f"invalid configuration: [gateway] data_dir must be a string, not {data_dir!r}"
+        )
+    return Path(data_dir)
 
 
 def is_loopback(endpoint: str) -> bool:
@@ -208,8 +251,10 @@ def _check_files(gateway: GatewayConfig) -> None:
     for field, parse in (
         ("log_rotation", parse_size),
         ("log_retention", parse_age),
+        ("log_retention_size", parse_size),
         ("audit_rotation", parse_size),
         ("audit_retention", parse_age),
+        ("audit_retention_size", parse_size),
     ):
         try:
             parse(getattr(gateway, field), f"[gateway] {field}")
@@ -238,7 +283,13 @@ def _check_exposure(gateway: GatewayConfig) -> None:
 
 # [gateway] paths that a TOML file gives relative to itself (log and audit files are relative
 # to data_dir instead). A service's working directory is nobody's choice (System32).
-PATH_KEYS: Final = ("data_dir", "secret_file", "curve_secret_key", "curve_clients")
+PATH_KEYS: Final = (
+    "data_dir",
+    "secret_file",
+    "operator_secret_file",
+    "curve_secret_key",
+    "curve_clients",
+)
 
 
 def _resolve_paths(table: dict[str, Any], base: Path) -> None:
@@ -282,8 +333,8 @@ def _load_secret(gateway: GatewayConfig, env: Mapping[str, str]) -> Secret | Non
         return None
     try:
         return secret_key(value)
-    except ValueError:
-        raise ConfigError(f"the environment variable {SECRET_ENV} is empty") from None
+    except ValueError as exc:
+        raise ConfigError(f"the environment variable {SECRET_ENV}: {exc}") from None
 
 
 def _read_secret_file(path: Path) -> Secret:

@@ -5,7 +5,12 @@ Exception tree::
     GatewayError                 base of everything the gateway raises on purpose
     ├── ConfigError              a bad flag, environment variable, TOML field or secret file;
     │                            the message names the field and says how to fix it
+    ├── DataDirInUse             another process holds the data directory's lock
     ├── JournalError             the journal could not be opened or written
+    │   ├── JournalDamaged         the file is not a sound journal; the message names it and
+    │   │                          the fix (``python -m gtw_server journal recover``)
+    │   └── JournalUnavailable     a write could not be made now (another process holds the
+    │                              file's lock, the disk is full): the order is refused
     └── TerminalError            the terminal worker could not do what was asked
         ├── TerminalUnavailable    the terminal cannot be loaded here (e.g. no MetaTrader5)
         ├── WorkerUnavailable      the call was never sent: the worker is restarting or stopping
@@ -19,8 +24,11 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "DataDirInUse",
     "GatewayError",
+    "JournalDamaged",
     "JournalError",
+    "JournalUnavailable",
     "TerminalError",
     "TerminalUnavailable",
     "WorkerCrashed",
@@ -36,8 +44,20 @@ class ConfigError(GatewayError):
     """The configuration cannot be used; the message names the field and the fix."""
 
 
+class DataDirInUse(GatewayError):
+    """Another gateway (or a ``journal recover``) holds the data directory."""
+
+
 class JournalError(GatewayError):
     """The journal could not be opened or written."""
+
+
+class JournalDamaged(JournalError):
+    """The journal file is damaged; the message names it and how to recover."""
+
+
+class JournalUnavailable(JournalError):
+    """A journal write could not be made now; nothing that needed it may proceed."""
 
 
 class TerminalError(GatewayError):

@@ -30,8 +30,9 @@ from typing import Final
 import msgspec
 
 from gtw_server.audit import audit
-from gtw_server.errors import TerminalError, WorkerCrashed, WorkerUnavailable
+from gtw_server.errors import JournalError, TerminalError, WorkerCrashed, WorkerUnavailable
 from gtw_server.journal import Journal
+from gtw_server.ledger import HistoryLedger
 from gtw_server.replies import outcome_reply, pending, rejected
 from gtw_server.tagging import order_tag, terminal_comment
 from gtw_server.terminal.adapter import (
@@ -42,12 +43,15 @@ from gtw_server.terminal.adapter import (
     OrderOutcome,
     TerminalDisconnected,
 )
+from gtw_server.throttle import Throttle
 from gtw_server.worker import TerminalWorker
 from protocol import (
     Close,
     ErrorCode,
+    Halt,
     Open,
     Reply,
+    Resume,
     SignatureError,
     SignedRequest,
     Status,
@@ -77,11 +81,25 @@ class OrderExecutor:
         *,
         secret: bytes | None,
         signature_ttl_ms: int,
+        operator_secret: bytes | None = None,
         settle_s: float = 1.0,
+        on_authenticated: Callable[[], None] | None = None,
+        ledger: HistoryLedger | None = None,
+        throttle: Throttle | None = None,
     ) -> None:
+        """``secret`` verifies orders (``None``: signatures are not checked);
+        ``operator_secret``, when given, is the only key that signs HALT and RESUME.
+        ``on_authenticated`` is told of every request whose signature verified. ``ledger``
+        holds the tags of the terminal's recent history (``None``: the journal alone).
+        ``throttle`` limits the lines written for refusals and replays, per error code.
+        """
         self.journal = journal
+        self.ledger = ledger
+        self._throttle = throttle
         self.worker = worker
         self._secret = secret
+        self._operator_secret = operator_secret
+        self._on_authenticated = on_authenticated
         self._ttl_ms = signature_ttl_ms
         # How long an order may still be landing in the terminal after its call was lost.
         self._settle_s = settle_s
@@ -106,13 +124,19 @@ class OrderExecutor:
         ``gate`` is the gateway's own refusal (halted, busy, disconnected), asked only for a
         new uuid so that a duplicate still gets its stored reply.
         """
-        reply = self._check(request) or (gate(request) if gate else None)
         uuid = request.uuid
-        if reply is None:
-            tag = order_tag(uuid)
-            self.journal.record_request(
-                uuid, request.action, fingerprint(request), tag, encode(request)
+        try:
+            reply = self._check(request) or (gate(request) if gate else None)
+            if reply is None:
+                tag = order_tag(uuid)
+                self.journal.record_request(
+                    uuid, request.action, fingerprint(request), tag, encode(request)
+                )
+        except JournalError as exc:
+            reply = rejected(
+                uuid, request.action, ErrorCode.JOURNAL_UNAVAILABLE, f"{exc}{_NOT_EXECUTED}"
             )
+        if reply is None:
             self._in_flight.add(uuid)
             # DEBUG: on the console only the outcome shows; the audit file has both.
             audit(
@@ -123,6 +147,10 @@ class OrderExecutor:
                 action=request.action,
                 tag=tag,
             )
+        elif self._throttle is not None and not self._throttle.allow(
+            "replays of a stored reply" if reply.duplicate else f"refusals ({reply.error_code})"
+        ):
+            pass  # a flood: counted, and summed up in one line (Throttle)
         elif reply.duplicate:
             audit("DUPLICATE", f"{request.action}: the stored {reply.status} reply", uuid=uuid)
         else:
@@ -143,11 +171,8 @@ class OrderExecutor:
         return reply
 
     def _check(self, request: SignedRequest) -> Reply | None:
-        if self._secret is not None:
-            try:
-                verify(self._secret, request, now_ms=int(time.time() * 1000), ttl_ms=self._ttl_ms)
-            except SignatureError as exc:
-                return rejected(request.uuid, request.action, exc.code, exc.message)
+        if refusal := self._authenticate(request):
+            return refusal
         entry = self.journal.get(request.uuid)
         if entry is None:
             return None
@@ -162,41 +187,121 @@ class OrderExecutor:
             return pending(request, "this uuid is in flight or being reconciled")
         return msgspec.structs.replace(decode_reply(entry.reply), duplicate=True)
 
+    def _authenticate(self, request: SignedRequest) -> Reply | None:
+        """Verify the request's signature with the key that may sign it: the refusal, or
+        ``None`` (and ``on_authenticated`` is told)."""
+        key = self._secret
+        if self._operator_secret is not None and isinstance(request, Halt | Resume):
+            key = self._operator_secret
+        if key is not None:
+            try:
+                verify(key, request, now_ms=int(time.time() * 1000), ttl_ms=self._ttl_ms)
+            except SignatureError as exc:
+                message = exc.message
+                if key is self._operator_secret and exc.code is ErrorCode.SIGNATURE_INVALID:
+                    message += " (HALT and RESUME must be signed with the operator's secret)"
+                return rejected(request.uuid, request.action, exc.code, message)
+        if self._on_authenticated is not None:
+            self._on_authenticated()
+        return None
+
     async def execute(self, request: Open | Close) -> Reply:
         """Run an admitted ``request`` in the terminal; journal and return its reply."""
         uuid, action = request.uuid, request.action
-        if not self.journal.healthy:  # its journal entry was lost with a failed commit
+        try:
+            if self.journal.lost(uuid):  # its journal entry was undone with a failed commit
+                audit("NOT_EXECUTED", f"{action}: the journal failed", uuid=uuid, level="ERROR")
+                return rejected(
+                    uuid,
+                    action,
+                    ErrorCode.JOURNAL_UNAVAILABLE,
+                    f"the journal could not record this order{_NOT_EXECUTED}",
+                )
+            tag = order_tag(uuid)
+            if self.ledger is not None and self.ledger.suspect(tag, uuid):
+                answer = await self._from_history(request, tag)
+                if answer is not None:
+                    return answer
+            return await self._send(request, tag)
+        finally:
             self._in_flight.discard(uuid)
-            audit("NOT_EXECUTED", f"{action}: the journal failed", uuid=uuid, level="ERROR")
-            return rejected(
-                uuid,
-                action,
-                ErrorCode.INTERNAL,
-                f"the journal could not record this order{_NOT_EXECUTED}",
-            )
-        tag = order_tag(uuid)
+
+    async def _send(self, request: Open | Close, tag: str) -> Reply:
+        uuid, action = request.uuid, request.action
         try:
             if isinstance(request, Open):
                 outcome = await self.worker.call("open", _open_order(request, tag), OrderOutcome)
             else:
                 outcome = await self.worker.call("close", _close_order(request, tag), OrderOutcome)
         except (TerminalDisconnected, WorkerUnavailable) as exc:
-            self.journal.forget(uuid)
-            audit("NOT_EXECUTED", f"{action}: {exc}", uuid=uuid, level="WARNING")
-            return rejected(uuid, action, ErrorCode.MT5_DISCONNECTED, f"{exc}{_NOT_EXECUTED}")
+            return self._not_executed(request, str(exc))
         except (WorkerCrashed, TerminalError) as exc:
-            return self._unknown(request, f"the terminal call was interrupted ({exc})")
-        finally:
-            self._in_flight.discard(uuid)
+            return self._unknown(request, tag, f"the terminal call was interrupted ({exc})")
         if outcome.status == "UNKNOWN":
-            return self._unknown(request, outcome.error_msg or "the terminal connection broke")
+            return self._unknown(request, tag, outcome.error_msg or "the terminal connection broke")
         reply = outcome_reply(uuid, action, outcome)
-        if outcome.error_code == ErrorCode.MT5_DISCONNECTED:
-            self.journal.forget(uuid)  # order_send never reached the terminal
+        if outcome.error_code == ErrorCode.MT5_DISCONNECTED:  # order_send never reached it
+            self.journal.forget(uuid)
             audit("NOT_EXECUTED", f"{action}: {reply.error_msg}", uuid=uuid, level="WARNING")
-        else:
-            self._verdicts[uuid] = reply
+            return reply
+        self._verdicts[uuid] = reply
+        if self.ledger is not None:
+            self.ledger.claim(tag, uuid)
         return reply
+
+    async def _from_history(self, request: Open | Close, tag: str) -> Reply | None:
+        """Look for ``request`` in the terminal's history, where the ledger saw its tag with
+        no owner the journal knows: the stored reply if it executed before (never again),
+        ``None`` when it is not there (execute it)."""
+        assert self.ledger is not None
+        uuid, action = request.uuid, request.action
+        query = FindOrders(tags=[tag], since=self.ledger.since)
+        try:
+            found = await self.worker.call("find", query, dict[str, OrderOutcome])
+        except TerminalError as exc:  # a lookup changes nothing in the terminal
+            return self._not_executed(request, f"its history could not be read ({exc})")
+        outcome = found.get(tag)
+        if outcome is None:
+            return None
+        if outcome.status == "UNKNOWN":
+            return self._unknown(request, tag, f"an order with its tag is {outcome.comment}")
+        if not _same_order(request, outcome):
+            self.journal.forget(uuid)
+            audit(
+                "REJECTED",
+                f"{action}: the history holds another order with tag {tag}",
+                uuid=uuid,
+                level="WARNING",
+                error_code=ErrorCode.DUPLICATE_UUID,
+            )
+            return rejected(
+                uuid,
+                action,
+                ErrorCode.DUPLICATE_UUID,
+                f"the terminal's history holds another order with this uuid's tag {tag} (deal "
+                f"{outcome.deal}, {outcome.side} {outcome.symbol}); nothing was executed: "
+                "use a fresh uuid",
+            )
+        reply = outcome_reply(uuid, action, outcome)
+        self.journal.record_reply(uuid, encode(reply))
+        self.ledger.claim(tag, uuid)
+        audit(
+            "DUPLICATE",
+            f"{action}: found in the terminal's history (deal {outcome.deal}), not executed "
+            "again; the journal had lost it",
+            uuid=uuid,
+            level="WARNING",
+            ticket=outcome.ticket,
+        )
+        return msgspec.structs.replace(reply, duplicate=True)
+
+    def _not_executed(self, request: Open | Close, why: str) -> Reply:
+        """Nothing reached the terminal: free the uuid for a retry."""
+        self.journal.forget(request.uuid)
+        audit("NOT_EXECUTED", f"{request.action}: {why}", uuid=request.uuid, level="WARNING")
+        return rejected(
+            request.uuid, request.action, ErrorCode.MT5_DISCONNECTED, f"{why}{_NOT_EXECUTED}"
+        )
 
     def record(self, uuid: str) -> None:
         """Journal the terminal's verdict on ``uuid`` once its reply has been sent.
@@ -209,8 +314,10 @@ class OrderExecutor:
             self.journal.record_reply(uuid, encode(reply))
             _audit_outcome(reply)
 
-    def _unknown(self, request: Open | Close, why: str) -> Reply:
+    def _unknown(self, request: Open | Close, tag: str, why: str) -> Reply:
         """The order may or may not have executed: keep it open for reconciliation."""
+        if self.ledger is not None:
+            self.ledger.claim(tag, request.uuid)
         audit(
             "OUTCOME_UNKNOWN",
             f"{request.action}: {why}; reconciling",
@@ -274,6 +381,13 @@ class OrderExecutor:
             return settled
 
 
+def _same_order(request: Open | Close, outcome: OrderOutcome) -> bool:
+    """Whether a deal found by ``request``'s tag is its own, not another's with that tag."""
+    if isinstance(request, Open):
+        return outcome.symbol == request.symbol and outcome.side == request.type
+    return outcome.ticket == request.ticket
+
+
 def _describe(request: SignedRequest) -> str:
     if isinstance(request, Open):
         return f"OPEN {request.type} {request.volume:g} {request.symbol}"
@@ -289,9 +403,8 @@ def _audit_outcome(reply: Reply) -> None:
             "MT5_FILLED",
             f"{reply.action} ticket={reply.ticket} volume={reply.volume:g} price={reply.price:g}",
             uuid=reply.uuid,
-            # DEBUG on the console: a line per fill is noise at any rate that matters (and
-            # costs more than the rest of the reply); the audit file has every one.
-            level="DEBUG",
+            # An operator watching the console must see the fills; it is written after the
+            # reply has gone, off the order's path.
             ticket=reply.ticket,
             deal=reply.deal,
             volume=reply.volume,

@@ -12,6 +12,7 @@ within ``shutdown_timeout_s``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import time
 from collections.abc import Coroutine
@@ -22,17 +23,27 @@ import msgspec
 import zmq
 from loguru import logger
 
-from gtw_server.audit import add_gateway_audit_file
+from gtw_server.audit import add_gateway_audit_file, audit
 from gtw_server.config import Config
 from gtw_server.curve import CurveServer
-from gtw_server.errors import GatewayError, TerminalError
+from gtw_server.dirlock import DataDirLock
+from gtw_server.errors import GatewayError, JournalError, TerminalError
 from gtw_server.executor import OrderExecutor
 from gtw_server.journal import Journal
+from gtw_server.journal_doctor import (
+    JOURNAL_FILE,
+    JournalState,
+    examine,
+    recovered_note,
+    survey,
+)
 from gtw_server.killswitch import KillSwitch
+from gtw_server.ledger import HistoryLedger
 from gtw_server.metrics import GatewayMetrics
 from gtw_server.replies import pending, rejected
 from gtw_server.runtime import install_reload_handler, install_stop_handlers, loop_factory
-from gtw_server.terminal.adapter import TerminalStatus
+from gtw_server.terminal.adapter import ListTags, TerminalStatus
+from gtw_server.throttle import Throttle
 from gtw_server.transport import RouterTransport, split_envelope
 from gtw_server.worker import TerminalWorker, WorkerSpec
 from inf_bridge.audit import AuditFile
@@ -53,11 +64,13 @@ from protocol import (
     Position,
     Reply,
     Resume,
+    SignatureError,
     SignedRequest,
     Status,
     decode_reply,
     decode_request,
     encode,
+    verify,
 )
 
 __all__ = ["Gateway"]
@@ -70,6 +83,11 @@ def _nothing() -> None:
 _STATUS_INTERVAL_S: Final = 1.0
 _RECONNECT_MAX_S: Final = 30.0
 _PRUNE_INTERVAL_S: Final = 3600.0
+# A start that failed has no orders in flight to finish: stop what did start, quickly.
+_FAILED_START_DEADLINE_S: Final = 2.0
+_WORKER_JOIN_S: Final = 2.0  # for the worker to leave after its pipe closed, before a kill
+_UNSETTLED_RETRY_S: Final = 0.5  # how often replies kept in memory are tried again
+_JOURNAL_STATE_INTERVAL_S: Final = 10.0  # how often journal-state.json is brought up to date
 # A terminal call running longer than this (or half the watchdog's limit, if less) makes the
 # terminal count as not connected: a hung terminal answers nothing, whatever it said before.
 _UNRESPONSIVE_AFTER_S: Final = 5.0
@@ -98,11 +116,16 @@ class Gateway:
         self._executor: OrderExecutor | None = None
         self._killswitch: KillSwitch | None = None
         self._curve: CurveServer | None = None
-        self._last_request = time.monotonic()
+        # When a client last proved it holds the secret (a verified signature): what keeps the
+        # dead-man's switch from halting. Strangers' frames do not count.
+        self._last_client = time.monotonic()
         self._received_at = 0.0  # perf_counter() when the message being handled arrived
         self._opening = 0  # OPEN orders admitted and not yet answered
         self._metrics = GatewayMetrics() if config.gateway.metrics_port is not None else None
         self._audit_file: AuditFile | None = None
+        self._dirlock = DataDirLock(config.data_dir)
+        self._ledger = HistoryLedger(config.gateway.history_lookback_hours * 3600)
+        self._throttle = Throttle()
         info_warnings = []
         if not config.gateway.signature_validation:
             info_warnings.append(
@@ -137,9 +160,14 @@ class Gateway:
         try:
             try:
                 await self.startup()
-            except GatewayError as exc:
-                logger.error("the gateway cannot start: {}", exc)
-                await self.shutdown()
+            except Exception as exc:
+                # Whatever failed, the worker must not outlive this (it ignores SIGTERM, and an
+                # exit that waited on it would hang with the port held): stop it, exit 2.
+                if isinstance(exc, GatewayError):
+                    logger.error("the gateway cannot start: {}", exc)
+                else:
+                    logger.exception("the gateway cannot start: {}", exc)
+                await self.shutdown(deadline_s=_FAILED_START_DEADLINE_S)
                 return 2
             await self._stop.wait()
             return 0 if await self.shutdown() else 1
@@ -158,22 +186,28 @@ class Gateway:
 
     async def startup(self) -> None:
         gateway = self.config.gateway
+        # Before anything in the directory is touched: a second gateway must change nothing.
+        self._dirlock.acquire(bind=gateway.bind)
         if not gateway.signature_validation:
             logger.warning(
                 "signature validation is OFF: any client that reaches {} can trade. "
                 "Use this for tests and demos only.",
                 gateway.bind,
             )
+        elif self.config.operator_secret is None:
+            logger.warning(
+                "no operator secret ([gateway] operator_secret_file): the order secret every "
+                "strategy node holds can also lift a HALT; give the operators a key of their own"
+            )
         data_dir = self.config.data_dir
+        self._journal = self._open_journal(data_dir)
         if gateway.audit_file is not None:
             self._audit_file = add_gateway_audit_file(
                 data_dir / gateway.audit_file,
                 rotation=gateway.audit_rotation,
                 retention=gateway.audit_retention,
+                retention_size=gateway.audit_retention_size,
             )
-        self._journal = Journal(
-            data_dir / "journal.sqlite3", defer=asyncio.get_running_loop().call_soon
-        )
         self._killswitch = KillSwitch(data_dir / "halt.json")
         if self._killswitch.halted:
             logger.warning(
@@ -196,12 +230,18 @@ class Gateway:
         self._executor = OrderExecutor(
             self._journal,
             self._worker,
+            ledger=self._ledger,
             secret=self.config.secret if gateway.signature_validation else None,
+            operator_secret=self.config.operator_secret,
             signature_ttl_ms=gateway.signature_ttl_ms,
             settle_s=gateway.reconcile_settle_s,
+            on_authenticated=self._client_seen,
+            throttle=self._throttle,
         )
-        if await self._connect() and (problem := self._account_problem()):
-            raise GatewayError(problem)
+        if await self._connect():
+            if problem := self._account_problem():
+                raise GatewayError(problem)
+            await self._read_history()
         self._context = zmq.Context()
         if gateway.curve_secret_key is not None and gateway.curve_clients is not None:
             self._curve = CurveServer(
@@ -221,16 +261,20 @@ class Gateway:
                 max_message_bytes=gateway.max_message_bytes,
                 context=self._context,
                 setup=self._curve.apply if self._curve else None,
+                throttle=self._throttle,
             )
         except zmq.ZMQError as exc:
             raise GatewayError(f"cannot bind {gateway.bind}: {exc}") from None
         self._transport.start()
         if self._metrics is not None and gateway.metrics_port is not None:
             self._serve_metrics(self._metrics, gateway.metrics_host, gateway.metrics_port)
-        self._last_request = time.monotonic()
+        self._client_seen()
         self._spawn_background(self._watch_terminal(), "terminal-monitor")
         self._spawn_background(self._reconcile(), "startup-reconcile")
         self._spawn_background(self._prune_journal(), "journal-pruning")
+        self._spawn_background(self._write_unsettled(), "journal-settles")
+        self._spawn_background(self._remember_journal(), "journal-state")
+        self._spawn_background(self._sum_up_floods(), "throttle")
         if gateway.halt_after_silence_s is not None:
             self._spawn_background(self._watch_silence(gateway.halt_after_silence_s), "dead-man")
         logger.info(
@@ -245,10 +289,49 @@ class Gateway:
             len(self._journal),
         )
 
-    async def shutdown(self) -> bool:
-        """Stop taking orders, finish those in flight, close. True if nothing was abandoned."""
+    def _open_journal(self, data_dir: Path) -> Journal:
+        """Open the journal, and say loudly if it is not the one this directory had."""
+        before = survey(data_dir)
+        if note := recovered_note(data_dir):
+            logger.warning("{}", note)
+        journal = Journal(data_dir / JOURNAL_FILE, defer=asyncio.get_running_loop().call_soon)
+        if problem := examine(data_dir, before, journal):
+            hours = self.config.gateway.history_lookback_hours
+            logger.error(
+                "{}. Orders the journal does not know are checked against the terminal's "
+                "history of the last {:g} h before they execute; retries of older ones are not",
+                problem,
+                hours,
+            )
+        JournalState.of(journal).write(data_dir)
+        return journal
+
+    async def _read_history(self) -> None:
+        """Load the tags of the terminal's recent history (the second ledger); until then,
+        new orders are refused."""
+        assert self._worker is not None and self._journal is not None
+        ledger = self._ledger
+        try:
+            tags = await self._worker.call("tags", ListTags(since=ledger.since), list[str])
+            known = self._journal.tags_since(ledger.since)
+        except (TerminalError, JournalError) as exc:
+            logger.warning("the terminal's history could not be read, orders wait: {}", exc)
+            return
+        unknown = ledger.load(tags, known)
+        logger.log(
+            "WARNING" if unknown else "INFO",
+            "history ledger: {} tagged order(s) in the terminal's last {:g} h, {} of them not "
+            "in the journal",
+            len(tags),
+            ledger.lookback_s / 3600,
+            unknown,
+        )
+
+    async def shutdown(self, *, deadline_s: float | None = None) -> bool:
+        """Stop taking orders, finish those in flight (within ``deadline_s``, by default
+        ``shutdown_timeout_s``), close. True if nothing was abandoned."""
         self._stopping = True
-        deadline = self.config.gateway.shutdown_timeout_s
+        deadline = self.config.gateway.shutdown_timeout_s if deadline_s is None else deadline_s
         started = time.monotonic()
         abandoned: set[asyncio.Task[None]] = set()
         if self._tasks:
@@ -267,7 +350,7 @@ class Gateway:
             task.cancel()
         remaining = max(0.5, deadline - (time.monotonic() - started))
         if self._worker is not None:
-            await self._worker.stop(grace_s=remaining)
+            await self._worker.stop(grace_s=remaining, join_s=min(remaining, _WORKER_JOIN_S))
         if self._transport is not None:
             self._transport.close()
         if self._curve is not None:
@@ -275,10 +358,13 @@ class Gateway:
         if self._context is not None:
             self._context.term()  # waits (up to LINGER) for the last replies to leave
         if self._journal is not None:
+            with contextlib.suppress(JournalError, OSError):
+                JournalState.of(self._journal).write(self.config.data_dir)
             self._journal.close()
         logger.info("gateway stopped")
         if self._audit_file is not None:
             self._audit_file.close()
+        self._dirlock.release()
         return not abandoned
 
     def _on_signal(self, sig: signal.Signals) -> None:
@@ -298,6 +384,11 @@ class Gateway:
             "mt5_gateway_terminal_queue", "Calls sent to the worker", lambda: worker.in_flight
         )
         metrics.gauge("mt5_gateway_journal_entries", "uuids remembered", lambda: len(journal))
+        metrics.gauge(
+            "mt5_gateway_journal_unsettled",
+            "Replies kept in memory because the journal could not be written",
+            lambda: journal.unsettled,
+        )
         metrics.gauge(
             "mt5_gateway_mt5_connected",
             "1 when the terminal is connected",
@@ -359,6 +450,8 @@ class Gateway:
                 assert self._executor is not None
                 if self._executor.needs_reconcile:
                     await self._reconcile()
+                if not self._ledger.loaded:
+                    await self._read_history()
                 try:
                     self.terminal = await self._worker.call("status", None, TerminalStatus)
                 except TerminalError as exc:
@@ -368,12 +461,16 @@ class Gateway:
                 backoff = _STATUS_INTERVAL_S
             elif await self._connect():
                 logger.info("terminal reconnected: {}", self._describe_terminal())
+                if not self._ledger.loaded:
+                    await self._read_history()
                 await self._reconcile()
             else:
                 backoff = min(backoff * 2, _RECONNECT_MAX_S)
 
     async def _after_restart(self) -> None:
         if await self._connect():
+            if not self._ledger.loaded:
+                await self._read_history()
             await self._reconcile()
 
     async def _reconcile(self) -> None:
@@ -392,21 +489,70 @@ class Gateway:
         retention_s = self.config.gateway.journal_retention_days * 86_400
         while True:
             pruned = 0
-            while batch := self._journal.prune_batch(retention_s):
-                pruned += batch
-                await asyncio.sleep(0)  # let requests through between batches
+            try:
+                while batch := self._journal.prune_batch(retention_s):
+                    pruned += batch
+                    await asyncio.sleep(0)  # let requests through between batches
+            except JournalError as exc:
+                logger.warning("journal pruning postponed: {}", exc)
             if pruned:
                 logger.info("journal: forgot {} entries older than the retention", pruned)
+            self._ledger.prune()
             await asyncio.sleep(_PRUNE_INTERVAL_S)
+
+    async def _sum_up_floods(self) -> None:
+        """Once a window, one line for each kind of line the throttle held back."""
+        while True:
+            await asyncio.sleep(self._throttle.window_s)
+            for key, held in self._throttle.summaries():
+                audit(
+                    "THROTTLED",
+                    f"{held:,} more {key} in the last {self._throttle.window_s:g} s, not "
+                    "logged one by one",
+                    level="WARNING",
+                    kind=str(key),
+                    count=held,
+                )
+
+    async def _remember_journal(self) -> None:
+        """Keep the directory's record of its journal current, so that a journal that lost
+        its last commits is noticed at the next start."""
+        assert self._journal is not None
+        while True:
+            await asyncio.sleep(_JOURNAL_STATE_INTERVAL_S)
+            try:
+                state = JournalState.of(self._journal)
+                await asyncio.to_thread(state.write, self.config.data_dir)
+            except (JournalError, OSError) as exc:
+                logger.warning("the journal's record in the data directory is stale: {}", exc)
+
+    async def _write_unsettled(self) -> None:
+        """Write the replies the journal had to keep in memory, once it can be written again:
+        the orders they answer settle without a restart."""
+        assert self._journal is not None
+        waiting = 0
+        while True:
+            await asyncio.sleep(_UNSETTLED_RETRY_S)
+            unsettled = self._journal.unsettled
+            if unsettled != waiting:
+                if unsettled == 0:
+                    logger.info("journal: the replies it kept in memory are written")
+                else:
+                    logger.warning("journal: {} reply(s) kept in memory, to be written", unsettled)
+            waiting = unsettled
+            if unsettled:
+                self._journal.flush()  # committed at the end of this loop turn
 
     async def _watch_silence(self, limit_s: float) -> None:
         """The dead-man's switch: halt new orders after ``limit_s`` without any request."""
         assert self._killswitch is not None
         while True:
             await asyncio.sleep(min(1.0, limit_s / 4))
-            silent_s = time.monotonic() - self._last_request
+            silent_s = time.monotonic() - self._last_client
             if silent_s > limit_s and not self._killswitch.halted:
-                self._killswitch.halt(f"DEAD_MAN: no request from any client for {limit_s:g} s")
+                self._killswitch.halt(
+                    f"DEAD_MAN: no authenticated request from any client for {limit_s:g} s"
+                )
 
     def _describe_terminal(self) -> str:
         t = self.terminal
@@ -469,7 +615,6 @@ class Gateway:
 
     def _on_message(self, frames: list[bytes]) -> None:
         self._received_at = time.perf_counter()
-        self._last_request = time.monotonic()
         envelope, body = split_envelope(frames)
         if len(body) != 1:
             self._send(
@@ -487,6 +632,8 @@ class Gateway:
         except DecodeError as exc:
             self._send(envelope, rejected(exc.uuid, exc.action, exc.code, exc.message))
             return
+        if not self.config.gateway.signature_validation:
+            self._client_seen()  # nothing is authenticated: any readable request counts
         try:
             self._dispatch(envelope, request)
         except Exception:
@@ -515,7 +662,13 @@ class Gateway:
         elif isinstance(request, Halt | Resume):
             assert self._executor is not None
             reply = self._executor.admit(request)
-            self._send(envelope, reply or self._executor.complete(request, self._switch(request)))
+            if reply is None:
+                reply = self._executor.complete(request, self._switch(request))
+            elif isinstance(request, Halt) and reply.error_code == ErrorCode.JOURNAL_UNAVAILABLE:
+                # A HALT is never refused for want of a journal: it only makes things safer,
+                # and a replay of it halts again, harmlessly.
+                reply = self._switch(request)
+            self._send(envelope, reply)
         elif len(self._tasks) >= self.config.gateway.max_queue:
             self._send(envelope, self._busy(request))
         else:
@@ -555,6 +708,14 @@ class Gateway:
                 request.action,
                 ErrorCode.MT5_DISCONNECTED,
                 "the terminal is not connected; nothing was executed",
+            )
+        if not self._ledger.loaded:
+            return rejected(
+                request.uuid,
+                request.action,
+                ErrorCode.MT5_DISCONNECTED,
+                "the terminal's recent history has not been read yet (it is how an order the "
+                "journal lost is recognised); nothing was executed",
             )
         if len(self._tasks) >= self.config.gateway.max_queue:
             return self._busy(request)
@@ -600,7 +761,7 @@ class Gateway:
             info = msgspec.structs.replace(info, halted=True, halt_reason=self._killswitch.reason)
         if trouble := self._terminal_trouble():
             info = msgspec.structs.replace(info, warnings=[*info.warnings, trouble])
-        return Reply(
+        reply = Reply(
             uuid=request.uuid,
             action=request.action,
             status=Status.OK,
@@ -608,6 +769,26 @@ class Gateway:
             mt5_connected=self._terminal_connected(),
             gateway=info,
         )
+        return self._with_authentication(request, reply)
+
+    def _with_authentication(self, request: Ping, reply: Reply) -> Reply:
+        """Say whether a signed PING's signature verified: a node learns at its first beat
+        whether the gateway takes its secret, not at its first order."""
+        secret = self.config.secret
+        if request.risk_signature is None or secret is None:
+            return reply
+        now_ms = int(time.time() * 1000)
+        try:
+            verify(secret, request, now_ms=now_ms, ttl_ms=self.config.gateway.signature_ttl_ms)
+        except SignatureError as exc:
+            return msgspec.structs.replace(
+                reply, authenticated=False, auth_error=exc.code.value, error_msg=exc.message
+            )
+        self._client_seen()
+        return msgspec.structs.replace(reply, authenticated=True)
+
+    def _client_seen(self) -> None:
+        self._last_client = time.monotonic()
 
     def _order_status(self, request: GetOrder) -> Reply:
         assert self._journal is not None

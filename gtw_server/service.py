@@ -7,7 +7,8 @@ The service reads its configuration from the file named by ``MT5_BRIDGE_GATEWAY_
 installer sets it in the service's environment), else
 ``%PROGRAMDATA%\\mt5-bridge\\gateway.toml``. It has no console: log lines go to
 ``[gateway] log_file`` (``gateway.log`` under the data directory unless set), the audit trail
-to ``audit.jsonl`` beside it.
+to ``audit.jsonl`` beside it; on Windows each file is named by its start time instead
+(``gateway.<time>.log``, ``audit.<time>.jsonl``: see ``gtw_server.log``).
 
 Stopping the service stops the gateway gracefully (orders in flight finish, their replies go
 out). A gateway that exits with an error ends the process with its exit code, so that the
@@ -73,6 +74,7 @@ def _prepare(path: Path) -> Config:
         file=config.data_dir / (gateway.log_file or "gateway.log"),
         rotation=gateway.log_rotation,
         retention=gateway.log_retention,
+        retention_size=gateway.log_retention_size,
         console=False,
     )
     return config

@@ -16,10 +16,15 @@ from typing import Final, cast
 import zmq
 from loguru import logger
 
+from gtw_server.throttle import Throttle
+
 __all__ = ["RouterTransport", "split_envelope"]
 
 _BATCH: Final = 256  # messages handled per wake-up before yielding to the loop
-_HWM: Final = 100_000
+# Replies queued for one peer, and requests from one peer waiting to be read. A peer that never
+# reads costs at most this many replies (a few hundred bytes each) of the gateway's memory;
+# past it, its replies are dropped (counted), and its orders stay journaled for a retry.
+_HWM: Final = 1000
 
 
 def split_envelope(frames: list[bytes]) -> tuple[list[bytes], list[bytes]]:
@@ -46,9 +51,12 @@ class RouterTransport:
         linger_ms: int = 1000,
         context: zmq.Context[zmq.Socket[bytes]] | None = None,
         setup: Callable[[zmq.Socket[bytes]], None] | None = None,
+        throttle: Throttle | None = None,
     ) -> None:
-        """``setup`` configures the socket before it binds (CURVE)."""
+        """``setup`` configures the socket before it binds (CURVE); ``throttle`` limits the
+        warnings about dropped replies."""
         self._context = context or zmq.Context.instance()
+        self._throttle = throttle
         self._on_message = on_message
         sock: zmq.Socket[bytes] = self._context.socket(zmq.ROUTER)
         # Fail loudly (EHOSTUNREACH) instead of dropping a reply to a peer that left.
@@ -89,7 +97,8 @@ class RouterTransport:
             self._sock.send_multipart(frames, zmq.NOBLOCK)
         except zmq.Again:
             self.dropped_replies += 1
-            logger.warning("reply dropped: the client's queue is full")
+            if self._throttle is None or self._throttle.allow("dropped replies"):
+                logger.warning("reply dropped: the client is not reading its replies")
         except zmq.ZMQError as exc:
             if exc.errno != zmq.EHOSTUNREACH:
                 raise

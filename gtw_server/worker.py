@@ -15,6 +15,7 @@ It exits when the parent closes the pipe, or dies.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import itertools
 import multiprocessing
@@ -43,6 +44,7 @@ from gtw_server.terminal import SimConfig
 from gtw_server.terminal.adapter import (
     CloseOrder,
     FindOrders,
+    ListTags,
     OpenOrder,
     TerminalAdapter,
     TerminalDisconnected,
@@ -117,6 +119,7 @@ _OPS: Final[dict[str, tuple[Callable[[TerminalAdapter, Any], Any], Any]]] = {
     "open": (lambda a, order: a.open(order), OpenOrder),
     "close": (lambda a, order: a.close(order), CloseOrder),
     "find": (lambda a, query: a.find(query), FindOrders),
+    "tags": (lambda a, query: a.tags(query), ListTags),
 }
 
 
@@ -165,6 +168,18 @@ def worker_main(calls: Connection, results: Connection, spec: WorkerSpec) -> Non
 
 
 # -- the parent side -----------------------------------------------------------------------
+
+_running: set[BaseProcess] = set()  # worker processes this interpreter started and not reaped
+
+
+def _kill_left_behind() -> None:
+    """At exit, kill any worker still running. multiprocessing's own exit handler would send it
+    SIGTERM, which it ignores, and then wait for it forever: a process that failed to stop
+    cleanly would never exit, its port held. Registered after that handler, so it runs first."""
+    for process in list(_running):
+        if process.is_alive():
+            process.kill()
+            process.join(_STOP_JOIN_S)
 
 
 class TerminalWorker:
@@ -252,6 +267,10 @@ class TerminalWorker:
         finally:
             calls_reader.close()
             results_writer.close()
+        if not _running:  # the first start: multiprocessing's exit handler is in place by now
+            atexit.unregister(_kill_left_behind)
+            atexit.register(_kill_left_behind)
+        _running.add(process)
         self._process = process
         self._watch_results(results_reader, process)
         try:
@@ -315,8 +334,9 @@ class TerminalWorker:
             raise (TerminalDisconnected if kind == "disconnected" else TerminalError)(message)
         return msgspec.msgpack.decode(result.value, type=result_type)
 
-    async def stop(self, grace_s: float = 5.0) -> None:
-        """Let the calls in flight finish (up to ``grace_s``), then end the process."""
+    async def stop(self, grace_s: float = 5.0, join_s: float = _STOP_JOIN_S) -> None:
+        """Let the calls in flight finish (up to ``grace_s``), then end the process: it leaves
+        when its pipe closes, or is killed after ``join_s``."""
         self._stopping = True
         for task in (self._respawning, self._watchdog):
             if task is not None:
@@ -328,7 +348,7 @@ class TerminalWorker:
         if calls is not None:
             calls.close()  # the child sees EOF and leaves its loop
         if process is not None:
-            await asyncio.to_thread(process.join, _STOP_JOIN_S)
+            await asyncio.to_thread(process.join, join_s)
             if process.is_alive():
                 process.kill()
                 await asyncio.to_thread(process.join, _STOP_JOIN_S)
@@ -403,6 +423,7 @@ class TerminalWorker:
         self._head_since = self._loop.time()  # the next call starts running now
 
     def _on_exit(self, process: BaseProcess) -> None:
+        _running.discard(process)
         if process is not self._process:
             return  # a process we already replaced
         was_serving = self._calls is not None  # not a start that failed

@@ -11,7 +11,7 @@ once it is in the socket); then ``[MT5_FILLED]``, ``[MT5_REJECTED]`` (the termin
 - a line in every audit file opened with ``add_audit_file``: one JSON object per line
   (``time``, ``level``, ``source``, ``event``, ``uuid``, the event's fields, ``message``),
   written straight to the file (no buffer to lose in a crash), rotated by size and pruned by
-  age;
+  age and, if asked, by total size (``AuditFile`` says how files are named on each platform);
 - and a human line through loguru, marked ``audit``, wherever the application sends its logs.
 
     trail = add_audit_file("audit/orders.jsonl")   # rotated at 50 MB, kept 90 days
@@ -25,9 +25,12 @@ Nothing secret is ever recorded: not the shared secret, not a signature.
 
 from __future__ import annotations
 
+import glob
 import os
 import re
+import sys
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Final
@@ -35,11 +38,21 @@ from typing import IO, Any, Final
 import msgspec
 from loguru import logger
 
-__all__ = ["AuditFile", "add_audit_file", "parse_age", "parse_size", "record"]
+__all__ = [
+    "AuditFile",
+    "add_audit_file",
+    "closed_files",
+    "parse_age",
+    "parse_size",
+    "prune",
+    "record",
+    "timestamped",
+]
 
 _audit: Final = logger.bind(audit=True)
 _encoder: Final = msgspec.json.Encoder()
 _files: list[AuditFile] = []
+_failing: set[AuditFile] = set()  # files whose last write failed
 _SIZE_UNITS: Final = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3}
 _AGE_UNITS: Final = {"second": 1, "minute": 60, "hour": 3600, "day": 86_400, "week": 604_800}
 
@@ -71,24 +84,66 @@ def record(
         )
         for audit_file in _files:
             if audit_file.source in (None, source):
-                audit_file.write(line)
+                _append(audit_file, line)
     _audit.log(level, "[{}] {}", event, message)
 
 
+def _append(audit_file: AuditFile, line: bytes) -> None:
+    """Write one line. A file that cannot be written (a full disk) must not stop the order the
+    line is about: say so once, and once more when it is written again."""
+    try:
+        audit_file.write(b"\n" + line if audit_file in _failing else line)  # end a torn line
+    except OSError as exc:
+        if audit_file not in _failing:
+            _failing.add(audit_file)
+            logger.error(
+                "audit file {}: lines are lost until it can be written: {}", audit_file.path, exc
+            )
+        return
+    if audit_file in _failing:
+        _failing.discard(audit_file)
+        logger.warning("audit file {}: written again", audit_file.path)
+
+
 class AuditFile:
-    """JSON lines appended to ``path``; when it passes ``rotation_bytes`` it is renamed with a
-    timestamp and a new one started, and rotated files older than ``retention_s`` deleted."""
+    """JSON lines appended to a file that is rotated when it passes ``rotation_bytes``.
+
+    Rotated files older than ``retention_s`` are deleted, then the oldest of the rest while
+    they take more than ``retention_bytes`` together (``None``: no size bound).
+
+    Where a file can be renamed while someone reads it (POSIX), the current file is always
+    ``path``, and a full one is renamed ``stem.<time>.suffix``: ``tail -F path`` follows the
+    trail. On Windows a file cannot be renamed (nor deleted) while another process holds it
+    open without sharing delete access, which ``Get-Content -Wait`` does; so there every file
+    is named ``stem.<start time>.suffix`` from the start and never renamed (``current`` is the
+    one being written). A rename that fails anyway leaves the full file in place and switches
+    to those names.
+    """
 
     def __init__(
-        self, path: Path, *, source: str | None, rotation_bytes: int, retention_s: float
+        self,
+        path: Path,
+        *,
+        source: str | None,
+        rotation_bytes: int,
+        retention_s: float,
+        retention_bytes: int | None = None,
+        platform: str = sys.platform,
     ) -> None:
         self.path = path
         self.source = source
         self._rotation_bytes = rotation_bytes
         self._retention_s = retention_s
+        self._retention_bytes = retention_bytes
+        self._by_start_time = platform == "win32"
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._file: IO[bytes] = path.open("ab", buffering=0)
+        self._file = self._open_next()
         self._size = self._file.tell()
+
+    @property
+    def current(self) -> Path:
+        """The file being written."""
+        return Path(self._file.name)
 
     def write(self, line: bytes) -> None:
         self._file.write(line + b"\n")
@@ -103,14 +158,23 @@ class AuditFile:
 
     def _rotate(self) -> None:
         self._file.close()
-        stamp = datetime.now(UTC).strftime("%Y-%m-%d_%H-%M-%S_%f")
-        os.replace(self.path, self.path.with_name(f"{self.path.stem}.{stamp}{self.path.suffix}"))
-        cutoff = time.time() - self._retention_s
-        for old in self.path.parent.glob(f"{self.path.stem}.*{self.path.suffix}"):
-            if old.stat().st_mtime < cutoff:
-                old.unlink(missing_ok=True)
-        self._file = self.path.open("ab", buffering=0)
+        if not self._by_start_time:
+            try:
+                os.replace(self.path, timestamped(self.path))
+            except PermissionError:  # someone holds it open (Windows): leave it where it is
+                self._by_start_time = True
+        self._file = self._open_next()
         self._size = 0
+
+    def _open_next(self) -> IO[bytes]:
+        """Prune what is closed, then open the file to write next."""
+        prune(
+            closed_files(self.path, current=not self._by_start_time),
+            max_age_s=self._retention_s,
+            max_bytes=self._retention_bytes,
+        )
+        path = timestamped(self.path) if self._by_start_time else self.path
+        return path.open("ab", buffering=0)
 
 
 def add_audit_file(
@@ -118,19 +182,59 @@ def add_audit_file(
     *,
     rotation: str = "50 MB",
     retention: str = "90 days",
+    retention_size: str | None = None,
     source: str | None = None,
 ) -> AuditFile:
     """Write every audit event (of ``source`` only, if given) to ``path`` as JSON lines;
     ``close()`` the result to stop. ``rotation`` is a size ("50 MB"), ``retention`` an age
-    ("90 days")."""
+    ("90 days"), ``retention_size`` the most the rotated files may take together ("1 GB")."""
     audit_file = AuditFile(
         Path(path),
         source=source,
         rotation_bytes=parse_size(rotation, "audit rotation"),
         retention_s=parse_age(retention, "audit retention"),
+        retention_bytes=(
+            None if retention_size is None else parse_size(retention_size, "audit retention size")
+        ),
     )
     _files.append(audit_file)
     return audit_file
+
+
+def timestamped(path: Path) -> Path:
+    """``path`` with the time (UTC, to the microsecond) before its suffix: ``a.<time>.jsonl``."""
+    return path.with_name(f"{path.stem}.{datetime.now(UTC):%Y-%m-%d_%H-%M-%S_%f}{path.suffix}")
+
+
+def closed_files(path: Path, *, current: bool) -> list[Path]:
+    """The files of the trail written at ``path`` that nobody writes to any more: those
+    named ``stem.*suffix``, and ``path`` itself unless it is the ``current`` file."""
+    pattern = f"{glob.escape(path.stem)}.*{glob.escape(path.suffix)}"
+    return [*path.parent.glob(pattern), *([] if current or not path.exists() else [path])]
+
+
+def prune(files: Iterable[Path], *, max_age_s: float, max_bytes: int | None) -> None:
+    """Delete the files older than ``max_age_s``, then the oldest of the rest while they
+    take more than ``max_bytes`` together. A file that cannot be deleted (on Windows, one
+    another process holds open) stays, and counts, until the next time."""
+    found = []
+    for file in files:
+        try:
+            stat = file.stat()
+        except FileNotFoundError:
+            continue
+        found.append((stat.st_mtime, stat.st_size, file))
+    found.sort()  # oldest first
+    cutoff = time.time() - max_age_s
+    total = sum(size for _, size, _ in found)
+    for mtime, size, file in found:
+        if mtime >= cutoff and (max_bytes is None or total <= max_bytes):
+            break  # the rest are newer still, and within the bound
+        try:
+            file.unlink(missing_ok=True)
+        except OSError:
+            continue
+        total -= size
 
 
 def parse_size(text: str, what: str) -> int:

@@ -26,8 +26,8 @@ def test_defaults_need_a_secret() -> None:
 
 
 def test_secret_from_environment_is_stripped_and_hidden() -> None:
-    config = load_config(env={"MT5_BRIDGE_SECRET": "  hunter2\n"})
-    assert config.secret == b"hunter2"
+    config = load_config(env={"MT5_BRIDGE_SECRET": "  hunter2-hunter2-hunter2\n"})
+    assert config.secret == b"hunter2-hunter2-hunter2"
     assert isinstance(config.secret, Secret)
     assert "hunter2" not in repr(config) and "hunter2" not in str(config.secret)
     assert config.gateway.bind == "tcp://127.0.0.1:5555"
@@ -35,11 +35,11 @@ def test_secret_from_environment_is_stripped_and_hidden() -> None:
 
 
 def test_secret_file_wins_over_environment(tmp_path: Path) -> None:
-    secret_file = write(tmp_path / "secret", "from-file\n")
+    secret_file = write(tmp_path / "secret", "from-file-from-file\n")
     config = load_config(
-        env={"MT5_BRIDGE_SECRET": "from-env"}, overrides={"secret_file": str(secret_file)}
+        env={"MT5_BRIDGE_SECRET": "from-env-from-env"}, overrides={"secret_file": str(secret_file)}
     )
-    assert config.secret == b"from-file"
+    assert config.secret == b"from-file-from-file"
 
 
 @pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
@@ -67,7 +67,7 @@ def test_precedence_file_then_env_then_flags(tmp_path: Path) -> None:
         '[gateway]\nbind = "tcp://127.0.0.1:6001"\nsignature_ttl_ms = 2000\n'
         'log_level = "DEBUG"\n[sim]\nseed = 9\nleverage = 500\n',
     )
-    env = {"MT5_BRIDGE_SECRET": "x", "MT5_GATEWAY_SIGNATURE_TTL_MS": "3000"}
+    env = {"MT5_BRIDGE_SECRET": "x" * 16, "MT5_GATEWAY_SIGNATURE_TTL_MS": "3000"}
     config = load_config(
         config_file=config_file, env=env, overrides={"log_level": "WARNING", "bind": None}
     )
@@ -91,7 +91,7 @@ def test_precedence_file_then_env_then_flags(tmp_path: Path) -> None:
 def test_bad_fields_are_named(tmp_path: Path, toml: str, field: str) -> None:
     config_file = write(tmp_path / "gw.toml", toml)
     with pytest.raises(ConfigError) as excinfo:
-        load_config(config_file=config_file, env={"MT5_BRIDGE_SECRET": "x"})
+        load_config(config_file=config_file, env={"MT5_BRIDGE_SECRET": "x" * 16})
     assert field in str(excinfo.value)
     assert str(config_file) in str(excinfo.value)
 
@@ -111,24 +111,24 @@ def test_secret_in_config_text_is_refused(tmp_path: Path) -> None:
 
 def test_unknown_gateway_environment_variable_is_refused() -> None:
     with pytest.raises(ConfigError, match="MT5_GATEWAY_BINDD"):
-        load_config(env={"MT5_BRIDGE_SECRET": "x", "MT5_GATEWAY_BINDD": "tcp://x"})
+        load_config(env={"MT5_BRIDGE_SECRET": "x" * 16, "MT5_GATEWAY_BINDD": "tcp://x"})
 
 
 def test_paths_in_the_file_are_relative_to_it_and_a_bom_is_fine(tmp_path: Path) -> None:
     folder = tmp_path / "etc"
     folder.mkdir()
-    write(folder / "secret", "\ufeffs3cret\n")  # as Windows tools write it
+    write(folder / "secret", "\ufeffs3cret-s3cret-s3cret\n")  # as Windows tools write it
     config_file = folder / "gw.toml"
     config_file.write_bytes(b'\xef\xbb\xbf[gateway]\ndata_dir = "data"\nsecret_file = "secret"\n')
     config = load_config(config_file=config_file, env={}, overrides={"bind": None})
     assert config.data_dir == folder / "data"
-    assert config.secret == b"s3cret"
+    assert config.secret == b"s3cret-s3cret-s3cret"
     flagged = load_config(config_file=config_file, env={}, overrides={"data_dir": "here"})
     assert flagged.data_dir == Path("here")  # a flag is relative to where it is typed
 
 
 def test_rotation_retention_and_data_dir_are_checked_at_load(tmp_path: Path) -> None:
-    env = {"MT5_BRIDGE_SECRET": "s"}
+    env = {"MT5_BRIDGE_SECRET": "s" * 16}
     with pytest.raises(ConfigError, match=r"\[gateway\] audit_rotation 'fifty'"):
         load_config(env={**env, "MT5_GATEWAY_AUDIT_ROTATION": "fifty"})
     with pytest.raises(ConfigError, match=r"\[gateway\] log_retention '30 fortnights'"):
@@ -139,3 +139,21 @@ def test_rotation_retention_and_data_dir_are_checked_at_load(tmp_path: Path) -> 
         load_config(env=env, overrides={"data_dir": str(a_file / "gateway")})
     config = load_config(env=env, overrides={"audit_rotation": "10 MB", "log_retention": "2 weeks"})
     assert config.gateway.audit_rotation == "10 MB"
+
+
+def test_the_operator_secret_is_read_like_the_secret_and_must_differ(tmp_path: Path) -> None:
+    env = {"MT5_BRIDGE_SECRET": "the-order-secret-of-the-nodes"}
+    operator = write(tmp_path / "operator", "the-operators-own-secret\n")
+    config = load_config(env=env, overrides={"operator_secret_file": str(operator)})
+    assert config.operator_secret == b"the-operators-own-secret"
+    assert "the-operators-own-secret" not in repr(config)
+    assert load_config(env=env).operator_secret is None
+    same = write(tmp_path / "same", "the-order-secret-of-the-nodes")
+    with pytest.raises(ConfigError, match=r"operator_secret_file .* holds the order secret"):
+        load_config(env=env, overrides={"operator_secret_file": str(same)})
+    public = write(tmp_path / "public", "the-operators-own-secret", mode=0o644)
+    with pytest.raises(ConfigError, match=f"chmod 600 {public}"):
+        load_config(env=env, overrides={"operator_secret_file": str(public)})
+    short = write(tmp_path / "short", "op")
+    with pytest.raises(ConfigError, match="at least 16"):
+        load_config(env=env, overrides={"operator_secret_file": str(short)})

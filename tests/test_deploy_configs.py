@@ -9,6 +9,7 @@ raw Python client in docs/PROTOCOL.md trades against a real gateway.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import hashlib
 import hmac
 import json
@@ -20,12 +21,14 @@ import sys
 import textwrap
 import tomllib
 import urllib.request
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
+from loguru import logger
 from prometheus_client import generate_latest
 
 from gtw_server.__main__ import build_keygen_parser, build_parser
@@ -38,6 +41,7 @@ from gtw_server.config import (
     load_config,
 )
 from gtw_server.curve import keygen
+from gtw_server.log import configure_logging
 from gtw_server.process import GatewayProcess, free_port
 from gtw_server.service import SERVICE_NAME
 from gtw_server.terminal import SimConfig
@@ -232,7 +236,12 @@ def test_the_gateway_example_loads_with_every_line_uncommented(tmp_path: Path) -
     path = tmp_path / "gateway.toml"
     path.write_text(uncommented(GATEWAY_EXAMPLE), encoding="utf-8")
     secret = private_file(tmp_path / "secret.txt", "s3cret-s3cret-s3cret")
-    config = load_config(config_file=path, env={}, overrides={"secret_file": str(secret)})
+    operator = private_file(tmp_path / "operator.txt", "the-operators-own-secret")
+    config = load_config(
+        config_file=path,
+        env={},
+        overrides={"secret_file": str(secret), "operator_secret_file": str(operator)},
+    )
     objects = {
         "gateway": config.gateway,
         "gateway.limits": config.gateway.limits,
@@ -242,12 +251,23 @@ def test_the_gateway_example_loads_with_every_line_uncommented(tmp_path: Path) -
     for table, values in documented(GATEWAY_EXAMPLE).items():
         fields = options(GATEWAY_TABLES[table])
         for name, value in values.items():
-            if name != "secret_file":
+            if name not in ("secret_file", "operator_secret_file"):
                 expected = msgspec.convert(value, fields[name].type, strict=False)
                 if table == "gateway" and name in PATH_KEYS and not Path(value).is_absolute():
                     expected = str(path.parent / value)  # relative to the file (not on Windows)
                 assert getattr(objects[table], name) == expected, f"[{table}] {name}"
     assert config.secret == secret_key("s3cret-s3cret-s3cret")
+
+
+def test_the_examples_load_saved_with_a_bom(tmp_path: Path) -> None:
+    """As Notepad's "UTF-8 with BOM" saves them; the example says that is fine."""
+    assert "with or without a byte-order mark" in GATEWAY_EXAMPLE.read_text(encoding="utf-8")
+    for example in (GATEWAY_EXAMPLE, CLIENT_EXAMPLE):
+        (tmp_path / example.name).write_bytes(b"\xef\xbb\xbf" + example.read_bytes())
+    env = {"MT5_BRIDGE_SECRET": "s3cret-s3cret-s3cret"}
+    gateway = load_config(config_file=tmp_path / GATEWAY_EXAMPLE.name, env=env)
+    assert gateway.gateway == GatewayConfig()
+    assert load_client_config(config_file=tmp_path / CLIENT_EXAMPLE.name, env={}) == ClientConfig()
 
 
 def test_the_client_example_loads(tmp_path: Path) -> None:
@@ -292,13 +312,79 @@ def test_the_installer_does_every_step() -> None:
             "'restart/5000/restart/10000/restart/60000'"
         ),
         "failure flag": re.escape("'failureflag', $ServiceName, '1'"),
-        "the firewall": r"New-NetFirewallRule",
+        "the firewall, for the listed nodes only": r"-RemoteAddress \$AllowFrom ",
+        "no open-to-all address": r"\$OpenToAll = @\('Any', '\*', '0\.0\.0\.0/0', '::/0'",
         "start": r"Start-Service -Name \$ServiceName",
+        "the account asked for when not given": r"Get-Credential -UserName",
+        "built-in accounts by SID": re.escape(
+            "$BuiltInServiceAccounts = @('S-1-5-18', 'S-1-5-19', 'S-1-5-20')"
+        ),
+        "built-in accounts refused": r"-in \$BuiltInServiceAccounts\) \{\s*throw \(\"refusing",
+        "the account set on the service": r"StartName\s*= \$ServiceAccount",
+        "Log on as a service": r"SeServiceLogonRight = \*\$Sid",
+        "through the local policy": r"'secedit\.exe' @\('/configure'",
+        "the terminal's folder writable by the account": re.escape(
+            "'icacls.exe' @($terminalDir, '/grant', \"*${ServiceSid}:(OI)(CI)M\""
+        ),
+        "the terminal's first set-up as the account": re.escape(
+            "Start-Process -FilePath $TerminalPath -ArgumentList '/portable' -Credential"
+        ),
     }
     missing = [step for step, pattern in steps.items() if not re.search(pattern, script)]
     assert not missing, f"install.ps1 lacks: {missing}"
     assert f"$ServiceName = '{SERVICE_NAME}'" in script
     assert f"$ServiceName = '{SERVICE_NAME}'" in UNINSTALL.read_text(encoding="utf-8")
+
+
+def script_parameters(script: Path) -> dict[str, str]:
+    """``{name: default}`` of a script's ``param(...)`` block (``""`` for none)."""
+    block = re.search(r"(?ms)^param\((.*?)^\)", script.read_text(encoding="utf-8"))
+    assert block, f"{script.name} has no param block"
+    found = re.findall(r"\$(\w+)(?:\s*=\s*(.+?))?,?$", block.group(1), flags=re.M)
+    return dict(found)
+
+
+@pytest.mark.parametrize("script", [INSTALL, UNINSTALL], ids=lambda p: p.name)
+def test_every_script_parameter_is_described(script: Path) -> None:
+    described = re.findall(r"^\.PARAMETER (\w+)$", script.read_text(encoding="utf-8"), flags=re.M)
+    assert described == list(script_parameters(script))
+
+
+def test_operations_lists_the_installer_parameters_with_their_defaults() -> None:
+    text = section(OPERATIONS_DOC.read_text(encoding="utf-8"), "## Install on Windows")
+    rows = {
+        name: default.strip()
+        for name, default in re.findall(r"^\| `-(\w+)` \|([^|]*)\|", text, flags=re.M)
+    }
+    parameters = script_parameters(INSTALL)
+    assert set(rows) == set(parameters)
+    assert "LocalSystem" not in rows["ServiceCredential"]  # never the default
+    assert parameters["ServiceCredential"] == "$null"
+    assert "none" in rows["AllowFrom"] and "warn" in rows["AllowFrom"]
+
+
+def test_the_installer_waits_for_the_log_file_the_service_writes(tmp_path: Path) -> None:
+    """On Windows the log file is named by its start time; the installer looks for that."""
+    pattern = re.search(r"\$LogPattern = '([^']+)'", INSTALL.read_text(encoding="utf-8"))
+    assert pattern
+    try:
+        configure_logging("INFO", file=tmp_path / "gateway.log", console=False, platform="win32")
+        logger.info("gateway ready")
+    finally:
+        logger.remove()
+        logger.add(sys.stderr)
+    (written,) = tmp_path.iterdir()
+    assert fnmatch.fnmatch(written.name, pattern.group(1))
+    assert "gateway ready" in written.read_text(encoding="utf-8")
+
+
+def test_the_installer_warns_without_allow_from_and_again_at_the_end() -> None:
+    script = INSTALL.read_text(encoding="utf-8")
+    warning = script.index('Add-Warning ("No firewall rule for the gateway')
+    assert script.rindex("if (@($AllowFrom).Length -gt 0)", 0, warning) < warning
+    repeated = script.index("$Warnings | ForEach-Object")
+    assert repeated > script.index("Write-Host 'Then, from the node: mt5-bridge ping'")
+    assert re.search(r"function Add-Warning.*?\$Warnings\.Add\(\$Message\)", script, re.S)
 
 
 def module_calls(script: Path) -> Iterator[tuple[str, list[str]]]:
@@ -339,7 +425,9 @@ def test_the_installer_edits_the_example_into_a_loadable_config(tmp_path: Path) 
     script = INSTALL.read_text(encoding="utf-8")
     keys = re.findall(r"Set-TomlValue \$text '([a-z_]+)'", script)
     assert set(keys) >= {"terminal", "data_dir", "secret_file", "log_file", "curve_secret_key"}
+    assert set(keys) >= {"path", "portable"}  # the gateway starts the terminal, portable
     secret = private_file(tmp_path / "secret.txt", "s3cret-s3cret-s3cret")
+    terminal = r"C:\Program Files\Broker MetaTrader 5\terminal64.exe"
     values = {
         "terminal": '"mt5"',
         "bind": '"tcp://0.0.0.0:5555"',
@@ -350,21 +438,30 @@ def test_the_installer_edits_the_example_into_a_loadable_config(tmp_path: Path) 
         "curve_clients": f"'{tmp_path / 'clients'}'",
         "metrics_port": "9464",
         "metrics_host": '"0.0.0.0"',
+        "path": f"'{terminal}'",
+        "portable": "true",
     }
     text = GATEWAY_EXAMPLE.read_text(encoding="utf-8")
     for key in keys:
-        assert key in options(GatewayConfig), f"install.ps1 sets [gateway] {key}: no such option"
+        assert key in options(GatewayConfig) | options(Mt5Config), f"install.ps1 sets {key}"
         pattern = rf"(?m)^[ \t]*#?[ \t]*{re.escape(key)}[ \t]*=.*$"
         assert len(re.findall(pattern, text)) == 1, f"{key}: install.ps1 needs exactly one line"
         line = f"{key} = {values[key]}"
         text = re.sub(pattern, line.replace("\\", "\\\\"), text)
     path = tmp_path / "gateway.toml"
     path.write_text(text, encoding="utf-8")
-    gateway = load_config(config_file=path, env={}).gateway
+    config = load_config(config_file=path, env={})
+    gateway = config.gateway
     assert gateway.terminal == "mt5"
     assert gateway.curve and gateway.curve_clients == str(tmp_path / "clients")
     assert gateway.log_file == "gateway.log"
     assert gateway.metrics_port == 9464
+    assert config.mt5.path == terminal and config.mt5.portable
+    # uninstall.ps1 finds the terminal the service started by the same line.
+    found = re.search(r'\$config -match "([^"]+)"', UNINSTALL.read_text(encoding="utf-8"))
+    assert found
+    terminal_line = re.search(found.group(1).replace("\\t", "\t"), text)
+    assert terminal_line and terminal_line.group(1) == terminal
 
 
 # -- the docs ---------------------------------------------------------------------------------
@@ -502,3 +599,38 @@ def test_links_in_the_docs_resolve(doc: Path) -> None:
         if anchor:
             headings = re.findall(r"^#+ (.+)$", linked.read_text(encoding="utf-8"), flags=re.M)
             assert anchor in {_slug(h) for h in headings}, f"{doc.name}: no anchor {target}"
+
+
+def test_the_documented_wheel_build_works(tmp_path: Path) -> None:
+    """OPERATIONS.md's command builds the wheel its install examples name."""
+    text = section(OPERATIONS_DOC.read_text(encoding="utf-8"), "## Install on Windows")
+    command = next(
+        line.split()
+        for block in code_blocks(text, "sh")
+        for line in block.splitlines()
+        if "pip wheel" in line
+    )
+    assert command[:3] == ["python", "-m", "pip"] and command[-3:] == ["-w", "dist", "."]
+    subprocess.run(
+        [sys.executable, *command[1:-2], str(tmp_path), str(ROOT)],
+        capture_output=True,
+        timeout=300,
+        check=True,
+    )
+    (wheel,) = tmp_path.glob("*.whl")
+    named = re.findall(r"-Source C:\\dist\\(mt5_bridge-[^ ]+\.whl)", text)
+    assert named and all(
+        fnmatch.fnmatch(wheel.name, re.sub(r"\d+\.\d+\.\d+", "*", n)) for n in named
+    )
+    with zipfile.ZipFile(wheel) as built:
+        assert {"gtw_server/service.py", "inf_bridge/audit.py", "protocol/codec.py"} <= set(
+            built.namelist()
+        )
+
+
+def test_the_docs_show_windows_log_files_named_by_start_time() -> None:
+    """On Windows the gateway never writes data\\gateway.log nor data\\audit.jsonl."""
+    text = OPERATIONS_DOC.read_text(encoding="utf-8")
+    assert not re.findall(r"data\\(?:gateway\.log|audit\.jsonl)\b", text)
+    follow = r"data\gateway.*.log | Sort-Object LastWriteTime | Select-Object -Last 1 | Get-Content"
+    assert follow + " -Tail 50 -Wait" in text

@@ -67,6 +67,33 @@ def test_ping(raw: RawClient) -> None:
     assert reply["status"] == "OK"
     assert reply["mt5_connected"] is True
     assert isinstance(reply["timestamp"], float)
+    assert "authenticated" not in reply  # an unsigned PING asks nothing about the secret
+
+
+@pytest.mark.parametrize(
+    ("key", "age_ms", "authenticated", "auth_error"),
+    [
+        ("right", 0, True, None),
+        ("wrong", 0, False, "SIGNATURE_INVALID"),
+        ("right", 60_000, False, "SIGNATURE_EXPIRED"),
+    ],
+)
+def test_a_signed_ping_says_whether_the_secret_is_accepted(  # noqa: PLR0917
+    raw: RawClient, secret: str, key: str, age_ms: int, authenticated: bool, auth_error: str | None
+) -> None:
+    # A PING is signed like HALT: every order field empty.
+    ts_ms = int(time.time() * 1000) - age_ms
+    canonical = "\n".join(["v1", "raw-ping-2", "PING", *[""] * 8, str(ts_ms)]).encode()
+    used = secret if key == "right" else "an-entirely-different-secret"
+    mac = hmac.new(used.encode(), canonical, hashlib.sha256).hexdigest()
+    reply = raw.send(
+        '{"uuid": "raw-ping-2", "action": "PING", "timestamp": %f, '
+        '"risk_signature": "RISK_PASS:%s:%d"}' % (now(), mac, ts_ms)
+    )
+    assert reply["status"] == "OK" and reply["mt5_connected"] is True  # answered either way
+    assert reply["authenticated"] is authenticated
+    assert reply.get("auth_error") == auth_error
+    assert ("error_msg" in reply) is (not authenticated)
 
 
 def test_open_close_and_queries(raw: RawClient, secret: str) -> None:

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from gtw_server.process import GatewayProcess
 from protocol import Close, Open, Side, encode, secret_key, sign
 
-SECRET: Final = "fuzz-secret"
+SECRET: Final = "fuzz-secret-of-the-fuzz-gateway"
 EXAMPLES: Final = 700  # per strategy; four strategies make a few thousand payloads
 FUZZ = settings(
     max_examples=EXAMPLES,

@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import secrets
 import time
 from collections.abc import Awaitable
 from pathlib import Path
 
+import msgspec
 import pytest
 import zmq
 
 from gtw_server.process import GatewayProcess
 from inf_bridge import Bridge, OrderRejected
-from protocol import Halt, Ping, Status, decode_reply, encode, secret_key, sign
+from protocol import (
+    Halt,
+    Open,
+    Ping,
+    Resume,
+    Side,
+    Status,
+    decode_reply,
+    encode,
+    secret_key,
+    sign,
+)
 
 
 async def refused(call: Awaitable[object]) -> OrderRejected:
@@ -111,3 +125,140 @@ async def test_reply_of_a_raw_halt_round_trips(gateway: GatewayProcess, secret: 
     finally:
         sock.close()
     assert reply.status is Status.OK and reply.halted is True
+
+
+def raw_request(endpoint: str, *frames: bytes) -> dict[str, object]:
+    """One round trip on a fresh DEALER; the reply as plain JSON."""
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(endpoint)
+    try:
+        sock.send_multipart(list(frames))
+        assert sock.poll(5000), "no reply within 5 s"
+        document: dict[str, object] = json.loads(sock.recv())
+        return document
+    finally:
+        sock.close()
+
+
+def signed_switch(secret: str, request: Halt | Resume) -> bytes:
+    now = time.time()
+    stamped = msgspec.structs.replace(request, timestamp=now)
+    return encode(sign(secret_key(secret), stamped, int(now * 1000)))
+
+
+async def test_with_an_operator_key_only_it_can_halt_or_resume(tmp_path: Path, secret: str) -> None:
+    operator = "operator-" + secrets.token_hex(16)
+    key_file = tmp_path / "operator-secret"
+    key_file.write_text(operator + "\n", encoding="utf-8")
+    key_file.chmod(0o600)
+    log = tmp_path / "gateway.log"
+    gateway = GatewayProcess(
+        tmp_path / "gw", secret=secret, args=["--operator-secret-file", str(key_file)], log_file=log
+    )
+    with gateway:
+        halt = raw_request(gateway.endpoint, signed_switch(secret, Halt(uuid="h-1", timestamp=0)))
+        assert halt["status"] == "REJECTED" and halt["error_code"] == "SIGNATURE_INVALID"
+        assert "operator" in str(halt["error_msg"])
+        halt = raw_request(
+            gateway.endpoint, signed_switch(operator, Halt(uuid="h-2", timestamp=0, reason="ops"))
+        )
+        assert halt["status"] == "OK" and halt["halted"] is True
+        # A stolen node secret cannot lift it...
+        resume = raw_request(
+            gateway.endpoint, signed_switch(secret, Resume(uuid="r-1", timestamp=0))
+        )
+        assert resume["error_code"] == "SIGNATURE_INVALID"
+        async with Bridge(gateway.endpoint, secret=secret) as bridge:
+            error = await refused(bridge.send_order("EURUSD", "BUY", 0.1))
+            assert error.error_code == "TRADING_HALTED"
+            # ...and an operator key is no order key.
+            assert (await refused(bridge_order_signed_with(operator, bridge))).error_code == (
+                "SIGNATURE_INVALID"
+            )
+        resume = raw_request(
+            gateway.endpoint, signed_switch(operator, Resume(uuid="r-2", timestamp=0))
+        )
+        assert resume["status"] == "OK" and resume["halted"] is False
+    assert "no operator secret" not in log.read_text(encoding="utf-8")
+
+
+async def bridge_order_signed_with(key: str, bridge: Bridge) -> object:
+    async with Bridge(bridge.endpoint, secret=key) as other:
+        return await other.send_order("EURUSD", "BUY", 0.1)
+
+
+def test_without_an_operator_key_the_gateway_says_the_order_secret_lifts_a_halt(
+    tmp_path: Path, secret: str
+) -> None:
+    log = tmp_path / "gateway.log"
+    with GatewayProcess(tmp_path / "gw", secret=secret, log_file=log):
+        pass
+    assert "no operator secret" in log.read_text(encoding="utf-8")
+
+
+def test_the_operator_key_must_not_be_the_order_secret(tmp_path: Path, secret: str) -> None:
+    same = tmp_path / "same"
+    same.write_text(secret, encoding="utf-8")
+    same.chmod(0o600)
+    gateway = GatewayProcess(
+        tmp_path / "gw", secret=secret, args=["--operator-secret-file", str(same)]
+    )
+    with pytest.raises(RuntimeError, match="exited with code 2"):
+        gateway.start(wait=20)
+
+
+@pytest.mark.parametrize("reason", ["line\nforged [RESUMED]", "\x1b[2Jclear", "tab\there", "\x85"])
+def test_a_control_character_in_a_halt_reason_is_refused(
+    gateway: GatewayProcess, secret: str, reason: str
+) -> None:
+    frame = signed_switch(secret, Halt(uuid="h-ctl", timestamp=0, reason=reason))
+    reply = raw_request(gateway.endpoint, frame)
+    assert reply["status"] == "REJECTED" and reply["error_code"] == "INVALID_REQUEST"
+    assert "$.reason" in str(reply["error_msg"]) and "control" in str(reply["error_msg"])
+    ping = raw_request(gateway.endpoint, encode(Ping(uuid="after", timestamp=time.time())))
+    assert isinstance(ping["gateway"], dict) and "halted" not in ping["gateway"]
+
+
+async def test_strangers_do_not_keep_the_dead_mans_switch_alive(
+    tmp_path: Path, secret: str
+) -> None:
+    """Garbage, unsigned PINGs, unsigned and wrongly signed orders all through the limit: the
+    gateway halts anyway. Signed PINGs alone keep a second gateway trading."""
+    limit = {"halt_after_silence_s": 1.5}
+    stranger = GatewayProcess(tmp_path / "gw1", secret=secret, gateway=limit)
+    friend = GatewayProcess(tmp_path / "gw2", secret=secret, gateway=limit)
+    wrong = secret_key("a-secret-the-gateway-does-not-have")
+    with stranger, friend:
+        context = zmq.Context.instance()
+        socks = [context.socket(zmq.DEALER) for _ in range(2)]
+        for sock, process in zip(socks, (stranger, friend), strict=True):
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.connect(process.endpoint)
+        try:
+            deadline = time.monotonic() + 4.0  # well past the limit
+            n = 0
+            while time.monotonic() < deadline:
+                n += 1
+                now = time.time()
+                socks[0].send(b"not json")
+                socks[0].send(encode(Ping(uuid=f"p{n}", timestamp=now)))
+                forged = Open(
+                    uuid=f"o{n}", timestamp=now, symbol="EURUSD", type=Side.BUY, volume=0.1
+                )
+                socks[0].send(encode(sign(wrong, forged, int(now * 1000))))
+                socks[0].send(encode(forged))
+                signed_ping = sign(
+                    secret_key(secret), Ping(uuid=f"f{n}", timestamp=now), int(now * 1000)
+                )
+                socks[1].send(encode(signed_ping))
+                await asyncio.sleep(0.2)
+        finally:
+            for sock in socks:
+                sock.close()
+        for process, halted in ((stranger, True), (friend, False)):
+            info = raw_request(process.endpoint, encode(Ping(uuid="look", timestamp=time.time())))
+            assert isinstance(info["gateway"], dict)
+            assert bool(info["gateway"].get("halted")) is halted, process.endpoint
+            if halted:
+                assert "DEAD_MAN" in str(info["gateway"]["halt_reason"])

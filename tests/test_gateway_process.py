@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from gtw_server.process import GatewayProcess, free_port
+from inf_bridge import Bridge
 
 SECRET = "a-test-secret-of-32-characters!"
 
@@ -41,7 +42,7 @@ def test_real_terminal_without_the_package_fails_clearly(tmp_path: Path) -> None
     if sys.platform == "win32":
         pytest.skip("the MetaTrader5 package may be installed on Windows")
     result = run_gateway(
-        "--terminal", "mt5", "--data-dir", str(tmp_path), env={"MT5_BRIDGE_SECRET": "x"}
+        "--terminal", "mt5", "--data-dir", str(tmp_path), env={"MT5_BRIDGE_SECRET": SECRET}
     )
     assert result.returncode == 2
     assert "MetaTrader5 package is not installed" in result.stderr
@@ -59,7 +60,7 @@ def test_exits_when_its_port_is_taken(tmp_path: Path) -> None:
             f"tcp://127.0.0.1:{port}",
             "--data-dir",
             str(tmp_path),
-            env={"MT5_BRIDGE_SECRET": "x"},
+            env={"MT5_BRIDGE_SECRET": SECRET},
         )
     assert result.returncode != 0
     assert "cannot bind" in result.stderr
@@ -165,8 +166,6 @@ def test_a_real_account_with_allow_real_starts_and_says_so(tmp_path: Path) -> No
 
 
 async def test_ping_warns_when_the_terminal_will_refuse_orders(tmp_path: Path) -> None:
-    from inf_bridge import Bridge
-
     with GatewayProcess(tmp_path / "gw", secret=SECRET, sim={"algo_trading": False}) as gateway:
         async with Bridge(gateway.endpoint, secret=SECRET) as bridge:
             assert bridge.health.gateway is not None
@@ -174,8 +173,6 @@ async def test_ping_warns_when_the_terminal_will_refuse_orders(tmp_path: Path) -
 
 
 async def test_ping_warns_of_an_unsafe_gateway(tmp_path: Path) -> None:
-    from inf_bridge import Bridge
-
     gateway = {"signature_validation": False, "insecure": True}
     with GatewayProcess(tmp_path / "gw", secret=SECRET, gateway=gateway) as process:
         async with Bridge(process.endpoint, secret=SECRET) as bridge:
@@ -186,3 +183,21 @@ async def test_ping_warns_of_an_unsafe_gateway(tmp_path: Path) -> None:
     with GatewayProcess(tmp_path / "safe", secret=SECRET) as process:
         async with Bridge(process.endpoint, secret=SECRET) as bridge:
             assert bridge.health.gateway is not None and bridge.health.gateway.warnings == []
+
+
+async def test_the_console_shows_each_fill_at_info(tmp_path: Path) -> None:
+    log = tmp_path / "gateway.log"
+    with GatewayProcess(tmp_path / "gw", secret=SECRET, log_file=log) as gateway:
+        async with Bridge(gateway.endpoint, secret=SECRET) as bridge:
+            fill = await bridge.send_order("EURUSD", "BUY", 0.1)
+    filled = [line for line in log.read_text().splitlines() if "[MT5_FILLED]" in line]
+    assert len(filled) == 1 and "| INFO" in filled[0] and f"ticket={fill.ticket}" in filled[0]
+
+
+def test_a_secret_under_16_bytes_is_refused_on_both_sides(tmp_path: Path) -> None:
+    short = "hunter2-hunter2"  # 15 bytes
+    result = run_gateway("--data-dir", str(tmp_path), env={"MT5_BRIDGE_SECRET": short})
+    assert result.returncode == 2
+    assert "15 bytes; at least 16 are required" in result.stderr
+    with pytest.raises(ValueError, match="at least 16"):
+        Bridge("tcp://127.0.0.1:5555", secret=short)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import sqlite3
 import threading
 import time
@@ -11,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import LockHolder
 
-from gtw_server.errors import JournalError
+from gtw_server.errors import JournalDamaged, JournalError, JournalUnavailable
 from gtw_server.executor import OrderExecutor
 from gtw_server.journal import Journal
 from protocol import ErrorCode, Open, Side, Status
@@ -240,7 +243,6 @@ async def test_a_failed_commit_undoes_its_group_and_its_orders_are_refused(
     journal._db = FailingCommit(real)  # type: ignore[assignment]
     journal.record_request("u1", "OPEN", b"fp", "#t", b"{}")
     deferred.pop()()
-    assert not journal.healthy
     journal._db = real
     assert journal.get("u1") is None  # undone: the uuid is free for a retry
 
@@ -251,9 +253,112 @@ async def test_a_failed_commit_undoes_its_group_and_its_orders_are_refused(
     executor = OrderExecutor(journal, NoTerminal(), secret=None, signature_ttl_ms=5000)  # type: ignore[arg-type]
     order = Open(uuid="u1", timestamp=0, symbol="EURUSD", type=Side.BUY, volume=0.1)
     reply = await executor.execute(order)
-    assert (reply.status, reply.error_code) == (Status.REJECTED, ErrorCode.INTERNAL)
+    assert (reply.status, reply.error_code) == (Status.REJECTED, ErrorCode.JOURNAL_UNAVAILABLE)
     assert "nothing was executed" in (reply.error_msg or "")
+    assert not journal.lost("u1")  # asked once
 
+    await asyncio.sleep(0.06)  # past retry_after_s: new requests are tried again
     journal.record_request("u2", "OPEN", b"fp", "#t", b"{}")
     deferred.pop()()
-    assert journal.healthy and journal.get("u2") is not None  # and it recovers
+    assert journal.get("u2") is not None  # and it recovers
+
+
+@pytest.fixture
+def lock_holders() -> Iterator[list[LockHolder]]:
+    holders: list[LockHolder] = []
+    yield holders
+    for holder in holders:
+        holder.kill()
+
+
+def test_a_lock_held_elsewhere_refuses_requests_at_once_and_keeps_replies(
+    tmp_path: Path, open_journal: OpenJournal, lock_holders: list[LockHolder]
+) -> None:
+    path = tmp_path / "j.sqlite3"
+    deferred: list[Callable[[], None]] = []
+    journal = open_journal(path, defer=deferred.append)
+    journal.record_request("in-flight", "OPEN", b"fp", "#a", b"{}")
+    deferred.pop()()
+    lock_holders.append(holder := LockHolder(path))
+
+    started = time.monotonic()
+    for n in range(50):
+        with pytest.raises(JournalUnavailable, match="locked"):
+            journal.record_request(f"new-{n}", "OPEN", b"fp", "#b", b"{}")
+    assert time.monotonic() - started < 2.0  # not 50 x SQLite's 5 s busy timeout
+    journal.record_reply("in-flight", b'{"status":"FILLED"}')  # never raises for the lock
+    entry = journal.get("in-flight")
+    assert entry is not None and entry.reply == b'{"status":"FILLED"}'  # answered from memory
+    assert journal.unresolved() == [] and journal.unsettled == 1
+    assert not deferred  # nothing was begun
+    assert journal.flush() == 1  # still locked
+
+    holder.release()
+    time.sleep(0.06)  # past retry_after_s
+    journal.flush()
+    deferred.pop()()
+    assert journal.unsettled == 0
+    other = sqlite3.connect(path)
+    assert other.execute("SELECT reply FROM journal WHERE uuid = 'in-flight'").fetchone() == (
+        b'{"status":"FILLED"}',
+    )
+
+
+def test_a_settle_kept_in_memory_goes_with_the_next_group(
+    tmp_path: Path, open_journal: OpenJournal, lock_holders: list[LockHolder]
+) -> None:
+    path = tmp_path / "j.sqlite3"
+    deferred: list[Callable[[], None]] = []
+    journal = open_journal(path, defer=deferred.append, retry_after_s=0.0)
+    journal.record_request("freed", "OPEN", b"fp", "#a", b"{}")
+    deferred.pop()()
+    lock_holders.append(holder := LockHolder(path))
+    journal.forget("freed")  # kept in memory: the uuid is free already
+    assert journal.get("freed") is None and journal.unresolved() == []
+    holder.release()
+    journal.record_request("freed", "OPEN", b"fp", "#a", b"{}")  # its retry: no UNIQUE clash
+    journal.record_request("next", "OPEN", b"fp", "#c", b"{}")
+    deferred.pop()()
+    assert journal.unsettled == 0
+    assert [e.uuid for e in journal.unresolved()] == ["freed", "next"]
+
+
+def scribble(path: Path, offset: int, length: int) -> None:
+    with path.open("r+b") as file:
+        file.seek(offset)
+        file.write(bytes(range(256)) * (length // 256 + 1))
+
+
+@pytest.mark.parametrize(
+    "harm",
+    [
+        pytest.param(lambda p: scribble(p, 4096, 8192), id="scribbled pages"),
+        pytest.param(lambda p: os.truncate(p, p.stat().st_size // 3), id="truncated"),
+        pytest.param(lambda p: scribble(p, 0, 100), id="scribbled header"),
+    ],
+)
+def test_a_damaged_journal_is_refused_at_open_naming_the_fix(
+    tmp_path: Path, harm: Callable[[Path], None]
+) -> None:
+    path = tmp_path / "journal.sqlite3"
+    journal = Journal(path)
+    for n in range(400):
+        journal.record_request(f"u{n}", "OPEN", b"fp" * 16, "#t", b"{}" * 100)
+    journal.close()
+    harm(path)
+    with pytest.raises(JournalDamaged) as excinfo:
+        Journal(path).close()
+    message = str(excinfo.value)
+    assert str(path) in message
+    assert f"python -m gtw_server journal recover --data-dir {tmp_path}" in message
+
+
+def test_each_journal_has_its_own_id(tmp_path: Path) -> None:
+    first = Journal(tmp_path / "a.sqlite3")
+    first_id = first.id
+    first.close()
+    again = Journal(tmp_path / "a.sqlite3")
+    other = Journal(tmp_path / "b.sqlite3")
+    assert again.id == first_id != other.id and len(first_id) == 16
+    again.close()
+    other.close()

@@ -154,7 +154,7 @@ def test_public_bind_without_curve_is_refused(tmp_path: Path) -> None:
 
 
 def test_insecure_and_curve_settle_the_exposure_rule(tmp_path: Path) -> None:
-    env = {"MT5_BRIDGE_SECRET": "x"}
+    env = {"MT5_BRIDGE_SECRET": "x" * 16}
     config = load_config(env=env, overrides={"bind": "tcp://*:5555", "insecure": True})
     assert config.gateway.insecure
     with pytest.raises(ConfigError, match="both"):

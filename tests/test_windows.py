@@ -15,6 +15,7 @@ from loguru import logger
 
 from gtw_server import service
 from gtw_server.process import GatewayProcess, free_port
+from inf_bridge.audit import closed_files
 
 
 def test_service_config_location() -> None:
@@ -140,3 +141,19 @@ def test_the_service_host_finds_the_class_by_its_registered_name(
     cls = getattr(sys.modules[module_name], class_name)
     assert cls._svc_name_ == "mt5-gateway"
     monkeypatch.delitem(service.__dict__, "GatewayService")  # built with the fake pywin32
+
+
+def test_the_service_keeps_its_log_files_within_their_size(tmp_path: Path) -> None:
+    config = write_config(tmp_path, free_port())
+    with config.open("a", encoding="utf-8") as toml:
+        toml.write('log_rotation = "1 KB"\nlog_retention_size = "2 KB"\n')
+    try:
+        service._prepare(config)
+        for n in range(100):
+            logger.info("line {} {}", n, "x" * 60)
+    finally:
+        logger.remove()  # the service sent the logs to its file; give pytest its stderr back
+        logger.add(sys.stderr)
+    rotated = closed_files(tmp_path / "data" / "gateway.log", current=True)
+    assert rotated
+    assert sum(f.stat().st_size for f in rotated) <= 2 * 1024

@@ -8,8 +8,19 @@
     Creates a virtual environment, installs the gateway with the MetaTrader5 binding
     (pip install "<source>[mt5]"), writes gateway.toml from deploy\gateway.example.toml if there
     is none, generates the shared signing secret and the gateway's CURVE keys, restricts their
-    permissions to SYSTEM and Administrators, registers the service (automatic start, restart
-    on failure), optionally opens the firewall to the given client addresses, and starts it.
+    permissions to SYSTEM, Administrators and the service account, registers the service
+    (automatic start, restart on failure), opens the firewall to the given client addresses,
+    and starts it.
+
+    The service runs as the trader's Windows account, never LocalSystem, and the gateway starts
+    the terminal itself: a new gateway.toml gets terminal = "mt5", [mt5] path = terminal64.exe
+    and portable = true. The MetaTrader5 package reaches only a terminal of the same user in
+    the same Windows session; a service runs in session 0, where no one is logged in, so a
+    terminal the trader started on a desktop is out of its reach, while one the gateway starts
+    is not, even after a reboot with no one logged in. Portable mode keeps the terminal's data
+    (login, saved password, settings) beside terminal64.exe rather than in a user profile: on a
+    first install the terminal is opened once, in portable mode, as the service account, for
+    the trader to log in and set it up.
 
     Safe to run again: what exists is kept (config, secret, keys), the package is upgraded, the
     service is updated. Run it again after an upgrade of the source.
@@ -36,8 +47,9 @@
     non-loopback address is allowed). Its port is also the firewall rule's.
 
 .PARAMETER AllowFrom
-    Client (strategy node) addresses or subnets the firewall admits to the gateway's port.
-    None: no firewall rule is made.
+    Client (strategy node) addresses or subnets the firewall admits to the gateway's port
+    (rule mt5-gateway-zmq), and no others. None: no rule is made (an existing one is kept),
+    with a warning.
 
 .PARAMETER MetricsPort
     Serve Prometheus metrics on this port (written into gateway.toml when it is created).
@@ -48,18 +60,29 @@
     all interfaces (metrics_host = "0.0.0.0"); else on 127.0.0.1 only.
 
 .PARAMETER ServiceCredential
-    Run the service as this Windows account (the one that runs the MT5 terminal) instead of
-    LocalSystem. The account needs the "Log on as a service" right. Give it again on every
-    run: the data directory's permissions are rewritten each time.
+    The Windows account the service runs as, e.g. (Get-Credential .\trader): the trader's
+    account, which owns the terminal's portable data. Asked for when not given, unless the
+    service already runs as an account other than LocalSystem (then that one is kept).
+    LocalSystem, LocalService and NetworkService are refused. The account is granted "Log on
+    as a service", and write access to the terminal's folder (portable data lives there).
+
+.PARAMETER TerminalPath
+    The terminal64.exe the gateway starts, written into a new gateway.toml as [mt5] path.
+    Default: the one an existing gateway.toml names; else the only terminal64.exe running or
+    installed under Program Files (with several, pass this).
+
+.PARAMETER SkipTerminalSetup
+    When gateway.toml is new, do not open the terminal for its first set-up (do it yourself:
+    see docs\OPERATIONS.md).
 
 .PARAMETER NoStart
     Install and configure, but do not start the service.
 
 .EXAMPLE
-    .\install.ps1 -AllowFrom 203.0.113.10,203.0.113.11
+    .\install.ps1 -AllowFrom 203.0.113.10,203.0.113.11 -ServiceCredential (Get-Credential .\trader)
 
 .EXAMPLE
-    .\install.ps1 -Source C:\dist\mt5_bridge-0.1.0-py3-none-any.whl -MetricsPort 9464 -MetricsAllowFrom 198.51.100.5
+    .\install.ps1 -Source C:\dist\mt5_bridge-0.1.0-py3-none-any.whl -AllowFrom 203.0.113.10 -MetricsPort 9464 -MetricsAllowFrom 198.51.100.5
 #>
 [CmdletBinding()]
 param(
@@ -72,6 +95,8 @@ param(
     [ValidateRange(0, 65535)][int]$MetricsPort = 0,
     [string[]]$MetricsAllowFrom = @(),
     [System.Management.Automation.PSCredential]$ServiceCredential = $null,
+    [string]$TerminalPath = '',
+    [switch]$SkipTerminalSetup,
     [switch]$NoStart
 )
 
@@ -84,6 +109,9 @@ $FirewallRule = 'mt5-gateway-zmq'
 $MetricsFirewallRule = 'mt5-gateway-metrics'
 $System = '*S-1-5-18'          # LocalSystem, by SID: the same on every Windows language
 $Administrators = '*S-1-5-32-544'
+# LocalSystem, LocalService, NetworkService: none can reach a trader's terminal, and a
+# terminal started as one of them would run with its rights.
+$BuiltInServiceAccounts = @('S-1-5-18', 'S-1-5-19', 'S-1-5-20')
 
 $VenvDir = Join-Path $InstallDir 'venv'
 $VenvPython = Join-Path $VenvDir 'Scripts\python.exe'
@@ -92,9 +120,13 @@ $SecretFile = Join-Path $DataDir 'secret.txt'
 $KeysDir = Join-Path $DataDir 'keys'
 $ClientsDir = Join-Path $DataDir 'clients'
 $StateDir = Join-Path $DataDir 'data'
-$LogFile = Join-Path $StateDir 'gateway.log'
+# On Windows the gateway names each log file by its start time, and never renames it.
+$LogPattern = 'gateway.*.log'
 $ExampleConfig = Join-Path $PSScriptRoot '..\gateway.example.toml'
 $Utf8NoBom = New-Object System.Text.UTF8Encoding($false)
+$Warnings = New-Object System.Collections.Generic.List[string]
+$ServiceAccount = $null
+$ServiceSid = $null
 
 function Write-Step([string]$Message) {
     Write-Host "==> $Message" -ForegroundColor Cyan
@@ -102,6 +134,12 @@ function Write-Step([string]$Message) {
 
 function Write-Done([string]$Message) {
     Write-Host "    $Message"
+}
+
+# A warning now, and again at the end, where it cannot scroll away.
+function Add-Warning([string]$Message) {
+    Write-Warning $Message
+    $Warnings.Add($Message)
 }
 
 # Run a program; throw with its output when it fails. (Native programs do not honour
@@ -132,12 +170,13 @@ function Invoke-Checked {
 }
 
 # The last line a Python one-liner prints, or $null when it fails. $Code must not contain
-# double quotes (Windows PowerShell 5.1 mangles them in native arguments).
-function Get-PythonOutput([string]$Exe, [string]$Code, [string[]]$Prefix = @()) {
+# double quotes (Windows PowerShell 5.1 mangles them in native arguments): pass values as
+# $Arguments, which the code reads from sys.argv[1:].
+function Get-PythonOutput([string]$Exe, [string]$Code, [string[]]$Prefix = @(), [string[]]$Arguments = @()) {
     $previous = $ErrorActionPreference
     $ErrorActionPreference = 'Continue'
     try {
-        $output = @(& $Exe @Prefix -c $Code 2>$null)
+        $output = @(& $Exe @Prefix -c $Code @Arguments 2>$null)
         $code = $LASTEXITCODE
     }
     finally {
@@ -201,13 +240,8 @@ function Set-TomlValue([string]$Text, [string]$Key, [string]$Value) {
 }
 
 function Set-PrivateAcl([string]$Path, [string]$Inherit, [string]$ServiceRights) {
-    # Only SYSTEM and Administrators (and the service account, if one is given).
-    $grants = @("${System}:${Inherit}F", "${Administrators}:${Inherit}F")
-    if ($ServiceCredential) {
-        # icacls does not read ".\user"; it reads "COMPUTER\user".
-        $account = $ServiceCredential.UserName -replace '^\.\\', "$env:COMPUTERNAME\"
-        $grants += "${account}:${Inherit}$ServiceRights"
-    }
+    # Only SYSTEM, Administrators and the service account.
+    $grants = @("${System}:${Inherit}F", "${Administrators}:${Inherit}F", "*${ServiceSid}:${Inherit}$ServiceRights")
     $arguments = @($Path, '/inheritance:r', '/grant:r') + $grants + @('/Q')
     Invoke-Checked 'icacls.exe' $arguments -Quiet
 }
@@ -219,7 +253,149 @@ function Get-BindPort([string]$Endpoint) {
     throw "cannot read a TCP port from -Bind $Endpoint"
 }
 
-# -- 1. Python and the package ----------------------------------------------------------------
+function Test-LoopbackEndpoint([string]$Endpoint) {
+    return $Endpoint -match '^tcp://(127\.[0-9.]+|localhost|\[::1\]):'
+}
+
+# ".\user" and "user" are local accounts; "COMPUTER\user" is what every tool here reads.
+function Get-QualifiedAccount([string]$UserName) {
+    if ($UserName -match '^\.\\') {
+        return $UserName -replace '^\.\\', "$env:COMPUTERNAME\"
+    }
+    if ($UserName -notmatch '[\\@]') {
+        return "$env:COMPUTERNAME\$UserName"
+    }
+    return $UserName
+}
+
+function Get-AccountSid([string]$Account) {
+    if ($Account -match '^(\.\\|NT AUTHORITY\\)?LocalSystem$') {
+        return 'S-1-5-18'   # the Service Control Manager's name for it, not an account name
+    }
+    try {
+        $name = New-Object System.Security.Principal.NTAccount((Get-QualifiedAccount $Account))
+        return $name.Translate([System.Security.Principal.SecurityIdentifier]).Value
+    }
+    catch {
+        throw "there is no Windows account '$Account'"
+    }
+}
+
+# The service's account: the one given; else the one the service already runs as, unless it
+# is a built-in one; else asked for. Sets $ServiceAccount and $ServiceSid.
+function Resolve-ServiceAccount {
+    if (-not $ServiceCredential) {
+        $service = Get-CimInstance -ClassName Win32_Service -Filter "Name='$ServiceName'" -ErrorAction SilentlyContinue
+        if ($service -and $service.StartName -and ((Get-AccountSid $service.StartName) -notin $BuiltInServiceAccounts)) {
+            $script:ServiceAccount = Get-QualifiedAccount $service.StartName
+            $script:ServiceSid = Get-AccountSid $script:ServiceAccount
+            Write-Done "the service runs as $script:ServiceAccount; kept"
+            return
+        }
+        if ($service) {
+            Write-Warning "the $ServiceName service runs as $($service.StartName), which cannot reach a trader's terminal: give the trader's account."
+        }
+        $script:ServiceCredential = Get-Credential -UserName ".\$env:USERNAME" -Message ('The Windows ' +
+            'account the gateway service runs as: the trader''s account, which will own the terminal.')
+        if (-not $script:ServiceCredential) {
+            throw 'no service account given: pass -ServiceCredential (Get-Credential .\trader)'
+        }
+    }
+    $script:ServiceAccount = Get-QualifiedAccount $ServiceCredential.UserName
+    $script:ServiceSid = Get-AccountSid $script:ServiceAccount
+    if ($script:ServiceSid -in $BuiltInServiceAccounts) {
+        throw ("refusing to run the service as $($script:ServiceAccount): the MetaTrader5 " +
+            'package reaches only a terminal of the same user in the same session, and a ' +
+            'terminal started by the service would run with that account''s rights. Give the ' +
+            'trader''s account: -ServiceCredential (Get-Credential .\trader)')
+    }
+    Write-Done "the service will run as $script:ServiceAccount"
+}
+
+# "Log on as a service" (SeServiceLogonRight). services.msc grants it when an account is set
+# there; Win32_Service.Change, used here, does not. secedit edits the local security policy.
+function Grant-ServiceLogonRight([string]$Sid) {
+    $work = Join-Path ([System.IO.Path]::GetTempPath()) "mt5-bridge-rights-$PID"
+    New-Item -ItemType Directory -Force -Path $work | Out-Null
+    try {
+        $policy = Join-Path $work 'rights.inf'
+        Invoke-Checked 'secedit.exe' @('/export', '/cfg', $policy, '/areas', 'USER_RIGHTS', '/quiet') -Quiet
+        $lines = @(Get-Content -LiteralPath $policy)
+        $index = -1
+        for ($i = 0; $i -lt $lines.Length; $i++) {
+            if ($lines[$i] -match '^SeServiceLogonRight\s*=') {
+                $index = $i
+            }
+        }
+        if ($index -ge 0) {
+            $holders = @(($lines[$index] -split '=', 2)[1] -split ',' | ForEach-Object { $_.Trim() })
+            if ($holders -contains "*$Sid") {
+                return $false
+            }
+            $lines[$index] = "$($lines[$index]),*$Sid"
+        }
+        else {
+            $at = [array]::IndexOf($lines, '[Privilege Rights]')
+            if ($at -lt 0) {
+                throw "secedit's export has no [Privilege Rights] section"
+            }
+            $lines = @($lines[0..$at]) + @("SeServiceLogonRight = *$Sid") + @($lines | Select-Object -Skip ($at + 1))
+        }
+        Set-Content -LiteralPath $policy -Value $lines -Encoding Unicode
+        Invoke-Checked 'secedit.exe' @('/configure', '/db', (Join-Path $work 'rights.sdb'), '/cfg', $policy, '/areas', 'USER_RIGHTS', '/quiet') -Quiet
+        return $true
+    }
+    finally {
+        Remove-Item -LiteralPath $work -Recurse -Force -ErrorAction SilentlyContinue
+    }
+}
+
+# The [mt5] path an existing gateway.toml names, or $null.
+function Get-ConfiguredTerminal {
+    $code = 'import sys, tomllib; print(tomllib.loads(open(sys.argv[1], encoding=''utf-8-sig'').read()).get(''mt5'', {}).get(''path'', ''''))'
+    return Get-PythonOutput $VenvPython $code -Arguments @($ConfigFile)
+}
+
+# The only terminal64.exe running or installed under Program Files.
+function Find-Terminal {
+    $running = @(Get-Process -Name 'terminal64' -ErrorAction SilentlyContinue | ForEach-Object { $_.Path })
+    $installed = @(Get-ChildItem -Path (Join-Path $env:ProgramFiles '*\terminal64.exe') -ErrorAction SilentlyContinue |
+            ForEach-Object { $_.FullName })
+    $found = @(@($running) + @($installed) | Where-Object { $_ } | Sort-Object -Unique)
+    if ($found.Length -eq 1) {
+        return $found[0]
+    }
+    if ($found.Length -eq 0) {
+        throw 'no terminal64.exe is running or under Program Files: install the terminal, or pass -TerminalPath C:\path\to\terminal64.exe'
+    }
+    throw "several terminals: $($found -join '; '). Pass -TerminalPath with the one the gateway should start."
+}
+
+function Get-TerminalProcess([string]$Path) {
+    return @(Get-Process -Name 'terminal64' -ErrorAction SilentlyContinue | Where-Object { $_.Path -and $_.Path -ieq $Path })
+}
+
+# Two copies of a terminal cannot run from one folder. A copy in session 0 was started by the
+# (now stopped) service: nobody can see it to close it, so -EndServiceCopy ends it. A copy on a
+# desktop is left for its user to close.
+function Wait-TerminalClosed([string]$Path, [switch]$EndServiceCopy) {
+    if ($EndServiceCopy) {
+        Get-TerminalProcess $Path | Where-Object { $_.SessionId -eq 0 } | ForEach-Object {
+            Write-Done "ending the terminal the service left running (pid $($_.Id))"
+            Stop-Process -Id $_.Id -Force
+        }
+    }
+    $told = $false
+    while (@(Get-TerminalProcess $Path | Where-Object { $_.SessionId -ne 0 }).Length -gt 0) {
+        if (-not $told) {
+            Write-Host "    waiting for the terminal on the desktop to be closed (File > Exit): $Path" -ForegroundColor Yellow
+            $told = $true
+        }
+        Start-Sleep -Seconds 2
+    }
+}
+
+# -- 1. Python, the package, the account ------------------------------------------------------
 
 Write-Step 'Checking Python'
 $BasePython = Resolve-BasePython $Python
@@ -240,6 +416,15 @@ $Source = (Resolve-Path -LiteralPath $Source).Path
 if (-not (Test-Path -LiteralPath $ExampleConfig)) {
     throw "$ExampleConfig is missing: keep this script inside the project's deploy folder"
 }
+$OpenToAll = @('Any', '*', '0.0.0.0/0', '::/0', 'Internet')
+foreach ($address in @($AllowFrom) + @($MetricsAllowFrom)) {
+    if ($address -in $OpenToAll) {
+        throw "-AllowFrom/-MetricsAllowFrom $address would admit every address; name the nodes (addresses or subnets)"
+    }
+}
+
+Write-Step 'The service account'
+Resolve-ServiceAccount
 
 $existing = Get-Service -Name $ServiceName -ErrorAction SilentlyContinue
 if ($existing -and $existing.Status -ne 'Stopped') {
@@ -293,7 +478,7 @@ if (-not (Get-PythonOutput $VenvPython 'import MetaTrader5; print(MetaTrader5.__
 
 # -- 2. Data directory, secret, keys, config ------------------------------------------------
 
-Write-Step "Data directory $DataDir (SYSTEM and Administrators only)"
+Write-Step "Data directory $DataDir (SYSTEM, Administrators and $ServiceAccount only)"
 New-Item -ItemType Directory -Force -Path $DataDir | Out-Null
 Set-PrivateAcl $DataDir '(OI)(CI)' 'M'
 foreach ($dir in @($KeysDir, $ClientsDir, $StateDir)) {
@@ -331,10 +516,27 @@ else {
 Write-Done "allowed clients: put each strategy node's NODE.key into $ClientsDir"
 
 Write-Step "Configuration $ConfigFile"
-if (Test-Path -LiteralPath $ConfigFile) {
+$newConfig = -not (Test-Path -LiteralPath $ConfigFile)
+if (-not $newConfig) {
+    $configured = Get-ConfiguredTerminal
+    if ($TerminalPath -and $configured -and $TerminalPath -ine $configured) {
+        Add-Warning "-TerminalPath $TerminalPath ignored: the existing gateway.toml names $configured ([mt5] path); edit it to change"
+    }
+    $TerminalPath = $configured
+    if (-not $TerminalPath) {
+        Add-Warning ("$ConfigFile has no [mt5] path: the service can only reach a terminal it " +
+            'starts itself. Set [mt5] path (terminal64.exe) and portable = true there; see docs\OPERATIONS.md')
+    }
     Write-Done 'exists; kept (edit it, then restart the service)'
 }
 else {
+    if (-not $TerminalPath) {
+        $TerminalPath = Find-Terminal
+    }
+    if (-not (Test-Path -LiteralPath $TerminalPath -PathType Leaf)) {
+        throw "-TerminalPath $TerminalPath is not a file"
+    }
+    $TerminalPath = (Resolve-Path -LiteralPath $TerminalPath).Path
     $text = [System.IO.File]::ReadAllText((Resolve-Path -LiteralPath $ExampleConfig).Path)
     $text = Set-TomlValue $text 'terminal' '"mt5"'
     $text = Set-TomlValue $text 'bind' "`"$Bind`""
@@ -343,6 +545,8 @@ else {
     $text = Set-TomlValue $text 'log_file' '"gateway.log"'
     $text = Set-TomlValue $text 'curve_secret_key' (ConvertTo-TomlLiteral (Join-Path $KeysDir 'gateway.key_secret'))
     $text = Set-TomlValue $text 'curve_clients' (ConvertTo-TomlLiteral $ClientsDir)
+    $text = Set-TomlValue $text 'path' (ConvertTo-TomlLiteral $TerminalPath)
+    $text = Set-TomlValue $text 'portable' 'true'
     if ($MetricsPort -ne 0) {
         $text = Set-TomlValue $text 'metrics_port' "$MetricsPort"
         if (@($MetricsAllowFrom).Length -gt 0) {
@@ -350,10 +554,36 @@ else {
         }
     }
     [System.IO.File]::WriteAllText($ConfigFile, $text, $Utf8NoBom)
-    Write-Done 'written from gateway.example.toml (terminal = "mt5", CURVE on)'
+    Write-Done "written from gateway.example.toml (terminal = `"mt5`", [mt5] path = $TerminalPath, portable = true, CURVE on)"
 }
 
-# -- 3. The service -------------------------------------------------------------------------
+# -- 3. The terminal ------------------------------------------------------------------------
+
+if ($TerminalPath) {
+    $terminalDir = Split-Path -Parent $TerminalPath
+    Write-Step "Terminal $TerminalPath (portable: its data in $terminalDir)"
+    Invoke-Checked 'icacls.exe' @($terminalDir, '/grant', "*${ServiceSid}:(OI)(CI)M", '/Q') -Quiet
+    Write-Done "$ServiceAccount may write there"
+    if ($newConfig -and -not $SkipTerminalSetup) {
+        Write-Step "First set-up of the terminal, in portable mode, as $ServiceAccount"
+        Wait-TerminalClosed $TerminalPath -EndServiceCopy
+        if (-not $ServiceCredential) {
+            $ServiceCredential = Get-Credential -UserName $ServiceAccount -Message 'The password of the service account, to open the terminal as it'
+        }
+        Write-Host '    In the terminal that opens:' -ForegroundColor Yellow
+        Write-Host '      1. log in to the trading account, with "Save password" ticked;'
+        Write-Host '      2. turn Algo Trading on (the toolbar button is green);'
+        Write-Host '      3. Tools > Options > Expert Advisors: tick "Allow algorithmic trading", untick'
+        Write-Host '         "Disable algorithmic trading via external Python API";'
+        Write-Host '      4. close it (File > Exit). The installer goes on then.'
+        Start-Process -FilePath $TerminalPath -ArgumentList '/portable' -Credential $ServiceCredential -WorkingDirectory $terminalDir
+        Start-Sleep -Seconds 5
+        Wait-TerminalClosed $TerminalPath
+        Write-Done 'closed; its settings are kept beside terminal64.exe'
+    }
+}
+
+# -- 4. The service -------------------------------------------------------------------------
 
 Write-Step "Registering the $ServiceName service (automatic start)"
 # pywin32 installs the service, or updates it when it exists already.
@@ -362,17 +592,22 @@ if (-not (Get-Service -Name $ServiceName -ErrorAction SilentlyContinue)) {
     throw "the $ServiceName service was not registered; see the output above"
 }
 
+Write-Step "Running the service as $ServiceAccount"
 if ($ServiceCredential) {
-    Write-Step "Running the service as $($ServiceCredential.UserName)"
     $service = Get-CimInstance -ClassName Win32_Service -Filter "Name='$ServiceName'"
     $result = Invoke-CimMethod -InputObject $service -MethodName Change -Arguments @{
-        StartName     = $ServiceCredential.UserName
+        StartName     = $ServiceAccount
         StartPassword = $ServiceCredential.GetNetworkCredential().Password
     }
     if ($result.ReturnValue -ne 0) {
         throw "setting the service account failed (Win32_Service.Change returned $($result.ReturnValue))"
     }
-    Write-Done 'done; the account needs the "Log on as a service" right (secpol.msc)'
+}
+if (Grant-ServiceLogonRight $ServiceSid) {
+    Write-Done 'granted "Log on as a service"'
+}
+else {
+    Write-Done 'it has "Log on as a service" already'
 }
 
 Write-Step 'Service environment (registry, REG_MULTI_SZ)'
@@ -391,19 +626,29 @@ Invoke-Checked 'sc.exe' @('failure', $ServiceName, 'reset=', '86400', 'actions='
 Invoke-Checked 'sc.exe' @('failureflag', $ServiceName, '1') -Quiet
 Write-Done 'configured'
 
-# -- 4. Firewall ------------------------------------------------------------------------------
+# -- 5. Firewall ------------------------------------------------------------------------------
 
 $port = Get-BindPort $Bind
 if (@($AllowFrom).Length -gt 0) {
-    Write-Step "Firewall: TCP $port from $($AllowFrom -join ', ')"
+    Write-Step "Firewall: TCP $port from $($AllowFrom -join ', ') only"
     Get-NetFirewallRule -Name $FirewallRule -ErrorAction SilentlyContinue | Remove-NetFirewallRule
     New-NetFirewallRule -Name $FirewallRule -DisplayName 'MT5 bridge gateway (ZeroMQ)' `
         -Direction Inbound -Action Allow -Protocol TCP -LocalPort $port `
         -RemoteAddress $AllowFrom -Profile Any | Out-Null
     Write-Done "rule $FirewallRule"
 }
+elseif ($rule = Get-NetFirewallRule -Name $FirewallRule -ErrorAction SilentlyContinue) {
+    $kept = ($rule | Get-NetFirewallAddressFilter).RemoteAddress -join ', '
+    Write-Step "Firewall: rule $FirewallRule kept (TCP $port from $kept)"
+}
+elseif (-not (Test-LoopbackEndpoint $Bind)) {
+    Add-Warning ("No firewall rule for the gateway's port TCP ${port}: no -AllowFrom was given. " +
+        'Windows Firewall blocks it by default, so no strategy node can connect; if the firewall ' +
+        'is off or another rule admits the port, every address can reach it. Run the installer ' +
+        'again with -AllowFrom <node addresses or subnets>.')
+}
 if ($MetricsPort -ne 0 -and @($MetricsAllowFrom).Length -gt 0) {
-    Write-Step "Firewall: metrics TCP $MetricsPort from $($MetricsAllowFrom -join ', ')"
+    Write-Step "Firewall: metrics TCP $MetricsPort from $($MetricsAllowFrom -join ', ') only"
     Get-NetFirewallRule -Name $MetricsFirewallRule -ErrorAction SilentlyContinue | Remove-NetFirewallRule
     New-NetFirewallRule -Name $MetricsFirewallRule -DisplayName 'MT5 bridge gateway (metrics)' `
         -Direction Inbound -Action Allow -Protocol TCP -LocalPort $MetricsPort `
@@ -411,20 +656,31 @@ if ($MetricsPort -ne 0 -and @($MetricsAllowFrom).Length -gt 0) {
     Write-Done "rule $MetricsFirewallRule"
 }
 
-# -- 5. Start -------------------------------------------------------------------------------
+# -- 6. Start -------------------------------------------------------------------------------
 
 $started = $false
+$log = $null
 if (-not $NoStart) {
+    if ($TerminalPath) {
+        Wait-TerminalClosed $TerminalPath   # the service's own copy may stay: it attaches to it
+    }
     Write-Step "Starting $ServiceName"
-    $logStart = if (Test-Path -LiteralPath $LogFile) { @(Get-Content -LiteralPath $LogFile).Length } else { 0 }
-    Start-Service -Name $ServiceName
-    $deadline = (Get-Date).AddSeconds(90)
+    $startedAt = Get-Date
     $verdict = $null
+    try {
+        Start-Service -Name $ServiceName
+    }
+    catch {
+        Add-Warning "the service did not start: $($_.Exception.Message) (a wrong password for ${ServiceAccount}? Run again with -ServiceCredential)"
+    }
+    $deadline = (Get-Date).AddSeconds(90)
     while ((Get-Date) -lt $deadline -and -not $verdict) {
         Start-Sleep -Seconds 2
-        if (Test-Path -LiteralPath $LogFile) {
-            $new = @(Get-Content -LiteralPath $LogFile | Select-Object -Skip $logStart)
-            $verdict = $new | Where-Object { $_ -match 'gateway ready|cannot start|service failed' } |
+        # This run's log file: each run of the service starts a new one.
+        $log = Get-ChildItem -LiteralPath $StateDir -Filter $LogPattern -ErrorAction SilentlyContinue |
+            Where-Object { $_.LastWriteTime -ge $startedAt } | Sort-Object LastWriteTime | Select-Object -Last 1
+        if ($log) {
+            $verdict = Get-Content -LiteralPath $log.FullName | Where-Object { $_ -match 'gateway ready|cannot start|service failed' } |
                 Select-Object -First 1
         }
         if ((Get-Service -Name $ServiceName).Status -eq 'Stopped') {
@@ -434,25 +690,33 @@ if (-not $NoStart) {
     if ($verdict -and $verdict -match 'gateway ready') {
         $started = $true
         Write-Done ($verdict -replace '^.*\| gateway \| ', '')
+        if ($verdict -match 'not connected') {
+            Add-Warning ('the gateway runs, but the terminal is not connected: see "The gateway will not ' +
+                'start" and the prerequisites in docs\OPERATIONS.md (terminal logged in with "Save ' +
+                'password" in its portable set-up, Algo Trading on)')
+        }
     }
     else {
-        Write-Warning "the gateway did not report ready. Last lines of ${LogFile}:"
-        if (Test-Path -LiteralPath $LogFile) {
-            Get-Content -LiteralPath $LogFile -Tail 20 | ForEach-Object { Write-Host "    $_" }
+        Add-Warning 'the gateway did not report ready; its log and the Event Log say why (below)'
+        if ($log) {
+            Write-Host "    Last lines of $($log.FullName):"
+            Get-Content -LiteralPath $log.FullName -Tail 20 | ForEach-Object { Write-Host "    $_" }
         }
-        Write-Warning "Also look in the Event Log: Get-WinEvent -FilterHashtable @{LogName='Application'; ProviderName='$ServiceName'} -MaxEvents 10"
+        Write-Host "    Event Log: Get-WinEvent -FilterHashtable @{LogName='Application'; ProviderName='$ServiceName'} -MaxEvents 10"
     }
 }
 
-# -- 6. What to do next ---------------------------------------------------------------------
+# -- 7. What to do next ---------------------------------------------------------------------
 
 $gatewayPublic = Join-Path $KeysDir 'gateway.key'
 $hostName = [System.Net.Dns]::GetHostName()
 Write-Host ''
 Write-Host 'Installed.' -ForegroundColor Green
-Write-Host "  service      $ServiceName ($(if ($started) { 'running' } else { 'not started' }); Get-Service $ServiceName)"
+Write-Host "  service      $ServiceName ($(if ($started) { 'running' } else { 'not started' }); Get-Service $ServiceName), as $ServiceAccount"
 Write-Host "  config       $ConfigFile"
-Write-Host "  log          $LogFile   (audit trail: $(Join-Path $StateDir 'audit.jsonl'))"
+Write-Host "  terminal     $(if ($TerminalPath) { "$TerminalPath (portable)" } else { 'not set' })"
+Write-Host "  logs         $StateDir\gateway.<start time>.log, audit trail audit.<start time>.jsonl"
+Write-Host "               follow the newest: Get-ChildItem $StateDir\$LogPattern | Sort-Object LastWriteTime | Select-Object -Last 1 | Get-Content -Tail 50 -Wait"
 Write-Host "  venv         $VenvDir"
 Write-Host ''
 Write-Host 'Copy to each strategy node (over a secure channel):' -ForegroundColor Yellow
@@ -468,3 +732,8 @@ Write-Host '  secret_file = "secret"'
 Write-Host '  curve_server_key = "keys/gateway.key"'
 Write-Host '  curve_client_cert = "keys/NODE.key_secret"'
 Write-Host 'Then, from the node: mt5-bridge ping'
+if ($Warnings.Count -gt 0) {
+    Write-Host ''
+    Write-Host "Warnings ($($Warnings.Count)):" -ForegroundColor Yellow
+    $Warnings | ForEach-Object { Write-Host "  ! $_" -ForegroundColor Yellow }
+}

@@ -5,10 +5,11 @@
     Remove the "mt5-gateway" Windows service and its virtual environment.
 
 .DESCRIPTION
-    Stops the service (orders in flight finish first), unregisters it, removes the firewall
-    rules install.ps1 made and the virtual environment. The data directory (configuration,
-    secret, CURVE keys, journal, kill-switch state, logs, audit trail) is kept unless
-    -RemoveData is given: keep it to reinstall later without new keys, and for the audit.
+    Stops the service (orders in flight finish first), ends the terminal it started (which
+    runs on in session 0, where nobody can close it), unregisters the service, removes the
+    firewall rules install.ps1 made and the virtual environment. The data directory
+    (configuration, secret, CURVE keys, journal, kill-switch state, logs, audit trail) is kept
+    unless -RemoveData is given: keep it to reinstall later without new keys, and for the audit.
 
 .PARAMETER InstallDir
     The directory install.ps1 put the virtual environment in.
@@ -36,6 +37,7 @@ Set-StrictMode -Version Latest
 $ErrorActionPreference = 'Stop'
 
 $ServiceName = 'mt5-gateway'
+$ConfigFile = Join-Path $DataDir 'gateway.toml'
 $VenvDir = Join-Path $InstallDir 'venv'
 $VenvPython = Join-Path $VenvDir 'Scripts\python.exe'
 
@@ -60,6 +62,16 @@ if ($service) {
     if ($service.Status -ne 'Stopped') {
         Write-Step "Stopping $ServiceName (orders in flight finish first)"
         Stop-Service -Name $ServiceName
+    }
+    # The [mt5] path install.ps1 wrote (a 'literal string'): the terminal the service started.
+    $config = if (Test-Path -LiteralPath $ConfigFile) { [System.IO.File]::ReadAllText($ConfigFile) } else { '' }
+    if ($config -match "(?ms)^\[mt5\][^\[]*?^[ \t]*path[ \t]*=[ \t]*'([^']+)'") {
+        $terminal = $Matches[1]
+        Get-Process -Name 'terminal64' -ErrorAction SilentlyContinue |
+            Where-Object { $_.SessionId -eq 0 -and $_.Path -and $_.Path -ieq $terminal } | ForEach-Object {
+                Write-Step "Ending the terminal the service started (pid $($_.Id), $terminal)"
+                Stop-Process -Id $_.Id -Force
+            }
     }
     Write-Step "Unregistering $ServiceName"
     if (Test-Path -LiteralPath $VenvPython) {
@@ -102,4 +114,6 @@ else {
     Write-Step "Kept $DataDir (config, secret, keys, journal, logs, audit trail)"
     Write-Host '    Delete it yourself, or run again with -RemoveData.'
 }
+Write-Host ('    The service account keeps "Log on as a service" (secpol.msc > Local Policies > ' +
+    'User Rights Assignment) and write access to the terminal''s folder; revoke them there if you wish.')
 Write-Host 'Uninstalled.' -ForegroundColor Green

@@ -10,7 +10,10 @@ on netting accounts. It runs inside the terminal worker process, never in the ev
 
 from __future__ import annotations
 
+import difflib
+import re
 import time
+from collections.abc import Iterable
 from typing import Any, Final, Literal
 
 import msgspec
@@ -24,6 +27,7 @@ __all__ = [
     "DEFAULT_DEVIATION",
     "CloseOrder",
     "FindOrders",
+    "ListTags",
     "OpenOrder",
     "OrderOutcome",
     "TerminalAdapter",
@@ -40,6 +44,7 @@ _IPC_UNCERTAIN: Final = frozenset({-10000, -10002, -10005})
 _DONE: Final = 10009
 _SUCCESS: Final = frozenset({10008, _DONE, 10010})  # PLACED, DONE, DONE_PARTIAL
 _NO_TRADE_SERVER: Final = 10031  # TRADE_RETCODE_CONNECTION
+_INVALID_VOLUME: Final = 10014  # TRADE_RETCODE_INVALID_VOLUME
 _DAY_S: Final = 86_400
 
 _TRADE_MODES: Final = {0: "DEMO", 1: "CONTEST", 2: "REAL"}
@@ -54,9 +59,24 @@ _ORDER_FILLING_IOC: Final = 1
 _ORDER_FILLING_RETURN: Final = 2
 _EXECUTION_MARKET: Final = 2
 
+# Brokers append a suffix to their symbols' names after one of these (EURUSD.m, US30-cash).
+_SUFFIX_SEPARATOR: Final = re.compile(r"[.#_+!-]")
+_SUGGESTIONS: Final = 3
+# difflib's default cutoff (0.6) lets two pairs that share a currency pass (XAUUSD for EURUSDX).
+_SIMILARITY: Final = 0.75
+
 
 class TerminalDisconnected(TerminalError):
     """The terminal is not reachable; nothing was executed."""
+
+
+class _SymbolTerms(Struct, frozen=True):
+    """What an order for a symbol must respect: its filling mode and volume limits (lots)."""
+
+    filling: int
+    volume_min: float
+    volume_max: float
+    volume_step: float
 
 
 class OpenOrder(Struct, frozen=True, kw_only=True):
@@ -99,12 +119,22 @@ class OrderOutcome(Struct, frozen=True, kw_only=True, omit_defaults=True):
     deal: int | None = None
     volume: float | None = None
     price: float | None = None
+    # Found in the history: what the deal was, to tell the order it answers from another
+    # order whose tag is the same.
+    symbol: str | None = None
+    side: Side | None = None
 
 
 class FindOrders(Struct, frozen=True, kw_only=True):
     """Look up, by tag, orders the gateway sent since ``since`` (UTC epoch seconds)."""
 
     tags: list[str]
+    since: float
+
+
+class ListTags(Struct, frozen=True, kw_only=True):
+    """Ask for the tag of every deal and active order since ``since`` (UTC epoch seconds)."""
+
     since: float
 
 
@@ -135,13 +165,13 @@ class TerminalAdapter:
         self._init_kwargs = init_kwargs or {}
         self._connected = False
         self._hedging = True
-        self._fillings: dict[str, int] = {}
+        self._terms: dict[str, _SymbolTerms] = {}
 
     # -- connection ---------------------------------------------------------------------
 
     def connect(self) -> TerminalStatus:
         """(Re)initialise the terminal connection and say what it is connected to."""
-        self._fillings.clear()
+        self._terms.clear()
         if not self.mt5.initialize(**self._init_kwargs):
             self._connected = False
             code, message = self.mt5.last_error()
@@ -221,7 +251,8 @@ class TerminalAdapter:
         self._ensure_connected()
         filling = self._filling(order.symbol)
         if filling is None:
-            return _rejected(f"symbol {order.symbol!r} is not known to the terminal")
+            known = f"symbol {order.symbol!r} is not known to the terminal"
+            return _rejected(known + self._did_you_mean(order.symbol))
         tick = self.mt5.symbol_info_tick(order.symbol)
         if tick is None:
             return self._refused("symbol_info_tick")
@@ -288,17 +319,10 @@ class TerminalAdapter:
 
         Deals carry their order's comment, which starts with the tag, so a deal with the tag
         proves the order executed. An active order with the tag is still on its way to the
-        trade server (not executed *yet*). The window is padded by days because history is
-        kept in the trade server's time zone, not UTC.
+        trade server (not executed *yet*).
         """
-        self._ensure_connected()
         wanted = set(query.tags)
-        active = self.mt5.orders_get()
-        if active is None:
-            raise self._failed("orders_get")
-        deals = self.mt5.history_deals_get(int(query.since) - _DAY_S, int(time.time()) + 2 * _DAY_S)
-        if deals is None:
-            raise self._failed("history_deals_get")
+        deals, active = self._tagged_since(query.since)
         found: dict[str, OrderOutcome] = {}
         for deal in deals:
             tag = tag_of(deal.comment)
@@ -312,6 +336,8 @@ class TerminalAdapter:
                     deal=deal.ticket,
                     volume=deal.volume,
                     price=deal.price,
+                    symbol=deal.symbol,
+                    side=Side.BUY if deal.type == self.mt5.DEAL_TYPE_BUY else Side.SELL,
                 )
         for order in active:
             tag = tag_of(order.comment)
@@ -323,12 +349,31 @@ class TerminalAdapter:
                 )
         return found
 
+    def tags(self, query: ListTags) -> list[str]:
+        """The tags of the deals since ``query.since`` and of the active orders: every order
+        the gateway sent in that window that executed, or still may."""
+        deals, active = self._tagged_since(query.since)
+        return sorted({tag for item in (*deals, *active) if (tag := tag_of(item.comment))})
+
+    def _tagged_since(self, since: float) -> tuple[Any, Any]:
+        """The deals since ``since`` and the active orders. The window is padded by days
+        because history is kept in the trade server's time zone, not UTC."""
+        self._ensure_connected()
+        active = self.mt5.orders_get()
+        if active is None:
+            raise self._failed("orders_get")
+        deals = self.mt5.history_deals_get(int(since) - _DAY_S, int(time.time()) + 2 * _DAY_S)
+        if deals is None:
+            raise self._failed("history_deals_get")
+        return deals, active
+
     def _filling(self, symbol: str) -> int | None:
         """The filling mode to send for ``symbol`` (``None``: unknown symbol), selecting it
-        in Market Watch the first time. Remembered per connection: a symbol's execution and
-        filling modes do not change while trading, and each lookup is an IPC round trip."""
-        filling = self._fillings.get(symbol)
-        if filling is None:
+        in Market Watch the first time. Remembered per connection with the volume limits, for
+        a refusal to quote them: a symbol's terms do not change while trading, and each lookup
+        is an IPC round trip."""
+        terms = self._terms.get(symbol)
+        if terms is None:
             info = self.mt5.symbol_info(symbol)
             if info is None:
                 # Outside the Market Watch a symbol has no info either (-4): select it, then
@@ -341,8 +386,17 @@ class TerminalAdapter:
                 if info is None:  # nothing was sent: refuse the order rather than guess
                     self._unless_disconnected("symbol_info")
                     return None
-            filling = self._fillings[symbol] = _filling(info)
-        return filling
+            terms = self._terms[symbol] = _SymbolTerms(
+                _filling(info), info.volume_min, info.volume_max, info.volume_step
+            )
+        return terms.filling
+
+    def _did_you_mean(self, symbol: str) -> str:
+        """``"; did you mean A, B?"`` with names the terminal knows close to ``symbol``, or
+        ``""``. One more round trip, only on the way to refusing the order."""
+        known = self.mt5.symbols_get()  # every symbol, in the Market Watch or not
+        names = _close_names(symbol, (info.name for info in known or ()))
+        return f"; did you mean {', '.join(names)}?" if names else ""
 
     def _refused(self, what: str) -> OrderOutcome:
         """The order, refused because ``what`` failed before ``order_send``: nothing was sent,
@@ -357,6 +411,19 @@ class TerminalAdapter:
         if isinstance(error, TerminalDisconnected):
             raise error
         return error
+
+    def _volume_limits(self, request: dict[str, Any]) -> str:
+        """What was asked against what the symbol takes, from the terms ``_filling`` remembered
+        before the send (so no terminal call), or ``""`` if it has none."""
+        symbol = request["symbol"]
+        terms = self._terms.get(symbol)
+        if terms is None:
+            return ""
+        return (
+            f": {_lots(request['volume'])} lots of {symbol}; the symbol takes "
+            f"{_lots(terms.volume_min)} to {_lots(terms.volume_max)} lots "
+            f"in steps of {_lots(terms.volume_step)}"
+        )
 
     def _send(self, request: dict[str, Any]) -> OrderOutcome:
         result = self.mt5.order_send(request)
@@ -377,10 +444,13 @@ class TerminalAdapter:
             # 10031: the terminal has lost its trade server, so nothing was sent: the same
             # advice as any lost connection (retry shortly), not a broker's refusal.
             offline = result.retcode == _NO_TRADE_SERVER
+            reason = f"{result.retcode} {result.comment}"
+            if result.retcode == _INVALID_VOLUME:
+                reason += self._volume_limits(request)
             return OrderOutcome(
                 status="REJECTED",
                 error_code=ErrorCode.MT5_DISCONNECTED if offline else ErrorCode.MT5_REJECTED,
-                error_msg=f"the terminal rejected the order: {result.retcode} {result.comment}",
+                error_msg=f"the terminal rejected the order: {reason}",
                 retcode=result.retcode,
                 comment=result.comment,
             )
@@ -403,6 +473,28 @@ def _filling(info: Any) -> int:
     if info.filling_mode & _SYMBOL_FILLING_IOC:
         return _ORDER_FILLING_IOC
     return _ORDER_FILLING_RETURN
+
+
+def _lots(volume: float) -> str:
+    return f"{volume:.10g}"  # 0.013, 100: no float noise, no trailing zeros
+
+
+def _close_names(wanted: str, known: Iterable[str]) -> list[str]:
+    """Up to three ``known`` names ``wanted`` may have meant, ignoring case: first the same
+    name with another broker suffix (EURUSD.m for EURUSD, and the reverse), then the most
+    similar ones (EURUSD for EURUSDX)."""
+    by_upper = {name.upper(): name for name in known if name != wanted}
+    target = wanted.upper()
+    base = _base(target)
+    same_base = [name for name in by_upper if base and _base(name) == base]
+    same_base.sort(key=lambda name: -difflib.SequenceMatcher(None, target, name).ratio())
+    similar = difflib.get_close_matches(target, by_upper, _SUGGESTIONS, _SIMILARITY)
+    return [by_upper[name] for name in dict.fromkeys(same_base + similar)][:_SUGGESTIONS]
+
+
+def _base(name: str) -> str:
+    """The name before a broker's suffix: EURUSD for EURUSD.m; empty for #AAPL."""
+    return _SUFFIX_SEPARATOR.split(name, maxsplit=1)[0]
 
 
 def _rejected(message: str, *, code: ErrorCode = ErrorCode.MT5_REJECTED) -> OrderOutcome:

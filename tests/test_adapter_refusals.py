@@ -1,0 +1,149 @@
+"""Refusals that say how to fix the order: a volume the symbol does not take, a symbol the
+terminal does not know."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import SimpleNamespace
+
+import pytest
+
+from gtw_server.terminal import SimTerminal
+from gtw_server.terminal.adapter import CloseOrder, OpenOrder, TerminalAdapter
+from inf_bridge import Bridge, OrderRejected
+from protocol import Side
+
+
+@pytest.fixture
+def mt5() -> SimTerminal:
+    return SimTerminal()
+
+
+@pytest.fixture
+def adapter(mt5: SimTerminal) -> TerminalAdapter:
+    adapter = TerminalAdapter(mt5)
+    assert adapter.connect().connected
+    return adapter
+
+
+def buy(symbol: str, volume: float) -> OpenOrder:
+    return OpenOrder(symbol=symbol, side=Side.BUY, volume=volume, comment="#refusal")
+
+
+def calls_to(mt5: SimTerminal, monkeypatch: pytest.MonkeyPatch, *names: str) -> list[str]:
+    """The names of ``mt5``'s methods among ``names`` called from now on, in order."""
+    made: list[str] = []
+    for name in names:
+        method: Callable[..., object] = getattr(mt5, name)
+
+        def recording(
+            *args: object, _name: str = name, _method: Callable[..., object] = method
+        ) -> object:
+            made.append(_name)
+            return _method(*args)
+
+        monkeypatch.setattr(mt5, name, recording)
+    return made
+
+
+@pytest.mark.parametrize(
+    ("symbol", "volume", "asked", "takes"),
+    [
+        ("EURUSD", 0.013, "0.013", "0.01 to 500 lots in steps of 0.01"),
+        ("US500", 0.05, "0.05", "0.1 to 1000 lots in steps of 0.1"),
+        ("XAUUSD", 250.0, "250", "0.01 to 100 lots in steps of 0.01"),
+    ],
+    ids=["off-step", "below-min", "above-max"],
+)
+def test_an_invalid_volume_names_what_was_asked_and_the_symbols_limits(
+    adapter: TerminalAdapter, symbol: str, volume: float, asked: str, takes: str
+) -> None:
+    outcome = adapter.open(buy(symbol, volume))
+    assert (outcome.status, outcome.error_code) == ("REJECTED", "MT5_REJECTED")
+    assert (outcome.retcode, outcome.comment) == (10014, "Invalid volume")
+    assert outcome.error_msg == (
+        "the terminal rejected the order: 10014 Invalid volume: "
+        f"{asked} lots of {symbol}; the symbol takes {takes}"
+    )
+
+
+def test_an_invalid_partial_close_names_the_limits_without_asking_the_terminal_again(
+    mt5: SimTerminal, adapter: TerminalAdapter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The limits come with the filling mode, looked up once per symbol: neither a fill nor a
+    # refusal costs another symbol_info. Other refusals keep their words.
+    opened = adapter.open(buy("EURUSD", 0.1))
+    assert opened.ticket is not None
+    made = calls_to(mt5, monkeypatch, "symbol_info", "symbols_get", "order_send")
+    outcome = adapter.close(CloseOrder(ticket=opened.ticket, volume=0.015, comment="#c"))
+    assert (outcome.error_code, outcome.retcode) == ("MT5_REJECTED", 10014)
+    assert outcome.error_msg == (
+        "the terminal rejected the order: 10014 Invalid volume: 0.015 lots of EURUSD; "
+        "the symbol takes 0.01 to 500 lots in steps of 0.01"
+    )
+    assert made == ["order_send"]
+    assert adapter.close(CloseOrder(ticket=opened.ticket, volume=0.05, comment="#c")).ticket
+    assert made == ["order_send", "order_send"]
+    too_dear = adapter.open(buy("XAUUSD", 100.0))  # a valid volume, but 235,000 USD of margin
+    assert too_dear.error_msg == "the terminal rejected the order: 10019 No money"
+
+
+@pytest.mark.parametrize(
+    ("asked", "known", "suggestion"),
+    [
+        ("EURUSDX", None, "; did you mean EURUSD?"),  # a typo
+        ("eurusd", None, "; did you mean EURUSD?"),  # the case
+        ("EURUSD.m", None, "; did you mean EURUSD?"),  # a suffix this terminal's names lack
+        # A broker whose names all carry a suffix; US30.cash is too far from US30 for difflib
+        # (0.62): only the shared base finds it.
+        ("AUDUSD", ["AUDUSD.m", "AUDCAD.m", "EURUSD.m"], "; did you mean AUDUSD.m?"),
+        ("US30", ["US500.cash", "US30.cash", "GER40.cash"], "; did you mean US30.cash?"),
+    ],
+)
+def test_an_unknown_symbol_suggests_the_close_names_the_terminal_knows(
+    adapter: TerminalAdapter,
+    monkeypatch: pytest.MonkeyPatch,
+    asked: str,
+    known: list[str] | None,
+    suggestion: str,
+) -> None:
+    if known is not None:
+        listing = tuple(SimpleNamespace(name=name) for name in known)
+        monkeypatch.setattr(adapter.mt5, "symbols_get", lambda group=None: listing)
+    outcome = adapter.open(buy(asked, 0.1))
+    assert (outcome.status, outcome.error_code) == ("REJECTED", "MT5_REJECTED")
+    assert outcome.error_msg == f"symbol {asked!r} is not known to the terminal{suggestion}"
+    assert adapter.mt5.positions_total() == 0
+
+
+def test_the_symbol_list_is_asked_for_only_to_refuse_and_guesses_nothing_far(
+    mt5: SimTerminal, adapter: TerminalAdapter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = calls_to(mt5, monkeypatch, "symbols_get")
+    assert adapter.open(buy("GER40", 0.1)).status == "FILLED"  # selected on the way
+    assert made == []
+    typo = adapter.open(buy("EURUSDX", 0.1))
+    assert typo.error_msg == "symbol 'EURUSDX' is not known to the terminal; did you mean EURUSD?"
+    assert made == ["symbols_get"]
+    nothing_close = adapter.open(buy("NOSUCH", 0.1))
+    assert nothing_close.error_msg == "symbol 'NOSUCH' is not known to the terminal"
+    monkeypatch.setattr(mt5, "symbols_get", lambda group=None: None)  # the call failed
+    unlisted = adapter.open(buy("EURUSDX", 0.1))
+    assert unlisted.error_msg == "symbol 'EURUSDX' is not known to the terminal"
+
+
+async def test_both_refusals_reach_the_client_through_a_gateway(bridge: Bridge) -> None:
+    with pytest.raises(OrderRejected) as volume:
+        await bridge.send_order("EURUSD", "BUY", 0.013)
+    assert (volume.value.error_code, volume.value.retcode) == ("MT5_REJECTED", 10014)
+    assert volume.value.message == (
+        "the terminal rejected the order: 10014 Invalid volume: 0.013 lots of EURUSD; "
+        "the symbol takes 0.01 to 500 lots in steps of 0.01"
+    )
+    with pytest.raises(OrderRejected) as unknown:
+        await bridge.send_order("EURUSDX", "BUY", 0.1)
+    assert (unknown.value.error_code, unknown.value.retcode) == ("MT5_REJECTED", None)
+    assert unknown.value.message == (
+        "symbol 'EURUSDX' is not known to the terminal; did you mean EURUSD?"
+    )
+    assert await bridge.get_positions() == []

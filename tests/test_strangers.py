@@ -1,0 +1,132 @@
+"""Strangers cost little: a flood of unsigned orders writes a few lines and a count, and peers
+that never read their replies cost the gateway about a megabyte at most, each."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import zmq
+from support import eventually, ping, request
+
+from gtw_server.process import GatewayProcess, free_port
+from gtw_server.throttle import Throttle
+from protocol import Open, Side, encode
+
+
+def test_the_throttle_counts_per_kind_and_starts_again_each_window() -> None:
+    now = [0.0]
+    throttle = Throttle(burst=3, window_s=10, clock=lambda: now[0])
+    assert [throttle.allow("a") for _ in range(5)] == [True] * 3 + [False] * 2
+    assert throttle.allow("b")  # each kind has its own allowance
+    now[0] = 9.9
+    assert not throttle.allow("a")
+    assert throttle.summaries() == [("a", 3)]
+    assert throttle.summaries() == []  # said once
+    now[0] = 10.0  # a new window for "a"
+    assert [throttle.allow("a") for _ in range(4)] == [True] * 3 + [False]
+
+
+def metric(port: int, name: str) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    pattern = re.escape(name) + r" ([0-9.e+]+)"
+    return sum(float(value) for value in re.findall(pattern, text))
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads the gateway's /proc/PID/status")
+def test_peers_that_never_read_cost_little_memory(tmp_path: Path, secret: str) -> None:
+    port = free_port()
+    log = tmp_path / "gateway.log"
+    gateway = GatewayProcess(
+        tmp_path / "gw", secret=secret, gateway={"metrics_port": port}, log_file=log
+    )
+    peers, pings = 3, 20_000
+    with gateway:
+        handled = 'mt5_gateway_requests_total{action="PING",status="OK"}'
+        before = rss_kib(gateway.pid)
+        context = zmq.Context.instance()
+        socks = []
+        try:
+            for n in range(peers):
+                sock = context.socket(zmq.DEALER)
+                sock.setsockopt(zmq.LINGER, 0)
+                sock.setsockopt(zmq.SNDHWM, pings)
+                sock.setsockopt(zmq.RCVBUF, 4096)  # and never reads: its replies pile up
+                sock.connect(gateway.endpoint)
+                socks.append(sock)
+                for k in range(pings):
+                    sock.send(ping(f"deaf-{n}-{k}"))
+            eventually(
+                lambda: metric(port, handled) >= peers * pings,
+                "every PING handled",
+                timeout=60,
+            )
+            grown_mib = (rss_kib(gateway.pid) - before) / 1024
+            print(f"gateway RSS grew {grown_mib:.2f} MiB for {peers} deaf peers")
+            assert grown_mib < peers * 1.5  # was about 9 MiB per 20,000 unread replies
+            assert request(gateway.endpoint, ping("still-here"))["status"] == "OK"
+            eventually(
+                lambda: "more dropped replies in the last" in log.read_text(encoding="utf-8"),
+                "the throttle's count of dropped replies",
+                timeout=20,
+            )
+        finally:
+            for sock in socks:
+                sock.close()
+    assert log.read_text(encoding="utf-8").count("reply dropped") <= 20  # then a count
+
+
+def test_a_flood_of_unsigned_orders_writes_a_few_lines_and_a_count(
+    tmp_path: Path, secret: str
+) -> None:
+    log = tmp_path / "gateway.log"
+    gateway = GatewayProcess(tmp_path / "gw", secret=secret, log_file=log)
+    flood = 3000
+    with gateway:
+        sock = zmq.Context.instance().socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(gateway.endpoint)
+        try:
+            for n in range(flood):
+                order = Open(
+                    uuid=f"u{n}", timestamp=time.time(), symbol="EURUSD", type=Side.BUY, volume=1
+                )
+                sock.send(encode(order))
+            refused = 0
+            while refused < flood:  # every one answered, precisely
+                assert sock.poll(10_000), f"only {refused} of {flood} answered"
+                assert json.loads(sock.recv())["error_code"] == "SIGNATURE_MISSING"
+                refused += 1
+        finally:
+            sock.close()
+        audit = gateway.data_dir / "audit.jsonl"
+
+        def summary() -> dict[str, object] | None:
+            for line in audit.read_text(encoding="utf-8").splitlines():
+                record = json.loads(line)
+                if record["event"] == "THROTTLED":
+                    return record  # type: ignore[no-any-return]
+            return None
+
+        record = eventually(summary, "the throttle's summary", timeout=20)
+        assert record["kind"] == "refusals (SIGNATURE_MISSING)"
+        lines = audit.read_text(encoding="utf-8").splitlines()
+        one_by_one = sum(
+            '"SIGNATURE_MISSING"' in line and "THROTTLED" not in line for line in lines
+        )
+        assert one_by_one + int(str(record["count"])) == flood
+        assert one_by_one <= 20
+    assert log.read_text(encoding="utf-8").count("SIGNATURE_MISSING") <= 25
