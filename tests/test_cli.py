@@ -103,8 +103,10 @@ def test_ping_account_positions(connected: GatewayProcess, cli: CLI) -> None:
     ping = cli("ping")
     assert ping.code == Exit.OK
     assert ping.out.startswith(f"OK {connected.endpoint}") and "terminal connected" in ping.out
+    assert "secret accepted" in ping.out  # the PING was signed, and the gateway took it
     pong = cli("ping", "--json").json()
     assert pong["endpoint"] == connected.endpoint and pong["mt5_connected"] is True
+    assert pong["authenticated"] is True
     assert 0 < pong["rtt_ms"] < 1000
 
     account = cli("account")
@@ -200,17 +202,34 @@ def test_flatten_halts_then_closes_everything(connected: GatewayProcess, cli: CL
     assert cli("resume").code == Exit.OK
 
 
-def test_flatten_closes_nothing_when_it_cannot_halt_first(
-    connected: GatewayProcess, cli: CLI, monkeypatch: pytest.MonkeyPatch
+def test_with_an_operator_key_only_it_halts_resumes_and_flattens(
+    tmp_path: Path, secret_file: Path, secret: str, cli: CLI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cli("open", "EURUSD", "BUY", "0.1")
-    monkeypatch.setenv("MT5_BRIDGE_SECRET", "not-the-gateway-secret-either")
-    monkeypatch.delenv("MT5_BRIDGE_SECRET_FILE")
-    run = cli("flatten", "--yes")
-    assert run.code == Exit.REFUSED
-    assert "could not halt the gateway first, so nothing was closed" in run.err
-    assert "SIGNATURE_INVALID" in run.err and "--no-halt" in run.err
-    assert len(cli("positions", "--json").json()) == 1
+    operator = tmp_path / "operator-secret"
+    operator.write_text(f"operator-{secret}\n", encoding="utf-8")
+    operator.chmod(0o600)
+    with GatewayProcess(
+        tmp_path / "gw", secret=secret, gateway={"operator_secret_file": str(operator)}
+    ) as gateway:
+        monkeypatch.setenv("MT5_BRIDGE_ENDPOINT", gateway.endpoint)
+        monkeypatch.setenv("MT5_BRIDGE_SECRET_FILE", str(secret_file))
+        assert cli("open", "EURUSD", "BUY", "0.1").code == Exit.OK
+        with_order_secret = cli("halt")
+        assert with_order_secret.code == Exit.REFUSED
+        assert "SIGNATURE_INVALID" in with_order_secret.err
+        assert "--operator-secret-file" in with_order_secret.err
+        flat = cli("flatten", "--yes")  # it cannot halt first, so it closes nothing
+        assert flat.code == Exit.REFUSED and "--no-halt" in flat.err
+        assert "could not halt the gateway first, so nothing was closed" in flat.err
+        assert len(cli("positions", "--json").json()) == 1 and not halted(cli)
+
+        assert cli("halt", "--operator-secret-file", str(operator)).code == Exit.OK
+        assert cli("resume").code == Exit.REFUSED  # a strategy's secret cannot lift it
+        monkeypatch.setenv("MT5_BRIDGE_OPERATOR_SECRET_FILE", str(operator))
+        flat = cli("flatten", "--yes", "--json")
+        assert flat.code == Exit.OK and [r["result"] for r in flat.json()] == ["CLOSED"]
+        assert cli("resume").code == Exit.OK and not halted(cli)
+        assert f"operator-{secret}" not in (tmp_path / "gw" / "audit.jsonl").read_text()
 
 
 def test_flatten_counts_a_position_closed_meanwhile_as_closed(
@@ -257,10 +276,12 @@ def test_watch_once(connected: GatewayProcess, cli: CLI) -> None:
     cli("open", "XAUUSD", "BUY", "0.05")
     frame = cli("watch", "--once")
     assert frame.code == Exit.OK
-    for shown in ("HEALTHY", "Breaker closed", "terminal connected", "SimBroker-Demo", "XAUUSD"):
-        assert shown in frame.out
+    shown = ("HEALTHY", "Breaker closed", "terminal connected", "secret accepted", "XAUUSD")
+    for text in shown:
+        assert text in frame.out
     snapshot = cli("watch", "--once", "--json").json()
     assert snapshot["health"]["state"] == "HEALTHY" and snapshot["breaker"]["open"] is False
+    assert snapshot["health"]["authenticated"] is True
     assert snapshot["account"]["login"] == 5000001
     assert [p["symbol"] for p in snapshot["positions"]] == ["XAUUSD"]
     assert snapshot["error"] is None
@@ -350,9 +371,20 @@ def test_signatures_need_the_gateways_secret(
     assert unsigned.code == Exit.REFUSED and "SIGNATURE_MISSING" in unsigned.err
     assert "no shared secret is configured" in unsigned.err
     monkeypatch.setenv("MT5_BRIDGE_SECRET", "not-the-gateway-secret")
-    wrong = cli("open", "EURUSD", "BUY", "0.1")
-    assert wrong.code == Exit.REFUSED and "SIGNATURE_INVALID" in wrong.err
-    assert "not-the-gateway-secret" not in wrong.err
+    # The gateway says so at the first, signed, PING: ping fails, and no order is sent.
+    ping = cli("ping")
+    assert ping.code == Exit.REFUSED
+    assert ping.err.startswith("mt5-bridge: ping: the gateway refused this node's secret")
+    assert cli("--json", "ping").json()["error_code"] == "SIGNATURE_INVALID"
+    wrong = cli("open", "EURUSD", "BUY", "0.1", "--uuid", "wrong-secret-1")
+    assert wrong.code == Exit.REFUSED and "SECRET_REFUSED" in wrong.err
+    assert "the gateway refused this node's secret" in wrong.err
+    frame = cli("watch", "--once")
+    assert "secret REFUSED" in frame.out and "Breaker OPEN (SECRET_REFUSED)" in frame.out
+    for run in (ping, wrong, frame):
+        assert "not-the-gateway-secret" not in run.out + run.err
+    monkeypatch.delenv("MT5_BRIDGE_SECRET")
+    assert cli("order", "wrong-secret-1").code == Exit.REFUSED  # never sent: not found
 
 
 def test_curve_keys_reach_the_bridge_only_when_configured(
