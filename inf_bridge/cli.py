@@ -829,6 +829,13 @@ def _add_global_flags(parser: argparse.ArgumentParser, *, after_command: bool) -
         "--secret-file", metavar="FILE", default=unset, help="file holding the shared secret"
     )
     parser.add_argument(
+        "--operator-secret-file",
+        metavar="FILE",
+        default=unset,
+        help="file holding the operator's secret, which signs HALT and RESUME (halt, resume, "
+        "flatten) when the gateway has an operator key (default: the shared secret)",
+    )
+    parser.add_argument(
         "--curve-server-key",
         metavar="FILE",
         default=unset,
@@ -923,16 +930,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="close without halting first (strategies may open new positions meanwhile)",
     )
-    halt = command("halt", "throw the gateway's kill switch: no new orders from any client")
-    halt.add_argument("--reason", type=_typed(Reason, "reason"))
-    resume = command("resume", "lift a halt")
-    for switch in (flatten, halt, resume):
-        switch.add_argument(
-            "--operator-secret-file",
-            metavar="FILE",
-            help="file holding the operator's secret, which signs HALT and RESUME when the "
-            "gateway has an operator key (default: the shared secret)",
-        )
+    command("halt", "throw the gateway's kill switch: no new orders from any client").add_argument(
+        "--reason", type=_typed(Reason, "reason")
+    )
+    command("resume", "lift a halt")
     command(
         "order", "what became of an order (exit 0 filled, 1 rejected or not found, 4 pending)"
     ).add_argument("uuid", type=_typed(Uuid, "uuid"), metavar="UUID")
@@ -1036,8 +1037,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             overrides={
                 "endpoint": args.endpoint,
                 "secret_file": args.secret_file,
-                # Only halt, resume and flatten have the flag.
-                "operator_secret_file": getattr(args, "operator_secret_file", None),
+                "operator_secret_file": args.operator_secret_file,
                 "curve_server_key": args.curve_server_key,
                 "curve_client_cert": args.curve_client_cert,
                 "request_timeout": args.request_timeout,

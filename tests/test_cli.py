@@ -423,8 +423,10 @@ def test_curve_keys_reach_the_bridge_only_when_configured(
     operator = tmp_path / "operator-secret"
     operator.write_text("the-operator-secret-0123456789", encoding="utf-8")
     operator.chmod(0o600)
-    assert cli("resume", "--operator-secret-file", str(operator)).code == Exit.UNREACHABLE
-    assert seen[-1]["operator_secret"] == b"the-operator-secret-0123456789"
+    flag = ("--operator-secret-file", str(operator))
+    for argv in (("resume", *flag), (*flag, "resume")):  # after the command, or before it
+        assert cli(*argv).code == Exit.UNREACHABLE
+        assert seen[-1]["operator_secret"] == b"the-operator-secret-0123456789"
 
 
 # -- the configuration -----------------------------------------------------------------------
@@ -479,8 +481,6 @@ def test_the_operators_secret_comes_from_a_private_file_only(
         assert shared.code == Exit.USAGE
         assert shared.err.startswith("mt5-bridge: --operator-secret-file: ")
         assert f"chmod 600 {operator}" in shared.err
-    # Only the commands that sign HALT or RESUME take the flag.
-    assert cli("positions", "--operator-secret-file", str(operator)).code == Exit.USAGE
 
 
 def test_default_config_file(tmp_path: Path) -> None:
