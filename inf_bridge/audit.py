@@ -1,7 +1,11 @@
 """The audit trail: one record per stage of every order, each with its uuid.
 
-Stages: ``[RISK_PASS]`` or ``[RISK_REJECT]``, ``[ZMQ_SENT]`` (once per attempt), then
-``[MT5_FILLED]`` or ``[MT5_REJECTED]`` (or ``[OUTCOME_UNKNOWN]``); and for the link itself
+Stages of an order on the node, in the order they happen: ``[RISK_PASS]`` (before the send)
+or ``[RISK_REJECTED]`` (the node refused it, nothing sent); ``[ZMQ_SENT]`` (once per attempt,
+once it is in the socket); then ``[MT5_FILLED]``, ``[MT5_REJECTED]`` (the terminal's verdict),
+``[REJECTED]`` (the gateway's refusal, before the terminal), ``[NOT_EXECUTED]`` or
+``[OUTCOME_UNKNOWN]``. On the gateway (``source`` ``gateway``): ``[ORDER_RECEIVED]``,
+``[MT5_FILLED]``, ``[MT5_REJECTED]``, ``[REJECTED]``, ... And for the link itself
 ``[HEARTBEAT_FAIL]``, ``[CIRCUIT_OPEN]``, ``[CIRCUIT_CLOSED]``. Each record is
 
 - a line in every audit file opened with ``add_audit_file``: one JSON object per line

@@ -1,8 +1,9 @@
 """The circuit breaker: when it is open, new orders are refused at once, locally.
 
 It opens for a reason: ``HEARTBEAT_FAILURE`` (the gateway stopped answering), ``DAILY_LOSS``
-(the risk monitor saw equity fall too far), ``MANUAL``. A heartbeat trip closes by itself
-after a few healthy beats; any other needs a human: ``reset()``.
+(the risk monitor saw equity fall too far), ``SECRET_REFUSED`` (the gateway refused this
+node's secret in a signed PING: every order would be refused), ``MANUAL``. A heartbeat trip
+closes by itself after a few healthy beats; any other needs a human: ``reset()``.
 
 State changes are logged (``[CIRCUIT_OPEN]``, ``[CIRCUIT_CLOSED]``) and can be observed with
 a callback or an async iterator::
@@ -22,10 +23,18 @@ from msgspec import Struct
 
 from inf_bridge.audit import record
 
-__all__ = ["DAILY_LOSS", "HEARTBEAT_FAILURE", "MANUAL", "BreakerChange", "CircuitBreaker"]
+__all__ = [
+    "DAILY_LOSS",
+    "HEARTBEAT_FAILURE",
+    "MANUAL",
+    "SECRET_REFUSED",
+    "BreakerChange",
+    "CircuitBreaker",
+]
 
 HEARTBEAT_FAILURE: Final = "HEARTBEAT_FAILURE"
 DAILY_LOSS: Final = "DAILY_LOSS"
+SECRET_REFUSED: Final = "SECRET_REFUSED"
 MANUAL: Final = "MANUAL"
 
 

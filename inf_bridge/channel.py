@@ -7,7 +7,9 @@ file descriptor reads every reply already queued, with no future or task per mes
 
 Socket options, and why:
 - ``IMMEDIATE``: queue messages only on a live connection. While the gateway is down a
-  send waits (and times out) instead of piling orders up to be delivered, stale, later.
+  send waits (and times out) instead of piling orders up to be delivered, stale, later; so a
+  request that timed out before it could be sent was never sent (``GatewayUnreachable``),
+  and one sent and not answered may have arrived (``GatewayTimeout``).
 - ``LINGER 0``: on close, drop what was not sent; an order must never leave after its
   caller gave up on it.
 - ZMTP heartbeats: notice a dead TCP connection (a pulled cable) within seconds.
@@ -23,7 +25,7 @@ import msgspec
 import zmq
 from loguru import logger
 
-from inf_bridge.errors import GatewayTimeout
+from inf_bridge.errors import GatewayTimeout, GatewayUnreachable
 from protocol import Reply, Request, decode_reply, encode
 
 __all__ = ["Channel"]
@@ -92,10 +94,12 @@ class Channel:
         timeout: float,
         on_sent: Callable[[], None] | None = None,
     ) -> Reply:
-        """Send ``request`` and return its reply; ``GatewayTimeout`` after ``timeout`` s.
+        """Send ``request`` and return its reply, within ``timeout`` s in all.
 
-        ``on_sent`` is called once the message is in the socket, before the reply can arrive
-        (the audit trail's ``ZMQ_SENT``, kept off the path to the socket).
+        Raises ``GatewayUnreachable`` when it could not even be sent in that time (no
+        connection: nothing left this process), ``GatewayTimeout`` when it was sent and no
+        reply came. ``on_sent`` is called once the message is in the socket, before the reply
+        can arrive (the audit trail's ``ZMQ_SENT``).
         """
         sock, loop = self._socket, self._loop
         if sock is None or loop is None:
@@ -106,13 +110,21 @@ class Channel:
         future: asyncio.Future[Reply] = loop.create_future()
         self._waiting[uuid] = future
         frame = encode(request)
+        sent = False
         try:
             async with asyncio.timeout(timeout):
                 await self._send(sock, loop, frame)
+                sent = True
                 if on_sent is not None:
                     on_sent()
                 return await future
         except TimeoutError:
+            if not sent:
+                raise GatewayUnreachable(
+                    f"could not send {request.action} {uuid} within {timeout:g} s (no "
+                    f"connection to the gateway at {self.endpoint}, or the send queue stayed "
+                    "full); nothing was sent"
+                ) from None
             raise GatewayTimeout(
                 f"no reply to {request.action} {uuid} within {timeout:g} s"
             ) from None

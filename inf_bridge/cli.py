@@ -6,18 +6,19 @@
     mt5-bridge open EURUSD BUY 0.10 --sl 1.0800 --comment manual
     mt5-bridge close 100000001 --volume 0.05
     mt5-bridge halt --reason "news at 14:30"         # the kill switch: no new orders from anyone
-    mt5-bridge flatten --yes                         # close every position
+    mt5-bridge flatten --yes                         # halt, then close every position
     mt5-bridge resume
     mt5-bridge order 3f2a9c...                       # what became of an order
     mt5-bridge watch                                 # live view; Ctrl+C to quit
 
-The endpoint, the shared secret and the CURVE keys come from a TOML file, the environment and
-flags (``inf_bridge.config``). ``--json`` prints each result, and each error, as one JSON
+The endpoint, the shared secret, the operator's secret (HALT and RESUME, when the gateway has
+an operator key) and the CURVE keys come from a TOML file, the environment and flags
+(``inf_bridge.config``). ``--json`` prints each result, and each error, as one JSON
 document on stdout. Errors are one line on stderr.
 
 Exit codes:
   0    done
-  1    refused: the order was rejected or not found, or the confirmation was declined
+  1    refused: an order rejected or not found, this node's secret refused, or not confirmed
   2    usage or configuration error
   3    the gateway is unreachable, timed out or answered nonsense (nothing was executed)
   4    the outcome of an order is unknown: ask with `mt5-bridge order UUID`
@@ -48,6 +49,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gtw_server.runtime import loop_factory  # the same event loop choice as the gateway's
+from inf_bridge.breaker import SECRET_REFUSED
 from inf_bridge.client import Bridge, new_uuid
 from inf_bridge.config import (
     CONFIG_ENV,
@@ -59,11 +61,13 @@ from inf_bridge.config import (
 )
 from inf_bridge.errors import (
     BridgeError,
+    CircuitOpen,
     GatewayTimeout,
     OrderRejected,
     OutcomeUnknown,
     ProtocolError,
 )
+from inf_bridge.heartbeat import HeartbeatMonitor
 from inf_bridge.results import OrderFilled
 from protocol import VERSION, Account, ErrorCode, GatewayInfo, Position
 from protocol.messages import (
@@ -71,6 +75,7 @@ from protocol.messages import (
     Deviation,
     Magic,
     Price,
+    Reason,
     StopPrice,
     Symbol,
     Ticket,
@@ -85,6 +90,8 @@ PROG: Final = "mt5-bridge"
 # beats once per frame itself: a day between automatic beats means "never" for a CLI.
 _NO_AUTOMATIC_BEATS_S: Final = 86_400.0
 _PIPE_WIDTH: Final = 200  # piped output is not cut to 80 columns: scripts want whole lines
+_SWITCHES: Final = ("halt", "resume", "flatten")  # the commands that sign HALT or RESUME
+_FLATTEN_REASON: Final = "flatten (mt5-bridge)"
 Seconds = Annotated[float, Meta(gt=0, le=3600)]
 
 
@@ -103,7 +110,7 @@ _EXIT_HELP: Final = (
     (Exit.OK, "done"),
     (
         Exit.REFUSED,
-        "refused: the order was rejected or not found, or the confirmation was declined",
+        "refused: an order rejected or not found, this node's secret refused, or not confirmed",
     ),
     (Exit.USAGE, "usage or configuration error"),
     (
@@ -362,15 +369,25 @@ Command = Callable[[Bridge, argparse.Namespace, Session], Awaitable[Exit]]
 
 
 async def _ping(bridge: Bridge, args: argparse.Namespace, session: Session) -> Exit:
-    rtt = await bridge.ping()
-    connected = bridge.health.mt5_connected
-    gateway = bridge.health.gateway  # from the beat the Bridge took on opening
+    health = bridge.health
+    # A second beat: signed in the gateway's clock, which the opening beat has measured.
+    await health.beat()
+    if health.consecutive_failures or health.last_rtt is None:
+        raise GatewayTimeout(
+            f"no answer from the gateway at {bridge.endpoint} within {health.timeout:g} s"
+        )
+    if health.auth_error is not None:
+        return session.fail(
+            f"ping: {_signature_refused(health)}", Exit.REFUSED, error_code=health.auth_error
+        )
+    rtt, connected, gateway = health.last_rtt, health.mt5_connected, health.gateway
     terminal = ("terminal connected", "green") if connected else ("terminal DISCONNECTED", "red")
     session.emit(
         {
             "endpoint": bridge.endpoint,
             "rtt_ms": round(rtt * 1000, 3),
             "mt5_connected": connected,
+            "authenticated": health.authenticated,
             "gateway": gateway,
         },
         Group(
@@ -378,11 +395,28 @@ async def _ping(bridge: Bridge, args: argparse.Namespace, session: Session) -> E
                 ("OK", "bold green"),
                 f" {bridge.endpoint}  round trip {rtt * 1000:.2f} ms  ",
                 terminal,
+                ("  secret accepted", "green") if health.authenticated else "",
             ),
             *_gateway_lines(gateway),
         ),
     )
     return Exit.OK
+
+
+def _signature_refused(health: HeartbeatMonitor) -> str:
+    """Why the gateway did not accept the heartbeat's signature, and what to do about it."""
+    detail = f"{health.auth_error}: {health.auth_message}"
+    if health.auth_error == ErrorCode.SIGNATURE_INVALID:
+        return (
+            f"the gateway refused this node's secret ({detail}); every order from this node "
+            f"would be refused: check --secret-file or {SECRET_ENV}"
+        )
+    if health.auth_error == ErrorCode.SIGNATURE_EXPIRED:
+        return (
+            f"the gateway found this node's signature expired ({detail}): the clocks of this "
+            "node and the gateway differ; synchronise them (NTP)"
+        )
+    return f"the gateway did not accept this node's signature ({detail})"
 
 
 def _gateway_lines(gateway: GatewayInfo | None) -> list[Text]:
@@ -476,17 +510,36 @@ def _failed(done: _Closed, exc: BridgeError) -> _Closed:
 
 
 async def _flatten(bridge: Bridge, args: argparse.Namespace, session: Session) -> Exit:
+    halting = not args.no_halt
     positions = await bridge.get_positions(args.symbol)
+    if not args.yes and (positions or halting):
+        if positions:
+            session.err_console.print(_positions_table(session.err_console, positions))
+        if not await session.confirm(_flatten_question(positions, halting=halting)):
+            nothing = "nothing was halted or closed" if halting else "nothing was closed"
+            return session.fail(f"flatten: declined; {nothing}", Exit.REFUSED)
+    if halting:
+        # First, so that no strategy opens a position while these are closed.
+        unhalted = "could not halt the gateway first, so nothing was closed"
+        without = f"`{PROG} flatten --no-halt` closes without halting"
+        try:
+            halted = await bridge.halt(_FLATTEN_REASON)
+        except BridgeError as exc:
+            return session.fail(
+                f"flatten: {unhalted}: {_describe(exc, 'halt')}; {without}",
+                _exit_code(exc),
+                error_code=getattr(exc, "error_code", None),
+            )
+        if not halted:
+            return session.fail(f"flatten: {unhalted}; {without}", Exit.REFUSED)
+        session.note(
+            f"flatten: the gateway is HALTED (no new orders from any client until `{PROG} "
+            "resume`); closing positions"
+        )
+        positions = await bridge.get_positions(args.symbol)  # any opened before the halt too
     if not positions:
         session.emit([], _no_positions(args.symbol))
         return Exit.OK
-    if not args.yes:
-        session.err_console.print(_positions_table(session.err_console, positions))
-        lots = sum(p.volume for p in positions)
-        which = "this position" if len(positions) == 1 else f"these {len(positions)} positions"
-        question = f"Close {which} ({lots:.2f} lots)? [y/N] "
-        if not await session.confirm(question):
-            return session.fail("flatten: declined; nothing was closed", Exit.REFUSED)
     results = await asyncio.gather(*(_close_one(bridge, p, session) for p in positions))
     table = _table(
         "Ticket",
@@ -514,6 +567,16 @@ async def _flatten(bridge: Bridge, args: argparse.Namespace, session: Session) -
         return Exit.OK
     session.note(f"flatten: {len(failed)} of {len(results)} positions were not closed")
     return Exit(max(r.exit_code for r in failed))  # the worst: unknown > unreachable > refused
+
+
+def _flatten_question(positions: Sequence[Position], *, halting: bool) -> str:
+    halt = "Halt the gateway (no new orders from any client)"
+    if not positions:
+        return f"No open positions. {halt}? [y/N] "
+    lots = sum(p.volume for p in positions)
+    which = "this position" if len(positions) == 1 else f"these {len(positions)} positions"
+    close = f"close {which} ({lots:.2f} lots)"
+    return f"{halt} and {close}? [y/N] " if halting else f"{close.capitalize()}? [y/N] "
 
 
 async def _halt(bridge: Bridge, args: argparse.Namespace, session: Session) -> Exit:
@@ -560,6 +623,8 @@ async def _order(bridge: Bridge, args: argparse.Namespace, session: Session) -> 
 class HealthView(Struct, frozen=True, kw_only=True):
     state: str
     mt5_connected: bool | None
+    authenticated: bool | None  # whether the gateway accepted the signed heartbeat
+    auth_error: str | None  # why not: SIGNATURE_INVALID (the secret), SIGNATURE_EXPIRED (clocks)
     rtt_ms: float | None
     avg_rtt_ms: float | None
     p99_rtt_ms: float | None
@@ -596,7 +661,8 @@ async def _snapshot(bridge: Bridge) -> tuple[Snapshot, BridgeError | None]:
     account: Account | None = None
     positions: list[Position] | None = None
     failure: BridgeError | None = None
-    if health.consecutive_failures:
+    silent = health.consecutive_failures > 0
+    if silent:
         # The gateway did not answer the beat: asking for more would only wait as long again.
         failure = GatewayTimeout(f"no answer from {bridge.endpoint} within {health.timeout:g} s")
     else:
@@ -609,8 +675,10 @@ async def _snapshot(bridge: Bridge) -> tuple[Snapshot, BridgeError | None]:
         endpoint=bridge.endpoint,
         health=HealthView(
             state=health.state,
-            # What the last answer said; with no answer now, the terminal's state is unknown.
-            mt5_connected=None if health.consecutive_failures else health.mt5_connected,
+            # What the last answer said; with no answer now, all that is unknown.
+            mt5_connected=None if silent else health.mt5_connected,
+            authenticated=None if silent else health.authenticated,
+            auth_error=None if silent else health.auth_error,
             rtt_ms=_ms(health.last_rtt),
             avg_rtt_ms=_ms(health.avg_rtt),
             p99_rtt_ms=_ms(health.p99_rtt),
@@ -623,7 +691,7 @@ async def _snapshot(bridge: Bridge) -> tuple[Snapshot, BridgeError | None]:
             reason=bridge.breaker.reason,
             opened_at=bridge.breaker.opened_at,
         ),
-        gateway=None if health.consecutive_failures else health.gateway,
+        gateway=None if silent else health.gateway,
         account=account,
         positions=positions,
         error=None if failure is None else str(failure),
@@ -633,6 +701,17 @@ async def _snapshot(bridge: Bridge) -> tuple[Snapshot, BridgeError | None]:
 
 def _clock(epoch: float) -> str:
     return datetime.fromtimestamp(epoch).strftime("%H:%M:%S")
+
+
+def _secret_view(h: HealthView) -> tuple[str, str]:
+    """What the gateway said of the signed heartbeat, for the Link line."""
+    if h.authenticated:
+        return "  secret accepted", "green"
+    if h.auth_error == ErrorCode.SIGNATURE_INVALID:
+        return "  secret REFUSED", "bold red"
+    if h.auth_error == ErrorCode.SIGNATURE_EXPIRED:
+        return "  signature EXPIRED (the clocks differ)", "bold yellow"
+    return ("", "") if h.auth_error is None else (f"  signature refused ({h.auth_error})", "red")
 
 
 def _render(console: Console, snapshot: Snapshot) -> RenderableType:
@@ -655,6 +734,7 @@ def _render(console: Console, snapshot: Snapshot) -> RenderableType:
         f"  round trip {ms(h.rtt_ms)} ms (avg {ms(h.avg_rtt_ms)}, p99 {ms(h.p99_rtt_ms)})",
         f"  beats {h.beats} ({h.misses} missed)  terminal ",
         terminal,
+        _secret_view(h),
         f"  clock {h.clock_offset_ms:+.1f} ms",
     )
     breaker = (
@@ -749,6 +829,13 @@ def _add_global_flags(parser: argparse.ArgumentParser, *, after_command: bool) -
         "--secret-file", metavar="FILE", default=unset, help="file holding the shared secret"
     )
     parser.add_argument(
+        "--operator-secret-file",
+        metavar="FILE",
+        default=unset,
+        help="file holding the operator's secret, which signs HALT and RESUME (halt, resume, "
+        "flatten) when the gateway has an operator key (default: the shared secret)",
+    )
+    parser.add_argument(
         "--curve-server-key",
         metavar="FILE",
         default=unset,
@@ -831,11 +918,20 @@ def build_parser() -> argparse.ArgumentParser:
     closing.add_argument("ticket", type=_typed(Ticket, "ticket"), metavar="TICKET")
     closing.add_argument("--volume", type=_typed(Volume, "volume"), help="lots (default: all)")
     closing.add_argument("--uuid", type=_typed(Uuid, "uuid"), help=uuid_help)
-    flatten = command("flatten", "close every open position (asks first, unless --yes)")
+    flatten = command(
+        "flatten",
+        "halt the gateway (so that no strategy opens a position meanwhile), then close every "
+        f"open position; the halt stays on until `{PROG} resume`. Asks first, unless --yes",
+    )
     flatten.add_argument("--symbol", type=_typed(Symbol, "symbol"), help="only this symbol")
     flatten.add_argument("-y", "--yes", action="store_true", help="do not ask")
+    flatten.add_argument(
+        "--no-halt",
+        action="store_true",
+        help="close without halting first (strategies may open new positions meanwhile)",
+    )
     command("halt", "throw the gateway's kill switch: no new orders from any client").add_argument(
-        "--reason", type=_typed(Comment, "reason")
+        "--reason", type=_typed(Reason, "reason")
     )
     command("resume", "lift a halt")
     command(
@@ -857,17 +953,31 @@ def _exit_code(exc: BridgeError) -> Exit:
     return Exit.REFUSED
 
 
-def _describe(exc: BridgeError, config: ClientConfig) -> str:
+def _describe(exc: BridgeError, command: str) -> str:
     """The error's message, with what the operator can do about it."""
     if isinstance(exc, OutcomeUnknown):
         return (
             f"{exc}; the order may have executed: check with `{PROG} order {exc.uuid}` "
             f"(the same command again with --uuid {exc.uuid} cannot execute it twice)"
         )
+    if isinstance(exc, CircuitOpen) and exc.reason == SECRET_REFUSED:
+        return (
+            f"{exc} (the gateway refused this node's secret: check --secret-file or {SECRET_ENV})"
+        )
     code = exc.error_code if isinstance(exc, OrderRejected) else None
-    if code == ErrorCode.SIGNATURE_MISSING and config.secret is None:
+    # The Bridge signs whatever it has a secret for: a missing signature means no secret.
+    if code == ErrorCode.SIGNATURE_MISSING:
+        if command in _SWITCHES:
+            return (
+                f"{exc} (no secret is configured: --operator-secret-file FILE, or the shared one)"
+            )
         return f"{exc} (no shared secret is configured: --secret-file FILE or {SECRET_ENV})"
     if code == ErrorCode.SIGNATURE_INVALID:
+        if command in _SWITCHES:
+            return (
+                f"{exc} (a gateway with an operator key takes HALT and RESUME signed with it "
+                "only: --operator-secret-file FILE)"
+            )
         return f"{exc} (does this client have the gateway's secret?)"
     return str(exc)
 
@@ -891,7 +1001,7 @@ async def _run(config: ClientConfig, args: argparse.Namespace, session: Session)
             return await _COMMANDS[args.command](bridge, args, session)
     except BridgeError as exc:
         return session.fail(
-            f"{args.command}: {_describe(exc, config)}",
+            f"{args.command}: {_describe(exc, args.command)}",
             _exit_code(exc),
             error_code=getattr(exc, "error_code", None),
             retcode=getattr(exc, "retcode", None),
@@ -927,6 +1037,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             overrides={
                 "endpoint": args.endpoint,
                 "secret_file": args.secret_file,
+                "operator_secret_file": args.operator_secret_file,
                 "curve_server_key": args.curve_server_key,
                 "curve_client_cert": args.curve_client_cert,
                 "request_timeout": args.request_timeout,

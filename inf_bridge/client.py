@@ -4,17 +4,28 @@
         fill = await bridge.send_order("EURUSD", "BUY", 0.10, sl=1.0800)
         await bridge.close_position(fill.ticket)
 
-Every new order passes the node's ``RiskMonitor`` and the ``CircuitBreaker`` first (both
-local, no network), is signed (``RISK_PASS:...``, PROTOCOL.md), and is never left in doubt: a
-request that
-times out is sent again with the same uuid (the gateway's idempotency key, so it cannot
-execute twice), re-signed, with backoff; then the gateway is asked about it; a ``PENDING``
-answer is waited on. Only when none of that answers does ``send_order`` raise
-``OutcomeUnknown``, carrying the uuid to ask about later.
+Every new order is checked against the wire contract's limits (``InvalidOrder``), then the
+``CircuitBreaker`` and the node's ``RiskMonitor`` (all local, no network), is recorded as
+passed (``[RISK_PASS]``), signed (``RISK_PASS:...``, PROTOCOL.md), and is never left in doubt
+within its ``order_timeout``:
 
-A background ``HeartbeatMonitor`` PINGs the gateway every ``heartbeat_interval``; after
-``heartbeat_failures`` misses in a row the breaker opens and new orders are refused at once.
-Every order leaves an audit trail (``inf_bridge.audit``).
+- a request that could not even be sent (no connection) raises ``GatewayUnreachable``: nothing
+  left this process;
+- one sent and not answered is sent again with the same uuid (the gateway's idempotency key,
+  so it cannot execute twice), re-signed, with backoff; then the gateway is asked about it;
+- a ``PENDING`` answer is waited on;
+- a "not executed, try again" answer (``MT5_DISCONNECTED``, ``BUSY``, ``JOURNAL_UNAVAILABLE``)
+  is sent again with the same uuid, with backoff (``retry_not_executed``), unless the breaker
+  opened meanwhile (for an OPEN).
+
+Only when none of that answers does ``send_order`` raise ``OutcomeUnknown``, carrying the uuid
+to ask about later.
+
+A background ``HeartbeatMonitor`` PINGs the gateway every ``heartbeat_interval`` (signed, so
+that the gateway says whether it accepts this node's secret); after ``heartbeat_failures``
+misses in a row, or when the gateway refuses the secret, the breaker opens and new orders are
+refused at once. Every order leaves an audit trail (``inf_bridge.audit``), each line starting
+with its uuid.
 """
 
 from __future__ import annotations
@@ -22,12 +33,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import time
 import uuid as uuid_module
 from collections.abc import Callable
 from functools import partial
 from types import TracebackType
-from typing import Final, Self, TypeVar
+from typing import Any, Final, Self, TypeVar
 
 import msgspec
 import zmq
@@ -39,6 +51,8 @@ from inf_bridge.curve import load_curve_keys
 from inf_bridge.errors import (
     CircuitOpen,
     GatewayTimeout,
+    GatewayUnreachable,
+    InvalidOrder,
     OrderRejected,
     OutcomeUnknown,
     ProtocolError,
@@ -62,6 +76,7 @@ from protocol import (
     Request,
     Resume,
     Side,
+    Signable,
     SignedRequest,
     Status,
     secret_key,
@@ -70,11 +85,20 @@ from protocol import (
 
 __all__ = ["Bridge"]
 
-SignedT = TypeVar("SignedT", bound=SignedRequest)
+SignableT = TypeVar("SignableT", bound=Signable)
+RequestT = TypeVar("RequestT", bound=Request)
 
 _RETRY_BACKOFF_S: Final = 0.2
 _RETRY_BACKOFF_MAX_S: Final = 2.0
 _PENDING_POLL_S: Final = 0.25
+# Answers that say "not executed, try again with the same uuid" (PROTOCOL.md, error codes).
+_TRY_AGAIN: Final = frozenset(
+    {ErrorCode.MT5_DISCONNECTED, ErrorCode.BUSY, ErrorCode.JOURNAL_UNAVAILABLE}
+)
+# The terminal's own verdicts; every other refusal came from the gateway, before the terminal.
+_TERMINAL_VERDICTS: Final = frozenset({ErrorCode.MT5_REJECTED, ErrorCode.POSITION_NOT_FOUND})
+# msgspec names the field of a failed check as "... - at `$.volume`".
+_AT_FIELD: Final = re.compile(r"(.*) - at `\$\.(\w+)`")
 
 
 def new_uuid() -> str:
@@ -82,19 +106,45 @@ def new_uuid() -> str:
     return uuid_module.uuid4().hex
 
 
+def _audit(event: str, uuid: str, message: str, *, level: str = "INFO", **fields: Any) -> None:
+    """An audit record about one order; its human log line starts with the order's uuid."""
+    record(event, f"{uuid} {message}", uuid=uuid, level=level, **fields)
+
+
+def _checked(kind: type[RequestT], **fields: Any) -> RequestT:
+    """``fields`` as a ``kind`` request, checked against the wire contract's own field types
+    (``protocol.messages``), so that nothing the gateway would refuse gets past the client."""
+    try:
+        return msgspec.convert(fields, kind)
+    except msgspec.ValidationError as exc:
+        found = _AT_FIELD.fullmatch(str(exc))
+        if found is None:
+            raise InvalidOrder(kind.__name__, str(exc)) from None
+        problem, field = found.groups()
+        raise InvalidOrder(field, f"{fields.get(field)!r} is not allowed: {problem}") from None
+
+
 class Bridge:
     """An async client of the gateway at ``endpoint``.
 
     ``secret`` is the shared signing secret (``None`` only for a gateway started with
-    ``--no-signature-validation``). ``risk`` is the node's limits (``RiskLimits``, or a
-    ``RiskMonitor`` to share between Bridges). ``request_timeout`` bounds each round trip;
-    ``retries`` is how many times an unanswered order is sent again (same uuid) before the
-    gateway is asked about it; ``pending_timeout`` is how long a ``PENDING`` order is waited
-    on. ``heartbeat_recovery`` healthy beats close a breaker the heartbeat opened.
+    ``--no-signature-validation``); ``operator_secret`` signs HALT and RESUME when the gateway
+    has an operator key (``operator_secret_file``), else ``secret`` signs them too. ``risk`` is
+    the node's limits (``RiskLimits``, or a ``RiskMonitor`` to share between Bridges).
+
+    ``request_timeout`` bounds each round trip; ``retries`` is how many times an unanswered
+    order is sent again (same uuid) before the gateway is asked about it;
+    ``retry_not_executed`` sends an order answered "not executed, try again" (the terminal or
+    its worker lost, the gateway busy, its journal unavailable) again, with backoff.
+    ``order_timeout`` is each order's deadline: no attempt is sent, and no ``PENDING`` answer
+    waited on, after it; ``send_order`` then reports what it knows (the last attempt's
+    answer, and a GET_ORDER about an unanswered one, may take one ``request_timeout`` each).
+    ``heartbeat_recovery`` healthy beats close a breaker the heartbeat opened.
     ``curve_server_key`` and ``curve_client_cert`` turn on CURVE (``inf_bridge.curve``).
 
     ``bridge.health`` is the heartbeat's view (``state``, round-trip statistics, clock
-    offset), ``bridge.breaker`` the circuit breaker, ``bridge.risk`` the risk monitor.
+    offset, whether the gateway accepts the secret), ``bridge.breaker`` the circuit breaker,
+    ``bridge.risk`` the risk monitor.
     """
 
     def __init__(
@@ -102,6 +152,7 @@ class Bridge:
         endpoint: str,
         *,
         secret: str | bytes | None,
+        operator_secret: str | bytes | None = None,
         risk: RiskLimits | RiskMonitor | None = None,
         heartbeat_interval: float = 5.0,
         heartbeat_timeout: float = 2.0,
@@ -109,22 +160,24 @@ class Bridge:
         heartbeat_recovery: int = 3,
         request_timeout: float = 2.0,
         retries: int = 2,
-        pending_timeout: float = 45.0,
+        retry_not_executed: bool = True,
+        order_timeout: float = 30.0,
         curve_server_key: str | bytes | os.PathLike[str] | None = None,
         curve_client_cert: str | os.PathLike[str] | None = None,
         context: zmq.Context[zmq.Socket[bytes]] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if request_timeout <= 0:
-            raise ValueError("request_timeout must be positive")
+        if request_timeout <= 0 or order_timeout <= 0:
+            raise ValueError("request_timeout and order_timeout must be positive")
         if retries < 0:
             raise ValueError("retries must be zero or more")
         self.endpoint = endpoint
         self.request_timeout = request_timeout
         self.retries = retries
-        self.pending_timeout = pending_timeout
-        # A str is the shared secret as written; bytes are an HMAC key already (a Secret).
-        self._key = secret_key(secret) if isinstance(secret, str) else secret
+        self.retry_not_executed = retry_not_executed
+        self.order_timeout = order_timeout
+        self._key = _hmac_key(secret)
+        self._operator_key = _hmac_key(operator_secret) or self._key
         self._clock = clock
         if (curve_server_key is None) != (curve_client_cert is None):
             raise ValueError("CURVE needs both curve_server_key and curve_client_cert")
@@ -164,8 +217,8 @@ class Bridge:
         await self.close()
 
     async def open(self) -> None:
-        """Connect, take a first heartbeat (clock offset, risk book), start the heartbeat
-        task. A Bridge is opened once and closed once."""
+        """Connect, take a first heartbeat (clock offset, risk book, secret check), start the
+        heartbeat task. A Bridge is opened once and closed once."""
         if self._state != "new":
             raise RuntimeError(f"this Bridge is already {self._state}; create a new one")
         await self._channel.open()
@@ -196,8 +249,12 @@ class Bridge:
         return time.perf_counter() - started
 
     async def _ping_reply(self, timeout: float) -> Reply:
+        """One PING, signed when there is a secret: the reply then says whether the gateway
+        accepts it (``authenticated``, ``auth_error``)."""
         self._require_open()
-        return await self._channel.request(Ping(uuid=new_uuid(), timestamp=self._now()), timeout)
+        return await self._channel.request(
+            self._stamp(Ping(uuid=new_uuid(), timestamp=0.0)), timeout
+        )
 
     async def get_account(self) -> Account:
         reply = await self._query(GetAccount(uuid=new_uuid(), timestamp=self._now()))
@@ -241,17 +298,21 @@ class Bridge:
     ) -> OrderFilled:
         """Open a position with a market order; return the fill.
 
-        Raises, without sending anything, ``CircuitOpen`` while the breaker is open and
-        ``RiskRejected`` when a limit forbids it; ``OrderRejected`` when the gateway or the
-        terminal refused it (not executed); ``OutcomeUnknown`` when it cannot be told whether
-        it executed.
+        Raises, without sending anything: ``InvalidOrder`` for a value outside the wire
+        contract's limits (a volume of 0, NaN, a negative price...), ``CircuitOpen`` while the
+        breaker is open, ``RiskRejected`` when a limit forbids it, ``GatewayUnreachable`` when
+        there is no connection to the gateway. After sending: ``OrderRejected`` when the
+        gateway or the terminal refused it, ``GatewayTimeout`` when it was not answered and
+        the gateway does not have it (all three: not executed); ``OutcomeUnknown`` when it
+        cannot be told whether it executed.
         """
         self._require_open()
-        order = Open(
+        order = _checked(
+            Open,
             uuid=uuid or new_uuid(),
             timestamp=0.0,
             symbol=symbol,
-            type=Side(type),
+            type=type,
             volume=volume,
             price=price,
             sl=sl,
@@ -262,14 +323,20 @@ class Bridge:
         )
         if self.breaker.is_open:
             reason = f"CIRCUIT_OPEN:{self.breaker.reason}"
-            record(
-                "RISK_REJECT", f"reason={reason}", uuid=order.uuid, level="WARNING", reason=reason
-            )
+            _audit("RISK_REJECTED", order.uuid, f"reason={reason}", level="WARNING", reason=reason)
             raise CircuitOpen(self.breaker.reason or "")
         reservation = self._check_risk(order)
+        _audit(
+            "RISK_PASS",
+            order.uuid,
+            f"OPEN {order.type} {order.volume:g} {order.symbol}",
+            symbol=order.symbol,
+            side=order.type.value,
+            volume=order.volume,
+        )
         ticket: int | None = None
         try:
-            fill = await self._execute(order, partial(self._risk_passed, order))
+            fill = await self._execute(order)
             ticket = fill.ticket
             return fill
         except OutcomeUnknown:
@@ -284,26 +351,15 @@ class Bridge:
         try:
             reservation = self.risk.check(order) if self.risk is not None else None
         except RiskRejected as exc:
-            record(
-                "RISK_REJECT",
+            _audit(
+                "RISK_REJECTED",
+                order.uuid,
                 f"reason={exc.reason}: {exc.message}",
-                uuid=order.uuid,
                 level="WARNING",
                 reason=exc.reason,
             )
             raise
         return reservation
-
-    @staticmethod
-    def _risk_passed(order: Open) -> None:
-        record(
-            "RISK_PASS",
-            f"OPEN {order.type} {order.volume:g} {order.symbol}",
-            uuid=order.uuid,
-            symbol=order.symbol,
-            side=order.type.value,
-            volume=order.volume,
-        )
 
     async def close_position(
         self,
@@ -315,34 +371,36 @@ class Bridge:
     ) -> OrderFilled:
         """Close position ``ticket``, wholly or (with ``volume``) in part; return the fill.
 
-        Closing reduces risk, so neither the risk limits nor an open breaker stop it.
+        Closing reduces risk, so neither the risk limits nor an open breaker stop it. Raises
+        ``InvalidOrder`` (nothing sent) for a ticket or volume outside the contract's limits.
         """
         self._require_open()
-        order = Close(
+        order = _checked(
+            Close,
             uuid=uuid or new_uuid(),
             timestamp=0.0,
             ticket=ticket,
             volume=volume,
             deviation=deviation,
         )
-        fill = await self._execute(
-            order,
-            partial(
-                record,
-                "RISK_PASS",
-                f"CLOSE #{ticket} (closing is always allowed)",
-                uuid=order.uuid,
-                ticket=ticket,
-            ),
+        _audit(
+            "RISK_PASS",
+            order.uuid,
+            f"CLOSE #{order.ticket} (closing is always allowed)",
+            ticket=order.ticket,
         )
+        fill = await self._execute(order)
         if self.risk is not None:
-            self.risk.closed(ticket, fill.volume)
+            self.risk.closed(order.ticket, fill.volume)
         return fill
 
     async def halt(self, reason: str | None = None) -> bool:
         """Throw the gateway's kill switch: it refuses new OPEN orders, from every client,
-        until ``resume()`` (CLOSE still works). Returns whether the gateway is halted."""
-        return await self._switch(Halt(uuid=new_uuid(), timestamp=0.0, reason=reason))
+        until ``resume()`` (CLOSE still works). Returns whether the gateway is halted.
+
+        Signed with ``operator_secret`` when there is one. ``InvalidOrder`` for a reason the
+        contract refuses (too long, control characters)."""
+        return await self._switch(_checked(Halt, uuid=new_uuid(), timestamp=0.0, reason=reason))
 
     async def resume(self) -> bool:
         """Lift a halt. Returns whether the gateway is still halted (``False``)."""
@@ -387,35 +445,33 @@ class Bridge:
             raise _rejection(reply)
         return reply
 
-    def _stamp(self, order: SignedT) -> SignedT:
-        """The order as sent now: fresh timestamp and, with a secret, a fresh signature."""
+    def _stamp(self, request: SignableT) -> SignableT:
+        """The request as sent now: a fresh timestamp and, with a key, a fresh signature (the
+        operator's key for HALT and RESUME)."""
         now = self._now()
-        stamped = msgspec.structs.replace(order, timestamp=now)
-        if self._key is None:
+        stamped = msgspec.structs.replace(request, timestamp=now)
+        key = self._operator_key if isinstance(request, Halt | Resume) else self._key
+        if key is None:
             return stamped
-        return sign(self._key, stamped, ts_ms=int(now * 1000))
+        return sign(key, stamped, ts_ms=int(now * 1000))
 
-    async def _execute(
-        self, order: Open | Close, first_sent: Callable[[], None] | None = None
-    ) -> OrderFilled:
+    async def _execute(self, order: Open | Close) -> OrderFilled:
         """Send ``order`` until its outcome is known (see the module docstring)."""
         try:
-            reply = await self._settle(order, first_sent)
-        except (OutcomeUnknown, GatewayTimeout) as exc:
-            record(
-                "OUTCOME_UNKNOWN" if isinstance(exc, OutcomeUnknown) else "NOT_EXECUTED",
-                str(exc),
-                uuid=order.uuid,
-                level="ERROR",
-            )
+            reply = await self._settle(order)
+        except OutcomeUnknown as exc:
+            _audit("OUTCOME_UNKNOWN", order.uuid, exc.message, level="ERROR")
+            raise
+        except GatewayTimeout as exc:
+            _audit("NOT_EXECUTED", order.uuid, str(exc), level="ERROR")
             raise
         if reply.status is Status.FILLED:
             fill = OrderFilled.from_reply(order.uuid, order.action, reply)
-            record(
+            _audit(
                 "MT5_FILLED",
+                order.uuid,
                 f"{order.action} ticket={fill.ticket} volume={fill.volume:g} price={fill.price:g}"
                 + (" (duplicate)" if fill.duplicate else ""),
-                uuid=order.uuid,
                 ticket=fill.ticket,
                 deal=fill.deal,
                 volume=fill.volume,
@@ -423,52 +479,80 @@ class Bridge:
             )
             return fill
         error = _rejection(reply)
-        record(
-            "MT5_REJECTED",
-            str(error),
-            uuid=order.uuid,
+        _audit(
+            # REJECTED, as in the gateway's trail, for a refusal the terminal never saw.
+            "MT5_REJECTED" if error.error_code in _TERMINAL_VERDICTS else "REJECTED",
+            order.uuid,
+            f"{order.action}: {error}",
             level="WARNING",
             error_code=error.error_code,
             retcode=error.retcode,
         )
         raise error
 
-    async def _settle(
-        self, order: SignedRequest, first_sent: Callable[[], None] | None = None
-    ) -> Reply:
-        """Send until the outcome is known. ``first_sent`` is called once the order is first
-        in the socket: audit records are written after the send, not in its way."""
-        unsaid = [first_sent] if first_sent is not None else []
-
-        def sent(attempt: int) -> None:
-            while unsaid:
-                unsaid.pop()()
-            record(
-                "ZMQ_SENT", f"{order.action} attempt {attempt}", uuid=order.uuid, attempt=attempt
-            )
-
+    async def _settle(self, order: SignedRequest) -> Reply:
+        """Send ``order`` until its outcome is known or its ``order_timeout`` has passed
+        (the module docstring says how each answer is handled)."""
+        deadline = time.monotonic() + self.order_timeout
         backoff = _RETRY_BACKOFF_S
-        for attempt in range(self.retries + 1):
-            if attempt:
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, _RETRY_BACKOFF_MAX_S)
+        attempt = resends = 0
+        unanswered = False  # a send got no answer: it may have arrived, and executed
+        refused: Reply | None = None  # the last "not executed, try again" answer
+        after: str | None = None  # why the next attempt is made
+        stopped = f"its order_timeout ({self.order_timeout:g} s) ran out"
+        while True:
+            if attempt and isinstance(order, Open) and self.breaker.is_open:
+                stopped = f"the circuit breaker opened ({self.breaker.reason})"
+                break
+            attempt += 1
             try:
                 reply = await self._channel.request(
-                    self._stamp(order), self.request_timeout, partial(sent, attempt + 1)
+                    self._stamp(order),
+                    self.request_timeout,
+                    partial(_sent, order, attempt, after),
                 )
+            except GatewayUnreachable:
+                if unanswered:
+                    break  # an earlier send is in doubt: ask about it
+                if refused is None:
+                    raise  # nothing was ever sent
+                stopped = "the gateway became unreachable"
+                break
             except GatewayTimeout:
-                continue
-            if reply.status is not Status.PENDING:
-                return reply
-            settled = await self._await_pending(order.uuid)
-            if settled is not None:
-                return settled
-            # ORDER_NOT_FOUND after PENDING: reconciliation proved it did not execute, and
-            # the uuid is free again: send it once more.
-        return await self._ask(order)
+                unanswered, after = True, "no answer"
+                resends += 1
+                if resends > self.retries:
+                    break
+            else:
+                if reply.status is Status.PENDING:
+                    settled = await self._await_pending(order.uuid, deadline)
+                    if settled is not None:
+                        return settled
+                    # Reconciled as never executed: the uuid is free again, send it again.
+                    unanswered, after = False, "reconciled as not executed"
+                elif self.retry_not_executed and reply.error_code in _TRY_AGAIN:
+                    # The gateway looked the uuid up before refusing: no earlier send of it
+                    # is in flight or executed, so nothing is in doubt any more.
+                    unanswered, refused, after = False, reply, reply.error_code
+                else:
+                    return reply
+            pause = min(backoff, deadline - time.monotonic())
+            if pause <= 0:
+                break
+            await asyncio.sleep(pause)
+            backoff = min(backoff * 2, _RETRY_BACKOFF_MAX_S)
+        if unanswered:
+            return await self._ask(order, deadline)
+        if refused is not None:
+            note = f"; sent {attempt} time(s), not sent again: {stopped}"
+            return msgspec.structs.replace(refused, error_msg=(refused.error_msg or "") + note)
+        raise GatewayTimeout(
+            f"{order.action} {order.uuid} was not executed (reconciled as never executed), "
+            f"and {stopped}"
+        )
 
-    async def _ask(self, order: SignedRequest) -> Reply:
-        """Retries ran out: ask the gateway what became of the order."""
+    async def _ask(self, order: SignedRequest, deadline: float) -> Reply:
+        """No more attempts: ask the gateway what became of the order."""
         try:
             state = await self._order_reply(order.uuid)
         except GatewayTimeout:
@@ -481,16 +565,15 @@ class Bridge:
                 "not have the order: nothing was executed"
             )
         if state.status is Status.PENDING:
-            settled = await self._await_pending(order.uuid)
+            settled = await self._await_pending(order.uuid, deadline)
             if settled is None:
                 raise GatewayTimeout(f"{order.action} {order.uuid} was not executed")
             return settled
         return state
 
-    async def _await_pending(self, uuid: str) -> Reply | None:
+    async def _await_pending(self, uuid: str, deadline: float) -> Reply | None:
         """Poll until the order is settled: its final reply, or ``None`` if the gateway
-        reports it was never executed. Raises ``OutcomeUnknown`` at ``pending_timeout``."""
-        deadline = time.monotonic() + self.pending_timeout
+        reports it was never executed. Raises ``OutcomeUnknown`` at ``deadline``."""
         while time.monotonic() < deadline:
             await asyncio.sleep(_PENDING_POLL_S)
             try:
@@ -499,7 +582,9 @@ class Bridge:
                 continue
             if state is None or state.status is not Status.PENDING:
                 return state
-        raise OutcomeUnknown(uuid, f"still pending after {self.pending_timeout:g} s")
+        raise OutcomeUnknown(
+            uuid, f"still pending when its order_timeout ({self.order_timeout:g} s) ran out"
+        )
 
     async def _order_reply(self, uuid: str) -> Reply | None:
         """GET_ORDER for ``uuid``: the stored reply, or ``None`` if the gateway has none."""
@@ -508,6 +593,25 @@ class Bridge:
         if reply.error_code == ErrorCode.ORDER_NOT_FOUND:
             return None
         return reply
+
+
+def _hmac_key(secret: str | bytes | None) -> bytes | None:
+    """A str is a secret as written; bytes are an HMAC key already (a ``Secret``)."""
+    return secret_key(secret) if isinstance(secret, str) else secret
+
+
+def _sent(order: SignedRequest, attempt: int, after: str | None) -> None:
+    """``[ZMQ_SENT]``, written once the attempt is in the socket (and why it was made)."""
+    if after is None:
+        _audit("ZMQ_SENT", order.uuid, f"{order.action} attempt {attempt}", attempt=attempt)
+    else:
+        _audit(
+            "ZMQ_SENT",
+            order.uuid,
+            f"{order.action} attempt {attempt}, after {after}",
+            attempt=attempt,
+            after=after,
+        )
 
 
 def _rejection(reply: Reply) -> OrderRejected:

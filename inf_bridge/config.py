@@ -8,6 +8,7 @@ Windows) when it exists. Every key is optional::
     [bridge]
     endpoint = "tcp://192.0.2.10:5555"
     secret_file = "secret"                          # relative paths: next to this file
+    operator_secret_file = "operator-secret"        # signs HALT and RESUME (the kill switch)
     request_timeout = 2.0                           # seconds per round trip
     curve_server_key = "keys/gateway.key"           # the gateway's public certificate
     curve_client_cert = "keys/client.key_secret"    # this client's secret certificate
@@ -18,6 +19,9 @@ overrides both. The shared secret never comes from a flag's value or from the TO
 from a file or from ``MT5_BRIDGE_SECRET``, so that it stays out of shell history, process
 listings and config files checked into git. The secret file that the highest source names
 wins; ``MT5_BRIDGE_SECRET`` counts as the environment's choice (below ``MT5_BRIDGE_SECRET_FILE``).
+The operator's secret (for a gateway with ``operator_secret_file``) comes only from a file:
+``operator_secret_file``, ``MT5_BRIDGE_OPERATOR_SECRET_FILE``, ``--operator-secret-file``, with
+the same rules as the shared secret's file (private, not empty, 16 bytes at least).
 
     config = load_config()           # raises ConfigError naming the bad field
     async with Bridge(config.endpoint, **config.bridge_options()) as bridge:
@@ -57,7 +61,12 @@ ENV_PREFIX: Final = "MT5_BRIDGE_"
 TABLE: Final = "bridge"
 
 Endpoint = Annotated[str, Meta(pattern=r"^(tcp://\S+:\d{1,5}|ipc://\S+)\Z")]
-_PATH_FIELDS: Final = ("secret_file", "curve_server_key", "curve_client_cert")
+_PATH_FIELDS: Final = (
+    "secret_file",
+    "operator_secret_file",
+    "curve_server_key",
+    "curve_client_cert",
+)
 _CURVE_FIELDS: Final = ("curve_server_key", "curve_client_cert")
 # msgspec states a failed pattern as the regex itself; an operator needs an example instead.
 _EXPECTED: Final = {"endpoint": "a ZeroMQ endpoint such as tcp://127.0.0.1:5555 or ipc://PATH"}
@@ -70,23 +79,29 @@ class ClientConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
     'tcp://127.0.0.1:5555'
 
     ``secret`` is the loaded shared secret (``None`` when none is configured: queries still
-    work, and a gateway started with ``--no-signature-validation`` accepts orders).
+    work, and a gateway started with ``--no-signature-validation`` accepts orders);
+    ``operator_secret`` the loaded operator's secret, which signs HALT and RESUME (``None``:
+    the shared secret signs them).
     """
 
     endpoint: Endpoint = "tcp://127.0.0.1:5555"
     secret_file: str | None = None
+    operator_secret_file: str | None = None
     request_timeout: Annotated[float, Meta(gt=0, le=3600)] = 2.0
     curve_server_key: str | None = None
     curve_client_cert: str | None = None
     secret: Secret | None = None
+    operator_secret: Secret | None = None
 
     def bridge_options(self) -> dict[str, Any]:
         """Keyword arguments for ``Bridge(config.endpoint, **config.bridge_options())``.
 
-        The CURVE certificates are passed only when configured, so a configuration without
-        them works with any version of ``Bridge``.
+        The operator's secret and the CURVE certificates are passed only when configured, so
+        a configuration without them works with any version of ``Bridge``.
         """
         options: dict[str, Any] = {"secret": self.secret, "request_timeout": self.request_timeout}
+        if self.operator_secret is not None:
+            options["operator_secret"] = self.operator_secret
         if self.curve_server_key is not None and self.curve_client_cert is not None:
             options["curve_server_key"] = self.curve_server_key
             options["curve_client_cert"] = self.curve_client_cert
@@ -96,7 +111,7 @@ class ClientConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
 _FIELD_TYPES: Final = {
     field.name: field.type
     for field in msgspec.structs.fields(ClientConfig)
-    if field.name != "secret"
+    if field.name not in ("secret", "operator_secret")
 }
 
 
@@ -165,7 +180,13 @@ def load_config(
             raise ConfigError(f"{SECRET_ENV}: the environment variable is empty") from None
     else:
         secret = None
-    return ClientConfig(**values, secret=secret)
+    operator_file = values.get("operator_secret_file")
+    operator_secret = (
+        _read_secret_file(Path(operator_file), where["operator_secret_file"])
+        if operator_file
+        else None
+    )
+    return ClientConfig(**values, secret=secret, operator_secret=operator_secret)
 
 
 def _read_table(path: Path, source: str) -> dict[str, Any]:
@@ -190,10 +211,11 @@ def _read_table(path: Path, source: str) -> dict[str, Any]:
     table = document.get(TABLE, {})
     if not isinstance(table, dict):
         raise ConfigError(f"config file {path}: {TABLE} must be a table ([{TABLE}])")
-    if "secret" in table:
+    if "secret" in table or "operator_secret" in table:
         raise ConfigError(
             f"config file {path} must not contain the secret itself: put it in a file named by "
-            f"[{TABLE}] secret_file, or in the environment as {SECRET_ENV}"
+            f"[{TABLE}] secret_file (the operator's: operator_secret_file), or in the "
+            f"environment as {SECRET_ENV}"
         )
     for key in table:
         if key not in _FIELD_TYPES:

@@ -3,7 +3,9 @@
 ``curve_server_key`` is the gateway's public certificate file (``gateway.key``) or the key
 itself (40 Z85 characters); ``curve_client_cert`` is this node's secret certificate file
 (``node.key_secret``, made by ``python -m gtw_server keygen``), whose public half must be
-in the gateway's ``--curve-clients`` directory.
+in the gateway's ``--curve-clients`` directory. The gateway's secret certificate
+(``gateway.key_secret``) is refused as ``curve_server_key``: it must never leave the gateway's
+box, and a node that has it could impersonate the gateway.
 """
 
 from __future__ import annotations
@@ -27,7 +29,13 @@ def _server_public_key(server_key: str | bytes | os.PathLike[str]) -> bytes:
         candidate = Path(os.fsdecode(server_key))
         if not candidate.exists():
             return server_key.encode("ascii") if isinstance(server_key, str) else server_key
-    public, _ = zmq.auth.load_certificate(os.fsdecode(server_key))
+    path = os.fsdecode(server_key)
+    public, secret = zmq.auth.load_certificate(path)
+    if secret is not None:
+        raise ValueError(
+            f"{path} is the gateway's SECRET key: a node needs only the gateway's public key "
+            "(gateway.key); the secret key must never leave the gateway's box"
+        )
     return public
 
 

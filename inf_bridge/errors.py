@@ -2,18 +2,25 @@
 
 Exception tree::
 
-    BridgeError              base of everything this package raises on purpose
-    ├── ConfigError          a client config (TOML, environment, flags) that cannot be used;
-    │                        the message names the field and says how to fix it
-    ├── RiskRejected         the node's RiskMonitor refused the order; nothing was sent
-    ├── CircuitOpen          the circuit breaker is open; nothing was sent
-    ├── OrderRejected        the gateway or terminal refused it; nothing was executed
-    ├── GatewayTimeout       no answer in time, and nothing was executed (or a query timed out)
-    ├── OutcomeUnknown       no way to tell whether the order executed; ask later with
-    │                        ``bridge.get_order(exc.uuid)``
-    └── ProtocolError        the gateway answered something this client cannot read
+    BridgeError                  base of everything this package raises on purpose
+    ├── ConfigError              a client config (TOML, environment, flags) that cannot be used;
+    │                            the message names the field and says how to fix it
+    ├── NotExecuted              the order was NOT executed, for certain: safe to send again
+    │   │                        (with a new uuid, or the same one)
+    │   ├── InvalidOrder         a field outside the protocol's limits (also a ValueError);
+    │   │                        nothing was sent
+    │   ├── CircuitOpen          the circuit breaker is open; nothing was sent
+    │   ├── RiskRejected         the node's RiskMonitor refused the order; nothing was sent
+    │   ├── OrderRejected        the gateway or terminal refused it; nothing was executed
+    │   └── GatewayTimeout       no answer in time, and nothing was executed (or a query
+    │       │                    timed out)
+    │       └── GatewayUnreachable  no connection to the gateway: the request never left
+    │                               this process
+    ├── OutcomeUnknown           no way to tell whether the order executed; ask later with
+    │                            ``bridge.get_order(exc.uuid)``
+    └── ProtocolError            the gateway answered something this client cannot read
 
-A timeout is never reported as a rejection: ``OrderRejected`` means the order did not execute,
+A timeout is never reported as a rejection: ``NotExecuted`` means the order did not execute,
 ``OutcomeUnknown`` means it may have.
 """
 
@@ -24,6 +31,9 @@ __all__ = [
     "CircuitOpen",
     "ConfigError",
     "GatewayTimeout",
+    "GatewayUnreachable",
+    "InvalidOrder",
+    "NotExecuted",
     "OrderRejected",
     "OutcomeUnknown",
     "ProtocolError",
@@ -40,7 +50,21 @@ class ConfigError(BridgeError):
     environment variable or the TOML key it came from) and says how to fix it."""
 
 
-class RiskRejected(BridgeError):
+class NotExecuted(BridgeError):
+    """The order certainly did not execute (nothing to reconcile, nothing to ask about)."""
+
+
+class InvalidOrder(NotExecuted, ValueError):
+    """A value the wire contract refuses (``field`` names it), caught before the risk check
+    and before anything was sent or recorded as passed."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class RiskRejected(NotExecuted):
     """The RiskMonitor refused the order before it was sent. ``reason`` is a code such as
     ``MAX_ORDER_VOLUME``."""
 
@@ -50,7 +74,7 @@ class RiskRejected(BridgeError):
         self.message = message
 
 
-class CircuitOpen(BridgeError):
+class CircuitOpen(NotExecuted):
     """The circuit breaker is open (``reason`` says why); the order was not sent."""
 
     def __init__(self, reason: str) -> None:
@@ -58,7 +82,7 @@ class CircuitOpen(BridgeError):
         self.reason = reason
 
 
-class OrderRejected(BridgeError):
+class OrderRejected(NotExecuted):
     """The gateway or the terminal refused the order; it was not executed.
 
     ``error_code`` is the protocol's code (``MT5_REJECTED``, ``SIGNATURE_EXPIRED``, ...);
@@ -81,9 +105,14 @@ class OrderRejected(BridgeError):
         self.retcode = retcode
 
 
-class GatewayTimeout(BridgeError):
+class GatewayTimeout(NotExecuted):
     """The gateway did not answer in time. For an order this is raised only once the
     gateway has confirmed it does not have it, i.e. nothing was executed."""
+
+
+class GatewayUnreachable(GatewayTimeout):
+    """No connection to the gateway within the timeout: the request was never sent (the
+    socket queues nothing without a connection, so it cannot leave later either)."""
 
 
 class OutcomeUnknown(BridgeError):
@@ -92,6 +121,7 @@ class OutcomeUnknown(BridgeError):
     def __init__(self, uuid: str, message: str) -> None:
         super().__init__(f"order {uuid}: {message}")
         self.uuid = uuid
+        self.message = message
 
 
 class ProtocolError(BridgeError):

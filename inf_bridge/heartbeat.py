@@ -1,9 +1,15 @@
 """The heartbeat: a background task that PINGs the gateway and keeps score.
 
-States: ``HEALTHY``; ``DEGRADED`` after a missed beat, a slow one (over ``slow_after``), or
-a gateway whose terminal is disconnected; ``FAILED`` after ``failures`` misses in a row,
-which opens the circuit breaker (``HEARTBEAT_FAILURE``). ``recovery_beats`` healthy beats in
-a row close it again.
+States: ``HEALTHY``; ``DEGRADED`` after a missed beat, a slow one (over ``slow_after``), a
+gateway whose terminal is disconnected, or one that did not accept this node's signature;
+``FAILED`` after ``failures`` misses in a row, which opens the circuit breaker
+(``HEARTBEAT_FAILURE``). ``recovery_beats`` healthy beats in a row close it again.
+
+The Bridge signs its PINGs when it has a secret, and the gateway says whether it accepts them
+(``authenticated``; ``auth_error`` when not). ``SIGNATURE_INVALID`` (the gateway has another
+secret) opens the breaker with ``SECRET_REFUSED``, which only a human closes: every order
+would be refused. ``SIGNATURE_EXPIRED`` (the clocks) is logged, and corrects itself once the
+offset below is estimated.
 
 Each PING reply also carries the gateway's clock: the offset between it and ours is
 estimated from the fastest recent round trips (where the reply's timestamp is least
@@ -22,9 +28,9 @@ from typing import Final, Literal
 from loguru import logger
 
 from inf_bridge.audit import record
-from inf_bridge.breaker import HEARTBEAT_FAILURE, CircuitBreaker
+from inf_bridge.breaker import HEARTBEAT_FAILURE, SECRET_REFUSED, CircuitBreaker
 from inf_bridge.errors import BridgeError
-from protocol import GatewayInfo, Reply
+from protocol import ErrorCode, GatewayInfo, Reply
 
 __all__ = ["HealthState", "HeartbeatMonitor"]
 
@@ -73,6 +79,11 @@ class HeartbeatMonitor:
         self.mt5_connected: bool | None = None
         # What the gateway said of itself in the last PING (version, halted, warnings).
         self.gateway: GatewayInfo | None = None
+        # Whether the gateway accepted the last PING's signature (None: not signed, or the
+        # gateway did not say); if not, why (an ErrorCode) and its sentence.
+        self.authenticated: bool | None = None
+        self.auth_error: str | None = None
+        self.auth_message: str | None = None
         self.clock_offset = 0.0
         self._rtts: deque[float] = deque(maxlen=_SAMPLES)
         self._offsets: deque[tuple[float, float]] = deque(maxlen=_OFFSET_SAMPLES)
@@ -139,7 +150,8 @@ class HeartbeatMonitor:
         self.consecutive_successes = 0
         record(
             "HEARTBEAT_FAIL",
-            f"{self.consecutive_failures} of {self.failures} missed: {why}",
+            f"{self.consecutive_failures} missed in a row (the breaker opens at "
+            f"{self.failures}): {why}",
             level="WARNING",
             consecutive=self.consecutive_failures,
         )
@@ -158,10 +170,36 @@ class HeartbeatMonitor:
         self.mt5_connected = reply.mt5_connected
         self.gateway = reply.gateway
         self._estimate_offset(rtt, reply.timestamp - (sent + rtt / 2))
-        healthy = rtt <= self.slow_after and reply.mt5_connected is not False
+        self._authentication(reply)
+        healthy = (
+            rtt <= self.slow_after
+            and reply.mt5_connected is not False
+            and reply.authenticated is not False
+        )
         self._set_state("HEALTHY" if healthy else "DEGRADED")
         if self.consecutive_successes >= self.recovery_beats:
             self._breaker.recovered()
+
+    def _authentication(self, reply: Reply) -> None:
+        """What the gateway said of the PING's signature; a refused secret opens the breaker."""
+        changed = reply.auth_error != self.auth_error
+        self.authenticated = reply.authenticated
+        self.auth_error = reply.auth_error
+        self.auth_message = reply.error_msg if reply.auth_error else None
+        if reply.auth_error == ErrorCode.SIGNATURE_INVALID:
+            if changed:
+                logger.error(
+                    "the gateway refused this node's secret ({}): no order is sent until the "
+                    "secret is fixed and bridge.breaker.reset() is called",
+                    reply.error_msg,
+                )
+            self._breaker.trip(SECRET_REFUSED)
+        elif reply.auth_error is not None and changed:
+            logger.warning(
+                "the gateway did not accept this node's PING signature: {} {}",
+                reply.auth_error,
+                reply.error_msg,
+            )
 
     def _estimate_offset(self, rtt: float, offset: float) -> None:
         self._offsets.append((rtt, offset))

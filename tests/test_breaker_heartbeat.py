@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import deque
 from itertools import pairwise
+from pathlib import Path
 
 import pytest
 
-from inf_bridge import BreakerChange, CircuitBreaker, GatewayTimeout, HeartbeatMonitor
+from inf_bridge import (
+    BreakerChange,
+    CircuitBreaker,
+    GatewayTimeout,
+    HeartbeatMonitor,
+    add_audit_file,
+)
 from protocol import Reply, Status
 
 
@@ -181,3 +189,81 @@ async def test_beats_keep_their_schedule_when_pings_time_out() -> None:
     # One interval apart, not interval + timeout (0.9 s): the third miss came at ~1.4 s, not ~2.2.
     gaps = [later - earlier for earlier, later in pairwise(started)]
     assert max(gaps) < 0.75, gaps
+
+
+async def test_misses_past_the_limit_read_right(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    trail = add_audit_file(path)
+    try:
+        health = monitor(ScriptedGateway([None] * 5), CircuitBreaker())
+        for _ in range(5):
+            await health.beat()
+    finally:
+        trail.close()
+    messages = [
+        json.loads(line)["message"]
+        for line in path.read_text().splitlines()
+        if '"HEARTBEAT_FAIL"' in line
+    ]
+    assert messages[0].startswith("[HEARTBEAT_FAIL] 1 missed in a row (the breaker opens at 3)")
+    assert messages[3].startswith("[HEARTBEAT_FAIL] 4 missed in a row (the breaker opens at 3)")
+    assert not any(" of 3" in message for message in messages)
+
+
+def signed_reply(authenticated: bool | None, auth_error: str | None = None) -> Reply:
+    return Reply(
+        uuid="p",
+        action="PING",
+        status=Status.OK,
+        timestamp=1_000.0,
+        mt5_connected=True,
+        authenticated=authenticated,
+        auth_error=auth_error,
+        error_msg=None if auth_error is None else "risk_signature does not match the request",
+    )
+
+
+async def test_a_refused_secret_opens_the_breaker_until_a_human_resets_it() -> None:
+    replies = deque(
+        [signed_reply(True), signed_reply(False, "SIGNATURE_INVALID")]
+        + [signed_reply(False, "SIGNATURE_INVALID")] * 3
+        + [signed_reply(False, "SIGNATURE_INVALID")]
+    )
+
+    async def ping(timeout: float) -> Reply:
+        return replies.popleft()
+
+    breaker = CircuitBreaker()
+    health = HeartbeatMonitor(ping, breaker, failures=3, recovery_beats=2, clock=lambda: 1_000.0)
+    await health.beat()
+    assert (health.authenticated, health.state, breaker.is_open) == (True, "HEALTHY", False)
+    await health.beat()
+    assert breaker.reason == "SECRET_REFUSED"
+    assert health.authenticated is False and health.auth_error == "SIGNATURE_INVALID"
+    assert health.auth_message == "risk_signature does not match the request"
+    assert health.state == "DEGRADED"  # answered, but nothing could be traded through it
+    for _ in range(3):  # answered beats: not a heartbeat trip, so they do not close it
+        await health.beat()
+    assert breaker.reason == "SECRET_REFUSED"
+    breaker.reset()  # a human, believing the secret fixed; it is not: open again
+    await health.beat()
+    assert breaker.reason == "SECRET_REFUSED"
+
+
+async def test_an_expired_ping_signature_is_the_clocks_not_the_secret() -> None:
+    async def ping(timeout: float) -> Reply:
+        return signed_reply(False, "SIGNATURE_EXPIRED")
+
+    breaker = CircuitBreaker()
+    health = HeartbeatMonitor(ping, breaker, clock=lambda: 1_000.0)
+    await health.beat()
+    assert health.auth_error == "SIGNATURE_EXPIRED" and health.state == "DEGRADED"
+    assert not breaker.is_open
+
+
+def test_a_refused_secret_outranks_a_heartbeat_trip() -> None:
+    breaker = CircuitBreaker()
+    breaker.trip("HEARTBEAT_FAILURE")
+    breaker.trip("SECRET_REFUSED")
+    breaker.recovered()  # the heartbeat's recovery does not close it
+    assert breaker.reason == "SECRET_REFUSED"

@@ -103,8 +103,10 @@ def test_ping_account_positions(connected: GatewayProcess, cli: CLI) -> None:
     ping = cli("ping")
     assert ping.code == Exit.OK
     assert ping.out.startswith(f"OK {connected.endpoint}") and "terminal connected" in ping.out
+    assert "secret accepted" in ping.out  # the PING was signed, and the gateway took it
     pong = cli("ping", "--json").json()
     assert pong["endpoint"] == connected.endpoint and pong["mt5_connected"] is True
+    assert pong["authenticated"] is True
     assert 0 < pong["rtt_ms"] < 1000
 
     account = cli("account")
@@ -178,16 +180,56 @@ def test_halt_refuses_new_orders_until_resume(connected: GatewayProcess, cli: CL
     assert cli("open", "EURUSD", "BUY", "0.1").code == Exit.OK
 
 
-def test_flatten_closes_everything(connected: GatewayProcess, cli: CLI) -> None:
-    assert cli("flatten", "--yes").out == "No open positions.\n"
+def halted(cli: CLI) -> bool:
+    return bool(cli("ping", "--json").json()["gateway"].get("halted"))
+
+
+def test_flatten_halts_then_closes_everything(connected: GatewayProcess, cli: CLI) -> None:
+    assert cli("flatten", "--yes", "--no-halt").out == "No open positions.\n"
+    assert not halted(cli)
     for symbol in ("EURUSD", "EURUSD", "USDJPY"):
         assert cli("open", symbol, "BUY", "0.1").code == Exit.OK
 
     only = cli("flatten", "--symbol", "USDJPY", "--yes", "--json")
     assert [(r["symbol"], r["result"]) for r in only.json()] == [("USDJPY", "CLOSED")]
+    assert "the gateway is HALTED" in only.err and "mt5-bridge resume" in only.err
+    assert halted(cli)  # first, so that no strategy could open a position meanwhile
+    refused = cli("open", "EURUSD", "BUY", "0.1")  # and it stays on until resume
+    assert refused.code == Exit.REFUSED and "TRADING_HALTED" in refused.err
     everything = cli("flatten", "-y")
     assert everything.code == Exit.OK and everything.out.count("CLOSED") == 2
     assert cli("positions", "--json").json() == []
+    assert cli("resume").code == Exit.OK
+
+
+def test_with_an_operator_key_only_it_halts_resumes_and_flattens(
+    tmp_path: Path, secret_file: Path, secret: str, cli: CLI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    operator = tmp_path / "operator-secret"
+    operator.write_text(f"operator-{secret}\n", encoding="utf-8")
+    operator.chmod(0o600)
+    with GatewayProcess(
+        tmp_path / "gw", secret=secret, gateway={"operator_secret_file": str(operator)}
+    ) as gateway:
+        monkeypatch.setenv("MT5_BRIDGE_ENDPOINT", gateway.endpoint)
+        monkeypatch.setenv("MT5_BRIDGE_SECRET_FILE", str(secret_file))
+        assert cli("open", "EURUSD", "BUY", "0.1").code == Exit.OK
+        with_order_secret = cli("halt")
+        assert with_order_secret.code == Exit.REFUSED
+        assert "SIGNATURE_INVALID" in with_order_secret.err
+        assert "--operator-secret-file" in with_order_secret.err
+        flat = cli("flatten", "--yes")  # it cannot halt first, so it closes nothing
+        assert flat.code == Exit.REFUSED and "--no-halt" in flat.err
+        assert "could not halt the gateway first, so nothing was closed" in flat.err
+        assert len(cli("positions", "--json").json()) == 1 and not halted(cli)
+
+        assert cli("halt", "--operator-secret-file", str(operator)).code == Exit.OK
+        assert cli("resume").code == Exit.REFUSED  # a strategy's secret cannot lift it
+        monkeypatch.setenv("MT5_BRIDGE_OPERATOR_SECRET_FILE", str(operator))
+        flat = cli("flatten", "--yes", "--json")
+        assert flat.code == Exit.OK and [r["result"] for r in flat.json()] == ["CLOSED"]
+        assert cli("resume").code == Exit.OK and not halted(cli)
+        assert f"operator-{secret}" not in (tmp_path / "gw" / "audit.jsonl").read_text()
 
 
 def test_flatten_counts_a_position_closed_meanwhile_as_closed(
@@ -213,13 +255,15 @@ def test_flatten_asks_on_a_terminal(
     monkeypatch.setattr(sys, "stdin", Terminal("n\n"))
     declined = cli("flatten")
     assert declined.code == Exit.REFUSED
-    assert "Close this position (0.20 lots)? [y/N]" in declined.err
-    assert "nothing was closed" in declined.err.splitlines()[-1]
-    assert len(cli("positions", "--json").json()) == 1
+    question = "Halt the gateway (no new orders from any client) and close this position"
+    assert f"{question} (0.20 lots)? [y/N]" in declined.err
+    assert "nothing was halted or closed" in declined.err.splitlines()[-1]
+    assert len(cli("positions", "--json").json()) == 1 and not halted(cli)
+    assert "Close this position (0.20 lots)? [y/N]" in cli("flatten", "--no-halt").err
 
     monkeypatch.setattr(sys, "stdin", Terminal("y\n"))
     assert cli("flatten").code == Exit.OK
-    assert cli("positions", "--json").json() == []
+    assert cli("positions", "--json").json() == [] and halted(cli)
 
 
 def test_flatten_without_yes_off_a_terminal_is_refused(cli: CLI) -> None:
@@ -232,10 +276,12 @@ def test_watch_once(connected: GatewayProcess, cli: CLI) -> None:
     cli("open", "XAUUSD", "BUY", "0.05")
     frame = cli("watch", "--once")
     assert frame.code == Exit.OK
-    for shown in ("HEALTHY", "Breaker closed", "terminal connected", "SimBroker-Demo", "XAUUSD"):
-        assert shown in frame.out
+    shown = ("HEALTHY", "Breaker closed", "terminal connected", "secret accepted", "XAUUSD")
+    for text in shown:
+        assert text in frame.out
     snapshot = cli("watch", "--once", "--json").json()
     assert snapshot["health"]["state"] == "HEALTHY" and snapshot["breaker"]["open"] is False
+    assert snapshot["health"]["authenticated"] is True
     assert snapshot["account"]["login"] == 5000001
     assert [p["symbol"] for p in snapshot["positions"]] == ["XAUUSD"]
     assert snapshot["error"] is None
@@ -325,9 +371,20 @@ def test_signatures_need_the_gateways_secret(
     assert unsigned.code == Exit.REFUSED and "SIGNATURE_MISSING" in unsigned.err
     assert "no shared secret is configured" in unsigned.err
     monkeypatch.setenv("MT5_BRIDGE_SECRET", "not-the-gateway-secret")
-    wrong = cli("open", "EURUSD", "BUY", "0.1")
-    assert wrong.code == Exit.REFUSED and "SIGNATURE_INVALID" in wrong.err
-    assert "not-the-gateway-secret" not in wrong.err
+    # The gateway says so at the first, signed, PING: ping fails, and no order is sent.
+    ping = cli("ping")
+    assert ping.code == Exit.REFUSED
+    assert ping.err.startswith("mt5-bridge: ping: the gateway refused this node's secret")
+    assert cli("--json", "ping").json()["error_code"] == "SIGNATURE_INVALID"
+    wrong = cli("open", "EURUSD", "BUY", "0.1", "--uuid", "wrong-secret-1")
+    assert wrong.code == Exit.REFUSED and "SECRET_REFUSED" in wrong.err
+    assert "the gateway refused this node's secret" in wrong.err
+    frame = cli("watch", "--once")
+    assert "secret REFUSED" in frame.out and "Breaker OPEN (SECRET_REFUSED)" in frame.out
+    for run in (ping, wrong, frame):
+        assert "not-the-gateway-secret" not in run.out + run.err
+    monkeypatch.delenv("MT5_BRIDGE_SECRET")
+    assert cli("order", "wrong-secret-1").code == Exit.REFUSED  # never sent: not found
 
 
 def test_curve_keys_reach_the_bridge_only_when_configured(
@@ -361,6 +418,15 @@ def test_curve_keys_reach_the_bridge_only_when_configured(
     assert cli("--config", str(config), "ping").code == Exit.UNREACHABLE
     assert seen[-1]["curve_server_key"] == str(tmp_path / "keys" / "gateway.key")
     assert seen[-1]["curve_client_cert"] == str(tmp_path / "keys" / "client.key_secret")
+    assert "operator_secret" not in seen[-1]
+
+    operator = tmp_path / "operator-secret"
+    operator.write_text("the-operator-secret-0123456789", encoding="utf-8")
+    operator.chmod(0o600)
+    flag = ("--operator-secret-file", str(operator))
+    for argv in (("resume", *flag), (*flag, "resume")):  # after the command, or before it
+        assert cli(*argv).code == Exit.UNREACHABLE
+        assert seen[-1]["operator_secret"] == b"the-operator-secret-0123456789"
 
 
 # -- the configuration -----------------------------------------------------------------------
@@ -389,6 +455,32 @@ def test_config_precedence_file_then_environment_then_flags(tmp_path: Path) -> N
     # ...and a secret file in the environment outranks both.
     env = {"MT5_BRIDGE_SECRET": "x", "MT5_BRIDGE_SECRET_FILE": str(tmp_path / "s")}
     assert load_config(config_file=config, env=env).secret == b"from-file-from-file"
+
+
+def test_the_operators_secret_comes_from_a_private_file_only(
+    tmp_path: Path, cli: CLI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    operator = tmp_path / "operator-secret"
+    operator.write_text("the-operator-secret-0123456789\n", encoding="utf-8")
+    operator.chmod(0o600)
+    config = tmp_path / "client.toml"
+    config.write_text('[bridge]\noperator_secret_file = "operator-secret"\n', encoding="utf-8")
+    loaded = load_config(config_file=config, env={})
+    assert loaded.operator_secret == b"the-operator-secret-0123456789"  # next to the file
+    assert "the-operator-secret" not in repr(loaded)
+    assert loaded.bridge_options()["operator_secret"] == loaded.operator_secret
+    assert "operator_secret" not in load_config(env={}).bridge_options()
+    env = {"MT5_BRIDGE_OPERATOR_SECRET_FILE": str(operator)}
+    assert load_config(env=env).operator_secret == loaded.operator_secret
+    config.write_text('[bridge]\noperator_secret = "hunter2-hunter2"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="not contain the secret"):
+        load_config(config_file=config, env={})
+    if os.name == "posix":
+        operator.chmod(0o644)
+        shared = cli("halt", "--operator-secret-file", str(operator))
+        assert shared.code == Exit.USAGE
+        assert shared.err.startswith("mt5-bridge: --operator-secret-file: ")
+        assert f"chmod 600 {operator}" in shared.err
 
 
 def test_default_config_file(tmp_path: Path) -> None:
@@ -441,6 +533,24 @@ def test_bad_curve_keys_are_one_line_errors(tmp_path: Path, cli: CLI) -> None:
     result = cli("--curve-server-key", server, "--curve-client-cert", server, "ping")
     assert result.code == 2 and "only a public key" in result.err
     assert "Traceback" not in result.err
+
+
+def test_the_gateways_secret_curve_key_is_refused_on_a_node(tmp_path: Path, cli: CLI) -> None:
+    keygen(tmp_path, "gateway")
+    keygen(tmp_path, "node")
+    secret_key_file = str(tmp_path / "gateway.key_secret")
+    node = str(tmp_path / "node.key_secret")
+    result = cli("--curve-server-key", secret_key_file, "--curve-client-cert", node, "ping")
+    assert result.code == Exit.USAGE
+    assert "a node needs only the gateway's public key (gateway.key)" in result.err
+    assert "must never leave the gateway's box" in result.err
+    with pytest.raises(ValueError, match="SECRET key"):
+        Bridge(
+            "tcp://127.0.0.1:1",
+            secret=None,
+            curve_server_key=secret_key_file,
+            curve_client_cert=node,
+        )
 
 
 # -- the command itself ----------------------------------------------------------------------

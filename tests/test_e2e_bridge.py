@@ -9,7 +9,7 @@ import pytest
 
 from gtw_server.process import GatewayProcess
 from gtw_server.tagging import order_tag
-from inf_bridge import Bridge, OrderRejected
+from inf_bridge import Bridge, CircuitOpen, OrderRejected
 
 
 async def test_ping_measures_a_round_trip(bridge: Bridge) -> None:
@@ -119,12 +119,26 @@ async def test_terminal_refusals_carry_the_retcode(bridge: Bridge) -> None:
     assert excinfo.value.error_code == "MT5_REJECTED"
 
 
+async def test_the_gateway_accepts_this_nodes_secret_at_the_first_beat(bridge: Bridge) -> None:
+    assert bridge.health.authenticated is True and bridge.health.auth_error is None
+    assert bridge.health.state == "HEALTHY" and not bridge.breaker.is_open
+
+
 async def test_unsigned_and_wrongly_signed_orders_are_refused(gateway: GatewayProcess) -> None:
     async with Bridge(gateway.endpoint, secret=None) as unsigned:
         with pytest.raises(OrderRejected) as excinfo:
             await unsigned.send_order("EURUSD", "BUY", 0.1)
         assert excinfo.value.error_code == "SIGNATURE_MISSING"
+        assert unsigned.health.authenticated is None  # nothing signed, nothing to check
     async with Bridge(gateway.endpoint, secret="not-the-secret-at-all") as impostor:
+        # The gateway refused the secret at the first, signed, PING: no order leaves with it.
+        assert impostor.breaker.reason == "SECRET_REFUSED"
+        assert impostor.health.auth_error == "SIGNATURE_INVALID"
+        assert impostor.health.state == "DEGRADED"
+        with pytest.raises(CircuitOpen) as opened:
+            await impostor.send_order("EURUSD", "BUY", 0.1)
+        assert opened.value.reason == "SECRET_REFUSED"
+        impostor.breaker.reset()  # a careless human: the gateway still refuses the order
         with pytest.raises(OrderRejected) as excinfo:
             await impostor.send_order("EURUSD", "BUY", 0.1)
         assert excinfo.value.error_code == "SIGNATURE_INVALID"

@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, Final, cast
 
 import pytest
+import zmq
+from loguru import logger
 
-from gtw_server.process import GatewayProcess
+from gtw_server.process import GatewayProcess, free_port
 from inf_bridge import (
     Bridge,
     CircuitOpen,
+    GatewayTimeout,
+    GatewayUnreachable,
+    InvalidOrder,
+    NotExecuted,
     OrderRejected,
+    Position,
     RiskLimits,
     RiskRejected,
     add_audit_file,
@@ -58,8 +68,48 @@ async def test_limits_refuse_before_anything_is_sent(
             with pytest.raises(OrderRejected) as rejected:
                 await bridge.get_order(uuid)
             assert rejected.value.error_code == "ORDER_NOT_FOUND"
-            assert events(audit_file, uuid) == ["RISK_REJECT"]
+            assert events(audit_file, uuid) == ["RISK_REJECTED"]
         assert await bridge.get_positions() == []
+
+
+NAN, INF = float("nan"), float("inf")
+BAD_OPENS: Final = {
+    "volume": [0, -0.1, NAN, INF, "0.1"],
+    "price": [0.0, -1.0, NAN, INF],
+    "sl": [-1.0, NAN, INF],
+    "tp": [-1.0, NAN, INF],
+}
+BAD_CLOSES: Final = {"ticket": [0, -5, "7"], "volume": [0, -0.1, NAN, INF]}
+
+
+async def test_bad_values_are_refused_before_the_risk_check_and_the_audit(
+    gateway: GatewayProcess, secret: str, audit_file: Path
+) -> None:
+    limits = RiskLimits(max_orders_per_minute=1)  # a refused value must not use the one up
+    refused: list[tuple[str, InvalidOrder]] = []
+    async with Bridge(gateway.endpoint, secret=secret, risk=limits) as bridge:
+        for field, values in BAD_OPENS.items():
+            for value in values:
+                order: dict[str, Any] = {"volume": 0.1, field: value}
+                uuid = f"bad-open-{len(refused)}"
+                with pytest.raises(InvalidOrder) as excinfo:
+                    await bridge.send_order("EURUSD", "BUY", uuid=uuid, **order)
+                refused.append((field, excinfo.value))
+                assert events(audit_file, uuid) == []  # no RISK_PASS, nothing sent
+        for field, values in BAD_CLOSES.items():
+            for value in values:
+                close: dict[str, Any] = {"ticket": 1, field: value}
+                with pytest.raises(InvalidOrder) as excinfo:
+                    await bridge.close_position(uuid=f"bad-close-{len(refused)}", **close)
+                refused.append((field, excinfo.value))
+        fill = await bridge.send_order("EURUSD", "BUY", 0.1)  # the limit was not touched
+        assert [p.ticket for p in await bridge.get_positions()] == [fill.ticket]
+    for field, error in refused:
+        assert error.field == field and str(error).startswith(f"{field}: ")
+        assert isinstance(error, ValueError) and isinstance(error, NotExecuted)
+    assert "Expected `float` > 0.0" in str(refused[0][1])  # says what is wrong, too
+    assert "bad-" not in audit_file.read_text()
+    assert "bad-" not in (gateway.data_dir / "audit.jsonl").read_text()
 
 
 async def test_every_order_leaves_its_life_in_the_audit_log(
@@ -69,10 +119,30 @@ async def test_every_order_leaves_its_life_in_the_audit_log(
         fill = await bridge.send_order("EURUSD", "BUY", 0.1, uuid="audited-1")
         await bridge.close_position(fill.ticket, uuid="audited-2")
         with pytest.raises(OrderRejected):
-            await bridge.send_order("EURUSD", "BUY", 0.001, uuid="audited-3")
+            await bridge.send_order("EURUSD", "BUY", 0.001, uuid="audited-3")  # the terminal's
+        with pytest.raises(OrderRejected):
+            await bridge.close_position(fill.ticket, uuid="audited-4")  # closed already
+        await bridge.halt("audit test")
+        with pytest.raises(OrderRejected):
+            await bridge.send_order("EURUSD", "BUY", 0.1, uuid="audited-5")  # the gateway's
+        await bridge.resume()
     assert events(audit_file, "audited-1") == ["RISK_PASS", "ZMQ_SENT", "MT5_FILLED"]
     assert events(audit_file, "audited-2") == ["RISK_PASS", "ZMQ_SENT", "MT5_FILLED"]
+    # MT5_REJECTED is the terminal's verdict; a refusal the terminal never saw is REJECTED,
+    # the same word as in the gateway's trail.
     assert events(audit_file, "audited-3") == ["RISK_PASS", "ZMQ_SENT", "MT5_REJECTED"]
+    assert events(audit_file, "audited-4") == ["RISK_PASS", "ZMQ_SENT", "MT5_REJECTED"]
+    assert events(audit_file, "audited-5") == ["RISK_PASS", "ZMQ_SENT", "REJECTED"]
+    codes = {
+        line["uuid"]: line["error_code"]
+        for line in map(json.loads, audit_file.read_text().splitlines())
+        if line["event"].endswith("REJECTED")
+    }
+    assert codes == {
+        "audited-3": "MT5_REJECTED",
+        "audited-4": "POSITION_NOT_FOUND",
+        "audited-5": "TRADING_HALTED",
+    }
     (filled,) = [
         json.loads(line)
         for line in audit_file.read_text().splitlines()
@@ -82,6 +152,38 @@ async def test_every_order_leaves_its_life_in_the_audit_log(
     text = audit_file.read_text() + (gateway.log_file.read_text() if gateway.log_file else "")
     assert secret not in text
     assert "RISK_PASS:" not in text  # nor any signature
+
+
+class Tap:
+    """The Channel's socket, noting what the audit file holds of each order as it is sent."""
+
+    def __init__(self, sock: zmq.Socket[bytes], audit_file: Path) -> None:
+        self._sock = sock
+        self._audit_file = audit_file
+        self.at_send: dict[str, list[str]] = {}
+
+    def send(self, frame: bytes, flags: int = 0) -> None:
+        request = json.loads(frame)
+        if request["action"] in ("OPEN", "CLOSE"):
+            self.at_send[request["uuid"]] = events(self._audit_file, request["uuid"])
+        self._sock.send(frame, flags)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+async def test_risk_pass_is_recorded_before_the_send_and_zmq_sent_after_it(
+    bridge: Bridge, audit_file: Path
+) -> None:
+    channel = bridge._channel
+    assert channel._socket is not None
+    tap = Tap(channel._socket, audit_file)
+    channel._socket = cast("zmq.Socket[bytes]", tap)
+    fill = await bridge.send_order("EURUSD", "BUY", 0.1, uuid="causal-1")
+    await bridge.close_position(fill.ticket, uuid="causal-2")
+    assert tap.at_send == {"causal-1": ["RISK_PASS"], "causal-2": ["RISK_PASS"]}
+    for uuid in ("causal-1", "causal-2"):
+        assert events(audit_file, uuid) == ["RISK_PASS", "ZMQ_SENT", "MT5_FILLED"]
 
 
 async def test_a_dead_gateway_opens_the_breaker_and_a_live_one_closes_it(
@@ -110,7 +212,7 @@ async def test_a_dead_gateway_opens_the_breaker_and_a_live_one_closes_it(
         with pytest.raises(CircuitOpen) as excinfo:
             order.send(None)
         assert excinfo.value.reason == "HEARTBEAT_FAILURE"
-        assert events(audit_file, "while-open-1") == ["RISK_REJECT"]
+        assert events(audit_file, "while-open-1") == ["RISK_REJECTED"]
 
         restarted = GatewayProcess(tmp_path / "gw", secret=secret, port=gateway.port).start()
         try:
@@ -205,3 +307,146 @@ async def test_a_reply_lost_on_the_way_back_ends_filled_once(
     sent = events(audit_file, "slow-1")
     assert sent[0] == "RISK_PASS" and sent[-1] == "MT5_FILLED"
     assert sent.count("ZMQ_SENT") >= 2  # it was retried, with the same uuid
+
+
+async def test_an_order_for_an_absent_gateway_is_never_sent_not_even_later(
+    tmp_path: Path, audit_file: Path
+) -> None:
+    port = free_port()  # nothing listens there yet
+    # No signatures on either side: a stale order delivered late would execute, so only the
+    # socket's refusal to queue without a connection (IMMEDIATE) can keep it from doing so.
+    async with Bridge(
+        f"tcp://127.0.0.1:{port}", secret=None, request_timeout=0.5, heartbeat_timeout=0.3
+    ) as bridge:
+        started = time.monotonic()
+        with pytest.raises(GatewayUnreachable, match="nothing was sent"):
+            await bridge.send_order("EURUSD", "BUY", 0.1, uuid="nowhere-1")
+        assert time.monotonic() - started < 2.0  # one request_timeout, not retries and a query
+        assert events(audit_file, "nowhere-1") == ["RISK_PASS", "NOT_EXECUTED"]  # no ZMQ_SENT
+
+        with GatewayProcess(tmp_path / "gw", secret=None, port=port) as gateway:
+            # The same socket reconnects by itself; anything it had queued would go first.
+            positions: list[Position] | None = None
+            for _ in range(50):  # bounded: 25 s at most
+                with contextlib.suppress(GatewayTimeout):
+                    positions = await bridge.get_positions()
+                    break
+            assert positions == []
+            with pytest.raises(OrderRejected) as excinfo:
+                await bridge.get_order("nowhere-1")
+            assert excinfo.value.error_code == "ORDER_NOT_FOUND"  # it never arrived
+            assert "nowhere-1" not in (gateway.data_dir / "audit.jsonl").read_text()
+
+
+ORDER_EVENTS: Final = {
+    "RISK_PASS",
+    "RISK_REJECTED",
+    "ZMQ_SENT",
+    "MT5_FILLED",
+    "MT5_REJECTED",
+    "REJECTED",
+    "NOT_EXECUTED",
+    "OUTCOME_UNKNOWN",
+}
+
+
+async def test_every_log_line_about_an_order_carries_its_uuid(
+    gateway: GatewayProcess, secret: str
+) -> None:
+    lines: list[str] = []
+    handler = logger.add(lines.append, level="INFO", format="{message}", filter="inf_bridge")
+    try:
+        limits = RiskLimits(max_order_volume=1.0)
+        async with Bridge(gateway.endpoint, secret=secret, risk=limits) as bridge:
+            fill = await bridge.send_order("EURUSD", "BUY", 0.1, uuid="logged-1")
+            await bridge.close_position(fill.ticket, uuid="logged-2")
+            with pytest.raises(OrderRejected):
+                await bridge.close_position(fill.ticket, uuid="logged-3")
+            with pytest.raises(OrderRejected):  # DUPLICATE_UUID: the gateway's refusal
+                await bridge.send_order("EURUSD", "SELL", 0.2, uuid="logged-1")
+            with pytest.raises(RiskRejected):
+                await bridge.send_order("EURUSD", "BUY", 2.0, uuid="logged-4")
+            bridge.breaker.trip("MANUAL")
+            with pytest.raises(CircuitOpen):
+                await bridge.send_order("EURUSD", "BUY", 0.1, uuid="logged-5")
+    finally:
+        logger.remove(handler)
+    about_orders = [
+        line for line in lines if line.startswith("[") and line[1:].split("]")[0] in ORDER_EVENTS
+    ]
+    assert len(about_orders) >= 12
+    for line in about_orders:
+        assert re.match(r"\[\w+\] logged-\d ", line), line  # e.g. "[MT5_FILLED] logged-1 OPEN ..."
+    assert any(line.startswith("[MT5_FILLED] logged-1 OPEN ticket=") for line in lines)
+    assert any(line.startswith("[REJECTED] logged-1 OPEN: DUPLICATE_UUID") for line in lines)
+
+
+# The terminal goes away 2 s after the gateway starts, for 6 s; the gateway then reconnects
+# by itself (within its backoff of a few seconds more).
+OUTAGE: Final = {"disconnect_at_s": 2.0, "disconnect_for_s": 6.0}
+
+
+def sends(path: Path, uuid: str) -> list[dict[str, object]]:
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    return [line for line in lines if line["uuid"] == uuid and line["event"] == "ZMQ_SENT"]
+
+
+async def terminal_gone(bridge: Bridge) -> None:
+    for _ in range(100):  # bounded: 10 s at most
+        await bridge.health.beat()
+        if bridge.health.mt5_connected is False:
+            return
+        await asyncio.sleep(0.1)
+    pytest.fail("the simulated terminal never went away")
+
+
+async def test_not_executed_orders_are_sent_again_until_the_terminal_is_back(
+    tmp_path: Path, secret: str, audit_file: Path
+) -> None:
+    with GatewayProcess(tmp_path / "gw", secret=secret, sim=OUTAGE) as gateway:
+        async with (
+            Bridge(gateway.endpoint, secret=secret, order_timeout=30.0) as bridge,
+            Bridge(gateway.endpoint, secret=secret, retry_not_executed=False) as once,
+            Bridge(gateway.endpoint, secret=secret, order_timeout=1.0) as hasty,
+        ):
+            await terminal_gone(bridge)
+
+            # Turned off: the first answer is the answer.
+            with pytest.raises(OrderRejected) as excinfo:
+                await once.send_order("EURUSD", "BUY", 0.1, uuid="once-1")
+            assert excinfo.value.error_code == "MT5_DISCONNECTED"
+            assert events(audit_file, "once-1") == ["RISK_PASS", "ZMQ_SENT", "REJECTED"]
+
+            # Within the deadline only, and it says so.
+            with pytest.raises(OrderRejected) as excinfo:
+                await hasty.send_order("EURUSD", "BUY", 0.1, uuid="hasty-1")
+            assert excinfo.value.error_code == "MT5_DISCONNECTED"
+            assert "order_timeout (1 s) ran out" in str(excinfo.value)
+            assert len(sends(audit_file, "hasty-1")) >= 2
+
+            # Not behind a breaker that opened meanwhile.
+            order = asyncio.create_task(bridge.send_order("EURUSD", "BUY", 0.1, uuid="broken-1"))
+            for _ in range(100):  # bounded: 10 s at most
+                if len(sends(audit_file, "broken-1")) >= 2 or order.done():
+                    break
+                await asyncio.sleep(0.05)
+            bridge.breaker.trip("MANUAL")
+            with pytest.raises(OrderRejected) as excinfo:
+                await order
+            assert "the circuit breaker opened (MANUAL)" in str(excinfo.value)
+            bridge.breaker.reset()
+
+            # Sent again, same uuid, until the terminal is back: then it fills, once.
+            fill = await bridge.send_order("EURUSD", "BUY", 0.2, uuid="patient-1")
+            assert fill.volume == pytest.approx(0.2) and not fill.duplicate
+            attempts = sends(audit_file, "patient-1")
+            assert len(attempts) >= 2
+            assert {a.get("after") for a in attempts[1:]} == {"MT5_DISCONNECTED"}
+            assert events(audit_file, "patient-1")[-1] == "MT5_FILLED"
+
+            # The refused ones never executed, not even later.
+            assert [p.ticket for p in await bridge.get_positions()] == [fill.ticket]
+            for uuid in ("once-1", "hasty-1", "broken-1"):
+                with pytest.raises(OrderRejected) as excinfo:
+                    await bridge.get_order(uuid)
+                assert excinfo.value.error_code == "ORDER_NOT_FOUND"
