@@ -154,14 +154,9 @@ async def _parts(key: bytes, monitor: RiskMonitor, iterations: int) -> dict[str,
         t0 = clock()
         uuid = new_uuid()
         t1 = clock()
-        order = Open(
-            uuid=uuid,
-            timestamp=0.0,
-            symbol=_SYMBOLS[0],
-            type=Side("BUY"),
-            volume=_VOLUME,
-            sl=_STOP_LOSS,
-        )
+        # Built as send_order builds it: checked against the contract's field types.
+        fields = {"uuid": uuid, "timestamp": 0.0, "symbol": _SYMBOLS[0], "type": "BUY"}
+        order = msgspec.convert({**fields, "volume": _VOLUME, "sl": _STOP_LOSS}, Open)
         t2 = clock()
         reservation = monitor.check(order)
         t3 = clock()

@@ -85,7 +85,12 @@ def record(
         for audit_file in _files:
             if audit_file.source in (None, source):
                 _append(audit_file, line)
-    _audit.log(level, "[{}] {}", event, message)
+    # The console's line names the order: "[MT5_FILLED] 3f2a... OPEN ticket=7" (the files
+    # have the uuid as a field of its own).
+    if uuid is None:
+        _audit.log(level, "[{}] {}", event, message)
+    else:
+        _audit.log(level, "[{}] {} {}", event, uuid, message)
 
 
 def _append(audit_file: AuditFile, line: bytes) -> None:

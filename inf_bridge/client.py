@@ -107,8 +107,8 @@ def new_uuid() -> str:
 
 
 def _audit(event: str, uuid: str, message: str, *, level: str = "INFO", **fields: Any) -> None:
-    """An audit record about one order; its human log line starts with the order's uuid."""
-    record(event, f"{uuid} {message}", uuid=uuid, level=level, **fields)
+    """An audit record about the order ``uuid`` (its log line starts with the uuid)."""
+    record(event, message, uuid=uuid, level=level, **fields)
 
 
 def _checked(kind: type[RequestT], **fields: Any) -> RequestT:

@@ -88,7 +88,8 @@ GATEWAY_TABLES: dict[str, type[msgspec.Struct]] = {
     "mt5": Mt5Config,
     "sim": SimConfig,
 }
-NOT_OPTIONS = {"limits", "secret"}  # a sub-table, and the loaded secret (never in a file)
+# A sub-table, and the loaded secrets (never in a file).
+NOT_OPTIONS = {"limits", "secret", "operator_secret"}
 
 _TABLE = re.compile(r"^\[([a-z0-9_.]+)\]\s*$")
 _KEY_LINE = re.compile(r"^(?:# ?)?([a-z0-9_]+) = ")
@@ -275,12 +276,14 @@ def test_the_client_example_loads(tmp_path: Path) -> None:
     path = tmp_path / "client.toml"
     path.write_text(uncommented(CLIENT_EXAMPLE), encoding="utf-8")
     private_file(tmp_path / "secret", "s3cret-s3cret-s3cret")
+    private_file(tmp_path / "operator-secret", "the-operators-own-secret")
     keygen(tmp_path / "keys", "gateway")
     keygen(tmp_path / "keys", "node")
     config = load_client_config(config_file=path, env={})
     assert config.endpoint == "tcp://127.0.0.1:5555"
     assert config.request_timeout == 2.0
     assert config.secret == secret_key("s3cret-s3cret-s3cret")
+    assert config.operator_secret == secret_key("the-operators-own-secret")
     assert config.curve_server_key == str(tmp_path / "keys" / "gateway.key")
     assert config.curve_client_cert == str(tmp_path / "keys" / "node.key_secret")
 

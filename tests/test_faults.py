@@ -151,7 +151,8 @@ async def test_an_order_lost_before_the_trade_server_is_freed_and_its_retry_fill
 async def test_lost_terminal_refuses_orders_then_recovers(tmp_path: Path, secret: str) -> None:
     sim = {"disconnect_at_s": 1.0, "disconnect_for_s": 2.5}
     with GatewayProcess(tmp_path / "gw", secret=secret, sim=sim) as gateway:
-        async with Bridge(gateway.endpoint, secret=secret) as bridge:
+        # Retries off: this test is about the refusals the gateway gives meanwhile.
+        async with Bridge(gateway.endpoint, secret=secret, retry_not_executed=False) as bridge:
             await asyncio.sleep(1.5)  # the terminal has gone away
             refusals = 0
             deadline = time.monotonic() + 30

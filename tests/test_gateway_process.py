@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from gtw_server.process import GatewayProcess, free_port
-from inf_bridge import Bridge
+from inf_bridge import Bridge, OrderRejected
 
 SECRET = "a-test-secret-of-32-characters!"
 
@@ -185,13 +185,18 @@ async def test_ping_warns_of_an_unsafe_gateway(tmp_path: Path) -> None:
             assert bridge.health.gateway is not None and bridge.health.gateway.warnings == []
 
 
-async def test_the_console_shows_each_fill_at_info(tmp_path: Path) -> None:
+async def test_the_console_shows_each_fill_at_info_with_its_uuid(tmp_path: Path) -> None:
     log = tmp_path / "gateway.log"
     with GatewayProcess(tmp_path / "gw", secret=SECRET, log_file=log) as gateway:
         async with Bridge(gateway.endpoint, secret=SECRET) as bridge:
-            fill = await bridge.send_order("EURUSD", "BUY", 0.1)
-    filled = [line for line in log.read_text().splitlines() if "[MT5_FILLED]" in line]
-    assert len(filled) == 1 and "| INFO" in filled[0] and f"ticket={fill.ticket}" in filled[0]
+            fill = await bridge.send_order("EURUSD", "BUY", 0.1, uuid="seen-1")
+            await bridge.halt("lines")
+            with pytest.raises(OrderRejected):
+                await bridge.send_order("EURUSD", "BUY", 0.1, uuid="seen-2")
+    lines = log.read_text().splitlines()
+    [filled] = [line for line in lines if "[MT5_FILLED]" in line]
+    assert "| INFO" in filled and f"[MT5_FILLED] seen-1 OPEN ticket={fill.ticket}" in filled
+    assert any("[REJECTED] seen-2 OPEN: TRADING_HALTED" in line for line in lines)
 
 
 def test_a_secret_under_16_bytes_is_refused_on_both_sides(tmp_path: Path) -> None:
