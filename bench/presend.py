@@ -30,7 +30,7 @@ from bench.results import Latency, PresendResult
 from inf_bridge import Bridge, Position, RiskLimits, RiskMonitor, add_audit_file
 from inf_bridge.audit import record
 from inf_bridge.client import new_uuid
-from protocol import Open, Side, encode, secret_key, sign
+from protocol import AuditEvent, Open, Side, encode, secret_key, sign
 
 __all__ = ["measure_presend"]
 
@@ -160,8 +160,10 @@ async def _parts(key: bytes, monitor: RiskMonitor, iterations: int) -> dict[str,
         t2 = clock()
         reservation = monitor.check(order)
         t3 = clock()
-        record("RISK_PASS", f"OPEN {order.type} {order.volume:g} {order.symbol}", uuid=uuid)
-        record("ZMQ_SENT", f"{order.action} attempt 1", uuid=uuid, attempt=1)
+        record(
+            AuditEvent.RISK_PASS, f"OPEN {order.type} {order.volume:g} {order.symbol}", uuid=uuid
+        )
+        record(AuditEvent.ZMQ_SENT, f"{order.action} attempt 1", uuid=uuid, attempt=1)
         t4 = clock()
         now = time.time()
         stamped = msgspec.structs.replace(order, timestamp=now)

@@ -1,12 +1,12 @@
-"""The gateway's side of the audit trail: the same JSON lines as the client's
-(``inf_bridge.audit``), marked ``"source": "gateway"``, so that one order's life can be
-followed by its uuid across the node's file and the gateway's."""
+"""The gateway's side of the audit trail: the same records as the node's (``protocol.audit``),
+marked ``"source": "gateway"``, so that one order's life can be followed by its uuid across the
+node's file and the gateway's."""
 
 from __future__ import annotations
 
 from functools import partial
 
-from inf_bridge.audit import add_audit_file, record
+from plumbing.audit import add_audit_file, record
 
 __all__ = ["add_gateway_audit_file", "audit"]
 

@@ -35,7 +35,7 @@ from msgspec import Meta, Struct
 
 from gtw_server.errors import ConfigError
 from gtw_server.terminal.sim import SimConfig
-from inf_bridge.audit import parse_age, parse_size
+from plumbing.units import parse_age, parse_size
 from protocol import Secret, secret_from_file, secret_key
 
 __all__ = [

@@ -51,6 +51,7 @@ from gtw_server.tagging import order_tag, terminal_comment
 from gtw_server.throttle import Throttle
 from gtw_server.worker import TerminalWorker
 from protocol import (
+    AuditEvent,
     Close,
     ErrorCode,
     Halt,
@@ -145,7 +146,7 @@ class OrderExecutor:
             self._in_flight.add(uuid)
             # DEBUG: on the console only the outcome shows; the audit file has both.
             audit(
-                "ORDER_RECEIVED",
+                AuditEvent.ORDER_RECEIVED,
                 _describe(request),
                 uuid=uuid,
                 level="DEBUG",
@@ -157,10 +158,14 @@ class OrderExecutor:
         ):
             pass  # a flood: counted, and summed up in one line (Throttle)
         elif reply.duplicate:
-            audit("DUPLICATE", f"{request.action}: the stored {reply.status} reply", uuid=uuid)
+            audit(
+                AuditEvent.DUPLICATE,
+                f"{request.action}: the stored {reply.status} reply",
+                uuid=uuid,
+            )
         else:
             audit(
-                reply.status.value,
+                AuditEvent(reply.status.value),
                 f"{request.action}: {reply.error_code} {reply.error_msg or ''}".rstrip(),
                 uuid=uuid,
                 level="WARNING",
@@ -215,7 +220,12 @@ class OrderExecutor:
         uuid, action = request.uuid, request.action
         try:
             if self.journal.lost(uuid):  # its journal entry was undone with a failed commit
-                audit("NOT_EXECUTED", f"{action}: the journal failed", uuid=uuid, level="ERROR")
+                audit(
+                    AuditEvent.NOT_EXECUTED,
+                    f"{action}: the journal failed",
+                    uuid=uuid,
+                    level="ERROR",
+                )
                 return rejected(
                     uuid,
                     action,
@@ -247,7 +257,9 @@ class OrderExecutor:
         reply = outcome_reply(uuid, action, outcome)
         if outcome.error_code == ErrorCode.MT5_DISCONNECTED:  # order_send never reached it
             self.journal.forget(uuid)
-            audit("NOT_EXECUTED", f"{action}: {reply.error_msg}", uuid=uuid, level="WARNING")
+            audit(
+                AuditEvent.NOT_EXECUTED, f"{action}: {reply.error_msg}", uuid=uuid, level="WARNING"
+            )
             return reply
         self._verdicts[uuid] = reply
         if self.ledger is not None:
@@ -273,7 +285,7 @@ class OrderExecutor:
         if not _same_order(request, outcome):
             self.journal.forget(uuid)
             audit(
-                "REJECTED",
+                AuditEvent.REJECTED,
                 f"{action}: the history holds another order with tag {tag}",
                 uuid=uuid,
                 level="WARNING",
@@ -291,7 +303,7 @@ class OrderExecutor:
         self.journal.record_reply(uuid, encode(reply))
         self.ledger.claim(tag, uuid)
         audit(
-            "DUPLICATE",
+            AuditEvent.DUPLICATE,
             f"{action}: found in the terminal's history (deal {outcome.deal}), not executed "
             "again; the journal had lost it",
             uuid=uuid,
@@ -303,7 +315,9 @@ class OrderExecutor:
     def _not_executed(self, request: Open | Close, why: str) -> Reply:
         """Nothing reached the terminal: free the uuid for a retry."""
         self.journal.forget(request.uuid)
-        audit("NOT_EXECUTED", f"{request.action}: {why}", uuid=request.uuid, level="WARNING")
+        audit(
+            AuditEvent.NOT_EXECUTED, f"{request.action}: {why}", uuid=request.uuid, level="WARNING"
+        )
         return rejected(
             request.uuid, request.action, ErrorCode.MT5_DISCONNECTED, f"{why}{_NOT_EXECUTED}"
         )
@@ -324,7 +338,7 @@ class OrderExecutor:
         if self.ledger is not None:
             self.ledger.claim(tag, request.uuid)
         audit(
-            "OUTCOME_UNKNOWN",
+            AuditEvent.OUTCOME_UNKNOWN,
             f"{request.action}: {why}; reconciling",
             uuid=request.uuid,
             level="ERROR",
@@ -360,7 +374,7 @@ class OrderExecutor:
                     self.needs_reconcile = True  # the next look settles it
                     settled -= 1
                     audit(
-                        "RECONCILING",
+                        AuditEvent.RECONCILING,
                         f"{entry.action}: {outcome.comment}; looking again",
                         uuid=entry.uuid,
                         level="WARNING",
@@ -368,7 +382,7 @@ class OrderExecutor:
                 elif outcome is None:
                     self.journal.forget(entry.uuid)
                     audit(
-                        "RECONCILED",
+                        AuditEvent.RECONCILED,
                         f"{entry.action}: not executed; the uuid is free again",
                         uuid=entry.uuid,
                         executed=False,
@@ -377,7 +391,7 @@ class OrderExecutor:
                     reply = outcome_reply(entry.uuid, entry.action, outcome)
                     self.journal.record_reply(entry.uuid, encode(reply))
                     audit(
-                        "RECONCILED",
+                        AuditEvent.RECONCILED,
                         f"{entry.action}: executed, ticket {outcome.ticket}",
                         uuid=entry.uuid,
                         executed=True,
@@ -405,7 +419,7 @@ def _describe(request: SignedRequest) -> str:
 def _audit_outcome(reply: Reply) -> None:
     if reply.status is Status.FILLED:
         audit(
-            "MT5_FILLED",
+            AuditEvent.MT5_FILLED,
             f"{reply.action} ticket={reply.ticket} volume={reply.volume:g} price={reply.price:g}",
             uuid=reply.uuid,
             # An operator watching the console must see the fills; it is written after the
@@ -417,7 +431,7 @@ def _audit_outcome(reply: Reply) -> None:
         )
     else:
         audit(
-            "MT5_REJECTED",
+            AuditEvent.MT5_REJECTED,
             f"{reply.action}: {reply.error_code} {reply.error_msg}",
             uuid=reply.uuid,
             level="WARNING",

@@ -15,6 +15,7 @@ import msgspec
 from loguru import logger
 
 from gtw_server.audit import audit
+from protocol import AuditEvent
 
 __all__ = ["KillSwitch"]
 
@@ -49,11 +50,13 @@ class KillSwitch:
 
     def halt(self, reason: str) -> None:
         self._save(_State(True, reason, time.time()))
-        audit("HALTED", f"new orders are refused: {reason}", level="WARNING", reason=reason)
+        audit(
+            AuditEvent.HALTED, f"new orders are refused: {reason}", level="WARNING", reason=reason
+        )
 
     def resume(self) -> None:
         self._save(_State())
-        audit("RESUMED", "new orders are accepted again", level="WARNING")
+        audit(AuditEvent.RESUMED, "new orders are accepted again", level="WARNING")
 
     def _save(self, state: _State) -> None:
         tmp = self.path.with_suffix(".tmp")

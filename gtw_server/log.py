@@ -1,7 +1,7 @@
 """Logging for the gateway: loguru, human lines on stderr and, optionally, a rotated file
 (what a Windows service, which has no console, writes to).
 
-The file is rotated as the audit trail is (``inf_bridge.audit.AuditFile``): on POSIX the
+The file is rotated as the audit trail is (``plumbing.audit.AuditFile``): on POSIX the
 current file keeps its name and a full one is renamed ``gateway.<time>.log``; on Windows,
 where a file someone reads with ``Get-Content -Wait`` cannot be renamed, every file is named
 ``gateway.<start time>.log`` from the start and never renamed.
@@ -14,7 +14,8 @@ from pathlib import Path
 
 from loguru import logger
 
-from inf_bridge.audit import closed_files, parse_age, parse_size, prune
+from plumbing.rotation import closed_files, prune
+from plumbing.units import parse_age, parse_size
 
 __all__ = ["configure_logging"]
 

@@ -1,7 +1,7 @@
 """Platform choices, made in one place and testable by injecting ``platform``.
 
-- **Event loop.** uvloop where it exists (Linux, macOS). On Windows the selector event loop:
-  the default proactor loop has no ``add_reader``, which ZeroMQ sockets need.
+- **Event loop.** ``plumbing.loop`` (shared with the client): uvloop, or the selector loop on
+  Windows.
 - **Reload signal.** SIGHUP re-reads the CURVE allow-list, where the platform has one.
 - **Stop signals.** SIGINT and SIGTERM everywhere, plus SIGBREAK on Windows (Ctrl+Break, and
   what a console window's close sends). asyncio's ``add_signal_handler`` exists only on POSIX;
@@ -11,27 +11,12 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 import signal
 import sys
 from collections.abc import Callable
 from types import FrameType
 
-__all__ = ["install_reload_handler", "install_stop_handlers", "loop_factory", "stop_signals"]
-
-LoopFactory = Callable[[], asyncio.AbstractEventLoop]
-
-
-def loop_factory(platform: str = sys.platform) -> LoopFactory:
-    """The event loop the gateway and client should run on, for ``platform``."""
-    if platform == "win32":
-        return asyncio.SelectorEventLoop
-    try:
-        uvloop = importlib.import_module("uvloop")
-    except ImportError:
-        return asyncio.new_event_loop
-    factory: LoopFactory = uvloop.new_event_loop
-    return factory
+__all__ = ["install_reload_handler", "install_stop_handlers", "stop_signals"]
 
 
 def stop_signals(platform: str = sys.platform) -> tuple[signal.Signals, ...]:

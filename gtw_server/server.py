@@ -42,15 +42,17 @@ from gtw_server.killswitch import KillSwitch
 from gtw_server.ledger import HistoryLedger
 from gtw_server.metrics import GatewayMetrics
 from gtw_server.replies import pending, rejected
-from gtw_server.runtime import install_reload_handler, install_stop_handlers, loop_factory
+from gtw_server.runtime import install_reload_handler, install_stop_handlers
 from gtw_server.throttle import Throttle
 from gtw_server.transport import RouterTransport, split_envelope
 from gtw_server.worker import TerminalWorker, WorkerSpec
-from inf_bridge.audit import AuditFile
+from plumbing.audit import AuditFile
+from plumbing.loop import loop_factory
 from protocol import (
     VERSION,
     Account,
     AnyRequest,
+    AuditEvent,
     Close,
     DecodeError,
     ErrorCode,
@@ -506,7 +508,7 @@ class Gateway:
             await asyncio.sleep(self._throttle.window_s)
             for key, held in self._throttle.summaries():
                 audit(
-                    "THROTTLED",
+                    AuditEvent.THROTTLED,
                     f"{held:,} more {key} in the last {self._throttle.window_s:g} s, not "
                     "logged one by one",
                     level="WARNING",

@@ -22,6 +22,7 @@ from typing import Final
 from msgspec import Struct
 
 from inf_bridge.audit import record
+from protocol import AuditEvent
 
 __all__ = [
     "DAILY_LOSS",
@@ -72,7 +73,7 @@ class CircuitBreaker:
         self._reason = reason
         self.opened_at = time.time()
         record(
-            "CIRCUIT_OPEN",
+            AuditEvent.CIRCUIT_OPEN,
             f"reason={reason}: new orders are refused",
             level="WARNING",
             reason=reason,
@@ -85,7 +86,7 @@ class CircuitBreaker:
             return
         self._reason = None
         self.opened_at = None
-        record("CIRCUIT_CLOSED", "orders are accepted again")
+        record(AuditEvent.CIRCUIT_CLOSED, "orders are accepted again")
         self._notify()
 
     def recovered(self) -> None:

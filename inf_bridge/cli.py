@@ -48,7 +48,6 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from gtw_server.runtime import loop_factory  # the same event loop choice as the gateway's
 from inf_bridge.breaker import SECRET_REFUSED
 from inf_bridge.client import Bridge, new_uuid
 from inf_bridge.config import (
@@ -69,6 +68,7 @@ from inf_bridge.errors import (
 )
 from inf_bridge.heartbeat import HeartbeatMonitor
 from inf_bridge.results import OrderFilled
+from plumbing.loop import loop_factory  # the same event loop choice as the gateway's
 from protocol import VERSION, Account, ErrorCode, GatewayInfo, Position
 from protocol.messages import (
     Comment,

@@ -63,6 +63,7 @@ from inf_bridge.results import OrderFilled, OrderState
 from inf_bridge.risk import Reservation, RiskLimits, RiskMonitor
 from protocol import (
     Account,
+    AuditEvent,
     Close,
     ErrorCode,
     GetAccount,
@@ -106,7 +107,9 @@ def new_uuid() -> str:
     return uuid_module.uuid4().hex
 
 
-def _audit(event: str, uuid: str, message: str, *, level: str = "INFO", **fields: Any) -> None:
+def _audit(
+    event: AuditEvent, uuid: str, message: str, *, level: str = "INFO", **fields: Any
+) -> None:
     """An audit record about the order ``uuid`` (its log line starts with the uuid)."""
     record(event, message, uuid=uuid, level=level, **fields)
 
@@ -323,11 +326,17 @@ class Bridge:
         )
         if self.breaker.is_open:
             reason = f"CIRCUIT_OPEN:{self.breaker.reason}"
-            _audit("RISK_REJECTED", order.uuid, f"reason={reason}", level="WARNING", reason=reason)
+            _audit(
+                AuditEvent.RISK_REJECTED,
+                order.uuid,
+                f"reason={reason}",
+                level="WARNING",
+                reason=reason,
+            )
             raise CircuitOpen(self.breaker.reason or "")
         reservation = self._check_risk(order)
         _audit(
-            "RISK_PASS",
+            AuditEvent.RISK_PASS,
             order.uuid,
             f"OPEN {order.type} {order.volume:g} {order.symbol}",
             symbol=order.symbol,
@@ -352,7 +361,7 @@ class Bridge:
             reservation = self.risk.check(order) if self.risk is not None else None
         except RiskRejected as exc:
             _audit(
-                "RISK_REJECTED",
+                AuditEvent.RISK_REJECTED,
                 order.uuid,
                 f"reason={exc.reason}: {exc.message}",
                 level="WARNING",
@@ -384,7 +393,7 @@ class Bridge:
             deviation=deviation,
         )
         _audit(
-            "RISK_PASS",
+            AuditEvent.RISK_PASS,
             order.uuid,
             f"CLOSE #{order.ticket} (closing is always allowed)",
             ticket=order.ticket,
@@ -460,15 +469,15 @@ class Bridge:
         try:
             reply = await self._settle(order)
         except OutcomeUnknown as exc:
-            _audit("OUTCOME_UNKNOWN", order.uuid, exc.message, level="ERROR")
+            _audit(AuditEvent.OUTCOME_UNKNOWN, order.uuid, exc.message, level="ERROR")
             raise
         except GatewayTimeout as exc:
-            _audit("NOT_EXECUTED", order.uuid, str(exc), level="ERROR")
+            _audit(AuditEvent.NOT_EXECUTED, order.uuid, str(exc), level="ERROR")
             raise
         if reply.status is Status.FILLED:
             fill = OrderFilled.from_reply(order.uuid, order.action, reply)
             _audit(
-                "MT5_FILLED",
+                AuditEvent.MT5_FILLED,
                 order.uuid,
                 f"{order.action} ticket={fill.ticket} volume={fill.volume:g} price={fill.price:g}"
                 + (" (duplicate)" if fill.duplicate else ""),
@@ -481,7 +490,9 @@ class Bridge:
         error = _rejection(reply)
         _audit(
             # REJECTED, as in the gateway's trail, for a refusal the terminal never saw.
-            "MT5_REJECTED" if error.error_code in _TERMINAL_VERDICTS else "REJECTED",
+            AuditEvent.MT5_REJECTED
+            if error.error_code in _TERMINAL_VERDICTS
+            else AuditEvent.REJECTED,
             order.uuid,
             f"{order.action}: {error}",
             level="WARNING",
@@ -603,10 +614,12 @@ def _hmac_key(secret: str | bytes | None) -> bytes | None:
 def _sent(order: SignedRequest, attempt: int, after: str | None) -> None:
     """``[ZMQ_SENT]``, written once the attempt is in the socket (and why it was made)."""
     if after is None:
-        _audit("ZMQ_SENT", order.uuid, f"{order.action} attempt {attempt}", attempt=attempt)
+        _audit(
+            AuditEvent.ZMQ_SENT, order.uuid, f"{order.action} attempt {attempt}", attempt=attempt
+        )
     else:
         _audit(
-            "ZMQ_SENT",
+            AuditEvent.ZMQ_SENT,
             order.uuid,
             f"{order.action} attempt {attempt}, after {after}",
             attempt=attempt,

@@ -30,7 +30,7 @@ from loguru import logger
 from inf_bridge.audit import record
 from inf_bridge.breaker import HEARTBEAT_FAILURE, SECRET_REFUSED, CircuitBreaker
 from inf_bridge.errors import BridgeError
-from protocol import ErrorCode, GatewayInfo, Reply
+from protocol import AuditEvent, ErrorCode, GatewayInfo, Reply
 
 __all__ = ["HealthState", "HeartbeatMonitor"]
 
@@ -149,7 +149,7 @@ class HeartbeatMonitor:
         self.consecutive_failures += 1
         self.consecutive_successes = 0
         record(
-            "HEARTBEAT_FAIL",
+            AuditEvent.HEARTBEAT_FAIL,
             f"{self.consecutive_failures} missed in a row (the breaker opens at "
             f"{self.failures}): {why}",
             level="WARNING",

@@ -4,6 +4,7 @@ No I/O happens in this package; both sides import it, and so can any Python tool
 speak to a gateway without the rest of the project.
 """
 
+from protocol.audit import AuditEvent, AuditSource, audit_line
 from protocol.codec import decode_reply, decode_request, encode, encode_reply, encode_request
 from protocol.errors import (
     DecodeError,
@@ -60,6 +61,8 @@ __all__ = [
     "VERSION",
     "Account",
     "AnyRequest",
+    "AuditEvent",
+    "AuditSource",
     "Close",
     "DecodeError",
     "ErrorCode",
@@ -84,6 +87,7 @@ __all__ = [
     "SignatureMissing",
     "SignedRequest",
     "Status",
+    "audit_line",
     "canonical",
     "decode_reply",
     "decode_request",

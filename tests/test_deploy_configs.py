@@ -626,7 +626,7 @@ def test_the_documented_wheel_build_works(tmp_path: Path) -> None:
         fnmatch.fnmatch(wheel.name, re.sub(r"\d+\.\d+\.\d+", "*", n)) for n in named
     )
     with zipfile.ZipFile(wheel) as built:
-        assert {"gtw_server/service.py", "inf_bridge/audit.py", "protocol/codec.py"} <= set(
+        assert {"gtw_server/service.py", "plumbing/audit.py", "protocol/codec.py"} <= set(
             built.namelist()
         )
 

@@ -1,5 +1,9 @@
 """The import rules of the house, checked by walking every module's imports (``ast``).
 
+- ``protocol`` (the wire contract) imports none of the other packages.
+- ``plumbing`` (what both sides share beyond the contract) imports only ``protocol``.
+- ``inf_bridge`` runs on the strategy node and never imports ``gtw_server``; ``gtw_server``
+  runs next to the terminal and never imports ``inf_bridge``.
 - ``gtw_server/terminal/`` is a leaf: it imitates or describes the terminal and imports
   nothing from the rest of the gateway.
 - A live gateway never loads the simulator.
@@ -21,11 +25,11 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imports(path: Path) -> Iterator[tuple[int, str]]:
-    """(line, module) for every import in ``path``, relative ones resolved."""
-    package = (
-        module_name(path).rsplit(".", 1)[0] if path.name != "__init__.py" else module_name(path)
-    )
+def imports(path: Path, name: str | None = None) -> Iterator[tuple[int, str]]:
+    """(line, module) for every import in ``path`` (the module ``name``; by default, from its
+    place in the repository), relative ones resolved."""
+    name = name or module_name(path)
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             for alias in node.names:
@@ -33,13 +37,46 @@ def imports(path: Path) -> Iterator[tuple[int, str]]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                parts = package.split(".")
+                anchor = parts[: len(parts) - node.level + 1]
                 base = ".".join([*anchor, base] if base else anchor)
             yield node.lineno, base
 
 
 def within(module: str, package: str) -> bool:
     return module == package or module.startswith(package + ".")
+
+
+# package -> the project's packages it must never import
+NEVER = {
+    "protocol": ("plumbing", "inf_bridge", "gtw_server", "bench"),
+    "plumbing": ("inf_bridge", "gtw_server", "bench"),
+    "inf_bridge": ("gtw_server", "bench"),
+    "gtw_server": ("inf_bridge", "bench"),
+}
+
+
+def test_each_package_imports_only_what_it_may() -> None:
+    broken = [
+        f"{path.relative_to(ROOT)}:{line} imports {module}"
+        for package, forbidden in NEVER.items()
+        for path in sorted((ROOT / package).rglob("*.py"))
+        for line, module in imports(path)
+        if any(within(module, other) for other in forbidden)
+    ]
+    assert broken == []
+
+
+def test_the_rules_see_every_kind_of_import(tmp_path: Path) -> None:
+    """The walk finds imports however they are written, relative and nested ones included."""
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        "import inf_bridge.client\nfrom inf_bridge import Bridge\nfrom . import terminal\n"
+        "def f():\n    from .terminal import sim\n",
+        encoding="utf-8",
+    )
+    found = [module for _, module in imports(sample, "gtw_server.sample")]
+    assert found == ["inf_bridge.client", "inf_bridge", "gtw_server", "gtw_server.terminal"]
 
 
 def test_the_terminal_package_is_a_leaf() -> None:

@@ -23,7 +23,8 @@ from gtw_server.errors import ConfigError
 from gtw_server.log import configure_logging
 from gtw_server.process import GatewayProcess
 from inf_bridge import Bridge
-from inf_bridge.audit import AuditFile, closed_files, prune
+from plumbing.audit import AuditFile
+from plumbing.rotation import closed_files, prune
 
 
 @pytest.fixture

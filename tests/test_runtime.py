@@ -8,12 +8,8 @@ import sys
 
 import pytest
 
-from gtw_server.runtime import (
-    install_reload_handler,
-    install_stop_handlers,
-    loop_factory,
-    stop_signals,
-)
+from gtw_server.runtime import install_reload_handler, install_stop_handlers, stop_signals
+from plumbing.loop import loop_factory
 
 
 def test_windows_runs_on_the_selector_loop_without_uvloop() -> None:

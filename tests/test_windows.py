@@ -15,7 +15,7 @@ from loguru import logger
 
 from gtw_server import service
 from gtw_server.process import GatewayProcess, free_port
-from inf_bridge.audit import closed_files
+from plumbing.rotation import closed_files
 
 
 def test_service_config_location() -> None:

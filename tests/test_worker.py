@@ -21,10 +21,10 @@ from gtw_server.adapter import (
     TerminalStatus,
 )
 from gtw_server.errors import TerminalDisconnected, WorkerCrashed, WorkerUnavailable
-from gtw_server.runtime import loop_factory
 from gtw_server.terminal import OrderSendResult
 from gtw_server.terminal.sim import SimConfig, SimTerminal
 from gtw_server.worker import TerminalWorker, WorkerSpec
+from plumbing.loop import loop_factory
 from protocol import Account, Side
 
 ORDER = OpenOrder(symbol="EURUSD", side=Side.BUY, volume=0.1, comment="#test")

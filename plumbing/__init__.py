@@ -1,0 +1,24 @@
+"""The plumbing both programs share and the wire contract does not cover.
+
+``protocol`` is what crosses the wire; this package is what the node and the gateway each do
+on their own machine in the same way: write the audit trail (``audit``) and rotate and prune
+its files (``rotation``), read sizes and ages from config (``units``), pick the event loop
+(``loop``). It imports only ``protocol``, and neither side's package (``tests/test_layers.py``).
+"""
+
+from plumbing.audit import AuditFile, add_audit_file, record
+from plumbing.loop import loop_factory
+from plumbing.rotation import closed_files, prune, timestamped
+from plumbing.units import parse_age, parse_size
+
+__all__ = [
+    "AuditFile",
+    "add_audit_file",
+    "closed_files",
+    "loop_factory",
+    "parse_age",
+    "parse_size",
+    "prune",
+    "record",
+    "timestamped",
+]
