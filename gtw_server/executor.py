@@ -46,6 +46,7 @@ from gtw_server.errors import (
 )
 from gtw_server.journal import Journal
 from gtw_server.ledger import HistoryLedger
+from gtw_server.operations import CLOSE, FIND, OPEN
 from gtw_server.replies import outcome_reply, pending, rejected
 from gtw_server.tagging import order_tag, terminal_comment
 from gtw_server.throttle import Throttle
@@ -245,9 +246,9 @@ class OrderExecutor:
         uuid, action = request.uuid, request.action
         try:
             if isinstance(request, Open):
-                outcome = await self.worker.call("open", _open_order(request, tag), OrderOutcome)
+                outcome = await self.worker.call(OPEN, _open_order(request, tag))
             else:
-                outcome = await self.worker.call("close", _close_order(request, tag), OrderOutcome)
+                outcome = await self.worker.call(CLOSE, _close_order(request, tag))
         except (TerminalDisconnected, WorkerUnavailable) as exc:
             return self._not_executed(request, str(exc))
         except (WorkerCrashed, TerminalError) as exc:
@@ -274,7 +275,7 @@ class OrderExecutor:
         uuid, action = request.uuid, request.action
         query = FindOrders(tags=[tag], since=self.ledger.since)
         try:
-            found = await self.worker.call("find", query, dict[str, OrderOutcome])
+            found = await self.worker.call(FIND, query)
         except TerminalError as exc:  # a lookup changes nothing in the terminal
             return self._not_executed(request, f"its history could not be read ({exc})")
         outcome = found.get(tag)
@@ -362,7 +363,7 @@ class OrderExecutor:
             await asyncio.sleep(self._settle_s)
             query = FindOrders(tags=[e.tag for e in entries], since=entries[0].received_at)
             try:
-                found = await self.worker.call("find", query, dict[str, OrderOutcome])
+                found = await self.worker.call(FIND, query)
             except TerminalError:
                 self.needs_reconcile = True
                 raise

@@ -41,6 +41,7 @@ from gtw_server.journal_doctor import (
 from gtw_server.killswitch import KillSwitch
 from gtw_server.ledger import HistoryLedger
 from gtw_server.metrics import GatewayMetrics
+from gtw_server.operations import ACCOUNT, CONNECT, POSITIONS, STATUS, TAGS
 from gtw_server.replies import pending, rejected
 from gtw_server.runtime import install_reload_handler, install_stop_handlers
 from gtw_server.throttle import Throttle
@@ -50,7 +51,6 @@ from plumbing.audit import AuditFile
 from plumbing.loop import loop_factory
 from protocol import (
     VERSION,
-    Account,
     AnyRequest,
     AuditEvent,
     Close,
@@ -63,7 +63,6 @@ from protocol import (
     Halt,
     Open,
     Ping,
-    Position,
     Reply,
     Resume,
     SignatureError,
@@ -314,7 +313,7 @@ class Gateway:
         assert self._worker is not None and self._journal is not None
         ledger = self._ledger
         try:
-            tags = await self._worker.call("tags", ListTags(since=ledger.since), list[str])
+            tags = await self._worker.call(TAGS, ListTags(since=ledger.since))
             known = self._journal.tags_since(ledger.since)
         except (TerminalError, JournalError) as exc:
             logger.warning("the terminal's history could not be read, orders wait: {}", exc)
@@ -424,9 +423,7 @@ class Gateway:
         assert self._worker is not None
         try:
             # initialize() may wait for the terminal's own timeout ([mt5] timeout_ms).
-            self.terminal = await self._worker.call(
-                "connect", None, TerminalStatus, timeout=self._connect_timeout_s
-            )
+            self.terminal = await self._worker.call(CONNECT, None, timeout=self._connect_timeout_s)
         except TerminalError as exc:
             self.terminal = TerminalStatus(connected=False, error=str(exc))
         if not self.terminal.connected:
@@ -455,7 +452,7 @@ class Gateway:
                 if not self._ledger.loaded:
                     await self._read_history()
                 try:
-                    self.terminal = await self._worker.call("status", None, TerminalStatus)
+                    self.terminal = await self._worker.call(STATUS, None)
                 except TerminalError as exc:
                     self.terminal = TerminalStatus(connected=False, error=str(exc))
                 if not self.terminal.connected:
@@ -844,7 +841,7 @@ class Gateway:
         assert self._worker is not None
         try:
             if isinstance(request, GetAccount):
-                account = await self._worker.call("account", None, Account)
+                account = await self._worker.call(ACCOUNT, None)
                 return Reply(
                     uuid=request.uuid,
                     action=request.action,
@@ -852,7 +849,7 @@ class Gateway:
                     timestamp=time.time(),
                     account=account,
                 )
-            positions = await self._worker.call("positions", request.symbol, list[Position])
+            positions = await self._worker.call(POSITIONS, request.symbol)
             return Reply(
                 uuid=request.uuid,
                 action=request.action,

@@ -33,14 +33,7 @@ import msgspec
 from loguru import logger
 from msgspec import Struct
 
-from gtw_server.adapter import (
-    CloseOrder,
-    FindOrders,
-    ListTags,
-    OpenOrder,
-    TerminalAdapter,
-    load_metatrader5,
-)
+from gtw_server.adapter import TerminalAdapter, load_metatrader5
 from gtw_server.config import Mt5Config
 from gtw_server.errors import (
     TerminalDisconnected,
@@ -49,11 +42,13 @@ from gtw_server.errors import (
     WorkerCrashed,
     WorkerUnavailable,
 )
+from gtw_server.operations import OPERATIONS, Op
 from gtw_server.terminal.sim import SimConfig
 
 __all__ = ["TerminalWorker", "WorkerSpec"]
 
-T = TypeVar("T")
+A = TypeVar("A")
+R = TypeVar("R")
 _encoder: Final = msgspec.msgpack.Encoder()
 _NO_VALUE: Final = msgspec.Raw(msgspec.msgpack.encode(None))
 _READY_ID: Final = 0  # the child's first message: its terminal was built (or why not)
@@ -111,15 +106,10 @@ def _build_adapter(spec: WorkerSpec) -> TerminalAdapter:
     return TerminalAdapter(module, kwargs)
 
 
-_OPS: Final[dict[str, tuple[Callable[[TerminalAdapter, Any], Any], Any]]] = {
-    "connect": (lambda a, _: a.connect(), None),
-    "status": (lambda a, _: a.status(), None),
-    "account": (lambda a, _: a.account(), None),
-    "positions": (lambda a, symbol: a.positions(symbol), str | None),
-    "open": (lambda a, order: a.open(order), OpenOrder),
-    "close": (lambda a, order: a.close(order), CloseOrder),
-    "find": (lambda a, query: a.find(query), FindOrders),
-    "tags": (lambda a, query: a.tags(query), ListTags),
+# How a call that raised in the worker is reported to the parent, and raised again there.
+_ERRORS: Final[dict[str, type[TerminalError]]] = {
+    "disconnected": TerminalDisconnected,  # nothing was done: the terminal is not reachable
+    "error": TerminalError,
 }
 
 
@@ -137,12 +127,12 @@ def _serve(calls: Connection, results: Connection, adapter: TerminalAdapter) -> 
             call = msgspec.msgpack.decode(calls.recv_bytes(), type=_Call)
         except (EOFError, OSError):
             return
-        func, arg_type = _OPS[call.op]
-        arg = msgspec.msgpack.decode(call.arg, type=arg_type) if arg_type else None
+        op = OPERATIONS[call.op]
+        arg = msgspec.msgpack.decode(call.arg, type=op.argument) if op.argument else None
         error: tuple[str, str] | None = None
         value: Any = None
         try:
-            value = func(adapter, arg)
+            value = op.run(adapter, arg)
         except TerminalDisconnected as exc:
             error = ("disconnected", str(exc))
         except Exception as exc:  # reported to the parent, which keeps running
@@ -289,10 +279,8 @@ class TerminalWorker:
             self._watchdog = asyncio.create_task(self._watch(), name="worker-watchdog")
         logger.debug("terminal worker started (pid {})", process.pid)
 
-    async def call(
-        self, op: str, arg: Any, result_type: type[T], *, timeout: float | None = None
-    ) -> T:
-        """Run ``op`` in the worker and return its result as ``result_type``.
+    async def call(self, op: Op[A, R], arg: A, *, timeout: float | None = None) -> R:
+        """Run ``op`` (``gtw_server.operations``) with ``arg`` in the worker; return its result.
 
         ``timeout`` replaces ``call_timeout`` for this call (a terminal's ``initialize`` may
         legitimately wait for its own, longer, timeout).
@@ -318,7 +306,7 @@ class TerminalWorker:
                 self._timeouts[call_id] = timeout
             started = time.perf_counter()
             try:
-                calls.send_bytes(_encoder.encode(_Call(call_id, op, arg_bytes)))
+                calls.send_bytes(_encoder.encode(_Call(call_id, op.name, arg_bytes)))
             except OSError:
                 self._sent.pop(call_id, None)
                 raise WorkerUnavailable("the terminal worker is gone") from None
@@ -328,11 +316,12 @@ class TerminalWorker:
                 self._sent.pop(call_id, None)
                 self._timeouts.pop(call_id, None)
         if self._observe is not None:
-            self._observe(op, time.perf_counter() - started)
+            self._observe(op.name, time.perf_counter() - started)
         if result.error is not None:
             kind, message = result.error
-            raise (TerminalDisconnected if kind == "disconnected" else TerminalError)(message)
-        return msgspec.msgpack.decode(result.value, type=result_type)
+            raise _ERRORS[kind](message)
+        value: R = msgspec.msgpack.decode(result.value, type=op.result)
+        return value
 
     async def stop(self, grace_s: float = 5.0, join_s: float = _STOP_JOIN_S) -> None:
         """Let the calls in flight finish (up to ``grace_s``), then end the process: it leaves

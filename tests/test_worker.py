@@ -16,16 +16,15 @@ from gtw_server.adapter import (
     CloseOrder,
     FindOrders,
     OpenOrder,
-    OrderOutcome,
     TerminalAdapter,
-    TerminalStatus,
 )
 from gtw_server.errors import TerminalDisconnected, WorkerCrashed, WorkerUnavailable
+from gtw_server.operations import ACCOUNT, CONNECT, OPEN, POSITIONS
 from gtw_server.terminal import OrderSendResult
 from gtw_server.terminal.sim import SimConfig, SimTerminal
 from gtw_server.worker import TerminalWorker, WorkerSpec
 from plumbing.loop import loop_factory
-from protocol import Account, Side
+from protocol import Side
 
 ORDER = OpenOrder(symbol="EURUSD", side=Side.BUY, volume=0.1, comment="#test")
 
@@ -54,11 +53,9 @@ async def test_calls_and_a_restart_after_a_crash(tmp_path: Path, platform: str) 
     terminal.on_restart = on_restart
     await terminal.start()
     try:
-        assert (await terminal.call("connect", None, TerminalStatus)).connected
-        assert (await terminal.call("account", None, Account)).balance == 10_000
-        results = await asyncio.gather(
-            *(terminal.call("open", ORDER, OrderOutcome) for _ in range(10))
-        )
+        assert (await terminal.call(CONNECT, None)).connected
+        assert (await terminal.call(ACCOUNT, None)).balance == 10_000
+        results = await asyncio.gather(*(terminal.call(OPEN, ORDER) for _ in range(10)))
         assert len({r.ticket for r in results}) == 10
 
         pid = terminal.pid
@@ -66,8 +63,8 @@ async def test_calls_and_a_restart_after_a_crash(tmp_path: Path, platform: str) 
         os.kill(pid, signal.SIGKILL)
         await asyncio.wait_for(restarted.wait(), 30)
         assert terminal.restarts == 1 and terminal.pid != pid
-        await terminal.call("connect", None, TerminalStatus)
-        positions = await terminal.call("positions", None, list[object])
+        await terminal.call(CONNECT, None)
+        positions = await terminal.call(POSITIONS, None)
         assert len(positions) == 10  # the new worker sees the same broker state
     finally:
         await terminal.stop()
@@ -83,9 +80,9 @@ async def test_a_crash_blames_the_running_call_even_behind_an_unread_answer(
     terminal = worker(tmp_path, platform, order_latency_ms=3000, order_latency_holds_gil=False)
     await terminal.start()
     try:
-        await terminal.call("connect", None, TerminalStatus)
-        a = asyncio.ensure_future(terminal.call("account", None, Account))
-        b = asyncio.ensure_future(terminal.call("open", ORDER, OrderOutcome))
+        await terminal.call(CONNECT, None)
+        a = asyncio.ensure_future(terminal.call(ACCOUNT, None))
+        b = asyncio.ensure_future(terminal.call(OPEN, ORDER))
         for _ in range(5):  # both calls written to the pipe
             await asyncio.sleep(0)
         time.sleep(1.0)  # noqa: ASYNC251 - blocks the loop on purpose: the worker answers A, enters B
@@ -104,9 +101,9 @@ async def test_the_watchdog_kills_a_hung_call_and_says_which_ran(tmp_path: Path)
     terminal = worker(tmp_path, "linux", hang_on_order=1)
     await terminal.start()
     try:
-        await terminal.call("connect", None, TerminalStatus)
-        hung = asyncio.ensure_future(terminal.call("open", ORDER, OrderOutcome))
-        queued = asyncio.ensure_future(terminal.call("account", None, Account))
+        await terminal.call(CONNECT, None)
+        hung = asyncio.ensure_future(terminal.call(OPEN, ORDER))
+        queued = asyncio.ensure_future(terminal.call(ACCOUNT, None))
         with pytest.raises(WorkerCrashed):  # it may have executed: reconcile
             await asyncio.wait_for(hung, 10)
         with pytest.raises(WorkerUnavailable):  # it never ran
@@ -120,13 +117,13 @@ async def test_the_watchdog_kills_a_hung_call_and_says_which_ran(tmp_path: Path)
 async def test_stop_lets_the_call_in_flight_finish(tmp_path: Path) -> None:
     terminal = worker(tmp_path, "linux", order_latency_ms=300, order_latency_holds_gil=False)
     await terminal.start()
-    await terminal.call("connect", None, TerminalStatus)
-    slow = asyncio.ensure_future(terminal.call("open", ORDER, OrderOutcome))
+    await terminal.call(CONNECT, None)
+    slow = asyncio.ensure_future(terminal.call(OPEN, ORDER))
     await asyncio.sleep(0.05)
     await terminal.stop(grace_s=5)
     assert (await slow).status == "FILLED"
     with pytest.raises(WorkerUnavailable):
-        await terminal.call("account", None, Account)
+        await terminal.call(ACCOUNT, None)
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="uvloop")
@@ -135,10 +132,10 @@ def test_results_larger_than_the_pipe_buffer_arrive_whole_under_uvloop(tmp_path:
         terminal = worker(tmp_path, "linux")
         await terminal.start()
         try:
-            await terminal.call("connect", None, TerminalStatus)
+            await terminal.call(CONNECT, None)
             small = OpenOrder(symbol="EURUSD", side=Side.BUY, volume=0.01, comment="#test")
-            await asyncio.gather(*(terminal.call("open", small, OrderOutcome) for _ in range(600)))
-            positions = await terminal.call("positions", None, list[object])  # > 64 KiB
+            await asyncio.gather(*(terminal.call(OPEN, small) for _ in range(600)))
+            positions = await terminal.call(POSITIONS, None)  # > 64 KiB
             return len(positions)
         finally:
             await terminal.stop()

@@ -1,0 +1,90 @@
+"""The terminal operations the worker process runs: one table, read by both sides of the pipe.
+
+Each ``Op`` names an operation, the adapter method that runs it in the worker, and the types of
+its argument and result (as msgpack sends them). The parent calls ``worker.call(OPEN, order)``
+and gets an ``OrderOutcome`` back, typed; the worker looks the name up in ``OPERATIONS`` to
+decode the argument and run the method. A new terminal operation is one ``Op`` here (and the
+adapter method it runs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Final, Generic, TypeVar
+
+from gtw_server.adapter import (
+    CloseOrder,
+    FindOrders,
+    ListTags,
+    OpenOrder,
+    OrderOutcome,
+    TerminalAdapter,
+    TerminalStatus,
+)
+from protocol import Account, Position
+
+__all__ = [
+    "ACCOUNT",
+    "CLOSE",
+    "CONNECT",
+    "FIND",
+    "OPEN",
+    "OPERATIONS",
+    "POSITIONS",
+    "STATUS",
+    "TAGS",
+    "Op",
+]
+
+A = TypeVar("A")
+R = TypeVar("R")
+
+
+class Op(Generic[A, R]):
+    """One operation: ``run(adapter, argument) -> result``, in the worker.
+
+    ``argument`` and ``result`` are the types msgpack decodes them as (``None``: no argument).
+    """
+
+    __slots__ = ("argument", "name", "result", "run")
+
+    def __init__(
+        self, name: str, run: Callable[[TerminalAdapter, A], R], *, argument: Any, result: Any
+    ) -> None:
+        self.name = name
+        self.run = run
+        self.argument = argument
+        self.result = result
+
+    def __repr__(self) -> str:
+        return f"Op({self.name!r})"
+
+
+CONNECT: Final[Op[None, TerminalStatus]] = Op(
+    "connect", lambda a, _: a.connect(), argument=None, result=TerminalStatus
+)
+STATUS: Final[Op[None, TerminalStatus]] = Op(
+    "status", lambda a, _: a.status(), argument=None, result=TerminalStatus
+)
+ACCOUNT: Final[Op[None, Account]] = Op(
+    "account", lambda a, _: a.account(), argument=None, result=Account
+)
+POSITIONS: Final[Op[str | None, list[Position]]] = Op(
+    "positions", TerminalAdapter.positions, argument=str | None, result=list[Position]
+)
+OPEN: Final[Op[OpenOrder, OrderOutcome]] = Op(
+    "open", TerminalAdapter.open, argument=OpenOrder, result=OrderOutcome
+)
+CLOSE: Final[Op[CloseOrder, OrderOutcome]] = Op(
+    "close", TerminalAdapter.close, argument=CloseOrder, result=OrderOutcome
+)
+FIND: Final[Op[FindOrders, dict[str, OrderOutcome]]] = Op(
+    "find", TerminalAdapter.find, argument=FindOrders, result=dict[str, OrderOutcome]
+)
+TAGS: Final[Op[ListTags, list[str]]] = Op(
+    "tags", TerminalAdapter.tags, argument=ListTags, result=list[str]
+)
+
+OPERATIONS: Final[dict[str, Op[Any, Any]]] = {
+    op.name: op for op in (CONNECT, STATUS, ACCOUNT, POSITIONS, OPEN, CLOSE, FIND, TAGS)
+}
