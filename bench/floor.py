@@ -74,12 +74,12 @@ class EchoServer:
 
     def __init__(self, endpoint: str, context: zmq.Context[zmq.Socket[bytes]]) -> None:
         self._transport = RouterTransport(
-            endpoint, self._on_message, max_message_bytes=_MAX_MESSAGE_BYTES, context=context
+            endpoint, max_message_bytes=_MAX_MESSAGE_BYTES, context=context
         )
         self._tickets = itertools.count(1)
 
     def start(self) -> None:
-        self._transport.start()
+        self._transport.start(self._on_message)
 
     def close(self) -> None:
         self._transport.close()

@@ -113,8 +113,16 @@ class OrderExecutor:
         self._in_flight: set[str] = set()
         self._verdicts: dict[str, Reply] = {}  # replies sent, not yet journaled
         self._reconcile_lock = asyncio.Lock()
-        # Set when an order's outcome became unknown; the server then calls reconcile().
-        self.needs_reconcile = False
+        self._needs_reconcile = False  # an order's outcome became unknown
+
+    @property
+    def needs_reconcile(self) -> bool:
+        """Whether some order's outcome is unknown: ``reconcile()`` should run."""
+        return self._needs_reconcile
+
+    def mark_unknown(self) -> None:
+        """An order's outcome became unknown (outside the executor): reconcile it."""
+        self._needs_reconcile = True
 
     @property
     def in_flight(self) -> int:
@@ -344,7 +352,7 @@ class OrderExecutor:
             uuid=request.uuid,
             level="ERROR",
         )
-        self.needs_reconcile = True
+        self._needs_reconcile = True
         return pending(request, f"{why}; its outcome is being reconciled")
 
     async def reconcile(self) -> int:
@@ -355,7 +363,7 @@ class OrderExecutor:
         executes. Returns how many entries were settled.
         """
         async with self._reconcile_lock:
-            self.needs_reconcile = False
+            self._needs_reconcile = False
             entries = [e for e in self.journal.unresolved() if e.uuid not in self._in_flight]
             if not entries:
                 return 0
@@ -365,14 +373,14 @@ class OrderExecutor:
             try:
                 found = await self.worker.call(FIND, query)
             except TerminalError:
-                self.needs_reconcile = True
+                self._needs_reconcile = True
                 raise
             for entry in entries:
                 if entry.uuid in self._in_flight:
                     continue
                 outcome = found.get(entry.tag)
                 if outcome is not None and outcome.status == "UNKNOWN":
-                    self.needs_reconcile = True  # the next look settles it
+                    self._needs_reconcile = True  # the next look settles it
                     settled -= 1
                     audit(
                         AuditEvent.RECONCILING,

@@ -20,6 +20,8 @@ from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from gtw_server.journal import Journal
+
 __all__ = ["GatewayMetrics"]
 
 _LATENCY_BUCKETS: Final = (
@@ -62,9 +64,32 @@ class GatewayMetrics:
     def observe_terminal_call(self, op: str, seconds: float) -> None:
         self._terminal.labels(op).observe(seconds)
 
-    def gauge(self, name: str, documentation: str, read: Callable[[], float]) -> None:
+    def gauge(self, name: str, documentation: str, read: Callable[[], float | bool]) -> None:
         """A gauge whose value is ``read()`` at each scrape."""
         Gauge(name, documentation, registry=self.registry).set_function(read)
+
+    def expose(
+        self,
+        *,
+        in_flight: Callable[[], int],
+        terminal_queue: Callable[[], int],
+        journal: Journal,
+        connected: Callable[[], bool],
+        halted: Callable[[], bool],
+        worker_restarts: Callable[[], int],
+    ) -> None:
+        """The gauges of the gateway's state, each read at scrape time."""
+        self.gauge("mt5_gateway_in_flight", "Requests waiting on the terminal", in_flight)
+        self.gauge("mt5_gateway_terminal_queue", "Calls sent to the worker", terminal_queue)
+        self.gauge("mt5_gateway_journal_entries", "uuids remembered", lambda: len(journal))
+        self.gauge(
+            "mt5_gateway_journal_unsettled",
+            "Replies kept in memory because the journal could not be written",
+            lambda: journal.unsettled,
+        )
+        self.gauge("mt5_gateway_mt5_connected", "1 when the terminal is connected", connected)
+        self.gauge("mt5_gateway_halted", "1 when the kill switch is on", halted)
+        self.gauge("mt5_gateway_worker_restarts", "Terminal worker restarts", worker_restarts)
 
     def serve(self, port: int, host: str = "127.0.0.1") -> None:
         """Serve ``/metrics`` on ``host:port`` from a background thread."""

@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from gtw_server.adapter import OrderOutcome
 from protocol import ErrorCode, Reply, Request, Status
 
-__all__ = ["outcome_reply", "pending", "rejected"]
+__all__ = ["ok", "outcome_reply", "pending", "rejected"]
+
+
+def ok(request: Request, **fields: Any) -> Reply:
+    """An ``OK`` reply to ``request``, carrying ``fields`` (``account=...``, ``halted=...``)."""
+    return Reply(
+        uuid=request.uuid,
+        action=request.action,
+        status=Status.OK,
+        timestamp=time.time(),
+        **fields,
+    )
 
 
 def rejected(

@@ -39,13 +39,16 @@ def split_envelope(frames: list[bytes]) -> tuple[list[bytes], list[bytes]]:
     return frames[:1], frames[1:]
 
 
+def _unstarted(frames: list[bytes]) -> None:
+    raise RuntimeError("the transport was not started")
+
+
 class RouterTransport:
     """A bound ROUTER socket that hands each message to ``on_message(frames)``."""
 
     def __init__(
         self,
         endpoint: str,
-        on_message: Callable[[list[bytes]], None],
         *,
         max_message_bytes: int,
         linger_ms: int = 1000,
@@ -57,7 +60,7 @@ class RouterTransport:
         warnings about dropped replies."""
         self._context = context or zmq.Context.instance()
         self._throttle = throttle
-        self._on_message = on_message
+        self._on_message: Callable[[list[bytes]], None] = _unstarted
         sock: zmq.Socket[bytes] = self._context.socket(zmq.ROUTER)
         # Fail loudly (EHOSTUNREACH) instead of dropping a reply to a peer that left.
         sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
@@ -80,8 +83,9 @@ class RouterTransport:
         self._drain_scheduled = False
         self.dropped_replies = 0
 
-    def start(self) -> None:
-        """Start handing messages to ``on_message``."""
+    def start(self, on_message: Callable[[list[bytes]], None]) -> None:
+        """Start handing each message to ``on_message(frames)``."""
+        self._on_message = on_message
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(self._fd, self._drain)
         self._schedule_drain()  # messages may have arrived before the reader was added

@@ -11,6 +11,7 @@ one step. Absent optional fields are left out of the JSON (``omit_defaults``).
 
 from __future__ import annotations
 
+import typing
 from enum import StrEnum
 from typing import Annotated, Final
 
@@ -175,8 +176,7 @@ Signable = SignedRequest | Ping  # what a risk signature can cover
 AnyRequest = Ping | Open | Close | Halt | Resume | GetAccount | GetPositions | GetOrder
 
 ACTIONS: Final[frozenset[str]] = frozenset(
-    cls.__struct_config__.tag  # type: ignore[misc]
-    for cls in (Ping, Open, Close, Halt, Resume, GetAccount, GetPositions, GetOrder)
+    cls.__struct_config__.tag for cls in typing.get_args(AnyRequest)
 )
 
 

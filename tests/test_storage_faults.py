@@ -6,6 +6,8 @@ locked by another process, a disk that fills. Real gateway processes, real files
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
+import multiprocessing.process
 import os
 import resource
 import subprocess
@@ -31,6 +33,7 @@ from support import (
 
 from gtw_server.config import load_config
 from gtw_server.process import GatewayProcess, free_port
+from gtw_server.recovery import Recovery
 from gtw_server.server import Gateway
 from inf_bridge import Bridge, OrderRejected
 from protocol import GetOrder, encode
@@ -272,22 +275,18 @@ async def test_an_unexpected_failure_at_start_still_stops_the_worker(
         env={"MT5_BRIDGE_SECRET": secret},
         overrides={"bind": f"tcp://127.0.0.1:{free_port()}", "data_dir": str(tmp_path / "gw")},
     )
-    gateway = Gateway(config)
-    pids: list[int | None] = []
+    workers: list[multiprocessing.process.BaseProcess] = []
 
-    async def broken() -> None:
-        assert gateway._worker is not None
-        pids.append(gateway._worker.pid)
+    async def broken(recovery: Recovery) -> None:
+        workers.extend(multiprocessing.active_children())  # the worker, started by now
         raise RuntimeError("a bug after the worker started")
 
-    monkeypatch.setattr(gateway, "_read_history", broken)
+    monkeypatch.setattr(Recovery, "read_history", broken)
     started = time.monotonic()
-    assert await gateway.serve(handle_signals=False) == 2
+    assert await Gateway(config).serve(handle_signals=False) == 2
     assert time.monotonic() - started < 20
-    [pid] = pids
-    assert pid is not None
-    with pytest.raises(ProcessLookupError):
-        os.kill(pid, 0)  # gone (a zombie would still answer: it was reaped)
+    assert [w.name for w in workers] == ["mt5-terminal-worker"]
+    assert not workers[0].is_alive()
     assert not (tmp_path / "gw" / "gateway.pid").exists()  # and the directory is free
 
 

@@ -1,0 +1,85 @@
+"""The gateway's housekeeping, each a task that runs until cancelled at shutdown.
+
+- ``prune``: forget journal entries (and history tags) older than their retention, in small
+  batches between requests.
+- ``write_unsettled``: write the replies the journal had to keep in memory, once it can be
+  written again, so the orders they answer settle without a restart.
+- ``remember_journal``: keep the data directory's record of its journal current, so that a
+  journal that lost its last commits is noticed at the next start.
+- ``sum_up_floods``: once a window, one audit line for each kind the throttle held back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Final
+
+from loguru import logger
+
+from gtw_server.audit import audit
+from gtw_server.errors import JournalError
+from gtw_server.journal import Journal
+from gtw_server.journal_doctor import JournalState
+from gtw_server.ledger import HistoryLedger
+from gtw_server.throttle import Throttle
+from protocol import AuditEvent
+
+__all__ = ["prune", "remember_journal", "sum_up_floods", "write_unsettled"]
+
+_PRUNE_INTERVAL_S: Final = 3600.0
+_UNSETTLED_RETRY_S: Final = 0.5
+_JOURNAL_STATE_INTERVAL_S: Final = 10.0
+
+
+async def prune(journal: Journal, ledger: HistoryLedger, retention_s: float) -> None:
+    while True:
+        pruned = 0
+        try:
+            while batch := journal.prune_batch(retention_s):
+                pruned += batch
+                await asyncio.sleep(0)  # let requests through between batches
+        except JournalError as exc:
+            logger.warning("journal pruning postponed: {}", exc)
+        if pruned:
+            logger.info("journal: forgot {} entries older than the retention", pruned)
+        ledger.prune()
+        await asyncio.sleep(_PRUNE_INTERVAL_S)
+
+
+async def write_unsettled(journal: Journal) -> None:
+    waiting = 0
+    while True:
+        await asyncio.sleep(_UNSETTLED_RETRY_S)
+        unsettled = journal.unsettled
+        if unsettled != waiting:
+            if unsettled == 0:
+                logger.info("journal: the replies it kept in memory are written")
+            else:
+                logger.warning("journal: {} reply(s) kept in memory, to be written", unsettled)
+        waiting = unsettled
+        if unsettled:
+            journal.flush()  # committed at the end of this loop turn
+
+
+async def remember_journal(journal: Journal, data_dir: Path) -> None:
+    while True:
+        await asyncio.sleep(_JOURNAL_STATE_INTERVAL_S)
+        try:
+            state = JournalState.of(journal)
+            await asyncio.to_thread(state.write, data_dir)
+        except (JournalError, OSError) as exc:
+            logger.warning("the journal's record in the data directory is stale: {}", exc)
+
+
+async def sum_up_floods(throttle: Throttle) -> None:
+    while True:
+        await asyncio.sleep(throttle.window_s)
+        for key, held in throttle.summaries():
+            audit(
+                AuditEvent.THROTTLED,
+                f"{held:,} more {key} in the last {throttle.window_s:g} s, not logged one by one",
+                level="WARNING",
+                kind=str(key),
+                count=held,
+            )

@@ -1,0 +1,295 @@
+"""Request routing: each message the transport drains, decoded and answered.
+
+``RequestRouter.on_message`` decodes a message in one msgspec call, refuses a bad one at once,
+and looks its handler up by request type in one table. A handler returns either the reply
+(PING, GET_ORDER, HALT, RESUME and every refusal are answered in place, with no ``await``) or
+the coroutine that will produce it (work for the terminal), which becomes a task whose reply is
+sent on the envelope the request came with. Replies go out through ``send``, which also counts
+them in the metrics.
+
+A new request type is one entry in ``_handlers`` and its handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+import msgspec
+from loguru import logger
+
+from gtw_server.config import Config
+from gtw_server.errors import TerminalError
+from gtw_server.executor import OrderExecutor
+from gtw_server.gate import OrderGate, busy
+from gtw_server.health import TerminalMonitor
+from gtw_server.journal import Journal
+from gtw_server.killswitch import KillSwitch
+from gtw_server.metrics import GatewayMetrics
+from gtw_server.operations import ACCOUNT, POSITIONS
+from gtw_server.replies import ok, pending, rejected
+from gtw_server.transport import RouterTransport, split_envelope
+from gtw_server.worker import TerminalWorker
+from protocol import (
+    AnyRequest,
+    Close,
+    DecodeError,
+    ErrorCode,
+    GatewayInfo,
+    GetAccount,
+    GetOrder,
+    GetPositions,
+    Halt,
+    Open,
+    Ping,
+    Reply,
+    Resume,
+    SignatureError,
+    Status,
+    decode_reply,
+    decode_request,
+    encode,
+    verify,
+)
+
+__all__ = ["RequestRouter"]
+
+RequestT = TypeVar("RequestT", bound=AnyRequest)
+Work = Coroutine[Any, Any, Reply]
+Handler = Callable[[Any], Reply | Work]
+
+
+class RequestRouter:
+    """Answers every request that reaches the gateway.
+
+    ``seen()`` is called for each request from a client that proved it holds the secret (the
+    dead-man's switch); ``info`` is what PING says of the gateway; ``tasks`` holds the requests
+    waiting on the terminal (the gate counts them against ``max_queue``).
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        transport: RouterTransport,
+        executor: OrderExecutor,
+        gate: OrderGate,
+        monitor: TerminalMonitor,
+        journal: Journal,
+        killswitch: KillSwitch,
+        worker: TerminalWorker,
+        info: GatewayInfo,
+        seen: Callable[[], None],
+        tasks: set[asyncio.Task[None]],
+        metrics: GatewayMetrics | None = None,
+    ) -> None:
+        self._config = config
+        self._transport = transport
+        self._executor = executor
+        self._gate = gate
+        self._monitor = monitor
+        self._journal = journal
+        self._killswitch = killswitch
+        self._worker = worker
+        self.info = info
+        self._seen = seen
+        self._metrics = metrics
+        self.tasks = tasks
+        self._received_at = 0.0  # perf_counter() when the message being handled arrived
+        self._handlers: dict[type[AnyRequest], Handler] = {
+            Ping: self._pong,
+            GetOrder: self._order_status,
+            Open: self._order,
+            Close: self._order,
+            Halt: self._switch,
+            Resume: self._switch,
+            GetAccount: self._account,
+            GetPositions: self._positions,
+        }
+
+    # -- in ----------------------------------------------------------------------------------
+
+    def on_message(self, frames: list[bytes]) -> None:
+        self._received_at = time.perf_counter()
+        envelope, body = split_envelope(frames)
+        if len(body) != 1:
+            message = f"a request is exactly one frame after the envelope; got {len(body)}"
+            self.send(envelope, rejected(None, None, ErrorCode.INVALID_REQUEST, message))
+            return
+        try:
+            request = decode_request(body[0])
+        except DecodeError as exc:
+            self.send(envelope, rejected(exc.uuid, exc.action, exc.code, exc.message))
+            return
+        if not self._config.gateway.signature_validation:
+            self._seen()  # nothing is authenticated: any readable request counts
+        try:
+            answer = self._handlers[type(request)](request)
+        except Exception:
+            logger.exception("failed to handle {} {}", request.action, request.uuid)
+            answer = rejected(request.uuid, request.action, ErrorCode.INTERNAL, "internal error")
+        if isinstance(answer, Reply):
+            self.send(envelope, answer)
+        else:
+            self._spawn(envelope, request, answer)
+
+    # -- out ---------------------------------------------------------------------------------
+
+    def send(self, envelope: list[bytes], reply: Reply, received_at: float | None = None) -> None:
+        """Send ``reply``; ``received_at`` defaults to the arrival of the message being handled."""
+        self._transport.send([*envelope, encode(reply)])
+        if self._metrics is not None:
+            started = self._received_at if received_at is None else received_at
+            self._metrics.observe_reply(
+                reply.action, reply.status.value, time.perf_counter() - started
+            )
+
+    async def drain(self, deadline_s: float) -> bool:
+        """Let the requests in flight finish and send their replies, for at most
+        ``deadline_s``; cancel the rest. True if none was abandoned."""
+        if not self.tasks:
+            return True
+        logger.info("shutting down: finishing {} request(s) in flight", len(self.tasks))
+        _, abandoned = await asyncio.wait(set(self.tasks), timeout=deadline_s)
+        for task in abandoned:
+            task.cancel()
+        if abandoned:
+            logger.error(
+                "{} request(s) did not finish within {} s; they will be reconciled at the next "
+                "start",
+                len(abandoned),
+                deadline_s,
+            )
+        return not abandoned
+
+    def _spawn(self, envelope: list[bytes], request: AnyRequest, work: Work) -> None:
+        task = asyncio.create_task(
+            self._reply_when_done(envelope, request, work, self._received_at)
+        )
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _reply_when_done(
+        self, envelope: list[bytes], request: AnyRequest, work: Work, received_at: float
+    ) -> None:
+        try:
+            reply = await work
+        except Exception:
+            logger.exception("failed to handle {} {}", request.action, request.uuid)
+            if isinstance(request, Open | Close):
+                # It may have executed: never call that a rejection. Reconciliation settles it.
+                self._executor.mark_unknown()
+                reply = pending(request, "internal error; the outcome is being reconciled")
+            else:
+                reply = rejected(request.uuid, request.action, ErrorCode.INTERNAL, "internal error")
+        self.send(envelope, reply, received_at)
+        if isinstance(request, Open | Close):
+            self._executor.record(request.uuid)
+
+    # -- the handlers ------------------------------------------------------------------------
+
+    def _pong(self, request: Ping) -> Reply:
+        info = self.info
+        if self._killswitch.halted:
+            info = msgspec.structs.replace(info, halted=True, halt_reason=self._killswitch.reason)
+        if trouble := self._monitor.trouble():
+            info = msgspec.structs.replace(info, warnings=[*info.warnings, trouble])
+        reply = ok(request, mt5_connected=self._monitor.connected, gateway=info)
+        return self._with_authentication(request, reply)
+
+    def _with_authentication(self, request: Ping, reply: Reply) -> Reply:
+        """Say whether a signed PING's signature verified: a node learns at its first beat
+        whether the gateway takes its secret, not at its first order."""
+        secret = self._config.secret
+        if request.risk_signature is None or secret is None:
+            return reply
+        now_ms = int(time.time() * 1000)
+        try:
+            verify(secret, request, now_ms=now_ms, ttl_ms=self._config.gateway.signature_ttl_ms)
+        except SignatureError as exc:
+            return msgspec.structs.replace(
+                reply, authenticated=False, auth_error=exc.code.value, error_msg=exc.message
+            )
+        self._seen()
+        return msgspec.structs.replace(reply, authenticated=True)
+
+    def _order_status(self, request: GetOrder) -> Reply:
+        entry = self._journal.get(request.order_uuid)
+        if entry is None:
+            return rejected(
+                request.uuid,
+                request.action,
+                ErrorCode.ORDER_NOT_FOUND,
+                f"no order (OPEN, CLOSE, HALT or RESUME) with uuid {request.order_uuid} is known",
+            )
+        about = {"order_uuid": entry.uuid, "order_action": entry.action}
+        if entry.reply is None:
+            return msgspec.structs.replace(
+                pending(request, "this order is in flight or being reconciled"), **about
+            )
+        stored = decode_reply(entry.reply)  # the order's own reply, as the GET_ORDER's
+        return msgspec.structs.replace(
+            stored, uuid=request.uuid, action=request.action, timestamp=time.time(), **about
+        )
+
+    def _order(self, request: Open | Close) -> Reply | Work:
+        reply = self._executor.admit(request, self._gate.refusal)
+        if reply is not None:
+            return reply
+        # Counted once admitted and journaled (admit may raise after the gate passed); nothing
+        # awaits in between, so the next request's gate sees it.
+        if isinstance(request, Open):
+            self._gate.opening += 1
+        return self._execute(request)
+
+    async def _execute(self, request: Open | Close) -> Reply:
+        try:
+            reply = await self._executor.execute(request)
+        finally:
+            if isinstance(request, Open):
+                self._gate.opening -= 1
+        if reply.error_code == ErrorCode.MT5_DISCONNECTED:
+            self._monitor.lost(reply.error_msg or "")
+        elif isinstance(request, Open) and reply.status is Status.FILLED:
+            self._monitor.filled_open()
+        return reply
+
+    def _switch(self, request: Halt | Resume) -> Reply:
+        refused = self._executor.admit(request)
+        if refused is None:
+            return self._executor.complete(request, self._throw(request))
+        if isinstance(request, Halt) and refused.error_code == ErrorCode.JOURNAL_UNAVAILABLE:
+            # A HALT is never refused for want of a journal: it only makes things safer, and a
+            # replay of it halts again, harmlessly.
+            return self._throw(request)
+        return refused
+
+    def _throw(self, request: Halt | Resume) -> Reply:
+        """Throw the kill switch one way or the other."""
+        if isinstance(request, Halt):
+            self._killswitch.halt(request.reason or "HALT from a client")
+        else:
+            self._killswitch.resume()
+        return ok(request, halted=self._killswitch.halted)
+
+    def _account(self, request: GetAccount) -> Reply | Work:
+        return busy(request) if self._gate.full else self._ask_terminal(request)
+
+    def _positions(self, request: GetPositions) -> Reply | Work:
+        return busy(request) if self._gate.full else self._ask_terminal(request)
+
+    async def _ask_terminal(self, request: GetAccount | GetPositions) -> Reply:
+        try:
+            if isinstance(request, GetAccount):
+                return ok(request, account=await self._worker.call(ACCOUNT, None))
+            return ok(request, positions=await self._worker.call(POSITIONS, request.symbol))
+        except TerminalError as exc:
+            logger.warning("{} {} failed: {}", request.action, request.uuid, exc)
+            return rejected(
+                request.uuid,
+                request.action,
+                ErrorCode.MT5_DISCONNECTED,
+                "the terminal could not answer; try again shortly",
+            )
