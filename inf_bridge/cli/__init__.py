@@ -1,0 +1,32 @@
+"""``mt5-bridge`` (also ``python -m inf_bridge``): drive and watch a gateway from a shell.
+
+    mt5-bridge ping                                  # up? round trip, terminal connected
+    mt5-bridge account
+    mt5-bridge positions --symbol EURUSD
+    mt5-bridge open EURUSD BUY 0.10 --sl 1.0800 --comment manual
+    mt5-bridge close 100000001 --volume 0.05
+    mt5-bridge halt --reason "news at 14:30"         # the kill switch: no new orders from anyone
+    mt5-bridge flatten --yes                         # halt, then close every position
+    mt5-bridge resume
+    mt5-bridge order 3f2a9c...                       # what became of an order
+    mt5-bridge watch                                 # live view; Ctrl+C to quit
+
+The endpoint, the shared secret, the operator's secret (HALT and RESUME, when the gateway has
+an operator key) and the CURVE keys come from a TOML file, the environment and flags
+(``inf_bridge.config``). ``--json`` prints each result, and each error, as one JSON
+document on stdout. Errors are one line on stderr.
+
+Exit codes:
+  0    done
+  1    refused: an order rejected or not found, this node's secret refused, or not confirmed
+  2    usage or configuration error
+  3    the gateway is unreachable, timed out or answered nonsense (nothing was executed)
+  4    the outcome of an order is unknown: ask with `mt5-bridge order UUID`
+  130  interrupted (Ctrl+C; an order that was in flight is named, to be checked)
+"""
+
+from __future__ import annotations
+
+from inf_bridge.cli.commands import Exit, build_parser, main
+
+__all__ = ["Exit", "build_parser", "main"]
