@@ -17,16 +17,16 @@ an operator key) and the CURVE keys come from a TOML file, the environment and f
 document on stdout. Errors are one line on stderr.
 
 Exit codes:
-  0    done
-  1    refused: an order rejected or not found, this node's secret refused, or not confirmed
-  2    usage or configuration error
-  3    the gateway is unreachable, timed out or answered nonsense (nothing was executed)
-  4    the outcome of an order is unknown: ask with `mt5-bridge order UUID`
-  130  interrupted (Ctrl+C; an order that was in flight is named, to be checked)
+{exit_codes}
 """
 
 from __future__ import annotations
 
-from inf_bridge.cli.commands import Exit, build_parser, main
+from inf_bridge.cli.commands import build_parser, main
+from inf_bridge.cli.exit_codes import Exit, exit_codes_help
 
 __all__ = ["Exit", "build_parser", "main"]
+
+# The exit codes are explained in one table, which --help prints too (exit_codes.py).
+if __doc__ is not None:  # None under python -OO
+    __doc__ = __doc__.replace("{exit_codes}", exit_codes_help())

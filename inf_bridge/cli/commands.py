@@ -10,7 +10,6 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
-from enum import IntEnum
 from typing import Annotated, Any, Final, NoReturn, TextIO
 
 import msgspec
@@ -24,6 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from inf_bridge.breaker import SECRET_REFUSED
+from inf_bridge.cli.exit_codes import Exit, exit_codes_help
 from inf_bridge.client import Bridge, new_uuid
 from inf_bridge.config import (
     CONFIG_ENV,
@@ -58,7 +58,7 @@ from protocol.messages import (
     Volume,
 )
 
-__all__ = ["Exit", "build_parser", "main"]
+__all__ = ["build_parser", "main"]
 
 PROG: Final = "mt5-bridge"
 # One-shot commands need no background heartbeat (Bridge beats once when it opens), and watch
@@ -68,36 +68,6 @@ _PIPE_WIDTH: Final = 200  # piped output is not cut to 80 columns: scripts want 
 _SWITCHES: Final = ("halt", "resume", "flatten")  # the commands that sign HALT or RESUME
 _FLATTEN_REASON: Final = "flatten (mt5-bridge)"
 Seconds = Annotated[float, Meta(gt=0, le=3600)]
-
-
-class Exit(IntEnum):
-    """The process's exit codes (the module docstring and ``--help`` explain each)."""
-
-    OK = 0
-    REFUSED = 1
-    USAGE = 2
-    UNREACHABLE = 3
-    UNKNOWN = 4
-    INTERRUPTED = 130
-
-
-_EXIT_HELP: Final = (
-    (Exit.OK, "done"),
-    (
-        Exit.REFUSED,
-        "refused: an order rejected or not found, this node's secret refused, or not confirmed",
-    ),
-    (Exit.USAGE, "usage or configuration error"),
-    (
-        Exit.UNREACHABLE,
-        "the gateway is unreachable, timed out or answered nonsense (nothing was executed)",
-    ),
-    (Exit.UNKNOWN, "the outcome of an order is unknown: ask with `mt5-bridge order UUID`"),
-    (
-        Exit.INTERRUPTED,
-        "interrupted (Ctrl+C; an order that was in flight is named, to be checked)",
-    ),
-)
 
 
 # -- output ----------------------------------------------------------------------------------
@@ -845,7 +815,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    exit_codes = "\n".join(f"  {int(code):<4} {text}" for code, text in _EXIT_HELP)
+    exit_codes = exit_codes_help()
     parser = _Parser(
         prog=PROG,
         description="Drive and watch an MT5 gateway: query the account and positions, open\n"
