@@ -22,8 +22,9 @@ Exit codes:
 
 from __future__ import annotations
 
-from inf_bridge.cli.commands import build_parser, main
+from inf_bridge.cli.commands import main
 from inf_bridge.cli.exit_codes import Exit, exit_codes_help
+from inf_bridge.cli.parser import build_parser
 
 __all__ = ["Exit", "build_parser", "main"]
 
