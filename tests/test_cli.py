@@ -19,6 +19,7 @@ import pytest
 from loguru import logger
 
 import inf_bridge.cli
+import inf_bridge.cli.commands
 from gtw_server.curve import keygen
 from gtw_server.process import GatewayProcess, free_port
 from inf_bridge import Bridge, GatewayTimeout, Position
@@ -402,7 +403,7 @@ def test_curve_keys_reach_the_bridge_only_when_configured(
         async def __aexit__(self, *exc: object) -> None:
             return None
 
-    monkeypatch.setattr(inf_bridge.cli, "Bridge", Recorder)
+    monkeypatch.setattr(inf_bridge.cli.commands, "Bridge", Recorder)  # where _run finds it
     assert cli("ping").code == Exit.UNREACHABLE
     assert "curve_server_key" not in seen[-1] and "curve_client_cert" not in seen[-1]
     assert seen[-1]["heartbeat_interval"] >= 3600  # a one-shot command: no heartbeat storm

@@ -1,0 +1,451 @@
+"""The commands of ``mt5-bridge``, and running one (the package's docstring is the manual)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import Final
+
+import msgspec
+import zmq
+from loguru import logger
+from msgspec import Struct
+from rich.console import Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from inf_bridge.breaker import SECRET_REFUSED
+from inf_bridge.cli.exit_codes import Exit
+from inf_bridge.cli.parser import build_parser
+from inf_bridge.cli.views import (
+    PROG,
+    Session,
+    _account_view,
+    _fill_line,
+    _gateway_lines,
+    _no_positions,
+    _positions_table,
+    _price,
+    _table,
+)
+from inf_bridge.cli.watch import _render, _snapshot
+from inf_bridge.client import Bridge, new_uuid
+from inf_bridge.config import SECRET_ENV, ClientConfig, ConfigError, load_config
+from inf_bridge.errors import (
+    BridgeError,
+    CircuitOpen,
+    GatewayTimeout,
+    OrderRejected,
+    OutcomeUnknown,
+    ProtocolError,
+)
+from inf_bridge.heartbeat import HeartbeatMonitor
+from inf_bridge.results import OrderFilled
+from plumbing.loop import loop_factory  # the same event loop choice as the gateway's
+from protocol import ErrorCode, Position
+
+__all__ = ["main"]
+
+# One-shot commands need no background heartbeat (Bridge beats once when it opens), and watch
+# beats once per frame itself: a day between automatic beats means "never" for a CLI.
+_NO_AUTOMATIC_BEATS_S: Final = 86_400.0
+_SWITCHES: Final = ("halt", "resume", "flatten")  # the commands that sign HALT or RESUME
+_FLATTEN_REASON: Final = "flatten (mt5-bridge)"
+
+
+# -- commands --------------------------------------------------------------------------------
+
+Command = Callable[[Bridge, argparse.Namespace, Session], Awaitable[Exit]]
+
+
+async def _ping(bridge: Bridge, args: argparse.Namespace, session: Session) -> Exit:
+    health = bridge.health
+    # A second beat: signed in the gateway's clock, which the opening beat has measured.
+    await health.beat()
+    if health.consecutive_failures or health.last_rtt is None:
+        raise GatewayTimeout(
+            f"no answer from the gateway at {bridge.endpoint} within {health.timeout:g} s"
+        )
+    if health.auth_error is not None:
+        return session.fail(
+            f"ping: {_signature_refused(health)}", Exit.REFUSED, error_code=health.auth_error
+        )
+    rtt, connected, gateway = health.last_rtt, health.mt5_connected, health.gateway
+    terminal = ("terminal connected", "green") if connected else ("terminal DISCONNECTED", "red")
+    session.emit(
+        {
+            "endpoint": bridge.endpoint,
+            "rtt_ms": round(rtt * 1000, 3),
+            "mt5_connected": connected,
+            "authenticated": health.authenticated,
+            "gateway": gateway,
+        },
+        Group(
+            Text.assemble(
+                ("OK", "bold green"),
+                f" {bridge.endpoint}  round trip {rtt * 1000:.2f} ms  ",
+                terminal,
+                ("  secret accepted", "green") if health.authenticated else "",
+            ),
+            *_gateway_lines(gateway),
+        ),
+    )
+    return Exit.OK
+
+
+def _signature_refused(health: HeartbeatMonitor) -> str:
+    """Why the gateway did not accept the heartbeat's signature, and what to do about it."""
+    detail = f"{health.auth_error}: {health.auth_message}"
+    if health.auth_error == ErrorCode.SIGNATURE_INVALID:
+        return (
+            f"the gateway refused this node's secret ({detail}); every order from this node "
+            f"would be refused: check --secret-file or {SECRET_ENV}"
+        )
+    if health.auth_error == ErrorCode.SIGNATURE_EXPIRED:
+        return (
+            f"the gateway found this node's signature expired ({detail}): the clocks of this "
+            "node and the gateway differ; synchronise them (NTP)"
+        )
+    return f"the gateway did not accept this node's signature ({detail})"
+
+
+async def _account(bridge: Bridge, args: argparse.Namespace, session: Session) -> Exit:
+    account = await bridge.get_account()
+    session.emit(account, _account_view(account))
+    return Exit.OK
+
+
+async def _positions(bridge: Bridge, args: argparse.Namespace, session: Session) -> Exit:
+    positions = await bridge.get_positions(args.symbol)
+    session.emit(
+        positions,
+        _positions_table(session.console, positions) if positions else _no_positions(args.symbol),
+    )
+    return Exit.OK
+
+
+async def _open(bridge: Bridge, args: argparse.Namespace, session: Session) -> Exit:
+    uuid = args.uuid or new_uuid()  # chosen here, so that a lost outcome can be named
+    with session.order_in_flight(uuid):
+        fill = await bridge.send_order(
+            args.symbol,
+            args.side,
+            args.volume,
+            price=args.price,
+            sl=args.sl,
+            tp=args.tp,
+            deviation=args.deviation,
+            magic=args.magic,
+            comment=args.comment,
+            uuid=uuid,
+        )
+    session.emit(fill, _fill_line("FILLED", f"{args.side} {fill.volume:g} {args.symbol}", fill))
+    return Exit.OK
+
+
+async def _close(bridge: Bridge, args: argparse.Namespace, session: Session) -> Exit:
+    uuid = args.uuid or new_uuid()
+    with session.order_in_flight(uuid):
+        fill = await bridge.close_position(args.ticket, args.volume, uuid=uuid)
+    session.emit(fill, _fill_line("CLOSED", f"{fill.volume:g} lots", fill))
+    return Exit.OK
+
+
+class _Closed(Struct, frozen=True, kw_only=True):
+    """What flatten did to one position."""
+
+    ticket: int
+    symbol: str
+    result: str  # CLOSED, ALREADY_CLOSED or FAILED
+    fill: OrderFilled | None = None
+    error: str | None = None
+    exit_code: int = 0
+
+
+async def _close_one(bridge: Bridge, position: Position, session: Session) -> _Closed:
+    uuid = new_uuid()
+    done = _Closed(ticket=position.ticket, symbol=position.symbol, result="CLOSED")
+    try:
+        with session.order_in_flight(uuid):
+            fill = await bridge.close_position(position.ticket, uuid=uuid)
+    except OrderRejected as exc:
+        if exc.error_code == ErrorCode.POSITION_NOT_FOUND:  # closed by someone else meanwhile
+            return msgspec.structs.replace(done, result="ALREADY_CLOSED")
+        return _failed(done, exc)
+    except BridgeError as exc:
+        return _failed(done, exc)
+    return msgspec.structs.replace(done, fill=fill)
+
+
+def _failed(done: _Closed, exc: BridgeError) -> _Closed:
+    code = _exit_code(exc)
+    return msgspec.structs.replace(done, result="FAILED", error=str(exc), exit_code=code)
+
+
+async def _flatten(bridge: Bridge, args: argparse.Namespace, session: Session) -> Exit:
+    halting = not args.no_halt
+    positions = await bridge.get_positions(args.symbol)
+    if not args.yes and (positions or halting):
+        if positions:
+            session.err_console.print(_positions_table(session.err_console, positions))
+        if not await session.confirm(_flatten_question(positions, halting=halting)):
+            nothing = "nothing was halted or closed" if halting else "nothing was closed"
+            return session.fail(f"flatten: declined; {nothing}", Exit.REFUSED)
+    if halting:
+        # First, so that no strategy opens a position while these are closed.
+        unhalted = "could not halt the gateway first, so nothing was closed"
+        without = f"`{PROG} flatten --no-halt` closes without halting"
+        try:
+            halted = await bridge.halt(_FLATTEN_REASON)
+        except BridgeError as exc:
+            return session.fail(
+                f"flatten: {unhalted}: {_describe(exc, 'halt')}; {without}",
+                _exit_code(exc),
+                error_code=getattr(exc, "error_code", None),
+            )
+        if not halted:
+            return session.fail(f"flatten: {unhalted}; {without}", Exit.REFUSED)
+        session.note(
+            f"flatten: the gateway is HALTED (no new orders from any client until `{PROG} "
+            "resume`); closing positions"
+        )
+        positions = await bridge.get_positions(args.symbol)  # any opened before the halt too
+    if not positions:
+        session.emit([], _no_positions(args.symbol))
+        return Exit.OK
+    results = await asyncio.gather(*(_close_one(bridge, p, session) for p in positions))
+    table = _table(
+        "Ticket",
+        "Symbol",
+        "Result",
+        "Volume",
+        "Price",
+        "Detail",
+        numeric=("Ticket", "Volume", "Price"),
+        wrap=("Detail",),
+    )
+    for r in results:
+        style = {"CLOSED": "green", "FAILED": "bold red"}.get(r.result, "")
+        table.add_row(
+            str(r.ticket),
+            r.symbol,
+            Text(r.result, style=style),
+            f"{r.fill.volume:.2f}" if r.fill else "",
+            _price(r.fill.price) if r.fill else "",
+            r.error or "",
+        )
+    session.emit(results, table)
+    failed = [r for r in results if r.result == "FAILED"]
+    if not failed:
+        return Exit.OK
+    session.note(f"flatten: {len(failed)} of {len(results)} positions were not closed")
+    return Exit(max(r.exit_code for r in failed))  # the worst: unknown > unreachable > refused
+
+
+def _flatten_question(positions: Sequence[Position], *, halting: bool) -> str:
+    halt = "Halt the gateway (no new orders from any client)"
+    if not positions:
+        return f"No open positions. {halt}? [y/N] "
+    lots = sum(p.volume for p in positions)
+    which = "this position" if len(positions) == 1 else f"these {len(positions)} positions"
+    close = f"close {which} ({lots:.2f} lots)"
+    return f"{halt} and {close}? [y/N] " if halting else f"{close.capitalize()}? [y/N] "
+
+
+async def _halt(bridge: Bridge, args: argparse.Namespace, session: Session) -> Exit:
+    halted = await bridge.halt(args.reason)
+    human = (
+        Text.assemble(
+            ("HALTED", "bold red"),
+            ": the gateway refuses new orders from every client until `mt5-bridge resume`; "
+            "closing positions still works",
+        )
+        if halted
+        else Text("the gateway did not halt", style="bold red")
+    )
+    session.emit({"halted": halted, "reason": args.reason}, human)
+    return Exit.OK if halted else Exit.REFUSED
+
+
+async def _resume(bridge: Bridge, args: argparse.Namespace, session: Session) -> Exit:
+    halted = await bridge.resume()
+    human = (
+        Text("the gateway is still halted", style="bold red")
+        if halted
+        else Text.assemble(("RESUMED", "bold green"), ": the gateway accepts new orders again")
+    )
+    session.emit({"halted": halted}, human)
+    return Exit.REFUSED if halted else Exit.OK
+
+
+async def _order(bridge: Bridge, args: argparse.Namespace, session: Session) -> Exit:
+    state = await bridge.get_order(args.uuid)
+    table = Table.grid(padding=(0, 2))
+    for field in msgspec.structs.fields(state):
+        value = getattr(state, field.name)
+        if value is not None:
+            table.add_row(field.name, str(value))
+    session.emit(state, table)
+    # A PENDING order is in flight or being reconciled: not known yet.
+    return {"FILLED": Exit.OK, "PENDING": Exit.UNKNOWN}.get(state.status, Exit.REFUSED)
+
+
+async def _watch(bridge: Bridge, args: argparse.Namespace, session: Session) -> Exit:
+    snapshot, failure = await _snapshot(bridge)  # opening the Bridge took the first beat
+    if args.once:
+        session.emit(snapshot, _render(session.console, snapshot))
+        if failure is None:
+            return Exit.OK
+        session.note(f"watch: {failure}")
+        return _exit_code(failure)
+    # With --json, one JSON line per frame; else one view, redrawn in place.
+    screen: contextlib.AbstractContextManager[Live | None] = (
+        contextlib.nullcontext()
+        if session.as_json
+        else Live(console=session.console, auto_refresh=False, redirect_stderr=False)
+    )
+    with screen as live:
+        while True:  # until Ctrl+C, which is how a watch ends
+            if live is None:
+                session.write_json(snapshot)
+            else:
+                live.update(_render(session.console, snapshot), refresh=True)
+            await asyncio.sleep(args.interval)
+            await bridge.health.beat()
+            snapshot, failure = await _snapshot(bridge)
+
+
+# -- the command line ------------------------------------------------------------------------
+
+_COMMANDS: Final[dict[str, Command]] = {
+    "ping": _ping,
+    "account": _account,
+    "positions": _positions,
+    "open": _open,
+    "close": _close,
+    "flatten": _flatten,
+    "halt": _halt,
+    "resume": _resume,
+    "order": _order,
+    "watch": _watch,
+}
+
+
+def _exit_code(exc: BridgeError) -> Exit:
+    if isinstance(exc, OutcomeUnknown):
+        return Exit.UNKNOWN
+    if isinstance(exc, GatewayTimeout | ProtocolError):
+        return Exit.UNREACHABLE
+    return Exit.REFUSED
+
+
+def _describe(exc: BridgeError, command: str) -> str:
+    """The error's message, with what the operator can do about it."""
+    if isinstance(exc, OutcomeUnknown):
+        return (
+            f"{exc}; the order may have executed: check with `{PROG} order {exc.uuid}` "
+            f"(the same command again with --uuid {exc.uuid} cannot execute it twice)"
+        )
+    if isinstance(exc, CircuitOpen) and exc.reason == SECRET_REFUSED:
+        return (
+            f"{exc} (the gateway refused this node's secret: check --secret-file or {SECRET_ENV})"
+        )
+    code = exc.error_code if isinstance(exc, OrderRejected) else None
+    # The Bridge signs whatever it has a secret for: a missing signature means no secret.
+    if code == ErrorCode.SIGNATURE_MISSING:
+        if command in _SWITCHES:
+            return (
+                f"{exc} (no secret is configured: --operator-secret-file FILE, or the shared one)"
+            )
+        return f"{exc} (no shared secret is configured: --secret-file FILE or {SECRET_ENV})"
+    if code == ErrorCode.SIGNATURE_INVALID:
+        if command in _SWITCHES:
+            return (
+                f"{exc} (a gateway with an operator key takes HALT and RESUME signed with it "
+                "only: --operator-secret-file FILE)"
+            )
+        return f"{exc} (does this client have the gateway's secret?)"
+    return str(exc)
+
+
+async def _run(config: ClientConfig, args: argparse.Namespace, session: Session) -> Exit:
+    bridge = Bridge(
+        config.endpoint,
+        **config.bridge_options(),
+        heartbeat_interval=_NO_AUTOMATIC_BEATS_S,
+        heartbeat_timeout=config.request_timeout,
+    )
+    try:
+        async with bridge:
+            # Opening took one beat. Without an answer, every command but watch (which shows
+            # an unreachable gateway for what it is) would only wait as long again, and fail.
+            if args.command != "watch" and bridge.health.last_rtt is None:
+                raise GatewayTimeout(
+                    f"no answer from the gateway at {config.endpoint} "
+                    f"within {config.request_timeout:g} s"
+                )
+            return await _COMMANDS[args.command](bridge, args, session)
+    except BridgeError as exc:
+        return session.fail(
+            f"{args.command}: {_describe(exc, args.command)}",
+            _exit_code(exc),
+            error_code=getattr(exc, "error_code", None),
+            retcode=getattr(exc, "retcode", None),
+            uuid=getattr(exc, "uuid", None),
+        )
+    except zmq.ZMQError as exc:  # an endpoint ZeroMQ cannot connect to at all
+        return session.fail(f"cannot connect to {config.endpoint}: {exc}", Exit.USAGE)
+
+
+@contextlib.contextmanager
+def _library_logs_off() -> Iterator[None]:
+    """The client's log and audit lines (heartbeat misses, rejections) would repeat, in
+    another form, the one line this CLI prints."""
+    logger.disable("inf_bridge")
+    try:
+        yield
+    finally:
+        logger.enable("inf_bridge")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error argparse has printed
+        return exc.code if isinstance(exc.code, int) else Exit.USAGE
+    session = Session(as_json=args.json, stdin=sys.stdin, stdout=sys.stdout, stderr=sys.stderr)
+    if args.command == "flatten" and not args.yes and not session.stdin.isatty():
+        return session.fail("flatten: no terminal to confirm on: add --yes", Exit.USAGE)
+    try:
+        config = load_config(
+            config_file=args.config,
+            overrides={
+                "endpoint": args.endpoint,
+                "secret_file": args.secret_file,
+                "operator_secret_file": args.operator_secret_file,
+                "curve_server_key": args.curve_server_key,
+                "curve_client_cert": args.curve_client_cert,
+                "request_timeout": args.request_timeout,
+            },
+        )
+    except ConfigError as exc:
+        return session.fail(str(exc), Exit.USAGE)
+    try:
+        with _library_logs_off(), asyncio.Runner(loop_factory=loop_factory()) as runner:
+            return runner.run(_run(config, args, session))
+    except KeyboardInterrupt:
+        if args.command == "watch":  # Ctrl+C is how a watch ends
+            return Exit.OK
+        doubt = sorted(session.in_flight)
+        if doubt:
+            return session.fail(
+                f"interrupted with {len(doubt)} order(s) in flight, which may have executed: "
+                + "; ".join(f"check with `{PROG} order {uuid}`" for uuid in doubt),
+                Exit.INTERRUPTED,
+            )
+        return session.fail("interrupted", Exit.INTERRUPTED)

@@ -1,0 +1,172 @@
+"""The command line of ``mt5-bridge``: the global flags, before or after the command, and each
+command's arguments, checked against the wire contract's own types."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Annotated, Any, NoReturn
+
+import msgspec
+from msgspec import Meta
+
+from inf_bridge.cli.exit_codes import Exit, exit_codes_help
+from inf_bridge.cli.views import PROG
+from inf_bridge.config import CONFIG_ENV, ENV_PREFIX, SECRET_ENV
+from protocol import VERSION
+from protocol.messages import (
+    Comment,
+    Deviation,
+    Magic,
+    Price,
+    Reason,
+    StopPrice,
+    Symbol,
+    Ticket,
+    Uuid,
+    Volume,
+)
+
+__all__ = ["build_parser"]
+
+Seconds = Annotated[float, Meta(gt=0, le=3600)]
+
+
+def _typed(kind: Any, what: str) -> Callable[[str], Any]:
+    """An argparse type that checks a value against the wire contract's own type, so that
+    the CLI refuses at once what the gateway would refuse."""
+
+    def convert(text: str) -> Any:
+        try:
+            return msgspec.convert(text, kind, strict=False)
+        except msgspec.ValidationError as exc:
+            raise argparse.ArgumentTypeError(f"invalid {what} {text!r}: {exc}") from None
+
+    return convert
+
+
+def _add_global_flags(parser: argparse.ArgumentParser, *, after_command: bool) -> None:
+    # After the command, an absent flag must not overwrite one given before it: SUPPRESS.
+    unset = argparse.SUPPRESS if after_command else None
+    parser.add_argument("--config", metavar="FILE", default=unset, help="TOML config file")
+    parser.add_argument(
+        "--endpoint", metavar="URL", default=unset, help="gateway (default tcp://127.0.0.1:5555)"
+    )
+    parser.add_argument(
+        "--secret-file", metavar="FILE", default=unset, help="file holding the shared secret"
+    )
+    parser.add_argument(
+        "--operator-secret-file",
+        metavar="FILE",
+        default=unset,
+        help="file holding the operator's secret, which signs HALT and RESUME (halt, resume, "
+        "flatten) when the gateway has an operator key (default: the shared secret)",
+    )
+    parser.add_argument(
+        "--curve-server-key",
+        metavar="FILE",
+        default=unset,
+        help="the gateway's public CURVE key (.key), to connect with CURVE",
+    )
+    parser.add_argument(
+        "--curve-client-cert",
+        metavar="FILE",
+        default=unset,
+        help="this node's secret CURVE certificate (.key_secret), owner-only",
+    )
+    parser.add_argument(
+        "--timeout",
+        "--request-timeout",
+        dest="request_timeout",
+        metavar="SECONDS",
+        default=unset,
+        help="per round trip (default 2)",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        default=argparse.SUPPRESS if after_command else False,
+        help="machine-readable output: one JSON document per result or error, on stdout",
+    )
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line, not the whole usage: what is wrong, and where to read more.
+        self.exit(Exit.USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    exit_codes = exit_codes_help()
+    parser = _Parser(
+        prog=PROG,
+        description="Drive and watch an MT5 gateway: query the account and positions, open\n"
+        "and close positions, throw the kill switch.",
+        epilog=f"The endpoint, secret and keys come from a TOML file (--config, ${CONFIG_ENV}\n"
+        f"or ~/.config/mt5-bridge/config.toml), then the environment ({ENV_PREFIX}ENDPOINT,\n"
+        f"{ENV_PREFIX}SECRET_FILE, {SECRET_ENV}, ...), then flags: later ones win.\n\n"
+        f"Exit codes:\n{exit_codes}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
+    _add_global_flags(parser, after_command=False)
+    common = _Parser(add_help=False)
+    _add_global_flags(common, after_command=True)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, parents=[common], help=help, description=help)
+
+    command("ping", "check that the gateway answers; show the round trip")
+    command("account", "show the trading account")
+    command("positions", "list open positions").add_argument(
+        "--symbol", type=_typed(Symbol, "symbol")
+    )
+    opening = command("open", "open a position with a market order")
+    opening.add_argument("symbol", type=_typed(Symbol, "symbol"), metavar="SYMBOL")
+    opening.add_argument("side", type=str.upper, choices=("BUY", "SELL"), metavar="BUY|SELL")
+    opening.add_argument("volume", type=_typed(Volume, "volume"), metavar="VOLUME", help="lots")
+    opening.add_argument("--sl", type=_typed(StopPrice, "stop loss"), metavar="PRICE")
+    opening.add_argument("--tp", type=_typed(StopPrice, "take profit"), metavar="PRICE")
+    opening.add_argument(
+        "--price", type=_typed(Price, "price"), metavar="PRICE", help="expected price"
+    )
+    opening.add_argument(
+        "--deviation",
+        type=_typed(Deviation, "deviation"),
+        metavar="POINTS",
+        help="allowed slippage",
+    )
+    opening.add_argument("--magic", type=_typed(Magic, "magic number"), metavar="N")
+    opening.add_argument("--comment", type=_typed(Comment, "comment"), metavar="TEXT")
+    uuid_help = "idempotency key: the same uuid never executes twice (default: a fresh one)"
+    opening.add_argument("--uuid", type=_typed(Uuid, "uuid"), help=uuid_help)
+    closing = command("close", "close a position, wholly or in part")
+    closing.add_argument("ticket", type=_typed(Ticket, "ticket"), metavar="TICKET")
+    closing.add_argument("--volume", type=_typed(Volume, "volume"), help="lots (default: all)")
+    closing.add_argument("--uuid", type=_typed(Uuid, "uuid"), help=uuid_help)
+    flatten = command(
+        "flatten",
+        "halt the gateway (so that no strategy opens a position meanwhile), then close every "
+        f"open position; the halt stays on until `{PROG} resume`. Asks first, unless --yes",
+    )
+    flatten.add_argument("--symbol", type=_typed(Symbol, "symbol"), help="only this symbol")
+    flatten.add_argument("-y", "--yes", action="store_true", help="do not ask")
+    flatten.add_argument(
+        "--no-halt",
+        action="store_true",
+        help="close without halting first (strategies may open new positions meanwhile)",
+    )
+    command("halt", "throw the gateway's kill switch: no new orders from any client").add_argument(
+        "--reason", type=_typed(Reason, "reason")
+    )
+    command("resume", "lift a halt")
+    command(
+        "order", "what became of an order (exit 0 filled, 1 rejected or not found, 4 pending)"
+    ).add_argument("uuid", type=_typed(Uuid, "uuid"), metavar="UUID")
+    watch = command("watch", "a live view: link health, breaker, account, positions")
+    watch.add_argument(
+        "--interval", type=_typed(Seconds, "interval"), default=1.0, help="seconds (default 1)"
+    )
+    watch.add_argument("--once", action="store_true", help="show one frame and exit")
+    return parser

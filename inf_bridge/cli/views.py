@@ -1,0 +1,279 @@
+"""What ``mt5-bridge`` prints: the ``Session`` that a run's results, errors and questions go
+through, and the views of an account, positions, fills and the gateway's news."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import threading
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any, Final, TextIO
+
+import msgspec
+from rich import box
+from rich.console import Console, JustifyMethod, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from inf_bridge.cli.exit_codes import Exit
+from inf_bridge.results import OrderFilled
+from protocol import Account, GatewayInfo, Position
+
+__all__ = ["PROG", "Session"]
+
+PROG: Final = "mt5-bridge"
+_PIPE_WIDTH: Final = 200  # piped output is not cut to 80 columns: scripts want whole lines
+
+
+class Session:
+    """Where one run's results, errors and questions go, and which orders are in flight."""
+
+    def __init__(self, *, as_json: bool, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> None:
+        self.as_json = as_json
+        self.stdin = stdin
+        self.stdout = stdout
+        self.stderr = stderr
+        self.console = _console(stdout)
+        self.err_console = _console(stderr)
+        # Orders sent whose outcome is not known yet: named if the run is interrupted.
+        self.in_flight: set[str] = set()
+
+    def emit(self, data: Any, human: RenderableType) -> None:
+        """Show one result: ``data`` as a JSON line with ``--json``, else ``human``."""
+        if self.as_json:
+            self.write_json(data)
+        else:
+            self.console.print(human)
+
+    def write_json(self, data: Any) -> None:
+        self.stdout.write(msgspec.json.encode(data).decode() + "\n")
+        self.stdout.flush()
+
+    def note(self, message: str) -> None:
+        """One line on stderr."""
+        print(f"{PROG}: {message}", file=self.stderr, flush=True)
+
+    def fail(self, message: str, code: Exit, **details: Any) -> Exit:
+        """Report an error (one line on stderr; with ``--json`` also a JSON document on
+        stdout, so that a script reading stdout sees it) and return its exit code."""
+        self.note(message)
+        if self.as_json:
+            found = {key: value for key, value in details.items() if value is not None}
+            self.write_json({"error": message, "exit_code": int(code), **found})
+        return code
+
+    @contextlib.contextmanager
+    def order_in_flight(self, uuid: str) -> Iterator[None]:
+        self.in_flight.add(uuid)
+        yield
+        # Not in a `finally`: after an exception (Ctrl+C above all) the order is still in doubt.
+        self.in_flight.discard(uuid)
+
+    async def confirm(self, question: str) -> bool:
+        self.stderr.write(question)
+        self.stderr.flush()
+        return (await _read_line(self.stdin)).strip().lower() in ("y", "yes")
+
+
+def _console(stream: TextIO) -> Console:
+    # Symbols and comments are data: print them as they are (no markup, highlighting, emoji).
+    width = None if stream.isatty() else _PIPE_WIDTH
+    return Console(file=stream, markup=False, highlight=False, emoji=False, width=width)
+
+
+async def _read_line(stream: TextIO) -> str:
+    """One line from ``stream`` without blocking the loop. A daemon thread rather than the
+    default executor, which would hold up the exit after Ctrl+C until Enter is pressed."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[str] = loop.create_future()
+
+    def deliver(line: str) -> None:
+        if not future.done():  # cancelled by Ctrl+C meanwhile
+            future.set_result(line)
+
+    def read() -> None:
+        line = stream.readline()
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
+            loop.call_soon_threadsafe(deliver, line)
+
+    threading.Thread(target=read, name="mt5-bridge-prompt", daemon=True).start()
+    return await future
+
+
+def _money(value: float) -> str:
+    return f"{value:,.2f}"
+
+
+def _price(value: float) -> str:
+    return f"{value:.10g}" if value else "-"  # MetaTrader's 0 means "no level"
+
+
+def _signed(value: float) -> Text:
+    return Text(_money(value), style="green" if value > 0 else "red" if value < 0 else "")
+
+
+def _table(*columns: str, numeric: Collection[str] = (), wrap: Collection[str] = ()) -> Table:
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
+        header_style="bold",
+    )
+    for column in columns:
+        justify: JustifyMethod = "right" if column in numeric else "left"
+        table.add_column(column, justify=justify, no_wrap=column not in wrap)
+    return table
+
+
+def _fitted(
+    console: Console,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[RenderableType]],
+    *,
+    numeric: Collection[str],
+    optional: Sequence[str],
+) -> Table:
+    """A table that fits the console: the ``optional`` columns are left out, in that order,
+    until it does. Rich would otherwise shorten every column, and a ticket or a price cut
+    to "1000…" misleads."""
+    rows = list(rows)
+    shown = list(columns)
+    unbounded = console.options.update_width(sys.maxsize)  # the table's own width, unclamped
+    for dropped in (None, *optional):
+        if dropped is not None:
+            shown.remove(dropped)
+        table = _table(*shown, numeric=numeric)
+        kept = [columns.index(column) for column in shown]
+        for row in rows:
+            table.add_row(*(row[i] for i in kept))
+        if console.measure(table, options=unbounded).maximum <= console.width:
+            break
+    return table
+
+
+def _account_view(account: Account) -> Table:
+    """Two label-value columns: narrow enough for any terminal."""
+    grid = Table.grid(padding=(0, 2))
+    for _ in range(3):
+        grid.add_column()
+    grid.add_column(justify="right")
+    mode_style = "bold red" if account.trade_mode == "REAL" else ""
+    trading = Text("allowed") if account.trade_allowed else Text("DISABLED", style="bold red")
+    left: list[tuple[str, RenderableType]] = [
+        ("Login", str(account.login)),
+        ("Server", account.server),
+        ("Mode", Text(account.trade_mode, style=mode_style)),
+        ("Currency", account.currency),
+        ("Leverage", f"1:{account.leverage} {account.margin_mode}"),
+        ("Trading", trading),
+    ]
+    right: list[tuple[str, RenderableType]] = [
+        ("Balance", _money(account.balance)),
+        ("Equity", _money(account.equity)),
+        ("Margin", _money(account.margin)),
+        ("Free margin", _money(account.margin_free)),
+        ("Margin level", f"{account.margin_level:,.0f}%" if account.margin else "-"),
+        ("Profit", _signed(account.profit)),
+    ]
+    for (label, value), (label2, value2) in zip(left, right, strict=True):
+        grid.add_row(Text(label, style="bold"), value, Text(label2, style="bold"), value2)
+    return grid
+
+
+_POSITION_COLUMNS: Final = (
+    "Ticket",
+    "Symbol",
+    "Side",
+    "Volume",
+    "Open",
+    "Current",
+    "SL",
+    "TP",
+    "Swap",
+    "Profit",
+    "Magic",
+    "Opened",
+    "Comment",
+)
+_POSITION_NUMERIC: Final = (
+    "Ticket",
+    "Volume",
+    "Open",
+    "Current",
+    "SL",
+    "TP",
+    "Swap",
+    "Profit",
+    "Magic",
+)
+# Left out in this order on a narrow terminal; what remains says what is open and how it does.
+_POSITION_OPTIONAL: Final = ("Opened", "Magic", "Swap", "Comment", "SL", "TP", "Current")
+
+
+def _positions_table(console: Console, positions: Sequence[Position]) -> Table:
+    rows = (
+        (
+            str(p.ticket),
+            p.symbol,
+            Text(p.type.value, style="cyan" if p.type.value == "BUY" else "magenta"),
+            f"{p.volume:.2f}",
+            _price(p.price_open),
+            _price(p.price_current),
+            _price(p.sl),
+            _price(p.tp),
+            _money(p.swap),
+            _signed(p.profit),
+            str(p.magic),
+            datetime.fromtimestamp(p.time, UTC).strftime("%m-%d %H:%M:%S"),
+            p.comment,
+        )
+        for p in positions
+    )
+    table = _fitted(
+        console,
+        _POSITION_COLUMNS,
+        rows,
+        numeric=_POSITION_NUMERIC,
+        optional=_POSITION_OPTIONAL,
+    )
+    lots = sum(p.volume for p in positions)
+    net = sum(p.profit + p.swap for p in positions)
+    count = f"{len(positions)} position" + ("" if len(positions) == 1 else "s")
+    table.caption = f"{count}, {lots:.2f} lots, net profit {_money(net)}"
+    table.caption_justify = "left"
+    return table
+
+
+def _no_positions(symbol: str | None) -> str:
+    return "No open positions" + (f" in {symbol}" if symbol else "") + "."
+
+
+def _fill_line(verb: str, what: str, fill: OrderFilled) -> Text:
+    line = Text.assemble(
+        (verb, "bold green"),
+        f" {what} at {_price(fill.price)}  position #{fill.ticket}  deal #{fill.deal}  "
+        f"uuid {fill.uuid}",
+    )
+    if fill.duplicate:
+        line.append("  (executed earlier with this uuid; not executed again)", style="yellow")
+    return line
+
+
+def _gateway_lines(gateway: GatewayInfo | None) -> list[Text]:
+    """The gateway's own news: HALTED, and any warning (signatures off, Algo Trading off)."""
+    if gateway is None:
+        return []
+    lines = [
+        Text.assemble(
+            "Gateway ",
+            (f"v{gateway.version}", ""),
+            f"  terminal {gateway.terminal}  ",
+            ("HALTED", "bold red") if gateway.halted else ("trading", "green"),
+            f" ({gateway.halt_reason})" if gateway.halted and gateway.halt_reason else "",
+        )
+    ]
+    lines += [Text(f"Warning: {warning}", style="bold yellow") for warning in gateway.warnings]
+    return lines
