@@ -1,11 +1,11 @@
 """PING while slow orders are in flight: does the gateway's loop stay free?
 
-The ``MetaTrader5`` binary holds the GIL for the whole of ``order_send`` (DESIGN.md), which is
-why terminal calls run in a worker process. This scenario gives the simulator that behaviour
-(``order_latency_ms=300``, ``order_latency_holds_gil=true``), keeps orders in flight without a
-pause, and measures PINGs from another client meanwhile. A simulator that does not know these
-switches refuses to start; the scenario then reports itself skipped instead of failing.
-"""
+The ``MetaTrader5`` binary holds the GIL for the whole of ``order_send`` (docs/ARCHITECTURE.md),
+which is why terminal calls run in a worker process. This scenario gives the simulator that
+behaviour (``order_latency_ms=300``, ``order_latency_holds_gil=true``), keeps orders in flight
+without a pause, and measures PINGs from another client meanwhile. A simulator that does not
+know these switches refuses to start; the scenario then reports itself skipped instead of
+failing."""
 
 from __future__ import annotations
 

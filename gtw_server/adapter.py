@@ -39,7 +39,7 @@ __all__ = [
 
 DEFAULT_DEVIATION: Final = 10  # points, as PROTOCOL.md and the package's own Buy()/Sell()
 
-# last_error() codes that mean the pipe to the terminal is gone (MT5_API.md section 1).
+# last_error() codes that mean the pipe to the terminal is gone (docs/MT5_API.md section 1).
 _IPC_ERRORS: Final = frozenset({-10000, -10001, -10002, -10003, -10004, -10005})
 # After these, a sent order may or may not have reached the terminal.
 _IPC_UNCERTAIN: Final = frozenset({-10000, -10002, -10005})

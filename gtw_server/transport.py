@@ -2,9 +2,10 @@
 
 ZeroMQ signals readiness on an edge-triggered file descriptor: one wake-up may stand for many
 queued messages, and any send may swallow the next edge. So each wake-up drains every queued
-message without blocking (DESIGN.md: 3-5x the pipelined throughput of one wake-up per
-message), yields to the loop after a batch so that replies and timers still run, and every
-send re-checks for input. No future or task is created per message.
+message without blocking (3-5x the pipelined throughput of one wake-up per message; see
+docs/ARCHITECTURE.md, "Drain, don't await per message"), yields to the loop after a batch so
+that replies and timers still run, and every send re-checks for input. No future or task is
+created per message.
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
 """The terminal worker: one child process that owns the terminal connection.
 
 The ``MetaTrader5`` binary never releases the GIL, so a terminal call made in the gateway's
-process would freeze its event loop for the whole call (DESIGN.md). Every terminal call is
-therefore made here, in a separate process, one at a time (the package has one global
-connection and one ``last_error`` slot). The parent talks to it over two one-way pipes with
-msgpack frames (cheaper than pickling), and a reader thread hands results back to the event
-loop. A call that outlives its deadline gets the process killed and a fresh one started.
+process would freeze its event loop for the whole call (docs/ARCHITECTURE.md, "A worker process,
+not a thread"). Every terminal call is therefore made here, in a separate process, one at a time
+(the package has one global connection and one ``last_error`` slot). The parent talks to it over
+two one-way pipes with msgpack frames (cheaper than pickling), and a reader thread hands results
+back to the event loop. A call that outlives its deadline gets the process killed and a fresh
+one started.
 
 The child ignores SIGINT and SIGTERM: on Ctrl+C or a service stop the whole process group
 is signalled, and the parent must be the one to decide when its in-flight calls are done.

@@ -247,7 +247,7 @@ def test_calc_functions_refuse_an_order_type_they_cannot_price(mt5: SimTerminal)
     assert mt5.order_calc_margin(mt5.ORDER_TYPE_SELL_LIMIT, "EURUSD", 1, 1) == 1000.0
 
 
-# -- order_send / order_check: the binding's own checks (MT5_API.md section 3) -------------
+# -- order_send / order_check: the binding's own checks (docs/MT5_API.md section 3) -------------
 
 
 @pytest.mark.parametrize(

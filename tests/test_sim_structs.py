@@ -12,7 +12,7 @@ from gtw_server.terminal import BookInfo, OrderSendResult, TradeRequest, constan
 from gtw_server.terminal.sim import SimTerminal
 from gtw_server.terminal.structs import STRUCT_TYPES, StructSequence
 
-# MT5_API.md section 2, copied by hand: the order is the binary's descriptor order.
+# docs/MT5_API.md section 2, copied by hand: the order is the binary's descriptor order.
 EXPECTED_FIELDS: dict[str, list[str]] = {
     "AccountInfo": [
         "login",

@@ -1,6 +1,6 @@
 """The account's records and its money maths: profit, margin and currency conversion.
 
-The formulas are those of MT5_API.md section 4:
+The formulas are those of docs/MT5_API.md section 4:
 
 - profit of a buy ``(close - open) * contract * lots``, of a sell the opposite, in the symbol's
   profit currency, valued at the bid for buys and the ask for sells; the account's profit is

@@ -2,14 +2,14 @@
 
 A failed check is a ``CallFailed``, which the terminal turns into its failure return value
 (``None`` or ``False``) and a ``last_error()`` of ``(-2, '<message>')`` with the binding's exact
-texts (MT5_API.md sections 1 and 3). The trade request rules:
+texts (docs/MT5_API.md sections 1 and 3). The trade request rules:
 
 - one dict, or keywords, never both (``'Unnamed arguments not allowed'``);
 - keys are matched exactly; unknown keys are ignored and missing ones become 0, 0.0 or '';
 - float keys take ``float`` or a subclass (numpy.float64), never ``int`` or ``None``;
 - integer keys take ``int`` (bool included), never ``float``; a value outside the C type's range
   makes the binary return with an ``OverflowError`` pending, which Python reports as a
-  ``SystemError`` (inferred from its disassembly, see MT5_API.md);
+  ``SystemError`` (inferred from its disassembly, see docs/MT5_API.md);
 - ``symbol`` and ``comment`` are ``str`` of at most 29 UTF-16 units.
 """
 

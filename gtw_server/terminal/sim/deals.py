@@ -2,7 +2,7 @@
 
 A deal is the execution of an order: a market request, a triggered pending order, a stop
 loss, a take profit, a stop-out. Whatever its origin, its effect on the book follows the
-account's margin mode (MT5_API.md section 3 and MetaQuotes' position properties):
+account's margin mode (docs/MT5_API.md section 3 and MetaQuotes' position properties):
 
 - **Hedging**: a deal either opens a new position, whose ticket and identifier are the ticket
   of the order that opened it (entry IN), or closes part or all of the position it names

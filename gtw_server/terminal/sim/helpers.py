@@ -1,6 +1,6 @@
 """The ``MetaTrader5`` package's own pure-Python helpers: ``Buy``, ``Sell`` and ``Close``.
 
-They live in the wheel's ``__init__.py`` (MT5_API.md section 1) and only call the public
+They live in the wheel's ``__init__.py`` (docs/MT5_API.md section 1) and only call the public
 functions, so they are written here against any terminal with that surface. As in the
 package, they send a DEAL with ``deviation=10`` and no ``type_filling`` (hence FOK: refused
 with 10030 on a symbol that does not allow it); ``Buy``/``Sell`` without a price, and

@@ -13,7 +13,7 @@ are drawn independently of each other. The depth is ``TerminalInfo.maxbars`` bar
 ``MAX_TICKS`` ticks back from now; an older window is empty. Bars and ticks exist only while
 the symbol's market is open; monthly bars are 30-day bars on a fixed grid.
 
-dtypes are those of the package (MT5_API.md section 1), packed, 60 bytes an element.
+dtypes are those of the package (docs/MT5_API.md section 1), packed, 60 bytes an element.
 """
 
 from __future__ import annotations

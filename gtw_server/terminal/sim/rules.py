@@ -86,7 +86,7 @@ def pending_price_valid(
 
 def pending_filling_allowed(spec: SymbolSpec, order_type: int, type_filling: int) -> bool:
     """A pending order's filling mode: what a market order may use, and also RETURN for limit
-    orders in Market and Exchange execution (MT5_API.md section 5)."""
+    orders in Market and Exchange execution (docs/MT5_API.md section 5)."""
     if type_filling == c.ORDER_FILLING_RETURN and order_type in _LIMIT_TYPES:
         return spec.exemode in _EXCHANGE_LIKE
     return filling_allowed(spec, type_filling)

@@ -1,6 +1,6 @@
 """The simulated broker's symbols: their specifications, and how they answer ``symbol_info``.
 
-EURUSD follows the recorded MetaQuotes-Demo values (MT5_API.md section 5); the others are
+EURUSD follows the recorded MetaQuotes-Demo values (docs/MT5_API.md section 5); the others are
 typical retail-broker settings. The mix is deliberate: FX pairs use Instant execution with FOK
 only (what clients send by default), XAUUSD and GER40 use Market execution with FOK or IOC, and
 US500 allows IOC only, so an order without ``type_filling`` is refused there with 10030, as on
@@ -215,7 +215,7 @@ SYMBOLS: Final[Mapping[str, SymbolSpec]] = MappingProxyType(
 
 
 def filling_allowed(spec: SymbolSpec, type_filling: int) -> bool:
-    """Whether a market order may use ``type_filling`` on this symbol (MT5_API.md section 5).
+    """Whether a market order may use ``type_filling`` on this symbol (docs/MT5_API.md section 5).
 
     Instant and Request execution fill FOK only; Market and Exchange execution allow what
     the symbol's ``filling_mode`` bits allow, and Exchange execution also RETURN.

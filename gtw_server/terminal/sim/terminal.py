@@ -1,7 +1,7 @@
 """``SimTerminal``: a simulated MetaTrader 5 terminal with the ``MetaTrader5`` module's surface.
 
 Code written for the real package runs on it unchanged: its functions are methods with the same
-call conventions (MT5_API.md section 1), its constants are attributes, results are the same
+call conventions (docs/MT5_API.md section 1), its constants are attributes, results are the same
 struct sequences, and ``last_error()`` behaves the same way, quirks included::
 
     >>> mt5 = SimTerminal(clock=lambda: 1_700_000_000.0)  # an in-memory USD demo account
@@ -82,7 +82,8 @@ __all__ = ["SIM_BUILD", "SimTerminal"]
 SIM_BUILD: Final = 4755  # the terminal build this simulator reports
 _VERSION: Final = (500, SIM_BUILD, "10 Jan 2025")
 _SUCCESS: Final = (c.RES_S_OK, c.LAST_ERROR_MESSAGES[c.RES_S_OK])
-# What the binding reports when the terminal is gone, by how it finds out (MT5_API.md section 1).
+# What the binding reports when the terminal is gone, by how it finds out (docs/MT5_API.md,
+# section 1).
 _NO_IPC: Final = (
     c.RES_E_INTERNAL_FAIL_CONNECT,
     c.LAST_ERROR_MESSAGES[c.RES_E_INTERNAL_FAIL_CONNECT],
