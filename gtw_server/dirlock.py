@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from gtw_server.errors import DataDirInUse, GatewayError
+from plumbing.files import atomic_write
 
 __all__ = ["DataDirLock"]
 
@@ -101,13 +102,8 @@ class DataDirLock:
             "started": time.time(),
             **holder,
         }
-        path = self.directory / HOLDER_FILE
-        tmp = path.with_name(f"{HOLDER_FILE}.{os.getpid()}.tmp")
-        try:
-            tmp.write_text(json.dumps(record), encoding="utf-8")
-            os.replace(tmp, path)
-        except OSError:
-            tmp.unlink(missing_ok=True)  # only the message of a second gateway loses detail
+        with contextlib.suppress(OSError):  # only a second gateway's message loses detail
+            atomic_write(self.directory / HOLDER_FILE, json.dumps(record).encode())
 
     def _in_use_message(self) -> str:
         holder = _read_holder(self.directory / HOLDER_FILE)

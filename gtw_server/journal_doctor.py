@@ -26,6 +26,7 @@ import msgspec
 from gtw_server.dirlock import HOLDER_FILE, LOCK_FILE, DataDirLock
 from gtw_server.errors import GatewayError
 from gtw_server.journal import Journal, damaged
+from plumbing.files import atomic_write
 
 __all__ = [
     "JOURNAL_FILE",
@@ -67,13 +68,7 @@ class JournalState(msgspec.Struct, frozen=True, kw_only=True):
 
     def write(self, data_dir: Path) -> None:
         """Replace the record atomically (a torn record would read as "no journal before")."""
-        path = data_dir / STATE_FILE
-        tmp = path.with_name(f"{STATE_FILE}.{os.getpid()}.tmp")
-        with tmp.open("wb") as file:
-            file.write(msgspec.json.encode(self))
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
+        atomic_write(data_dir / STATE_FILE, msgspec.json.encode(self))
 
     @classmethod
     def of(cls, journal: Journal) -> JournalState:

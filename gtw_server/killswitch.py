@@ -7,7 +7,6 @@ trading on its own.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import msgspec
 from loguru import logger
 
 from gtw_server.audit import audit
+from plumbing.files import atomic_write
 from protocol import AuditEvent
 
 __all__ = ["KillSwitch"]
@@ -59,7 +59,6 @@ class KillSwitch:
         audit(AuditEvent.RESUMED, "new orders are accepted again", level="WARNING")
 
     def _save(self, state: _State) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_bytes(msgspec.json.encode(state))
-        os.replace(tmp, self.path)
+        # Durably (fsynced, file and directory): a power cut must not lose a HALT.
+        atomic_write(self.path, msgspec.json.encode(state))
         self._state = state

@@ -16,13 +16,13 @@ count then starts again from the present equity, which is what an operator must 
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from pathlib import Path
 
 import msgspec
 from loguru import logger
+
+from plumbing.files import atomic_write
 
 __all__ = ["DayStart", "prepare", "read_day_start", "write_day_start"]
 
@@ -76,18 +76,9 @@ def read_day_start(path: Path) -> DayStart | None:
 def write_day_start(path: Path, reading: DayStart) -> None:
     """Store ``reading`` in place of what ``path`` held. A failure is logged, and the reading
     then lives only as long as the process."""
-    temporary: str | None = None
     try:
-        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(msgspec.json.encode(reading))
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
+        atomic_write(path, msgspec.json.encode(reading))
     except OSError as exc:
-        if temporary is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
         logger.error(
             "cannot store the day's starting equity in {}: {}; a restart would start the "
             "day's loss count again",

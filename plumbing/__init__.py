@@ -2,11 +2,12 @@
 
 ``protocol`` is what crosses the wire; this package is what the node and the gateway each do
 on their own machine in the same way: write the audit trail (``audit``) and rotate and prune
-its files (``rotation``), read sizes and ages from config (``units``), pick the event loop
-(``loop``). It imports only ``protocol``, and neither side's package (``tests/test_layers.py``).
+its files (``rotation``), replace small files durably (``files``), read sizes and ages from
+config (``units``), pick the event loop (``loop``). It imports only ``protocol``, and neither side's package (``tests/test_layers.py``).
 """
 
 from plumbing.audit import AuditFile, add_audit_file, record
+from plumbing.files import atomic_write
 from plumbing.loop import loop_factory
 from plumbing.rotation import closed_files, prune, timestamped
 from plumbing.units import parse_age, parse_size
@@ -14,6 +15,7 @@ from plumbing.units import parse_age, parse_size
 __all__ = [
     "AuditFile",
     "add_audit_file",
+    "atomic_write",
     "closed_files",
     "loop_factory",
     "parse_age",
