@@ -1,9 +1,10 @@
 """The plumbing both programs share and the wire contract does not cover.
 
-``protocol`` is what crosses the wire; this package is what the node and the gateway each do
-on their own machine in the same way: write the audit trail (``audit``) and rotate and prune
-its files (``rotation``), replace small files durably (``files``), read sizes and ages from
-config (``units``), pick the event loop (``loop``). It imports only ``protocol``, and neither side's package (``tests/test_layers.py``).
+``protocol`` is what crosses the wire; this package is what the node and the gateway each do on
+their own machine in the same way: write the audit trail (``audit``) and rotate and prune its
+files (``rotation``), replace small files durably (``files``), read sizes and ages from config
+(``units``), pick the event loop (``loop``). It imports only ``protocol``, and neither side's
+package (``tests/test_layers.py``).
 """
 
 from plumbing.audit import AuditFile, add_audit_file, record
