@@ -25,7 +25,7 @@ process listings or a config checked into git.
 from __future__ import annotations
 
 import os
-import tomllib
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
@@ -35,8 +35,9 @@ from msgspec import Meta, Struct
 
 from gtw_server.errors import ConfigError
 from gtw_server.terminal.sim import SimConfig
+from plumbing.config import Setting, layered, read_secret_file, read_toml
 from plumbing.units import parse_age, parse_size
-from protocol import Secret, secret_from_file, secret_key
+from protocol import Secret, secret_key
 
 __all__ = [
     "Config",
@@ -52,6 +53,7 @@ __all__ = [
 SECRET_ENV: Final = "MT5_BRIDGE_SECRET"
 CONFIG_FILE_ENV: Final = "MT5_BRIDGE_GATEWAY_CONFIG"
 GATEWAY_ENV_PREFIX: Final = "MT5_GATEWAY_"
+_GATEWAY_FIELD: Final = re.compile(r"at `\$\.gateway\.(\w+)")
 
 LogLevel = Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"]
 
@@ -176,23 +178,17 @@ def load_config(
     bad field.
     """
     env = os.environ if env is None else env
-    raw: dict[str, Any] = _read_toml(Path(config_file)) if config_file else {}
-    if "secret" in raw or "secret" in raw.get("gateway", {}):
-        raise ConfigError(
-            "the config file must not contain the secret itself: put it in a file named by "
-            f"[gateway] secret_file or --secret-file, or in the environment as {SECRET_ENV}"
-        )
-    gateway = dict(raw.get("gateway", {}))
-    if config_file:
-        _resolve_paths(gateway, Path(config_file).parent)
-    gateway.update(_gateway_env(env))
-    gateway.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    raw["gateway"] = gateway
+    raw, settings = _gateway_settings(config_file, env, overrides or {})
+    raw["gateway"] = {key: setting.value for key, setting in settings.items()}
     try:
         # strict=False lets environment strings such as "5000" or "false" become typed values.
         config = msgspec.convert(raw, Config, strict=False)
     except msgspec.ValidationError as exc:
         source = f" in {config_file}" if config_file else ""
+        bad = _GATEWAY_FIELD.search(str(exc))
+        setting = settings.get(bad.group(1)) if bad else None
+        if setting is not None and not setting.source.startswith("[gateway]"):
+            source = f" (from {setting.source})"  # the environment or a flag, not the file
         raise ConfigError(f"invalid configuration{source}: {exc}") from None
     _check_exposure(config.gateway)
     _check_files(config.gateway)
@@ -223,13 +219,8 @@ def load_data_dir(
     """Only ``[gateway] data_dir``, from the same sources as ``load_config``: what the
     journal commands need, without the secret or the rest being readable by their user."""
     env = os.environ if env is None else env
-    gateway = dict(_read_toml(Path(config_file)).get("gateway", {})) if config_file else {}
-    if config_file:
-        _resolve_paths(gateway, Path(config_file).parent)
-    gateway.update(_gateway_env(env))
-    if override is not None:
-        gateway["data_dir"] = override
-    data_dir = gateway.get("data_dir", GatewayConfig().data_dir)
+    _, settings = _gateway_settings(config_file, env, {"data_dir": override})
+    data_dir = settings["data_dir"].value if "data_dir" in settings else GatewayConfig().data_dir
     if not isinstance(data_dir, str):
         raise ConfigError(
             f"invalid configuration: [gateway] data_dir must be a string, not {data_dir!r}"
@@ -292,37 +283,38 @@ PATH_KEYS: Final = (
 )
 
 
-def _resolve_paths(table: dict[str, Any], base: Path) -> None:
-    for key in PATH_KEYS:
-        value = table.get(key)
-        if isinstance(value, str) and not Path(value).is_absolute():
-            table[key] = str(base / value)
-
-
-def _read_toml(path: Path) -> dict[str, Any]:
+def _gateway_settings(
+    config_file: str | os.PathLike[str] | None,
+    env: Mapping[str, str],
+    overrides: Mapping[str, Any],
+) -> tuple[dict[str, Any], dict[str, Setting]]:
+    """The config file's tables, and the ``[gateway]`` settings layered over its own."""
+    file = Path(config_file) if config_file else None
     try:
-        # utf-8-sig: Windows editors (and PowerShell 5's Set-Content) start files with a BOM.
-        return tomllib.loads(path.read_bytes().decode("utf-8-sig"))
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"config file {path} is not UTF-8 text") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-
-
-def _gateway_env(env: Mapping[str, str]) -> dict[str, str]:
-    fields = {f.name for f in msgspec.structs.fields(GatewayConfig)}
-    found = {}
-    for name, value in env.items():
-        if name.startswith(GATEWAY_ENV_PREFIX):
-            key = name[len(GATEWAY_ENV_PREFIX) :].lower()
-            if key not in fields:
-                raise ConfigError(f"unknown environment variable {name}: no [gateway] {key}")
-            found[key] = value
-    return found
+        raw: dict[str, Any] = read_toml(file) if file is not None else {}
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if "secret" in raw or "secret" in raw.get("gateway", {}):
+        raise ConfigError(
+            "the config file must not contain the secret itself: put it in a file named by "
+            f"[gateway] secret_file or --secret-file, or in the environment as {SECRET_ENV}"
+        )
+    fields = [field.name for field in msgspec.structs.fields(GatewayConfig)]
+    for name in env:
+        key = name[len(GATEWAY_ENV_PREFIX) :].lower()
+        if name.startswith(GATEWAY_ENV_PREFIX) and key not in fields:
+            raise ConfigError(f"unknown environment variable {name}: no [gateway] {key}")
+    settings = layered(
+        fields,
+        table="gateway",
+        file_values=raw.get("gateway", {}),
+        file=file,
+        env=env,
+        env_prefix=GATEWAY_ENV_PREFIX,
+        overrides=overrides,
+        relative=PATH_KEYS,
+    )
+    return raw, settings
 
 
 def _load_secret(gateway: GatewayConfig, env: Mapping[str, str]) -> Secret | None:
@@ -339,13 +331,6 @@ def _load_secret(gateway: GatewayConfig, env: Mapping[str, str]) -> Secret | Non
 
 def _read_secret_file(path: Path) -> Secret:
     try:
-        mode = path.stat().st_mode
-        text = path.read_text(encoding="utf-8-sig")  # a BOM is not part of the secret
-    except OSError as exc:
-        raise ConfigError(f"cannot read the secret file {path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"the secret file {path} is not UTF-8 text") from None
-    try:
-        return secret_from_file(str(path), mode, text)
+        return read_secret_file(path)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None

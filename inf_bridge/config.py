@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Final
@@ -42,7 +41,8 @@ from msgspec import Meta, Struct
 
 from inf_bridge.curve import load_curve_keys
 from inf_bridge.errors import ConfigError
-from protocol import Secret, secret_from_file, secret_key
+from plumbing.config import layered, read_secret_file, read_toml
+from protocol import Secret, secret_key
 
 __all__ = [
     "CONFIG_ENV",
@@ -148,27 +148,23 @@ def load_config(
     else:
         path = default_config_file(env)
         path_source = CONFIG_ENV
-    values: dict[str, Any] = {}
-    where: dict[str, str] = {}
-
-    def apply(key: str, raw: Any, source: str, base: Path | None = None) -> None:
-        values[key] = _convert(key, raw, source, base)
-        where[key] = source
-
-    if path is not None:
-        for key, raw in _read_table(path, path_source).items():
-            apply(key, raw, f"[{TABLE}] {key} in {path}", path.parent)
-    for key in _FIELD_TYPES:
-        name = ENV_PREFIX + key.upper()
-        if env.get(name):  # set but empty counts as unset, as in most shells' tools
-            apply(key, env[name], name)
+    settings = layered(
+        _FIELD_TYPES,
+        table=TABLE,
+        file_values=_read_table(path, path_source) if path is not None else {},
+        file=path,
+        env=env,
+        env_prefix=ENV_PREFIX,
+        overrides=overrides or {},
+        relative=_PATH_FIELDS,
+    )
     secret_value = env.get(SECRET_ENV)
-    if secret_value is not None and not env.get(ENV_PREFIX + "SECRET_FILE"):
+    chosen = settings.get("secret_file")
+    if secret_value is not None and chosen is not None and chosen.source.startswith(f"[{TABLE}]"):
         # The environment chose the secret itself: a secret_file from the TOML file is outranked.
-        values.pop("secret_file", None)
-    for key, raw in (overrides or {}).items():
-        if raw is not None:
-            apply(key, raw, "--" + key.replace("_", "-"))
+        del settings["secret_file"]
+    values = {key: _convert(key, value, source) for key, (value, source) in settings.items()}
+    where = {key: setting.source for key, setting in settings.items()}
 
     _check_curve(values, where)
     if values.get("secret_file"):
@@ -176,8 +172,8 @@ def load_config(
     elif secret_value is not None:
         try:
             secret = secret_key(secret_value)
-        except ValueError:
-            raise ConfigError(f"{SECRET_ENV}: the environment variable is empty") from None
+        except ValueError as exc:
+            raise ConfigError(f"{SECRET_ENV}: {exc}") from None
     else:
         secret = None
     operator_file = values.get("operator_secret_file")
@@ -192,16 +188,9 @@ def load_config(
 def _read_table(path: Path, source: str) -> dict[str, Any]:
     """The ``[bridge]`` table of the TOML file at ``path``, checked for unknown keys."""
     try:
-        # utf-8-sig: Windows editors (and PowerShell 5's Set-Content) start files with a BOM.
-        document = tomllib.loads(path.read_bytes().decode("utf-8-sig"))
-    except UnicodeDecodeError:
-        raise ConfigError(f"{source}: config file {path} is not UTF-8 text") from None
-    except FileNotFoundError:
-        raise ConfigError(f"{source}: config file {path} does not exist") from None
-    except OSError as exc:
-        raise ConfigError(f"{source}: cannot read config file {path}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        document = read_toml(path)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
     unknown = sorted(set(document) - {TABLE})
     if unknown:
         raise ConfigError(
@@ -226,9 +215,8 @@ def _read_table(path: Path, source: str) -> dict[str, Any]:
     return table
 
 
-def _convert(key: str, raw: Any, source: str, base: Path | None) -> Any:
-    """``raw`` as the type of field ``key``; a relative path from a file is resolved against
-    that file's directory, so that a config works from any working directory."""
+def _convert(key: str, raw: Any, source: str) -> Any:
+    """``raw`` as the type of field ``key``; an empty path means none."""
     try:
         # strict=False lets environment strings such as "2.5" become typed values.
         value = msgspec.convert(raw, _FIELD_TYPES[key], strict=False)
@@ -237,10 +225,9 @@ def _convert(key: str, raw: Any, source: str, base: Path | None) -> Any:
         detail = f"expected {expected}" if expected else str(exc)
         raise ConfigError(f"{source}: invalid value {raw!r}: {detail}") from None
     if key in _PATH_FIELDS and isinstance(value, str):
-        if not value:
-            return None  # an empty path means "none", not the current directory
-        path = Path(value).expanduser()
-        value = str(base / path if base is not None else path)
+        # Empty means "none", not the current directory. (The file's relative paths were
+        # resolved against its directory by ``layered``.)
+        return str(Path(value).expanduser()) if value else None
     return value
 
 
@@ -263,14 +250,7 @@ def _check_curve(values: Mapping[str, Any], where: Mapping[str, str]) -> None:
 
 
 def _read_secret_file(path: Path, source: str) -> Secret:
-    try:
-        mode = path.stat().st_mode
-        text = path.read_text(encoding="utf-8-sig")  # a BOM is not part of the secret
-    except OSError as exc:
-        raise ConfigError(f"{source}: cannot read the secret file {path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{source}: the secret file {path} is not UTF-8 text") from None
     try:  # the same rules (and messages) as the gateway's
-        return secret_from_file(str(path), mode, text)
+        return read_secret_file(path)
     except ValueError as exc:
         raise ConfigError(f"{source}: {exc}") from None

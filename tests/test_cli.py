@@ -606,3 +606,8 @@ def test_the_cli_leaves_the_clients_logging_as_it_found_it(cli: CLI) -> None:
     finally:
         logger.remove(handler)
     assert any("after the CLI" in line for line in lines)
+
+
+def test_a_short_secret_in_the_environment_is_named_as_such(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"MT5_BRIDGE_SECRET: .*3 bytes; at least 16"):
+        load_config(config_file=None, env={"MT5_BRIDGE_SECRET": "abc", "HOME": str(tmp_path)})

@@ -157,3 +157,17 @@ def test_the_operator_secret_is_read_like_the_secret_and_must_differ(tmp_path: P
     short = write(tmp_path / "short", "op")
     with pytest.raises(ConfigError, match="at least 16"):
         load_config(env=env, overrides={"operator_secret_file": str(short)})
+
+
+def test_a_bad_value_names_the_source_it_came_from(tmp_path: Path) -> None:
+    config_file = write(tmp_path / "gw.toml", "[gateway]\nsignature_ttl_ms = 3000\n")
+    env = {"MT5_BRIDGE_SECRET": "x" * 16, "MT5_GATEWAY_SIGNATURE_TTL_MS": "soon"}
+    with pytest.raises(
+        ConfigError, match=r"\(from MT5_GATEWAY_SIGNATURE_TTL_MS\).*signature_ttl_ms"
+    ):
+        load_config(config_file=config_file, env=env)
+    with pytest.raises(ConfigError, match=rf"in {config_file}: .*signature_ttl_ms"):
+        write(config_file, "[gateway]\nsignature_ttl_ms = 1\n")
+        load_config(config_file=config_file, env={"MT5_BRIDGE_SECRET": "x" * 16})
+    with pytest.raises(ConfigError, match=r"\(from --signature-ttl-ms\)"):
+        load_config(env=env, overrides={"signature_ttl_ms": -5})
