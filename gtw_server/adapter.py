@@ -121,6 +121,7 @@ class OrderOutcome(Struct, frozen=True, kw_only=True, omit_defaults=True):
     # order whose tag is the same.
     symbol: str | None = None
     side: Side | None = None
+    action: Literal["OPEN", "CLOSE"] | None = None  # what the deal did: entered or left
 
 
 class FindOrders(Struct, frozen=True, kw_only=True):
@@ -349,6 +350,7 @@ class TerminalAdapter:
                     price=deal.price,
                     symbol=deal.symbol,
                     side=Side.BUY if deal.type == self.mt5.DEAL_TYPE_BUY else Side.SELL,
+                    action="OPEN" if deal.entry == self.mt5.DEAL_ENTRY_IN else "CLOSE",
                 )
         for order in active:
             tag = tag_of(order.comment)

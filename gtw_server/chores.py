@@ -25,7 +25,7 @@ from gtw_server.ledger import HistoryLedger
 from gtw_server.throttle import Throttle
 from protocol import AuditEvent
 
-__all__ = ["prune", "remember_journal", "sum_up_floods", "write_unsettled"]
+__all__ = ["prune", "remember_journal", "sum_up", "sum_up_floods", "write_unsettled"]
 
 _PRUNE_INTERVAL_S: Final = 3600.0
 _UNSETTLED_RETRY_S: Final = 0.5
@@ -75,11 +75,18 @@ async def remember_journal(journal: Journal, data_dir: Path) -> None:
 async def sum_up_floods(throttle: Throttle) -> None:
     while True:
         await asyncio.sleep(throttle.window_s)
-        for key, held in throttle.summaries():
-            audit(
-                AuditEvent.THROTTLED,
-                f"{held:,} more {key} in the last {throttle.window_s:g} s, not logged one by one",
-                level="WARNING",
-                kind=str(key),
-                count=held,
-            )
+        sum_up(throttle)
+
+
+def sum_up(throttle: Throttle) -> None:
+    """One audit line for each kind of line held back since the last time (also at shutdown,
+    so that no count is lost)."""
+    for key, held in throttle.summaries():
+        audit(
+            AuditEvent.THROTTLED,
+            f"{held:,} more {key} in the last {throttle.window_s:g} s or less, not logged one "
+            "by one",
+            level="WARNING",
+            kind=str(key),
+            count=held,
+        )

@@ -49,9 +49,10 @@ class DataDirLock:
     def held(self) -> bool:
         return self._fd is not None
 
-    def acquire(self, **holder: Any) -> None:
-        """Take the lock, or raise ``DataDirInUse`` naming the holder. ``holder`` (e.g. the
-        bind address) is recorded in ``gateway.pid`` for the next one to read."""
+    def acquire(self, *, alternative: str = "", **holder: Any) -> None:
+        """Take the lock, or raise ``DataDirInUse`` naming the holder (and ``alternative``, a
+        way out other than stopping it). ``holder`` (e.g. the bind address) is recorded in
+        ``gateway.pid`` for the next one to read."""
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             fd = self._open()
@@ -63,7 +64,7 @@ class DataDirLock:
             self._lock(fd)
         except OSError:
             os.close(fd)
-            raise DataDirInUse(self._in_use_message()) from None
+            raise DataDirInUse(self._in_use_message(alternative)) from None
         self._fd = fd
         self._write_holder(holder)
 
@@ -105,7 +106,7 @@ class DataDirLock:
         with contextlib.suppress(OSError):  # only a second gateway's message loses detail
             atomic_write(self.directory / HOLDER_FILE, json.dumps(record).encode())
 
-    def _in_use_message(self) -> str:
+    def _in_use_message(self, alternative: str) -> str:
         holder = _read_holder(self.directory / HOLDER_FILE)
         pid = holder.get("pid") or self._pid_from_proc_locks()
         if pid is None:
@@ -120,8 +121,8 @@ class DataDirLock:
             who += ")"
         return (
             f"the data directory {self.directory} is in use by {who}: one gateway per data "
-            "directory, or both would execute the same retried orders. Stop that one first, "
-            "or give this one another --data-dir"
+            "directory, or both would execute the same retried orders. Stop that one first"
+            + (f", or {alternative}" if alternative else "")
         )
 
     def _pid_from_proc_locks(self) -> int | None:

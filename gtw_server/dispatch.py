@@ -15,11 +15,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import msgspec
 from loguru import logger
 
+from gtw_server.adapter import FindOrders
 from gtw_server.config import Config
 from gtw_server.errors import TerminalError
 from gtw_server.executor import OrderExecutor
@@ -27,9 +28,11 @@ from gtw_server.gate import OrderGate, busy
 from gtw_server.health import TerminalMonitor
 from gtw_server.journal import Journal
 from gtw_server.killswitch import KillSwitch
+from gtw_server.ledger import HistoryLedger
 from gtw_server.metrics import GatewayMetrics
-from gtw_server.operations import ACCOUNT, POSITIONS
-from gtw_server.replies import ok, pending, rejected
+from gtw_server.operations import ACCOUNT, FIND, POSITIONS
+from gtw_server.replies import ok, outcome_reply, pending, rejected
+from gtw_server.tagging import order_tag
 from gtw_server.transport import RouterTransport, split_envelope
 from gtw_server.worker import TerminalWorker
 from protocol import (
@@ -57,6 +60,7 @@ from protocol import (
 __all__ = ["RequestRouter"]
 
 RequestT = TypeVar("RequestT", bound=AnyRequest)
+_QUERY_SHARE: Final = 4  # queries may hold at most a quarter of max_queue
 Work = Coroutine[Any, Any, Reply]
 Handler = Callable[[Any], Reply | Work]
 
@@ -78,6 +82,7 @@ class RequestRouter:
         gate: OrderGate,
         monitor: TerminalMonitor,
         journal: Journal,
+        ledger: HistoryLedger,
         killswitch: KillSwitch,
         worker: TerminalWorker,
         info: GatewayInfo,
@@ -91,6 +96,7 @@ class RequestRouter:
         self._gate = gate
         self._monitor = monitor
         self._journal = journal
+        self._ledger = ledger
         self._killswitch = killswitch
         self._worker = worker
         self.info = info
@@ -98,6 +104,7 @@ class RequestRouter:
         self._metrics = metrics
         self.tasks = tasks
         self._received_at = 0.0  # perf_counter() when the message being handled arrived
+        self._queries = 0  # GET_ACCOUNT and GET_POSITIONS waiting on the terminal
         self._handlers: dict[type[AnyRequest], Handler] = {
             Ping: self._pong,
             GetOrder: self._order_status,
@@ -215,15 +222,12 @@ class RequestRouter:
         self._seen()
         return msgspec.structs.replace(reply, authenticated=True)
 
-    def _order_status(self, request: GetOrder) -> Reply:
+    def _order_status(self, request: GetOrder) -> Reply | Work:
         entry = self._journal.get(request.order_uuid)
         if entry is None:
-            return rejected(
-                request.uuid,
-                request.action,
-                ErrorCode.ORDER_NOT_FOUND,
-                f"no order (OPEN, CLOSE, HALT or RESUME) with uuid {request.order_uuid} is known",
-            )
+            # Not journaled: never executed, or a journal that lost it. Only the terminal's
+            # history can tell; a not-found must never be a guess.
+            return self._order_in_history(request)
         about = {"order_uuid": entry.uuid, "order_action": entry.action}
         if entry.reply is None:
             return msgspec.structs.replace(
@@ -233,6 +237,37 @@ class RequestRouter:
         return msgspec.structs.replace(
             stored, uuid=request.uuid, action=request.action, timestamp=time.time(), **about
         )
+
+    async def _order_in_history(self, request: GetOrder) -> Reply:
+        """GET_ORDER of a uuid the journal does not know, answered from the terminal's deals
+        and active orders (a rare path: one terminal call)."""
+        uuid = request.order_uuid
+        tag = order_tag(uuid)
+        try:
+            found = await self._worker.call(FIND, FindOrders(tags=[tag], since=self._ledger.since))
+        except TerminalError as exc:
+            return msgspec.structs.replace(
+                pending(request, f"the terminal's history cannot be read now ({exc}); ask again"),
+                order_uuid=uuid,
+            )
+        outcome = found.get(tag)
+        if outcome is None:
+            return rejected(
+                request.uuid,
+                request.action,
+                ErrorCode.ORDER_NOT_FOUND,
+                f"no order (OPEN, CLOSE, HALT or RESUME) with uuid {uuid} is known: not in the "
+                f"journal, nor in the terminal's history of the last "
+                f"{self._ledger.lookback_s / 3600:g} h",
+            )
+        about = {"order_uuid": uuid, "order_action": outcome.action}
+        if outcome.status == "UNKNOWN":
+            return msgspec.structs.replace(
+                pending(request, f"an order with its tag is {outcome.comment}"), **about
+            )
+        # Executed, and the journal lost it (a retry of it would be answered the same way).
+        reply = outcome_reply(request.uuid, request.action, outcome)
+        return msgspec.structs.replace(reply, **about)
 
     def _order(self, request: Open | Close) -> Reply | Work:
         reply = self._executor.admit(request, self._gate.refusal)
@@ -258,27 +293,30 @@ class RequestRouter:
 
     def _switch(self, request: Halt | Resume) -> Reply:
         refused = self._executor.admit(request)
-        if refused is None:
-            return self._executor.complete(request, self._throw(request))
-        if isinstance(request, Halt) and refused.error_code == ErrorCode.JOURNAL_UNAVAILABLE:
-            # A HALT is never refused for want of a journal: it only makes things safer, and a
-            # replay of it halts again, harmlessly.
-            return self._throw(request)
-        return refused
+        return refused or self._executor.complete(request, self._throw(request))
 
     def _throw(self, request: Halt | Resume) -> Reply:
         """Throw the kill switch one way or the other."""
         if isinstance(request, Halt):
-            self._killswitch.halt(request.reason or "HALT from a client")
+            self._killswitch.halt(request.reason or "HALT from a client", uuid=request.uuid)
         else:
-            self._killswitch.resume()
+            self._killswitch.resume(uuid=request.uuid)
         return ok(request, halted=self._killswitch.halted)
 
     def _account(self, request: GetAccount) -> Reply | Work:
-        return busy(request) if self._gate.full else self._ask_terminal(request)
+        return self._query(request)
 
     def _positions(self, request: GetPositions) -> Reply | Work:
-        return busy(request) if self._gate.full else self._ask_terminal(request)
+        return self._query(request)
+
+    def _query(self, request: GetAccount | GetPositions) -> Reply | Work:
+        # Queries are unsigned: a share of the queue at most, so that a flood of them (from
+        # anyone who reaches the port) cannot keep signed orders out.
+        limit = max(1, self._config.gateway.max_queue // _QUERY_SHARE)
+        if self._gate.full or self._queries >= limit:
+            return busy(request)
+        self._queries += 1
+        return self._ask_terminal(request)
 
     async def _ask_terminal(self, request: GetAccount | GetPositions) -> Reply:
         try:
@@ -293,3 +331,5 @@ class RequestRouter:
                 ErrorCode.MT5_DISCONNECTED,
                 "the terminal could not answer; try again shortly",
             )
+        finally:
+            self._queries -= 1

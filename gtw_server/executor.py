@@ -112,6 +112,7 @@ class OrderExecutor:
         self._settle_s = settle_s
         self._in_flight: set[str] = set()
         self._verdicts: dict[str, Reply] = {}  # replies sent, not yet journaled
+        self._unjournaled: set[str] = set()  # HALTs obeyed though the journal failed
         self._reconcile_lock = asyncio.Lock()
         self._needs_reconcile = False  # an order's outcome became unknown
 
@@ -140,17 +141,30 @@ class OrderExecutor:
         new uuid so that a duplicate still gets its stored reply.
         """
         uuid = request.uuid
+        tag = order_tag(uuid)
         try:
             reply = self._check(request) or (gate(request) if gate else None)
             if reply is None:
-                tag = order_tag(uuid)
                 self.journal.record_request(
                     uuid, request.action, fingerprint(request), tag, encode(request)
                 )
         except JournalError as exc:
-            reply = rejected(
-                uuid, request.action, ErrorCode.JOURNAL_UNAVAILABLE, f"{exc}{_NOT_EXECUTED}"
-            )
+            if not isinstance(request, Halt):
+                reply = rejected(
+                    uuid, request.action, ErrorCode.JOURNAL_UNAVAILABLE, f"{exc}{_NOT_EXECUTED}"
+                )
+            else:
+                # A HALT is never refused for want of a journal: it only makes things safer,
+                # and a replay of it halts again, harmlessly.
+                self._unjournaled.add(uuid)
+                audit(
+                    AuditEvent.ORDER_RECEIVED,
+                    f"HALT, obeyed without being journaled ({exc})",
+                    uuid=uuid,
+                    level="WARNING",
+                    action=request.action,
+                )
+                return None
         if reply is None:
             self._in_flight.add(uuid)
             # DEBUG: on the console only the outcome shows; the audit file has both.
@@ -162,29 +176,32 @@ class OrderExecutor:
                 action=request.action,
                 tag=tag,
             )
-        elif self._throttle is not None and not self._throttle.allow(
-            "replays of a stored reply" if reply.duplicate else f"refusals ({reply.error_code})"
-        ):
-            pass  # a flood: counted, and summed up in one line (Throttle)
-        elif reply.duplicate:
-            audit(
-                AuditEvent.DUPLICATE,
-                f"{request.action}: the stored {reply.status} reply",
-                uuid=uuid,
-            )
         else:
-            audit(
-                AuditEvent(reply.status.value),
-                f"{request.action}: {reply.error_code} {reply.error_msg or ''}".rstrip(),
-                uuid=uuid,
-                level="WARNING",
-                error_code=reply.error_code,
-            )
+            self._audit_answer(request, reply)
         return reply
+
+    def _audit_answer(self, request: SignedRequest, reply: Reply) -> None:
+        """The audit line for an immediate answer: a refusal, a replay, a PENDING."""
+        if reply.duplicate:
+            kind, event = "replays of a stored reply", AuditEvent.DUPLICATE
+            message, level = f"{request.action}: the stored {reply.status} reply", "INFO"
+        elif reply.status is Status.PENDING:
+            kind, event = "replays of an order in flight", AuditEvent.PENDING
+            message, level = f"{request.action}: {reply.error_msg}", "INFO"
+        else:
+            kind, event = f"refusals ({reply.error_code})", AuditEvent.REJECTED
+            message = f"{request.action}: {reply.error_code} {reply.error_msg}"
+            level = "WARNING"
+        if self._throttle is not None and not self._throttle.allow(kind):
+            return  # a flood: counted, and summed up in one line (Throttle)
+        audit(event, message, uuid=request.uuid, level=level, error_code=reply.error_code)
 
     def complete(self, request: SignedRequest, reply: Reply) -> Reply:
         """Journal the reply of an admitted request the gateway handled itself (HALT,
         RESUME), so that a replay gets the stored reply and never acts twice."""
+        if request.uuid in self._unjournaled:
+            self._unjournaled.discard(request.uuid)
+            return reply
         self.journal.record_reply(request.uuid, encode(reply))
         self._in_flight.discard(request.uuid)
         return reply

@@ -353,7 +353,9 @@ class Journal:
         try:
             self._db.execute(sql, params)
         except sqlite3.Error as exc:
-            logger.warning("journal: a reply could not be written yet ({}); kept in memory", exc)
+            logger.warning(
+                "journal: the reply of {} could not be written yet ({}); kept in memory", uuid, exc
+            )
             return
         self._group_settles[uuid] = reply
 

@@ -44,7 +44,7 @@ STATE_FILE: Final = "journal-state.json"
 _SIDE_FILES: Final = ("-wal", "-shm")
 _OWN: Final = frozenset({STATE_FILE, LOCK_FILE, HOLDER_FILE})  # not worth listing
 # Files that only a gateway which ran here leaves (the journal's own, the kill switch's, the
-# simulator's): with no record of a journal, they say one existed.
+# simulator's; and a written audit trail): with no record of a journal, they say one existed.
 _LEFT_BY_A_GATEWAY: Final = frozenset(
     {f"{JOURNAL_FILE}-wal", f"{JOURNAL_FILE}-shm", "halt.json", "sim.sqlite3"}
 )
@@ -91,11 +91,17 @@ def survey(data_dir: Path) -> Survey:
     except OSError:
         found = []
     names = {p.name for p in found}
+    trail = any(_is_audit_trail(p) for p in found)
     return Survey(
         existed=JOURNAL_FILE in names,
         files=[f"{p.name} ({p.stat().st_size:,} bytes)" for p in found if p.name not in _OWN],
-        used=bool(names & _LEFT_BY_A_GATEWAY),
+        used=trail or bool(names & _LEFT_BY_A_GATEWAY),
     )
+
+
+def _is_audit_trail(path: Path) -> bool:
+    """A gateway's audit trail with something in it (``audit.jsonl``, ``audit.<time>.jsonl``)."""
+    return path.name.startswith("audit") and path.suffix == ".jsonl" and path.stat().st_size > 0
 
 
 def examine(data_dir: Path, before: Survey, journal: Journal) -> str | None:

@@ -48,15 +48,15 @@ class KillSwitch:
     def reason(self) -> str | None:
         return self._state.reason
 
-    def halt(self, reason: str) -> None:
+    def halt(self, reason: str, *, uuid: str | None = None) -> None:
+        """Halt (``uuid``: the HALT request's, when a client asked)."""
         self._save(_State(True, reason, time.time()))
-        audit(
-            AuditEvent.HALTED, f"new orders are refused: {reason}", level="WARNING", reason=reason
-        )
+        message = f"new orders are refused: {reason}"
+        audit(AuditEvent.HALTED, message, uuid=uuid, level="WARNING", reason=reason)
 
-    def resume(self) -> None:
+    def resume(self, *, uuid: str | None = None) -> None:
         self._save(_State())
-        audit(AuditEvent.RESUMED, "new orders are accepted again", level="WARNING")
+        audit(AuditEvent.RESUMED, "new orders are accepted again", uuid=uuid, level="WARNING")
 
     def _save(self, state: _State) -> None:
         # Durably (fsynced, file and directory): a power cut must not lose a HALT.

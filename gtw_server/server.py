@@ -103,21 +103,31 @@ class Gateway:
         if handle_signals:
             remove_handlers = install_stop_handlers(loop, self._on_signal)
             remove_reload = install_reload_handler(loop, self._reload)
+        starting = asyncio.ensure_future(self.startup())
+        stopped = asyncio.ensure_future(self._stop.wait())
         try:
-            try:
-                await self.startup()
-            except Exception as exc:
+            await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if not starting.done():
+                # Asked to stop while starting (a terminal may take a minute to initialize):
+                # stop now rather than at the end of the start.
+                starting.cancel()
+                await asyncio.wait({starting})
+                logger.info("stopped while starting")
+                await self.shutdown(deadline_s=_FAILED_START_DEADLINE_S)
+                return 0
+            if (exc := starting.exception()) is not None:
                 # Whatever failed, the worker must not outlive this (it ignores SIGTERM, and an
                 # exit that waited on it would hang with the port held): stop it, exit 2.
                 if isinstance(exc, GatewayError):
                     logger.error("the gateway cannot start: {}", exc)
                 else:
-                    logger.exception("the gateway cannot start: {}", exc)
+                    logger.opt(exception=exc).error("the gateway cannot start: {}", exc)
                 await self.shutdown(deadline_s=_FAILED_START_DEADLINE_S)
                 return 2
-            await self._stop.wait()
+            await stopped
             return 0 if await self.shutdown() else 1
         finally:
+            stopped.cancel()
             remove_handlers()
             remove_reload()
 
@@ -167,7 +177,7 @@ class Gateway:
         data_dir = config.data_dir
         # Before anything in the directory is touched: a second gateway must change nothing.
         lock = DataDirLock(data_dir)
-        lock.acquire(bind=gateway.bind)
+        lock.acquire(bind=gateway.bind, alternative="give this one another --data-dir")
         stack.callback(lock.release)
         stack.callback(logger.info, "gateway stopped")
         self._warn_of_unsafe_settings()
@@ -182,11 +192,12 @@ class Gateway:
                 retention_size=gateway.audit_retention_size,
             )
             stack.callback(audit_file.close)
+        throttle = Throttle()
+        stack.callback(chores.sum_up, throttle)  # the last counts, before the file closes
         killswitch = KillSwitch(data_dir / "halt.json")
         if killswitch.halted:
             logger.warning("[HALTED] trading is halted since the last run: {}", killswitch.reason)
         metrics = GatewayMetrics() if gateway.metrics_port is not None else None
-        throttle = Throttle()
         ledger = HistoryLedger(gateway.history_lookback_hours * 3600)
         deadman = DeadMansSwitch(killswitch, gateway.halt_after_silence_s or 0.0)
 
@@ -218,7 +229,7 @@ class Gateway:
             throttle=throttle,
         )
 
-        recovery = Recovery(worker, journal, ledger, executor)
+        recovery = Recovery(worker, journal, ledger, executor, settle_s=gateway.reconcile_settle_s)
         monitor = TerminalMonitor(
             worker,
             gateway,
@@ -241,6 +252,7 @@ class Gateway:
             gate=gate,
             monitor=monitor,
             journal=journal,
+            ledger=ledger,
             killswitch=killswitch,
             worker=worker,
             info=self._info(),

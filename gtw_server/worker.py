@@ -253,15 +253,16 @@ class TerminalWorker:
             name="mt5-terminal-worker",
             daemon=True,
         )
+        if not _running:  # the first start: multiprocessing's exit handler is in place by now
+            atexit.unregister(_kill_left_behind)
+            atexit.register(_kill_left_behind)
+        # Known before it starts: a start cancelled meanwhile still leaves it to be killed.
+        _running.add(process)
         try:
             await asyncio.to_thread(process.start)
         finally:
             calls_reader.close()
             results_writer.close()
-        if not _running:  # the first start: multiprocessing's exit handler is in place by now
-            atexit.unregister(_kill_left_behind)
-            atexit.register(_kill_left_behind)
-        _running.add(process)
         self._process = process
         self._watch_results(results_reader, process)
         try:

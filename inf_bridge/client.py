@@ -62,6 +62,7 @@ from inf_bridge.heartbeat import HeartbeatMonitor
 from inf_bridge.results import OrderFilled, OrderState
 from inf_bridge.risk import Reservation, RiskLimits, RiskMonitor
 from protocol import (
+    MIN_SECRET_BYTES,
     Account,
     AuditEvent,
     Close,
@@ -607,7 +608,12 @@ class Bridge:
 
 
 def _hmac_key(secret: str | bytes | None) -> bytes | None:
-    """A str is a secret as written; bytes are an HMAC key already (a ``Secret``)."""
+    """A str is a secret as written; bytes are an HMAC key already (a ``Secret``), held to the
+    same minimum length."""
+    if isinstance(secret, bytes) and len(secret) < MIN_SECRET_BYTES:
+        raise ValueError(
+            f"the shared secret is {len(secret)} bytes; at least {MIN_SECRET_BYTES} are required"
+        )
     return secret_key(secret) if isinstance(secret, str) else secret
 
 

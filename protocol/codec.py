@@ -33,7 +33,7 @@ _PATTERN_FAILED: Final = re.compile(r"Expected `str` matching regex .* - at `\$\
 _PATTERNS: Final = {
     "uuid": "of 1-64 letters, digits, '_' or '-'",
     "order_uuid": "of 1-64 letters, digits, '_' or '-'",
-    "reason": "without control characters (no newline, tab or escape)",
+    "reason": "without control characters (no newline, tab, escape or direction override)",
 }
 
 

@@ -67,8 +67,15 @@ Magic = Annotated[int, Meta(ge=0, le=2**63 - 1)]
 Ticket = Annotated[int, Meta(gt=0, le=2**63 - 1)]
 Comment = Annotated[str, Meta(max_length=64)]
 # A HALT's reason is shown in logs, PING replies and the operator's console: no control
-# characters (C0, DEL, C1), which could forge or hide log lines.
-Reason = Annotated[str, Meta(max_length=64, pattern=r"^[^\x00-\x1f\x7f-\x9f]*\Z")]
+# characters (C0, DEL, C1), line or paragraph separators, or bidirectional overrides, which
+# could forge, hide or reorder what an operator reads.
+Reason = Annotated[
+    str,
+    Meta(
+        max_length=64,
+        pattern=r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]*\Z",
+    ),
+]
 Timestamp = Annotated[float, Meta(ge=0, lt=1e11)]
 Signature = Annotated[str, Meta(max_length=256)]
 

@@ -203,7 +203,10 @@ def test_the_operator_key_must_not_be_the_order_secret(tmp_path: Path, secret: s
         gateway.start(wait=20)
 
 
-@pytest.mark.parametrize("reason", ["line\nforged [RESUMED]", "\x1b[2Jclear", "tab\there", "\x85"])
+@pytest.mark.parametrize(
+    "reason",
+    ["line\nforged [RESUMED]", "\x1b[2Jclear", "tab\there", "\x85", "a\u2028b", "\u202egnp.exe"],
+)
 def test_a_control_character_in_a_halt_reason_is_refused(
     gateway: GatewayProcess, secret: str, reason: str
 ) -> None:

@@ -206,3 +206,5 @@ def test_a_secret_under_16_bytes_is_refused_on_both_sides(tmp_path: Path) -> Non
     assert "15 bytes; at least 16 are required" in result.stderr
     with pytest.raises(ValueError, match="at least 16"):
         Bridge("tcp://127.0.0.1:5555", secret=short)
+    with pytest.raises(ValueError, match="at least 16"):
+        Bridge("tcp://127.0.0.1:5555", secret=short.encode())  # a key given as bytes too

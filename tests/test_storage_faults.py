@@ -417,3 +417,30 @@ async def test_with_the_journal_locked_filled_orders_settle_without_a_restart(
         await fills_kept_in_memory(
             gateway, secret, [f"held-{n}" for n in range(10)], lock, release_all
         )
+
+
+async def test_get_order_answers_from_the_history_what_a_lost_journal_forgot(
+    tmp_path: Path, secret: str
+) -> None:
+    """ "Not found" must never be a guess: a uuid the journal lost is looked up in the terminal's
+    history, so neither GET_ORDER nor the client says "nothing was executed" for an order that
+    was."""
+    data = tmp_path / "gw"
+    with GatewayProcess(data, secret=secret, sim={"seed": 9}) as first:
+        [ticket] = await fill(first.endpoint, secret, ["forgotten-1"])
+        async with Bridge(first.endpoint, secret=secret) as bridge:
+            closed = await bridge.close_position(ticket, uuid="forgotten-2")
+    remove(data, "", "-wal", "-shm")
+    with GatewayProcess(data, secret=secret, sim={"seed": 9}) as second:
+        frame = encode(GetOrder(uuid="ask-1", timestamp=time.time(), order_uuid="forgotten-1"))
+        reply = request(second.endpoint, frame)
+        assert reply["status"] == "FILLED" and reply["ticket"] == ticket
+        assert (reply["order_uuid"], reply["order_action"]) == ("forgotten-1", "OPEN")
+        async with Bridge(second.endpoint, secret=secret) as bridge:
+            state = await bridge.get_order("forgotten-2")
+            assert state.status == "FILLED" and state.action == "CLOSE"
+            assert state.deal == closed.deal
+            with pytest.raises(OrderRejected) as never:
+                await bridge.get_order("never-sent")
+            assert never.value.error_code == "ORDER_NOT_FOUND"
+            assert "nor in the terminal's history of the last 24 h" in never.value.message
