@@ -156,6 +156,22 @@ def journal_rows(path: Path) -> list[tuple[str, bytes | None]]:
         db.close()
 
 
+def audit_lines(path: Path, uuid: str) -> list[dict[str, Any]]:
+    """The records of an audit file about order ``uuid``."""
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    return [line for line in lines if line["uuid"] == uuid]
+
+
+def events(path: Path, uuid: str) -> list[str]:
+    """The stages an audit file records of order ``uuid``, in order."""
+    return [line["event"] for line in audit_lines(path, uuid)]
+
+
+def sends(path: Path, uuid: str) -> list[dict[str, Any]]:
+    """The ``ZMQ_SENT`` records of order ``uuid``: one per attempt."""
+    return [line for line in audit_lines(path, uuid) if line["event"] == "ZMQ_SENT"]
+
+
 class LockHolder:
     """Another process holding a SQLite file's write lock, as a backup tool or an ``sqlite3``
     shell would (``BEGIN IMMEDIATE``, then nothing), until ``release()`` or ``kill()``."""

@@ -7,13 +7,13 @@ import contextlib
 import json
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final, cast
 
 import pytest
 import zmq
 from loguru import logger
+from support import events, sends
 
 from gtw_server.process import GatewayProcess, free_port
 from inf_bridge import (
@@ -27,21 +27,7 @@ from inf_bridge import (
     Position,
     RiskLimits,
     RiskRejected,
-    add_audit_file,
 )
-
-
-@pytest.fixture
-def audit_file(tmp_path: Path) -> Iterator[Path]:
-    path = tmp_path / "audit.jsonl"
-    trail = add_audit_file(path)
-    yield path
-    trail.close()
-
-
-def events(path: Path, uuid: str) -> list[str]:
-    lines = [json.loads(line) for line in path.read_text().splitlines()]
-    return [line["event"] for line in lines if line["uuid"] == uuid]
 
 
 async def wait_for(condition: object, seconds: float) -> float:
@@ -384,11 +370,6 @@ async def test_every_log_line_about_an_order_carries_its_uuid(
 # The terminal goes away 2 s after the gateway starts, for 6 s; the gateway then reconnects
 # by itself (within its backoff of a few seconds more).
 OUTAGE: Final = {"disconnect_at_s": 2.0, "disconnect_for_s": 6.0}
-
-
-def sends(path: Path, uuid: str) -> list[dict[str, object]]:
-    lines = [json.loads(line) for line in path.read_text().splitlines()]
-    return [line for line in lines if line["uuid"] == uuid and line["event"] == "ZMQ_SENT"]
 
 
 async def terminal_gone(bridge: Bridge) -> None:
