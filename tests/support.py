@@ -19,11 +19,14 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Any, Final, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar, overload
 
 import zmq
 
 from protocol import Close, Open, Ping, Side, encode, secret_key, sign
+
+if TYPE_CHECKING:
+    from inf_bridge import Bridge
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -170,6 +173,12 @@ def events(path: Path, uuid: str) -> list[str]:
 def sends(path: Path, uuid: str) -> list[dict[str, Any]]:
     """The ``ZMQ_SENT`` records of order ``uuid``: one per attempt."""
     return [line for line in audit_lines(path, uuid) if line["event"] == "ZMQ_SENT"]
+
+
+async def terminal_away(bridge: Bridge) -> bool:
+    """Whether a heartbeat taken now says the gateway's terminal is disconnected."""
+    await bridge.health.beat()
+    return bridge.health.mt5_connected is False
 
 
 class LockHolder:
