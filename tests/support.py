@@ -150,11 +150,32 @@ def request(endpoint: str, frame: bytes, timeout: float = 5.0) -> dict[str, Any]
 
 def journal_rows(path: Path) -> list[tuple[str, bytes | None]]:
     """(uuid, reply) of every journal row, read by another connection as a tool would."""
+    return _read(path, "SELECT uuid, reply FROM journal ORDER BY id", [])
+
+
+def journaled(data_dir: Path, uuid: str) -> bool:
+    """Whether the gateway with ``data_dir`` has admitted (journaled) the order ``uuid``."""
+    return any(row[0] == uuid for row in journal_rows(data_dir / "journal.sqlite3"))
+
+
+def stored_deals(path: Path) -> int:
+    """Trade deals in a simulated terminal's state file (the opening deposit left out), read by
+    another connection: what a restarted worker would see."""
+    # DEAL_TYPE_BALANCE is 2
+    count: int = _read(path, "SELECT COUNT(*) FROM history_deals WHERE type != 2", [(0,)])[0][0]
+    return count
+
+
+def _read(path: Path, query: str, missing: list[Any]) -> list[Any]:
+    """The rows of ``query`` on the SQLite file ``path``, opened read-only; ``missing`` while
+    the file or its tables are not there yet (or the file is locked for a moment)."""
+    if not path.exists():
+        return missing
     db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
     try:
-        return db.execute("SELECT uuid, reply FROM journal ORDER BY id").fetchall()
-    except sqlite3.OperationalError:  # not created yet
-        return []
+        return db.execute(query).fetchall()
+    except sqlite3.OperationalError:
+        return missing
     finally:
         db.close()
 
