@@ -60,7 +60,7 @@ async def test_breaker_changes_as_an_async_iterator() -> None:
                 return
 
     task = asyncio.create_task(watch())
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one turn of the loop: the watcher subscribes
     breaker.trip("HEARTBEAT_FAILURE")
     breaker.recovered()
     await asyncio.wait_for(task, 1)
