@@ -13,13 +13,16 @@ Socket options, and why:
 - ``LINGER 0``: on close, drop what was not sent; an order must never leave after its
   caller gave up on it.
 - ZMTP heartbeats: notice a dead TCP connection (a pulled cable) within seconds.
+
+``Transport`` is what ``Bridge`` asks of its connection; ``Channel`` is the real one, and a
+test may give the Bridge another (``Bridge(..., transport=...)``), as httpx takes one.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Final, cast
+from typing import Final, Protocol, cast
 
 import msgspec
 import zmq
@@ -28,7 +31,7 @@ from loguru import logger
 from inf_bridge.errors import GatewayTimeout, GatewayUnreachable
 from protocol import Reply, Request, decode_reply, encode
 
-__all__ = ["Channel"]
+__all__ = ["Channel", "Transport"]
 
 _RECONNECT_IVL_MS: Final = 100
 _RECONNECT_IVL_MAX_MS: Final = 2000
@@ -36,8 +39,31 @@ _ZMTP_HEARTBEAT_MS: Final = 1000
 _BATCH: Final = 256  # replies handled per wake-up before yielding to the loop
 
 
+class Transport(Protocol):
+    """A connection to the gateway, as ``Bridge`` uses it (``Channel`` is the real one)."""
+
+    async def open(self) -> None:
+        """Connect; called once, before any request."""
+
+    async def close(self) -> None:
+        """Disconnect; the requests still waiting end (cancelled)."""
+
+    async def request(
+        self,
+        request: Request,
+        timeout: float,
+        on_sent: Callable[[], None] | None = None,
+    ) -> Reply:
+        """Send ``request`` and return the reply to its uuid, within ``timeout`` s in all.
+
+        Raises ``GatewayUnreachable`` when it could not be sent (nothing left this process;
+        ``on_sent`` is then never called) and ``GatewayTimeout`` when it was sent and not
+        answered. ``on_sent`` is called once the request has left, before its reply."""
+        ...
+
+
 class Channel:
-    """A DEALER connection to the gateway at ``endpoint``."""
+    """A DEALER connection to the gateway at ``endpoint`` (a ``Transport``)."""
 
     def __init__(
         self,

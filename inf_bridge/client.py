@@ -39,14 +39,14 @@ import uuid as uuid_module
 from collections.abc import Callable
 from functools import partial
 from types import TracebackType
-from typing import Any, Final, Self, TypeVar
+from typing import Any, Final, Self, TypeVar, cast
 
 import msgspec
 import zmq
 
 from inf_bridge.audit import record
 from inf_bridge.breaker import DAILY_LOSS, CircuitBreaker
-from inf_bridge.channel import Channel
+from inf_bridge.channel import Channel, Transport
 from inf_bridge.curve import load_curve_keys
 from inf_bridge.errors import (
     CircuitOpen,
@@ -145,6 +145,9 @@ class Bridge:
     answer, and a GET_ORDER about an unanswered one, may take one ``request_timeout`` each).
     ``heartbeat_recovery`` healthy beats close a breaker the heartbeat opened.
     ``curve_server_key`` and ``curve_client_cert`` turn on CURVE (``inf_bridge.curve``).
+    ``transport`` replaces the DEALER connection (``Channel``) with anything of its interface
+    (``inf_bridge.channel.Transport``), such as a test's scripted gateway; the connection's
+    own options (``context``, CURVE) then belong to it.
 
     ``bridge.health`` is the heartbeat's view (``state``, round-trip statistics, clock
     offset, whether the gateway accepts the secret), ``bridge.breaker`` the circuit breaker,
@@ -170,6 +173,7 @@ class Bridge:
         curve_client_cert: str | os.PathLike[str] | None = None,
         context: zmq.Context[zmq.Socket[bytes]] | None = None,
         clock: Callable[[], float] = time.time,
+        transport: Transport | None = None,
     ) -> None:
         if request_timeout <= 0 or order_timeout <= 0:
             raise ValueError("request_timeout and order_timeout must be positive")
@@ -190,7 +194,13 @@ class Bridge:
             if curve_server_key is not None and curve_client_cert is not None
             else None
         )
-        self._channel = Channel(endpoint, context=context, curve=curve)
+        if transport is None:
+            transport = Channel(endpoint, context=context, curve=curve)
+        elif context is not None or curve is not None:
+            raise ValueError("context and CURVE are options of the real Channel, not a transport")
+        # Typed as the real Channel, whose socket bench/presend.py taps; the Bridge itself uses
+        # only the Transport's methods (tests/test_client_logic.py runs it on a scripted one).
+        self._channel = cast(Channel, transport)
         self._state = "new"
         self.breaker = CircuitBreaker()
         self.risk = RiskMonitor(risk) if isinstance(risk, RiskLimits) else risk
@@ -505,7 +515,7 @@ class Bridge:
     async def _settle(self, order: SignedRequest) -> Reply:
         """Send ``order`` until its outcome is known or its ``order_timeout`` has passed
         (the module docstring says how each answer is handled)."""
-        deadline = time.monotonic() + self.order_timeout
+        deadline = _monotonic() + self.order_timeout
         backoff = _RETRY_BACKOFF_S
         attempt = resends = 0
         unanswered = False  # a send got no answer: it may have arrived, and executed
@@ -548,7 +558,7 @@ class Bridge:
                     unanswered, refused, after = False, reply, reply.error_code
                 else:
                     return reply
-            pause = min(backoff, deadline - time.monotonic())
+            pause = min(backoff, deadline - _monotonic())
             if pause <= 0:
                 break
             await asyncio.sleep(pause)
@@ -586,7 +596,7 @@ class Bridge:
     async def _await_pending(self, uuid: str, deadline: float) -> Reply | None:
         """Poll until the order is settled: its final reply, or ``None`` if the gateway
         reports it was never executed. Raises ``OutcomeUnknown`` at ``deadline``."""
-        while time.monotonic() < deadline:
+        while _monotonic() < deadline:
             await asyncio.sleep(_PENDING_POLL_S)
             try:
                 state = await self._order_reply(uuid)
@@ -605,6 +615,13 @@ class Bridge:
         if reply.error_code == ErrorCode.ORDER_NOT_FOUND:
             return None
         return reply
+
+
+def _monotonic() -> float:
+    """The event loop's clock, which ``asyncio.sleep`` and the transport's timeouts use too:
+    an order's deadline is kept on it (a test on a virtual-time loop then checks the schedule,
+    not the machine's speed)."""
+    return asyncio.get_running_loop().time()
 
 
 def _hmac_key(secret: str | bytes | None) -> bytes | None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gtw_server.process import GatewayProcess
-from inf_bridge import Bridge
+from inf_bridge import Bridge, add_audit_file
 
 
 @pytest.fixture(autouse=True)
@@ -51,3 +51,12 @@ def gateway(tmp_path: Path, secret: str) -> Iterator[GatewayProcess]:
 async def bridge(gateway: GatewayProcess, secret: str) -> AsyncIterator[Bridge]:
     async with Bridge(gateway.endpoint, secret=secret) as client:
         yield client
+
+
+@pytest.fixture
+def audit_file(tmp_path: Path) -> Iterator[Path]:
+    """The node's audit trail, written to ``tmp_path / "audit.jsonl"`` during the test."""
+    path = tmp_path / "audit.jsonl"
+    trail = add_audit_file(path)
+    yield path
+    trail.close()

@@ -1,26 +1,36 @@
 """Helpers shared by the tests: wait for something observable, drive a gateway by hand.
 
 Tests never sleep for "long enough": they poll what they wait for (a file, a journal row,
-a reply) with ``eventually``, which fails with ``what`` after ``timeout`` seconds.
+a reply) with ``eventually``, which fails with ``what`` after ``timeout`` seconds; logic that
+runs on timers (retries, backoff, the heartbeat) runs on a ``VirtualTimeLoop``, where its
+schedule can be checked to the millisecond without waiting for it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import json
+import selectors
 import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar, overload
 
 import zmq
 
 from protocol import Close, Open, Ping, Side, encode, secret_key, sign
 
+if TYPE_CHECKING:
+    from inf_bridge import Bridge
+
 T = TypeVar("T")
+P = ParamSpec("P")
+_POLL_S: Final = 0.02
 
 
 def eventually(condition: Callable[[], T], what: str, timeout: float = 10.0) -> T:
@@ -28,17 +38,84 @@ def eventually(condition: Callable[[], T], what: str, timeout: float = 10.0) -> 
     deadline = time.monotonic() + timeout
     while not (result := condition()):
         assert time.monotonic() < deadline, f"timed out after {timeout:g} s waiting for {what}"
-        time.sleep(0.02)
+        time.sleep(_POLL_S)
     return result
 
 
-async def eventually_async(condition: Callable[[], T], what: str, timeout: float = 10.0) -> T:
-    """``eventually``, without blocking the event loop between looks."""
+@overload
+async def eventually_async(
+    condition: Callable[[], Awaitable[T]], what: str, timeout: float = 10.0
+) -> T: ...
+@overload
+async def eventually_async(condition: Callable[[], T], what: str, timeout: float = 10.0) -> T: ...
+async def eventually_async(condition: Callable[[], Any], what: str, timeout: float = 10.0) -> Any:
+    """``eventually``, without blocking the event loop between looks; ``condition`` may be a
+    coroutine function (a round trip to the gateway, say), awaited at each look."""
     deadline = time.monotonic() + timeout
-    while not (result := condition()):
+    while True:
+        result = condition()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return result
         assert time.monotonic() < deadline, f"timed out after {timeout:g} s waiting for {what}"
-        await asyncio.sleep(0.02)
-    return result
+        await asyncio.sleep(_POLL_S)
+
+
+# -- virtual time ---------------------------------------------------------------------------
+
+_TICK_S: Final = 1e-6  # what every turn of a virtual-time loop costs: a spinning loop ends
+_VIRTUAL_LIMIT_S: Final = 3600.0
+
+
+class _JumpingSelector(selectors.DefaultSelector):
+    """A selector that, when no I/O is ready, moves its loop's clock to the next timer
+    instead of waiting for it."""
+
+    loop: VirtualTimeLoop
+    overrun = False
+
+    def select(self, timeout: float | None = None) -> list[tuple[Any, int]]:
+        ready: list[tuple[Any, int]] = super().select(0)
+        if ready:
+            return ready
+        if timeout is None:  # no timer at all: only another thread could wake the loop
+            ready = super().select(5.0)
+            if not ready:
+                raise RuntimeError("virtual time: nothing is scheduled, nothing can happen")
+            return ready
+        self.loop.now += max(timeout, _TICK_S)
+        if self.loop.now > _VIRTUAL_LIMIT_S and not self.overrun:
+            self.overrun = True  # said once; the loop may then cancel its tasks and close
+            raise RuntimeError("virtual time: still running after a virtual hour")
+        return []
+
+
+class VirtualTimeLoop(asyncio.SelectorEventLoop):
+    """An event loop on a virtual clock, starting at 0: ``asyncio.sleep(30)`` returns at once,
+    and ``loop.time()`` then says 30 s have passed. Timers fire in the order and at the
+    (virtual) times they were set for, so a test checks a schedule, not the machine's speed.
+    Only for code without real I/O (a scripted transport, not a socket)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        selector = _JumpingSelector()
+        selector.loop = self
+        super().__init__(selector)
+
+    def time(self) -> float:
+        return self.now
+
+
+def virtual_time(test: Callable[P, Coroutine[Any, Any, None]]) -> Callable[P, None]:
+    """Run an async test on a ``VirtualTimeLoop`` (it then takes only sync fixtures)."""
+
+    @functools.wraps(test)
+    def run(*args: P.args, **kwargs: P.kwargs) -> None:
+        with asyncio.Runner(loop_factory=VirtualTimeLoop) as runner:
+            runner.run(test(*args, **kwargs))
+
+    return run
 
 
 def signed_open(secret: str, uuid: str, volume: float = 0.1, symbol: str = "EURUSD") -> bytes:
@@ -73,13 +150,56 @@ def request(endpoint: str, frame: bytes, timeout: float = 5.0) -> dict[str, Any]
 
 def journal_rows(path: Path) -> list[tuple[str, bytes | None]]:
     """(uuid, reply) of every journal row, read by another connection as a tool would."""
+    return _read(path, "SELECT uuid, reply FROM journal ORDER BY id", [])
+
+
+def journaled(data_dir: Path, uuid: str) -> bool:
+    """Whether the gateway with ``data_dir`` has admitted (journaled) the order ``uuid``."""
+    return any(row[0] == uuid for row in journal_rows(data_dir / "journal.sqlite3"))
+
+
+def stored_deals(path: Path) -> int:
+    """Trade deals in a simulated terminal's state file (the opening deposit left out), read by
+    another connection: what a restarted worker would see."""
+    # DEAL_TYPE_BALANCE is 2
+    count: int = _read(path, "SELECT COUNT(*) FROM history_deals WHERE type != 2", [(0,)])[0][0]
+    return count
+
+
+def _read(path: Path, query: str, missing: list[Any]) -> list[Any]:
+    """The rows of ``query`` on the SQLite file ``path``, opened read-only; ``missing`` while
+    the file or its tables are not there yet (or the file is locked for a moment)."""
+    if not path.exists():
+        return missing
     db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
     try:
-        return db.execute("SELECT uuid, reply FROM journal ORDER BY id").fetchall()
-    except sqlite3.OperationalError:  # not created yet
-        return []
+        return db.execute(query).fetchall()
+    except sqlite3.OperationalError:
+        return missing
     finally:
         db.close()
+
+
+def audit_lines(path: Path, uuid: str) -> list[dict[str, Any]]:
+    """The records of an audit file about order ``uuid``."""
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    return [line for line in lines if line["uuid"] == uuid]
+
+
+def events(path: Path, uuid: str) -> list[str]:
+    """The stages an audit file records of order ``uuid``, in order."""
+    return [line["event"] for line in audit_lines(path, uuid)]
+
+
+def sends(path: Path, uuid: str) -> list[dict[str, Any]]:
+    """The ``ZMQ_SENT`` records of order ``uuid``: one per attempt."""
+    return [line for line in audit_lines(path, uuid) if line["event"] == "ZMQ_SENT"]
+
+
+async def terminal_away(bridge: Bridge) -> bool:
+    """Whether a heartbeat taken now says the gateway's terminal is disconnected."""
+    await bridge.health.beat()
+    return bridge.health.mt5_connected is False
 
 
 class LockHolder:

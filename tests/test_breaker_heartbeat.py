@@ -1,14 +1,17 @@
-"""The circuit breaker and the heartbeat, driven by a scripted PING."""
+"""The circuit breaker and the heartbeat, driven by a scripted PING.
+
+The heartbeat's schedule is checked on a ``VirtualTimeLoop``: beats are due at exact times,
+whatever the speed of the machine running the test."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 from collections import deque
-from itertools import pairwise
 from pathlib import Path
 
 import pytest
+from support import virtual_time
 
 from inf_bridge import (
     BreakerChange,
@@ -57,7 +60,7 @@ async def test_breaker_changes_as_an_async_iterator() -> None:
                 return
 
     task = asyncio.create_task(watch())
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one turn of the loop: the watcher subscribes
     breaker.trip("HEARTBEAT_FAILURE")
     breaker.recovered()
     await asyncio.wait_for(task, 1)
@@ -66,17 +69,20 @@ async def test_breaker_changes_as_an_async_iterator() -> None:
 
 class ScriptedGateway:
     """PING replies from a script: a float is a reply after that many seconds, ``None`` a
-    timeout, ``False`` a prompt reply saying the terminal is disconnected."""
+    timeout, ``False`` a prompt reply saying the terminal is disconnected. ``pinged`` holds
+    when each PING was sent, on the event loop's clock."""
 
     def __init__(self, script: list[float | bool | None], server_offset: float = 0.0) -> None:
         self.script = deque(script)
         self.offset = server_offset
         self.now = 1_000.0
+        self.pinged: list[float] = []
 
     def clock(self) -> float:
         return self.now
 
     async def ping(self, timeout: float) -> Reply:
+        self.pinged.append(asyncio.get_running_loop().time())
         step = self.script.popleft()
         if step is None:
             raise GatewayTimeout("no reply")
@@ -155,40 +161,58 @@ async def test_clock_offset_is_estimated_from_the_gateways_timestamps() -> None:
     assert health.clock_offset == pytest.approx(2.5, abs=0.01)
 
 
-async def test_run_beats_until_cancelled() -> None:
-    gateway = ScriptedGateway([0.001] * 1000)
-    health = monitor(gateway, CircuitBreaker())
+async def run_for(health: HeartbeatMonitor, seconds: float) -> None:
+    """Let ``health.run()`` beat for ``seconds``, then cancel it."""
     task = asyncio.create_task(health.run())
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(seconds)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert health.beats >= 3
 
 
+def since_first(times: list[float]) -> list[float]:
+    return [t - times[0] for t in times]
+
+
+@virtual_time
+async def test_run_beats_every_interval_until_cancelled() -> None:
+    gateway = ScriptedGateway([0.001] * 20)
+    health = monitor(gateway, CircuitBreaker())  # a beat every 0.01 s
+    await run_for(health, 0.105)
+    # On a fixed schedule: the 1 ms round trips do not push the beats back.
+    assert since_first(gateway.pinged) == pytest.approx([n / 100 for n in range(11)], abs=1e-4)
+    assert health.beats == 11 and health.state == "HEALTHY"
+
+
+@virtual_time
 async def test_beats_keep_their_schedule_when_pings_time_out() -> None:
-    started: list[float] = []
     loop = asyncio.get_running_loop()
+    pinged: list[float] = []
+    opened: list[float] = []
 
     async def silent_gateway(timeout: float) -> Reply:
-        started.append(loop.time())
+        pinged.append(loop.time())
         await asyncio.sleep(timeout)
         raise GatewayTimeout("no reply")
 
     breaker = CircuitBreaker()
+    breaker.add_listener(lambda change: opened.append(loop.time()))
     health = HeartbeatMonitor(silent_gateway, breaker, interval=0.5, timeout=0.4, failures=3)
-    task = asyncio.create_task(health.run())
-    for _ in range(100):  # bounded: 5 s at most
-        if breaker.is_open:
-            break
-        await asyncio.sleep(0.05)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert breaker.is_open and len(started) == 3
-    # One interval apart, not interval + timeout (0.9 s): the third miss came at ~1.4 s, not ~2.2.
-    gaps = [later - earlier for earlier, later in pairwise(started)]
-    assert max(gaps) < 0.75, gaps
+    await run_for(health, 1.45)
+    # One interval apart, not interval + timeout (0.9 s): the third miss opens the breaker at
+    # 1.4 s, not 2.2.
+    assert since_first(pinged) == pytest.approx([0.0, 0.5, 1.0], abs=1e-4)
+    assert since_first([pinged[0], *opened]) == pytest.approx([0.0, 1.4], abs=1e-4)
+    assert breaker.reason == "HEARTBEAT_FAILURE" and health.consecutive_failures == 3
+
+
+@virtual_time
+async def test_a_beat_longer_than_an_interval_is_followed_at_once_without_a_burst() -> None:
+    gateway = ScriptedGateway([0.025, 0.001, 0.001, 0.001, 0.001])
+    health = monitor(gateway, CircuitBreaker())  # a beat every 0.01 s
+    await run_for(health, 0.05)
+    # The beats missed during the slow one are not made up for: the schedule starts again.
+    assert since_first(gateway.pinged) == pytest.approx([0.0, 0.025, 0.035, 0.045], abs=1e-4)
 
 
 async def test_misses_past_the_limit_read_right(tmp_path: Path) -> None:

@@ -7,16 +7,17 @@ import contextlib
 import json
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final, cast
 
 import pytest
 import zmq
 from loguru import logger
+from support import events, eventually_async, sends, terminal_away
 
 from gtw_server.process import GatewayProcess, free_port
 from inf_bridge import (
+    BreakerChange,
     Bridge,
     CircuitOpen,
     GatewayTimeout,
@@ -27,30 +28,7 @@ from inf_bridge import (
     Position,
     RiskLimits,
     RiskRejected,
-    add_audit_file,
 )
-
-
-@pytest.fixture
-def audit_file(tmp_path: Path) -> Iterator[Path]:
-    path = tmp_path / "audit.jsonl"
-    trail = add_audit_file(path)
-    yield path
-    trail.close()
-
-
-def events(path: Path, uuid: str) -> list[str]:
-    lines = [json.loads(line) for line in path.read_text().splitlines()]
-    return [line["event"] for line in lines if line["uuid"] == uuid]
-
-
-async def wait_for(condition: object, seconds: float) -> float:
-    """Poll ``condition()`` until true; return how long it took (fail after ``seconds``)."""
-    started = time.monotonic()
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() - started < seconds, "condition not met in time"
-        await asyncio.sleep(0.02)
-    return time.monotonic() - started
 
 
 async def test_limits_refuse_before_anything_is_sent(
@@ -201,7 +179,7 @@ async def test_a_dead_gateway_opens_the_breaker_and_a_live_one_closes_it(
     async with bridge:
         assert bridge.health.state == "HEALTHY"
         gateway.kill()
-        await wait_for(lambda: bridge.breaker.is_open, 10)
+        await eventually_async(lambda: bridge.breaker.is_open, "the breaker to open", 10)
         assert bridge.breaker.reason == "HEARTBEAT_FAILURE"
         assert bridge.health.state == "FAILED"
         assert bridge.health.consecutive_failures == 3  # opened at the third miss exactly
@@ -216,7 +194,7 @@ async def test_a_dead_gateway_opens_the_breaker_and_a_live_one_closes_it(
 
         restarted = GatewayProcess(tmp_path / "gw", secret=secret, port=gateway.port).start()
         try:
-            await wait_for(lambda: not bridge.breaker.is_open, 15)
+            await eventually_async(lambda: not bridge.breaker.is_open, "the breaker to close", 15)
             assert bridge.health.state == "HEALTHY"
             assert (await bridge.send_order("EURUSD", "BUY", 0.1)).ticket > 0
         finally:
@@ -233,12 +211,24 @@ async def test_daily_loss_trips_the_breaker_until_reset(
         gateway.endpoint, secret=secret, risk=limits, heartbeat_interval=0.1
     ) as bridge:
         await bridge.send_order("EURUSD", "BUY", 1.0)
-        await wait_for(lambda: bridge.breaker.is_open, 10)
+        await eventually_async(lambda: bridge.breaker.is_open, "the daily loss to trip it", 10)
         assert bridge.breaker.reason == "DAILY_LOSS"
         with pytest.raises(CircuitOpen):
             await bridge.send_order("EURUSD", "BUY", 0.1)
-        await asyncio.sleep(0.5)  # healthy beats do not close a risk trip
-        assert bridge.breaker.is_open
+        # Healthy beats do not close a risk trip: enough of them to close a heartbeat trip
+        # come and go, and it never closes meanwhile (not even for a moment).
+        changes: list[BreakerChange] = []
+        stop_watching = bridge.breaker.add_listener(changes.append)
+        health, beats = bridge.health, bridge.health.beats
+        await eventually_async(
+            lambda: (
+                health.beats >= beats + health.recovery_beats
+                and health.consecutive_successes >= health.recovery_beats
+            ),
+            "healthy beats after the trip",
+        )
+        stop_watching()
+        assert changes == [] and bridge.breaker.reason == "DAILY_LOSS"
         positions = await bridge.get_positions()
         assert (await bridge.close_position(positions[0].ticket)).volume == 1.0  # closes work
         bridge.breaker.reset()
@@ -253,17 +243,19 @@ async def test_a_restarted_node_keeps_the_days_loss_from_its_daily_loss_file(
     async with Bridge(
         gateway.endpoint, secret=secret, risk=limits, heartbeat_interval=0.1
     ) as bridge:
-        await wait_for(lambda: bridge.risk is not None and bridge.risk.day is not None, 10)
+        await eventually_async(
+            lambda: bridge.risk is not None and bridge.risk.day is not None, "the day's start", 10
+        )
         fill = await bridge.send_order("EURUSD", "BUY", 1.0)
         await bridge.close_position(fill.ticket)  # the spread is lost: over a dollar
-        await wait_for(lambda: bridge.breaker.is_open, 10)
+        await eventually_async(lambda: bridge.breaker.is_open, "the daily loss to trip it", 10)
     # The strategy restarts with a fresh monitor: it counts from the stored morning equity,
     # so the breaker opens before any order; one held in memory would have started afresh.
     limits = RiskLimits(max_daily_loss=1.0, daily_loss_file=day_file)
     async with Bridge(
         gateway.endpoint, secret=secret, risk=limits, heartbeat_interval=0.1
     ) as restarted:
-        await wait_for(lambda: restarted.breaker.is_open, 10)
+        await eventually_async(lambda: restarted.breaker.is_open, "the stored loss to trip it", 10)
         assert restarted.breaker.reason == "DAILY_LOSS"
         with pytest.raises(CircuitOpen):
             await restarted.send_order("EURUSD", "BUY", 0.01)
@@ -326,12 +318,12 @@ async def test_an_order_for_an_absent_gateway_is_never_sent_not_even_later(
 
         with GatewayProcess(tmp_path / "gw", secret=None, port=port) as gateway:
             # The same socket reconnects by itself; anything it had queued would go first.
-            positions: list[Position] | None = None
-            for _ in range(50):  # bounded: 25 s at most
+            async def positions() -> tuple[list[Position]] | None:
                 with contextlib.suppress(GatewayTimeout):
-                    positions = await bridge.get_positions()
-                    break
-            assert positions == []
+                    return (await bridge.get_positions(),)
+                return None
+
+            assert await eventually_async(positions, "the socket to reconnect", 25) == ([],)
             with pytest.raises(OrderRejected) as excinfo:
                 await bridge.get_order("nowhere-1")
             assert excinfo.value.error_code == "ORDER_NOT_FOUND"  # it never arrived
@@ -386,20 +378,6 @@ async def test_every_log_line_about_an_order_carries_its_uuid(
 OUTAGE: Final = {"disconnect_at_s": 2.0, "disconnect_for_s": 6.0}
 
 
-def sends(path: Path, uuid: str) -> list[dict[str, object]]:
-    lines = [json.loads(line) for line in path.read_text().splitlines()]
-    return [line for line in lines if line["uuid"] == uuid and line["event"] == "ZMQ_SENT"]
-
-
-async def terminal_gone(bridge: Bridge) -> None:
-    for _ in range(100):  # bounded: 10 s at most
-        await bridge.health.beat()
-        if bridge.health.mt5_connected is False:
-            return
-        await asyncio.sleep(0.1)
-    pytest.fail("the simulated terminal never went away")
-
-
 async def test_not_executed_orders_are_sent_again_until_the_terminal_is_back(
     tmp_path: Path, secret: str, audit_file: Path
 ) -> None:
@@ -409,7 +387,7 @@ async def test_not_executed_orders_are_sent_again_until_the_terminal_is_back(
             Bridge(gateway.endpoint, secret=secret, retry_not_executed=False) as once,
             Bridge(gateway.endpoint, secret=secret, order_timeout=1.0) as hasty,
         ):
-            await terminal_gone(bridge)
+            await eventually_async(lambda: terminal_away(bridge), "the terminal to go away")
 
             # Turned off: the first answer is the answer.
             with pytest.raises(OrderRejected) as excinfo:
@@ -426,10 +404,9 @@ async def test_not_executed_orders_are_sent_again_until_the_terminal_is_back(
 
             # Not behind a breaker that opened meanwhile.
             order = asyncio.create_task(bridge.send_order("EURUSD", "BUY", 0.1, uuid="broken-1"))
-            for _ in range(100):  # bounded: 10 s at most
-                if len(sends(audit_file, "broken-1")) >= 2 or order.done():
-                    break
-                await asyncio.sleep(0.05)
+            await eventually_async(
+                lambda: len(sends(audit_file, "broken-1")) >= 2 or order.done(), "a retry"
+            )
             bridge.breaker.trip("MANUAL")
             with pytest.raises(OrderRejected) as excinfo:
                 await order

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import zmq
 import zmq.asyncio
+from support import eventually_async, journaled, stored_deals, terminal_away
 
 from gtw_server.process import GatewayProcess
 from inf_bridge import Bridge, OrderRejected, OutcomeUnknown
@@ -67,7 +68,10 @@ async def test_crash_after_the_fill_then_retry_executes_once(tmp_path: Path, sec
     client = Dealer(gateway.endpoint)
     try:
         await client.send(signed_open(secret, "crash-1"))
-        await asyncio.sleep(1.0)  # the fill is committed; the reply waits out the latency
+        # The deal is in the terminal's books; the reply waits out the latency (4 s).
+        await eventually_async(
+            lambda: stored_deals(data_dir / "sim.sqlite3") == 1, "the fill to be committed"
+        )
         gateway.kill()  # kill -9: the reply is never sent
     finally:
         client.close()
@@ -104,7 +108,7 @@ async def test_hung_terminal_is_restarted_and_the_order_fills_once(
                     await pinger.send(ping())
                     reply = await pinger.recv(timeout=1.0)
                     answered.append(reply.mt5_connected)
-                    await asyncio.sleep(0.1)
+                    await asyncio.sleep(0.1)  # the pace of the PINGs: the scenario
             finally:
                 pinger.close()
             fill = await order
@@ -140,7 +144,7 @@ async def test_an_order_lost_before_the_trade_server_is_freed_and_its_retry_fill
                     fill = await bridge.send_order("EURUSD", "BUY", 0.3, uuid="lost-1")
                     break
                 except OutcomeUnknown:
-                    await asyncio.sleep(0.5)
+                    await asyncio.sleep(0.5)  # the strategy's pace between its retries
             assert fill is not None and fill.volume == pytest.approx(0.3)
             positions = await bridge.get_positions()
             assert sorted(p.ticket for p in positions) == sorted([first.ticket, fill.ticket])
@@ -153,7 +157,7 @@ async def test_lost_terminal_refuses_orders_then_recovers(tmp_path: Path, secret
     with GatewayProcess(tmp_path / "gw", secret=secret, sim=sim) as gateway:
         # Retries off: this test is about the refusals the gateway gives meanwhile.
         async with Bridge(gateway.endpoint, secret=secret, retry_not_executed=False) as bridge:
-            await asyncio.sleep(1.5)  # the terminal has gone away
+            await eventually_async(lambda: terminal_away(bridge), "the terminal to go away")
             refusals = 0
             deadline = time.monotonic() + 30
             while True:  # what a strategy does: retry the same uuid until the terminal is back
@@ -166,7 +170,7 @@ async def test_lost_terminal_refuses_orders_then_recovers(tmp_path: Path, secret
                     if refusals == 1:  # PING tells the truth meanwhile
                         assert (await bridge._ping_reply(2.0)).mt5_connected is False
                 assert time.monotonic() < deadline, "the gateway did not reconnect by itself"
-                await asyncio.sleep(0.3)
+                await asyncio.sleep(0.3)  # the strategy's pace between its retries
             assert refusals >= 1
             assert not fill.duplicate  # refused while away, so executed only now
             assert [p.ticket for p in await bridge.get_positions()] == [fill.ticket]
@@ -219,7 +223,8 @@ async def test_a_repeat_while_in_flight_is_pending_then_gets_the_one_result(
         try:
             order = signed_open(secret, "twice-1")
             await client.send(order)
-            await asyncio.sleep(0.3)  # in the terminal now
+            # Admitted, so in the terminal now (1.5 s there).
+            await eventually_async(lambda: journaled(gateway.data_dir, "twice-1"), "admission")
             await client.send(order)  # the same bytes again, as a retry would send them
             repeat = await client.recv(timeout=5)
             assert (repeat.uuid, repeat.status) == ("twice-1", Status.PENDING)
@@ -239,7 +244,8 @@ async def test_sigterm_lets_the_order_in_flight_finish(tmp_path: Path, secret: s
     client = Dealer(gateway.endpoint)
     try:
         await client.send(signed_open(secret, "graceful-1"))
-        await asyncio.sleep(0.3)
+        # Admitted, so in flight (1.5 s in the terminal) when the signal comes.
+        await eventually_async(lambda: journaled(gateway.data_dir, "graceful-1"), "admission")
         os.kill(gateway.pid, signal.SIGTERM)
         reply = await client.recv(timeout=10)
         assert reply.uuid == "graceful-1" and reply.status is Status.FILLED
@@ -265,7 +271,7 @@ async def test_ping_stays_fast_while_gil_holding_orders_run(tmp_path: Path, secr
                 await pinger.send(ping())
                 assert (await pinger.recv(timeout=5)).status is Status.OK
                 rtts.append(time.perf_counter() - started)
-                await asyncio.sleep(0.02)
+                await asyncio.sleep(0.02)  # PINGs spread over the orders' run: the scenario
             filled = [await orders.recv(timeout=10) for _ in range(5)]
         finally:
             orders.close()

@@ -12,7 +12,7 @@ from pathlib import Path
 import msgspec
 import pytest
 import zmq
-from support import signed_open
+from support import eventually_async, ping, request, signed_open
 
 from gtw_server.process import GatewayProcess
 from inf_bridge import Bridge, OrderRejected
@@ -103,10 +103,17 @@ async def test_limits_refuse_opens_beyond_them(tmp_path: Path, secret: str) -> N
             assert len(await bridge.get_positions()) == 1
 
 
+def halted(gateway: GatewayProcess) -> bool:
+    """Whether the gateway says, in an unsigned PING's reply, that it is halted."""
+    info = request(gateway.endpoint, ping())["gateway"]
+    return bool(info.get("halted"))
+
+
 async def test_dead_mans_switch_halts_after_silence(tmp_path: Path, secret: str) -> None:
     gateway = GatewayProcess(tmp_path / "gw", secret=secret, gateway={"halt_after_silence_s": 1.0})
     with gateway:
-        await asyncio.sleep(2.0)  # nobody says anything
+        # Nobody says anything (an unsigned PING is no one: it does not keep the switch alive).
+        await eventually_async(lambda: halted(gateway), "the dead-man's switch to halt it")
         async with Bridge(gateway.endpoint, secret=secret) as bridge:
             error = await refused(bridge.send_order("EURUSD", "BUY", 0.1))
             assert error.error_code == "TRADING_HALTED"
@@ -250,7 +257,7 @@ async def test_strangers_do_not_keep_the_dead_mans_switch_alive(
                     secret_key(secret), Ping(uuid=f"f{n}", timestamp=now), int(now * 1000)
                 )
                 socks[1].send(encode(signed_ping))
-                await asyncio.sleep(0.2)
+                await asyncio.sleep(0.2)  # traffic all through the limit: the scenario
         finally:
             for sock in socks:
                 sock.close()

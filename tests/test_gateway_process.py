@@ -7,10 +7,10 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from support import eventually
 
 from gtw_server.process import GatewayProcess, free_port
 from inf_bridge import Bridge, OrderRejected
@@ -96,10 +96,7 @@ def test_stop_signals_end_gateway_and_worker(tmp_path: Path, sig: signal.Signals
 
     os.kill(gateway.pid, sig)
     assert gateway.wait(timeout=20) == 0
-    deadline = time.monotonic() + 5
-    while any(alive(w) for w in workers) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not any(alive(w) for w in workers)
+    eventually(lambda: not any(alive(w) for w in workers), "the worker to leave", timeout=5)
     text = log.read_text()
     assert f"{sig.name} received" in text and "gateway stopped" in text
 
@@ -109,10 +106,8 @@ def test_worker_leaves_when_the_gateway_is_killed(tmp_path: Path) -> None:
     gateway = GatewayProcess(tmp_path / "gw", secret=SECRET).start()
     workers = children(gateway.pid)
     gateway.kill()
-    deadline = time.monotonic() + 5
-    while any(alive(w) for w in workers) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert workers and not any(alive(w) for w in workers)
+    assert workers
+    eventually(lambda: not any(alive(w) for w in workers), "the worker to leave", timeout=5)
 
 
 @pytest.mark.parametrize(

@@ -29,7 +29,7 @@ with open(os.environ["FAKE_PYTHON_LOG"], "a") as log:
 if args[1] == "venv":
     os.makedirs(os.path.join(args[2], "bin"), exist_ok=True)
     shutil.copy(sys.argv[0], os.path.join(args[2], "bin", "python"))
-time.sleep(0.3)
+time.sleep(0.3)  # a slow step, so that makes started together overlap in it
 with open(os.environ["FAKE_PYTHON_LOG"], "a") as log:
     log.write(f"end {{step}}\\n")
 """

@@ -7,6 +7,7 @@ import signal
 import sys
 
 import pytest
+from support import eventually_async
 
 from gtw_server.runtime import install_reload_handler, install_stop_handlers, stop_signals
 from plumbing.loop import loop_factory
@@ -41,7 +42,7 @@ async def test_posix_handlers_use_the_loop() -> None:
     remove = install_stop_handlers(loop, seen.append, platform="linux")
     try:
         signal.raise_signal(signal.SIGTERM)
-        await asyncio.sleep(0.05)
+        await eventually_async(lambda: seen, "the handler to run")
     finally:
         remove()
     assert seen == [signal.SIGTERM]
@@ -56,7 +57,7 @@ async def test_windows_handlers_use_signal_and_hand_over_to_the_loop() -> None:
     try:
         assert callable(signal.getsignal(signal.SIGINT))  # a plain handler, not the loop's
         signal.raise_signal(signal.SIGINT)
-        await asyncio.sleep(0.05)
+        await eventually_async(lambda: seen, "the handler to run")
     finally:
         remove()
     assert seen == [signal.SIGINT]
@@ -70,7 +71,7 @@ async def test_reload_on_sighup_where_there_is_one() -> None:
     remove = install_reload_handler(loop, lambda: reloads.append(True), platform="linux")
     try:
         signal.raise_signal(signal.SIGHUP)
-        await asyncio.sleep(0.05)
+        await eventually_async(lambda: reloads, "the handler to run")
     finally:
         remove()
     assert reloads == [True]

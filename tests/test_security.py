@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import zmq
+from support import eventually_async
 
 from gtw_server.config import is_loopback, load_config
 from gtw_server.curve import keygen
@@ -56,6 +56,16 @@ def node(gateway: GatewayProcess, keys: Path, secret: str, name: str) -> Bridge:
     )
 
 
+async def answers(gateway: GatewayProcess, keys: Path, secret: str, name: str) -> bool:
+    """Whether a new connection with ``name``'s key gets an answer to a PING."""
+    async with node(gateway, keys, secret, name) as client:
+        try:
+            await client.ping()
+        except GatewayTimeout:
+            return False
+        return True
+
+
 def test_keygen_writes_an_owner_only_secret(tmp_path: Path) -> None:
     public, secret = keygen(tmp_path / "k", "node1")
     assert public.name == "node1.key" and secret.name == "node1.key_secret"
@@ -76,6 +86,9 @@ def test_keygen_writes_an_owner_only_secret(tmp_path: Path) -> None:
 
 
 async def test_only_listed_keys_get_answers(tmp_path: Path, keys: Path, secret: str) -> None:
+    allowed = tmp_path / "allowed"
+    keygen(keys, "bob")
+    shutil.copy(keys / "bob.key", allowed / "bob.key")
     with curve_gateway(tmp_path, keys, secret) as gateway:
         async with node(gateway, keys, secret, "alice") as alice:
             assert await alice.ping() > 0
@@ -90,22 +103,33 @@ async def test_only_listed_keys_get_answers(tmp_path: Path, keys: Path, secret: 
             with pytest.raises(GatewayTimeout):  # no CURVE at all: no answer either
                 await plain.ping()
 
-        # Allow mallory, and tell the gateway (SIGHUP; a file watch does it too).
-        shutil.copy(keys / "mallory.key", tmp_path / "allowed" / "mallory.key")
+        # Allow mallory, and tell the gateway with SIGHUP. So that only the signal can let
+        # her in, the file watch (every 2 s) is given nothing to see: her key replaces bob's
+        # in his file, whose modification time is put back.
         if hasattr(signal, "SIGHUP"):
+            replace_unseen(allowed / "bob.key", keys / "mallory.key")
             os.kill(gateway.pid, signal.SIGHUP)
-        await asyncio.sleep(0.5)
-        async with node(gateway, keys, secret, "mallory") as mallory:
-            assert await mallory.ping() > 0
+        else:  # the file watch does it
+            shutil.copy(keys / "mallory.key", allowed / "mallory.key")
+        await eventually_async(lambda: answers(gateway, keys, secret, "mallory"), "mallory let in")
 
         # Revoke alice: her new connections are refused (open ones stay until they close).
-        (tmp_path / "allowed" / "alice.key").unlink()
-        await asyncio.sleep(3)  # the file watch, without a signal
-        async with node(gateway, keys, secret, "alice") as alice:
-            with pytest.raises(GatewayTimeout):
-                await alice.ping()
+        (allowed / "alice.key").unlink()
+
+        async def alice_refused() -> bool:
+            return not await answers(gateway, keys, secret, "alice")
+
+        await eventually_async(alice_refused, "the file watch to revoke alice's key")
+        assert await answers(gateway, keys, secret, "mallory")  # the gateway, as for mallory
     log = (tmp_path / "gateway.log").read_text()
-    assert "CURVE on" in log and "2 client key(s) allowed" in log
+    assert "CURVE on" in log and "1 client key(s) allowed" in log
+
+
+def replace_unseen(path: Path, source: Path) -> None:
+    """Give ``path`` the contents of ``source``, keeping its modification time."""
+    before = path.stat()
+    path.write_bytes(source.read_bytes())
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
 
 
 def test_an_unreadable_key_file_is_skipped_and_revocations_still_apply(
@@ -201,7 +225,7 @@ def test_replays_and_tampering_are_refused(tmp_path: Path, secret: str) -> None:
         assert roundtrip(gateway.endpoint, frame)["status"] == "FILLED"
         replay = roundtrip(gateway.endpoint, frame)  # within the TTL: the stored reply
         assert replay["status"] == "FILLED" and replay["duplicate"] is True
-        time.sleep(0.7)
+        time.sleep(0.7)  # past the 500 ms TTL: the scenario is the passing time
         stale = roundtrip(gateway.endpoint, frame)  # a captured order, replayed later
         assert stale["error_code"] == "SIGNATURE_EXPIRED"
 

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import zmq
 import zmq.asyncio
+from support import eventually_async
 
 from gtw_server.process import free_port
 from inf_bridge import Bridge, CircuitOpen, OrderRejected
@@ -118,10 +119,7 @@ async def test_heartbeats_are_signed_in_the_gateways_clock() -> None:
         # The first beat cannot know the offset: signed in our clock, it has expired there.
         assert bridge.health.auth_error == "SIGNATURE_EXPIRED"
         assert not bridge.breaker.is_open  # the clocks, not the secret
-        for _ in range(100):  # bounded: 5 s at most
-            if bridge.health.authenticated:
-                break
-            await asyncio.sleep(0.05)
+        await eventually_async(lambda: bridge.health.authenticated, "a beat in its clock", 5)
         assert bridge.health.authenticated is True and bridge.health.auth_error is None
         assert bridge.health.state == "HEALTHY" and not bridge.breaker.is_open
     assert all(ping.risk_signature for ping in pings(gateway))

@@ -10,7 +10,6 @@ import bisect
 import itertools
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import eventually, stored_deals
 
 from gtw_server.terminal import OrderSendResult
 from gtw_server.terminal.sim import SimConfig, SimTerminal
@@ -63,25 +63,6 @@ def buy(symbol: str = "EURUSD", volume: float = 0.1) -> dict[str, Any]:
     }
 
 
-def stored_deals(path: Path) -> int:
-    """Trade deals in the state file (the opening deposit left out), read by another
-    connection: what a restarted worker would see."""
-    with sqlite3.connect(path) as db:
-        try:
-            query = "SELECT COUNT(*) FROM history_deals WHERE type != 2"  # 2: DEAL_TYPE_BALANCE
-            count: int = db.execute(query).fetchone()[0]
-        except sqlite3.OperationalError:  # the file is there, its tables not yet
-            return 0
-    return count
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.005)
-
-
 def send_in_thread(mt5: SimTerminal, request: dict[str, Any]) -> tuple[threading.Thread, list[Any]]:
     results: list[Any] = []
     thread = threading.Thread(
@@ -99,7 +80,7 @@ def test_latency_comes_after_the_fill_is_committed(tmp_path: Path) -> None:
     mt5 = terminal(path, order_latency_ms=400, order_latency_holds_gil=False)
     started = time.monotonic()
     thread, results = send_in_thread(mt5, buy())
-    wait_for(lambda: stored_deals(path) == 1)
+    eventually(lambda: stored_deals(path) == 1, "the fill to be committed")
     assert thread.is_alive() and results == []  # filled, and still not answered
     thread.join()
     assert time.monotonic() - started >= 0.4
@@ -142,11 +123,11 @@ def _largest_stall(holds_gil: bool, latency_ms: float) -> float:
 
     counter = threading.Thread(target=count, daemon=True)
     counter.start()
-    wait_for(lambda: len(stamps) > 100)
+    eventually(lambda: len(stamps) > 100, "the counter to run")
     sent = time.monotonic()
     result = mt5.order_send(buy())
     returned = time.monotonic()
-    wait_for(lambda: stamps[-1] > returned)  # the counter has made progress since
+    eventually(lambda: stamps[-1] > returned, "a stamp after the call")  # progress since
     done.set()
     counter.join()
     assert result is not None and result.retcode == 10009
@@ -174,7 +155,7 @@ def test_the_nth_order_commits_and_never_returns(tmp_path: Path) -> None:
     first = mt5.order_send(buy())
     assert first is not None and first.retcode == 10009
     thread, results = send_in_thread(mt5, buy())
-    wait_for(lambda: stored_deals(path) == 2)
+    eventually(lambda: stored_deals(path) == 2, "the second fill to be committed")
     cpu = time.process_time()
     thread.join(0.3)
     assert thread.is_alive() and results == []
@@ -194,7 +175,7 @@ def test_a_hung_terminal_dies_on_sigkill_with_its_fill_kept(tmp_path: Path) -> N
     )
     process = subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE, text=True)
     try:
-        wait_for(lambda: path.exists() and stored_deals(path) == 1, timeout=30)
+        eventually(lambda: stored_deals(path) == 1, "the fill to be committed", timeout=30)
         assert process.poll() is None
     finally:
         os.kill(process.pid, signal.SIGKILL)

@@ -315,7 +315,7 @@ async def test_a_journal_locked_by_another_process_never_stalls_the_gateway(
                     assert refused["status"] == "REJECTED", refused
                     assert refused["error_code"] == "JOURNAL_UNAVAILABLE"
                     assert "nothing was executed" in refused["error_msg"]
-                    await asyncio.sleep(0.02)
+                    await asyncio.sleep(0.02)  # the pace of the traffic: the scenario
             finally:
                 client.close()
             rtts.sort()
@@ -329,13 +329,16 @@ async def test_a_journal_locked_by_another_process_never_stalls_the_gateway(
                 await bridge.resume()  # a RESUME is: it must be journaled first
             assert refused_resume.value.error_code == "JOURNAL_UNAVAILABLE"
             holder.release()
-            while True:  # the journal is tried again a moment after its last refusal
+
+            async def resumed() -> bool:
                 try:
-                    assert await bridge.resume() is False
-                    break
+                    return await bridge.resume() is False
                 except OrderRejected as exc:
                     assert exc.error_code == "JOURNAL_UNAVAILABLE"
-                    await asyncio.sleep(0.05)
+                    return False
+
+            # The journal is tried again a moment after its last refusal.
+            await eventually_async(resumed, "a RESUME journaled once the lock is gone")
             second = await bridge.send_order("EURUSD", "BUY", 0.1)
             tickets = sorted(p.ticket for p in await bridge.get_positions())
             assert tickets == sorted([first.ticket, second.ticket])  # nothing else executed

@@ -7,10 +7,10 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from support import eventually_async
 
 from gtw_server.adapter import (
     CloseOrder,
@@ -32,14 +32,6 @@ ORDER = OpenOrder(symbol="EURUSD", side=Side.BUY, volume=0.1, comment="#test")
 def worker(tmp_path: Path, platform: str, **sim: object) -> TerminalWorker:
     spec = WorkerSpec(sim=SimConfig(**sim), sim_state=str(tmp_path / "sim.sqlite3"))  # type: ignore[arg-type]
     return TerminalWorker(spec, call_timeout=1.0, platform=platform)
-
-
-async def wait_until(condition: Callable[[], bool], seconds: float = 20) -> None:
-    for _ in range(int(seconds / 0.05)):  # bounded in count, so in time
-        if condition():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 @pytest.mark.parametrize("platform", ["linux", "win32"], ids=["fd-on-the-loop", "thread"])
@@ -108,7 +100,7 @@ async def test_the_watchdog_kills_a_hung_call_and_says_which_ran(tmp_path: Path)
             await asyncio.wait_for(hung, 10)
         with pytest.raises(WorkerUnavailable):  # it never ran
             await queued
-        await wait_until(lambda: terminal.alive)
+        await eventually_async(lambda: terminal.alive, "the worker restarted", timeout=20)
         assert terminal.restarts == 1
     finally:
         await terminal.stop()
