@@ -25,8 +25,8 @@ from typing import Final
 
 import zmq
 
-from gtw_server.process import ServerProcess
 from gtw_server.runtime import install_stop_handlers
+from gtw_server.testing import ServerProcess
 from gtw_server.transport import RouterTransport, split_envelope
 from plumbing.loop import loop_factory
 from protocol import (

@@ -17,7 +17,7 @@ from typing import Final
 from bench.load import LoadClients
 from bench.progress import Progress
 from bench.results import GilResult
-from gtw_server.process import GatewayProcess, Value
+from gtw_server.testing import GatewayProcess, Value
 
 __all__ = ["ORDER_LATENCY_MS", "ping_during_slow_orders", "start_slow_gateway"]
 

@@ -36,7 +36,7 @@ from bench.progress import Progress
 from bench.report import compute_ratios
 from bench.results import GilResult, LoadResult, PresendResult, Report, Server
 from bench.targets import check_targets, machine_note
-from gtw_server.process import GatewayProcess, Value
+from gtw_server.testing import GatewayProcess, Value
 from plumbing.loop import loop_factory
 
 __all__ = ["SIM", "Options", "run_suite"]

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from strategy import run
 
-from gtw_server.process import GatewayProcess
+from gtw_server.testing import GatewayProcess
 from inf_bridge import add_audit_file
 
 

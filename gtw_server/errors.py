@@ -19,6 +19,9 @@ Exception tree::
                                    terminal may or may not have done it (reconcile)
 
 Requests never see these: the server turns each into a ``REJECTED`` (or ``PENDING``) reply.
+(The simulated terminal, a leaf that knows nothing of these, has one exception of its own,
+``terminal.sim.args.CallFailed``, which it turns into ``None`` and ``last_error()`` as the real
+package reports failures, before any caller sees it.)
 """
 
 from __future__ import annotations

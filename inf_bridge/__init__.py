@@ -11,6 +11,7 @@ from inf_bridge.breaker import BreakerChange, CircuitBreaker
 from inf_bridge.client import Bridge
 from inf_bridge.config import ClientConfig, default_config_file, load_config
 from inf_bridge.errors import (
+    BadReply,
     BridgeError,
     CircuitOpen,
     ConfigError,
@@ -20,7 +21,6 @@ from inf_bridge.errors import (
     NotExecuted,
     OrderRejected,
     OutcomeUnknown,
-    ProtocolError,
     RiskRejected,
 )
 from inf_bridge.heartbeat import HeartbeatMonitor
@@ -31,6 +31,7 @@ from protocol import Account, Position, Side
 
 __all__ = [
     "Account",
+    "BadReply",
     "BreakerChange",
     "Bridge",
     "BridgeError",
@@ -48,7 +49,6 @@ __all__ = [
     "OrderState",
     "OutcomeUnknown",
     "Position",
-    "ProtocolError",
     "RiskLimits",
     "RiskMonitor",
     "RiskRejected",

@@ -49,13 +49,13 @@ from inf_bridge.breaker import DAILY_LOSS, CircuitBreaker
 from inf_bridge.channel import Channel, Transport
 from inf_bridge.curve import load_curve_keys
 from inf_bridge.errors import (
+    BadReply,
     CircuitOpen,
     GatewayTimeout,
     GatewayUnreachable,
     InvalidOrder,
     OrderRejected,
     OutcomeUnknown,
-    ProtocolError,
     RiskRejected,
 )
 from inf_bridge.heartbeat import HeartbeatMonitor
@@ -273,7 +273,7 @@ class Bridge:
     async def get_account(self) -> Account:
         reply = await self._query(GetAccount(uuid=new_uuid(), timestamp=self._now()))
         if reply.account is None:
-            raise ProtocolError("GET_ACCOUNT reply without an account")
+            raise BadReply("GET_ACCOUNT reply without an account")
         return reply.account
 
     async def get_positions(self, symbol: str | None = None) -> list[Position]:

@@ -18,7 +18,9 @@ Exception tree::
     │                               this process
     ├── OutcomeUnknown           no way to tell whether the order executed; ask later with
     │                            ``bridge.get_order(exc.uuid)``
-    └── ProtocolError            the gateway answered something this client cannot read
+    └── BadReply                 the gateway answered something this client cannot read
+                                 (not to be confused with ``protocol.ProtocolError``, what the
+                                 wire contract's own code raises)
 
 A timeout is never reported as a rejection: ``NotExecuted`` means the order did not execute,
 ``OutcomeUnknown`` means it may have.
@@ -27,6 +29,7 @@ A timeout is never reported as a rejection: ``NotExecuted`` means the order did 
 from __future__ import annotations
 
 __all__ = [
+    "BadReply",
     "BridgeError",
     "CircuitOpen",
     "ConfigError",
@@ -36,7 +39,6 @@ __all__ = [
     "NotExecuted",
     "OrderRejected",
     "OutcomeUnknown",
-    "ProtocolError",
     "RiskRejected",
 ]
 
@@ -124,5 +126,6 @@ class OutcomeUnknown(BridgeError):
         self.message = message
 
 
-class ProtocolError(BridgeError):
-    """The gateway sent something this client cannot understand."""
+class BadReply(BridgeError):
+    """The gateway sent something this client cannot understand (a reply without the field
+    its request promises)."""

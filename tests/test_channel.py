@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import zmq
 
-from gtw_server.process import free_port
+from gtw_server.testing import free_port
 from inf_bridge import GatewayTimeout, GatewayUnreachable, NotExecuted
 from inf_bridge.channel import Channel
 from protocol import Ping

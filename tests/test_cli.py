@@ -21,7 +21,7 @@ from loguru import logger
 import inf_bridge.cli
 import inf_bridge.cli.commands
 from gtw_server.curve import keygen
-from gtw_server.process import GatewayProcess, free_port
+from gtw_server.testing import GatewayProcess, free_port
 from inf_bridge import Bridge, GatewayTimeout, Position
 from inf_bridge.breaker import CircuitBreaker
 from inf_bridge.cli import Exit, build_parser, main

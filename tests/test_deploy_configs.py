@@ -42,9 +42,9 @@ from gtw_server.config import (
 )
 from gtw_server.curve import keygen
 from gtw_server.log import configure_logging
-from gtw_server.process import GatewayProcess, free_port
 from gtw_server.service import SERVICE_NAME
 from gtw_server.terminal.sim import SimConfig
+from gtw_server.testing import GatewayProcess, free_port
 from inf_bridge import Bridge
 from inf_bridge.cli import build_parser as build_cli_parser
 from inf_bridge.config import ClientConfig

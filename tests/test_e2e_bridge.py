@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gtw_server.process import GatewayProcess
 from gtw_server.tagging import order_tag
+from gtw_server.testing import GatewayProcess
 from inf_bridge import Bridge, CircuitOpen, OrderRejected
 
 

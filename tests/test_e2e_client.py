@@ -15,7 +15,7 @@ import zmq
 from loguru import logger
 from support import events, eventually_async, sends, terminal_away
 
-from gtw_server.process import GatewayProcess, free_port
+from gtw_server.testing import GatewayProcess, free_port
 from inf_bridge import (
     BreakerChange,
     Bridge,

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import zmq
 
-from gtw_server.process import GatewayProcess
+from gtw_server.testing import GatewayProcess
 
 
 def risk_signature(secret: str, fields: list[str]) -> str:

@@ -18,7 +18,7 @@ import zmq
 import zmq.asyncio
 from support import eventually_async, journaled, stored_deals, terminal_away
 
-from gtw_server.process import GatewayProcess
+from gtw_server.testing import GatewayProcess
 from inf_bridge import Bridge, OrderRejected, OutcomeUnknown
 from protocol import (
     Open,

@@ -17,7 +17,7 @@ import zmq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gtw_server.process import GatewayProcess
+from gtw_server.testing import GatewayProcess
 from protocol import Close, Open, Side, encode, secret_key, sign
 
 SECRET: Final = "fuzz-secret-of-the-fuzz-gateway"

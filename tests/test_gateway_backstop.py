@@ -14,7 +14,7 @@ import pytest
 import zmq
 from support import eventually_async, ping, request, signed_open
 
-from gtw_server.process import GatewayProcess
+from gtw_server.testing import GatewayProcess
 from inf_bridge import Bridge, OrderRejected
 from protocol import (
     Halt,

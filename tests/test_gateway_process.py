@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from support import eventually
 
-from gtw_server.process import GatewayProcess, free_port
+from gtw_server.testing import GatewayProcess, free_port
 from inf_bridge import Bridge, OrderRejected
 
 SECRET = "a-test-secret-of-32-characters!"

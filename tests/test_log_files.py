@@ -21,7 +21,7 @@ from loguru import logger
 from gtw_server.config import load_config
 from gtw_server.errors import ConfigError
 from gtw_server.log import configure_logging
-from gtw_server.process import GatewayProcess
+from gtw_server.testing import GatewayProcess
 from inf_bridge import Bridge
 from plumbing.audit import AuditFile
 from plumbing.rotation import closed_files, prune

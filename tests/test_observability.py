@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gtw_server.process import GatewayProcess, free_port
+from gtw_server.testing import GatewayProcess, free_port
 from inf_bridge import Bridge, OrderRejected, add_audit_file, serve_metrics
 
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gtw_server.process import GatewayProcess
+from gtw_server.testing import GatewayProcess
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

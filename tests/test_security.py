@@ -19,7 +19,7 @@ from support import eventually_async
 from gtw_server.config import is_loopback, load_config
 from gtw_server.curve import keygen
 from gtw_server.errors import ConfigError
-from gtw_server.process import GatewayProcess, free_port
+from gtw_server.testing import GatewayProcess, free_port
 from inf_bridge import Bridge, GatewayTimeout
 from protocol import Open, Side, encode, secret_key, sign
 

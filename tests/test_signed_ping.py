@@ -18,7 +18,7 @@ import zmq
 import zmq.asyncio
 from support import eventually_async
 
-from gtw_server.process import free_port
+from gtw_server.testing import free_port
 from inf_bridge import Bridge, CircuitOpen, OrderRejected
 from inf_bridge.cli import Exit, main
 from protocol import (

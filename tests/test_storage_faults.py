@@ -32,9 +32,9 @@ from support import (
 )
 
 from gtw_server.config import load_config
-from gtw_server.process import GatewayProcess, free_port
 from gtw_server.recovery import Recovery
 from gtw_server.server import Gateway
+from gtw_server.testing import GatewayProcess, free_port
 from inf_bridge import Bridge, OrderRejected
 from protocol import GetOrder, encode
 

@@ -14,7 +14,7 @@ import pytest
 import zmq
 from support import eventually, eventually_async, ping, request
 
-from gtw_server.process import GatewayProcess, free_port
+from gtw_server.testing import GatewayProcess, free_port
 from gtw_server.throttle import Throttle
 from inf_bridge import Bridge
 from protocol import GetPositions, Open, Side, encode

@@ -14,7 +14,7 @@ import pytest
 from loguru import logger
 
 from gtw_server import service
-from gtw_server.process import GatewayProcess, free_port
+from gtw_server.testing import GatewayProcess, free_port
 from plumbing.rotation import closed_files
 
 

@@ -36,12 +36,12 @@ from inf_bridge.cli.watch import _render, _snapshot
 from inf_bridge.client import Bridge, new_uuid
 from inf_bridge.config import SECRET_ENV, ClientConfig, ConfigError, load_config
 from inf_bridge.errors import (
+    BadReply,
     BridgeError,
     CircuitOpen,
     GatewayTimeout,
     OrderRejected,
     OutcomeUnknown,
-    ProtocolError,
 )
 from inf_bridge.heartbeat import HeartbeatMonitor
 from inf_bridge.results import OrderFilled
@@ -338,7 +338,7 @@ _COMMANDS: Final[dict[str, Command]] = {
 def _exit_code(exc: BridgeError) -> Exit:
     if isinstance(exc, OutcomeUnknown):
         return Exit.UNKNOWN
-    if isinstance(exc, GatewayTimeout | ProtocolError):
+    if isinstance(exc, GatewayTimeout | BadReply):
         return Exit.UNREACHABLE
     return Exit.REFUSED
 

@@ -1,4 +1,5 @@
-"""Run a gateway as a child process: what the demo, the end-to-end tests and the benchmark use.
+"""A test harness, not part of the gateway's own run: start a gateway as a child process on a
+loopback port, as the end-to-end tests, the demo and the benchmark do.
 
     with GatewayProcess(data_dir, secret=secrets.token_hex(32), sim={"seed": 7}) as gateway:
         ...  # talk to gateway.endpoint
