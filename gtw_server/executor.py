@@ -65,6 +65,7 @@ from protocol import (
     canonical,
     decode_reply,
     encode,
+    outcome_record,
     verify,
 )
 
@@ -443,27 +444,10 @@ def _describe(request: SignedRequest) -> str:
 
 
 def _audit_outcome(reply: Reply) -> None:
-    if reply.status is Status.FILLED:
-        audit(
-            AuditEvent.MT5_FILLED,
-            f"{reply.action} ticket={reply.ticket} volume={reply.volume:g} price={reply.price:g}",
-            uuid=reply.uuid,
-            # An operator watching the console must see the fills; it is written after the
-            # reply has gone, off the order's path.
-            ticket=reply.ticket,
-            deal=reply.deal,
-            volume=reply.volume,
-            price=reply.price,
-        )
-    else:
-        audit(
-            AuditEvent.MT5_REJECTED,
-            f"{reply.action}: {reply.error_code} {reply.error_msg}",
-            uuid=reply.uuid,
-            level="WARNING",
-            error_code=reply.error_code,
-            retcode=reply.retcode,
-        )
+    # At INFO: an operator watching the console must see the fills (written after the reply
+    # has gone, off the order's path).
+    event, message, level, fields = outcome_record(reply.action or "", reply)
+    audit(event, message, uuid=reply.uuid, level=level, **fields)
 
 
 def _open_order(request: Open, tag: str) -> OpenOrder:

@@ -1,11 +1,5 @@
-"""The gateway's ZeroMQ ROUTER socket, driven straight from the event loop.
-
-ZeroMQ signals readiness on an edge-triggered file descriptor: one wake-up may stand for many
-queued messages, and any send may swallow the next edge. So each wake-up drains every queued
-message without blocking (3-5x the pipelined throughput of one wake-up per message; see
-docs/ARCHITECTURE.md, "Drain, don't await per message"), yields to the loop after a batch so
-that replies and timers still run, and every send re-checks for input. No future or task is
-created per message.
+"""The gateway's ZeroMQ ROUTER socket, driven straight from the event loop (``EdgeDrain``:
+every queued message read at each wake-up, and looked for again after each send).
 
 What a peer that does not read its replies may cost is bounded in bytes: libzmq queues at most
 ``_SNDHWM`` replies for one peer; a burst beyond that (a reading peer whose requests came in
@@ -19,16 +13,16 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable
-from typing import Final, cast
+from typing import Final
 
 import zmq
 from loguru import logger
 
 from gtw_server.throttle import Throttle
+from plumbing.drain import EdgeDrain
 
 __all__ = ["RouterTransport", "split_envelope"]
 
-_BATCH: Final = 256  # messages handled per wake-up before yielding to the loop
 # A peer that never reads costs at most _SNDHWM replies in libzmq's queue plus _BACKLOG_BYTES
 # here (about 0.75 MB of GET_POSITIONS replies on a book of 200 positions, plus the backlog);
 # what the kernel's socket buffers hold is not the gateway's memory.
@@ -67,10 +61,6 @@ def _size(frames: list[bytes]) -> int:
     return _REPLY_OVERHEAD + sum(len(frame) for frame in frames)
 
 
-def _unstarted(frames: list[bytes]) -> None:
-    raise RuntimeError("the transport was not started")
-
-
 class RouterTransport:
     """A bound ROUTER socket that hands each message to ``on_message(frames)``."""
 
@@ -88,7 +78,6 @@ class RouterTransport:
         warnings about dropped replies."""
         self._context = context or zmq.Context.instance()
         self._throttle = throttle
-        self._on_message: Callable[[list[bytes]], None] = _unstarted
         sock: zmq.Socket[bytes] = self._context.socket(zmq.ROUTER)
         # Fail loudly (EHOSTUNREACH) instead of dropping a reply to a peer that left.
         sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
@@ -106,9 +95,8 @@ class RouterTransport:
             raise
         self.endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
         self._sock = sock
-        self._fd: int = sock.fileno()
+        self._drain = EdgeDrain(sock)  # reads nothing until started: binding comes first
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._drain_scheduled = False
         self.dropped_replies = 0
         self._backlogs: dict[bytes, _Backlog] = {}
         self._retry: asyncio.TimerHandle | None = None
@@ -116,15 +104,12 @@ class RouterTransport:
 
     def start(self, on_message: Callable[[list[bytes]], None]) -> None:
         """Start handing each message to ``on_message(frames)``."""
-        self._on_message = on_message
         self._loop = asyncio.get_running_loop()
-        self._loop.add_reader(self._fd, self._drain)
-        self._schedule_drain()  # messages may have arrived before the reader was added
+        self._drain.start(on_message)
 
     def pause(self) -> None:
         """Stop reading (messages wait in the socket)."""
-        if self._loop is not None:
-            self._loop.remove_reader(self._fd)
+        self._drain.stop()
 
     def send(self, frames: list[bytes]) -> None:
         """Send one message; never blocks. A reply that cannot be delivered is counted."""
@@ -141,8 +126,7 @@ class RouterTransport:
                     raise
                 self.dropped_replies += 1
                 logger.debug("reply dropped: the client has disconnected")
-        if cast(int, self._sock.get(zmq.EVENTS)) & zmq.POLLIN:
-            self._schedule_drain()  # the send may have consumed the read edge
+        self._drain.after_send()
 
     @property
     def held_bytes(self) -> int:
@@ -192,19 +176,3 @@ class RouterTransport:
         if self._retry is not None:
             self._retry.cancel()
         self._sock.close()
-
-    def _schedule_drain(self) -> None:
-        if not self._drain_scheduled and self._loop is not None:
-            self._drain_scheduled = True
-            self._loop.call_soon(self._drain)
-
-    def _drain(self) -> None:
-        self._drain_scheduled = False
-        sock = self._sock
-        for _ in range(_BATCH):
-            try:
-                frames = sock.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            self._on_message(frames)
-        self._schedule_drain()  # more may be queued: continue after others had a turn

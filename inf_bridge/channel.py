@@ -2,8 +2,8 @@
 
 Any number of coroutines may have requests outstanding at once (no lock-step): each waits on
 its own future, and replies resolve them as they arrive, in whatever order. The socket is
-driven straight from the event loop, as the gateway's is: one wake-up on its (edge-triggered)
-file descriptor reads every reply already queued, with no future or task per message.
+driven straight from the event loop, as the gateway's is (``plumbing.drain``): one wake-up on its
+(edge-triggered) file descriptor reads every reply already queued, no future or task per message.
 
 Socket options, and why:
 - ``IMMEDIATE``: queue messages only on a live connection. While the gateway is down a
@@ -29,6 +29,7 @@ import zmq
 from loguru import logger
 
 from inf_bridge.errors import GatewayTimeout, GatewayUnreachable
+from plumbing.drain import EdgeDrain
 from protocol import Reply, Request, decode_reply, encode
 
 __all__ = ["Channel", "Transport"]
@@ -36,7 +37,6 @@ __all__ = ["Channel", "Transport"]
 _RECONNECT_IVL_MS: Final = 100
 _RECONNECT_IVL_MAX_MS: Final = 2000
 _ZMTP_HEARTBEAT_MS: Final = 1000
-_BATCH: Final = 256  # replies handled per wake-up before yielding to the loop
 
 
 class Transport(Protocol):
@@ -79,7 +79,7 @@ class Channel:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiting: dict[str, asyncio.Future[Reply]] = {}
         self._writable: list[asyncio.Future[None]] = []
-        self._drain_scheduled = False
+        self._drain: EdgeDrain | None = None
         self.unmatched_replies = 0
 
     async def open(self) -> None:
@@ -98,11 +98,12 @@ class Channel:
         sock.connect(self.endpoint)
         self._socket = sock
         self._loop = asyncio.get_running_loop()
-        self._loop.add_reader(sock.fileno(), self._drain)
+        self._drain = EdgeDrain(sock, after=self._wake_writers)
+        self._drain.start(lambda frames: self._deliver(frames[-1]))
 
     async def close(self) -> None:
-        if self._socket is not None and self._loop is not None:
-            self._loop.remove_reader(self._socket.fileno())
+        if self._socket is not None and self._drain is not None:
+            self._drain.stop()
             self._socket.close(linger=0)
         for future in self._waiting.values():
             future.cancel()
@@ -172,28 +173,13 @@ class Channel:
                 finally:
                     if writable in self._writable:
                         self._writable.remove(writable)
-        # A send may swallow the descriptor's edge: look for replies already queued.
-        self._schedule_drain()
+        if self._drain is not None:
+            self._drain.after_send()  # a send may swallow the descriptor's edge
 
-    def _schedule_drain(self) -> None:
-        if not self._drain_scheduled and self._loop is not None:
-            self._drain_scheduled = True
-            self._loop.call_soon(self._drain)
-
-    def _drain(self) -> None:
-        self._drain_scheduled = False
+    def _wake_writers(self) -> None:
+        """After each wake-up: a send that waited for room (or a connection) may go now."""
         sock = self._socket
-        if sock is None or sock.closed:
-            return
-        for _ in range(_BATCH):
-            try:
-                frames = sock.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                break
-            self._deliver(frames[-1])
-        else:
-            self._schedule_drain()  # more may be queued: continue after others had a turn
-        if self._writable and cast(int, sock.get(zmq.EVENTS)) & zmq.POLLOUT:
+        if self._writable and sock is not None and cast(int, sock.get(zmq.EVENTS)) & zmq.POLLOUT:
             for writable in self._writable:
                 if not writable.done():
                     writable.set_result(None)

@@ -81,6 +81,7 @@ from protocol import (
     Signable,
     SignedRequest,
     Status,
+    outcome_record,
     secret_key,
     sign,
 )
@@ -97,8 +98,6 @@ _PENDING_POLL_S: Final = 0.25
 _TRY_AGAIN: Final = frozenset(
     {ErrorCode.MT5_DISCONNECTED, ErrorCode.BUSY, ErrorCode.JOURNAL_UNAVAILABLE}
 )
-# The terminal's own verdicts; every other refusal came from the gateway, before the terminal.
-_TERMINAL_VERDICTS: Final = frozenset({ErrorCode.MT5_REJECTED, ErrorCode.POSITION_NOT_FOUND})
 # msgspec names the field of a failed check as "... - at `$.volume`".
 _AT_FIELD: Final = re.compile(r"(.*) - at `\$\.(\w+)`")
 
@@ -485,32 +484,11 @@ class Bridge:
         except GatewayTimeout as exc:
             _audit(AuditEvent.NOT_EXECUTED, order.uuid, str(exc), level="ERROR")
             raise
+        event, message, level, fields = outcome_record(order.action, reply)
+        _audit(event, order.uuid, message, level=level, **fields)  # as the gateway records it
         if reply.status is Status.FILLED:
-            fill = OrderFilled.from_reply(order.uuid, order.action, reply)
-            _audit(
-                AuditEvent.MT5_FILLED,
-                order.uuid,
-                f"{order.action} ticket={fill.ticket} volume={fill.volume:g} price={fill.price:g}"
-                + (" (duplicate)" if fill.duplicate else ""),
-                ticket=fill.ticket,
-                deal=fill.deal,
-                volume=fill.volume,
-                price=fill.price,
-            )
-            return fill
-        error = _rejection(reply)
-        _audit(
-            # REJECTED, as in the gateway's trail, for a refusal the terminal never saw.
-            AuditEvent.MT5_REJECTED
-            if error.error_code in _TERMINAL_VERDICTS
-            else AuditEvent.REJECTED,
-            order.uuid,
-            f"{order.action}: {error}",
-            level="WARNING",
-            error_code=error.error_code,
-            retcode=error.retcode,
-        )
-        raise error
+            return OrderFilled.from_reply(order.uuid, order.action, reply)
+        raise _rejection(reply)
 
     async def _settle(self, order: SignedRequest) -> Reply:
         """Send ``order`` until its outcome is known or its ``order_timeout`` has passed

@@ -4,12 +4,13 @@
 their own machine in the same way: write the audit trail (``audit``) and rotate and prune its
 files (``rotation``), replace small files durably (``files``), layer settings from a TOML file,
 the environment and flags and read secret files (``config``), read sizes and ages (``units``),
-pick the event loop (``loop``). It imports only ``protocol``, and neither side's package
-(``tests/test_layers.py``).
+pick the event loop (``loop``) and read a ZeroMQ socket from it (``drain``). It imports only
+``protocol``, and neither side's package (``tests/test_layers.py``).
 """
 
 from plumbing.audit import AuditFile, add_audit_file, record
 from plumbing.config import Setting, layered, read_secret_file, read_toml
+from plumbing.drain import EdgeDrain
 from plumbing.files import atomic_write
 from plumbing.loop import loop_factory
 from plumbing.rotation import closed_files, prune, timestamped
@@ -17,6 +18,7 @@ from plumbing.units import parse_age, parse_size
 
 __all__ = [
     "AuditFile",
+    "EdgeDrain",
     "Setting",
     "add_audit_file",
     "atomic_write",

@@ -4,7 +4,7 @@ No I/O happens in this package; both sides import it, and so can any Python tool
 speak to a gateway without the rest of the project.
 """
 
-from protocol.audit import AuditEvent, AuditSource, audit_line
+from protocol.audit import AuditEvent, AuditSource, audit_line, outcome_record
 from protocol.codec import decode_reply, decode_request, encode, encode_reply, encode_request
 from protocol.errors import (
     DecodeError,
@@ -94,6 +94,7 @@ __all__ = [
     "encode",
     "encode_reply",
     "encode_request",
+    "outcome_record",
     "require_private",
     "secret_from_file",
     "secret_key",

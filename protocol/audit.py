@@ -29,7 +29,10 @@ from typing import Any, Final, Literal
 
 import msgspec
 
-__all__ = ["AuditEvent", "AuditSource", "audit_line"]
+from protocol.errors import ErrorCode
+from protocol.messages import Reply, Status
+
+__all__ = ["AuditEvent", "AuditSource", "audit_line", "outcome_record"]
 
 AuditSource = Literal["node", "gateway"]
 _encoder: Final = msgspec.json.Encoder()
@@ -62,6 +65,40 @@ class AuditEvent(StrEnum):
     HEARTBEAT_FAIL = "HEARTBEAT_FAIL"
     CIRCUIT_OPEN = "CIRCUIT_OPEN"
     CIRCUIT_CLOSED = "CIRCUIT_CLOSED"
+
+
+# The terminal's own verdicts; every other refusal came from the gateway, before the terminal.
+_TERMINAL_VERDICTS: Final = frozenset({ErrorCode.MT5_REJECTED, ErrorCode.POSITION_NOT_FOUND})
+
+
+def outcome_record(action: str, reply: Reply) -> tuple[AuditEvent, str, str, dict[str, Any]]:
+    """How an order's final reply is recorded, on either side: ``(event, message, level,
+    fields)``. A fill is ``MT5_FILLED``; a refusal ``MT5_REJECTED`` when the terminal refused
+    it, else ``REJECTED`` (the gateway's, before the terminal).
+
+    >>> fill = Reply(uuid="u", action="OPEN", status=Status.FILLED, timestamp=0, ticket=7,
+    ...              deal=9, volume=0.1, price=1.1, duplicate=True)
+    >>> event, message, level, fields = outcome_record("OPEN", fill)
+    >>> print(event, message, level, sep=" | ")
+    MT5_FILLED | OPEN ticket=7 volume=0.1 price=1.1 (duplicate) | INFO
+    """
+    if reply.status is Status.FILLED:
+        message = f"{action} ticket={reply.ticket} volume={reply.volume:g} price={reply.price:g}"
+        fields = {"ticket": reply.ticket, "deal": reply.deal, "volume": reply.volume}
+        return (
+            AuditEvent.MT5_FILLED,
+            message + (" (duplicate)" if reply.duplicate else ""),
+            "INFO",
+            {**fields, "price": reply.price},
+        )
+    terminal = reply.error_code in _TERMINAL_VERDICTS
+    retcode = f" (retcode {reply.retcode})" if reply.retcode is not None else ""
+    return (
+        AuditEvent.MT5_REJECTED if terminal else AuditEvent.REJECTED,
+        f"{action}: {reply.error_code}: {reply.error_msg}{retcode}",
+        "WARNING",
+        {"error_code": reply.error_code, "retcode": reply.retcode},
+    )
 
 
 def audit_line(
