@@ -17,13 +17,15 @@ import sqlite3
 import subprocess
 import sys
 import time
+import uuid as uuid_module
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar, overload
 
 import zmq
+import zmq.asyncio
 
-from protocol import Close, Open, Ping, Side, encode, secret_key, sign
+from protocol import Close, Open, Ping, Reply, Side, decode_reply, encode, secret_key, sign
 
 if TYPE_CHECKING:
     from inf_bridge import Bridge
@@ -130,17 +132,44 @@ def signed_close(secret: str, uuid: str, ticket: int) -> bytes:
     return encode(sign(secret_key(secret), order, int(now * 1000)))
 
 
-def ping(uuid: str = "ping") -> bytes:
-    return encode(Ping(uuid=uuid, timestamp=time.time()))
+def ping(uuid: str | None = None) -> bytes:
+    return encode(Ping(uuid=uuid or uuid_module.uuid4().hex, timestamp=time.time()))
 
 
-def request(endpoint: str, frame: bytes, timeout: float = 5.0) -> dict[str, Any]:
+class Dealer:
+    """A raw pipelining client: send many, then collect the replies (one, or by uuid)."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.sock = zmq.asyncio.Context.instance().socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.connect(endpoint)
+
+    async def send(self, frame: bytes) -> None:
+        await self.sock.send(frame)
+
+    async def recv(self, timeout: float = 10.0) -> Reply:
+        return decode_reply(await asyncio.wait_for(self.sock.recv(), timeout))
+
+    async def replies(self, count: int, timeout: float = 20.0) -> dict[str, dict[str, Any]]:
+        """The next ``count`` replies as plain JSON, by uuid."""
+        found: dict[str, dict[str, Any]] = {}
+        async with asyncio.timeout(timeout):
+            while len(found) < count:
+                reply = json.loads(await self.sock.recv())
+                found[reply["uuid"]] = reply
+        return found
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def request(endpoint: str, *frames: bytes, timeout: float = 5.0) -> dict[str, Any]:
     """One round trip on a fresh DEALER; the reply as plain JSON."""
     sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
     sock.connect(endpoint)
     try:
-        sock.send(frame)
+        sock.send_multipart(list(frames))
         assert sock.poll(int(timeout * 1000)), f"no reply within {timeout:g} s"
         reply: dict[str, Any] = json.loads(sock.recv())
         return reply

@@ -9,56 +9,26 @@ import asyncio
 import os
 import signal
 import time
-import uuid as uuid_module
 from collections import Counter
 from pathlib import Path
 
 import pytest
-import zmq
-import zmq.asyncio
-from support import eventually_async, journaled, stored_deals, terminal_away
+from support import (
+    Dealer,
+    eventually_async,
+    journaled,
+    ping,
+    signed_open,
+    stored_deals,
+    terminal_away,
+)
 
 from gtw_server.testing import GatewayProcess
 from inf_bridge import Bridge, OrderRejected, OutcomeUnknown
 from protocol import (
-    Open,
-    Ping,
     Reply,
-    Side,
     Status,
-    decode_reply,
-    encode,
-    secret_key,
-    sign,
 )
-
-
-def signed_open(secret: str, uuid: str, volume: float = 0.1) -> bytes:
-    now = time.time()
-    order = Open(uuid=uuid, timestamp=now, symbol="EURUSD", type=Side.BUY, volume=volume)
-    return encode(sign(secret_key(secret), order, int(now * 1000)))
-
-
-def ping() -> bytes:
-    return encode(Ping(uuid=uuid_module.uuid4().hex, timestamp=time.time()))
-
-
-class Dealer:
-    """A pipelining raw client: send many, then collect replies by uuid."""
-
-    def __init__(self, endpoint: str) -> None:
-        self.sock = zmq.asyncio.Context.instance().socket(zmq.DEALER)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.connect(endpoint)
-
-    async def send(self, frame: bytes) -> None:
-        await self.sock.send(frame)
-
-    async def recv(self, timeout: float = 10.0) -> Reply:
-        return decode_reply(await asyncio.wait_for(self.sock.recv(), timeout))
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 async def test_crash_after_the_fill_then_retry_executes_once(tmp_path: Path, secret: str) -> None:

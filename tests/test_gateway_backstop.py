@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 import time
 from collections.abc import Awaitable
@@ -135,20 +134,6 @@ async def test_reply_of_a_raw_halt_round_trips(gateway: GatewayProcess, secret: 
     assert reply.status is Status.OK and reply.halted is True
 
 
-def raw_request(endpoint: str, *frames: bytes) -> dict[str, object]:
-    """One round trip on a fresh DEALER; the reply as plain JSON."""
-    sock = zmq.Context.instance().socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(endpoint)
-    try:
-        sock.send_multipart(list(frames))
-        assert sock.poll(5000), "no reply within 5 s"
-        document: dict[str, object] = json.loads(sock.recv())
-        return document
-    finally:
-        sock.close()
-
-
 def signed_switch(secret: str, request: Halt | Resume) -> bytes:
     now = time.time()
     stamped = msgspec.structs.replace(request, timestamp=now)
@@ -165,27 +150,23 @@ async def test_with_an_operator_key_only_it_can_halt_or_resume(tmp_path: Path, s
         tmp_path / "gw", secret=secret, args=["--operator-secret-file", str(key_file)], log_file=log
     )
     with gateway:
-        halt = raw_request(gateway.endpoint, signed_switch(secret, Halt(uuid="h-1", timestamp=0)))
+        halt = request(gateway.endpoint, signed_switch(secret, Halt(uuid="h-1", timestamp=0)))
         assert halt["status"] == "REJECTED" and halt["error_code"] == "SIGNATURE_INVALID"
         assert "operator" in str(halt["error_msg"])
-        halt = raw_request(
+        halt = request(
             gateway.endpoint, signed_switch(operator, Halt(uuid="h-2", timestamp=0, reason="ops"))
         )
         assert halt["status"] == "OK" and halt["halted"] is True
         # A stolen node secret cannot lift it...
-        resume = raw_request(
-            gateway.endpoint, signed_switch(secret, Resume(uuid="r-1", timestamp=0))
-        )
+        resume = request(gateway.endpoint, signed_switch(secret, Resume(uuid="r-1", timestamp=0)))
         assert resume["error_code"] == "SIGNATURE_INVALID"
         async with Bridge(gateway.endpoint, secret=secret) as bridge:
             error = await refused(bridge.send_order("EURUSD", "BUY", 0.1))
             assert error.error_code == "TRADING_HALTED"
         # ...and an operator key is no order key.
-        refusal = raw_request(gateway.endpoint, signed_open(operator, "op-order"))
+        refusal = request(gateway.endpoint, signed_open(operator, "op-order"))
         assert refusal["error_code"] == "SIGNATURE_INVALID"
-        resume = raw_request(
-            gateway.endpoint, signed_switch(operator, Resume(uuid="r-2", timestamp=0))
-        )
+        resume = request(gateway.endpoint, signed_switch(operator, Resume(uuid="r-2", timestamp=0)))
         assert resume["status"] == "OK" and resume["halted"] is False
     assert "no operator secret" not in log.read_text(encoding="utf-8")
 
@@ -218,10 +199,10 @@ def test_a_control_character_in_a_halt_reason_is_refused(
     gateway: GatewayProcess, secret: str, reason: str
 ) -> None:
     frame = signed_switch(secret, Halt(uuid="h-ctl", timestamp=0, reason=reason))
-    reply = raw_request(gateway.endpoint, frame)
+    reply = request(gateway.endpoint, frame)
     assert reply["status"] == "REJECTED" and reply["error_code"] == "INVALID_REQUEST"
     assert "$.reason" in str(reply["error_msg"]) and "control" in str(reply["error_msg"])
-    ping = raw_request(gateway.endpoint, encode(Ping(uuid="after", timestamp=time.time())))
+    ping = request(gateway.endpoint, encode(Ping(uuid="after", timestamp=time.time())))
     assert isinstance(ping["gateway"], dict) and "halted" not in ping["gateway"]
 
 
@@ -262,7 +243,7 @@ async def test_strangers_do_not_keep_the_dead_mans_switch_alive(
             for sock in socks:
                 sock.close()
         for process, halted in ((stranger, True), (friend, False)):
-            info = raw_request(process.endpoint, encode(Ping(uuid="look", timestamp=time.time())))
+            info = request(process.endpoint, encode(Ping(uuid="look", timestamp=time.time())))
             assert isinstance(info["gateway"], dict)
             assert bool(info["gateway"].get("halted")) is halted, process.endpoint
             if halted:

@@ -17,11 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pytest
-import zmq
-import zmq.asyncio
 from support import (
+    Dealer,
     LockHolder,
     eventually,
     eventually_async,
@@ -67,29 +65,6 @@ async def journal_command(*args: str) -> subprocess.CompletedProcess[str]:
     return await asyncio.to_thread(
         subprocess.run, command, capture_output=True, text=True, timeout=60, check=False
     )
-
-
-class Dealer:
-    """A raw pipelining client: send many, then collect the replies by uuid."""
-
-    def __init__(self, endpoint: str) -> None:
-        self.sock = zmq.asyncio.Context.instance().socket(zmq.DEALER)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.connect(endpoint)
-
-    async def send(self, frame: bytes) -> None:
-        await self.sock.send(frame)
-
-    async def replies(self, count: int, timeout: float = 20.0) -> dict[str, dict[str, Any]]:
-        found: dict[str, dict[str, Any]] = {}
-        async with asyncio.timeout(timeout):
-            while len(found) < count:
-                reply = msgspec.json.decode(await self.sock.recv())
-                found[reply["uuid"]] = reply
-        return found
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 @pytest.fixture
