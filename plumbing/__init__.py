@@ -10,15 +10,16 @@ pick the event loop (``loop``) and read a ZeroMQ socket from it (``drain``). It 
 
 from plumbing.audit import AuditFile, add_audit_file, record
 from plumbing.config import Setting, layered, read_secret_file, read_toml
-from plumbing.drain import EdgeDrain
 from plumbing.files import atomic_write
 from plumbing.loop import loop_factory
 from plumbing.rotation import closed_files, prune, timestamped
 from plumbing.units import parse_age, parse_size
 
+# Not re-exported: ``plumbing.drain`` loads ZeroMQ, which the terminal worker process, which
+# imports this package for its configuration, has no use for.
+
 __all__ = [
     "AuditFile",
-    "EdgeDrain",
     "Setting",
     "add_audit_file",
     "atomic_write",

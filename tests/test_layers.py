@@ -6,7 +6,8 @@
   runs next to the terminal and never imports ``inf_bridge``.
 - ``gtw_server/terminal/`` is a leaf: it imitates or describes the terminal and imports
   nothing from the rest of the gateway.
-- A live gateway never loads the simulator.
+- A live gateway never loads the simulator, and its terminal worker (a process started
+  again at every restart) loads neither the client nor ZeroMQ.
 """
 
 from __future__ import annotations
@@ -108,3 +109,16 @@ def test_a_live_gateway_does_not_load_the_simulator() -> None:
         "gtw_server.terminal.structs",
     }
     assert "gtw_server.terminal.sim.terminal" not in loaded
+
+
+def test_the_terminal_worker_loads_neither_the_client_nor_zeromq() -> None:
+    code = (
+        "import sys\n"
+        "import gtw_server.worker\n"  # what a spawned worker imports to run worker_main
+        "print('\\n'.join(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('inf_bridge', 'zmq', 'prometheus_client', 'rich'))))\n"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    ).stdout.split()
+    assert loaded == []
