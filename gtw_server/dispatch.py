@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 import msgspec
 from loguru import logger
@@ -59,8 +59,9 @@ from protocol import (
 
 __all__ = ["RequestRouter"]
 
-RequestT = TypeVar("RequestT", bound=AnyRequest)
 _QUERY_SHARE: Final = 4  # queries may hold at most a quarter of max_queue
+# Answers with no side effect: a large one the peer has no room for may be refused (BUSY).
+_QUERIES: Final = frozenset({"GET_ACCOUNT", "GET_POSITIONS"})
 Work = Coroutine[Any, Any, Reply]
 Handler = Callable[[Any], Reply | Work]
 
@@ -112,8 +113,8 @@ class RequestRouter:
             Close: self._order,
             Halt: self._switch,
             Resume: self._switch,
-            GetAccount: self._account,
-            GetPositions: self._positions,
+            GetAccount: self._query,
+            GetPositions: self._query,
         }
 
     # -- in ----------------------------------------------------------------------------------
@@ -146,7 +147,16 @@ class RequestRouter:
 
     def send(self, envelope: list[bytes], reply: Reply, received_at: float | None = None) -> None:
         """Send ``reply``; ``received_at`` defaults to the arrival of the message being handled."""
-        self._transport.send([*envelope, encode(reply)])
+        body = encode(reply)
+        if not self._transport.send([*envelope, body], refusable=reply.action in _QUERIES):
+            # A large answer, and the peer has not read its last ones: a short refusal instead.
+            reply = rejected(
+                reply.uuid,
+                reply.action,
+                ErrorCode.BUSY,
+                "your earlier answers are still unread; ask again shortly",
+            )
+            self._transport.send([*envelope, encode(reply)])
         if self._metrics is not None:
             started = self._received_at if received_at is None else received_at
             self._metrics.observe_reply(
@@ -302,12 +312,6 @@ class RequestRouter:
         else:
             self._killswitch.resume(uuid=request.uuid)
         return ok(request, halted=self._killswitch.halted)
-
-    def _account(self, request: GetAccount) -> Reply | Work:
-        return self._query(request)
-
-    def _positions(self, request: GetPositions) -> Reply | Work:
-        return self._query(request)
 
     def _query(self, request: GetAccount | GetPositions) -> Reply | Work:
         # Queries are unsigned: a share of the queue at most, so that a flood of them (from

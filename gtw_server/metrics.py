@@ -8,6 +8,7 @@
     mt5_gateway_journal_entries                          uuids the journal remembers
     mt5_gateway_mt5_connected, mt5_gateway_halted        0 or 1
     mt5_gateway_worker_restarts                         terminal worker restarts so far
+    mt5_gateway_replies_dropped                         replies a peer did not read, dropped
 
 Gauges are read when scraped, so keeping them costs nothing on the request path; counters and
 histograms are updated in place (about a microsecond each).
@@ -77,6 +78,7 @@ class GatewayMetrics:
         connected: Callable[[], bool],
         halted: Callable[[], bool],
         worker_restarts: Callable[[], int],
+        replies_dropped: Callable[[], int],
     ) -> None:
         """The gauges of the gateway's state, each read at scrape time."""
         self.gauge("mt5_gateway_in_flight", "Requests waiting on the terminal", in_flight)
@@ -90,6 +92,11 @@ class GatewayMetrics:
         self.gauge("mt5_gateway_mt5_connected", "1 when the terminal is connected", connected)
         self.gauge("mt5_gateway_halted", "1 when the kill switch is on", halted)
         self.gauge("mt5_gateway_worker_restarts", "Terminal worker restarts", worker_restarts)
+        self.gauge(
+            "mt5_gateway_replies_dropped",
+            "Replies dropped because the peer was gone or did not read them",
+            replies_dropped,
+        )
 
     def serve(self, port: int, host: str = "127.0.0.1") -> None:
         """Serve ``/metrics`` on ``host:port`` from a background thread."""

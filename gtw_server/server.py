@@ -269,6 +269,7 @@ class Gateway:
                 connected=lambda: monitor.connected,
                 halted=lambda: killswitch.halted,
                 worker_restarts=lambda: worker.restarts,
+                replies_dropped=lambda: transport.dropped_replies,
             )
             self._serve_metrics(metrics, gateway.metrics_port)
         deadman.seen()

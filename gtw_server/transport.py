@@ -2,18 +2,18 @@
 every queued message read at each wake-up, and looked for again after each send).
 
 What a peer that does not read its replies may cost is bounded in bytes: libzmq queues at most
-``_SNDHWM`` replies for one peer; a burst beyond that (a reading peer whose requests came in
-one wake-up) waits in a backlog of the peer's own, sent again in order as its queue empties;
-past ``_BACKLOG_BYTES`` a peer's new replies are dropped and counted. Its orders stay
-journaled: a retry of the same uuid gets the stored reply.
+``_SNDHWM`` replies for one peer, small ones; past that they are dropped and counted (its
+orders stay journaled, so a retry of the same uuid gets the stored reply). A large reply (a
+GET_POSITIONS of a big book) is tracked until libzmq has handed it to the kernel, and a peer
+may hold at most ``_LARGE_BYTES`` of them (or one, however large): past that ``send`` refuses
+it and says so, and the gateway answers the query with a short ``BUSY`` instead. (Only answers
+with no side effect are refusable; an order's reply is small.)
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections import deque
 from collections.abc import Callable
-from typing import Final
+from typing import Final, cast
 
 import zmq
 from loguru import logger
@@ -23,15 +23,13 @@ from plumbing.drain import EdgeDrain
 
 __all__ = ["RouterTransport", "split_envelope"]
 
-# A peer that never reads costs at most _SNDHWM replies in libzmq's queue plus _BACKLOG_BYTES
-# here (about 0.75 MB of GET_POSITIONS replies on a book of 200 positions, plus the backlog);
-# what the kernel's socket buffers hold is not the gateway's memory.
-_SNDHWM: Final = 16
-_BACKLOG_BYTES: Final = 512 * 1024
+# A peer that never reads costs at most _SNDHWM small replies (PINGs: about 0.3 MB) plus
+# _LARGE_BYTES of large ones; what the kernel's socket buffers hold is not the gateway's memory.
+_SNDHWM: Final = 1000  # enough for a burst from a reading peer: libzmq sends it on as it can
 _RCVHWM: Final = 1000  # requests waiting to be read: the loop drains them as they come
-_REPLY_OVERHEAD: Final = 200  # bytes a held reply costs beyond its frames (objects, deque)
-_RETRY_MIN_S: Final = 0.002  # how soon a backlog is tried again, doubling while nothing moves
-_RETRY_MAX_S: Final = 0.1
+_LARGE: Final = 1024  # a reply this big or bigger is tracked until libzmq has let it go
+_LARGE_BYTES: Final = 512 * 1024
+_SWEEP_PEERS: Final = 256  # forget peers whose large replies have all gone, past this many
 
 
 def split_envelope(frames: list[bytes]) -> tuple[list[bytes], list[bytes]]:
@@ -44,21 +42,6 @@ def split_envelope(frames: list[bytes]) -> tuple[list[bytes], list[bytes]]:
     if len(frames) > 1 and frames[1] == b"":
         return frames[:2], frames[2:]
     return frames[:1], frames[1:]
-
-
-class _Backlog:
-    """Replies waiting for one peer whose queue is full, and their size."""
-
-    __slots__ = ("replies", "size")
-
-    def __init__(self) -> None:
-        self.replies: deque[list[bytes]] = deque()
-        self.size = 0
-
-
-def _size(frames: list[bytes]) -> int:
-    """What holding ``frames`` costs, in bytes."""
-    return _REPLY_OVERHEAD + sum(len(frame) for frame in frames)
 
 
 class RouterTransport:
@@ -86,6 +69,9 @@ class RouterTransport:
         sock.setsockopt(zmq.SNDHWM, _SNDHWM)
         sock.setsockopt(zmq.RCVHWM, _RCVHWM)
         sock.setsockopt(zmq.LINGER, linger_ms)  # let the last replies leave on close
+        # pyzmq copies a frame below this size even when told not to, and its tracker is then
+        # done at once: a large reply must be zero-copy for the budget to see it held.
+        sock.copy_threshold = 0
         try:
             if setup is not None:
                 setup(sock)
@@ -96,83 +82,58 @@ class RouterTransport:
         self.endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
         self._sock = sock
         self._drain = EdgeDrain(sock)  # reads nothing until started: binding comes first
-        self._loop: asyncio.AbstractEventLoop | None = None
         self.dropped_replies = 0
-        self._backlogs: dict[bytes, _Backlog] = {}
-        self._retry: asyncio.TimerHandle | None = None
-        self._retry_s = _RETRY_MIN_S
+        # Large replies not yet handed to the kernel, by peer: (tracker, size).
+        self._large: dict[bytes, list[tuple[zmq.MessageTracker, int]]] = {}
+        self._sweep_at = _SWEEP_PEERS
 
     def start(self, on_message: Callable[[list[bytes]], None]) -> None:
         """Start handing each message to ``on_message(frames)``."""
-        self._loop = asyncio.get_running_loop()
         self._drain.start(on_message)
 
     def pause(self) -> None:
         """Stop reading (messages wait in the socket)."""
         self._drain.stop()
 
-    def send(self, frames: list[bytes]) -> None:
-        """Send one message; never blocks. A reply that cannot be delivered is counted."""
-        peer = frames[0]
-        if peer in self._backlogs:
-            self._hold(peer, frames)  # behind the replies already waiting: keep the order
-        else:
-            try:
+    def send(self, frames: list[bytes], *, refusable: bool = False) -> bool:
+        """Send one message; never blocks. A reply that cannot be delivered is counted. False
+        when a large ``refusable`` reply was not sent because the peer holds its share of
+        them unread."""
+        sent = True
+        try:
+            if not refusable or len(frames[-1]) < _LARGE:
                 self._sock.send_multipart(frames, zmq.NOBLOCK)
-            except zmq.Again:  # the peer's queue is full: it is slow, or does not read
-                self._hold(peer, frames)
-            except zmq.ZMQError as exc:
-                if exc.errno != zmq.EHOSTUNREACH:
-                    raise
-                self.dropped_replies += 1
-                logger.debug("reply dropped: the client has disconnected")
-        self._drain.after_send()
-
-    @property
-    def held_bytes(self) -> int:
-        """Bytes of replies waiting for peers whose queue is full."""
-        return sum(backlog.size for backlog in self._backlogs.values())
-
-    def _hold(self, peer: bytes, frames: list[bytes]) -> None:
-        backlog = self._backlogs.setdefault(peer, _Backlog())
-        size = _size(frames)
-        if backlog.size + size > _BACKLOG_BYTES:
+            else:
+                sent = self._send_large(frames)
+        except zmq.Again:  # the peer's queue is full: it does not read its replies
             self.dropped_replies += 1
             if self._throttle is None or self._throttle.allow("dropped replies"):
                 logger.warning("reply dropped: the client is not reading its replies")
-            return
-        backlog.replies.append(frames)
-        backlog.size += size
-        if self._retry is None and self._loop is not None:
-            self._retry_s = _RETRY_MIN_S
-            self._retry = self._loop.call_later(self._retry_s, self._send_held)
+        except zmq.ZMQError as exc:
+            if exc.errno != zmq.EHOSTUNREACH:
+                raise
+            self.dropped_replies += 1
+            logger.debug("reply dropped: the client has disconnected")
+        self._drain.after_send()
+        return sent
 
-    def _send_held(self) -> None:
-        """Send what waits, each peer's in order, as far as their queues take it."""
-        self._retry = None
-        moved = False
-        for peer, backlog in list(self._backlogs.items()):
-            while backlog.replies:
-                try:
-                    self._sock.send_multipart(backlog.replies[0], zmq.NOBLOCK)
-                except zmq.Again:
-                    break
-                except zmq.ZMQError as exc:
-                    if exc.errno != zmq.EHOSTUNREACH:
-                        raise
-                    self.dropped_replies += len(backlog.replies)  # the peer has gone
-                    backlog.replies.clear()
-                    break
-                backlog.size -= _size(backlog.replies.popleft())
-                moved = True
-            if not backlog.replies:
-                del self._backlogs[peer]
-        if self._backlogs and self._loop is not None:
-            self._retry_s = _RETRY_MIN_S if moved else min(self._retry_s * 2, _RETRY_MAX_S)
-            self._retry = self._loop.call_later(self._retry_s, self._send_held)
+    def _send_large(self, frames: list[bytes]) -> bool:
+        """Send a large reply, unless the peer already holds its share of them unsent."""
+        peer, size = frames[0], len(frames[-1])
+        pending = [(t, n) for t, n in self._large.pop(peer, []) if not t.done]
+        if pending and sum(n for _, n in pending) + size > _LARGE_BYTES:  # one always goes
+            self._large[peer] = pending
+            return False
+        sent = self._sock.send_multipart(frames, zmq.NOBLOCK, copy=False, track=True)
+        tracker = cast(zmq.MessageTracker, sent)  # track=True: always a tracker
+        self._large[peer] = [*pending, (tracker, size)]
+        if len(self._large) > self._sweep_at:  # peers come and go: keep only those who hold
+            self._large = {
+                p: held for p, held in self._large.items() if not all(t.done for t, _ in held)
+            }
+            self._sweep_at = max(_SWEEP_PEERS, 2 * len(self._large))
+        return True
 
     def close(self) -> None:
         self.pause()
-        if self._retry is not None:
-            self._retry.cancel()
         self._sock.close()

@@ -138,7 +138,8 @@ class Bridge:
     ``request_timeout`` bounds each round trip; ``retries`` is how many times an unanswered
     order is sent again (same uuid) before the gateway is asked about it;
     ``retry_not_executed`` sends an order answered "not executed, try again" (the terminal or
-    its worker lost, the gateway busy, its journal unavailable) again, with backoff.
+    its worker lost, the gateway busy, its journal unavailable) again, with backoff; and a
+    query answered ``BUSY``, within its ``request_timeout``.
     ``order_timeout`` is each order's deadline: no attempt is sent, and no ``PENDING`` answer
     waited on, after it; ``send_order`` then reports what it knows (the last attempt's
     answer, and a GET_ORDER about an unanswered one, may take one ``request_timeout`` each).
@@ -459,7 +460,19 @@ class Bridge:
 
     async def _query(self, request: Request) -> Reply:
         self._require_open()
+        deadline = _monotonic() + self.request_timeout
+        backoff = _RETRY_BACKOFF_S
         reply = await self._channel.request(request, self.request_timeout)
+        # A query changes nothing: asked again while the gateway is BUSY, within its timeout.
+        while (
+            self.retry_not_executed
+            and reply.error_code == ErrorCode.BUSY
+            and _monotonic() + backoff < deadline
+        ):
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, _RETRY_BACKOFF_MAX_S)
+            request = msgspec.structs.replace(request, timestamp=self._now())
+            reply = await self._channel.request(request, self.request_timeout)
         if reply.status is Status.REJECTED:
             raise _rejection(reply)
         return reply

@@ -22,6 +22,7 @@ from fake_channel import (
     TIMEOUT,
     ScriptedChannel,
     Step,
+    answer,
     filled,
     not_found,
     pending,
@@ -39,7 +40,7 @@ from inf_bridge import (
     OutcomeUnknown,
     RiskLimits,
 )
-from protocol import Close, ErrorCode, GetOrder, Open, Request, secret_key, verify
+from protocol import Close, ErrorCode, GetOrder, Open, Request, Status, secret_key, verify
 
 SECRET = "logic-test-secret-0123456789abcdef"
 BUSY, DISCONNECTED, JOURNAL = (
@@ -376,3 +377,39 @@ async def test_the_bridge_opens_and_closes_its_transport() -> None:
         assert bridge.clock_offset == pytest.approx(0.0, abs=0.01)
         assert channel.exchanges[0].at == pytest.approx(0.0, abs=0.01)  # the first beat
     assert not channel.is_open
+
+
+# -- queries -----------------------------------------------------------------------------------
+
+
+@virtual_time
+async def test_a_busy_query_is_asked_again_within_its_timeout() -> None:
+    positions = answer(Status.OK, positions=[])
+    channel = ScriptedChannel({"GET_POSITIONS": [refused(BUSY), refused(BUSY), positions]})
+    async with bridge_on(channel, request_timeout=5.0) as bridge:
+        started = now()
+        assert await bridge.get_positions() == []
+    asks = [at - started for at in channel.times("GET_POSITIONS")]
+    assert asks == pytest.approx([0.0, 0.201, 0.602], abs=0.01)  # 0.2 s, then 0.4 s apart
+
+
+@virtual_time
+async def test_a_query_busy_past_its_timeout_is_refused() -> None:
+    channel = ScriptedChannel({"GET_ACCOUNT": forever(refused(BUSY, "unread answers"))})
+    async with bridge_on(channel, request_timeout=2.0) as bridge:
+        started = now()
+        with pytest.raises(OrderRejected, match="unread answers") as excinfo:
+            await bridge.get_account()
+        assert now() - started < 2.0
+    assert excinfo.value.error_code == "BUSY"
+    asks = [at - started for at in channel.times("GET_ACCOUNT")]
+    assert asks == pytest.approx([0.0, 0.201, 0.602, 1.403], abs=0.01)  # 3.0 s would be late
+
+
+@virtual_time
+async def test_with_retry_not_executed_off_a_busy_query_is_refused_at_once() -> None:
+    channel = ScriptedChannel({"GET_POSITIONS": [refused(BUSY)]})
+    async with bridge_on(channel, retry_not_executed=False) as bridge:
+        with pytest.raises(OrderRejected):
+            await bridge.get_positions()
+    assert len(channel.sent("GET_POSITIONS")) == 1

@@ -1,0 +1,113 @@
+"""The ROUTER transport's bound on large answers, on real sockets: a peer that does not read
+holds at most ``_LARGE_BYTES`` of them in the gateway (``send`` refuses the rest and says so),
+a peer that reads is refused only while it is behind, one answer larger than the whole budget
+still goes to a peer that holds none, and replies that may not be refused never are."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import zmq
+from support import eventually
+
+from gtw_server.transport import _LARGE_BYTES, RouterTransport
+
+BIG = b"x" * 46_000  # a GET_POSITIONS reply on a book of 200 positions
+
+
+@pytest.fixture
+def transport() -> Iterator[RouterTransport]:
+    router = RouterTransport("tcp://127.0.0.1:*", max_message_bytes=1 << 20, linger_ms=0)
+    yield router
+    router.close()
+
+
+def dealer(transport: RouterTransport, identity: bytes, *, reads: bool) -> zmq.Socket[bytes]:
+    sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.IDENTITY, identity)
+    if not reads:  # nor lets its own libzmq read for it: everything stays with the gateway
+        sock.setsockopt(zmq.RCVHWM, 1)
+        sock.setsockopt(zmq.RCVBUF, 4096)
+    sock.connect(transport.endpoint)
+    sock.send(b"hello")  # the ROUTER knows a peer once it has heard from it
+    return sock
+
+
+def heard(transport: RouterTransport, count: int) -> None:
+    """Wait until the ROUTER has ``count`` messages queued, so the peers are routable."""
+    eventually(lambda: transport._sock.poll(0) and True, "the peers are connected")
+    for _ in range(count):
+        transport._sock.recv_multipart()
+
+
+def test_a_deaf_peer_holds_its_budget_of_large_answers_and_no_more(
+    transport: RouterTransport,
+) -> None:
+    deaf = dealer(transport, b"deaf", reads=False)
+    heard(transport, 1)
+    try:
+        sent = [transport.send([b"deaf", BIG], refusable=True) for _ in range(400)]  # 18 MB
+        held = sum(n for t, n in transport._large[b"deaf"] if not t.done)
+        assert held <= _LARGE_BYTES + len(BIG)
+        assert sent.count(False) >= 400 - (_LARGE_BYTES * 8) // len(BIG)  # refused, and said so
+        assert transport.dropped_replies == 0
+    finally:
+        deaf.close()
+
+
+def test_a_reading_peer_is_refused_only_while_behind(transport: RouterTransport) -> None:
+    reader = dealer(transport, b"reader", reads=True)
+    heard(transport, 1)
+    try:
+        sent = [transport.send([b"reader", BIG], refusable=True) for _ in range(200)]  # 9 MB
+        got = 0
+        while reader.poll(2000):
+            reader.recv()
+            got += 1
+            if got == sent.count(True):
+                break
+        assert got == sent.count(True)  # what was not refused arrived
+        # caught up: its budget is free again
+        eventually(lambda: transport.send([b"reader", BIG], refusable=True), "accepted again")
+    finally:
+        reader.close()
+
+
+def test_replies_that_may_not_be_refused_are_not(transport: RouterTransport) -> None:
+    deaf = dealer(transport, b"deaf", reads=False)
+    heard(transport, 1)
+    try:
+        assert all(transport.send([b"deaf", BIG]) for _ in range(100))  # libzmq's queue holds
+        assert b"deaf" not in transport._large
+    finally:
+        deaf.close()
+
+
+def test_one_reply_larger_than_the_budget_still_goes(transport: RouterTransport) -> None:
+    reader = dealer(transport, b"reader", reads=True)
+    heard(transport, 1)
+    huge = b"y" * (_LARGE_BYTES * 2)
+    try:
+        assert transport.send([b"reader", huge], refusable=True)
+        assert reader.poll(5000)
+        assert reader.recv() == huge
+        assert transport.dropped_replies == 0
+    finally:
+        reader.close()
+
+
+def test_peers_that_left_are_forgotten(transport: RouterTransport) -> None:
+    socks = [dealer(transport, b"peer-%d" % n, reads=True) for n in range(600)]
+    heard(transport, len(socks))
+    try:
+        for n, sock in enumerate(socks):
+            assert transport.send([b"peer-%d" % n, BIG], refusable=True)
+            assert sock.poll(5000)
+            sock.recv()
+        # each peer's reply has gone: past 256 peers the record of them is swept
+        assert len(transport._large) < 600
+    finally:
+        for sock in socks:
+            sock.close()
