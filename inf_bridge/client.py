@@ -257,9 +257,14 @@ class Bridge:
     # -- queries -----------------------------------------------------------------------------
 
     async def ping(self) -> float:
-        """Round-trip time to the gateway, in seconds."""
+        """Round-trip time to the gateway, in seconds: an unsigned PING, the cheapest request
+        there is. Whether the gateway accepts this node's secret is the heartbeat's to say
+        (``health.authenticated``): its beats are signed."""
+        self._require_open()
         started = time.perf_counter()
-        await self._ping_reply(self.request_timeout)
+        await self._channel.request(
+            Ping(uuid=new_uuid(), timestamp=self._now()), self.request_timeout
+        )
         return time.perf_counter() - started
 
     async def _ping_reply(self, timeout: float) -> Reply:
@@ -349,7 +354,7 @@ class Bridge:
         _audit(
             AuditEvent.RISK_PASS,
             order.uuid,
-            f"OPEN {order.type} {order.volume:g} {order.symbol}",
+            f"OPEN {order.type.value} {order.volume:g} {order.symbol}",
             symbol=order.symbol,
             side=order.type.value,
             volume=order.volume,
@@ -512,7 +517,7 @@ class Bridge:
         unanswered = False  # a send got no answer: it may have arrived, and executed
         refused: Reply | None = None  # the last "not executed, try again" answer
         after: str | None = None  # why the next attempt is made
-        stopped = f"its order_timeout ({self.order_timeout:g} s) ran out"
+        stopped: str | None = None  # why no more attempts are made, if not the order_timeout
         while True:
             if attempt and isinstance(order, Open) and self.breaker.is_open:
                 stopped = f"the circuit breaker opened ({self.breaker.reason})"
@@ -556,6 +561,7 @@ class Bridge:
             backoff = min(backoff * 2, _RETRY_BACKOFF_MAX_S)
         if unanswered:
             return await self._ask(order, deadline)
+        stopped = stopped or f"its order_timeout ({self.order_timeout:g} s) ran out"
         if refused is not None:
             note = f"; sent {attempt} time(s), not sent again: {stopped}"
             return msgspec.structs.replace(refused, error_msg=(refused.error_msg or "") + note)

@@ -138,6 +138,16 @@ async def test_a_refused_secret_stops_orders_before_they_are_sent() -> None:
     assert [r.action for r in gateway.received] == ["PING"]  # no order reached it
 
 
+async def test_ping_measures_the_round_trip_unsigned() -> None:
+    async with (
+        standing_in() as gateway,
+        Bridge(gateway.endpoint, secret=SECRET, heartbeat_interval=60) as bridge,
+    ):
+        beats = len(pings(gateway))  # the signed beat taken on opening
+        assert await bridge.ping() > 0
+    assert [ping.risk_signature is None for ping in pings(gateway)] == [False] * beats + [True]
+
+
 async def test_without_a_secret_pings_are_not_signed() -> None:
     async with standing_in() as gateway, Bridge(gateway.endpoint, secret=None) as bridge:
         assert bridge.health.authenticated is None and not bridge.breaker.is_open
