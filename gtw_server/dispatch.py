@@ -15,12 +15,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import msgspec
 from loguru import logger
 
-from gtw_server.adapter import FindOrders
 from gtw_server.config import Config
 from gtw_server.errors import TerminalError
 from gtw_server.executor import OrderExecutor
@@ -30,7 +29,7 @@ from gtw_server.journal import Journal
 from gtw_server.killswitch import KillSwitch
 from gtw_server.ledger import HistoryLedger
 from gtw_server.metrics import GatewayMetrics
-from gtw_server.operations import ACCOUNT, FIND, POSITIONS
+from gtw_server.operations import ACCOUNT, POSITIONS
 from gtw_server.replies import ok, outcome_reply, pending, rejected
 from gtw_server.tagging import order_tag
 from gtw_server.transport import RouterTransport, split_envelope
@@ -63,6 +62,7 @@ _QUERY_SHARE: Final = 4  # queries may hold at most a quarter of max_queue
 # Answers with no side effect: a large one the peer has no room for may be refused (BUSY).
 _QUERIES: Final = frozenset({"GET_ACCOUNT", "GET_POSITIONS"})
 Work = Coroutine[Any, Any, Reply]
+QueryT = TypeVar("QueryT", bound=GetAccount | GetPositions | GetOrder)  # the unsigned terminal work
 Handler = Callable[[Any], Reply | Work]
 
 
@@ -236,8 +236,8 @@ class RequestRouter:
         entry = self._journal.get(request.order_uuid)
         if entry is None:
             # Not journaled: never executed, or a journal that lost it. Only the terminal's
-            # history can tell; a not-found must never be a guess.
-            return self._order_in_history(request)
+            # history can tell; a not-found must never be a guess. Unsigned, so a query.
+            return self._capped(request, self._order_in_history)
         about = {"order_uuid": entry.uuid, "order_action": entry.action}
         if entry.reply is None:
             return msgspec.structs.replace(
@@ -252,15 +252,13 @@ class RequestRouter:
         """GET_ORDER of a uuid the journal does not know, answered from the terminal's deals
         and active orders (a rare path: one terminal call)."""
         uuid = request.order_uuid
-        tag = order_tag(uuid)
         try:
-            found = await self._worker.call(FIND, FindOrders(tags=[tag], since=self._ledger.since))
+            outcome = await self._executor.in_history(order_tag(uuid))
         except TerminalError as exc:
             return msgspec.structs.replace(
                 pending(request, f"the terminal's history cannot be read now ({exc}); ask again"),
                 order_uuid=uuid,
             )
-        outcome = found.get(tag)
         if outcome is None:
             return rejected(
                 request.uuid,
@@ -314,13 +312,23 @@ class RequestRouter:
         return ok(request, halted=self._killswitch.halted)
 
     def _query(self, request: GetAccount | GetPositions) -> Reply | Work:
-        # Queries are unsigned: a share of the queue at most, so that a flood of them (from
-        # anyone who reaches the port) cannot keep signed orders out.
+        return self._capped(request, self._ask_terminal)
+
+    def _capped(self, request: QueryT, ask: Callable[[QueryT], Work]) -> Reply | Work:
+        """``ask(request)``, unless queries already hold their share of the queue: they are
+        unsigned, so a flood of them (from anyone who reaches the port) must not keep signed
+        orders out."""
         limit = max(1, self._config.gateway.max_queue // _QUERY_SHARE)
         if self._gate.full or self._queries >= limit:
             return busy(request)
         self._queries += 1
-        return self._ask_terminal(request)
+        return self._counted(ask(request))
+
+    async def _counted(self, work: Work) -> Reply:
+        try:
+            return await work
+        finally:
+            self._queries -= 1
 
     async def _ask_terminal(self, request: GetAccount | GetPositions) -> Reply:
         try:
@@ -335,5 +343,3 @@ class RequestRouter:
                 ErrorCode.MT5_DISCONNECTED,
                 "the terminal could not answer; try again shortly",
             )
-        finally:
-            self._queries -= 1

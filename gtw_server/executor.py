@@ -89,16 +89,16 @@ class OrderExecutor:
         *,
         secret: bytes | None,
         signature_ttl_ms: int,
+        ledger: HistoryLedger,
         operator_secret: bytes | None = None,
         settle_s: float = 1.0,
         on_authenticated: Callable[[], None] | None = None,
-        ledger: HistoryLedger | None = None,
         throttle: Throttle | None = None,
     ) -> None:
         """``secret`` verifies orders (``None``: signatures are not checked);
         ``operator_secret``, when given, is the only key that signs HALT and RESUME.
         ``on_authenticated`` is told of every request whose signature verified. ``ledger``
-        holds the tags of the terminal's recent history (``None``: the journal alone).
+        holds the tags of the terminal's recent history.
         ``throttle`` limits the lines written for refusals and replays, per error code.
         """
         self.journal = journal
@@ -260,7 +260,7 @@ class OrderExecutor:
                     f"the journal could not record this order{_NOT_EXECUTED}",
                 )
             tag = order_tag(uuid)
-            if self.ledger is not None and self.ledger.suspect(tag, uuid):
+            if self.ledger.suspect(tag, uuid):
                 answer = await self._from_history(request, tag)
                 if answer is not None:
                     return answer
@@ -289,22 +289,24 @@ class OrderExecutor:
             )
             return reply
         self._verdicts[uuid] = reply
-        if self.ledger is not None:
-            self.ledger.claim(tag, uuid)
+        self.ledger.claim(tag, uuid)
         return reply
+
+    async def in_history(self, tag: str) -> OrderOutcome | None:
+        """The order with ``tag`` in the terminal's recent deals and active orders, if any;
+        raises ``TerminalError`` when the history cannot be read."""
+        found = await self.worker.call(FIND, FindOrders(tags=[tag], since=self.ledger.since))
+        return found.get(tag)
 
     async def _from_history(self, request: Open | Close, tag: str) -> Reply | None:
         """Look for ``request`` in the terminal's history, where the ledger saw its tag with
         no owner the journal knows: the stored reply if it executed before (never again),
         ``None`` when it is not there (execute it)."""
-        assert self.ledger is not None
         uuid, action = request.uuid, request.action
-        query = FindOrders(tags=[tag], since=self.ledger.since)
         try:
-            found = await self.worker.call(FIND, query)
+            outcome = await self.in_history(tag)
         except TerminalError as exc:  # a lookup changes nothing in the terminal
             return self._not_executed(request, f"its history could not be read ({exc})")
-        outcome = found.get(tag)
         if outcome is None:
             return None
         if outcome.status == "UNKNOWN":
@@ -362,8 +364,7 @@ class OrderExecutor:
 
     def _unknown(self, request: Open | Close, tag: str, why: str) -> Reply:
         """The order may or may not have executed: keep it open for reconciliation."""
-        if self.ledger is not None:
-            self.ledger.claim(tag, request.uuid)
+        self.ledger.claim(tag, request.uuid)
         audit(
             AuditEvent.OUTCOME_UNKNOWN,
             f"{request.action}: {why}; reconciling",

@@ -294,7 +294,7 @@ class Bridge:
         """
         self._require_open()
         request = GetOrder(uuid=new_uuid(), timestamp=self._now(), order_uuid=uuid)
-        reply = await self._channel.request(request, self.request_timeout)
+        reply = await self._answer(request)
         if reply.order_uuid is None:  # the GET_ORDER itself was refused
             raise _rejection(reply)
         return OrderState.from_reply(reply)
@@ -465,10 +465,17 @@ class Bridge:
 
     async def _query(self, request: Request) -> Reply:
         self._require_open()
+        reply = await self._answer(request)
+        if reply.status is Status.REJECTED:
+            raise _rejection(reply)
+        return reply
+
+    async def _answer(self, request: Request) -> Reply:
+        """The reply to ``request``, which changes nothing: so it is asked again while the
+        gateway answers ``BUSY``, within its ``request_timeout``."""
         deadline = _monotonic() + self.request_timeout
         backoff = _RETRY_BACKOFF_S
         reply = await self._channel.request(request, self.request_timeout)
-        # A query changes nothing: asked again while the gateway is BUSY, within its timeout.
         while (
             self.retry_not_executed
             and reply.error_code == ErrorCode.BUSY
@@ -478,8 +485,6 @@ class Bridge:
             backoff = min(backoff * 2, _RETRY_BACKOFF_MAX_S)
             request = msgspec.structs.replace(request, timestamp=self._now())
             reply = await self._channel.request(request, self.request_timeout)
-        if reply.status is Status.REJECTED:
-            raise _rejection(reply)
         return reply
 
     def _stamp(self, request: SignableT) -> SignableT:
@@ -606,11 +611,18 @@ class Bridge:
         )
 
     async def _order_reply(self, uuid: str) -> Reply | None:
-        """GET_ORDER for ``uuid``: the stored reply, or ``None`` if the gateway has none."""
+        """GET_ORDER for ``uuid``: the stored reply, or ``None`` if the gateway has none.
+        Raises ``GatewayTimeout`` when it did not answer, or refused the question itself
+        (``BUSY``): either way nothing is known of the order."""
         request = GetOrder(uuid=new_uuid(), timestamp=self._now(), order_uuid=uuid)
-        reply = await self._channel.request(request, self.request_timeout)
+        reply = await self._answer(request)
         if reply.error_code == ErrorCode.ORDER_NOT_FOUND:
             return None
+        if reply.order_uuid is None:  # not an answer about the order
+            raise GatewayTimeout(
+                f"the gateway did not answer GET_ORDER about {uuid}: {reply.error_code} "
+                f"{reply.error_msg or ''}".rstrip()
+            )
         return reply
 
 

@@ -32,6 +32,7 @@ TIMEOUT: Final = "TIMEOUT"
 NEVER_SENT: Final = "NEVER_SENT"
 EPOCH: Final = 1_700_000_000.0  # the scripted gateway's wall clock at virtual time 0
 ROUND_TRIP_S: Final = 0.001
+_NOT_ABOUT_THE_ORDER: Final = frozenset({ErrorCode.ORDER_NOT_FOUND, ErrorCode.BUSY})
 
 Step: TypeAlias = "Reply | str | Callable[[Request], Step]"
 
@@ -153,8 +154,9 @@ class ScriptedChannel:
         reply = msgspec.structs.replace(
             reply, uuid=request.uuid, action=request.action, timestamp=self.clock()
         )
-        if isinstance(request, GetOrder) and reply.error_code != ErrorCode.ORDER_NOT_FOUND:
-            # The gateway names the order it answers about (not when it has none).
+        if isinstance(request, GetOrder) and reply.error_code not in _NOT_ABOUT_THE_ORDER:
+            # The gateway names the order it answers about (not when it has none, nor when
+            # it refuses the question itself).
             order_action = self._actions.get(request.order_uuid, "OPEN")
             reply = msgspec.structs.replace(
                 reply, order_uuid=request.order_uuid, order_action=order_action

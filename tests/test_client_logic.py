@@ -100,6 +100,26 @@ async def test_after_the_last_retry_the_gateway_is_asked_about_the_order() -> No
 
 
 @virtual_time
+async def test_a_busy_answer_to_the_question_is_no_answer_about_the_order() -> None:
+    channel = ScriptedChannel(
+        {"OPEN": [TIMEOUT] * 3, "GET_ORDER": [refused(BUSY), refused(BUSY), filled(ticket=8)]}
+    )
+    async with bridge_on(channel, retries=2) as bridge:
+        fill = await bridge.send_order("EURUSD", "BUY", 0.1, uuid="busy-asked-1")
+    assert fill.ticket == 8  # BUSY refused the GET_ORDER, not the order: asked again
+    assert len(channel.sent("GET_ORDER")) == 3
+
+
+@virtual_time
+async def test_a_question_busy_to_the_end_leaves_the_outcome_unknown() -> None:
+    channel = ScriptedChannel({"OPEN": [TIMEOUT] * 3, "GET_ORDER": forever(refused(BUSY))})
+    async with bridge_on(channel, retries=2) as bridge:
+        with pytest.raises(OutcomeUnknown) as excinfo:
+            await bridge.send_order("EURUSD", "BUY", 0.1, uuid="busy-asked-2")
+    assert excinfo.value.uuid == "busy-asked-2"  # never "rejected": it may have executed
+
+
+@virtual_time
 async def test_an_order_the_gateway_never_had_is_not_executed(audit_file: Path) -> None:
     channel = ScriptedChannel({"OPEN": [TIMEOUT] * 3, "GET_ORDER": [not_found()]})
     async with bridge_on(channel, risk=RiskLimits(max_order_volume=1.0)) as bridge:

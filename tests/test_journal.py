@@ -18,6 +18,7 @@ from support import LockHolder
 from gtw_server.errors import JournalDamaged, JournalError, JournalUnavailable
 from gtw_server.executor import OrderExecutor
 from gtw_server.journal import Journal
+from gtw_server.ledger import HistoryLedger
 from protocol import ErrorCode, Open, Side, Status
 
 OpenJournal = Callable[..., Journal]
@@ -250,7 +251,13 @@ async def test_a_failed_commit_undoes_its_group_and_its_orders_are_refused(
         async def call(self, *args: object, **kwargs: object) -> object:
             raise AssertionError("an order of a failed group reached the terminal")
 
-    executor = OrderExecutor(journal, NoTerminal(), secret=None, signature_ttl_ms=5000)  # type: ignore[arg-type]
+    executor = OrderExecutor(
+        journal,
+        NoTerminal(),  # type: ignore[arg-type]
+        secret=None,
+        signature_ttl_ms=5000,
+        ledger=HistoryLedger(86_400),
+    )
     order = Open(uuid="u1", timestamp=0, symbol="EURUSD", type=Side.BUY, volume=0.1)
     reply = await executor.execute(order)
     assert (reply.status, reply.error_code) == (Status.REJECTED, ErrorCode.JOURNAL_UNAVAILABLE)

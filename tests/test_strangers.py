@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 import zmq
-from support import eventually, eventually_async, ping, request
+from support import Dealer, eventually, eventually_async, ping, request, signed_open
 
 from gtw_server.testing import GatewayProcess, free_port
 from gtw_server.throttle import Throttle
 from inf_bridge import Bridge
-from protocol import GetPositions, Open, Side, encode
+from protocol import GetOrder, GetPositions, Open, Side, encode
 
 
 def test_the_throttle_counts_per_kind_and_starts_again_each_window() -> None:
@@ -195,3 +195,36 @@ async def test_an_unread_flood_of_big_queries_costs_little_and_starves_no_order(
             finally:
                 for sock in deaf:
                     sock.close()
+
+
+async def test_unsigned_lookups_hold_their_share_of_the_queue_and_no_more(
+    tmp_path: Path, secret: str
+) -> None:
+    """GET_POSITIONS and a GET_ORDER the journal cannot answer (a look in the terminal's
+    history) are unsigned terminal work: with ``max_queue`` 8 at most two wait at once, the
+    rest are answered BUSY, and a signed order sent behind the flood still goes."""
+    slow = {"order_latency_ms": 300, "order_latency_holds_gil": False}
+    gateway = GatewayProcess(tmp_path / "gw", secret=secret, sim=slow, gateway={"max_queue": 8})
+    with gateway:
+        client = Dealer(gateway.endpoint)
+        try:
+            await client.send(signed_open(secret, "first", volume=0.01))  # holds the terminal
+            lookups = [f"who-{n}" for n in range(10)]
+            books = [f"book-{n}" for n in range(10)]
+            for uuid in lookups:
+                await client.send(
+                    encode(GetOrder(uuid=uuid, timestamp=time.time(), order_uuid=f"x{uuid}"))
+                )
+            for uuid in books:
+                await client.send(encode(GetPositions(uuid=uuid, timestamp=time.time())))
+            await client.send(signed_open(secret, "behind", volume=0.01))
+            replies = await client.replies(22)
+        finally:
+            client.close()
+    queries = [replies[uuid] for uuid in lookups + books]
+    busy = [r for r in queries if r.get("error_code") == "BUSY"]
+    assert len(busy) >= len(queries) - 2  # a quarter of max_queue: two
+    answered = [r for r in queries if r not in busy]
+    assert all(r["status"] == "OK" or r["error_code"] == "ORDER_NOT_FOUND" for r in answered)
+    assert replies["first"]["status"] == "FILLED"
+    assert replies["behind"]["status"] == "FILLED"  # the flood did not keep it out
