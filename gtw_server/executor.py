@@ -238,8 +238,8 @@ class OrderExecutor:
                 if key is self._operator_secret and exc.code is ErrorCode.SIGNATURE_INVALID:
                     message += " (HALT and RESUME must be signed with the operator's secret)"
                 return rejected(request.uuid, request.action, exc.code, message)
-        if self._on_authenticated is not None:
-            self._on_authenticated()
+            if self._on_authenticated is not None:
+                self._on_authenticated()
         return None
 
     async def execute(self, request: Open | Close) -> Reply:

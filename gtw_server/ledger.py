@@ -42,18 +42,18 @@ class HistoryLedger:
         """The start of the window to read (epoch seconds)."""
         return self._clock() - self.lookback_s
 
-    def __len__(self) -> int:
-        return len(self._owners)
-
-    def load(self, history_tags: Iterable[str], known: Mapping[str, str]) -> int:
+    def load(self, history_tags: Iterable[str], known: Mapping[str, str]) -> None:
         """Take the tags read from the history; ``known`` maps the journal's own tags to
-        their uuids. Returns how many tags have no known owner."""
+        their uuids."""
         now = self._clock()
         for tag in history_tags:
             owner = known.get(tag) or self._owners.get(tag)
             self._owners[tag] = owner
             self._added.setdefault(tag, now)
         self.loaded_at = now
+
+    def unowned(self) -> int:
+        """How many tags have no owner the journal knows."""
         return sum(owner is None for owner in self._owners.values())
 
     def claim(self, tag: str, uuid: str) -> None:

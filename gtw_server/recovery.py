@@ -80,10 +80,11 @@ class Recovery:
         except (TerminalError, JournalError) as exc:
             logger.warning("the terminal's history could not be read, orders wait: {}", exc)
             return
-        unknown = ledger.load(tags, known)
+        ledger.load(tags, known)
         self._reads += 1
         if self._reads > 1:
             return  # the first read is what an operator needs to see; later ones keep it current
+        unknown = ledger.unowned()
         logger.log(
             "WARNING" if unknown else "INFO",
             "history ledger: {} tagged order(s) in the terminal's last {:g} h, {} of them not "

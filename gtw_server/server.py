@@ -58,7 +58,6 @@ __all__ = ["Gateway"]
 
 # A start that failed has no orders in flight to finish: stop what did start, quickly.
 _FAILED_START_DEADLINE_S: Final = 2.0
-_WORKER_JOIN_S: Final = 2.0  # for the worker to leave after its pipe closed, before a kill
 
 
 def _nothing() -> None:
@@ -392,5 +391,4 @@ class Gateway:
             JournalState.of(journal).write(self.config.data_dir)
 
     async def _stop_worker(self, worker: TerminalWorker) -> None:
-        remaining = self._deadline_s
-        await worker.stop(grace_s=remaining, join_s=min(remaining, _WORKER_JOIN_S))
+        await worker.stop(grace_s=self._deadline_s)

@@ -325,9 +325,9 @@ class TerminalWorker:
         value: R = msgspec.msgpack.decode(result.value, type=op.result)
         return value
 
-    async def stop(self, grace_s: float = 5.0, join_s: float = _STOP_JOIN_S) -> None:
+    async def stop(self, grace_s: float = 5.0) -> None:
         """Let the calls in flight finish (up to ``grace_s``), then end the process: it leaves
-        when its pipe closes, or is killed after ``join_s``."""
+        when its pipe closes, or is killed after ``grace_s`` (2 s at most)."""
         self._stopping = True
         for task in (self._respawning, self._watchdog):
             if task is not None:
@@ -339,7 +339,7 @@ class TerminalWorker:
         if calls is not None:
             calls.close()  # the child sees EOF and leaves its loop
         if process is not None:
-            await asyncio.to_thread(process.join, join_s)
+            await asyncio.to_thread(process.join, min(grace_s, _STOP_JOIN_S))
             if process.is_alive():
                 process.kill()
                 await asyncio.to_thread(process.join, _STOP_JOIN_S)
