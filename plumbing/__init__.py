@@ -6,20 +6,49 @@ files (``rotation``), replace small files durably (``files``), layer settings fr
 the environment and flags and read secret files (``config``), read sizes and ages (``units``),
 pick the event loop (``loop``) and read a ZeroMQ socket from it (``drain``). It imports only
 ``protocol``, and neither side's package (``tests/test_layers.py``).
+
+The names below load their module when first used, so that importing one module of the
+package loads no other: the terminal worker reads its configuration through ``config`` and
+must not load ZeroMQ (``drain``) or loguru (``audit``).
 """
 
-from plumbing.audit import AuditFile, add_audit_file, record
-from plumbing.config import Setting, layered, read_secret_file, read_toml
-from plumbing.files import atomic_write
-from plumbing.loop import loop_factory
-from plumbing.rotation import closed_files, prune, timestamped
-from plumbing.units import parse_age, parse_size
+from __future__ import annotations
 
-# Not re-exported: ``plumbing.drain`` loads ZeroMQ, which the terminal worker process, which
-# imports this package for its configuration, has no use for.
+from importlib import import_module
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from plumbing.audit import AuditFile, add_audit_file, record
+    from plumbing.config import Setting, layered, read_secret_file, read_toml
+    from plumbing.drain import EdgeDrain
+    from plumbing.files import atomic_write
+    from plumbing.loop import LoopFactory, loop_factory
+    from plumbing.rotation import closed_files, prune, timestamped
+    from plumbing.units import parse_age, parse_size
+
+_MODULE_OF: Final = {
+    "AuditFile": "audit",
+    "add_audit_file": "audit",
+    "record": "audit",
+    "Setting": "config",
+    "layered": "config",
+    "read_secret_file": "config",
+    "read_toml": "config",
+    "EdgeDrain": "drain",
+    "atomic_write": "files",
+    "LoopFactory": "loop",
+    "loop_factory": "loop",
+    "closed_files": "rotation",
+    "prune": "rotation",
+    "timestamped": "rotation",
+    "parse_age": "units",
+    "parse_size": "units",
+}
 
 __all__ = [
     "AuditFile",
+    "EdgeDrain",
+    "LoopFactory",
     "Setting",
     "add_audit_file",
     "atomic_write",
@@ -34,3 +63,10 @@ __all__ = [
     "record",
     "timestamped",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'plumbing' has no attribute {name!r}")
+    return getattr(import_module(f"plumbing.{module}"), name)

@@ -13,10 +13,13 @@
 from __future__ import annotations
 
 import ast
+import importlib
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+
+import plumbing
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -122,3 +125,21 @@ def test_the_terminal_worker_loads_neither_the_client_nor_zeromq() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
     ).stdout.split()
     assert loaded == []
+
+
+def test_plumbing_names_every_module_s_public_names_and_loads_only_what_is_used() -> None:
+    code = (
+        "import sys, plumbing.config\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('plumbing.'))))\n"
+        "import importlib, plumbing\n"
+        "print(' '.join(sorted(name for name in plumbing.__all__ if getattr(plumbing, name) is not "
+        "getattr(importlib.import_module('plumbing.' + plumbing._MODULE_OF[name]), name))))\n"
+    )
+    loaded, misplaced = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    ).stdout.splitlines()
+    assert loaded.split() == ["plumbing.config"]
+    assert misplaced == ""
+    exported = set(plumbing.__all__)
+    for module in {f"plumbing.{name}" for name in plumbing._MODULE_OF.values()}:
+        assert set(importlib.import_module(module).__all__) <= exported, module
