@@ -28,9 +28,8 @@ import zmq.asyncio
 from bench.load import histogram
 from bench.results import Latency, PresendResult
 from inf_bridge import Bridge, Position, RiskLimits, RiskMonitor, add_audit_file
-from inf_bridge.audit import record
-from inf_bridge.client import new_uuid
-from protocol import AuditEvent, Open, Side, encode, secret_key, sign
+from inf_bridge.client import _checked, _risk_passed, _sent, new_uuid
+from protocol import Open, Side, encode, secret_key, sign
 
 __all__ = ["measure_presend"]
 
@@ -154,16 +153,25 @@ async def _parts(key: bytes, monitor: RiskMonitor, iterations: int) -> dict[str,
         t0 = clock()
         uuid = new_uuid()
         t1 = clock()
-        # Built as send_order builds it: checked against the contract's field types.
-        fields = {"uuid": uuid, "timestamp": 0.0, "symbol": _SYMBOLS[0], "type": "BUY"}
-        order = msgspec.convert({**fields, "volume": _VOLUME, "sl": _STOP_LOSS}, Open)
+        order = _checked(
+            Open,
+            uuid=uuid,
+            timestamp=0.0,
+            symbol=_SYMBOLS[0],
+            type="BUY",
+            volume=_VOLUME,
+            price=None,
+            sl=_STOP_LOSS,
+            tp=None,
+            deviation=None,
+            magic=None,
+            comment=None,
+        )
         t2 = clock()
         reservation = monitor.check(order)
         t3 = clock()
-        record(
-            AuditEvent.RISK_PASS, f"OPEN {order.type} {order.volume:g} {order.symbol}", uuid=uuid
-        )
-        record(AuditEvent.ZMQ_SENT, f"{order.action} attempt 1", uuid=uuid, attempt=1)
+        _risk_passed(order)
+        _sent(order, 1, None)
         t4 = clock()
         now = time.time()
         stamped = msgspec.structs.replace(order, timestamp=now)

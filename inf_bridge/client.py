@@ -62,7 +62,6 @@ from inf_bridge.heartbeat import HeartbeatMonitor
 from inf_bridge.results import OrderFilled, OrderState
 from inf_bridge.risk import Reservation, RiskLimits, RiskMonitor
 from protocol import (
-    MIN_SECRET_BYTES,
     Account,
     AuditEvent,
     Close,
@@ -105,13 +104,6 @@ _AT_FIELD: Final = re.compile(r"(.*) - at `\$\.(\w+)`")
 def new_uuid() -> str:
     """A fresh request id: 32 hex characters."""
     return uuid_module.uuid4().hex
-
-
-def _audit(
-    event: AuditEvent, uuid: str, message: str, *, level: str = "INFO", **fields: Any
-) -> None:
-    """An audit record about the order ``uuid`` (its log line starts with the uuid)."""
-    record(event, message, uuid=uuid, level=level, **fields)
 
 
 def _checked(kind: type[RequestT], **fields: Any) -> RequestT:
@@ -184,8 +176,10 @@ class Bridge:
         self.retries = retries
         self.retry_not_executed = retry_not_executed
         self.order_timeout = order_timeout
-        self._key = _hmac_key(secret)
-        self._operator_key = _hmac_key(operator_secret) or self._key
+        self._key = secret_key(secret) if secret is not None else None
+        self._operator_key = (
+            secret_key(operator_secret) if operator_secret is not None else self._key
+        )
         self._clock = clock
         if (curve_server_key is None) != (curve_client_cert is None):
             raise ValueError("CURVE needs both curve_server_key and curve_client_cert")
@@ -342,23 +336,16 @@ class Bridge:
         )
         if self.breaker.is_open:
             reason = f"CIRCUIT_OPEN:{self.breaker.reason}"
-            _audit(
+            record(
                 AuditEvent.RISK_REJECTED,
-                order.uuid,
                 f"reason={reason}",
+                uuid=order.uuid,
                 level="WARNING",
                 reason=reason,
             )
             raise CircuitOpen(self.breaker.reason or "")
         reservation = self._check_risk(order)
-        _audit(
-            AuditEvent.RISK_PASS,
-            order.uuid,
-            f"OPEN {order.type.value} {order.volume:g} {order.symbol}",
-            symbol=order.symbol,
-            side=order.type.value,
-            volume=order.volume,
-        )
+        _risk_passed(order)
         ticket: int | None = None
         try:
             fill = await self._execute(order)
@@ -376,10 +363,10 @@ class Bridge:
         try:
             reservation = self.risk.check(order) if self.risk is not None else None
         except RiskRejected as exc:
-            _audit(
+            record(
                 AuditEvent.RISK_REJECTED,
-                order.uuid,
                 f"reason={exc.reason}: {exc.message}",
+                uuid=order.uuid,
                 level="WARNING",
                 reason=exc.reason,
             )
@@ -408,10 +395,10 @@ class Bridge:
             volume=volume,
             deviation=deviation,
         )
-        _audit(
+        record(
             AuditEvent.RISK_PASS,
-            order.uuid,
             f"CLOSE #{order.ticket} (closing is always allowed)",
+            uuid=order.uuid,
             ticket=order.ticket,
         )
         fill = await self._execute(order)
@@ -502,13 +489,13 @@ class Bridge:
         try:
             reply = await self._settle(order)
         except OutcomeUnknown as exc:
-            _audit(AuditEvent.OUTCOME_UNKNOWN, order.uuid, exc.message, level="ERROR")
+            record(AuditEvent.OUTCOME_UNKNOWN, exc.message, uuid=order.uuid, level="ERROR")
             raise
         except GatewayTimeout as exc:
-            _audit(AuditEvent.NOT_EXECUTED, order.uuid, str(exc), level="ERROR")
+            record(AuditEvent.NOT_EXECUTED, str(exc), uuid=order.uuid, level="ERROR")
             raise
         event, message, level, fields = outcome_record(order.action, reply)
-        _audit(event, order.uuid, message, level=level, **fields)  # as the gateway records it
+        record(event, message, uuid=order.uuid, level=level, **fields)  # as the gateway does
         if reply.status is Status.FILLED:
             return OrderFilled.from_reply(order.uuid, order.action, reply)
         raise _rejection(reply)
@@ -633,27 +620,28 @@ def _monotonic() -> float:
     return asyncio.get_running_loop().time()
 
 
-def _hmac_key(secret: str | bytes | None) -> bytes | None:
-    """A str is a secret as written; bytes are an HMAC key already (a ``Secret``), held to the
-    same minimum length."""
-    if isinstance(secret, bytes) and len(secret) < MIN_SECRET_BYTES:
-        raise ValueError(
-            f"the shared secret is {len(secret)} bytes; at least {MIN_SECRET_BYTES} are required"
-        )
-    return secret_key(secret) if isinstance(secret, str) else secret
+def _risk_passed(order: Open) -> None:
+    """``[RISK_PASS]``, written before the order can leave."""
+    record(
+        AuditEvent.RISK_PASS,
+        f"OPEN {order.type.value} {order.volume:g} {order.symbol}",
+        uuid=order.uuid,
+        symbol=order.symbol,
+        side=order.type.value,
+        volume=order.volume,
+    )
 
 
 def _sent(order: SignedRequest, attempt: int, after: str | None) -> None:
     """``[ZMQ_SENT]``, written once the attempt is in the socket (and why it was made)."""
+    sent = f"{order.action} attempt {attempt}"
     if after is None:
-        _audit(
-            AuditEvent.ZMQ_SENT, order.uuid, f"{order.action} attempt {attempt}", attempt=attempt
-        )
+        record(AuditEvent.ZMQ_SENT, sent, uuid=order.uuid, attempt=attempt)
     else:
-        _audit(
+        record(
             AuditEvent.ZMQ_SENT,
-            order.uuid,
-            f"{order.action} attempt {attempt}, after {after}",
+            f"{sent}, after {after}",
+            uuid=order.uuid,
             attempt=attempt,
             after=after,
         )

@@ -64,12 +64,13 @@ class Secret(bytes):
 MIN_SECRET_BYTES: Final = 16
 
 
-def secret_key(secret: str) -> Secret:
-    """Turn a shared secret into the HMAC key: its UTF-8 bytes, surrounding whitespace stripped.
+def secret_key(secret: str | bytes) -> Secret:
+    """Turn a shared secret into the HMAC key: its UTF-8 bytes, surrounding whitespace stripped
+    (bytes are a key already, taken as they are).
 
     A key shorter than ``MIN_SECRET_BYTES`` is refused: it could be guessed offline from one
     captured signature."""
-    key = secret.strip().encode("utf-8")
+    key = secret if isinstance(secret, bytes) else secret.strip().encode("utf-8")
     if not key:
         raise ValueError("the shared secret is empty")
     if len(key) < MIN_SECRET_BYTES:
