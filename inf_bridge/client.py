@@ -83,6 +83,7 @@ from protocol import (
     outcome_record,
     secret_key,
     sign,
+    validation_message,
 )
 
 __all__ = ["Bridge"]
@@ -112,9 +113,10 @@ def _checked(kind: type[RequestT], **fields: Any) -> RequestT:
     try:
         return msgspec.convert(fields, kind)
     except msgspec.ValidationError as exc:
-        found = _AT_FIELD.fullmatch(str(exc))
+        message = validation_message(exc)
+        found = _AT_FIELD.fullmatch(message)
         if found is None:
-            raise InvalidOrder(kind.__name__, str(exc)) from None
+            raise InvalidOrder(kind.__name__, message) from None
         problem, field = found.groups()
         raise InvalidOrder(field, f"{fields.get(field)!r} is not allowed: {problem}") from None
 

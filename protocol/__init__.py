@@ -5,7 +5,14 @@ speak to a gateway without the rest of the project.
 """
 
 from protocol.audit import AuditEvent, AuditSource, audit_line, outcome_record
-from protocol.codec import decode_reply, decode_request, encode, encode_reply, encode_request
+from protocol.codec import (
+    decode_reply,
+    decode_request,
+    encode,
+    encode_reply,
+    encode_request,
+    validation_message,
+)
 from protocol.errors import (
     DecodeError,
     ErrorCode,
@@ -100,5 +107,6 @@ __all__ = [
     "secret_key",
     "sign",
     "signature",
+    "validation_message",
     "verify",
 ]

@@ -9,14 +9,22 @@ from __future__ import annotations
 
 import json
 import re
+import typing
 from typing import Any, Final
 
 import msgspec
 
 from protocol.errors import DecodeError, ErrorCode
-from protocol.messages import ACTIONS, PROTOCOL_VERSION, AnyRequest, Reply
+from protocol.messages import ACTIONS, PROTOCOL_VERSION, AnyRequest, Reason, Reply, Uuid
 
-__all__ = ["decode_reply", "decode_request", "encode", "encode_reply", "encode_request"]
+__all__ = [
+    "decode_reply",
+    "decode_request",
+    "encode",
+    "encode_reply",
+    "encode_request",
+    "validation_message",
+]
 
 _request_decoder: Final = msgspec.json.Decoder(AnyRequest)
 _reply_decoder: Final = msgspec.json.Decoder(Reply)
@@ -28,12 +36,10 @@ _MESSAGE_LIMIT: Final = 200
 # inside a string, the stdlib's refusals) and RecursionError (deep nesting).
 _INT_DIGITS: Final = 4000  # below the interpreter's default int-from-str limit (4300)
 _JSON_ERRORS: Final = (msgspec.DecodeError, ValueError, RecursionError)
-# msgspec states a failed pattern as the regex itself; say what it means instead.
-_PATTERN_FAILED: Final = re.compile(r"Expected `str` matching regex .* - at `\$\.(\w+)`")
-_PATTERNS: Final = {
-    "uuid": "of 1-64 letters, digits, '_' or '-'",
-    "order_uuid": "of 1-64 letters, digits, '_' or '-'",
-    "reason": "without control characters (no newline, tab, escape or direction override)",
+# msgspec states a failed pattern as the regex itself; its type's description says it in words.
+_PATTERN_WORDS: Final = {
+    f"matching regex {meta.pattern!r}": meta.description
+    for meta in (typing.get_args(kind)[1] for kind in (Uuid, Reason))
 }
 
 
@@ -94,14 +100,21 @@ def _diagnose(data: bytes, exc: Exception) -> DecodeError:
         return _unsupported_version(version, uuid, action)
     if isinstance(exc, RecursionError):
         return DecodeError(ErrorCode.INVALID_REQUEST, "request is nested too deeply", uuid=uuid)
-    # msgspec's message names the field by its path, e.g. "Expected `float` > 0.0 - at `$.volume`".
-    message = str(exc)
-    if (match := _PATTERN_FAILED.fullmatch(message)) and match.group(1) in _PATTERNS:
-        field = match.group(1)
-        message = f"Expected `str` {_PATTERNS[field]} - at `$.{field}`"
     return DecodeError(
-        ErrorCode.INVALID_REQUEST, _clip(message, _MESSAGE_LIMIT), uuid=uuid, action=action
+        ErrorCode.INVALID_REQUEST,
+        _clip(validation_message(exc), _MESSAGE_LIMIT),
+        uuid=uuid,
+        action=action,
     )
+
+
+def validation_message(exc: Exception) -> str:
+    """msgspec's account of a failed check (it names the field, e.g. "Expected `float` > 0.0 -
+    at `$.volume`"), with a failed pattern said in words."""
+    message = str(exc)
+    for regex, words in _PATTERN_WORDS.items():
+        message = message.replace(regex, words)
+    return message
 
 
 def _parse_untyped(data: bytes) -> Any:

@@ -56,8 +56,17 @@ PROTOCOL_VERSION: Final = 1
 # Field types, exported too for tools that check arguments before building a request.
 # Identifiers and numbers are bounded so that nothing unreasonable ever reaches the journal or
 # the terminal; NaN fails every comparison, and the upper bounds keep infinities out.
-# \Z, not $: "$" also matches before a final newline.
-Uuid = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+\Z")]
+# \Z, not $: "$" also matches before a final newline. A pattern's ``description`` is what
+# ``validation_message`` says instead of the regex.
+Uuid = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_-]+\Z",
+        description="of 1-64 letters, digits, '_' or '-'",
+    ),
+]
 Symbol = Annotated[str, Meta(min_length=1, max_length=29)]  # the terminal's symbol limit
 Volume = Annotated[float, Meta(gt=0, le=1_000_000)]
 Price = Annotated[float, Meta(gt=0, lt=1e12)]
@@ -74,6 +83,7 @@ Reason = Annotated[
     Meta(
         max_length=64,
         pattern=r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]*\Z",
+        description="without control characters (no newline, tab, escape or direction override)",
     ),
 ]
 Timestamp = Annotated[float, Meta(ge=0, lt=1e11)]

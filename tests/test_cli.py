@@ -611,3 +611,9 @@ def test_the_cli_leaves_the_clients_logging_as_it_found_it(cli: CLI) -> None:
 def test_a_short_secret_in_the_environment_is_named_as_such(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"MT5_BRIDGE_SECRET: .*3 bytes; at least 16"):
         load_config(config_file=None, env={"MT5_BRIDGE_SECRET": "abc", "HOME": str(tmp_path)})
+
+
+def test_a_value_that_fails_a_pattern_is_said_in_words(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["open", "EURUSD", "BUY", "0.1", "--uuid", "a b"])
+    assert "invalid uuid 'a b': Expected `str` of 1-64 letters" in capsys.readouterr().err

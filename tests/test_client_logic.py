@@ -35,6 +35,7 @@ from inf_bridge import (
     CircuitOpen,
     GatewayTimeout,
     GatewayUnreachable,
+    InvalidOrder,
     NotExecuted,
     OrderRejected,
     OutcomeUnknown,
@@ -433,3 +434,12 @@ async def test_with_retry_not_executed_off_a_busy_query_is_refused_at_once() -> 
         with pytest.raises(OrderRejected):
             await bridge.get_positions()
     assert len(channel.sent("GET_POSITIONS")) == 1
+
+
+@virtual_time
+async def test_a_value_that_fails_a_pattern_is_said_in_words() -> None:
+    async with bridge_on(ScriptedChannel()) as bridge:
+        with pytest.raises(InvalidOrder, match=r"uuid: 'a b' is not allowed: .* of 1-64 letters"):
+            await bridge.send_order("EURUSD", "BUY", 0.1, uuid="a b")
+        with pytest.raises(InvalidOrder, match=r"reason: .*without control characters"):
+            await bridge.halt("stop\nnow")

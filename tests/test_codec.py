@@ -44,7 +44,9 @@ from protocol import (
     encode,
     encode_reply,
     encode_request,
+    validation_message,
 )
+from protocol.messages import Uuid
 
 FAST: Final = settings(max_examples=150, deadline=None)
 FUZZ: Final = settings(
@@ -1210,3 +1212,27 @@ def test_one_bad_field_is_named(action: str, data: st.DataObject) -> None:
             assert names(field, outcome.message), outcome.message
     else:
         assert getattr(outcome, field) == value
+
+
+@pytest.mark.parametrize(
+    ("frame", "said"),
+    [
+        (
+            b'{"uuid": "no spaces", "action": "PING", "timestamp": 1}',
+            "Expected `str` of 1-64 letters, digits, '_' or '-' - at `$.uuid`",
+        ),
+        (
+            b'{"uuid": "h1", "action": "HALT", "timestamp": 1, "reason": "a\\u202eb"}',
+            "Expected `str` without control characters (no newline, tab, escape or direction "
+            "override) - at `$.reason`",
+        ),
+    ],
+)
+def test_a_failed_pattern_is_said_in_words_not_as_its_regex(frame: bytes, said: str) -> None:
+    with pytest.raises(DecodeError) as excinfo:
+        decode_request(frame)
+    assert excinfo.value.message == said
+    # the same words wherever the contract's types are checked: the client, the CLI
+    with pytest.raises(msgspec.ValidationError) as refused:
+        msgspec.convert("no spaces", Uuid)
+    assert validation_message(refused.value) == "Expected `str` of 1-64 letters, digits, '_' or '-'"

@@ -13,7 +13,7 @@ from msgspec import Meta
 from inf_bridge.cli.exit_codes import Exit, exit_codes_help
 from inf_bridge.cli.views import PROG
 from inf_bridge.config import CONFIG_ENV, ENV_PREFIX, SECRET_ENV
-from protocol import VERSION
+from protocol import VERSION, validation_message
 from protocol.messages import (
     Comment,
     Deviation,
@@ -40,7 +40,8 @@ def _typed(kind: Any, what: str) -> Callable[[str], Any]:
         try:
             return msgspec.convert(text, kind, strict=False)
         except msgspec.ValidationError as exc:
-            raise argparse.ArgumentTypeError(f"invalid {what} {text!r}: {exc}") from None
+            message = validation_message(exc)
+            raise argparse.ArgumentTypeError(f"invalid {what} {text!r}: {message}") from None
 
     return convert
 
