@@ -6,6 +6,7 @@
     mt5_gateway_in_flight                                requests waiting on the terminal
     mt5_gateway_terminal_queue                           calls sent to the worker, unanswered
     mt5_gateway_journal_entries                          uuids the journal remembers
+    mt5_gateway_journal_unsettled                        replies kept in memory, not journaled
     mt5_gateway_mt5_connected, mt5_gateway_halted        0 or 1
     mt5_gateway_worker_restarts                         terminal worker restarts so far
     mt5_gateway_replies_dropped                         replies a peer did not read, dropped
