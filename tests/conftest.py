@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from support import LockHolder
 
 from gtw_server.testing import GatewayProcess
 from inf_bridge import Bridge, add_audit_file
@@ -60,3 +61,12 @@ def audit_file(tmp_path: Path) -> Iterator[Path]:
     trail = add_audit_file(path)
     yield path
     trail.close()
+
+
+@pytest.fixture
+def lock_holders() -> Iterator[list[LockHolder]]:
+    """Processes holding locks (``support.LockHolder``), killed after the test."""
+    holders: list[LockHolder] = []
+    yield holders
+    for holder in holders:
+        holder.kill()

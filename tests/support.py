@@ -12,11 +12,13 @@ import asyncio
 import functools
 import inspect
 import json
+import os
 import selectors
 import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid as uuid_module
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
@@ -25,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar, overload
 import zmq
 import zmq.asyncio
 
+from gtw_server.testing import free_port
 from protocol import Close, Open, Ping, Reply, Side, decode_reply, encode, secret_key, sign
 
 if TYPE_CHECKING:
@@ -177,6 +180,40 @@ def request(endpoint: str, *frames: bytes, timeout: float = 5.0) -> dict[str, An
         sock.close()
 
 
+def run_gateway(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``python -m gtw_server ARGS`` on a free loopback port (a ``--bind`` in ``args`` wins),
+    with no secret from this process's environment unless ``env`` gives one; run to its end."""
+    base = {k: v for k, v in os.environ.items() if k != "MT5_BRIDGE_SECRET"}
+    return subprocess.run(
+        [sys.executable, "-m", "gtw_server", "--bind", f"tcp://127.0.0.1:{free_port()}", *args],
+        env={**base, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def scrape(port: int) -> dict[str, float]:
+    """The samples a ``/metrics`` endpoint on ``port`` serves, by name and labels."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    return samples
+
+
+def metric(port: int, name: str) -> float:
+    """One sample; a ``name`` that stops inside the labels is the sum over the rest of them."""
+    samples = scrape(port)
+    if "{" in name and "}" not in name:
+        return sum(value for key, value in samples.items() if key.startswith(name))
+    return samples.get(name, 0.0)
+
+
 def journal_rows(path: Path) -> list[tuple[str, bytes | None]]:
     """(uuid, reply) of every journal row, read by another connection as a tool would."""
     return _read(path, "SELECT uuid, reply FROM journal ORDER BY id", [])
@@ -232,22 +269,37 @@ async def terminal_away(bridge: Bridge) -> bool:
 
 
 class LockHolder:
-    """Another process holding a SQLite file's write lock, as a backup tool or an ``sqlite3``
-    shell would (``BEGIN IMMEDIATE``, then nothing), until ``release()`` or ``kill()``."""
+    """Another process holding a lock until ``release()`` or ``kill()``: ``take`` is the
+    Python that takes it (``sqlite`` and ``data_dir`` below)."""
 
-    def __init__(self, path: Path) -> None:
-        code = (
-            "import sqlite3, sys\n"
-            f"db = sqlite3.connect({str(path)!r}, isolation_level=None)\n"
-            "db.execute('BEGIN IMMEDIATE')\n"
-            "print('locked', flush=True)\n"
-            "sys.stdin.readline()\n"
-        )
+    def __init__(self, take: str) -> None:
+        code = f"import sys\n{take}\nprint('locked', flush=True)\nsys.stdin.readline()\n"
         self.process = subprocess.Popen(
             [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
         assert self.process.stdout is not None
-        assert self.process.stdout.readline().strip() == "locked"
+        if self.process.stdout.readline().strip() != "locked":
+            self.kill()
+            raise AssertionError(f"the lock was not taken: {take}")
+
+    @classmethod
+    def sqlite(cls, path: Path) -> LockHolder:
+        """A SQLite file's write lock, as a backup tool or an ``sqlite3`` shell holds it
+        (``BEGIN IMMEDIATE``, then nothing)."""
+        return cls(
+            "import sqlite3\n"
+            f"db = sqlite3.connect({str(path)!r}, isolation_level=None)\n"
+            "db.execute('BEGIN IMMEDIATE')"
+        )
+
+    @classmethod
+    def data_dir(cls, directory: Path, bind: str) -> LockHolder:
+        """A gateway's lock on its data directory, as a gateway bound to ``bind`` holds it."""
+        return cls(
+            "from pathlib import Path\n"
+            "from gtw_server.dirlock import DataDirLock\n"
+            f"DataDirLock(Path({str(directory)!r})).acquire(bind={bind!r})"
+        )
 
     def release(self) -> None:
         if self.process.poll() is None:

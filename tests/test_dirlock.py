@@ -4,52 +4,36 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import types
 from pathlib import Path
 
 import pytest
+from support import LockHolder
 
 from gtw_server.dirlock import HOLDER_FILE, LOCK_FILE, DataDirLock
 from gtw_server.errors import DataDirInUse, GatewayError
 
 
-def hold_in_another_process(directory: Path) -> subprocess.Popen[str]:
-    """A process that takes the lock and keeps it until its stdin closes."""
-    code = (
-        "import sys\n"
-        "from pathlib import Path\n"
-        "from gtw_server.dirlock import DataDirLock\n"
-        f"DataDirLock(Path({str(directory)!r})).acquire(bind='tcp://127.0.0.1:7')\n"
-        "print('held', flush=True)\n"
-        "sys.stdin.readline()\n"
-    )
-    holder = subprocess.Popen(
-        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-    return holder
-
-
 @pytest.mark.skipif(sys.platform == "win32", reason="the POSIX lock")
-def test_the_lock_is_on_the_directory_and_names_its_holder(tmp_path: Path) -> None:
-    holder = hold_in_another_process(tmp_path)
+def test_the_lock_is_on_the_directory_and_names_its_holder(
+    tmp_path: Path, lock_holders: list[LockHolder]
+) -> None:
+    lock_holders.append(holder := LockHolder.data_dir(tmp_path, bind="tcp://127.0.0.1:7"))
+    pid = holder.process.pid
     try:
         record = json.loads((tmp_path / HOLDER_FILE).read_text())
-        assert record["pid"] == holder.pid and record["bind"] == "tcp://127.0.0.1:7"
+        assert record["pid"] == pid and record["bind"] == "tcp://127.0.0.1:7"
         with pytest.raises(DataDirInUse) as refused:
             DataDirLock(tmp_path).acquire()
-        assert f"{tmp_path} is in use by another gateway (pid {holder.pid}" in str(refused.value)
+        assert f"{tmp_path} is in use by another gateway (pid {pid}" in str(refused.value)
         # Files deleted under it change nothing: the lock is on the directory itself.
         for path in tmp_path.iterdir():
             path.unlink()
         with pytest.raises(DataDirInUse):
             DataDirLock(tmp_path).acquire()
     finally:
-        assert holder.stdin is not None
-        holder.stdin.close()
-        holder.wait(10)
+        holder.release()
     lock = DataDirLock(tmp_path)  # the holder is gone, and so is its lock
     lock.acquire()
     assert lock.held and (tmp_path / HOLDER_FILE).exists()

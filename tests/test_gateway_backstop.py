@@ -184,11 +184,13 @@ def test_the_operator_key_must_not_be_the_order_secret(tmp_path: Path, secret: s
     same = tmp_path / "same"
     same.write_text(secret, encoding="utf-8")
     same.chmod(0o600)
+    log = tmp_path / "gateway.log"
     gateway = GatewayProcess(
-        tmp_path / "gw", secret=secret, args=["--operator-secret-file", str(same)]
+        tmp_path / "gw", secret=secret, args=["--operator-secret-file", str(same)], log_file=log
     )
     with pytest.raises(RuntimeError, match="exited with code 2"):
         gateway.start(wait=20)
+    assert "the operator's key must differ" in log.read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize(

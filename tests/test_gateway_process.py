@@ -5,29 +5,16 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from support import eventually
+from support import eventually, run_gateway
 
 from gtw_server.testing import GatewayProcess, free_port
 from inf_bridge import Bridge, OrderRejected
 
 SECRET = "a-test-secret-of-32-characters!"
-
-
-def run_gateway(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if k != "MT5_BRIDGE_SECRET"}
-    return subprocess.run(
-        [sys.executable, "-m", "gtw_server", "--bind", f"tcp://127.0.0.1:{free_port()}", *args],
-        env={**base, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def test_refuses_to_start_without_a_secret(tmp_path: Path) -> None:

@@ -270,14 +270,6 @@ async def test_a_failed_commit_undoes_its_group_and_its_orders_are_refused(
     assert journal.get("u2") is not None  # and it recovers
 
 
-@pytest.fixture
-def lock_holders() -> Iterator[list[LockHolder]]:
-    holders: list[LockHolder] = []
-    yield holders
-    for holder in holders:
-        holder.kill()
-
-
 def test_a_lock_held_elsewhere_refuses_requests_at_once_and_keeps_replies(
     tmp_path: Path, open_journal: OpenJournal, lock_holders: list[LockHolder]
 ) -> None:
@@ -286,7 +278,7 @@ def test_a_lock_held_elsewhere_refuses_requests_at_once_and_keeps_replies(
     journal = open_journal(path, defer=deferred.append)
     journal.record_request("in-flight", "OPEN", b"fp", "#a", b"{}")
     deferred.pop()()
-    lock_holders.append(holder := LockHolder(path))
+    lock_holders.append(holder := LockHolder.sqlite(path))
 
     started = time.monotonic()
     for n in range(50):
@@ -319,7 +311,7 @@ def test_a_settle_kept_in_memory_goes_with_the_next_group(
     journal = open_journal(path, defer=deferred.append, retry_after_s=0.0)
     journal.record_request("freed", "OPEN", b"fp", "#a", b"{}")
     deferred.pop()()
-    lock_holders.append(holder := LockHolder(path))
+    lock_holders.append(holder := LockHolder.sqlite(path))
     journal.forget("freed")  # kept in memory: the uuid is free already
     assert journal.get("freed") is None and journal.unresolved() == []
     holder.release()

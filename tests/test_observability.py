@@ -6,24 +6,13 @@ import asyncio
 import json
 import os
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from support import scrape
 
 from gtw_server.testing import GatewayProcess, free_port
 from inf_bridge import Bridge, OrderRejected, add_audit_file, serve_metrics
-
-
-def scrape(port: int) -> dict[str, float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    samples = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            samples[name] = float(value)
-    return samples
 
 
 async def test_metrics_count_requests_and_terminal_calls(tmp_path: Path, secret: str) -> None:

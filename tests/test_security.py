@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import zmq
-from support import eventually_async
+from support import eventually_async, request, run_gateway, signed_open
 
 from gtw_server.config import is_loopback, load_config
 from gtw_server.curve import keygen
@@ -156,21 +156,12 @@ def test_an_unreadable_key_file_is_skipped_and_revocations_still_apply(
 
 
 def test_public_bind_without_curve_is_refused(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gtw_server",
-            "--bind",
-            f"tcp://0.0.0.0:{free_port()}",
-            "--data-dir",
-            str(tmp_path),
-            "--no-signature-validation",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
+    result = run_gateway(
+        "--bind",
+        f"tcp://0.0.0.0:{free_port()}",
+        "--data-dir",
+        str(tmp_path),
+        "--no-signature-validation",
     )
     assert result.returncode == 2
     assert "without CURVE" in result.stderr and "--insecure" in result.stderr
@@ -199,44 +190,25 @@ def test_a_world_readable_curve_secret_is_refused(tmp_path: Path, keys: Path) ->
         CurveServer(keys / "gateway.key_secret", tmp_path / "allowed", zmq.Context.instance())
 
 
-def signed(secret: str, uuid: str, volume: float = 0.1) -> Open:
-    now = time.time()
-    order = Open(uuid=uuid, timestamp=now, symbol="EURUSD", type=Side.BUY, volume=volume)
-    return sign(secret_key(secret), order, int(now * 1000))
-
-
-def roundtrip(endpoint: str, frame: bytes) -> dict[str, object]:
-    sock = zmq.Context.instance().socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(endpoint)
-    try:
-        sock.send(frame)
-        assert sock.poll(5000)
-        reply: dict[str, object] = json.loads(sock.recv())
-        return reply
-    finally:
-        sock.close()
-
-
 def test_replays_and_tampering_are_refused(tmp_path: Path, secret: str) -> None:
     gateway = GatewayProcess(tmp_path / "gw", secret=secret, args=["--signature-ttl-ms", "500"])
     with gateway:
-        frame = encode(signed(secret, "replay-1"))
-        assert roundtrip(gateway.endpoint, frame)["status"] == "FILLED"
-        replay = roundtrip(gateway.endpoint, frame)  # within the TTL: the stored reply
+        frame = signed_open(secret, "replay-1")
+        assert request(gateway.endpoint, frame)["status"] == "FILLED"
+        replay = request(gateway.endpoint, frame)  # within the TTL: the stored reply
         assert replay["status"] == "FILLED" and replay["duplicate"] is True
         time.sleep(0.7)  # past the 500 ms TTL: the scenario is the passing time
-        stale = roundtrip(gateway.endpoint, frame)  # a captured order, replayed later
+        stale = request(gateway.endpoint, frame)  # a captured order, replayed later
         assert stale["error_code"] == "SIGNATURE_EXPIRED"
 
-        tampered = json.loads(encode(signed(secret, "tamper-1")))
+        tampered = json.loads(signed_open(secret, "tamper-1"))
         tampered["volume"] = 5.0
-        reply = roundtrip(gateway.endpoint, json.dumps(tampered).encode())
+        reply = request(gateway.endpoint, json.dumps(tampered).encode())
         assert reply["error_code"] == "SIGNATURE_INVALID"
         future = Open(uuid="future-1", timestamp=0.0, symbol="EURUSD", type=Side.BUY, volume=0.1)
         ahead = sign(secret_key(secret), future, int(time.time() * 1000) + 5000)
-        assert roundtrip(gateway.endpoint, encode(ahead))["error_code"] == "SIGNATURE_EXPIRED"
-        positions = roundtrip(
+        assert request(gateway.endpoint, encode(ahead))["error_code"] == "SIGNATURE_EXPIRED"
+        positions = request(
             gateway.endpoint,
             b'{"uuid": "pos", "action": "GET_POSITIONS", "timestamp": 1}',
         )
@@ -245,15 +217,16 @@ def test_replays_and_tampering_are_refused(tmp_path: Path, secret: str) -> None:
 
 def test_secrets_never_reach_the_logs(tmp_path: Path, secret: str) -> None:
     log = tmp_path / "gateway.log"  # the process's stdout and stderr
-    orders = [signed(secret, "logged-1"), signed("wrong-" + secret, "logged-2")]
+    frames = [signed_open(secret, "logged-1"), signed_open("wrong-" + secret, "logged-2")]
     with GatewayProcess(tmp_path / "gw", secret=secret, log_file=log, log_level="TRACE") as gw:
-        for order in orders:
-            roundtrip(gw.endpoint, encode(order))
-        roundtrip(gw.endpoint, b'{"uuid": "x", "action": "OPEN", "timestamp": 1, "symbol": 5}')
+        for frame in frames:
+            request(gw.endpoint, frame)
+        request(gw.endpoint, b'{"uuid": "x", "action": "OPEN", "timestamp": 1, "symbol": 5}')
     audit = tmp_path / "gw" / "audit.jsonl"
     assert "logged-1" in audit.read_text()  # the audit trail has the orders...
     for text in (log.read_text(), audit.read_text()):  # ...but no secret, and no signature
         assert secret not in text and secret_key(secret).hex() not in text
         assert "RISK_PASS:" not in text
-        for order in orders:
-            assert order.risk_signature is not None and order.risk_signature not in text
+        for frame in frames:
+            signature = json.loads(frame)["risk_signature"]
+            assert signature and signature not in text

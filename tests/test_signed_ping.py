@@ -18,7 +18,6 @@ import zmq
 import zmq.asyncio
 from support import eventually_async
 
-from gtw_server.testing import free_port
 from inf_bridge import Bridge, CircuitOpen, OrderRejected
 from inf_bridge.cli import Exit, main
 from protocol import (
@@ -47,12 +46,11 @@ class StandIn:
     def __init__(self, skew: float = 0.0, lie: float = 0.0) -> None:
         self.skew = skew
         self.lie = lie
-        self.port = free_port()
-        self.endpoint = f"tcp://127.0.0.1:{self.port}"
         self.received: list[AnyRequest] = []
         self._sock = zmq.asyncio.Context.instance().socket(zmq.ROUTER)
         self._sock.setsockopt(zmq.LINGER, 0)
-        self._sock.bind(self.endpoint)
+        self.port = self._sock.bind_to_random_port("tcp://127.0.0.1")
+        self.endpoint = f"tcp://127.0.0.1:{self.port}"
 
     def now(self) -> float:
         return time.time() + self.skew

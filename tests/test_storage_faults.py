@@ -13,7 +13,6 @@ import resource
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from support import (
     journal_rows,
     ping,
     request,
+    run_gateway,
     signed_open,
 )
 
@@ -40,39 +40,12 @@ from protocol import GetOrder, encode
 SLOW = {"seed": 5, "order_latency_ms": 300, "order_latency_holds_gil": False}
 
 
-def second_gateway(data_dir: Path, secret: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gtw_server",
-            "--bind",
-            f"tcp://127.0.0.1:{free_port()}",
-            "--data-dir",
-            str(data_dir),
-        ],
-        env={**os.environ, "MT5_BRIDGE_SECRET": secret},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 async def journal_command(*args: str) -> subprocess.CompletedProcess[str]:
     """``python -m gtw_server journal ARGS``, as an operator runs it."""
     command = [sys.executable, "-m", "gtw_server", "journal", *args]
     return await asyncio.to_thread(
         subprocess.run, command, capture_output=True, text=True, timeout=60, check=False
     )
-
-
-@pytest.fixture
-def holders() -> Iterator[list[LockHolder]]:
-    started: list[LockHolder] = []
-    yield started
-    for holder in started:
-        holder.kill()
 
 
 # -- 1. one gateway per data directory ---------------------------------------------------------
@@ -91,7 +64,8 @@ async def test_a_second_gateway_on_the_same_directory_exits_2_and_frees_nothing(
             journal = data / "journal.sqlite3"
             eventually(lambda: len(journal_rows(journal)) == 6, "the orders journaled")
             started = time.monotonic()
-            second = second_gateway(data, secret)  # while all six are in flight
+            # while all six are in flight:
+            second = run_gateway("--data-dir", str(data), env={"MT5_BRIDGE_SECRET": secret})
             assert time.monotonic() - started < 20  # at once: no terminal, no reconciliation
             assert second.returncode == 2, second.stderr
             assert f"{data} is in use by another gateway (pid {first.pid}" in second.stderr
@@ -108,7 +82,7 @@ async def test_a_second_gateway_on_the_same_directory_exits_2_and_frees_nothing(
 
         # The record of who holds it is only for the message: without it, still refused.
         (data / "gateway.pid").unlink()
-        second = second_gateway(data, secret)
+        second = run_gateway("--data-dir", str(data), env={"MT5_BRIDGE_SECRET": secret})
         assert second.returncode == 2
         if sys.platform == "linux":  # /proc/locks names the holder
             assert f"pid {first.pid}" in second.stderr
@@ -269,13 +243,13 @@ async def test_an_unexpected_failure_at_start_still_stops_the_worker(
 
 
 async def test_a_journal_locked_by_another_process_never_stalls_the_gateway(
-    tmp_path: Path, secret: str, holders: list[LockHolder]
+    tmp_path: Path, secret: str, lock_holders: list[LockHolder]
 ) -> None:
     data = tmp_path / "gw"
     with GatewayProcess(data, secret=secret, sim={"seed": 6}) as gateway:
         async with Bridge(gateway.endpoint, secret=secret) as bridge:
             first = await bridge.send_order("EURUSD", "BUY", 0.1)
-            holders.append(holder := LockHolder(data / "journal.sqlite3"))
+            lock_holders.append(holder := LockHolder.sqlite(data / "journal.sqlite3"))
 
             client = Dealer(gateway.endpoint)
             rtts: list[float] = []
@@ -381,15 +355,15 @@ async def test_with_the_disk_full_filled_orders_settle_without_a_restart(
 
 
 async def test_with_the_journal_locked_filled_orders_settle_without_a_restart(
-    tmp_path: Path, secret: str, holders: list[LockHolder]
+    tmp_path: Path, secret: str, lock_holders: list[LockHolder]
 ) -> None:
     with GatewayProcess(tmp_path / "gw", secret=secret, sim=SLOW) as gateway:
 
         def lock() -> None:
-            holders.append(LockHolder(gateway.data_dir / "journal.sqlite3"))
+            lock_holders.append(LockHolder.sqlite(gateway.data_dir / "journal.sqlite3"))
 
         def release_all() -> None:
-            for holder in holders:
+            for holder in lock_holders:
                 holder.release()
 
         await fills_kept_in_memory(

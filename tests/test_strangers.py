@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 import zmq
-from support import Dealer, eventually, eventually_async, ping, request, signed_open
+from support import Dealer, eventually, eventually_async, metric, ping, request, signed_open
 
 from gtw_server.testing import GatewayProcess, free_port
 from gtw_server.throttle import Throttle
@@ -32,16 +30,6 @@ def test_the_throttle_counts_per_kind_and_starts_again_each_window() -> None:
     assert throttle.summaries() == []  # said once
     now[0] = 10.0  # a new window for "a"
     assert [throttle.allow("a") for _ in range(4)] == [True] * 3 + [False]
-
-
-def metric(port: int, name: str) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    # ``name`` may stop inside the labels: the sum over the rest of them.
-    pattern = (
-        re.escape(name) + (r"[^}]*\}" if "{" in name and "}" not in name else "") + r" ([0-9.e+]+)"
-    )
-    return sum(float(value) for value in re.findall(pattern, text))
 
 
 def rss_kib(pid: int) -> int:

@@ -111,7 +111,7 @@ async def test_stop_lets_the_call_in_flight_finish(tmp_path: Path) -> None:
     await terminal.start()
     await terminal.call(CONNECT, None)
     slow = asyncio.ensure_future(terminal.call(OPEN, ORDER))
-    await asyncio.sleep(0.05)
+    await eventually_async(lambda: terminal.in_flight == 1, "the OPEN sent to the worker")
     await terminal.stop(grace_s=5)
     assert (await slow).status == "FILLED"
     with pytest.raises(WorkerUnavailable):
