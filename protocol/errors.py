@@ -41,6 +41,8 @@ class ErrorCode(StrEnum):
     DUPLICATE_UUID = "DUPLICATE_UUID"
     ORDER_NOT_FOUND = "ORDER_NOT_FOUND"
     POSITION_NOT_FOUND = "POSITION_NOT_FOUND"
+    SYMBOL_NOT_FOUND = "SYMBOL_NOT_FOUND"  # a market-data request for a symbol the terminal lacks
+    TOO_LARGE = "TOO_LARGE"  # more rows than the gateway's max_rows: ask for fewer
     MT5_DISCONNECTED = "MT5_DISCONNECTED"
     MT5_REJECTED = "MT5_REJECTED"
     RISK_REJECTED = "RISK_REJECTED"

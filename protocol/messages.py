@@ -18,6 +18,8 @@ from typing import Annotated, Final
 import msgspec
 from msgspec import Meta, Struct
 
+from protocol.market import MAX_SYMBOLS_PER_REQUEST, Rows, SymbolInfo, Tick, TickFlags, Timeframe
+
 __all__ = [
     "ACTIONS",
     "PROTOCOL_VERSION",
@@ -88,6 +90,9 @@ Reason = Annotated[
 ]
 Timestamp = Annotated[float, Meta(ge=0, lt=1e11)]
 Signature = Annotated[str, Meta(max_length=256)]
+Count = Annotated[int, Meta(gt=0, le=100_000_000)]  # rows asked for; the gateway's limit is lower
+StartPos = Annotated[int, Meta(ge=0, le=100_000_000)]
+Group = Annotated[str, Meta(min_length=1, max_length=1024)]
 
 
 class Side(StrEnum):
@@ -188,9 +193,98 @@ class GetOrder(Request, tag="GET_ORDER", frozen=True):
     order_uuid: Uuid
 
 
+class GetSymbols(Request, tag="GET_SYMBOLS", frozen=True):
+    """Ask for the specifications of the terminal's symbols, all (in the Market Watch or not)
+    or those ``group`` selects, as ``symbols_get`` reads it: comma-separated masks with ``*``,
+    and ``!`` to exclude (``"*,!*USD*"``)."""
+
+    group: Group | None = None
+
+
+class GetSymbol(Request, tag="GET_SYMBOL", frozen=True):
+    """Ask for one symbol's full specification (selected in the Market Watch first)."""
+
+    symbol: Symbol
+
+
+class GetTick(Request, tag="GET_TICK", frozen=True):
+    """Ask for the latest tick of one or several symbols."""
+
+    symbols: Annotated[list[Symbol], Meta(min_length=1, max_length=MAX_SYMBOLS_PER_REQUEST)]
+
+
+class GetRates(Request, tag="GET_RATES", frozen=True):
+    """Ask for bars, as ``copy_rates_*`` gives them, in one of three forms:
+    ``count`` bars ending ``start_pos`` bars before the current one (0: the current bar
+    included), the ``count`` bars opened at or before ``date_from``, or the bars opened from
+    ``date_from`` to ``date_to``. Dates are epoch seconds, in the terminal's clock."""
+
+    symbol: Symbol
+    timeframe: Timeframe
+    count: Count | None = None
+    start_pos: StartPos | None = None
+    date_from: Timestamp | None = None
+    date_to: Timestamp | None = None
+
+    def problem(self) -> str | None:
+        """Why the fields make no request (none of the three forms), or ``None``."""
+        if self.date_from is None:
+            if self.date_to is not None:
+                return "date_to needs date_from (the bars opened from date_from to date_to)"
+            if self.count is None:
+                return (
+                    "say which bars: count (with start_pos), date_from and count, or "
+                    "date_from and date_to"
+                )
+            return None
+        if self.start_pos is not None:
+            return "start_pos counts back from the current bar; it goes with count, not a date"
+        return _one_of_count_or_date_to(self.count, self.date_from, self.date_to)
+
+
+class GetTicks(Request, tag="GET_TICKS", frozen=True):
+    """Ask for tick history, as ``copy_ticks_*`` gives it: ``count`` ticks from ``date_from``
+    on, or the ticks from ``date_from`` to ``date_to``; ``flags`` as ``COPY_TICKS_*``."""
+
+    symbol: Symbol
+    date_from: Timestamp
+    count: Count | None = None
+    date_to: Timestamp | None = None
+    flags: TickFlags = TickFlags.ALL
+
+    def problem(self) -> str | None:
+        """Why the fields make no request, or ``None``."""
+        return _one_of_count_or_date_to(self.count, self.date_from, self.date_to)
+
+
+def _one_of_count_or_date_to(
+    count: int | None, date_from: float, date_to: float | None
+) -> str | None:
+    if (count is None) == (date_to is None):
+        return "give either count or date_to with date_from, not both, not neither"
+    if date_to is not None and date_to < date_from:
+        return f"the range runs backwards: date_to {date_to:g} is before date_from {date_from:g}"
+    return None
+
+
+MarketRequest = GetSymbols | GetSymbol | GetTick | GetRates | GetTicks  # read-only, unsigned
 SignedRequest = Open | Close | Halt | Resume  # journaled by uuid, signature required
 Signable = SignedRequest | Ping  # what a risk signature can cover
-AnyRequest = Ping | Open | Close | Halt | Resume | GetAccount | GetPositions | GetOrder
+AnyRequest = (
+    Ping
+    | Open
+    | Close
+    | Halt
+    | Resume
+    | GetAccount
+    | GetPositions
+    | GetOrder
+    | GetSymbols
+    | GetSymbol
+    | GetTick
+    | GetRates
+    | GetTicks
+)
 
 ACTIONS: Final[frozenset[str]] = frozenset(
     cls.__struct_config__.tag for cls in typing.get_args(AnyRequest)
@@ -280,3 +374,9 @@ class Reply(Struct, frozen=True, kw_only=True, omit_defaults=True):
     # GET_ACCOUNT, GET_POSITIONS
     account: Account | None = None
     positions: list[Position] | None = None
+    # GET_SYMBOLS, GET_SYMBOL, GET_TICK (by symbol)
+    symbols: list[SymbolInfo] | None = None
+    symbol_info: SymbolInfo | None = None
+    ticks: dict[str, Tick] | None = None
+    # GET_RATES, GET_TICKS: the body's header; its bytes are the reply's next frame
+    rows: Rows | None = None
