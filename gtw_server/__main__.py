@@ -46,6 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--bind", help="ZeroMQ endpoint (default tcp://127.0.0.1:5555)")
     parser.add_argument(
+        "--events",
+        metavar="ENDPOINT",
+        help="where to publish ticks, bars and state changes (default: the port after "
+        '--bind\'s; "off" for none)',
+    )
+    parser.add_argument(
         "--terminal", choices=("sim", "mt5"), help="simulated terminal (default) or MetaTrader5"
     )
     parser.add_argument("--data-dir", metavar="DIR", help="journal and simulator state")
@@ -177,6 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     overrides = {
         "bind": args.bind,
+        "events": args.events,
         "terminal": args.terminal,
         "data_dir": args.data_dir,
         "secret_file": args.secret_file,

@@ -212,11 +212,11 @@ class TerminalAdapter:
             positions=self.mt5.positions_total() or 0,
         )
 
-    def _ensure_connected(self) -> None:
+    def ensure_connected(self) -> None:
         if not self._connected and not self.connect().connected:
             raise TerminalDisconnected("the terminal is not connected")
 
-    def _failed(self, what: str) -> TerminalError:
+    def failed(self, what: str) -> TerminalError:
         """The exception for a call that returned ``None``, read from ``last_error()``."""
         code, message = self.mt5.last_error()
         if code in _IPC_ERRORS:
@@ -227,10 +227,10 @@ class TerminalAdapter:
     # -- queries --------------------------------------------------------------------------
 
     def account(self) -> Account:
-        self._ensure_connected()
+        self.ensure_connected()
         info = self.mt5.account_info()
         if info is None:
-            raise self._failed("account_info")
+            raise self.failed("account_info")
         return Account(
             login=info.login,
             server=info.server,
@@ -251,20 +251,19 @@ class TerminalAdapter:
         )
 
     def positions(self, symbol: str | None = None) -> list[Position]:
-        self._ensure_connected()
+        self.ensure_connected()
         found = self.mt5.positions_get(symbol=symbol) if symbol else self.mt5.positions_get()
         if found is None:
-            raise self._failed("positions_get")
+            raise self.failed("positions_get")
         return [_position(p) for p in found]
 
     # -- orders ---------------------------------------------------------------------------
 
     def open(self, order: OpenOrder) -> OrderOutcome:
-        self._ensure_connected()
+        self.ensure_connected()
         filling = self._filling(order.symbol)
         if filling is None:
-            known = f"symbol {order.symbol!r} is not known to the terminal"
-            return _rejected(known + self._did_you_mean(order.symbol))
+            return _rejected(self.unknown_symbol(order.symbol))
         tick = self.mt5.symbol_info_tick(order.symbol)
         if tick is None:
             return self._refused("symbol_info_tick")
@@ -293,7 +292,7 @@ class TerminalAdapter:
         return outcome
 
     def close(self, order: CloseOrder) -> OrderOutcome:
-        self._ensure_connected()
+        self.ensure_connected()
         found = self.mt5.positions_get(ticket=order.ticket)
         if found is None:
             return self._refused("positions_get")
@@ -371,38 +370,49 @@ class TerminalAdapter:
     def _tagged_since(self, since: float) -> tuple[Any, Any]:
         """The deals since ``since`` and the active orders. The window is padded by days
         because history is kept in the trade server's time zone, not UTC."""
-        self._ensure_connected()
+        self.ensure_connected()
         active = self.mt5.orders_get()
         if active is None:
-            raise self._failed("orders_get")
+            raise self.failed("orders_get")
         deals = self.mt5.history_deals_get(int(since) - _DAY_S, int(time.time()) + 2 * _DAY_S)
         if deals is None:
-            raise self._failed("history_deals_get")
+            raise self.failed("history_deals_get")
         return deals, active
 
     def _filling(self, symbol: str) -> int | None:
-        """The filling mode to send for ``symbol`` (``None``: unknown symbol), selecting it
-        in Market Watch the first time. Remembered per connection with the volume limits, for
-        a refusal to quote them: a symbol's terms do not change while trading, and each lookup
-        is an IPC round trip."""
+        """The filling mode to send for ``symbol`` (``None``: unknown symbol). Remembered per
+        connection with the volume limits, for a refusal to quote them: a symbol's terms do
+        not change while trading, and each lookup is an IPC round trip."""
         terms = self._terms.get(symbol)
         if terms is None:
-            info = self.mt5.symbol_info(symbol)
+            info = self.symbol_info(symbol)
             if info is None:
-                # Outside the Market Watch a symbol has no info either (-4): select it, then
-                # ask again. An unknown symbol cannot be selected.
-                self._unless_disconnected("symbol_info")
-                if not self.mt5.symbol_select(symbol, True):
-                    self._unless_disconnected("symbol_select")
-                    return None
-                info = self.mt5.symbol_info(symbol)
-                if info is None:  # nothing was sent: refuse the order rather than guess
-                    self._unless_disconnected("symbol_info")
-                    return None
+                return None
             terms = self._terms[symbol] = _SymbolTerms(
                 _filling(info), info.volume_min, info.volume_max, info.volume_step
             )
         return terms.filling
+
+    def symbol_info(self, symbol: str) -> Any:
+        """The terminal's ``SymbolInfo`` of ``symbol``, selecting it in the Market Watch first
+        if it is not there; ``None`` for a symbol the terminal does not know. Raises
+        ``TerminalDisconnected`` when the terminal is gone."""
+        info = self.mt5.symbol_info(symbol)
+        if info is None:
+            # Outside the Market Watch a symbol has no info either (-4): select it, then
+            # ask again. An unknown symbol cannot be selected.
+            self._unless_disconnected("symbol_info")
+            if not self.mt5.symbol_select(symbol, True):
+                self._unless_disconnected("symbol_select")
+                return None
+            info = self.mt5.symbol_info(symbol)
+            if info is None:  # nothing was sent: refuse rather than guess
+                self._unless_disconnected("symbol_info")
+        return info
+
+    def unknown_symbol(self, symbol: str) -> str:
+        """What to say of a symbol the terminal does not know (with names it may have meant)."""
+        return f"symbol {symbol!r} is not known to the terminal{self._did_you_mean(symbol)}"
 
     def _did_you_mean(self, symbol: str) -> str:
         """``"; did you mean A, B?"`` with names the terminal knows close to ``symbol``, or
@@ -420,7 +430,7 @@ class TerminalAdapter:
     def _unless_disconnected(self, what: str) -> TerminalError:
         """After ``what`` failed: raise ``TerminalDisconnected`` if the terminal is gone, else
         return the error to report."""
-        error = self._failed(what)
+        error = self.failed(what)
         if isinstance(error, TerminalDisconnected):
             raise error
         return error

@@ -48,6 +48,7 @@ __all__ = [
     "is_loopback",
     "load_config",
     "load_data_dir",
+    "next_port",
 ]
 
 SECRET_ENV: Final = "MT5_BRIDGE_SECRET"
@@ -127,6 +128,13 @@ class GatewayConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     expect_server: str | None = None
     # A REAL (not DEMO or CONTEST) account is refused unless this is set.
     allow_real: bool = False
+    # Market data (docs/PROTOCOL.md): the event socket (PUB; default the port after bind's,
+    # "off" for none), how often the terminal is polled for what its subscribers want, how
+    # many topics may be polled at once, and the most rows one GET_RATES or GET_TICKS returns.
+    events: str | None = None
+    poll_interval_ms: Annotated[int, Meta(ge=5, le=60_000)] = 50
+    max_topics: Annotated[int, Meta(ge=1, le=10_000)] = 256
+    max_rows: Annotated[int, Meta(ge=1, le=10_000_000)] = 250_000
     # Listen beyond loopback without CURVE. Anyone who can reach the port could then read
     # and send orders; only for a private network you trust completely.
     insecure: bool = False
@@ -134,6 +142,18 @@ class GatewayConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     @property
     def curve(self) -> bool:
         return self.curve_secret_key is not None
+
+    @property
+    def events_endpoint(self) -> str | None:
+        """Where events are published: ``events``, else the port after ``bind``'s (a tcp
+        ``bind`` with a port; else none); ``None`` when ``events = "off"``.
+
+        >>> GatewayConfig(bind="tcp://127.0.0.1:6000").events_endpoint
+        'tcp://127.0.0.1:6001'
+        """
+        if self.events is not None:
+            return None if self.events == "off" else self.events
+        return next_port(self.bind)
 
 
 class Mt5Config(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -228,6 +248,15 @@ def load_data_dir(
     return Path(data_dir)
 
 
+def next_port(endpoint: str) -> str | None:
+    """``endpoint`` with the port after its own (tcp with a numeric port), else ``None``."""
+    scheme, _, rest = endpoint.partition("://")
+    host, _, port = rest.rpartition(":")
+    if scheme != "tcp" or not port.isdigit() or not 0 < int(port) < 65535:
+        return None
+    return f"tcp://{host}:{int(port) + 1}"
+
+
 def is_loopback(endpoint: str) -> bool:
     """Whether a ZeroMQ endpoint can only be reached from this machine."""
     scheme, _, rest = endpoint.partition("://")
@@ -263,13 +292,17 @@ def _check_exposure(gateway: GatewayConfig) -> None:
             "CURVE needs both --curve-secret-key (the gateway's .key_secret file) and "
             "--curve-clients (the directory of allowed client .key files)"
         )
-    if not gateway.curve and not gateway.insecure and not is_loopback(gateway.bind):
-        raise ConfigError(
-            f"refusing to listen on {gateway.bind} without CURVE: anyone who can reach that "
-            "port could read and send orders. Turn CURVE on (--curve-secret-key and "
-            "--curve-clients; `python -m gtw_server keygen` makes the keys), bind 127.0.0.1, "
-            "or, on a network you trust completely, pass --insecure"
-        )
+    if gateway.curve or gateway.insecure:
+        return
+    for name, endpoint in (("bind", gateway.bind), ("events", gateway.events_endpoint)):
+        if endpoint is not None and not is_loopback(endpoint):
+            raise ConfigError(
+                f"refusing to listen on {endpoint} ([gateway] {name}) without CURVE: anyone "
+                "who can reach that port could read and send orders. Turn CURVE on "
+                "(--curve-secret-key and --curve-clients; `python -m gtw_server keygen` makes "
+                "the keys), bind 127.0.0.1, or, on a network you trust completely, pass "
+                "--insecure"
+            )
 
 
 # [gateway] paths that a TOML file gives relative to itself (log and audit files are relative

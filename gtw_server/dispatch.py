@@ -28,6 +28,7 @@ from gtw_server.health import TerminalMonitor
 from gtw_server.journal import Journal
 from gtw_server.killswitch import KillSwitch
 from gtw_server.ledger import HistoryLedger
+from gtw_server.market_requests import MarketRequests, WithBody
 from gtw_server.metrics import GatewayMetrics
 from gtw_server.operations import ACCOUNT, POSITIONS
 from gtw_server.replies import ok, outcome_reply, pending, rejected
@@ -43,7 +44,13 @@ from protocol import (
     GetAccount,
     GetOrder,
     GetPositions,
+    GetRates,
+    GetSymbol,
+    GetSymbols,
+    GetTick,
+    GetTicks,
     Halt,
+    MarketRequest,
     Open,
     Ping,
     Reply,
@@ -60,9 +67,20 @@ __all__ = ["RequestRouter"]
 
 _QUERY_SHARE: Final = 4  # queries may hold at most a quarter of max_queue
 # Answers with no side effect: a large one the peer has no room for may be refused (BUSY).
-_QUERIES: Final = frozenset({"GET_ACCOUNT", "GET_POSITIONS"})
-Work = Coroutine[Any, Any, Reply]
-QueryT = TypeVar("QueryT", bound=GetAccount | GetPositions | GetOrder)  # the unsigned terminal work
+_QUERIES: Final = frozenset(
+    {
+        "GET_ACCOUNT",
+        "GET_POSITIONS",
+        "GET_SYMBOLS",
+        "GET_SYMBOL",
+        "GET_TICK",
+        "GET_RATES",
+        "GET_TICKS",
+    }
+)
+Work = Coroutine[Any, Any, Reply | WithBody]
+# The unsigned terminal work.
+QueryT = TypeVar("QueryT", bound=GetAccount | GetPositions | GetOrder | MarketRequest)
 Handler = Callable[[Any], Reply | Work]
 
 
@@ -86,6 +104,7 @@ class RequestRouter:
         ledger: HistoryLedger,
         killswitch: KillSwitch,
         worker: TerminalWorker,
+        market: MarketRequests,
         info: GatewayInfo,
         seen: Callable[[], None],
         tasks: set[asyncio.Task[None]],
@@ -100,6 +119,7 @@ class RequestRouter:
         self._ledger = ledger
         self._killswitch = killswitch
         self._worker = worker
+        self._market = market
         self.info = info
         self._seen = seen
         self._metrics = metrics
@@ -115,6 +135,11 @@ class RequestRouter:
             Resume: self._switch,
             GetAccount: self._query,
             GetPositions: self._query,
+            GetSymbols: self._market_query,
+            GetSymbol: self._market_query,
+            GetTick: self._market_query,
+            GetRates: self._market_query,
+            GetTicks: self._market_query,
         }
 
     # -- in ----------------------------------------------------------------------------------
@@ -145,10 +170,17 @@ class RequestRouter:
 
     # -- out ---------------------------------------------------------------------------------
 
-    def send(self, envelope: list[bytes], reply: Reply, received_at: float | None = None) -> None:
-        """Send ``reply``; ``received_at`` defaults to the arrival of the message being handled."""
-        body = encode(reply)
-        if not self._transport.send([*envelope, body], refusable=reply.action in _QUERIES):
+    def send(
+        self, envelope: list[bytes], answer: Reply | WithBody, received_at: float | None = None
+    ) -> None:
+        """Send ``answer`` (a reply, and the frame of rows that follows it if any);
+        ``received_at`` defaults to the arrival of the message being handled."""
+        reply, frames = (
+            (answer.reply, [encode(answer.reply), answer.body])
+            if isinstance(answer, WithBody)
+            else (answer, [encode(answer)])
+        )
+        if not self._transport.send([*envelope, *frames], refusable=reply.action in _QUERIES):
             # A large answer, and the peer has not read its last ones: a short refusal instead.
             reply = rejected(
                 reply.uuid,
@@ -191,6 +223,7 @@ class RequestRouter:
     async def _reply_when_done(
         self, envelope: list[bytes], request: AnyRequest, work: Work, received_at: float
     ) -> None:
+        reply: Reply | WithBody
         try:
             reply = await work
         except Exception:
@@ -324,7 +357,10 @@ class RequestRouter:
         self._queries += 1
         return self._counted(ask(request))
 
-    async def _counted(self, work: Work) -> Reply:
+    def _market_query(self, request: MarketRequest) -> Reply | Work:
+        return self._market.refusal(request) or self._capped(request, self._market.answer)
+
+    async def _counted(self, work: Work) -> Reply | WithBody:
         try:
             return await work
         finally:

@@ -14,6 +14,8 @@ Exception tree::
     └── TerminalError            the terminal worker could not do what was asked
         ├── TerminalDisconnected   the terminal is not reachable: nothing was executed
         ├── TerminalUnavailable    the terminal cannot be loaded here (e.g. no MetaTrader5)
+        ├── TerminalRefused        the terminal cannot answer this request as asked (an unknown
+        │                          symbol, too many rows): carries the ErrorCode to reply with
         ├── WorkerUnavailable      the call was never sent: the worker is restarting or stopping
         └── WorkerCrashed          the worker died while running this very call, so the
                                    terminal may or may not have done it (reconcile)
@@ -35,6 +37,7 @@ __all__ = [
     "JournalUnavailable",
     "TerminalDisconnected",
     "TerminalError",
+    "TerminalRefused",
     "TerminalUnavailable",
     "WorkerCrashed",
     "WorkerUnavailable",
@@ -72,6 +75,15 @@ class TerminalError(GatewayError):
 class TerminalDisconnected(TerminalError):
     """The terminal is not reachable (the adapter says so before sending anything); nothing
     was executed."""
+
+
+class TerminalRefused(TerminalError):
+    """A read the terminal cannot answer as asked; ``code`` is the reply's ``ErrorCode``
+    value (``SYMBOL_NOT_FOUND``, ``TOO_LARGE``, ``INVALID_REQUEST``)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class TerminalUnavailable(TerminalError):

@@ -21,18 +21,25 @@ from gtw_server.adapter import (
     TerminalAdapter,
     TerminalStatus,
 )
-from protocol import Account, Position
+from gtw_server.market import MarketReader, Poll, Polled, RatesQuery, Table, TicksQuery
+from protocol import Account, Position, SymbolInfo, Tick
 
 __all__ = [
     "ACCOUNT",
     "CLOSE",
     "CONNECT",
     "FIND",
+    "LATEST",
     "OPEN",
     "OPERATIONS",
+    "POLL",
     "POSITIONS",
+    "RATES",
     "STATUS",
+    "SYMBOL",
+    "SYMBOLS",
     "TAGS",
+    "TICKS",
     "Op",
 ]
 
@@ -44,17 +51,26 @@ class Op(Generic[A, R]):
     """One operation: ``run(adapter, argument) -> result``, in the worker.
 
     ``argument`` and ``result`` are the types msgpack decodes them as (``None``: no argument).
+    A ``background`` operation (market data) waits behind the others for the worker
+    (``gtw_server.lanes``).
     """
 
-    __slots__ = ("argument", "name", "result", "run")
+    __slots__ = ("argument", "background", "name", "result", "run")
 
     def __init__(
-        self, name: str, run: Callable[[TerminalAdapter, A], R], *, argument: Any, result: Any
+        self,
+        name: str,
+        run: Callable[[TerminalAdapter, A], R],
+        *,
+        argument: Any,
+        result: Any,
+        background: bool = False,
     ) -> None:
         self.name = name
         self.run = run
         self.argument = argument
         self.result = result
+        self.background = background
 
     def __repr__(self) -> str:
         return f"Op({self.name!r})"
@@ -85,6 +101,66 @@ TAGS: Final[Op[ListTags, list[str]]] = Op(
     "tags", TerminalAdapter.tags, argument=ListTags, result=list[str]
 )
 
+# Market data (gtw_server.market): behind the orders.
+SYMBOLS: Final[Op[str | None, list[SymbolInfo]]] = Op(
+    "symbols",
+    lambda a, group: MarketReader(a).symbols(group),
+    argument=str | None,
+    result=list[SymbolInfo],
+    background=True,
+)
+SYMBOL: Final[Op[str, SymbolInfo]] = Op(
+    "symbol",
+    lambda a, name: MarketReader(a).symbol(name),
+    argument=str,
+    result=SymbolInfo,
+    background=True,
+)
+LATEST: Final[Op[list[str], dict[str, Tick]]] = Op(
+    "latest",
+    lambda a, names: MarketReader(a).latest(names),
+    argument=list[str],
+    result=dict[str, Tick],
+    background=True,
+)
+RATES: Final[Op[RatesQuery, Table]] = Op(
+    "rates",
+    lambda a, query: MarketReader(a).rates(query),
+    argument=RatesQuery,
+    result=Table,
+    background=True,
+)
+TICKS: Final[Op[TicksQuery, Table]] = Op(
+    "ticks",
+    lambda a, query: MarketReader(a).ticks(query),
+    argument=TicksQuery,
+    result=Table,
+    background=True,
+)
+POLL: Final[Op[Poll, Polled]] = Op(
+    "poll",
+    lambda a, poll: MarketReader(a).poll(poll),
+    argument=Poll,
+    result=Polled,
+    background=True,
+)
+
 OPERATIONS: Final[dict[str, Op[Any, Any]]] = {
-    op.name: op for op in (CONNECT, STATUS, ACCOUNT, POSITIONS, OPEN, CLOSE, FIND, TAGS)
+    op.name: op
+    for op in (
+        CONNECT,
+        STATUS,
+        ACCOUNT,
+        POSITIONS,
+        OPEN,
+        CLOSE,
+        FIND,
+        TAGS,
+        SYMBOLS,
+        SYMBOL,
+        LATEST,
+        RATES,
+        TICKS,
+        POLL,
+    )
 }

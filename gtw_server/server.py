@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import signal
 import time
+import uuid
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, Final, NamedTuple
@@ -32,7 +33,9 @@ from gtw_server.deadman import DeadMansSwitch
 from gtw_server.dirlock import DataDirLock
 from gtw_server.dispatch import RequestRouter
 from gtw_server.errors import GatewayError, JournalError
+from gtw_server.events import EventPublisher
 from gtw_server.executor import OrderExecutor
+from gtw_server.feed import MarketFeed
 from gtw_server.gate import OrderGate
 from gtw_server.health import TerminalMonitor
 from gtw_server.journal import Journal
@@ -45,6 +48,7 @@ from gtw_server.journal_doctor import (
 )
 from gtw_server.killswitch import KillSwitch
 from gtw_server.ledger import HistoryLedger
+from gtw_server.market_requests import MarketRequests
 from gtw_server.metrics import GatewayMetrics
 from gtw_server.recovery import Recovery
 from gtw_server.runtime import install_reload_handler, install_stop_handlers
@@ -202,7 +206,7 @@ class Gateway:
 
         # Bound before the worker starts (a taken port fails at once) and read only once the
         # router is ready; closed after the worker stopped, so a late request still gets BUSY.
-        transport, curve = self._bind(throttle)
+        transport, publisher, curve = self._bind(throttle)
         worker = TerminalWorker(
             WorkerSpec(
                 terminal=gateway.terminal,
@@ -254,12 +258,24 @@ class Gateway:
             ledger=ledger,
             killswitch=killswitch,
             worker=worker,
+            market=MarketRequests(worker, max_rows=gateway.max_rows),
             info=self._info(),
             seen=deadman.seen,
             tasks=tasks,
             metrics=metrics,
         )
         transport.start(router.on_message)
+        feed = None
+        if publisher is not None:
+            publisher.start()
+            feed = MarketFeed(
+                worker,
+                publisher,
+                monitor,
+                killswitch,
+                interval_s=gateway.poll_interval_ms / 1000,
+                throttle=throttle,
+            )
         if metrics is not None and gateway.metrics_port is not None:
             metrics.expose(
                 in_flight=lambda: len(tasks),
@@ -284,12 +300,14 @@ class Gateway:
             ("throttle", chores.sum_up_floods(throttle)),
             *([("curve-allow-list", curve.watch())] if curve is not None else []),
             *([("dead-man", deadman.watch())] if gateway.halt_after_silence_s else []),
+            *([("market-feed", feed.run())] if feed is not None else []),
         )
         self._running = _Running(router=router, gate=gate, curve=curve)
         logger.info(
-            "gateway ready on {} | terminal {} ({}) | CURVE {} | signatures {} | journal {} "
+            "gateway ready on {} | events {} | terminal {} ({}) | CURVE {} | signatures {} | journal {} "
             "({} entries)",
             transport.endpoint,
+            publisher.endpoint if publisher else "off",
             router.info.terminal,
             monitor.describe(),
             "on" if curve else "off",
@@ -298,8 +316,11 @@ class Gateway:
             len(journal),
         )
 
-    def _bind(self, throttle: Throttle) -> tuple[RouterTransport, CurveServer | None]:
-        """The ROUTER socket, bound (with CURVE when configured), not yet read."""
+    def _bind(
+        self, throttle: Throttle
+    ) -> tuple[RouterTransport, EventPublisher | None, CurveServer | None]:
+        """The ROUTER socket and the event socket, bound (with CURVE when configured), not
+        yet read."""
         gateway, stack = self.config.gateway, self._stack
         context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         stack.callback(context.term)  # waits (up to LINGER) for the last replies to leave
@@ -325,7 +346,24 @@ class Gateway:
         except zmq.ZMQError as exc:
             raise GatewayError(f"cannot bind {gateway.bind}: {exc}") from None
         stack.callback(transport.close)
-        return transport, curve
+        publisher = None
+        if (events := gateway.events_endpoint) is not None:
+            try:
+                publisher = EventPublisher(
+                    events,
+                    run=uuid.uuid4().hex[:16],
+                    max_topics=gateway.max_topics,
+                    context=context,
+                    setup=curve.apply if curve else None,
+                    throttle=throttle,
+                )
+            except zmq.ZMQError as exc:
+                raise GatewayError(
+                    f'cannot bind the event socket {events}: {exc} (--events ENDPOINT, or "off")'
+                ) from None
+            stack.callback(publisher.close)
+            stack.callback(publisher.state, "STOPPING")
+        return transport, publisher, curve
 
     def _serve_metrics(self, metrics: GatewayMetrics, port: int) -> None:
         host = self.config.gateway.metrics_host

@@ -235,11 +235,15 @@ class GatewayProcess(ServerProcess):
         }
         self._args = list(args)
         self._curve = curve
+        # The event socket on a port of its own (the default, bind's port + 1, may be taken).
+        self.events_endpoint = str(
+            self._tables["gateway"].get("events") or f"tcp://127.0.0.1:{free_port()}"
+        )
 
     def command(self) -> list[str]:
         command = [sys.executable, "-m", "gtw_server", "--config", str(self.config_file)]
         command += ["--bind", self.endpoint, "--data-dir", str(self.data_dir)]
-        command += ["--log-level", self.log_level]
+        command += ["--log-level", self.log_level, "--events", self.events_endpoint]
         if self.secret is None:
             command.append("--no-signature-validation")
         if self._curve is not None:

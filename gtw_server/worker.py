@@ -39,10 +39,12 @@ from gtw_server.config import Mt5Config
 from gtw_server.errors import (
     TerminalDisconnected,
     TerminalError,
+    TerminalRefused,
     TerminalUnavailable,
     WorkerCrashed,
     WorkerUnavailable,
 )
+from gtw_server.lanes import Lanes
 from gtw_server.operations import OPERATIONS, Op
 from gtw_server.terminal.sim import SimConfig
 
@@ -81,7 +83,7 @@ class _Call(Struct, array_like=True):
 
 class _Result(Struct, array_like=True):
     id: int
-    # ("disconnected" | "error", message) when the call failed
+    # ("disconnected" | "error" | "refused:<ErrorCode>", message) when the call failed
     error: tuple[str, str] | None
     value: msgspec.Raw
 
@@ -114,6 +116,16 @@ _ERRORS: Final[dict[str, type[TerminalError]]] = {
 }
 
 
+_REFUSED: Final = "refused:"  # and the ErrorCode: a read that cannot be answered as asked
+
+
+def _raised(kind: str, message: str) -> TerminalError:
+    """The exception a call that failed in the worker raises in the parent."""
+    if kind.startswith(_REFUSED):
+        return TerminalRefused(kind.removeprefix(_REFUSED), message)
+    return _ERRORS[kind](message)
+
+
 def _exit_with_parent() -> None:
     """Leave as soon as the parent is gone, even in the middle of a call."""
     parent = multiprocessing.parent_process()
@@ -136,6 +148,8 @@ def _serve(calls: Connection, results: Connection, adapter: TerminalAdapter) -> 
             value = op.run(adapter, arg)
         except TerminalDisconnected as exc:
             error = ("disconnected", str(exc))
+        except TerminalRefused as exc:
+            error = (f"{_REFUSED}{exc.code}", str(exc))
         except Exception as exc:  # reported to the parent, which keeps running
             error = ("error", f"{type(exc).__name__}: {exc}")
         raw = msgspec.Raw(_encoder.encode(value))
@@ -205,7 +219,7 @@ class TerminalWorker:
         self._sent: dict[int, asyncio.Future[_Result]] = {}
         self._timeouts: dict[int, float] = {}  # calls allowed longer than call_timeout
         self._head_since = 0.0  # when the oldest unanswered call started running
-        self._slots = asyncio.Semaphore(_PIPE_DEPTH)
+        self._lanes = Lanes(_PIPE_DEPTH)  # orders first; market data behind them
         self._process: BaseProcess | None = None
         self._calls: Connection | None = None
         self._stopping = False
@@ -287,13 +301,17 @@ class TerminalWorker:
         ``timeout`` replaces ``call_timeout`` for this call (a terminal's ``initialize`` may
         legitimately wait for its own, longer, timeout).
 
+        A ``background`` op (market data) waits behind every other waiting call.
+
         Raises ``TerminalDisconnected`` when the terminal is unreachable (nothing done),
+        ``TerminalRefused`` when it cannot answer a read as asked,
         ``WorkerUnavailable`` when the call could not be sent (nothing done),
         ``WorkerCrashed`` when the worker died or hung while running it (outcome unknown),
         and ``TerminalError`` for anything else the terminal raised.
         """
         arg_bytes = msgspec.Raw(_encoder.encode(arg))
-        async with self._slots:
+        await self._lanes.acquire(op.background)
+        try:
             calls = self._calls
             if calls is None or self._stopping:
                 state = "stopping" if self._stopping else "restarting"
@@ -317,11 +335,12 @@ class TerminalWorker:
             finally:
                 self._sent.pop(call_id, None)
                 self._timeouts.pop(call_id, None)
+        finally:
+            self._lanes.release(op.background)
         if self._observe is not None:
             self._observe(op.name, time.perf_counter() - started)
         if result.error is not None:
-            kind, message = result.error
-            raise _ERRORS[kind](message)
+            raise _raised(*result.error)
         value: R = msgspec.msgpack.decode(result.value, type=op.result)
         return value
 

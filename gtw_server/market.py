@@ -1,0 +1,269 @@
+"""Market data in terms of the ``MetaTrader5`` API: what the worker runs for the market-data
+requests (GET_SYMBOLS, GET_SYMBOL, GET_TICK, GET_RATES, GET_TICKS) and for the event feed's
+polls.
+
+``MarketReader`` runs in the terminal worker beside ``TerminalAdapter``, whose connection and
+symbol selection it shares: a symbol outside the Market Watch is selected first, as for orders.
+Bars and ticks leave it as the bytes of the package's numpy arrays (``Table``), in the wire's
+dtypes, so that 100,000 bars cross the pipe and the socket as one 6 MB buffer, not 100,000
+objects.
+
+A poll (``Poll``) asks, for every subscribed symbol, the ticks after the last one published
+(``copy_ticks_from`` since its ``time_msc``: none is missed where the terminal keeps tick
+history; else the latest quote when it changed), and for every subscribed bar, the bars closed
+since the last one published.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import msgspec
+import numpy as np
+from msgspec import Struct
+
+from gtw_server.adapter import TerminalAdapter
+from gtw_server.errors import TerminalRefused
+from protocol import RATES_DTYPE, TICKS_DTYPE, Bar, ErrorCode, SymbolInfo, Tick
+
+__all__ = [
+    "BarCursor",
+    "MarketReader",
+    "Poll",
+    "Polled",
+    "RatesQuery",
+    "Table",
+    "TickCursor",
+    "TicksQuery",
+]
+
+_RATES: Final = np.dtype(RATES_DTYPE)
+_TICKS: Final = np.dtype(TICKS_DTYPE)
+_TICK_FIELDS: Final = Tick.__struct_fields__
+_BAR_FIELDS: Final = Bar.__struct_fields__
+_TICKS_PER_POLL: Final = 5000  # a poll that fell behind catches up over the next ones
+_BARS_PER_POLL: Final = 10  # closed bars looked at per poll: more than close between two
+
+
+class RatesQuery(Struct, frozen=True, kw_only=True):
+    """GET_RATES for the worker: ``timeframe`` is the ``TIMEFRAME_*`` value; the form is
+    the one ``GetRates.problem`` accepted (``count`` from ``start_pos``, ``date_from`` and
+    ``count``, or ``date_from`` to ``date_to``)."""
+
+    symbol: str
+    timeframe: int
+    max_rows: int
+    count: int | None = None
+    start_pos: int = 0
+    date_from: int | None = None
+    date_to: int | None = None
+
+
+class TicksQuery(Struct, frozen=True, kw_only=True):
+    """GET_TICKS for the worker: ``flags`` is the ``COPY_TICKS_*`` name (ALL, INFO, TRADE)."""
+
+    symbol: str
+    date_from: int
+    flags: str
+    max_rows: int
+    count: int | None = None
+    date_to: int | None = None
+
+
+class Table(Struct, frozen=True, array_like=True):
+    """``rows`` rows of a wire dtype (``protocol.RATES_DTYPE`` or ``TICKS_DTYPE``), packed."""
+
+    rows: int
+    data: bytes
+
+
+class TickCursor(Struct, frozen=True, array_like=True):
+    """Where a symbol's tick stream is: the ``time_msc`` of the last tick published, and how
+    many ticks with that very ``time_msc`` were (several may share a millisecond). ``0, 0``:
+    not started (the next poll publishes the latest quote)."""
+
+    after_msc: int = 0
+    seen: int = 0
+
+
+class BarCursor(Struct, frozen=True, array_like=True):
+    """Where a bar stream is: the open time of the last closed bar published (0: not started;
+    the next poll only notes the last closed bar)."""
+
+    symbol: str
+    timeframe: int
+    after: int = 0
+
+
+class Poll(Struct, frozen=True, kw_only=True):
+    """What the feed wants: ticks after each cursor, bars after each cursor."""
+
+    ticks: dict[str, TickCursor] = msgspec.field(default_factory=dict)
+    bars: list[BarCursor] = msgspec.field(default_factory=list)
+
+
+class Polled(Struct, frozen=True, kw_only=True):
+    """New ticks by symbol with the cursors that follow them; closed bars by cursor (the
+    cursor returned is the new one); the symbols that could not be read, and why."""
+
+    ticks: dict[str, list[Tick]]
+    cursors: dict[str, TickCursor]
+    bars: list[tuple[BarCursor, list[Bar]]]
+    failed: dict[str, str]
+
+
+class MarketReader:
+    """The market-data reads, over the adapter's terminal connection."""
+
+    def __init__(self, adapter: TerminalAdapter) -> None:
+        self._adapter = adapter
+        self.mt5 = adapter.mt5
+
+    # -- requests -----------------------------------------------------------------------------
+
+    def symbols(self, group: str | None) -> list[SymbolInfo]:
+        self._adapter.ensure_connected()
+        found = self.mt5.symbols_get(group=group) if group else self.mt5.symbols_get()
+        if found is None:
+            raise self._adapter.failed("symbols_get")
+        return [_symbol(info) for info in found]
+
+    def symbol(self, symbol: str) -> SymbolInfo:
+        return _symbol(self._selected(symbol))
+
+    def latest(self, symbols: list[str]) -> dict[str, Tick]:
+        """The latest tick of each symbol."""
+        ticks = {}
+        for symbol in dict.fromkeys(symbols):
+            self._selected(symbol)
+            tick = self.mt5.symbol_info_tick(symbol)
+            if tick is None:
+                raise self._adapter.failed(f"symbol_info_tick({symbol})")
+            ticks[symbol] = _tick(tick)
+        return ticks
+
+    def rates(self, query: RatesQuery) -> Table:
+        self._selected(query.symbol)
+        mt5, symbol, frame = self.mt5, query.symbol, query.timeframe
+        if query.date_from is None:
+            found = mt5.copy_rates_from_pos(symbol, frame, query.start_pos, query.count)
+        elif query.date_to is None:
+            found = mt5.copy_rates_from(symbol, frame, query.date_from, query.count)
+        else:
+            found = mt5.copy_rates_range(symbol, frame, query.date_from, query.date_to)
+        if found is None:
+            raise self._adapter.failed("copy_rates")
+        return _table(found, _RATES, query.max_rows)
+
+    def ticks(self, query: TicksQuery) -> Table:
+        self._selected(query.symbol)
+        flags = getattr(self.mt5, f"COPY_TICKS_{query.flags}")
+        if query.date_to is None:
+            found = self.mt5.copy_ticks_from(query.symbol, query.date_from, query.count, flags)
+        else:
+            found = self.mt5.copy_ticks_range(query.symbol, query.date_from, query.date_to, flags)
+        if found is None:
+            raise self._adapter.failed("copy_ticks")
+        return _table(found, _TICKS, query.max_rows)
+
+    # -- the event feed -------------------------------------------------------------------------
+
+    def poll(self, poll: Poll) -> Polled:
+        """Read what is new for every subscription; a symbol that fails is named in
+        ``failed`` and the others are still read (a lost terminal raises)."""
+        ticks: dict[str, list[Tick]] = {}
+        cursors: dict[str, TickCursor] = {}
+        bars: list[tuple[BarCursor, list[Bar]]] = []
+        failed: dict[str, str] = {}
+        self._adapter.ensure_connected()
+        for symbol, cursor in poll.ticks.items():
+            try:
+                ticks[symbol], cursors[symbol] = self._new_ticks(symbol, cursor)
+            except TerminalRefused as exc:
+                failed[symbol] = str(exc)
+        for bar_cursor in poll.bars:
+            try:
+                bars.append(self._closed_bars(bar_cursor))
+            except TerminalRefused as exc:
+                failed[bar_cursor.symbol] = str(exc)
+        return Polled(ticks=ticks, cursors=cursors, bars=bars, failed=failed)
+
+    def _new_ticks(self, symbol: str, cursor: TickCursor) -> tuple[list[Tick], TickCursor]:
+        if cursor.after_msc:
+            found = self.mt5.copy_ticks_from(
+                symbol, cursor.after_msc // 1000, _TICKS_PER_POLL, self.mt5.COPY_TICKS_ALL
+            )
+            if found is not None:
+                return _after(found, cursor)
+        # Not started, or no tick history here: the latest quote, when it is new.
+        self._selected(symbol)
+        latest = self.mt5.symbol_info_tick(symbol)
+        if latest is None:
+            raise self._adapter.failed(f"symbol_info_tick({symbol})")
+        if latest.time_msc <= cursor.after_msc:
+            return [], cursor
+        return [_tick(latest)], TickCursor(latest.time_msc, 1)
+
+    def _closed_bars(self, cursor: BarCursor) -> tuple[BarCursor, list[Bar]]:
+        self._selected(cursor.symbol)
+        found = self.mt5.copy_rates_from_pos(cursor.symbol, cursor.timeframe, 1, _BARS_PER_POLL)
+        if found is None:
+            raise self._adapter.failed(f"copy_rates_from_pos({cursor.symbol})")
+        if not len(found):
+            return cursor, []
+        last = int(found["time"][-1])
+        if not cursor.after:
+            return msgspec.structs.replace(cursor, after=last), []
+        new = found[found["time"] > cursor.after]
+        closed = [Bar(**dict(zip(_BAR_FIELDS, row, strict=True))) for row in new.tolist()]
+        return msgspec.structs.replace(cursor, after=max(last, cursor.after)), closed
+
+    def _selected(self, symbol: str) -> Any:
+        """The symbol's info, selected in the Market Watch; ``SYMBOL_NOT_FOUND`` if unknown."""
+        self._adapter.ensure_connected()
+        info = self._adapter.symbol_info(symbol)
+        if info is None:
+            raise TerminalRefused(ErrorCode.SYMBOL_NOT_FOUND, self._adapter.unknown_symbol(symbol))
+        return info
+
+
+def _after(found: Any, cursor: TickCursor) -> tuple[list[Tick], TickCursor]:
+    """The ticks of ``found`` (oldest first) that come after ``cursor``, and the new cursor."""
+    times = found["time_msc"]
+    at_cursor = int((times == cursor.after_msc).sum())
+    newer = found[times > cursor.after_msc]
+    if at_cursor > cursor.seen:  # more ticks in that millisecond than were published
+        newer = np.concatenate([found[times == cursor.after_msc][cursor.seen :], newer])
+    if not len(newer):
+        return [], cursor
+    last = int(newer["time_msc"][-1])
+    seen = int((newer["time_msc"] == last).sum())
+    if last == cursor.after_msc:
+        seen += cursor.seen
+    ticks = [Tick(**dict(zip(_TICK_FIELDS, row, strict=True))) for row in newer.tolist()]
+    return ticks, TickCursor(last, seen)
+
+
+def _table(found: Any, dtype: np.dtype[Any], max_rows: int) -> Table:
+    """The array's rows in the wire's dtype, as bytes; ``TOO_LARGE`` past ``max_rows``."""
+    if len(found) > max_rows:
+        raise TerminalRefused(
+            ErrorCode.TOO_LARGE,
+            f"{len(found)} rows found, over this gateway's limit of {max_rows} per request "
+            "([gateway] max_rows); ask for a shorter range",
+        )
+    rows = np.asarray(found)
+    if rows.dtype != dtype:  # another layout of the same fields: copy them over by name
+        copy = np.zeros(len(rows), dtype=dtype)
+        for name in dtype.names or ():
+            copy[name] = rows[name]
+        rows = copy
+    return Table(len(rows), np.ascontiguousarray(rows).tobytes())
+
+
+def _tick(tick: Any) -> Tick:
+    return Tick(**{name: getattr(tick, name) for name in _TICK_FIELDS})
+
+
+def _symbol(info: Any) -> SymbolInfo:
+    return msgspec.convert(info._asdict(), SymbolInfo)

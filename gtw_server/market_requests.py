@@ -1,0 +1,118 @@
+"""Answering the market-data requests: GET_SYMBOLS, GET_SYMBOL, GET_TICK, GET_RATES, GET_TICKS.
+
+They change nothing, so they are unsigned (CURVE and its allow-list guard them, as every
+request) and counted among the queries, which may hold at most a share of the queue. A request
+whose fields make no question (``problem()``), or that asks for more than ``max_rows`` rows, is
+refused in place, before the terminal; the terminal then answers in the worker's background
+lane, behind every order (``gtw_server.lanes``). Bars and ticks go back as ``WithBody``: the
+JSON reply says how many rows of which dtype (``rows``), and the next frame holds them.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from loguru import logger
+
+from gtw_server.errors import TerminalError, TerminalRefused
+from gtw_server.market import RatesQuery, TicksQuery
+from gtw_server.operations import LATEST, RATES, SYMBOL, SYMBOLS, TICKS
+from gtw_server.replies import ok, rejected
+from gtw_server.worker import TerminalWorker
+from protocol import (
+    RATES_DTYPE,
+    TICKS_DTYPE,
+    ErrorCode,
+    GetRates,
+    GetSymbol,
+    GetSymbols,
+    GetTick,
+    GetTicks,
+    MarketRequest,
+    Reply,
+    Rows,
+)
+
+__all__ = ["MarketRequests", "WithBody"]
+
+
+class WithBody(NamedTuple):
+    """A reply and the frame that follows it (the rows its ``rows`` header describes)."""
+
+    reply: Reply
+    body: bytes
+
+
+class MarketRequests:
+    """Answers the market-data requests through the terminal worker."""
+
+    def __init__(self, worker: TerminalWorker, *, max_rows: int) -> None:
+        self._worker = worker
+        self.max_rows = max_rows
+
+    def refusal(self, request: MarketRequest) -> Reply | None:
+        """The refusal of a request that cannot be asked as it is, or ``None``."""
+        problem = request.problem() if isinstance(request, GetRates | GetTicks) else None
+        count = request.count if isinstance(request, GetRates | GetTicks) else None
+        if problem is not None:
+            return rejected(request.uuid, request.action, ErrorCode.INVALID_REQUEST, problem)
+        if count is not None and count > self.max_rows:
+            return rejected(
+                request.uuid,
+                request.action,
+                ErrorCode.TOO_LARGE,
+                f"count {count} is over this gateway's limit of {self.max_rows} rows per "
+                "request ([gateway] max_rows); ask in parts",
+            )
+        return None
+
+    async def answer(self, request: MarketRequest) -> Reply | WithBody:
+        """The terminal's answer to ``request`` (one that ``refusal`` let through)."""
+        try:
+            return await self._ask(request)
+        except TerminalRefused as exc:
+            return rejected(request.uuid, request.action, ErrorCode(exc.code), str(exc))
+        except TerminalError as exc:
+            logger.warning("{} {} failed: {}", request.action, request.uuid, exc)
+            return rejected(
+                request.uuid,
+                request.action,
+                ErrorCode.MT5_DISCONNECTED,
+                "the terminal could not answer; try again shortly",
+            )
+
+    async def _ask(self, request: MarketRequest) -> Reply | WithBody:
+        worker = self._worker
+        if isinstance(request, GetSymbols):
+            return ok(request, symbols=await worker.call(SYMBOLS, request.group))
+        if isinstance(request, GetSymbol):
+            return ok(request, symbol_info=await worker.call(SYMBOL, request.symbol))
+        if isinstance(request, GetTick):
+            return ok(request, ticks=await worker.call(LATEST, request.symbols))
+        if isinstance(request, GetRates):
+            rates = RatesQuery(
+                symbol=request.symbol,
+                timeframe=request.timeframe.constant,
+                max_rows=self.max_rows,
+                count=request.count,
+                start_pos=request.start_pos or 0,
+                date_from=_seconds(request.date_from),
+                date_to=_seconds(request.date_to),
+            )
+            table = await worker.call(RATES, rates)
+            return WithBody(ok(request, rows=Rows(dtype=RATES_DTYPE, rows=table.rows)), table.data)
+        ticks = TicksQuery(
+            symbol=request.symbol,
+            date_from=int(request.date_from),
+            flags=request.flags.value,
+            max_rows=self.max_rows,
+            count=request.count,
+            date_to=_seconds(request.date_to),
+        )
+        table = await worker.call(TICKS, ticks)
+        return WithBody(ok(request, rows=Rows(dtype=TICKS_DTYPE, rows=table.rows)), table.data)
+
+
+def _seconds(date: float | None) -> int | None:
+    """A date as the terminal takes it: whole epoch seconds."""
+    return None if date is None else int(date)
