@@ -35,7 +35,7 @@ from msgspec import Meta, Struct
 
 from gtw_server.errors import ConfigError
 from gtw_server.terminal.sim import SimConfig
-from plumbing.config import Setting, layered, read_secret_file, read_toml
+from plumbing.config import Setting, layered, next_port, read_secret_file, read_toml
 from plumbing.units import parse_age, parse_size
 from protocol import Secret, secret_key
 
@@ -246,15 +246,6 @@ def load_data_dir(
             f"invalid configuration: [gateway] data_dir must be a string, not {data_dir!r}"
         )
     return Path(data_dir)
-
-
-def next_port(endpoint: str) -> str | None:
-    """``endpoint`` with the port after its own (tcp with a numeric port), else ``None``."""
-    scheme, _, rest = endpoint.partition("://")
-    host, _, port = rest.rpartition(":")
-    if scheme != "tcp" or not port.isdigit() or not 0 < int(port) < 65535:
-        return None
-    return f"tcp://{host}:{int(port) + 1}"
 
 
 def is_loopback(endpoint: str) -> bool:

@@ -24,7 +24,7 @@ from msgspec import Struct
 
 from gtw_server.adapter import TerminalAdapter
 from gtw_server.errors import TerminalRefused
-from protocol import RATES_DTYPE, TICKS_DTYPE, Bar, ErrorCode, SymbolInfo, Tick
+from protocol import RATES_DTYPE, TICKS_DTYPE, Bar, ErrorCode, SymbolInfo, Tick, Timeframe
 
 __all__ = [
     "BarCursor",
@@ -39,8 +39,9 @@ __all__ = [
 
 _RATES: Final = np.dtype(RATES_DTYPE)
 _TICKS: Final = np.dtype(TICKS_DTYPE)
-_TICK_FIELDS: Final = Tick.__struct_fields__
-_BAR_FIELDS: Final = Bar.__struct_fields__
+_TICK_FIELDS: Final = Tick.__struct_fields__[:-1]  # the package's; then the symbol
+_BAR_FIELDS: Final = Bar.__struct_fields__[:-2]  # a rates row's; then symbol and timeframe
+_TIMEFRAMES: Final = {frame.constant: frame.value for frame in Timeframe}
 _TICKS_PER_POLL: Final = 5000  # a poll that fell behind catches up over the next ones
 _BARS_PER_POLL: Final = 10  # closed bars looked at per poll: more than close between two
 
@@ -139,7 +140,7 @@ class MarketReader:
             tick = self.mt5.symbol_info_tick(symbol)
             if tick is None:
                 raise self._adapter.failed(f"symbol_info_tick({symbol})")
-            ticks[symbol] = _tick(tick)
+            ticks[symbol] = _tick(tick, symbol)
         return ticks
 
     def rates(self, query: RatesQuery) -> Table:
@@ -194,7 +195,7 @@ class MarketReader:
                 symbol, cursor.after_msc // 1000, _TICKS_PER_POLL, self.mt5.COPY_TICKS_ALL
             )
             if found is not None:
-                return _after(found, cursor)
+                return _after(found, cursor, symbol)
         # Not started, or no tick history here: the latest quote, when it is new.
         self._selected(symbol)
         latest = self.mt5.symbol_info_tick(symbol)
@@ -202,7 +203,7 @@ class MarketReader:
             raise self._adapter.failed(f"symbol_info_tick({symbol})")
         if latest.time_msc <= cursor.after_msc:
             return [], cursor
-        return [_tick(latest)], TickCursor(latest.time_msc, 1)
+        return [_tick(latest, symbol)], TickCursor(latest.time_msc, 1)
 
     def _closed_bars(self, cursor: BarCursor) -> tuple[BarCursor, list[Bar]]:
         self._selected(cursor.symbol)
@@ -215,7 +216,11 @@ class MarketReader:
         if not cursor.after:
             return msgspec.structs.replace(cursor, after=last), []
         new = found[found["time"] > cursor.after]
-        closed = [Bar(**dict(zip(_BAR_FIELDS, row, strict=True))) for row in new.tolist()]
+        frame = _TIMEFRAMES[cursor.timeframe]
+        closed = [
+            Bar(**dict(zip(_BAR_FIELDS, row, strict=True)), symbol=cursor.symbol, timeframe=frame)
+            for row in new.tolist()
+        ]
         return msgspec.structs.replace(cursor, after=max(last, cursor.after)), closed
 
     def _selected(self, symbol: str) -> Any:
@@ -227,7 +232,7 @@ class MarketReader:
         return info
 
 
-def _after(found: Any, cursor: TickCursor) -> tuple[list[Tick], TickCursor]:
+def _after(found: Any, cursor: TickCursor, symbol: str) -> tuple[list[Tick], TickCursor]:
     """The ticks of ``found`` (oldest first) that come after ``cursor``, and the new cursor."""
     times = found["time_msc"]
     at_cursor = int((times == cursor.after_msc).sum())
@@ -240,7 +245,9 @@ def _after(found: Any, cursor: TickCursor) -> tuple[list[Tick], TickCursor]:
     seen = int((newer["time_msc"] == last).sum())
     if last == cursor.after_msc:
         seen += cursor.seen
-    ticks = [Tick(**dict(zip(_TICK_FIELDS, row, strict=True))) for row in newer.tolist()]
+    ticks = [
+        Tick(**dict(zip(_TICK_FIELDS, row, strict=True)), symbol=symbol) for row in newer.tolist()
+    ]
     return ticks, TickCursor(last, seen)
 
 
@@ -261,8 +268,8 @@ def _table(found: Any, dtype: np.dtype[Any], max_rows: int) -> Table:
     return Table(len(rows), np.ascontiguousarray(rows).tobytes())
 
 
-def _tick(tick: Any) -> Tick:
-    return Tick(**{name: getattr(tick, name) for name in _TICK_FIELDS})
+def _tick(tick: Any, symbol: str) -> Tick:
+    return Tick(**{name: getattr(tick, name) for name in _TICK_FIELDS}, symbol=symbol)
 
 
 def _symbol(info: Any) -> SymbolInfo:

@@ -304,8 +304,8 @@ class Gateway:
         )
         self._running = _Running(router=router, gate=gate, curve=curve)
         logger.info(
-            "gateway ready on {} | events {} | terminal {} ({}) | CURVE {} | signatures {} | journal {} "
-            "({} entries)",
+            "gateway ready on {} | events {} | terminal {} ({}) | CURVE {} | signatures {} | "
+            "journal {} ({} entries)",
             transport.endpoint,
             publisher.endpoint if publisher else "off",
             router.info.terminal,

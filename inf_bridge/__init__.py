@@ -3,7 +3,11 @@
 from inf_bridge import Bridge
 
 async with Bridge("tcp://127.0.0.1:5555", secret=secret) as bridge:
-    fill = await bridge.send_order("EURUSD", "BUY", 0.10)
+    tick = await bridge.tick("EURUSD")
+    fill = await bridge.send_order("EURUSD", "BUY", 0.10, sl=round(tick.bid - 0.0050, 5))
+    bars = await bridge.rates("EURUSD", "M1", count=1000)   # numpy, as copy_rates_* gives
+    async with bridge.ticks("EURUSD") as ticks:
+        async for tick in ticks: ...
 """
 
 from inf_bridge.audit import add_audit_file
@@ -18,20 +22,24 @@ from inf_bridge.errors import (
     GatewayTimeout,
     GatewayUnreachable,
     InvalidOrder,
+    InvalidRequest,
     NotExecuted,
     OrderRejected,
     OutcomeUnknown,
+    RequestRefused,
     RiskRejected,
 )
 from inf_bridge.heartbeat import HeartbeatMonitor
 from inf_bridge.metrics import serve_metrics
 from inf_bridge.results import OrderFilled, OrderState
 from inf_bridge.risk import RiskLimits, RiskMonitor
-from protocol import Account, Position, Side
+from inf_bridge.streams import Gap, Stream
+from protocol import Account, Bar, Event, Position, Side, SymbolInfo, Tick, Timeframe
 
 __all__ = [
     "Account",
     "BadReply",
+    "Bar",
     "BreakerChange",
     "Bridge",
     "BridgeError",
@@ -39,20 +47,28 @@ __all__ = [
     "CircuitOpen",
     "ClientConfig",
     "ConfigError",
+    "Event",
+    "Gap",
     "GatewayTimeout",
     "GatewayUnreachable",
     "HeartbeatMonitor",
     "InvalidOrder",
+    "InvalidRequest",
     "NotExecuted",
     "OrderFilled",
     "OrderRejected",
     "OrderState",
     "OutcomeUnknown",
     "Position",
+    "RequestRefused",
     "RiskLimits",
     "RiskMonitor",
     "RiskRejected",
     "Side",
+    "Stream",
+    "SymbolInfo",
+    "Tick",
+    "Timeframe",
     "add_audit_file",
     "default_config_file",
     "load_config",

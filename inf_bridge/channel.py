@@ -77,7 +77,7 @@ class Channel:
         self._curve = curve  # (server public key, client public key, client secret key)
         self._socket: zmq.Socket[bytes] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._waiting: dict[str, asyncio.Future[Reply]] = {}
+        self._waiting: dict[str, asyncio.Future[tuple[Reply, bytes]]] = {}
         self._writable: list[asyncio.Future[None]] = []
         self._drain: EdgeDrain | None = None
         self.unmatched_replies = 0
@@ -99,7 +99,7 @@ class Channel:
         self._socket = sock
         self._loop = asyncio.get_running_loop()
         self._drain = EdgeDrain(sock, after=self._wake_writers)
-        self._drain.start(lambda frames: self._deliver(frames[-1]))
+        self._drain.start(self._deliver)
 
     async def close(self) -> None:
         if self._socket is not None and self._drain is not None:
@@ -121,7 +121,22 @@ class Channel:
         timeout: float,
         on_sent: Callable[[], None] | None = None,
     ) -> Reply:
-        """Send ``request`` and return its reply, within ``timeout`` s in all.
+        """Send ``request`` and return its reply, within ``timeout`` s in all (see
+        ``Transport.request``)."""
+        reply, _ = await self._exchange(request, timeout, on_sent)
+        return reply
+
+    async def request_with_body(self, request: Request, timeout: float) -> tuple[Reply, bytes]:
+        """``Transport.request_with_body``."""
+        return await self._exchange(request, timeout, None)
+
+    async def _exchange(
+        self,
+        request: Request,
+        timeout: float,
+        on_sent: Callable[[], None] | None,
+    ) -> tuple[Reply, bytes]:
+        """Send ``request`` and return its reply and the frame after it, within ``timeout``.
 
         Raises ``GatewayUnreachable`` when it could not even be sent in that time (no
         connection: nothing left this process), ``GatewayTimeout`` when it was sent and no
@@ -134,7 +149,7 @@ class Channel:
         uuid = request.uuid
         if uuid in self._waiting:
             raise ValueError(f"a request with uuid {uuid} is already waiting for its reply")
-        future: asyncio.Future[Reply] = loop.create_future()
+        future: asyncio.Future[tuple[Reply, bytes]] = loop.create_future()
         self._waiting[uuid] = future
         frame = encode(request)
         sent = False
@@ -184,9 +199,10 @@ class Channel:
                 if not writable.done():
                     writable.set_result(None)
 
-    def _deliver(self, frame: bytes) -> None:
+    def _deliver(self, frames: list[bytes]) -> None:
+        """A reply (a DEALER gets no envelope), with the frame of rows that may follow it."""
         try:
-            reply = decode_reply(frame)
+            reply = decode_reply(frames[0])
         except msgspec.DecodeError as exc:
             logger.error("unreadable reply from the gateway: {}", exc)
             return
@@ -199,4 +215,4 @@ class Channel:
         if future is None or future.done():
             self.unmatched_replies += 1  # a late reply to a request we gave up on
             return
-        future.set_result(reply)
+        future.set_result((reply, frames[1] if len(frames) > 1 else b""))

@@ -37,11 +37,13 @@ import re
 import time
 import uuid as uuid_module
 from collections.abc import Callable
+from datetime import datetime
 from functools import partial
 from types import TracebackType
 from typing import Any, Final, Self, TypeVar, cast
 
 import msgspec
+import numpy.typing as npt
 import zmq
 
 from inf_bridge.audit import record
@@ -54,21 +56,35 @@ from inf_bridge.errors import (
     GatewayTimeout,
     GatewayUnreachable,
     InvalidOrder,
+    InvalidRequest,
     OrderRejected,
     OutcomeUnknown,
+    RequestRefused,
     RiskRejected,
 )
 from inf_bridge.heartbeat import HeartbeatMonitor
+from inf_bridge.market import as_timeframe, epoch, rows_array
 from inf_bridge.results import OrderFilled, OrderState
 from inf_bridge.risk import Reservation, RiskLimits, RiskMonitor
+from inf_bridge.streams import EventHub, Gap, Stream
+from plumbing.config import next_port
 from protocol import (
+    RATES_DTYPE,
+    TICKS_DTYPE,
     Account,
     AuditEvent,
+    Bar,
     Close,
     ErrorCode,
+    Event,
     GetAccount,
     GetOrder,
     GetPositions,
+    GetRates,
+    GetSymbol,
+    GetSymbols,
+    GetTick,
+    GetTicks,
     Halt,
     Open,
     Ping,
@@ -80,9 +96,16 @@ from protocol import (
     Signable,
     SignedRequest,
     Status,
+    SymbolInfo,
+    Tick,
+    TickFlags,
+    Timeframe,
+    bar_topic,
     outcome_record,
     secret_key,
     sign,
+    state_topic,
+    tick_topic,
     validation_message,
 )
 
@@ -168,6 +191,7 @@ class Bridge:
         context: zmq.Context[zmq.Socket[bytes]] | None = None,
         clock: Callable[[], float] = time.time,
         transport: Transport | None = None,
+        events_endpoint: str | None = None,
     ) -> None:
         if request_timeout <= 0 or order_timeout <= 0:
             raise ValueError("request_timeout and order_timeout must be positive")
@@ -197,6 +221,10 @@ class Bridge:
         # Typed as the real Channel, whose socket bench/presend.py taps; the Bridge itself uses
         # only the Transport's methods (tests/test_client_logic.py runs it on a scripted one).
         self._channel = cast(Channel, transport)
+        self.events_endpoint = events_endpoint or next_port(endpoint)
+        self._context = context
+        self._curve = curve
+        self._hub: EventHub | None = None
         self._state = "new"
         self.breaker = CircuitBreaker()
         self.risk = RiskMonitor(risk) if isinstance(risk, RiskLimits) else risk
@@ -244,6 +272,8 @@ class Bridge:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heartbeat
+        if self._hub is not None:
+            self._hub.close()
         await self._channel.close()
 
     async def _beat_forever(self) -> None:
@@ -294,6 +324,152 @@ class Bridge:
         if reply.order_uuid is None:  # the GET_ORDER itself was refused
             raise _rejection(reply)
         return OrderState.from_reply(reply)
+
+    # -- market data ---------------------------------------------------------------------------
+
+    async def symbols(self, group: str | None = None) -> list[SymbolInfo]:
+        """The terminal's symbols (in the Market Watch or not), or those ``group`` selects as
+        ``symbols_get`` reads it: comma-separated masks, ``*`` for anything, ``!`` to exclude
+        (``"*USD*,!EUR*"``)."""
+        request = _valid(GetSymbols, uuid=new_uuid(), timestamp=self._now(), group=group)
+        return (await self._market(request)).symbols or []
+
+    async def symbol(self, symbol: str) -> SymbolInfo:
+        """One symbol's specification, every field of the package's ``SymbolInfo``."""
+        request = _valid(GetSymbol, uuid=new_uuid(), timestamp=self._now(), symbol=symbol)
+        reply = await self._market(request)
+        if reply.symbol_info is None:
+            raise BadReply("GET_SYMBOL reply without symbol_info")
+        return reply.symbol_info
+
+    async def tick(self, symbol: str) -> Tick:
+        """The latest tick of ``symbol`` (the fields of the package's ``Tick``)."""
+        return (await self.quotes(symbol))[symbol]
+
+    async def quotes(self, *symbols: str) -> dict[str, Tick]:
+        """The latest tick of each of ``symbols``, by symbol (in one request)."""
+        request = _valid(GetTick, uuid=new_uuid(), timestamp=self._now(), symbols=list(symbols))
+        ticks = (await self._market(request)).ticks or {}
+        if missing := set(symbols) - ticks.keys():
+            raise BadReply(f"GET_TICK reply without {', '.join(sorted(missing))}")
+        return ticks
+
+    async def rates(
+        self,
+        symbol: str,
+        timeframe: str | int | Timeframe,
+        *,
+        count: int | None = None,
+        start: int | None = None,
+        date_from: datetime | float | None = None,
+        date_to: datetime | float | None = None,
+    ) -> npt.NDArray[Any]:
+        """Bars, as ``copy_rates_*`` gives them: a numpy structured array (``time``, ``open``,
+        ``high``, ``low``, ``close``, ``tick_volume``, ``spread``, ``real_volume``), oldest first.
+
+        ``count`` bars ending ``start`` bars before the current one (``copy_rates_from_pos``),
+        ``count`` bars opened at or before ``date_from`` (``copy_rates_from``), or the bars
+        opened from ``date_from`` to ``date_to`` (``copy_rates_range``). ``timeframe`` is
+        ``"M1"`` or ``TIMEFRAME_M1``; dates are epoch seconds or aware datetimes, in the
+        terminal's clock. Raises ``InvalidRequest`` (nothing sent) for arguments that make no
+        request, ``RequestRefused`` when the gateway refuses (``SYMBOL_NOT_FOUND``,
+        ``TOO_LARGE``: more rows than its ``max_rows``).
+        """
+        request = _valid(
+            GetRates,
+            uuid=new_uuid(),
+            timestamp=self._now(),
+            symbol=symbol,
+            timeframe=as_timeframe(timeframe),
+            count=count,
+            start_pos=start,
+            date_from=epoch(date_from, "date_from"),
+            date_to=epoch(date_to, "date_to"),
+        )
+        return await self._rows(request, RATES_DTYPE)
+
+    async def ticks_history(
+        self,
+        symbol: str,
+        date_from: datetime | float,
+        *,
+        count: int | None = None,
+        date_to: datetime | float | None = None,
+        flags: str | TickFlags = TickFlags.ALL,
+    ) -> npt.NDArray[Any]:
+        """Tick history, as ``copy_ticks_*`` gives it: a numpy structured array (``time``,
+        ``bid``, ``ask``, ``last``, ``volume``, ``time_msc``, ``flags``, ``volume_real``):
+        ``count`` ticks from ``date_from`` on, or those from ``date_from`` to ``date_to``.
+        ``flags`` is ``"ALL"``, ``"INFO"`` or ``"TRADE"`` (``COPY_TICKS_*``)."""
+        request = _valid(
+            GetTicks,
+            uuid=new_uuid(),
+            timestamp=self._now(),
+            symbol=symbol,
+            date_from=epoch(date_from, "date_from"),
+            count=count,
+            date_to=epoch(date_to, "date_to"),
+            flags=flags.upper() if isinstance(flags, str) else flags,
+        )
+        return await self._rows(request, TICKS_DTYPE)
+
+    def ticks(self, *symbols: str, on_gap: Callable[[Gap], None] | None = None) -> Stream[Tick]:
+        """A live stream of ``symbols``' ticks (``async for tick in bridge.ticks("EURUSD")``;
+        each ``Tick`` has its ``symbol``). It survives a gateway restart; what it missed is in
+        its ``gaps`` (and handed to ``on_gap``). Close it with ``aclose()`` or ``async with``.
+        """
+        if not symbols:
+            raise InvalidRequest("symbols", "name at least one symbol")
+        topics = [tick_topic(_valid_symbol(symbol)) for symbol in dict.fromkeys(symbols)]
+        return Stream(self._events(), topics, _tick_of, on_gap)
+
+    def bars(
+        self,
+        symbol: str,
+        timeframe: str | int | Timeframe,
+        *,
+        on_gap: Callable[[Gap], None] | None = None,
+    ) -> Stream[Bar]:
+        """A live stream of ``symbol``'s bars of ``timeframe``, each as it closes."""
+        topic = bar_topic(_valid_symbol(symbol), as_timeframe(timeframe).value)
+        return Stream(self._events(), [topic], _bar_of, on_gap)
+
+    def states(self, *, on_gap: Callable[[Gap], None] | None = None) -> Stream[Event]:
+        """A live stream of the gateway's state changes (``event.state``: ``TERMINAL_LOST``,
+        ``TERMINAL_BACK``, ``HALTED``, ``RESUMED``, ``STOPPING``; ``event.detail``)."""
+        return Stream(self._events(), [state_topic()], _state_of, on_gap)
+
+    def _events(self) -> EventHub:
+        self._require_open()
+        if self._hub is None:
+            if self.events_endpoint is None:
+                raise RuntimeError(
+                    f"no event endpoint: {self.endpoint} has no tcp port to add one to; give "
+                    "Bridge(..., events_endpoint=...)"
+                )
+            self._hub = EventHub(
+                self.events_endpoint,
+                context=self._context or zmq.Context.instance(),
+                curve=self._curve,
+            )
+        return self._hub
+
+    async def _market(self, request: Request) -> Reply:
+        """The reply to a market-data request; ``RequestRefused`` when it was refused."""
+        self._require_open()
+        reply = await self._answer(request)
+        if reply.status is Status.REJECTED:
+            raise RequestRefused(reply.error_code or "", reply.error_msg or "refused")
+        return reply
+
+    async def _rows(
+        self, request: GetRates | GetTicks, dtype: list[tuple[str, str]]
+    ) -> npt.NDArray[Any]:
+        self._require_open()
+        reply, body = await self._channel.request_with_body(request, self.request_timeout)
+        if reply.status is Status.REJECTED:
+            raise RequestRefused(reply.error_code or "", reply.error_msg or "refused")
+        return rows_array(reply, body, dtype)
 
     # -- orders ------------------------------------------------------------------------------
 
@@ -613,6 +789,36 @@ class Bridge:
                 f"{reply.error_msg or ''}".rstrip()
             )
         return reply
+
+
+def _valid(kind: type[RequestT], **fields: Any) -> RequestT:
+    """A market-data request, checked as the gateway will check it (``InvalidRequest``)."""
+    try:
+        request = _checked(kind, **fields)
+    except InvalidOrder as exc:
+        raise InvalidRequest(exc.field, exc.message) from None
+    problem = getattr(request, "problem", None)
+    if problem is not None and (why := problem()) is not None:
+        raise InvalidRequest(str(kind.__struct_config__.tag), why)
+    return request
+
+
+def _valid_symbol(symbol: str) -> str:
+    if not isinstance(symbol, str) or not 0 < len(symbol) <= 29:
+        raise InvalidRequest("symbol", f"{symbol!r} is not a symbol name (1-29 characters)")
+    return symbol
+
+
+def _tick_of(event: Event) -> Tick | None:
+    return event.tick
+
+
+def _bar_of(event: Event) -> Bar | None:
+    return event.bar
+
+
+def _state_of(event: Event) -> Event | None:
+    return event if event.kind == "state" else None
 
 
 def _monotonic() -> float:

@@ -5,10 +5,14 @@ Exception tree::
     BridgeError                  base of everything this package raises on purpose
     ├── ConfigError              a client config (TOML, environment, flags) that cannot be used;
     │                            the message names the field and says how to fix it
+    ├── InvalidRequest           an argument outside the protocol's limits (also a
+    │   │                        ValueError): nothing was sent
+    │   └── InvalidOrder         ...of an order (also a NotExecuted, below)
+    ├── RequestRefused           the gateway refused a market-data request (``error_code``:
+    │                            SYMBOL_NOT_FOUND, TOO_LARGE, BUSY, ...)
     ├── NotExecuted              the order was NOT executed, for certain: safe to send again
     │   │                        (with a new uuid, or the same one)
-    │   ├── InvalidOrder         a field outside the protocol's limits (also a ValueError);
-    │   │                        nothing was sent
+    │   ├── InvalidOrder         a field outside the protocol's limits; nothing was sent
     │   ├── CircuitOpen          the circuit breaker is open; nothing was sent
     │   ├── RiskRejected         the node's RiskMonitor refused the order; nothing was sent
     │   ├── OrderRejected        the gateway or terminal refused it; nothing was executed
@@ -36,9 +40,11 @@ __all__ = [
     "GatewayTimeout",
     "GatewayUnreachable",
     "InvalidOrder",
+    "InvalidRequest",
     "NotExecuted",
     "OrderRejected",
     "OutcomeUnknown",
+    "RequestRefused",
     "RiskRejected",
 ]
 
@@ -56,13 +62,27 @@ class NotExecuted(BridgeError):
     """The order certainly did not execute (nothing to reconcile, nothing to ask about)."""
 
 
-class InvalidOrder(NotExecuted, ValueError):
-    """A value the wire contract refuses (``field`` names it), caught before the risk check
-    and before anything was sent or recorded as passed."""
+class InvalidRequest(BridgeError, ValueError):
+    """A value the wire contract refuses (``field`` names it); nothing was sent."""
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
+        self.message = message
+
+
+class InvalidOrder(NotExecuted, InvalidRequest):
+    """An order's value the wire contract refuses (``field`` names it), caught before the
+    risk check and before anything was sent or recorded as passed."""
+
+
+class RequestRefused(BridgeError):
+    """The gateway refused a market-data request; ``error_code`` says why
+    (``SYMBOL_NOT_FOUND``, ``TOO_LARGE``, ``INVALID_REQUEST``, ``BUSY``, ``MT5_DISCONNECTED``)."""
+
+    def __init__(self, error_code: str, message: str) -> None:
+        super().__init__(f"{error_code}: {message}")
+        self.error_code = error_code
         self.message = message
 
 

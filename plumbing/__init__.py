@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from plumbing.audit import AuditFile, add_audit_file, record
-    from plumbing.config import Setting, layered, read_secret_file, read_toml
+    from plumbing.config import Setting, layered, next_port, read_secret_file, read_toml
     from plumbing.drain import EdgeDrain
     from plumbing.files import atomic_write
     from plumbing.loop import LoopFactory, loop_factory
@@ -32,6 +32,7 @@ _MODULE_OF: Final = {
     "record": "audit",
     "Setting": "config",
     "layered": "config",
+    "next_port": "config",
     "read_secret_file": "config",
     "read_toml": "config",
     "EdgeDrain": "drain",
@@ -55,6 +56,7 @@ __all__ = [
     "closed_files",
     "layered",
     "loop_factory",
+    "next_port",
     "parse_age",
     "parse_size",
     "prune",

@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 
 from protocol import Secret, secret_from_file
 
-__all__ = ["Setting", "layered", "read_secret_file", "read_toml"]
+__all__ = ["Setting", "layered", "next_port", "read_secret_file", "read_toml"]
 
 
 class Setting(NamedTuple):
@@ -104,3 +104,17 @@ def _from(file: Path | None, value: Any) -> Any:
         return value
     path = Path(value).expanduser()
     return value if path.is_absolute() else str(file.parent / path)
+
+
+def next_port(endpoint: str) -> str | None:
+    """``endpoint`` with the port after its own (tcp with a numeric port), else ``None``: where
+    a gateway publishes its events by default, next to its order socket.
+
+    >>> next_port("tcp://127.0.0.1:5555")
+    'tcp://127.0.0.1:5556'
+    """
+    scheme, _, rest = endpoint.partition("://")
+    host, _, port = rest.rpartition(":")
+    if scheme != "tcp" or not port.isdigit() or not 0 < int(port) < 65535:
+        return None
+    return f"tcp://{host}:{int(port) + 1}"

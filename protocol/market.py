@@ -140,7 +140,8 @@ class Rows(Struct, frozen=True, kw_only=True):
 
 
 class Tick(Struct, frozen=True, kw_only=True):
-    """A symbol's tick, with the fields of the package's ``Tick``."""
+    """A symbol's tick, with the fields of the package's ``Tick`` (and its ``symbol`` after
+    them, which the package's lacks)."""
 
     time: int
     bid: float
@@ -150,10 +151,12 @@ class Tick(Struct, frozen=True, kw_only=True):
     time_msc: int
     flags: int
     volume_real: float
+    symbol: str = ""
 
 
 class Bar(Struct, frozen=True, kw_only=True):
-    """One bar, with the fields of a row of ``copy_rates_*`` (``time``: when it opened)."""
+    """One bar, with the fields of a row of ``copy_rates_*`` (``time``: when it opened), and
+    its symbol and timeframe."""
 
     time: int
     open: float
@@ -163,6 +166,8 @@ class Bar(Struct, frozen=True, kw_only=True):
     tick_volume: int
     spread: int
     real_volume: int
+    symbol: str = ""
+    timeframe: str = ""
 
 
 class SymbolInfo(Struct, frozen=True, kw_only=True):
