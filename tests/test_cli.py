@@ -4,6 +4,7 @@ error is ever a traceback."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import msgspec
+import numpy as np
 import pytest
 from loguru import logger
 
@@ -22,11 +24,11 @@ import inf_bridge.cli
 import inf_bridge.cli.commands
 from gtw_server.curve import keygen
 from gtw_server.testing import GatewayProcess, free_port
-from inf_bridge import Bridge, GatewayTimeout, Position
+from inf_bridge import Bridge, GatewayTimeout, Position, RequestRefused
 from inf_bridge.breaker import CircuitBreaker
 from inf_bridge.cli import Exit, build_parser, main
 from inf_bridge.config import ConfigError, default_config_file, load_config
-from protocol import Secret
+from protocol import RATES_DTYPE, Secret, SymbolInfo, Tick
 
 
 class Run(NamedTuple):
@@ -298,6 +300,210 @@ def test_interrupted_order_is_named(
     run = cli("open", "EURUSD", "BUY", "0.1", "--uuid", "in-doubt-1")
     assert run.code == Exit.INTERRUPTED
     assert "mt5-bridge order in-doubt-1" in run.err
+
+
+# -- market data ----------------------------------------------------------------------------
+
+
+def rows(table: str) -> list[list[str]]:
+    """A table's lines after its header and rule, split at spaces."""
+    return [line.split() for line in table.splitlines()[2:] if line.strip()]
+
+
+def test_quote(connected: GatewayProcess, cli: CLI) -> None:
+    shown = cli("quote", "EURUSD", "USDJPY", "EURUSD")  # each once, in the order given
+    assert shown.code == Exit.OK
+    header = shown.out.split("\n", 1)[0].split()
+    assert header == ["Symbol", "Bid", "Ask", "Spread", "Time", "(server)"]
+    (eurusd, usdjpy) = rows(shown.out)
+    assert [eurusd[0], usdjpy[0]] == ["EURUSD", "USDJPY"]
+    for (_, bid, ask, spread, _, _), digits, point in ((eurusd, 5, 1e-5), (usdjpy, 3, 1e-3)):
+        assert len(bid.split(".")[1]) == len(ask.split(".")[1]) == digits  # the symbol's digits
+        assert 0 < float(bid) < float(ask)
+        assert int(spread) == round((float(ask) - float(bid)) / point)  # in points
+
+    quotes = cli("quote", "XAUUSD", "EURUSD", "--json").json()
+    assert [(q["symbol"], q["digits"]) for q in quotes] == [("XAUUSD", 2), ("EURUSD", 5)]
+    for q in quotes:
+        assert q["spread"] == round((q["ask"] - q["bid"]) * 10 ** q["digits"]) > 0
+        assert q["time"] == q["time_msc"] // 1000 and q["flags"] > 0  # the package's Tick
+    assert 1.0 < quotes[1]["bid"] < 1.2  # the simulator's EURUSD, near 1.10000
+
+
+def test_bars_table_json_and_timeframes(connected: GatewayProcess, cli: CLI) -> None:
+    shown = cli("bars", "EURUSD", "M1", "--count", "5")
+    assert shown.code == Exit.OK
+    assert "5 M1 bars of EURUSD; a bar's time is its opening" in shown.out
+    bars = rows(shown.out)[:5]
+    assert len(bars) == 5
+    for _, _, open_, high, low, close, ticks, spread, real in bars:
+        assert all(len(price.split(".")[1]) == 5 for price in (open_, high, low, close))
+        assert float(low) <= min(float(open_), float(close)) <= float(high)
+        assert int(ticks) > 0 and int(spread) == 15 and real == "0"
+
+    assert len(cli("bars", "EURUSD", "D1", "--json").json()) == 20  # the default count
+    for timeframe in ("H1", "TIMEFRAME_H1", "16385", "h1"):  # 16385: TIMEFRAME_H1's value
+        hourly = cli("bars", "GBPUSD", timeframe, "--count", "3", "--json").json()
+        assert [bar["time"] - hourly[0]["time"] for bar in hourly] == [0, 3600, 7200]
+        assert list(hourly[0]) == [
+            "time", "open", "high", "low", "close", "tick_volume", "spread", "real_volume"
+        ]  # fmt: skip
+    # --start counts back from the current bar: the closed ones are the same either way.
+    weeks = cli("bars", "EURUSD", "W1", "--count", "3", "--json").json()
+    assert cli("bars", "EURUSD", "W1", "--count", "2", "--start", "1", "--json").json() == weeks[:2]
+
+
+def test_bars_to_csv(connected: GatewayProcess, cli: CLI, tmp_path: Path) -> None:
+    path = tmp_path / "eurusd-w1.csv"
+    written = cli("bars", "EURUSD", "W1", "--count", "30", "--csv", str(path))
+    assert written.code == Exit.OK and written.out == f"30 rows written to {path}\n"
+    header, *lines = path.read_text(encoding="utf-8").splitlines()
+    assert header == "time,open,high,low,close,tick_volume,spread,real_volume"
+    assert len(lines) == 30
+    with path.open(encoding="utf-8", newline="") as file:
+        parsed = list(csv.DictReader(file))
+    back = np.array(
+        [tuple(row[name] for name, _ in RATES_DTYPE) for row in parsed], dtype=RATES_DTYPE
+    )
+    assert np.all(np.diff(back["time"]) == 7 * 86_400)  # epoch seconds, a week apart
+    assert np.all(back["low"] <= back["high"]) and np.all(back["spread"] == 15)
+    as_json = cli("bars", "EURUSD", "W1", "--count", "30", "--json").json()
+    # Every closed bar the same as --json gives it (floats written exactly); the current one
+    # may have moved meanwhile.
+    assert [tuple(bar.values()) for bar in as_json][:-1] == back.tolist()[:-1]
+
+    assert cli("bars", "EURUSD", "W1", "--csv", str(path), "--json").json() == {
+        "file": str(path),
+        "rows": 20,
+    }
+    piped = cli("bars", "EURUSD", "D1", "--count", "3", "--csv", "-")
+    assert piped.out.splitlines()[0] == header and len(piped.out.splitlines()) == 4
+    assert [int(line.split(",")[0]) % 86_400 for line in piped.out.splitlines()[1:]] == [0, 0, 0]
+    assert piped.err == "mt5-bridge: bars: 3 rows written to stdout\n"  # stdout is the CSV only
+
+
+def test_symbols(connected: GatewayProcess, cli: CLI) -> None:
+    shown = cli("symbols")
+    assert shown.code == Exit.OK
+    table = rows(shown.out)[:6]
+    assert [row[0] for row in table] == ["EURUSD", "GBPUSD", "USDJPY", "XAUUSD", "US500", "GER40"]
+    _, *description, digits, spread, mode, watched = table[0]
+    assert " ".join(description) == "Euro vs US Dollar" and digits == "5" and int(spread) > 0
+    assert (mode, watched) == ("FULL", "yes")
+    assert table[5][-2:] == ["FULL", "no"]  # GER40 is not in the Market Watch
+    assert "6 symbols, 5 in the Market Watch" in shown.out
+
+    picked = cli("symbols", "*USD*,!EUR*", "--json").json()
+    assert [s["name"] for s in picked] == ["GBPUSD", "USDJPY", "XAUUSD"]
+    assert len(picked[0]) == len(msgspec.structs.fields(SymbolInfo))  # every field of the package's
+    assert picked[2]["digits"] == 2 and picked[2]["point"] == 0.01
+
+    none = cli("symbols", "ZZZ*")
+    assert none.code == Exit.OK and none.out == "No symbol matches ZZZ*.\n"
+    assert cli("symbols", "ZZZ*", "--json").json() == []
+
+
+def test_market_data_bad_arguments(connected: GatewayProcess, cli: CLI, tmp_path: Path) -> None:
+    cases = [
+        (
+            ("bars", "EURUSD", "M7"),
+            Exit.USAGE,
+            "argument TF: unknown timeframe 'M7'; expected one of M1, M2",
+        ),
+        (
+            ("bars", "EURUSD", "M1", "--count", "0"),
+            Exit.USAGE,
+            "argument --count: invalid count '0': Expected `int` >= 1",
+        ),
+        (("bars", "EURUSD", "M1", "--count", "-5"), Exit.USAGE, "invalid count '-5'"),
+        (("bars", "EURUSD", "M1", "--start", "-1"), Exit.USAGE, "invalid start '-1'"),
+        (
+            ("bars", "NOPE", "M1"),
+            Exit.REFUSED,
+            "bars: SYMBOL_NOT_FOUND: symbol 'NOPE' is not known to the terminal",
+        ),
+        (
+            ("quote", "EURUSD", "NOPE"),
+            Exit.REFUSED,
+            "quote: SYMBOL_NOT_FOUND: symbol 'NOPE' is not known",
+        ),
+        (
+            ("bars", "EURUSD", "M1", "--count", "250001"),
+            Exit.REFUSED,
+            "bars: TOO_LARGE: count 250001 is over this gateway's limit of 250000 rows",
+        ),
+        (("symbols", ""), Exit.USAGE, "invalid group '': Expected `str` of length >= 1"),
+        (("quote",), Exit.USAGE, "the following arguments are required: SYMBOL"),
+        (
+            ("bars", "EURUSD", "M1", "--csv", str(tmp_path / "absent" / "x.csv")),
+            Exit.USAGE,
+            f"bars: cannot write {tmp_path / 'absent' / 'x.csv'}: No such file or directory",
+        ),
+    ]
+    for argv, code, message in cases:
+        run = cli(*argv)
+        assert (run.code, run.out) == (code, ""), argv
+        assert message in run.err, run.err
+    refused = cli("--json", "bars", "NOPE", "H4").json()
+    assert refused["exit_code"] == Exit.REFUSED and refused["error_code"] == "SYMBOL_NOT_FOUND"
+
+
+def test_watch_shows_the_quotes_of_the_positions_symbols(
+    connected: GatewayProcess, cli: CLI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert cli("watch", "--once", "--json").json()["quotes"] is None  # no positions: no quotes
+    cli("open", "XAUUSD", "BUY", "0.05")
+    cli("open", "EURUSD", "SELL", "0.1")
+    lines = cli("watch", "--once").out.splitlines()
+    (header,) = (i for i, line in enumerate(lines) if line.split()[:3] == ["Symbol", "Bid", "Ask"])
+    quotes = rows("\n".join(lines[header:]))
+    assert [(row[0], float(row[1]) < float(row[2])) for row in quotes] == [
+        ("EURUSD", True),
+        ("XAUUSD", True),
+    ]
+    snapshot = cli("watch", "--once", "--json").json()
+    assert sorted(snapshot["quotes"]) == ["EURUSD", "XAUUSD"] and snapshot["quotes_error"] is None
+    assert all(0 < q["bid"] < q["ask"] for q in snapshot["quotes"].values())
+
+    async def refused(self: Bridge, *symbols: str) -> dict[str, Tick]:
+        raise RequestRefused("MT5_DISCONNECTED", "the terminal could not answer")
+
+    monkeypatch.setattr(Bridge, "quotes", refused)
+    frame = cli("watch", "--once")
+    assert frame.code == Exit.OK  # the rest of the frame stands
+    assert "Quotes unavailable: MT5_DISCONNECTED: the terminal could not answer" in frame.out
+    assert "2 positions" in frame.out
+    snapshot = cli("watch", "--once", "--json").json()
+    assert snapshot["quotes"] is None and snapshot["error"] is None
+    assert snapshot["quotes_error"].startswith("MT5_DISCONNECTED")
+
+
+def test_symbols_trade_modes_and_the_gateways_row_limit(
+    tmp_path: Path, secret_file: Path, secret: str, cli: CLI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    modes = {"GER40": "closeonly", "XAUUSD": "disabled", "USDJPY": "longonly"}
+    with GatewayProcess(
+        tmp_path / "gw",
+        secret=secret,
+        sim={"seed": 1, "symbol_trade_modes": modes},
+        gateway={"max_rows": 100},
+    ) as gateway:
+        monkeypatch.setenv("MT5_BRIDGE_ENDPOINT", gateway.endpoint)
+        monkeypatch.setenv("MT5_BRIDGE_SECRET_FILE", str(secret_file))
+        shown = {row[0]: row[-2] for row in rows(cli("symbols").out)[:6]}
+        assert shown == {
+            "EURUSD": "FULL",
+            "GBPUSD": "FULL",
+            "USDJPY": "LONGONLY",
+            "XAUUSD": "DISABLED",
+            "US500": "FULL",
+            "GER40": "CLOSEONLY",
+        }
+        assert len(cli("bars", "EURUSD", "M5", "--count", "100", "--json").json()) == 100
+        over = cli("bars", "EURUSD", "M5", "--count", "101")
+        assert over.code == Exit.REFUSED
+        assert "TOO_LARGE: count 101 is over this gateway's limit of 100 rows" in over.err
+        assert "--start" in over.err  # how to ask in parts
 
 
 # -- failures: exit codes and one clear line -------------------------------------------------

@@ -9,6 +9,9 @@
     mt5-bridge flatten --yes                         # halt, then close every position
     mt5-bridge resume
     mt5-bridge order 3f2a9c...                       # what became of an order
+    mt5-bridge quote EURUSD XAUUSD                   # bid, ask, spread in points
+    mt5-bridge bars EURUSD H1 --count 500 --csv eurusd-h1.csv
+    mt5-bridge symbols '*USD*,!EUR*'                 # symbols_get's group masks
     mt5-bridge watch                                 # live view; Ctrl+C to quit
 
 The endpoint, the shared secret, the operator's secret (HALT and RESUME, when the gateway has

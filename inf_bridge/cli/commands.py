@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import csv
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from typing import Final
+from typing import Any, Final, TextIO
 
 import msgspec
+import numpy.typing as npt
 import zmq
 from loguru import logger
 from msgspec import Struct
@@ -25,11 +27,16 @@ from inf_bridge.cli.views import (
     PROG,
     Session,
     _account_view,
+    _bars_table,
     _fill_line,
     _gateway_lines,
     _no_positions,
+    _no_symbols,
     _positions_table,
     _price,
+    _quote_data,
+    _quotes_table,
+    _symbols_table,
     _table,
 )
 from inf_bridge.cli.watch import _render, _snapshot
@@ -42,11 +49,12 @@ from inf_bridge.errors import (
     GatewayTimeout,
     OrderRejected,
     OutcomeUnknown,
+    RequestRefused,
 )
 from inf_bridge.heartbeat import HeartbeatMonitor
 from inf_bridge.results import OrderFilled
 from plumbing.loop import loop_factory  # the same event loop choice as the gateway's
-from protocol import ErrorCode, Position
+from protocol import ErrorCode, Position, SymbolInfo
 
 __all__ = ["main"]
 
@@ -294,6 +302,67 @@ async def _order(bridge: Bridge, args: argparse.Namespace, session: Session) -> 
     return {"FILLED": Exit.OK, "PENDING": Exit.UNKNOWN}.get(state.status, Exit.REFUSED)
 
 
+async def _specs(bridge: Bridge, symbols: Sequence[str]) -> dict[str, SymbolInfo]:
+    """The symbols' specifications (digits, point), by name, in one GET_SYMBOLS: a group of
+    masks without wildcards selects exactly the names."""
+    return {info.name: info for info in await bridge.symbols(",".join(symbols))}
+
+
+async def _quote(bridge: Bridge, args: argparse.Namespace, session: Session) -> Exit:
+    symbols = list(dict.fromkeys(args.symbols))  # each once, in the order given
+    ticks, specs = await asyncio.gather(bridge.quotes(*symbols), _specs(bridge, symbols))
+    session.emit(
+        [_quote_data(ticks[symbol], specs.get(symbol)) for symbol in symbols],
+        _quotes_table({symbol: ticks[symbol] for symbol in symbols}, specs),
+    )
+    return Exit.OK
+
+
+async def _bars(bridge: Bridge, args: argparse.Namespace, session: Session) -> Exit:
+    rates = bridge.rates(args.symbol, args.timeframe, count=args.count, start=args.start)
+    if args.csv is not None:
+        return _write_csv(await rates, args.csv, session)
+    found, specs = await asyncio.gather(rates, _specs(bridge, [args.symbol]))
+    names = found.dtype.names or ()
+    session.emit(
+        [dict(zip(names, row, strict=True)) for row in found.tolist()],
+        _bars_table(found, specs.get(args.symbol), f"{args.timeframe} bars of {args.symbol}"),
+    )
+    return Exit.OK
+
+
+def _write_csv(rates: npt.NDArray[Any], target: str, session: Session) -> Exit:
+    """The bars as CSV, to the file ``target`` or (``-``) to stdout, which then holds the CSV
+    only: the count goes to stderr."""
+    if target == "-":
+        _csv_rows(session.stdout, rates)
+        session.note(f"bars: {len(rates)} rows written to stdout")
+        return Exit.OK
+    try:
+        with open(target, "w", encoding="utf-8", newline="") as file:
+            _csv_rows(file, rates)
+    except OSError as exc:
+        return session.fail(f"bars: cannot write {target}: {exc.strerror}", Exit.USAGE)
+    session.emit({"file": target, "rows": len(rates)}, f"{len(rates)} rows written to {target}")
+    return Exit.OK
+
+
+def _csv_rows(stream: TextIO, rates: npt.NDArray[Any]) -> None:
+    writer = csv.writer(stream, lineterminator="\n")
+    writer.writerow(rates.dtype.names or ())
+    writer.writerows(rates.tolist())  # Python numbers: floats as their shortest exact repr
+    stream.flush()
+
+
+async def _symbols(bridge: Bridge, args: argparse.Namespace, session: Session) -> Exit:
+    symbols = await bridge.symbols(args.group)
+    session.emit(
+        symbols,
+        _symbols_table(session.console, symbols) if symbols else _no_symbols(args.group),
+    )
+    return Exit.OK
+
+
 async def _watch(bridge: Bridge, args: argparse.Namespace, session: Session) -> Exit:
     snapshot, failure = await _snapshot(bridge)  # opening the Bridge took the first beat
     if args.once:
@@ -331,6 +400,9 @@ _COMMANDS: Final[dict[str, Command]] = {
     "halt": _halt,
     "resume": _resume,
     "order": _order,
+    "quote": _quote,
+    "bars": _bars,
+    "symbols": _symbols,
     "watch": _watch,
 }
 
@@ -354,6 +426,8 @@ def _describe(exc: BridgeError, command: str) -> str:
         return (
             f"{exc} (the gateway refused this node's secret: check --secret-file or {SECRET_ENV})"
         )
+    if isinstance(exc, RequestRefused) and exc.error_code == ErrorCode.TOO_LARGE:
+        return f"{exc} (with --count and --start: `{PROG} bars --help`)"
     code = exc.error_code if isinstance(exc, OrderRejected) else None
     # The Bridge signs whatever it has a secret for: a missing signature means no secret.
     if code == ErrorCode.SIGNATURE_MISSING:

@@ -24,7 +24,8 @@ _EXIT_HELP: Final = (
     (Exit.OK, "done"),
     (
         Exit.REFUSED,
-        "refused: an order rejected or not found, this node's secret refused, or not confirmed",
+        "refused: an order rejected or not found, a symbol the terminal does not know, more "
+        "rows than the gateway gives at once, this node's secret refused, or not confirmed",
     ),
     (Exit.USAGE, "usage or configuration error"),
     (

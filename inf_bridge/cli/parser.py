@@ -13,13 +13,16 @@ from msgspec import Meta
 from inf_bridge.cli.exit_codes import Exit, exit_codes_help
 from inf_bridge.cli.views import PROG
 from inf_bridge.config import CONFIG_ENV, ENV_PREFIX, SECRET_ENV
-from protocol import VERSION, validation_message
+from protocol import RATES_DTYPE, VERSION, Timeframe, validation_message
 from protocol.messages import (
     Comment,
+    Count,
     Deviation,
+    Group,
     Magic,
     Price,
     Reason,
+    StartPos,
     StopPrice,
     Symbol,
     Ticket,
@@ -44,6 +47,14 @@ def _typed(kind: Any, what: str) -> Callable[[str], Any]:
             raise argparse.ArgumentTypeError(f"invalid {what} {text!r}: {message}") from None
 
     return convert
+
+
+def _timeframe(text: str) -> Timeframe:
+    """``M1`` .. ``MN1``, ``TIMEFRAME_H1``, or the constant's value (``16385``)."""
+    try:
+        return Timeframe.of(int(text) if text.isdigit() else text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _add_global_flags(parser: argparse.ArgumentParser, *, after_command: bool) -> None:
@@ -101,8 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     exit_codes = exit_codes_help()
     parser = _Parser(
         prog=PROG,
-        description="Drive and watch an MT5 gateway: query the account and positions, open\n"
-        "and close positions, throw the kill switch.",
+        description="Drive and watch an MT5 gateway: query the account, positions, quotes,\n"
+        "bars and symbols, open and close positions, throw the kill switch.",
         epilog=f"The endpoint, secret and keys come from a TOML file (--config, ${CONFIG_ENV}\n"
         f"or ~/.config/mt5-bridge/config.toml), then the environment ({ENV_PREFIX}ENDPOINT,\n"
         f"{ENV_PREFIX}SECRET_FILE, {SECRET_ENV}, ...), then flags: later ones win.\n\n"
@@ -165,7 +176,50 @@ def build_parser() -> argparse.ArgumentParser:
     command(
         "order", "what became of an order (exit 0 filled, 1 rejected or not found, 4 pending)"
     ).add_argument("uuid", type=_typed(Uuid, "uuid"), metavar="UUID")
-    watch = command("watch", "a live view: link health, breaker, account, positions")
+    quote = command("quote", "the latest tick of each symbol: bid, ask, spread in points")
+    quote.add_argument("symbols", type=_typed(Symbol, "symbol"), nargs="+", metavar="SYMBOL")
+    bars = command("bars", "a symbol's latest bars, as copy_rates_from_pos gives them")
+    bars.add_argument("symbol", type=_typed(Symbol, "symbol"), metavar="SYMBOL")
+    bars.add_argument(
+        "timeframe",
+        type=_timeframe,
+        metavar="TF",
+        help=f"{', '.join(Timeframe)}, or a TIMEFRAME_* constant's name or value",
+    )
+    bars.add_argument(
+        "--count",
+        type=_typed(Count, "count"),
+        default=20,
+        metavar="N",
+        help="how many bars, the current one last (default 20; the gateway refuses more "
+        "than its [gateway] max_rows)",
+    )
+    bars.add_argument(
+        "--start",
+        type=_typed(StartPos, "start"),
+        metavar="N",
+        help="end N bars before the current one (default 0: the current one included), to "
+        "ask for more than the gateway gives at once in parts",
+    )
+    bars.add_argument("--csv", metavar="FILE", help="write the bars to FILE (- for stdout) as CSV")
+    # Raw, so that the header line is shown whole rather than wrapped mid-name.
+    bars.formatter_class = argparse.RawDescriptionHelpFormatter
+    bars.epilog = (
+        "--csv writes a header line, then one line per bar, oldest first:\n"
+        f"  {','.join(name for name, _ in RATES_DTYPE)}\n"
+        "time is the bar's opening in epoch seconds, in the trade server's clock."
+    )
+    command("symbols", "the terminal's symbols, in the Market Watch or not").add_argument(
+        "group",
+        nargs="?",
+        type=_typed(Group, "group"),
+        metavar="GROUP",
+        help="only these, as symbols_get's group: comma-separated masks, * for anything, ! to "
+        "exclude; quote it: '*USD*,!EUR*'",
+    )
+    watch = command(
+        "watch", "a live view: link health, breaker, account, positions and their quotes"
+    )
     watch.add_argument(
         "--interval", type=_typed(Seconds, "interval"), default=1.0, help="seconds (default 1)"
     )

@@ -1,5 +1,6 @@
 """What ``mt5-bridge`` prints: the ``Session`` that a run's results, errors and questions go
-through, and the views of an account, positions, fills and the gateway's news."""
+through, and the views of an account, positions, fills, quotes, bars, symbols and the
+gateway's news."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ import asyncio
 import contextlib
 import sys
 import threading
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, TextIO
 
 import msgspec
+import numpy.typing as npt
 from rich import box
 from rich.console import Console, JustifyMethod, RenderableType
 from rich.table import Table
@@ -19,7 +21,7 @@ from rich.text import Text
 
 from inf_bridge.cli.exit_codes import Exit
 from inf_bridge.results import OrderFilled
-from protocol import Account, GatewayInfo, Position
+from protocol import Account, GatewayInfo, Position, SymbolInfo, Tick
 
 __all__ = ["PROG", "Session"]
 
@@ -277,3 +279,111 @@ def _gateway_lines(gateway: GatewayInfo | None) -> list[Text]:
     ]
     lines += [Text(f"Warning: {warning}", style="bold yellow") for warning in gateway.warnings]
     return lines
+
+
+# SYMBOL_TRADE_MODE_*, by value, in the package's words.
+_TRADE_MODES: Final = {0: "DISABLED", 1: "LONGONLY", 2: "SHORTONLY", 3: "CLOSEONLY", 4: "FULL"}
+
+
+def _trade_mode(value: int) -> str:
+    return _TRADE_MODES.get(value, str(value))
+
+
+def _quoted(value: float, info: SymbolInfo | None) -> str:
+    """A price with its symbol's digits (1.10000, not 1.1), so that a column lines up."""
+    return _price(value) if info is None else f"{value:.{info.digits}f}"
+
+
+def _spread_points(tick: Tick, info: SymbolInfo | None) -> int | None:
+    return None if info is None else round((tick.ask - tick.bid) / info.point)
+
+
+def _quote_data(tick: Tick, info: SymbolInfo | None) -> dict[str, Any]:
+    """A tick as ``quote --json`` gives it: the package's ``Tick`` fields, its symbol, and the
+    symbol's digits and the spread in points."""
+    digits = None if info is None else info.digits
+    return {**msgspec.structs.asdict(tick), "digits": digits, "spread": _spread_points(tick, info)}
+
+
+def _quotes_table(ticks: Mapping[str, Tick], specs: Mapping[str, SymbolInfo] | None) -> Table:
+    """One line per symbol. With ``specs`` (the symbols' digits and point) prices line up and
+    the spread is in points; ``watch`` asks for none, and goes without."""
+    spread = ("Spread",) if specs is not None else ()
+    table = _table(
+        "Symbol", "Bid", "Ask", *spread, "Time (server)", numeric=("Bid", "Ask", *spread)
+    )
+    for symbol, tick in ticks.items():
+        info = None if specs is None else specs.get(symbol)
+        cells = [symbol, _quoted(tick.bid, info), _quoted(tick.ask, info)]
+        if specs is not None:
+            points = _spread_points(tick, info)
+            cells.append("-" if points is None else str(points))
+        when = datetime.fromtimestamp(tick.time_msc / 1000, UTC)
+        cells.append(when.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3])  # to the millisecond
+        table.add_row(*cells)
+    return table
+
+
+_BAR_COLUMNS: Final = (
+    "Time (server)",
+    "Open",
+    "High",
+    "Low",
+    "Close",
+    "Tick volume",
+    "Spread",
+    "Real volume",
+)
+
+
+def _bars_table(rates: npt.NDArray[Any], info: SymbolInfo | None, what: str) -> Table:
+    """``rates`` (``copy_rates_*``'s dtype), oldest first; ``what`` they are, for the caption."""
+    table = _table(*_BAR_COLUMNS, numeric=_BAR_COLUMNS[1:])
+    for opened, open_, high, low, close, tick_volume, spread, real_volume in rates.tolist():
+        table.add_row(
+            datetime.fromtimestamp(opened, UTC).strftime("%Y-%m-%d %H:%M"),
+            *(_quoted(price, info) for price in (open_, high, low, close)),
+            str(tick_volume),
+            str(spread),
+            str(real_volume),
+        )
+    table.caption = f"{len(rates)} {what}; a bar's time is its opening"
+    table.caption_justify = "left"
+    return table
+
+
+_SYMBOL_COLUMNS: Final = ("Name", "Description", "Digits", "Spread", "Trade mode", "Market Watch")
+
+
+def _symbols_table(console: Console, symbols: Sequence[SymbolInfo]) -> Table:
+    def mode(value: int) -> Text:
+        word = _trade_mode(value)
+        return Text(word, style="" if word == "FULL" else "yellow")  # trading is limited
+
+    rows = (
+        (
+            s.name,
+            s.description,
+            str(s.digits),
+            str(s.spread),
+            mode(s.trade_mode),
+            "yes" if s.select else "no",
+        )
+        for s in symbols
+    )
+    table = _fitted(
+        console,
+        _SYMBOL_COLUMNS,
+        rows,
+        numeric=("Digits", "Spread"),
+        optional=("Description",),
+    )
+    watched = sum(s.select for s in symbols)
+    count = f"{len(symbols)} symbol" + ("" if len(symbols) == 1 else "s")
+    table.caption = f"{count}, {watched} in the Market Watch"
+    table.caption_justify = "left"
+    return table
+
+
+def _no_symbols(group: str | None) -> str:
+    return f"No symbol matches {group}." if group else "The terminal has no symbols."

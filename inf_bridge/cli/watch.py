@@ -1,5 +1,5 @@
 """What ``mt5-bridge watch`` shows, frame by frame: a snapshot of the link, the breaker, the
-account and the positions (the JSON of ``--json``), and its rendering."""
+account, the positions and their symbols' quotes (the JSON of ``--json``), and its rendering."""
 
 from __future__ import annotations
 
@@ -17,10 +17,11 @@ from inf_bridge.cli.views import (
     _gateway_lines,
     _no_positions,
     _positions_table,
+    _quotes_table,
 )
 from inf_bridge.client import Bridge
 from inf_bridge.errors import BridgeError, GatewayTimeout
-from protocol import Account, ErrorCode, GatewayInfo, Position
+from protocol import Account, ErrorCode, GatewayInfo, Position, Tick
 
 __all__ = ["BreakerView", "HealthView", "Snapshot"]
 
@@ -45,7 +46,8 @@ class BreakerView(Struct, frozen=True, kw_only=True):
 
 
 class Snapshot(Struct, frozen=True, kw_only=True):
-    """One frame of ``watch``: the link, the breaker, the account and the positions."""
+    """One frame of ``watch``: the link, the breaker, the account, the positions and the latest
+    quotes of their symbols (``quotes_error`` when those could not be had: the rest stands)."""
 
     time: float
     endpoint: str
@@ -54,6 +56,8 @@ class Snapshot(Struct, frozen=True, kw_only=True):
     gateway: GatewayInfo | None  # what the gateway said of itself: version, halted, warnings
     account: Account | None
     positions: list[Position] | None
+    quotes: dict[str, Tick] | None
+    quotes_error: str | None
     error: str | None
 
 
@@ -75,6 +79,7 @@ async def _snapshot(bridge: Bridge) -> tuple[Snapshot, BridgeError | None]:
             account, positions = await asyncio.gather(bridge.get_account(), bridge.get_positions())
         except BridgeError as exc:
             failure = exc
+    quotes, quotes_error = await _quotes(bridge, positions) if positions else (None, None)
     snapshot = Snapshot(
         time=time.time(),
         endpoint=bridge.endpoint,
@@ -99,9 +104,22 @@ async def _snapshot(bridge: Bridge) -> tuple[Snapshot, BridgeError | None]:
         gateway=None if silent else health.gateway,
         account=account,
         positions=positions,
+        quotes=quotes,
+        quotes_error=quotes_error,
         error=None if failure is None else str(failure),
     )
     return snapshot, failure
+
+
+async def _quotes(
+    bridge: Bridge, positions: list[Position]
+) -> tuple[dict[str, Tick] | None, str | None]:
+    """The latest ticks of the positions' symbols, or why not: a frame without them is still
+    worth showing, so their failure is not the frame's."""
+    try:
+        return await bridge.quotes(*sorted({p.symbol for p in positions})), None
+    except BridgeError as exc:
+        return None, str(exc)
 
 
 def _clock(epoch: float) -> str:
@@ -166,4 +184,8 @@ def _render(console: Console, snapshot: Snapshot) -> RenderableType:
         parts.append(
             _positions_table(console, positions) if positions else Text(_no_positions(None))
         )
+    if snapshot.quotes:
+        parts += [Text(""), _quotes_table(snapshot.quotes, None)]
+    elif snapshot.quotes_error is not None:
+        parts.append(Text(f"Quotes unavailable: {snapshot.quotes_error}", style="yellow"))
     return Group(*parts)
