@@ -16,6 +16,7 @@ from typing import TypeVar
 from loguru import logger
 
 from bench.load import MODES, Shape
+from bench.market import MarketOptions
 from bench.plot import PlotUnavailable, require_matplotlib, write_plot
 from bench.progress import Progress
 from bench.report import render, write_json
@@ -25,6 +26,8 @@ __all__ = ["build_parser", "main"]
 
 T = TypeVar("T")
 _DEFAULTS = Options()
+_MARKET = MarketOptions()
+_ONLY = ("market",)
 
 
 def _listed(parse: Callable[[str], T]) -> Callable[[str], tuple[T, ...]]:
@@ -63,6 +66,13 @@ def _positive_seconds(text: str) -> float:
     value = _seconds(text)
     if value == 0:
         raise ValueError("expected more than 0 seconds")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = _count(text)
+    if value == 0:
+        raise ValueError("expected a count >= 1")
     return value
 
 
@@ -154,6 +164,58 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help=f"PING during 300 ms GIL-holding orders; 0 skips (default {d.gil_duration_s:g})",
     )
+    market = parser.add_argument_group("market data (issue 15)")
+    market.add_argument(
+        "--only",
+        choices=_ONLY,
+        help="run only this scenario: 'market' skips the order modes, the pre-send, memory "
+        "and GIL checks",
+    )
+    market.add_argument("--no-market", action="store_true", help="skip the market data scenario")
+    market.add_argument(
+        "--bars",
+        type=_single(_positive),
+        default=_MARKET.bars,
+        metavar="N",
+        help=f"M1 bars per fetch (default {_MARKET.bars:,}, the simulator's most)",
+    )
+    market.add_argument(
+        "--bars-rounds",
+        type=_single(_count),
+        default=_MARKET.bars_rounds,
+        metavar="N",
+        help=f"measured fetches of each kind; 0 skips (default {_MARKET.bars_rounds})",
+    )
+    market.add_argument(
+        "--subscribers",
+        type=_listed(_positive),
+        default=_MARKET.subscribers,
+        metavar="LIST",
+        help="tick streams at once, in one process; the largest also streams during the "
+        "orders (default 1,50)",
+    )
+    market.add_argument(
+        "--stream-duration",
+        type=_single(_positive_seconds),
+        default=_MARKET.stream_s,
+        metavar="S",
+        help=f"seconds of each tick timing window (default {_MARKET.stream_s:g})",
+    )
+    market.add_argument(
+        "--market-rounds",
+        type=_single(_count),
+        default=_MARKET.rounds,
+        metavar="N",
+        help="rounds of PING and OPEN without and with subscribers; 0 skips "
+        f"(default {_MARKET.rounds})",
+    )
+    market.add_argument(
+        "--poll-interval-ms",
+        type=_single(_positive),
+        default=_MARKET.poll_interval_ms,
+        metavar="MS",
+        help=f"the gateway's feed poll interval (default {_MARKET.poll_interval_ms})",
+    )
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the results as JSON")
     parser.add_argument(
         "--plot",
@@ -180,17 +242,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         except PlotUnavailable as exc:
             print(f"bench: {exc}", file=sys.stderr)
             return 2
+    if args.only == "market" and args.no_market:
+        parser.error("--only market and --no-market exclude each other")
+    if not 5 <= args.poll_interval_ms <= 60_000:
+        parser.error("--poll-interval-ms is 5 to 60000, as the gateway takes it")
+    market = MarketOptions(
+        bars=args.bars,
+        bars_rounds=args.bars_rounds,
+        subscribers=tuple(sorted(set(args.subscribers))),
+        stream_s=args.stream_duration,
+        rounds=args.market_rounds,
+        poll_interval_ms=args.poll_interval_ms,
+    )
+    only_market = args.only == "market"
     options = Options(
-        modes=args.modes,
+        modes=() if only_market else args.modes,
         shapes=args.shapes,
         duration_s=args.duration,
         warmup_s=args.warmup,
         positions=tuple(sorted(set(args.positions))),
-        presend_iterations=args.presend_iterations,
+        presend_iterations=0 if only_market else args.presend_iterations,
         books=args.books,
-        memory_requests=args.memory_requests,
+        memory_requests=0 if only_market else args.memory_requests,
         memory_mode=args.memory_mode,
-        gil_duration_s=args.gil_duration,
+        gil_duration_s=0.0 if only_market else args.gil_duration,
+        market=None if args.no_market else market,
     )
     # The Bridges log an audit line per order stage; on stderr they would flood the terminal
     # and the terminal would be what is measured. The pre-send measurement adds its own sink.

@@ -13,7 +13,7 @@ from typing import Final
 
 import msgspec
 
-from bench.results import Latency, LoadResult, PresendResult, Ratios, Report
+from bench.results import Latency, LoadResult, MarketResult, PresendResult, Ratios, Report
 
 __all__ = ["compute_ratios", "render", "write_json"]
 
@@ -148,6 +148,162 @@ def _mb(value: int | None) -> str:
     return "n/a" if value is None else f"{value / _MB:.1f} MB"
 
 
+def _ms(us: float) -> str:
+    return f"{us / 1000:.2f}"
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0f} %"
+
+
+def _market(market: MarketResult) -> list[str]:
+    """The market-data section (issue 15)."""
+    out = ["Market data (issue 15):", ""]
+    if market.fetch:
+        bare = next((f for f in market.fetch if f.client == "bare DEALER"), None)
+        out.append(
+            f"Bars: {market.bars:,} M1 bars of EURUSD per request, timed from the call to the "
+            "rows in hand, in ms (server CPU: ms per fetch, the gateway's worker included); "
+            "the floor's are the same bytes with nothing behind them; (Nx) is the ratio to "
+            "the bare DEALER's."
+        )
+        out.append("")
+        rows = []
+        for f in market.fetch:
+            rows.append(
+                [
+                    f.server,
+                    f.client,
+                    f"{f.rows:,}",
+                    f"{f.bytes / 1e6:.1f}",
+                    _cell(f.p50_ms, bare.p50_ms if bare and f is not bare else None),
+                    _cell(f.best_ms, bare.best_ms if bare and f is not bare else None),
+                    _num(f.worst_ms),
+                    f"{f.bytes / 1e6 / (f.best_ms / 1000):,.0f}" if f.best_ms > 0 else "n/a",
+                    _num(f.server_cpu_ms),
+                    str(f.rounds),
+                ]
+            )
+        out += _table(
+            (
+                "server",
+                "client",
+                "rows",
+                "MB",
+                "p50",
+                "best",
+                "worst",
+                "MB/s (best)",
+                "server CPU",
+                "rounds",
+            ),
+            rows,
+        )
+        out.append("")
+    if market.ticks:
+        out.append(
+            f"Tick delivery, in ms: the gateway's ticks timed from the simulator's tick time "
+            f"(time_msc, a 250 ms grid) to `async for tick in bridge.ticks(...)`, which includes "
+            f"the wait for the feed's next poll (poll_interval_ms = {market.poll_interval_ms}: "
+            f"up to that long, about half of it on average); the floor's from a PUB's "
+            f"time.time() stamp (bursts of one tick per symbol every "
+            f"{market.floor_interval_ms:g} ms) to the same hub and stream, no poll. All the "
+            "subscribers of a row share one process; (Nx) is the ratio to the floor's with as "
+            "many subscribers."
+        )
+        out.append("")
+        floors = {t.subscribers: t.latency for t in market.ticks if t.server == "floor"}
+        rows = []
+        for t in market.ticks:
+            floor = floors.get(t.subscribers) if t.server == "gateway" else None
+            lat = t.latency
+            rows.append(
+                [
+                    t.server,
+                    t.client,
+                    str(t.subscribers),
+                    str(t.symbols),
+                    t.during,
+                    f"{t.events:,}",
+                    *(
+                        f"{_ms(v)} ({v / f:.1f}x)" if floor and f > 0 else _ms(v)
+                        for v, f in (
+                            (lat.p50_us, floor.p50_us if floor else 0.0),
+                            (lat.p90_us, floor.p90_us if floor else 0.0),
+                            (lat.p99_us, floor.p99_us if floor else 0.0),
+                        )
+                    ),
+                    _ms(lat.curve[0][1]) if lat.curve else "n/a",
+                    _ms(lat.max_us),
+                    f"{t.gaps}/{t.dropped}",
+                    _percent(t.server_cpu_percent),
+                    _percent(t.client_cpu_percent),
+                ]
+            )
+        out += _table(
+            (
+                "server",
+                "client",
+                "subscribers",
+                "symbols",
+                "during",
+                "ticks",
+                "p50",
+                "p90",
+                "p99",
+                "min",
+                "max",
+                "gaps/dropped",
+                "server CPU",
+                "subscribers' CPU",
+            ),
+            rows,
+        )
+        out.append("")
+    if market.quiet or market.streaming:
+        out.append(
+            f"PING and OPEN (then CLOSE), one in flight, through inf_bridge.Bridge from this "
+            f"process, in us, without subscribers and with {market.streaming_subscribers} "
+            "streaming every symbol from another process; rounds alternate which goes first."
+        )
+        out.append("")
+        rows = []
+        sides = (("0", market.quiet), (str(market.streaming_subscribers), market.streaming))
+        for label, loads in sides:
+            for index, r in enumerate(loads):
+                for action, lat in r.by_action.items():
+                    rows.append(
+                        [
+                            action,
+                            label,
+                            str(index // 2 + 1),
+                            str(lat.count),
+                            _num(lat.p50_us),
+                            _num(lat.p90_us),
+                            _num(lat.p99_us),
+                            _num(r.server_cpu_us),
+                            _errors(r.errors),
+                        ]
+                    )
+        rows.sort(key=lambda row: (row[0], row[2], int(row[1])))
+        out += _table(
+            (
+                "action",
+                "subscribers",
+                "round",
+                "count",
+                "p50",
+                "p90",
+                "p99",
+                "server CPU/request",
+                "errors",
+            ),
+            rows,
+        )
+        out.append("")
+    return out
+
+
 def render(report: Report) -> str:
     """The whole report as Markdown text."""
     m = report.machine
@@ -224,8 +380,10 @@ def render(report: Report) -> str:
                 f"over {ping.count} PINGs; errors {_errors(gil.ping.errors)}."
             )
         out.append("")
+    if report.market is not None:
+        out += _market(report.market)
     if report.targets:
-        out.append("Targets (issue 7):")
+        out.append("Targets (issues 7 and 15):")
         out.append("")
         out += _table(
             ("target", "goal", "measured", "result", "note"),

@@ -13,16 +13,19 @@ from msgspec import Struct, field
 
 __all__ = [
     "CURVE_PERCENTILES",
+    "FetchResult",
     "GilResult",
     "Latency",
     "LoadResult",
     "Machine",
+    "MarketResult",
     "MemoryResult",
     "PresendResult",
     "Ratios",
     "Report",
     "Server",
     "TargetCheck",
+    "TickLatency",
 ]
 
 # Where the latency curve is sampled, for the plot (percentiles of requests answered faster).
@@ -157,6 +160,51 @@ class GilResult(Struct, frozen=True, kw_only=True):
     orders: LoadResult | None = None
 
 
+class FetchResult(Struct, frozen=True, kw_only=True):
+    """One bars request answered ``rounds`` times (after one unmeasured), timed whole: from
+    the call to the rows in hand."""
+
+    server: str  # "gateway", or "floor" (bench.market_floor's canned bars)
+    client: str  # "Bridge.rates", or "bare DEALER" (recv_multipart, nothing decoded)
+    rows: int  # in the last answer
+    bytes: int  # of rows, in the last answer
+    rounds: int
+    p50_ms: float
+    best_ms: float
+    worst_ms: float
+    server_cpu_ms: float | None  # the server's CPU time per fetch (its worker included)
+
+
+class TickLatency(Struct, frozen=True, kw_only=True):
+    """How old ticks were when the streams' loops got them (see ``bench.subscribers``)."""
+
+    server: str  # "gateway" (age from tick.time_msc), or "floor" (from the PUB's stamp)
+    client: str  # "Bridge.ticks", or "EventHub stream"
+    subscribers: int
+    symbols: int
+    during: str  # what else ran meanwhile
+    seconds: float
+    events: int  # ticks received over every stream
+    gaps: int
+    dropped: int
+    latency: Latency  # in us, as everywhere
+    server_cpu_percent: float | None  # the server's CPU time over the window (worker included)
+    client_cpu_percent: float | None  # the subscribers' process's
+
+
+class MarketResult(Struct, frozen=True, kw_only=True):
+    """The market-data scenario of issue 15, against its floors in the same run."""
+
+    poll_interval_ms: int  # the gateway's feed: every tick waits up to this long for a poll
+    floor_interval_ms: float  # the PUB floor's bursts
+    bars: int  # requested per fetch
+    fetch: list[FetchResult]
+    ticks: list[TickLatency]
+    streaming_subscribers: int  # in the order scenarios below
+    quiet: list[LoadResult]  # PING and OPEN (open_close) with no subscriber, round by round
+    streaming: list[LoadResult]  # the same while streaming_subscribers stream every symbol
+
+
 class Machine(Struct, frozen=True, kw_only=True):
     """Where the run happened: a shared 2-core VM reads very differently from a workstation."""
 
@@ -192,5 +240,6 @@ class Report(Struct, kw_only=True):
     presend: list[PresendResult] = field(default_factory=list)
     memory: MemoryResult | None = None
     gil: GilResult | None = None
+    market: MarketResult | None = None
     targets: list[TargetCheck] = field(default_factory=list)
     machine_note: str = ""  # set when the machine is slower than the targets' reference

@@ -9,7 +9,9 @@
    in turn (by OPENs, unmeasured) and the scenarios are measured there again.
 2. The client's cost before the socket (``bench.presend``), against the floor.
 3. Memory over many requests (``bench.memory``), on the same gateway.
-4. With both stopped, PING against a fresh gateway whose orders hold the GIL (``bench.gil``).
+4. With both stopped, the market data of issue 15 (``bench.market``): a fresh gateway, and the
+   market floors (``bench.market_floor``) beside it.
+5. PING against a fresh gateway whose orders hold the GIL (``bench.gil``).
 
 Every child process is stopped by its PID, also when the run fails.
 """
@@ -24,17 +26,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
-from msgspec import Struct
+from msgspec import Struct, field
 
 from bench.floor import FloorProcess
 from bench.gil import ping_during_slow_orders, start_slow_gateway
 from bench.load import MODES, LoadClients, Shape
 from bench.machine import describe_machine
+from bench.market import MarketOptions, gateway_config, measure_market
+from bench.market_floor import MarketFloorProcess
 from bench.memory import memory_check
 from bench.presend import measure_presend
 from bench.progress import Progress
 from bench.report import compute_ratios
-from bench.results import GilResult, LoadResult, PresendResult, Report, Server
+from bench.results import GilResult, LoadResult, MarketResult, PresendResult, Report, Server
 from bench.targets import check_targets, machine_note
 from gtw_server.testing import GatewayProcess, Value
 from plumbing.loop import loop_factory
@@ -67,6 +71,7 @@ class Options(Struct, frozen=True, kw_only=True):
     memory_requests: int = 200_000  # 0 skips the memory check
     memory_mode: str = "ping"
     gil_duration_s: float = 3.0  # 0 skips the GIL scenario
+    market: MarketOptions | None = field(default_factory=MarketOptions)  # None skips it
 
 
 def run_suite(options: Options, *, command: str, progress: Progress) -> Report:
@@ -82,27 +87,30 @@ def run_suite(options: Options, *, command: str, progress: Progress) -> Report:
         asyncio.Runner(loop_factory=loop_factory()) as runner,
     ):
         work = Path(tmp)
-        with contextlib.ExitStack() as processes:
-            progress.show("starting the floor and the gateway", force=True)
-            floor = processes.enter_context(FloorProcess())
-            gateway = _start(work / "gateway", secret)
-            processes.callback(gateway.stop)
-            report.loads = runner.run(_loads(options, floor, gateway, secret, progress))
-            if options.presend_iterations > 0:
-                report.presend = runner.run(
-                    _presend(options, floor.endpoint, secret, work, progress)
-                )
-            if options.memory_requests > 0:
-                report.memory = runner.run(
-                    memory_check(
-                        gateway.endpoint,
-                        secret,
-                        gateway_pid=gateway.pid,
-                        requests=options.memory_requests,
-                        mode=options.memory_mode,
-                        progress=progress,
+        if options.modes or options.presend_iterations > 0 or options.memory_requests > 0:
+            with contextlib.ExitStack() as processes:
+                progress.show("starting the floor and the gateway", force=True)
+                floor = processes.enter_context(FloorProcess())
+                gateway = _start(work / "gateway", secret)
+                processes.callback(gateway.stop)
+                report.loads = runner.run(_loads(options, floor, gateway, secret, progress))
+                if options.presend_iterations > 0:
+                    report.presend = runner.run(
+                        _presend(options, floor.endpoint, secret, work, progress)
                     )
-                )
+                if options.memory_requests > 0:
+                    report.memory = runner.run(
+                        memory_check(
+                            gateway.endpoint,
+                            secret,
+                            gateway_pid=gateway.pid,
+                            requests=options.memory_requests,
+                            mode=options.memory_mode,
+                            progress=progress,
+                        )
+                    )
+        if options.market is not None:
+            report.market = _market(runner, options, work, secret, progress)
         if options.gil_duration_s > 0:
             report.gil = _gil(runner, work / "slow-gateway", secret, options, progress)
     progress.clear()
@@ -112,10 +120,11 @@ def run_suite(options: Options, *, command: str, progress: Progress) -> Report:
     return report
 
 
-def _start(data_dir: Path, secret: str) -> GatewayProcess:
-    """A started gateway; if it cannot start, the error carries the end of its log."""
+def _start(data_dir: Path, secret: str, config: dict[str, Value] | None = None) -> GatewayProcess:
+    """A started gateway (``config``: its ``[gateway]`` table); if it cannot start, the error
+    carries the end of its log."""
     log_file = data_dir.with_suffix(".log")
-    gateway = GatewayProcess(data_dir, secret=secret, sim=SIM, log_file=log_file)
+    gateway = GatewayProcess(data_dir, secret=secret, sim=SIM, gateway=config, log_file=log_file)
     try:
         return gateway.start()
     except RuntimeError as exc:
@@ -207,6 +216,32 @@ async def _presend(
         )
     )
     return results
+
+
+def _market(
+    runner: asyncio.Runner, options: Options, work: Path, secret: str, progress: Progress
+) -> MarketResult:
+    market = options.market or MarketOptions()
+    progress.show("starting a gateway and the market floors for market data", force=True)
+    with contextlib.ExitStack() as processes:
+        floor = processes.enter_context(
+            MarketFloorProcess(rows=market.bars, interval_ms=market.poll_interval_ms)
+        )
+        gateway = _start(work / "market-gateway", secret, dict(gateway_config(market)))
+        processes.callback(gateway.stop)
+        (work / "market").mkdir()
+        return runner.run(
+            measure_market(
+                market,
+                gateway,
+                floor,
+                secret,
+                work=work / "market",
+                duration_s=options.duration_s,
+                warmup_s=options.warmup_s,
+                progress=progress,
+            )
+        )
 
 
 def _gil(

@@ -1,4 +1,4 @@
-"""The targets of issue 7, checked against one run's results.
+"""The targets of issues 7 and 15, checked against one run's results.
 
 A target whose measurement was not part of the run (a mode or check left out) is reported
 "not run", and one whose scenario was skipped says why; neither counts as a failure.
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Final
 
-from bench.results import Latency, LoadResult, Report, TargetCheck
+from bench.results import Latency, LoadResult, MarketResult, Report, TargetCheck
 
 __all__ = ["check_targets", "machine_note"]
 
@@ -29,6 +29,8 @@ GIL_PING_P99_US: Final = 5000.0
 PRESEND_US: Final = 30.0
 MEMORY_GROWTH: Final = 10 * _MB
 REFERENCE_FLOOR_PING_PER_S: Final = 50_000.0  # the slow end of issue 7's reference machine
+STREAMING_RATIO: Final = 1.10  # issue 15: orders within 10 % while subscribers stream
+_STREAMING_SUBSCRIBERS: Final = 50  # named when the scenario did not run
 
 
 def _not_run(name: str, target: str, note: str = "not run") -> TargetCheck:
@@ -204,14 +206,47 @@ def _memory_checks(report: Report) -> list[TargetCheck]:
     return checks
 
 
+def _p50s(loads: Iterable[LoadResult], mode: str, action: str) -> list[float]:
+    return [r.by_action[action].p50_us for r in loads if r.mode == mode and action in r.by_action]
+
+
+def _market_checks(report: Report) -> list[TargetCheck]:
+    """Issue 15: PING and OPEN, one in flight, while subscribers stream every symbol, against
+    the same without them in the same run (the mean of the rounds' p50s on each side)."""
+    market: MarketResult | None = report.market
+    count = (market.streaming_subscribers if market else 0) or _STREAMING_SUBSCRIBERS
+    checks = []
+    for action, mode in (("PING", "ping"), ("OPEN", "open_close")):
+        name = f"{action} p50 with {count} subscribers streaming"
+        target = f"<= {STREAMING_RATIO:.2f}x without"
+        quiet = _p50s(market.quiet, mode, action) if market else []
+        busy = _p50s(market.streaming, mode, action) if market else []
+        if not quiet or not busy:
+            checks.append(_not_run(name, target))
+            continue
+        with_, without = sum(busy) / len(busy), sum(quiet) / len(quiet)
+        ratio = with_ / without
+        checks.append(
+            TargetCheck(
+                name=name,
+                target=target,
+                measured=f"{ratio:.2f}x ({_us(with_)} vs {_us(without)})",
+                passed=ratio <= STREAMING_RATIO,
+                note=f"one in flight; mean of {len(busy)} round(s)' p50s on each side",
+            )
+        )
+    return checks
+
+
 def check_targets(report: Report) -> list[TargetCheck]:
-    """Every target of issue 7 with what this run measured for it."""
+    """Every target of issues 7 and 15 with what this run measured for it."""
     return [
         *_ping_checks(report),
         *_open_checks(report),
         _gil_check(report),
         *_presend_checks(report),
         *_memory_checks(report),
+        *_market_checks(report),
     ]
 
 

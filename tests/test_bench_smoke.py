@@ -1,7 +1,7 @@
-"""A short run of the benchmark, end to end, to keep it working (issue 7, item 4).
+"""Short runs of the benchmark, end to end, to keep it working (issue 7, item 4; issue 15).
 
-It starts the floor and a gateway like ``make bench`` does, with tiny durations and counts,
-and checks that every part produced sane JSON. Speed is asserted by ``make bench``, never
+They start the floors and a gateway like ``make bench`` does, with tiny durations and counts,
+and check that every part produced sane JSON. Speed is asserted by ``make bench``, never
 here: a test that times things fails on a busy machine for no fault of the code.
 """
 
@@ -25,11 +25,11 @@ def test_a_short_run_measures_floor_and_gateway_without_errors(tmp_path: Path) -
     command = [sys.executable, "-m", "bench", "--quiet", "--json", str(out)]
     command += ["--duration", "0.05", "--warmup", "0.01", "--shapes", "1x1,2x2"]
     command += ["--presend-iterations", "200", "--memory-requests", "1000"]
-    command += ["--gil-duration", "0.3"]
+    command += ["--gil-duration", "0.3", "--no-market"]
     run = subprocess.run(command, check=False, cwd=ROOT, capture_output=True, text=True, timeout=90)
 
     assert run.returncode == 0, run.stderr
-    assert "Targets (issue 7)" in run.stdout
+    assert "Targets (issues 7 and 15)" in run.stdout
     report = msgspec.json.decode(out.read_bytes(), type=Report)
     assert report.machine.cores >= 1
     for server in ("floor", "gateway"):
@@ -53,4 +53,58 @@ def test_a_short_run_measures_floor_and_gateway_without_errors(tmp_path: Path) -
     else:
         assert "order_latency_ms" in report.gil.skipped
     assert {t.passed for t in report.targets} <= {True, False, None}
-    assert len(report.targets) == 11
+    assert len(report.targets) == 13
+    assert report.market is None
+    assert [t.passed for t in report.targets[-2:]] == [None, None]  # the market's: not run
+
+
+def test_a_short_market_run_measures_bars_ticks_and_orders_against_its_floors(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "bench.json"
+    command = [sys.executable, "-m", "bench", "--quiet", "--json", str(out), "--only", "market"]
+    command += ["--bars", "500", "--bars-rounds", "2", "--subscribers", "1,3"]
+    command += ["--stream-duration", "0.6", "--market-rounds", "1"]
+    command += ["--duration", "0.05", "--warmup", "0.01"]
+    run = subprocess.run(
+        command, check=False, cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+
+    assert run.returncode == 0, run.stderr
+    assert "Market data (issue 15)" in run.stdout
+    report = msgspec.json.decode(out.read_bytes(), type=Report)
+    assert report.loads == [] and report.memory is None and report.gil is None
+    market = report.market
+    assert market is not None
+    assert market.poll_interval_ms == 50 and market.bars == 500
+    fetched = {(f.server, f.client) for f in market.fetch}
+    assert fetched == {
+        ("gateway", "Bridge.rates"),
+        ("floor", "Bridge.rates"),
+        ("floor", "bare DEALER"),
+    }
+    for fetch in market.fetch:
+        assert fetch.rows == 500 and fetch.bytes == 500 * 60 and fetch.rounds == 2
+        assert 0 < fetch.best_ms <= fetch.p50_ms <= fetch.worst_ms
+    timed = {(t.server, t.subscribers, t.during) for t in market.ticks}
+    assert timed == {
+        ("floor", 1, "streaming only"),
+        ("gateway", 1, "streaming only"),
+        ("floor", 3, "streaming only"),
+        ("gateway", 3, "streaming only"),
+        ("gateway", 3, "PING and OPEN one in flight"),
+    }
+    for ticks in market.ticks:
+        assert ticks.symbols == 6 and ticks.gaps == 0
+        assert ticks.events > 0 and ticks.events == ticks.latency.count
+        assert 0 < ticks.latency.p50_us <= ticks.latency.p99_us <= ticks.latency.max_us
+        if ticks.server == "gateway":  # a tick cannot arrive before its time, nor a minute late
+            assert ticks.latency.max_us < 60e6
+    assert market.streaming_subscribers == 3
+    for side in (market.quiet, market.streaming):
+        assert [r.mode for r in side] == ["ping", "open_close"]
+        assert all(r.errors == {} and r.requests > 0 for r in side)
+    checks = {t.name: t for t in report.targets}
+    for name in ("PING p50 with 3 subscribers streaming", "OPEN p50 with 3 subscribers streaming"):
+        assert checks[name].passed in {True, False}  # measured; the speed is make bench's
+        assert checks[name].measured.endswith(" us)")

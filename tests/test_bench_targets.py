@@ -1,9 +1,9 @@
-"""The targets of issue 7 read off a report, and the warning for a machine slower than the
-one they were set for (no measuring here: the reports are built by hand)."""
+"""The targets of issues 7 and 15 read off a report, and the warning for a machine slower than
+the one they were set for (no measuring here: the reports are built by hand)."""
 
 from __future__ import annotations
 
-from bench.results import Latency, LoadResult, Machine, Report, Server
+from bench.results import Latency, LoadResult, Machine, MarketResult, Report, Server
 from bench.targets import check_targets, machine_note
 
 MACHINE = Machine(
@@ -99,3 +99,43 @@ def test_no_note_without_a_pipelined_floor_measurement() -> None:
     report = _report(60_000, 50_000, 600)
     report.loads = [r for r in report.loads if not (r.server == "floor" and r.in_flight > 1)]
     assert machine_note(report) == ""
+
+
+def _market(ping_with: float, open_with: float) -> MarketResult:
+    quiet = [_load("gateway", "ping", 1, 5_000, 200), _load("gateway", "open_close", 1, 1_000, 900)]
+    streaming = [
+        _load("gateway", "ping", 1, 5_000, ping_with),
+        _load("gateway", "open_close", 1, 1_000, open_with),
+    ]
+    return MarketResult(
+        poll_interval_ms=50,
+        floor_interval_ms=50.0,
+        bars=100_000,
+        fetch=[],
+        ticks=[],
+        streaming_subscribers=50,
+        quiet=quiet * 2,  # two rounds
+        streaming=streaming * 2,
+    )
+
+
+def test_orders_with_subscribers_streaming_are_held_to_within_ten_percent() -> None:
+    report = _report(60_000, 50_000, 600)
+    results = _results(report)
+    assert results["PING p50 with 50 subscribers streaming"] is None  # not run
+    assert results["OPEN p50 with 50 subscribers streaming"] is None
+
+    report.market = _market(ping_with=218, open_with=900)  # 1.09x and 1.00x
+    checks = {t.name: t for t in check_targets(report)}
+    ping, open_ = (
+        checks["PING p50 with 50 subscribers streaming"],
+        checks["OPEN p50 with 50 subscribers streaming"],
+    )
+    assert (ping.passed, open_.passed) == (True, True)
+    assert ping.measured == "1.09x (218 us vs 200 us)"
+    assert ping.target == "<= 1.10x without"
+
+    report.market = _market(ping_with=240, open_with=1_000)  # 1.20x and 1.11x
+    results = _results(report)
+    assert results["PING p50 with 50 subscribers streaming"] is False
+    assert results["OPEN p50 with 50 subscribers streaming"] is False
