@@ -260,9 +260,9 @@ def _table(found: Any, dtype: np.dtype[Any], max_rows: int) -> Table:
             "([gateway] max_rows); ask for a shorter range",
         )
     rows = np.asarray(found)
-    if rows.dtype != dtype:  # another layout of the same fields: copy them over by name
+    if rows.dtype != dtype:  # another layout: copy the fields over by name (a missing one: 0)
         copy = np.zeros(len(rows), dtype=dtype)
-        for name in dtype.names or ():
+        for name in set(dtype.names or ()) & set(rows.dtype.names or ()):
             copy[name] = rows[name]
         rows = copy
     return Table(len(rows), np.ascontiguousarray(rows).tobytes())

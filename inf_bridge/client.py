@@ -122,7 +122,7 @@ _TRY_AGAIN: Final = frozenset(
     {ErrorCode.MT5_DISCONNECTED, ErrorCode.BUSY, ErrorCode.JOURNAL_UNAVAILABLE}
 )
 # msgspec names the field of a failed check as "... - at `$.volume`".
-_AT_FIELD: Final = re.compile(r"(.*) - at `\$\.(\w+)`")
+_AT_FIELD: Final = re.compile(r"(.*) - at `\$\.(\w+)(?:\[\d+\])?`")  # or an item: $.symbols[0]
 
 
 def new_uuid() -> str:
@@ -352,7 +352,7 @@ class Bridge:
         ticks = (await self._market(request)).ticks or {}
         if missing := set(symbols) - ticks.keys():
             raise BadReply(f"GET_TICK reply without {', '.join(sorted(missing))}")
-        return ticks
+        return {symbol: ticks[symbol] for symbol in symbols}  # in the order asked
 
     async def rates(
         self,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import typing
 from typing import Any, Final
 
 import msgspec
@@ -30,13 +31,11 @@ from protocol import (
     GetAccount,
     GetOrder,
     GetPositions,
-    Halt,
     Open,
     Ping,
     Position,
     ProtocolError,
     Reply,
-    Resume,
     Side,
     Status,
     decode_reply,
@@ -94,6 +93,24 @@ VALID_FIELDS: Final[dict[str, dict[str, Any]]] = {
     "GET_ACCOUNT": {},
     "GET_POSITIONS": {"symbol": "EURUSD"},
     "GET_ORDER": {"order_uuid": "ord-1"},
+    "GET_SYMBOLS": {"group": "*USD*,!EUR*"},
+    "GET_SYMBOL": {"symbol": "EURUSD"},
+    "GET_TICK": {"symbols": ["EURUSD", "GBPUSD"]},
+    "GET_RATES": {
+        "symbol": "EURUSD",
+        "timeframe": "M1",
+        "count": 100,
+        "start_pos": 0,
+        "date_from": 1700000000,
+        "date_to": 1700003600,
+    },
+    "GET_TICKS": {
+        "symbol": "EURUSD",
+        "date_from": 1700000000,
+        "count": 100,
+        "date_to": 1700003600,
+        "flags": "INFO",
+    },
 }
 GOOD_UUID: Final = "req-1"
 
@@ -150,9 +167,7 @@ def check_outcome(data: bytes) -> AnyRequest | DecodeError:
         )
         assert decode_reply(encode_reply(reply)) == reply
         return exc
-    assert isinstance(
-        request, (Ping, Open, Close, Halt, Resume, GetAccount, GetPositions, GetOrder)
-    )
+    assert isinstance(request, typing.get_args(AnyRequest))
     assert request.v == PROTOCOL_VERSION
     assert UUID_RE.fullmatch(request.uuid)
     if isinstance(request, GetOrder):
@@ -310,6 +325,8 @@ REQUEST_KEYS: Final = sorted(
 def test_actions_are_exactly_the_contracts() -> None:
     contract = {"PING", "OPEN", "CLOSE", "GET_ACCOUNT", "GET_POSITIONS", "GET_ORDER"}
     extensions = {"HALT", "RESUME"}  # added to the contract by the gateway's kill switch
+    # Market data (issue 15), read-only
+    extensions |= {"GET_SYMBOLS", "GET_SYMBOL", "GET_TICK", "GET_RATES", "GET_TICKS"}
     assert set(ACTIONS) == contract | extensions
     assert PROTOCOL_VERSION == 1
 
@@ -332,7 +349,11 @@ def test_error_codes_are_exactly_the_contracts() -> None:
         "TRADING_HALTED",
         "BUSY",
         "INTERNAL",
-    } | {"JOURNAL_UNAVAILABLE"}  # an extension: an order the journal could not record
+    } | {
+        "JOURNAL_UNAVAILABLE",  # an extension: an order the journal could not record
+        "SYMBOL_NOT_FOUND",  # market data (issue 15): a symbol the terminal does not know
+        "TOO_LARGE",  # market data: more rows than the gateway's max_rows
+    }
     assert all(code == code.value for code in ErrorCode)  # a StrEnum: usable as the wire string
 
 
@@ -1141,7 +1162,7 @@ def test_unknown_action_echo_is_clipped_to_a_short_prefix() -> None:
     error = decode_error(dumps(frame("PING", action="Z" * ATTACKER)))
     assert "Z" * 40 in error.message  # enough to recognise it
     assert "Z" * 41 not in error.message
-    assert len(error.message) < 200
+    assert len(error.message) < 300  # the attacker's 40 characters and the list of actions
 
 
 # --------------------------------------------------------------------------------------------
