@@ -31,7 +31,7 @@ from protocol import Bar, Event, Tick, encode, parse_topic, state_topic
 __all__ = ["EventPublisher", "Topic"]
 
 _SNDHWM: Final = 10_000  # messages queued per subscriber (a few seconds of every stream)
-_SUBSCRIPTION_BYTES: Final = 128  # a subscription is 1 byte and a topic of at most ~40
+_SUBSCRIPTION_BYTES: Final = 4096  # subscriptions (~40 bytes), and the CURVE handshake's frames
 Topic = tuple[str, str | None, str | None]  # (kind, symbol, timeframe), as parse_topic gives
 
 

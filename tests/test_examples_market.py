@@ -87,11 +87,6 @@ def test_the_raw_subscriber_in_the_protocol_doc_runs(gateway: GatewayProcess) ->
     assert "missed" not in out and "restarted" not in out, out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the event socket's MAXMSGSIZE (128 bytes, gtw_server/events.py) is below the "
-    "CURVE handshake's commands (HELLO is 200 bytes): libzmq drops every CURVE subscriber",
-)
 def test_a_listed_curve_subscriber_receives_events(tmp_path: Path) -> None:
     """PROTOCOL.md, "Events": with CURVE on, a subscriber connects as a client does."""
     keys, allowed = tmp_path / "keys", tmp_path / "allowed"
