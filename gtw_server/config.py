@@ -287,9 +287,10 @@ def _check_exposure(gateway: GatewayConfig) -> None:
         return
     for name, endpoint in (("bind", gateway.bind), ("events", gateway.events_endpoint)):
         if endpoint is not None and not is_loopback(endpoint):
+            what = "read and send orders" if name == "bind" else "read every price and state"
             raise ConfigError(
                 f"refusing to listen on {endpoint} ([gateway] {name}) without CURVE: anyone "
-                "who can reach that port could read and send orders. Turn CURVE on "
+                f"who can reach that port could {what}. Turn CURVE on "
                 "(--curve-secret-key and --curve-clients; `python -m gtw_server keygen` makes "
                 "the keys), bind 127.0.0.1, or, on a network you trust completely, pass "
                 "--insecure"

@@ -5,7 +5,8 @@ Subscribers are SUB sockets (``inf_bridge`` streams, or any ZeroMQ client: docs/
 subscription to a topic and the last unsubscription (a subscriber that leaves unsubscribes
 everything), so ``wanted`` is the set of topics at least one subscriber holds, and the feed
 polls the terminal for those only. A topic that is not one of ours (``parse_topic``) is never
-polled; past ``max_topics`` new ones are not either, and are logged.
+polled; past ``max_topics`` new ones are not either: they are logged, and told so by an
+``error`` event (``BUSY``) on their topic.
 
 Each message is ``[topic, Event]``; ``Event.run`` is this run's id and ``Event.seq`` counts the
 topic's messages from 1, so a subscriber sees a message it missed and a gateway restart.
@@ -26,7 +27,7 @@ from loguru import logger
 
 from gtw_server.throttle import Throttle
 from plumbing.drain import EdgeDrain
-from protocol import Bar, Event, Tick, encode, parse_topic, state_topic
+from protocol import Bar, ErrorCode, Event, Tick, encode, parse_topic, state_topic
 
 __all__ = ["EventPublisher", "Topic"]
 
@@ -93,9 +94,9 @@ class EventPublisher:
         topic = state_topic()
         self._send(topic, self._event(topic, "state", state=state, detail=detail))
 
-    def error(self, topic: bytes, detail: str) -> None:
-        """Say on ``topic`` why it cannot be served (an unknown symbol)."""
-        self._send(topic, self._event(topic, "error", detail=detail))
+    def error(self, topic: bytes, code: ErrorCode, detail: str) -> None:
+        """Say on ``topic`` why it cannot be served (an unknown symbol, too many topics)."""
+        self._send(topic, self._event(topic, "error", code=code.value, detail=detail))
 
     def _event(
         self,
@@ -108,6 +109,7 @@ class EventPublisher:
         bar: Bar | None = None,
         state: str | None = None,
         detail: str | None = None,
+        code: str | None = None,
     ) -> Event:
         seq = self._seq[topic] = self._seq.get(topic, 0) + 1
         return Event(
@@ -121,6 +123,7 @@ class EventPublisher:
             bar=bar,
             state=state,
             detail=detail,
+            code=code,
         )
 
     def _send(self, topic: bytes, event: Event) -> None:
@@ -141,10 +144,14 @@ class EventPublisher:
             self.wanted.pop(topic, None)
             return
         parsed = parse_topic(topic)
-        if parsed is None or len(self.wanted) >= self._max_topics:
-            self.ignored += 1
-            if self._throttle is None or self._throttle.allow("ignored subscriptions"):
-                why = "not a topic" if parsed is None else f"past max_topics ({self._max_topics})"
-                logger.warning("subscription to {!r} not served: {}", topic[:48], why)
+        if parsed is not None and len(self.wanted) < self._max_topics:
+            self.wanted[topic] = parsed
             return
-        self.wanted[topic] = parsed
+        self.ignored += 1
+        why = "not a topic" if parsed is None else f"past max_topics ({self._max_topics})"
+        if self._throttle is None or self._throttle.allow("ignored subscriptions"):
+            logger.warning("subscription to {!r} not served: {}", topic[:48], why)
+        if parsed is not None:
+            # ZeroMQ will not say so again while it is held: unsubscribe and subscribe again
+            # once others have left.
+            self.error(topic, ErrorCode.BUSY, f"not served: this gateway polls {why}")

@@ -1,20 +1,22 @@
 """The event feed: polls the terminal for what subscribers want, and publishes it.
 
 Every ``poll_interval_ms`` the feed looks at the topics the event socket's subscribers hold
-(``EventPublisher.wanted``) and, if there are any, asks the worker for all of them in one
-background call (``gtw_server.market``: behind every order). Ticks come with their cursor
-(``time_msc`` of the last one published), so none is missed between two polls where the
-terminal keeps tick history; a bar is published once it has closed. A symbol the terminal does
-not know gets one ``error`` event on its topics and is not polled again until it is
-unsubscribed.
+(``EventPublisher.wanted``) and asks the worker for them, one background call a symbol
+(``gtw_server.market``): each waits behind every order, and an order behind one of them at
+most. Ticks come with their cursor (``time_msc`` of the last one published), so none is missed
+between two polls where the terminal keeps tick history; a bar is published once it has
+closed. A symbol the terminal does not know gets an ``error`` event (``SYMBOL_NOT_FOUND``) on
+its topics, again every ``_REFUSED_RETRY_S`` while it is subscribed (ZeroMQ does not say when a
+second subscriber comes), and is not polled in between.
 
-It also publishes the gateway's state changes on ``state;``: the terminal lost and back, trading
-halted and resumed, seen at each interval.
+It also publishes the gateway's state changes on ``state;``: trading halted and resumed (at
+once), the terminal lost and back (seen at each interval).
 """
 
 from __future__ import annotations
 
 import asyncio
+from typing import Final
 
 from loguru import logger
 
@@ -26,9 +28,11 @@ from gtw_server.market import BarCursor, Poll, Polled, TickCursor
 from gtw_server.operations import POLL
 from gtw_server.throttle import Throttle
 from gtw_server.worker import TerminalWorker
-from protocol import Timeframe, bar_topic, tick_topic
+from protocol import ErrorCode, Timeframe, bar_topic, tick_topic
 
 __all__ = ["MarketFeed"]
+
+_REFUSED_RETRY_S: Final = 5.0
 
 
 class MarketFeed:
@@ -52,42 +56,47 @@ class MarketFeed:
         self._throttle = throttle
         self._ticks: dict[str, TickCursor] = {}
         self._bars: dict[tuple[str, Timeframe], BarCursor] = {}
-        self._refused: set[bytes] = set()  # topics of unknown symbols, until unsubscribed
+        # Topics of unknown symbols, and when they may be tried again.
+        self._refused: dict[bytes, float] = {}
         self._connected = monitor.connected
-        self._halted = killswitch.halted
         self.polls = 0
+        killswitch.observers.append(self._halt_changed)
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             started = loop.time()
             self._publish_state()
-            poll = self._poll()
-            if poll is not None and self._monitor.reachable:
+            # One call a symbol: an order waits behind one symbol's read at most, not all.
+            for poll in self._polls():
+                if not self._monitor.reachable:
+                    break
                 try:
                     polled = await self._worker.call(POLL, poll)
                 except TerminalError as exc:
                     if self._throttle is None or self._throttle.allow("market feed"):
                         logger.warning("market data poll failed: {}", exc)
-                else:
-                    self.polls += 1
-                    self._publish(polled)
+                    break
+                self.polls += 1
+                self._publish(polled)
             await asyncio.sleep(max(0.0, started + self._interval_s - loop.time()))
 
     def _publish_state(self) -> None:
-        connected, halted = self._monitor.connected, self._killswitch.halted
+        connected = self._monitor.connected
         if connected != self._connected:
             self._connected = connected
             detail = self._monitor.describe()
             self._publisher.state("TERMINAL_BACK" if connected else "TERMINAL_LOST", detail)
-        if halted != self._halted:
-            self._halted = halted
-            self._publisher.state("HALTED" if halted else "RESUMED", self._killswitch.reason)
 
-    def _poll(self) -> Poll | None:
-        """What to ask for: the wanted topics' cursors (forgetting the unwanted ones)."""
+    def _halt_changed(self, halted: bool, reason: str | None) -> None:
+        self._publisher.state("HALTED" if halted else "RESUMED", reason)
+
+    def _polls(self) -> list[Poll]:
+        """What to ask for, a poll a symbol: the wanted topics' cursors (forgetting the
+        unwanted ones)."""
         wanted = self._publisher.wanted
-        self._refused &= wanted.keys()
+        now = asyncio.get_running_loop().time()
+        self._refused = {t: at for t, at in self._refused.items() if t in wanted and at > now}
         ticks: dict[str, TickCursor] = {}
         bars: dict[tuple[str, Timeframe], BarCursor] = {}
         for topic, (kind, symbol, frame) in wanted.items():
@@ -99,9 +108,13 @@ class MarketFeed:
                 key = (symbol, Timeframe(frame))
                 bars[key] = self._bars.get(key) or BarCursor(symbol, key[1].constant)
         self._ticks, self._bars = ticks, bars
-        if not ticks and not bars:
-            return None
-        return Poll(ticks=ticks, bars=list(bars.values()))
+        by_symbol: dict[str, Poll] = {}
+        for symbol, cursor in ticks.items():
+            by_symbol[symbol] = Poll(ticks={symbol: cursor})
+        for (symbol, _), bar_cursor in bars.items():
+            poll = by_symbol.get(symbol) or Poll()
+            by_symbol[symbol] = Poll(ticks=poll.ticks, bars=[*poll.bars, bar_cursor])
+        return list(by_symbol.values())
 
     def _publish(self, polled: Polled) -> None:
         publisher = self._publisher
@@ -120,8 +133,9 @@ class MarketFeed:
                 topic = bar_topic(cursor.symbol, frame.value)
                 for bar in bars:
                     publisher.bar(cursor.symbol, frame.value, bar, topic)
+        retry_at = asyncio.get_running_loop().time() + _REFUSED_RETRY_S
         for symbol, reason in polled.failed.items():
             for topic, (_, name, _) in publisher.wanted.items():
                 if name == symbol and topic not in self._refused:
-                    self._refused.add(topic)
-                    publisher.error(topic, reason)
+                    self._refused[topic] = retry_at
+                    publisher.error(topic, ErrorCode.SYMBOL_NOT_FOUND, reason)

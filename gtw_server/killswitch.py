@@ -8,6 +8,7 @@ trading on its own.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -31,6 +32,8 @@ class KillSwitch:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        # Told ``(halted, reason)`` after each change (the event feed publishes it at once).
+        self.observers: list[Callable[[bool, str | None], None]] = []
         try:
             self._state = msgspec.json.decode(path.read_bytes(), type=_State)
         except FileNotFoundError:
@@ -62,3 +65,5 @@ class KillSwitch:
         # Durably (fsynced, file and directory): a power cut must not lose a HALT.
         atomic_write(self.path, msgspec.json.encode(state))
         self._state = state
+        for observer in self.observers:
+            observer(state.halted, state.reason)

@@ -207,6 +207,13 @@ class MarketReader:
 
     def _closed_bars(self, cursor: BarCursor) -> tuple[BarCursor, list[Bar]]:
         self._selected(cursor.symbol)
+        if cursor.after:
+            # The bar after the last one published closes no sooner than two bar lengths after
+            # that one opened (a month: 28 days at least); until the server's clock (its last
+            # tick) is there, no bar can have closed, and the bars (costly to copy) are not read.
+            tick = self.mt5.symbol_info_tick(cursor.symbol)
+            if tick is not None and tick.time < cursor.after + 2 * _shortest(cursor.timeframe):
+                return cursor, []
         found = self.mt5.copy_rates_from_pos(cursor.symbol, cursor.timeframe, 1, _BARS_PER_POLL)
         if found is None:
             raise self._adapter.failed(f"copy_rates_from_pos({cursor.symbol})")
@@ -230,6 +237,16 @@ class MarketReader:
         if info is None:
             raise TerminalRefused(ErrorCode.SYMBOL_NOT_FOUND, self._adapter.unknown_symbol(symbol))
         return info
+
+
+def _shortest(timeframe: int) -> int:
+    """The shortest a bar of ``timeframe`` (a ``TIMEFRAME_*`` value) can be, in seconds."""
+    kind, length = timeframe & 0xC000, timeframe & 0x3FFF
+    if kind == 0:  # minutes
+        return 60 * length
+    if kind == 0x4000:  # hours (D1 is 24 of them)
+        return 3600 * length
+    return 7 * 86_400 if kind == 0x8000 else 28 * 86_400  # W1, MN1
 
 
 def _after(found: Any, cursor: TickCursor, symbol: str) -> tuple[list[Tick], TickCursor]:

@@ -13,8 +13,8 @@ Every event carries the gateway's run id and a sequence number per topic, so a s
 when it missed something: a skipped ``seq`` (a queue that overflowed on either side), or
 another ``run`` (the gateway restarted; ZeroMQ reconnects and subscribes again by itself).
 Each is a ``Gap`` in ``stream.gaps``, logged as a warning and handed to ``on_gap``; the
-stream goes on. An ``error`` event (a symbol the terminal does not know) ends the stream
-with ``RequestRefused``.
+stream goes on. An ``error`` event (a symbol the terminal does not know, ``SYMBOL_NOT_FOUND``;
+more topics than the gateway polls, ``BUSY``) ends the stream with ``RequestRefused``.
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ class Stream(Generic[T]):
     def deliver(self, event: Event) -> None:
         if event.kind == "error":
             self._failure = RequestRefused(
-                ErrorCode.SYMBOL_NOT_FOUND.value, event.detail or "this topic cannot be served"
+                event.code or ErrorCode.INTERNAL.value, event.detail or "this topic is not served"
             )
         elif (item := self._pick(event)) is not None:
             if len(self._queue) == self._queue.maxlen:

@@ -294,6 +294,7 @@ class Event(Struct, frozen=True, kw_only=True, omit_defaults=True):
     bar: Bar | None = None
     state: str | None = None
     detail: str | None = None
+    code: str | None = None
 
 
 def tick_topic(symbol: str) -> bytes:

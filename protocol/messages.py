@@ -263,7 +263,7 @@ def _one_of_count_or_date_to(
     if (count is None) == (date_to is None):
         return "give either count or date_to with date_from, not both, not neither"
     if date_to is not None and date_to < date_from:
-        return f"the range runs backwards: date_to {date_to:g} is before date_from {date_from:g}"
+        return f"the range runs backwards: date_to {date_to!r} is before date_from {date_from!r}"
     return None
 
 

@@ -50,7 +50,9 @@ def gateway(tmp_path: Path, secret: str) -> Iterator[GatewayProcess]:
 
 @pytest.fixture
 async def bridge(gateway: GatewayProcess, secret: str) -> AsyncIterator[Bridge]:
-    async with Bridge(gateway.endpoint, secret=secret) as client:
+    async with Bridge(
+        gateway.endpoint, secret=secret, events_endpoint=gateway.events_endpoint
+    ) as client:
         yield client
 
 

@@ -630,10 +630,11 @@ Write-Done 'configured'
 
 $port = Get-BindPort $Bind
 if (@($AllowFrom).Length -gt 0) {
-    Write-Step "Firewall: TCP $port from $($AllowFrom -join ', ') only"
+    # The order port and the event port (bind's + 1, the gateway's default for [gateway] events).
+    Write-Step "Firewall: TCP $port and $($port + 1) from $($AllowFrom -join ', ') only"
     Get-NetFirewallRule -Name $FirewallRule -ErrorAction SilentlyContinue | Remove-NetFirewallRule
     New-NetFirewallRule -Name $FirewallRule -DisplayName 'MT5 bridge gateway (ZeroMQ)' `
-        -Direction Inbound -Action Allow -Protocol TCP -LocalPort $port `
+        -Direction Inbound -Action Allow -Protocol TCP -LocalPort $port, ($port + 1) `
         -RemoteAddress $AllowFrom -Profile Any | Out-Null
     Write-Done "rule $FirewallRule"
 }
