@@ -31,7 +31,7 @@ from gtw_server.ledger import HistoryLedger
 from gtw_server.market_requests import MarketRequests, WithBody
 from gtw_server.metrics import GatewayMetrics
 from gtw_server.operations import ACCOUNT, POSITIONS
-from gtw_server.replies import ok, outcome_reply, pending, rejected
+from gtw_server.replies import ok, outcome_reply, pending, rejected, terminal_unanswered
 from gtw_server.tagging import order_tag
 from gtw_server.transport import RouterTransport, split_envelope
 from gtw_server.worker import TerminalWorker
@@ -373,9 +373,4 @@ class RequestRouter:
             return ok(request, positions=await self._worker.call(POSITIONS, request.symbol))
         except TerminalError as exc:
             logger.warning("{} {} failed: {}", request.action, request.uuid, exc)
-            return rejected(
-                request.uuid,
-                request.action,
-                ErrorCode.MT5_DISCONNECTED,
-                "the terminal could not answer; try again shortly",
-            )
+            return terminal_unanswered(request)

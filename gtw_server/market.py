@@ -290,4 +290,6 @@ def _tick(tick: Any, symbol: str) -> Tick:
 
 
 def _symbol(info: Any) -> SymbolInfo:
-    return msgspec.convert(info._asdict(), SymbolInfo)
+    # Not strict: a build of the package that gives an int where a float is (or a bool as 0/1)
+    # must not make every symbol unreadable.
+    return msgspec.convert(info._asdict(), SymbolInfo, strict=False)

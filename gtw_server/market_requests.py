@@ -17,7 +17,7 @@ from loguru import logger
 from gtw_server.errors import TerminalError, TerminalRefused
 from gtw_server.market import RatesQuery, TicksQuery
 from gtw_server.operations import LATEST, RATES, SYMBOL, SYMBOLS, TICKS
-from gtw_server.replies import ok, rejected
+from gtw_server.replies import ok, rejected, terminal_unanswered
 from gtw_server.worker import TerminalWorker
 from protocol import (
     RATES_DTYPE,
@@ -74,12 +74,7 @@ class MarketRequests:
             return rejected(request.uuid, request.action, ErrorCode(exc.code), str(exc))
         except TerminalError as exc:
             logger.warning("{} {} failed: {}", request.action, request.uuid, exc)
-            return rejected(
-                request.uuid,
-                request.action,
-                ErrorCode.MT5_DISCONNECTED,
-                "the terminal could not answer; try again shortly",
-            )
+            return terminal_unanswered(request)
 
     async def _ask(self, request: MarketRequest) -> Reply | WithBody:
         worker = self._worker

@@ -8,7 +8,7 @@ from typing import Any
 from gtw_server.adapter import OrderOutcome
 from protocol import ErrorCode, Reply, Request, Status
 
-__all__ = ["ok", "outcome_reply", "pending", "rejected"]
+__all__ = ["ok", "outcome_reply", "pending", "rejected", "terminal_unanswered"]
 
 
 def ok(request: Request, **fields: Any) -> Reply:
@@ -41,6 +41,16 @@ def rejected(
         error_msg=message,
         retcode=retcode,
         comment=comment,
+    )
+
+
+def terminal_unanswered(request: Request) -> Reply:
+    """The refusal of a query the terminal could not answer (nothing was changed)."""
+    return rejected(
+        request.uuid,
+        request.action,
+        ErrorCode.MT5_DISCONNECTED,
+        "the terminal could not answer; try again shortly",
     )
 
 

@@ -32,7 +32,7 @@ from inf_bridge.errors import GatewayTimeout, GatewayUnreachable
 from plumbing.drain import EdgeDrain
 from protocol import Reply, Request, decode_reply, encode
 
-__all__ = ["Channel", "Transport"]
+__all__ = ["Channel", "Transport", "connected_socket"]
 
 _RECONNECT_IVL_MS: Final = 100
 _RECONNECT_IVL_MAX_MS: Final = 2000
@@ -62,6 +62,30 @@ class Transport(Protocol):
         ...
 
 
+def connected_socket(
+    context: zmq.Context[zmq.Socket[bytes]],
+    kind: int,
+    endpoint: str,
+    curve: tuple[bytes, bytes, bytes] | None,
+    options: dict[int, int],
+) -> zmq.Socket[bytes]:
+    """A socket of ``kind`` connected to ``endpoint`` as the client's are (the order channel,
+    the event streams): LINGER 0, quick reconnects, ZMTP heartbeats, CURVE with ``curve`` =
+    (server public key, client public key, client secret key); then ``options``."""
+    sock: zmq.Socket[bytes] = context.socket(kind)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.RECONNECT_IVL, _RECONNECT_IVL_MS)
+    sock.setsockopt(zmq.RECONNECT_IVL_MAX, _RECONNECT_IVL_MAX_MS)
+    sock.setsockopt(zmq.HEARTBEAT_IVL, _ZMTP_HEARTBEAT_MS)
+    sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3 * _ZMTP_HEARTBEAT_MS)
+    for option, value in options.items():
+        sock.setsockopt(option, value)
+    if curve is not None:
+        sock.curve_serverkey, sock.curve_publickey, sock.curve_secretkey = curve
+    sock.connect(endpoint)
+    return sock
+
+
 class Channel:
     """A DEALER connection to the gateway at ``endpoint`` (a ``Transport``)."""
 
@@ -83,19 +107,9 @@ class Channel:
         self.unmatched_replies = 0
 
     async def open(self) -> None:
-        sock: zmq.Socket[bytes] = self._context.socket(zmq.DEALER)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.IMMEDIATE, 1)
-        sock.setsockopt(zmq.RECONNECT_IVL, _RECONNECT_IVL_MS)
-        sock.setsockopt(zmq.RECONNECT_IVL_MAX, _RECONNECT_IVL_MAX_MS)
-        sock.setsockopt(zmq.HEARTBEAT_IVL, _ZMTP_HEARTBEAT_MS)
-        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3 * _ZMTP_HEARTBEAT_MS)
-        if self._curve is not None:
-            server_key, public_key, secret_key = self._curve
-            sock.curve_serverkey = server_key
-            sock.curve_publickey = public_key
-            sock.curve_secretkey = secret_key
-        sock.connect(self.endpoint)
+        sock = connected_socket(
+            self._context, zmq.DEALER, self.endpoint, self._curve, {zmq.IMMEDIATE: 1}
+        )
         self._socket = sock
         self._loop = asyncio.get_running_loop()
         self._drain = EdgeDrain(sock, after=self._wake_writers)

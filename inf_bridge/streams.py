@@ -29,6 +29,7 @@ import msgspec
 import zmq
 from loguru import logger
 
+from inf_bridge.channel import connected_socket
 from inf_bridge.errors import RequestRefused
 from plumbing.drain import EdgeDrain
 from protocol import Bar, ErrorCode, Event, Tick, decode_event
@@ -177,19 +178,9 @@ class EventHub:
             self._socket = None
 
     def _open(self) -> zmq.Socket[bytes]:
-        sock: zmq.Socket[bytes] = self._context.socket(zmq.SUB)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.RCVHWM, _RCVHWM)
-        sock.setsockopt(zmq.RECONNECT_IVL, 100)
-        sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
-        sock.setsockopt(zmq.HEARTBEAT_IVL, 1000)  # notice a dead connection, and reconnect
-        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3000)
-        if self._curve is not None:
-            server_key, public_key, secret_key = self._curve
-            sock.curve_serverkey = server_key
-            sock.curve_publickey = public_key
-            sock.curve_secretkey = secret_key
-        sock.connect(self.endpoint)
+        sock = connected_socket(
+            self._context, zmq.SUB, self.endpoint, self._curve, {zmq.RCVHWM: _RCVHWM}
+        )
         self._socket = sock
         self._drain = EdgeDrain(sock)
         self._drain.start(self._receive)

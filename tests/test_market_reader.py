@@ -17,7 +17,7 @@ import pytest
 from gtw_server.adapter import TerminalAdapter
 from gtw_server.errors import TerminalRefused
 from gtw_server.market import BarCursor, MarketReader, Poll, RatesQuery, TickCursor, _after, _table
-from gtw_server.terminal.sim import SimTerminal
+from gtw_server.terminal.sim import SimTerminal, history
 from protocol import RATES_DTYPE, TICKS_DTYPE, ErrorCode, Timeframe
 
 T0 = 1_700_000_000.0  # Tuesday 2023-11-14, 22:13:20 UTC: the simulator's markets are open
@@ -189,3 +189,10 @@ def test_more_rows_than_max_rows_are_refused(reader: MarketReader) -> None:
         reader.rates(query)
     assert refused.value.code == ErrorCode.TOO_LARGE
     assert "over this gateway's limit of 100" in str(refused.value)
+
+
+def test_the_wires_dtypes_are_the_simulated_packages() -> None:
+    """protocol's dtypes describe what the terminal's copy_* functions return (the simulator
+    keeps its own copy: it knows nothing of the wire)."""
+    assert history.RATES_DTYPE == RATES_DTYPE
+    assert history.TICKS_DTYPE == TICKS_DTYPE
