@@ -134,14 +134,8 @@ class MarketReader:
 
     def latest(self, symbols: list[str]) -> dict[str, Tick]:
         """The latest tick of each symbol."""
-        ticks = {}
-        for symbol in dict.fromkeys(symbols):
-            self._selected(symbol)
-            tick = self.mt5.symbol_info_tick(symbol)
-            if tick is None:
-                raise self._adapter.failed(f"symbol_info_tick({symbol})")
-            ticks[symbol] = _tick(tick, symbol)
-        return ticks
+        self._adapter.ensure_connected()
+        return {symbol: _tick(self._latest(symbol), symbol) for symbol in dict.fromkeys(symbols)}
 
     def rates(self, query: RatesQuery) -> Table:
         self._selected(query.symbol)
@@ -171,49 +165,52 @@ class MarketReader:
 
     def poll(self, poll: Poll) -> Polled:
         """Read what is new for every subscription; a symbol that fails is named in
-        ``failed`` and the others are still read (a lost terminal raises)."""
+        ``failed`` and the others are still read (a lost terminal raises).
+
+        Each symbol's latest tick is read first, one cheap call: nothing older than it can be
+        new, so the tick history (and the bars) are read only when it shows they may be."""
         ticks: dict[str, list[Tick]] = {}
         cursors: dict[str, TickCursor] = {}
         bars: list[tuple[BarCursor, list[Bar]]] = []
         failed: dict[str, str] = {}
         self._adapter.ensure_connected()
-        for symbol, cursor in poll.ticks.items():
+        latest: dict[str, Any] = {}
+        for symbol in dict.fromkeys([*poll.ticks, *(cursor.symbol for cursor in poll.bars)]):
             try:
-                ticks[symbol], cursors[symbol] = self._new_ticks(symbol, cursor)
+                latest[symbol] = self._latest(symbol)
             except TerminalRefused as exc:
                 failed[symbol] = str(exc)
+        for symbol, cursor in poll.ticks.items():
+            if symbol in latest:
+                ticks[symbol], cursors[symbol] = self._new_ticks(symbol, cursor, latest[symbol])
         for bar_cursor in poll.bars:
-            try:
-                bars.append(self._closed_bars(bar_cursor))
-            except TerminalRefused as exc:
-                failed[bar_cursor.symbol] = str(exc)
+            if bar_cursor.symbol in latest:
+                bars.append(self._closed_bars(bar_cursor, latest[bar_cursor.symbol]))
         return Polled(ticks=ticks, cursors=cursors, bars=bars, failed=failed)
 
-    def _new_ticks(self, symbol: str, cursor: TickCursor) -> tuple[list[Tick], TickCursor]:
+    def _new_ticks(
+        self, symbol: str, cursor: TickCursor, latest: Any
+    ) -> tuple[list[Tick], TickCursor]:
+        if latest.time_msc < cursor.after_msc or (
+            latest.time_msc == cursor.after_msc and cursor.seen
+        ):
+            # Nothing newer (a tick that shares the cursor's millisecond is read with the next).
+            return [], cursor
         if cursor.after_msc:
             found = self.mt5.copy_ticks_from(
                 symbol, cursor.after_msc // 1000, _TICKS_PER_POLL, self.mt5.COPY_TICKS_ALL
             )
             if found is not None:
                 return _after(found, cursor, symbol)
-        # Not started, or no tick history here: the latest quote, when it is new.
-        self._selected(symbol)
-        latest = self.mt5.symbol_info_tick(symbol)
-        if latest is None:
-            raise self._adapter.failed(f"symbol_info_tick({symbol})")
-        if latest.time_msc <= cursor.after_msc:
-            return [], cursor
+        # Not started, or no tick history here: the latest quote.
         return [_tick(latest, symbol)], TickCursor(latest.time_msc, 1)
 
-    def _closed_bars(self, cursor: BarCursor) -> tuple[BarCursor, list[Bar]]:
-        self._selected(cursor.symbol)
-        if cursor.after:
-            # The bar after the last one published closes no sooner than two bar lengths after
-            # that one opened (a month: 28 days at least); until the server's clock (its last
-            # tick) is there, no bar can have closed, and the bars (costly to copy) are not read.
-            tick = self.mt5.symbol_info_tick(cursor.symbol)
-            if tick is not None and tick.time < cursor.after + 2 * _shortest(cursor.timeframe):
-                return cursor, []
+    def _closed_bars(self, cursor: BarCursor, latest: Any) -> tuple[BarCursor, list[Bar]]:
+        # The bar after the last one published closes no sooner than two bar lengths after that
+        # one opened (a month: 28 days at least); until the server's clock (the last tick) is
+        # there, no bar can have closed, and the bars (costly to copy) are not read.
+        if cursor.after and latest.time < cursor.after + 2 * _shortest(cursor.timeframe):
+            return cursor, []
         found = self.mt5.copy_rates_from_pos(cursor.symbol, cursor.timeframe, 1, _BARS_PER_POLL)
         if found is None:
             raise self._adapter.failed(f"copy_rates_from_pos({cursor.symbol})")
@@ -229,6 +226,17 @@ class MarketReader:
             for row in new.tolist()
         ]
         return msgspec.structs.replace(cursor, after=max(last, cursor.after)), closed
+
+    def _latest(self, symbol: str) -> Any:
+        """The symbol's latest tick, selecting it in the Market Watch first if it must be;
+        ``SYMBOL_NOT_FOUND`` if the terminal does not know it."""
+        tick = self.mt5.symbol_info_tick(symbol)
+        if tick is None:
+            self._selected(symbol)  # not in the Market Watch (-4), or unknown (refused)
+            tick = self.mt5.symbol_info_tick(symbol)
+            if tick is None:
+                raise self._adapter.failed(f"symbol_info_tick({symbol})")
+        return tick
 
     def _selected(self, symbol: str) -> Any:
         """The symbol's info, selected in the Market Watch; ``SYMBOL_NOT_FOUND`` if unknown."""
