@@ -206,8 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_single(_count),
         default=_MARKET.rounds,
         metavar="N",
-        help="rounds of PING and OPEN without and with subscribers; 0 skips "
-        f"(default {_MARKET.rounds})",
+        help="rounds of PING and OPEN without subscribers, with them, and with them on the "
+        f"floor; 0 skips (default {_MARKET.rounds})",
     )
     market.add_argument(
         "--poll-interval-ms",

@@ -66,7 +66,7 @@ class MarketOptions(Struct, frozen=True, kw_only=True):
     bars_rounds: int = 5  # 0 skips the fetch
     subscribers: tuple[int, ...] = (1, 50)  # the largest also streams during the orders
     stream_s: float = 3.0  # each window of tick timing
-    rounds: int = 2  # of orders without and with subscribers; 0 skips them
+    rounds: int = 3  # of orders without, with and beside subscribers (each first once); 0: none
     poll_interval_ms: int = 50  # the gateway's [gateway] poll_interval_ms
     symbols: tuple[str, ...] = field(default_factory=lambda: SYMBOLS)
 
@@ -98,15 +98,19 @@ async def measure_market(
     ticks = await scenario.standalone_ticks()
     quiet: list[LoadResult] = []
     streaming: list[LoadResult] = []
+    elsewhere: list[LoadResult] = []
     most = max(options.subscribers, default=0)
     if most and options.rounds:
         windows: dict[str, _Windows] = {_STREAMING_ONLY: _Windows(), _DURING_ORDERS: _Windows()}
+        sides = ["quiet", "streaming", "elsewhere"]
         for index in range(options.rounds):
             label = f"round {index + 1}/{options.rounds}"
-            # Without first in odd rounds, with first in even ones: neither always goes first.
-            for streams in (False, True) if index % 2 == 0 else (True, False):
-                if streams:
+            # Each round starts with another side: none always goes first.
+            for side in sides[index % 3 :] + sides[: index % 3]:
+                if side == "streaming":
                     await scenario.orders_streaming(most, streaming, windows, label)
+                elif side == "elsewhere":
+                    await scenario.orders_beside_floor_subscribers(most, elsewhere, label)
                 else:
                     await scenario.orders(quiet, f"{label}, no subscribers")
         ticks += [
@@ -122,6 +126,7 @@ async def measure_market(
         streaming_subscribers=most if options.rounds else 0,
         quiet=quiet,
         streaming=streaming,
+        elsewhere=elsewhere,
     )
 
 
@@ -409,6 +414,19 @@ class _Scenario:
             received = await subs.report()
             shares = self.cpu_share(start, self.cpu("gateway", subs), received.seconds)
             windows[_DURING_ORDERS].add(received, shares)
+        finally:
+            subs.stop()
+
+    async def orders_beside_floor_subscribers(
+        self, count: int, results: list[LoadResult], label: str
+    ) -> None:
+        """The orders while ``count`` subscribers stream from the floor's PUB: the same load on
+        the machine, none on the gateway."""
+        subs = self.subscribers("floor", count)
+        self.progress.show(f"{label}: starting {count} subscribers of the floor", force=True)
+        await subs.start(_READY_TIMEOUT_S)
+        try:
+            await self.orders(results, f"{label}, {count} subscribers of the floor streaming")
         finally:
             subs.stop()
 

@@ -264,11 +264,18 @@ def _market(market: MarketResult) -> list[str]:
         out.append(
             f"PING and OPEN (then CLOSE), one in flight, through inf_bridge.Bridge from this "
             f"process, in us, without subscribers and with {market.streaming_subscribers} "
-            "streaming every symbol from another process; rounds alternate which goes first."
+            "streaming every symbol from another process, and with as many streaming from the "
+            "floor's PUB instead (the machine's share: the same subscribers' process, no work for "
+            "the gateway); each round starts with another of the three."
         )
         out.append("")
         rows = []
-        sides = (("0", market.quiet), (str(market.streaming_subscribers), market.streaming))
+        count = market.streaming_subscribers
+        sides = (
+            ("0", market.quiet),
+            (str(count), market.streaming),
+            (f"{count}, of the floor", market.elsewhere),
+        )
         for label, loads in sides:
             for index, r in enumerate(loads):
                 for action, lat in r.by_action.items():
@@ -285,7 +292,7 @@ def _market(market: MarketResult) -> list[str]:
                             _errors(r.errors),
                         ]
                     )
-        rows.sort(key=lambda row: (row[0], row[2], int(row[1])))
+        rows.sort(key=lambda row: (row[0], row[2], [label for label, _ in sides].index(row[1])))
         out += _table(
             (
                 "action",

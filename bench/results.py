@@ -203,6 +203,9 @@ class MarketResult(Struct, frozen=True, kw_only=True):
     streaming_subscribers: int  # in the order scenarios below
     quiet: list[LoadResult]  # PING and OPEN (open_close) with no subscriber, round by round
     streaming: list[LoadResult]  # the same while streaming_subscribers stream every symbol
+    # The same while as many subscribers stream from the floor's PUB instead: the machine's share
+    # of the difference (the subscribers' process and its wake-ups), not the gateway's.
+    elsewhere: list[LoadResult] = field(default_factory=list)
 
 
 class Machine(Struct, frozen=True, kw_only=True):

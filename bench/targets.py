@@ -226,13 +226,20 @@ def _market_checks(report: Report) -> list[TargetCheck]:
             continue
         with_, without = sum(busy) / len(busy), sum(quiet) / len(quiet)
         ratio = with_ / without
+        beside = _p50s(market.elsewhere, mode, action) if market else []
+        control = (
+            f"; {sum(beside) / len(beside) / without:.2f}x with them streaming from the floor "
+            "instead (the machine's share)"
+            if beside
+            else ""
+        )
         checks.append(
             TargetCheck(
                 name=name,
                 target=target,
                 measured=f"{ratio:.2f}x ({_us(with_)} vs {_us(without)})",
                 passed=ratio <= STREAMING_RATIO,
-                note=f"one in flight; mean of {len(busy)} round(s)' p50s on each side",
+                note=f"one in flight; mean of {len(busy)} round(s)' p50s on each side{control}",
             )
         )
     return checks
