@@ -1,13 +1,14 @@
 """The event feed: polls the terminal for what subscribers want, and publishes it.
 
 Every ``poll_interval_ms`` the feed looks at the topics the event socket's subscribers hold
-(``EventPublisher.wanted``) and asks the worker for them, one background call a symbol
-(``gtw_server.market``): each waits behind every order, and an order behind one of them at
-most. Ticks come with their cursor (``time_msc`` of the last one published), so none is missed
-between two polls where the terminal keeps tick history; a bar is published once it has
-closed. A symbol the terminal does not know gets an ``error`` event (``SYMBOL_NOT_FOUND``) on
-its topics, again every ``_REFUSED_RETRY_S`` while it is subscribed (ZeroMQ does not say when a
-second subscriber comes), and is not polled in between.
+(``EventPublisher.wanted``) and asks the worker (``gtw_server.market``, background calls: each
+waits behind every order) for the symbols' latest ticks in one cheap call, then for what is new,
+one call a symbol that has something: an order waits behind one symbol's read at most. Ticks
+come with their cursor (``time_msc`` of the last one published), so none is missed between two
+polls where the terminal keeps tick history; a bar is published once it has closed. A symbol the
+terminal does not know gets an ``error`` event (``SYMBOL_NOT_FOUND``) on its topics, again every
+``_REFUSED_RETRY_S`` while it is subscribed (ZeroMQ does not say when a second subscriber comes),
+and is not polled in between.
 
 It also publishes the gateway's state changes on ``state;``: trading halted and resumed (at
 once), the terminal lost and back (seen at each interval).
@@ -20,15 +21,15 @@ from typing import Final
 
 from loguru import logger
 
-from gtw_server.errors import TerminalError
+from gtw_server.errors import TerminalError, TerminalRefused
 from gtw_server.events import EventPublisher
 from gtw_server.health import TerminalMonitor
 from gtw_server.killswitch import KillSwitch
-from gtw_server.market import BarCursor, Poll, Polled, TickCursor
-from gtw_server.operations import POLL
+from gtw_server.market import BarCursor, Poll, Polled, TickCursor, shortest_bar
+from gtw_server.operations import LATEST, POLL
 from gtw_server.throttle import Throttle
 from gtw_server.worker import TerminalWorker
-from protocol import ErrorCode, Timeframe, bar_topic, tick_topic
+from protocol import ErrorCode, Tick, Timeframe, bar_topic, tick_topic
 
 __all__ = ["MarketFeed"]
 
@@ -67,19 +68,29 @@ class MarketFeed:
         while True:
             started = loop.time()
             self._publish_state()
-            # One call a symbol: an order waits behind one symbol's read at most, not all.
-            for poll in self._polls():
-                if not self._monitor.reachable:
-                    break
+            polls = self._polls()
+            if polls and self._monitor.reachable:
                 try:
-                    polled = await self._worker.call(POLL, poll)
+                    await self._poll(polls)
                 except TerminalError as exc:
                     if self._throttle is None or self._throttle.allow("market feed"):
                         logger.warning("market data poll failed: {}", exc)
-                    break
+            await asyncio.sleep(max(0.0, started + self._interval_s - loop.time()))
+
+    async def _poll(self, polls: list[Poll]) -> None:
+        """One cheap call for every symbol's latest tick, then one call a symbol that has
+        something new: an order waits behind one symbol's read at most, and an interval with
+        nothing new costs one call."""
+        symbols = [symbol for poll in polls for symbol in _symbols(poll)]
+        try:
+            latest: dict[str, Tick] | None = await self._worker.call(LATEST, symbols)
+        except TerminalRefused:
+            latest = None  # a symbol the terminal does not know: each poll says which
+        for poll in polls:
+            if latest is None or _due(poll, latest):
+                polled = await self._worker.call(POLL, poll)
                 self.polls += 1
                 self._publish(polled)
-            await asyncio.sleep(max(0.0, started + self._interval_s - loop.time()))
 
     def _publish_state(self) -> None:
         connected = self._monitor.connected
@@ -139,3 +150,20 @@ class MarketFeed:
                 if name == symbol and topic not in self._refused:
                     self._refused[topic] = retry_at
                     publisher.error(topic, ErrorCode.SYMBOL_NOT_FOUND, reason)
+
+
+def _symbols(poll: Poll) -> set[str]:
+    return {*poll.ticks, *(cursor.symbol for cursor in poll.bars)}
+
+
+def _due(poll: Poll, latest: dict[str, Tick]) -> bool:
+    """Whether ``poll`` may find something new, given its symbol's latest tick (the same test
+    ``MarketReader.poll`` makes before reading history)."""
+    for symbol, cursor in poll.ticks.items():
+        if not cursor.after_msc or latest[symbol].time_msc > cursor.after_msc:
+            return True
+    return any(
+        not cursor.after
+        or latest[cursor.symbol].time >= cursor.after + 2 * shortest_bar(cursor.timeframe)
+        for cursor in poll.bars
+    )

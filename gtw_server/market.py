@@ -35,6 +35,7 @@ __all__ = [
     "Table",
     "TickCursor",
     "TicksQuery",
+    "shortest_bar",
 ]
 
 _RATES: Final = np.dtype(RATES_DTYPE)
@@ -209,7 +210,7 @@ class MarketReader:
         # The bar after the last one published closes no sooner than two bar lengths after that
         # one opened (a month: 28 days at least); until the server's clock (the last tick) is
         # there, no bar can have closed, and the bars (costly to copy) are not read.
-        if cursor.after and latest.time < cursor.after + 2 * _shortest(cursor.timeframe):
+        if cursor.after and latest.time < cursor.after + 2 * shortest_bar(cursor.timeframe):
             return cursor, []
         found = self.mt5.copy_rates_from_pos(cursor.symbol, cursor.timeframe, 1, _BARS_PER_POLL)
         if found is None:
@@ -247,7 +248,7 @@ class MarketReader:
         return info
 
 
-def _shortest(timeframe: int) -> int:
+def shortest_bar(timeframe: int) -> int:
     """The shortest a bar of ``timeframe`` (a ``TIMEFRAME_*`` value) can be, in seconds."""
     kind, length = timeframe & 0xC000, timeframe & 0x3FFF
     if kind == 0:  # minutes
