@@ -80,7 +80,7 @@ def main(argv: list[str]) -> int:
         banner = next(line for line in log.splitlines() if "gateway ready" in line)
         print(f"Gateway is up (pid {gateway.pid}); it logged:\n  {banner.split('| ', 3)[-1]}\n")
         try:
-            fills = asyncio.run(run(gateway.endpoint, secret))
+            fills = asyncio.run(run(gateway.endpoint, secret, gateway.events_endpoint))
             if keep:
                 keep_up(gateway, secret, work)
         finally:

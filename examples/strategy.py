@@ -1,8 +1,9 @@
-"""An example strategy: ping the gateway, open a few positions, look at the account, close.
+"""An example strategy: ping the gateway, read the market, open a few positions, look at the
+account, close.
 
 Run it against any gateway:
 
-    MT5_BRIDGE_SECRET=... python examples/strategy.py tcp://127.0.0.1:5555
+    MT5_BRIDGE_SECRET=... python examples/strategy.py tcp://127.0.0.1:5555 [EVENTS_ENDPOINT]
 
 (`make demo` starts a gateway on the simulator and runs this for you.)
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 
 from inf_bridge import Bridge, OrderFilled
 
@@ -30,11 +32,30 @@ def show_fill(what: str, fill: OrderFilled) -> None:
     )
 
 
-async def run(endpoint: str, secret: str | None) -> list[OrderFilled]:
-    """Trade a little; return the opening fills."""
-    async with Bridge(endpoint, secret=secret) as bridge:
+async def show_market(bridge: Bridge) -> None:
+    """The latest quotes, the last closed M1 bar, and a live tick from the event stream."""
+    quotes = await bridge.quotes(*dict.fromkeys(symbol for symbol, *_ in ORDERS))
+    print("   quotes: " + ", ".join(f"{s} {t.bid:g}/{t.ask:g}" for s, t in quotes.items()))
+    closed = (await bridge.rates("EURUSD", "M1", count=1, start=1))[0]  # 0 is still forming
+    print(
+        f"   EURUSD M1 bar of {time.strftime('%H:%M', time.gmtime(int(closed['time'])))}: "
+        f"open {closed['open']:g} high {closed['high']:g} low {closed['low']:g} "
+        f"close {closed['close']:g}, {closed['tick_volume']} ticks"
+    )
+    async with bridge.ticks("EURUSD") as ticks, asyncio.timeout(5):
+        tick = await anext(ticks)
+    print(f"   live tick from the event stream: EURUSD {tick.bid:g}/{tick.ask:g}")
+
+
+async def run(
+    endpoint: str, secret: str | None, events_endpoint: str | None = None
+) -> list[OrderFilled]:
+    """Trade a little; return the opening fills. ``events_endpoint``: where the gateway
+    publishes ticks (by default the port after ``endpoint``'s)."""
+    async with Bridge(endpoint, secret=secret, events_endpoint=events_endpoint) as bridge:
         rtt = await bridge.ping()
         print(f"1. PING: the gateway answered in {rtt * 1000:.2f} ms")
+        await show_market(bridge)
 
         print(f"2. OPEN {len(ORDERS)} positions at once (one Bridge, concurrent coroutines):")
         fills = await asyncio.gather(
@@ -80,4 +101,5 @@ async def run(endpoint: str, secret: str | None) -> list[OrderFilled]:
 
 if __name__ == "__main__":
     endpoint = sys.argv[1] if len(sys.argv) > 1 else "tcp://127.0.0.1:5555"
-    asyncio.run(run(endpoint, os.environ.get("MT5_BRIDGE_SECRET")))
+    events = sys.argv[2] if len(sys.argv) > 2 else None  # default: the port after endpoint's
+    asyncio.run(run(endpoint, os.environ.get("MT5_BRIDGE_SECRET"), events))

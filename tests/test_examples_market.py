@@ -1,5 +1,6 @@
 """The market-data examples run, as written, against a real gateway: examples/bars_signal.py,
-and the raw pyzmq clients of docs/PROTOCOL.md's "Market data" and "Events"."""
+the demo's strategy (examples/strategy.py, which reads the market first), and the raw pyzmq
+clients of docs/PROTOCOL.md's "Market data" and "Events"."""
 
 from __future__ import annotations
 
@@ -68,6 +69,17 @@ def test_the_bars_signal_example_trades_with_a_stop_from_the_price(
         assert sl == pytest.approx(ask + 0.0015, abs=1e-9)
     assert re.search(rf"^4\. OPEN: {side.group(1)} 0\.1 lots at [0-9.]+, position #\d+$", out, re.M)
     assert re.search(r"^5\. CLOSE: #\d+ closed at [0-9.]+$", out, re.M), out
+
+
+def test_the_demo_strategy_reads_the_market_then_trades(
+    gateway: GatewayProcess, secret: str
+) -> None:
+    strategy = ROOT / "examples" / "strategy.py"
+    out = run([str(strategy), gateway.endpoint, gateway.events_endpoint], MT5_BRIDGE_SECRET=secret)
+    assert re.search(r"^   quotes: EURUSD [0-9.]+/[0-9.]+, GBPUSD ", out, re.M), out
+    assert re.search(r"^   EURUSD M1 bar of \d\d:\d\d: open [0-9.]+ high ", out, re.M), out
+    assert re.search(r"^   live tick from the event stream: EURUSD [0-9.]+/[0-9.]+$", out, re.M)
+    assert re.search(r"^7\. DONE: 0 positions open", out, re.M), out
 
 
 def test_the_raw_market_data_client_in_the_protocol_doc_runs(gateway: GatewayProcess) -> None:
