@@ -28,9 +28,9 @@ from gtw_server.health import TerminalMonitor
 from gtw_server.journal import Journal
 from gtw_server.killswitch import KillSwitch
 from gtw_server.ledger import HistoryLedger
-from gtw_server.market_requests import MarketRequests, WithBody
 from gtw_server.metrics import GatewayMetrics
 from gtw_server.operations import ACCOUNT, POSITIONS
+from gtw_server.reads import Reads, WithBody
 from gtw_server.replies import ok, outcome_reply, pending, rejected, terminal_unanswered
 from gtw_server.tagging import order_tag
 from gtw_server.transport import RouterTransport, split_envelope
@@ -42,7 +42,9 @@ from protocol import (
     ErrorCode,
     GatewayInfo,
     GetAccount,
+    GetHistory,
     GetOrder,
+    GetOrders,
     GetPositions,
     GetRates,
     GetSymbol,
@@ -50,9 +52,9 @@ from protocol import (
     GetTick,
     GetTicks,
     Halt,
-    MarketRequest,
     Open,
     Ping,
+    Read,
     Reply,
     Resume,
     SignatureError,
@@ -80,7 +82,7 @@ _QUERIES: Final = frozenset(
 )
 Work = Coroutine[Any, Any, Reply | WithBody]
 # The unsigned terminal work.
-QueryT = TypeVar("QueryT", bound=GetAccount | GetPositions | GetOrder | MarketRequest)
+QueryT = TypeVar("QueryT", bound=GetAccount | GetPositions | GetOrder | Read)
 Handler = Callable[[Any], Reply | Work]
 
 
@@ -104,7 +106,7 @@ class RequestRouter:
         ledger: HistoryLedger,
         killswitch: KillSwitch,
         worker: TerminalWorker,
-        market: MarketRequests,
+        reads: Reads,
         info: GatewayInfo,
         seen: Callable[[], None],
         tasks: set[asyncio.Task[None]],
@@ -119,7 +121,7 @@ class RequestRouter:
         self._ledger = ledger
         self._killswitch = killswitch
         self._worker = worker
-        self._market = market
+        self._reads = reads
         self.info = info
         self._seen = seen
         self._metrics = metrics
@@ -135,11 +137,13 @@ class RequestRouter:
             Resume: self._switch,
             GetAccount: self._query,
             GetPositions: self._query,
-            GetSymbols: self._market_query,
-            GetSymbol: self._market_query,
-            GetTick: self._market_query,
-            GetRates: self._market_query,
-            GetTicks: self._market_query,
+            GetSymbols: self._read,
+            GetSymbol: self._read,
+            GetTick: self._read,
+            GetRates: self._read,
+            GetTicks: self._read,
+            GetOrders: self._read,
+            GetHistory: self._read,
         }
 
     # -- in ----------------------------------------------------------------------------------
@@ -357,8 +361,8 @@ class RequestRouter:
         self._queries += 1
         return self._counted(ask(request))
 
-    def _market_query(self, request: MarketRequest) -> Reply | Work:
-        return self._market.refusal(request) or self._capped(request, self._market.answer)
+    def _read(self, request: Read) -> Reply | Work:
+        return self._reads.refusal(request) or self._capped(request, self._reads.answer)
 
     async def _counted(self, work: Work) -> Reply | WithBody:
         try:

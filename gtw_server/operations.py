@@ -22,16 +22,19 @@ from gtw_server.adapter import (
     TerminalStatus,
 )
 from gtw_server.market import MarketReader, Poll, Polled, RatesQuery, Table, TicksQuery
-from protocol import Account, Position, SymbolInfo, Tick
+from gtw_server.trades import History, HistoryQuery, OrdersQuery, TradeReader
+from protocol import Account, Order, Position, SymbolInfo, Tick
 
 __all__ = [
     "ACCOUNT",
     "CLOSE",
     "CONNECT",
     "FIND",
+    "HISTORY",
     "LATEST",
     "OPEN",
     "OPERATIONS",
+    "ORDERS",
     "POLL",
     "POSITIONS",
     "RATES",
@@ -145,6 +148,22 @@ POLL: Final[Op[Poll, Polled]] = Op(
     background=True,
 )
 
+# Pending orders and the history (gtw_server.trades): reads, behind the orders too.
+ORDERS: Final[Op[OrdersQuery, list[Order]]] = Op(
+    "orders",
+    lambda a, query: TradeReader(a).orders(query),
+    argument=OrdersQuery,
+    result=list[Order],
+    background=True,
+)
+HISTORY: Final[Op[HistoryQuery, History]] = Op(
+    "history",
+    lambda a, query: TradeReader(a).history(query),
+    argument=HistoryQuery,
+    result=History,
+    background=True,
+)
+
 OPERATIONS: Final[dict[str, Op[Any, Any]]] = {
     op.name: op
     for op in (
@@ -162,5 +181,7 @@ OPERATIONS: Final[dict[str, Op[Any, Any]]] = {
         RATES,
         TICKS,
         POLL,
+        ORDERS,
+        HISTORY,
     )
 }

@@ -48,8 +48,8 @@ from gtw_server.journal_doctor import (
 )
 from gtw_server.killswitch import KillSwitch
 from gtw_server.ledger import HistoryLedger
-from gtw_server.market_requests import MarketRequests
 from gtw_server.metrics import GatewayMetrics
+from gtw_server.reads import Reads
 from gtw_server.recovery import Recovery
 from gtw_server.runtime import install_reload_handler, install_stop_handlers
 from gtw_server.throttle import Throttle
@@ -258,7 +258,7 @@ class Gateway:
             ledger=ledger,
             killswitch=killswitch,
             worker=worker,
-            market=MarketRequests(worker, max_rows=gateway.max_rows),
+            reads=Reads(worker, max_rows=gateway.max_rows),
             info=self._info(),
             seen=deadman.seen,
             tasks=tasks,

@@ -75,10 +75,13 @@ from protocol import (
     AuditEvent,
     Bar,
     Close,
+    Deal,
     ErrorCode,
     Event,
     GetAccount,
+    GetHistory,
     GetOrder,
+    GetOrders,
     GetPositions,
     GetRates,
     GetSymbol,
@@ -86,7 +89,9 @@ from protocol import (
     GetTick,
     GetTicks,
     Halt,
+    HistoryKind,
     Open,
+    Order,
     Ping,
     Position,
     Reply,
@@ -130,7 +135,7 @@ def new_uuid() -> str:
     return uuid_module.uuid4().hex
 
 
-def _checked(kind: type[RequestT], **fields: Any) -> RequestT:
+def _checked(kind: type[RequestT], /, **fields: Any) -> RequestT:
     """``fields`` as a ``kind`` request, checked against the wire contract's own field types
     (``protocol.messages``), so that nothing the gateway would refuse gets past the client."""
     try:
@@ -412,6 +417,99 @@ class Bridge:
             flags=flags.upper() if isinstance(flags, str) else flags,
         )
         return await self._rows(request, TICKS_DTYPE)
+
+    async def orders(
+        self, symbol: str | None = None, *, group: str | None = None, ticket: int | None = None
+    ) -> list[Order]:
+        """The pending orders: all, or those of ``symbol``, of a ``group`` (masks as
+        ``symbols``'), or the one with ``ticket`` (one filter at most), as ``orders_get`` gives
+        them: every field of the package's ``TradeOrder``."""
+        request = _valid(
+            GetOrders,
+            uuid=new_uuid(),
+            timestamp=self._now(),
+            symbol=symbol,
+            group=group,
+            ticket=ticket,
+        )
+        return (await self._market(request)).orders or []
+
+    async def history(
+        self,
+        date_from: datetime | float | None = None,
+        date_to: datetime | float | None = None,
+        *,
+        symbol: str | None = None,
+        group: str | None = None,
+        position: int | None = None,
+        ticket: int | None = None,
+    ) -> list[Deal]:
+        """The history's deals, as ``history_deals_get`` gives them (every field of the
+        package's ``TradeDeal``): those from ``date_from`` to ``date_to`` (of ``symbol``, or
+        of a ``group``, optionally), every deal of a ``position``, or those of the order
+        ``ticket``. Dates as ``rates``' (the terminal's clock)."""
+        reply = await self._market(
+            self._history(
+                HistoryKind.DEALS,
+                date_from,
+                date_to,
+                symbol=symbol,
+                group=group,
+                position=position,
+                ticket=ticket,
+            )
+        )
+        return reply.deals or []
+
+    async def history_orders(
+        self,
+        date_from: datetime | float | None = None,
+        date_to: datetime | float | None = None,
+        *,
+        symbol: str | None = None,
+        group: str | None = None,
+        position: int | None = None,
+        ticket: int | None = None,
+    ) -> list[Order]:
+        """The history's orders, as ``history_orders_get`` gives them, selected as
+        ``history``'s deals are."""
+        reply = await self._market(
+            self._history(
+                HistoryKind.ORDERS,
+                date_from,
+                date_to,
+                symbol=symbol,
+                group=group,
+                position=position,
+                ticket=ticket,
+            )
+        )
+        return reply.orders or []
+
+    def _history(
+        self,
+        kind: HistoryKind,
+        date_from: datetime | float | None,
+        date_to: datetime | float | None,
+        *,
+        symbol: str | None,
+        group: str | None,
+        position: int | None,
+        ticket: int | None,
+    ) -> GetHistory:
+        if symbol is not None and group is not None:
+            raise InvalidRequest("symbol", "give symbol or group, not both")
+        return _valid(
+            GetHistory,
+            uuid=new_uuid(),
+            timestamp=self._now(),
+            kind=kind,
+            date_from=epoch(date_from, "date_from"),
+            date_to=epoch(date_to, "date_to"),
+            group=_valid_symbol(symbol) if symbol is not None else group,
+            position=position,
+            ticket=ticket,
+        )
 
     def ticks(self, *symbols: str, on_gap: Callable[[Gap], None] | None = None) -> Stream[Tick]:
         """A live stream of ``symbols``' ticks (``async for tick in bridge.ticks("EURUSD")``;
@@ -791,7 +889,7 @@ class Bridge:
         return reply
 
 
-def _valid(kind: type[RequestT], **fields: Any) -> RequestT:
+def _valid(kind: type[RequestT], /, **fields: Any) -> RequestT:
     """A market-data request, checked as the gateway will check it (``InvalidRequest``)."""
     try:
         request = _checked(kind, **fields)

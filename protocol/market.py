@@ -1,4 +1,5 @@
-"""Market data on the wire: symbols, ticks, bars, and the events the gateway publishes.
+"""Market data on the wire: symbols, ticks, bars, pending orders and the history, and the events
+the gateway publishes.
 
 The shapes are the ``MetaTrader5`` package's own, so a trader's code carries over: ``SymbolInfo``
 has every field of the package's ``SymbolInfo`` in its order (docs/MT5_API.md), ``Tick`` those
@@ -26,7 +27,9 @@ __all__ = [
     "RATES_DTYPE",
     "TICKS_DTYPE",
     "Bar",
+    "Deal",
     "Event",
+    "Order",
     "Rows",
     "SymbolInfo",
     "Tick",
@@ -271,6 +274,61 @@ class SymbolInfo(Struct, frozen=True, kw_only=True):
     name: str
     page: str
     path: str
+
+
+class Order(Struct, frozen=True, kw_only=True):
+    """A pending order (or, from the history, any order), with every field of the package's
+    ``TradeOrder`` in its order (docs/MT5_API.md). ``type``, ``state``, ``reason`` and the like
+    are the package's ``ORDER_*`` values."""
+
+    ticket: int
+    time_setup: int
+    time_setup_msc: int
+    time_done: int
+    time_done_msc: int
+    time_expiration: int
+    type: int
+    type_time: int
+    type_filling: int
+    state: int
+    magic: int
+    position_id: int
+    position_by_id: int
+    reason: int
+    volume_initial: float
+    volume_current: float
+    price_open: float
+    sl: float
+    tp: float
+    price_current: float
+    price_stoplimit: float
+    symbol: str
+    comment: str
+    external_id: str
+
+
+class Deal(Struct, frozen=True, kw_only=True):
+    """A deal of the history, with every field of the package's ``TradeDeal`` in its order.
+    ``reason`` is a ``DEAL_REASON_*`` value (0 client, 3 expert, 4 SL, 5 TP, 6 stop-out...)."""
+
+    ticket: int
+    order: int
+    time: int
+    time_msc: int
+    type: int
+    entry: int
+    magic: int
+    position_id: int
+    reason: int
+    volume: float
+    price: float
+    commission: float
+    swap: float
+    profit: float
+    fee: float
+    symbol: str
+    comment: str
+    external_id: str
 
 
 class Event(Struct, frozen=True, kw_only=True, omit_defaults=True):

@@ -18,7 +18,16 @@ from typing import Annotated, Final
 import msgspec
 from msgspec import Meta, Struct
 
-from protocol.market import MAX_SYMBOLS_PER_REQUEST, Rows, SymbolInfo, Tick, TickFlags, Timeframe
+from protocol.market import (
+    MAX_SYMBOLS_PER_REQUEST,
+    Deal,
+    Order,
+    Rows,
+    SymbolInfo,
+    Tick,
+    TickFlags,
+    Timeframe,
+)
 
 __all__ = [
     "ACTIONS",
@@ -267,7 +276,71 @@ def _one_of_count_or_date_to(
     return None
 
 
+class GetOrders(Request, tag="GET_ORDERS", frozen=True):
+    """Ask for the pending orders: all, or those of one ``symbol``, of a ``group`` (masks as
+    GET_SYMBOLS's), or the one with ``ticket``, as ``orders_get`` takes them (one filter at
+    most)."""
+
+    symbol: Symbol | None = None
+    group: Group | None = None
+    ticket: Ticket | None = None
+
+    def problem(self) -> str | None:
+        """Why the fields make no request, or ``None``."""
+        given = [name for name in ("symbol", "group", "ticket") if getattr(self, name) is not None]
+        if len(given) > 1:
+            return f"give one of symbol, group and ticket at most, not {' and '.join(given)}"
+        return None
+
+
+class HistoryKind(StrEnum):
+    DEALS = "DEALS"
+    ORDERS = "ORDERS"
+
+
+class GetHistory(Request, tag="GET_HISTORY", frozen=True):
+    """Ask for the history's deals (or, with ``kind`` ``ORDERS``, its orders), as
+    ``history_deals_get`` and ``history_orders_get`` take them: from ``date_from`` to
+    ``date_to`` (epoch seconds, the terminal's clock), optionally of a ``group``; or every one
+    of a ``position``; or by ``ticket`` (an order's: its deals, or itself)."""
+
+    kind: HistoryKind = HistoryKind.DEALS
+    date_from: Timestamp | None = None
+    date_to: Timestamp | None = None
+    group: Group | None = None
+    ticket: Ticket | None = None
+    position: Ticket | None = None
+
+    def problem(self) -> str | None:
+        """Why the fields make no request, or ``None``."""
+        dated = self.date_from is not None or self.date_to is not None
+        given = [name for name in ("ticket", "position") if getattr(self, name) is not None]
+        if dated:
+            given.insert(0, "a date range")
+        if len(given) != 1:
+            return (
+                "give one of: date_from and date_to (with group, optionally), ticket, position"
+                + (f"; not {' and '.join(given)}" if given else "")
+            )
+        if self.group is not None and not dated:
+            return "group selects within a date range: give date_from and date_to with it"
+        if dated and (self.date_from is None or self.date_to is None):
+            return "a date range needs both date_from and date_to"
+        if (
+            self.date_from is not None
+            and self.date_to is not None
+            and self.date_to < self.date_from
+        ):
+            return (
+                f"the range runs backwards: date_to {self.date_to!r} is before date_from "
+                f"{self.date_from!r}"
+            )
+        return None
+
+
 MarketRequest = GetSymbols | GetSymbol | GetTick | GetRates | GetTicks  # read-only, unsigned
+TradeRead = GetOrders | GetHistory  # read-only, unsigned
+Read = MarketRequest | TradeRead
 SignedRequest = Open | Close | Halt | Resume  # journaled by uuid, signature required
 Signable = SignedRequest | Ping  # what a risk signature can cover
 AnyRequest = (
@@ -284,6 +357,8 @@ AnyRequest = (
     | GetTick
     | GetRates
     | GetTicks
+    | GetOrders
+    | GetHistory
 )
 
 ACTIONS: Final[frozenset[str]] = frozenset(
@@ -380,3 +455,6 @@ class Reply(Struct, frozen=True, kw_only=True, omit_defaults=True):
     ticks: dict[str, Tick] | None = None
     # GET_RATES, GET_TICKS: the body's header; its bytes are the reply's next frame
     rows: Rows | None = None
+    # GET_ORDERS, GET_HISTORY
+    orders: list[Order] | None = None
+    deals: list[Deal] | None = None

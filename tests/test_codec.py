@@ -111,6 +111,15 @@ VALID_FIELDS: Final[dict[str, dict[str, Any]]] = {
         "date_to": 1700003600,
         "flags": "INFO",
     },
+    "GET_ORDERS": {"symbol": "EURUSD", "group": "*USD*", "ticket": 7},
+    "GET_HISTORY": {
+        "kind": "ORDERS",
+        "date_from": 1700000000,
+        "date_to": 1700003600,
+        "group": "*USD*",
+        "ticket": 7,
+        "position": 8,
+    },
 }
 GOOD_UUID: Final = "req-1"
 
@@ -327,6 +336,7 @@ def test_actions_are_exactly_the_contracts() -> None:
     extensions = {"HALT", "RESUME"}  # added to the contract by the gateway's kill switch
     # Market data (issue 15), read-only
     extensions |= {"GET_SYMBOLS", "GET_SYMBOL", "GET_TICK", "GET_RATES", "GET_TICKS"}
+    extensions |= {"GET_ORDERS", "GET_HISTORY"}  # pending orders and the history (issue 16)
     assert set(ACTIONS) == contract | extensions
     assert PROTOCOL_VERSION == 1
 

@@ -1,4 +1,5 @@
-"""Answering the market-data requests: GET_SYMBOLS, GET_SYMBOL, GET_TICK, GET_RATES, GET_TICKS.
+"""Answering the read-only requests: market data (GET_SYMBOLS, GET_SYMBOL, GET_TICK, GET_RATES,
+GET_TICKS), pending orders (GET_ORDERS) and the history (GET_HISTORY).
 
 They change nothing, so they are unsigned (CURVE and its allow-list guard them, as every
 request) and counted among the queries, which may hold at most a share of the queue. A request
@@ -16,24 +17,27 @@ from loguru import logger
 
 from gtw_server.errors import TerminalError, TerminalRefused
 from gtw_server.market import RatesQuery, TicksQuery
-from gtw_server.operations import LATEST, RATES, SYMBOL, SYMBOLS, TICKS
+from gtw_server.operations import HISTORY, LATEST, ORDERS, RATES, SYMBOL, SYMBOLS, TICKS
 from gtw_server.replies import ok, rejected, terminal_unanswered
+from gtw_server.trades import HistoryQuery, OrdersQuery
 from gtw_server.worker import TerminalWorker
 from protocol import (
     RATES_DTYPE,
     TICKS_DTYPE,
     ErrorCode,
+    GetHistory,
+    GetOrders,
     GetRates,
     GetSymbol,
     GetSymbols,
     GetTick,
     GetTicks,
-    MarketRequest,
+    Read,
     Reply,
     Rows,
 )
 
-__all__ = ["MarketRequests", "WithBody"]
+__all__ = ["Reads", "WithBody"]
 
 
 class WithBody(NamedTuple):
@@ -43,16 +47,20 @@ class WithBody(NamedTuple):
     body: bytes
 
 
-class MarketRequests:
-    """Answers the market-data requests through the terminal worker."""
+class Reads:
+    """Answers the read-only requests through the terminal worker."""
 
     def __init__(self, worker: TerminalWorker, *, max_rows: int) -> None:
         self._worker = worker
         self.max_rows = max_rows
 
-    def refusal(self, request: MarketRequest) -> Reply | None:
+    def refusal(self, request: Read) -> Reply | None:
         """The refusal of a request that cannot be asked as it is, or ``None``."""
-        problem = request.problem() if isinstance(request, GetRates | GetTicks) else None
+        problem = (
+            request.problem()
+            if isinstance(request, GetRates | GetTicks | GetOrders | GetHistory)
+            else None
+        )
         count = request.count if isinstance(request, GetRates | GetTicks) else None
         if problem is not None:
             return rejected(request.uuid, request.action, ErrorCode.INVALID_REQUEST, problem)
@@ -66,7 +74,7 @@ class MarketRequests:
             )
         return None
 
-    async def answer(self, request: MarketRequest) -> Reply | WithBody:
+    async def answer(self, request: Read) -> Reply | WithBody:
         """The terminal's answer to ``request`` (one that ``refusal`` let through)."""
         try:
             return await self._ask(request)
@@ -76,8 +84,27 @@ class MarketRequests:
             logger.warning("{} {} failed: {}", request.action, request.uuid, exc)
             return terminal_unanswered(request)
 
-    async def _ask(self, request: MarketRequest) -> Reply | WithBody:
+    async def _ask(self, request: Read) -> Reply | WithBody:
         worker = self._worker
+        if isinstance(request, GetOrders):
+            query = OrdersQuery(symbol=request.symbol, group=request.group, ticket=request.ticket)
+            return ok(request, orders=await worker.call(ORDERS, query))
+        if isinstance(request, GetHistory):
+            history = await worker.call(
+                HISTORY,
+                HistoryQuery(
+                    kind=request.kind.value,
+                    max_rows=self.max_rows,
+                    date_from=_seconds(request.date_from),
+                    date_to=_seconds(request.date_to),
+                    group=request.group,
+                    ticket=request.ticket,
+                    position=request.position,
+                ),
+            )
+            if request.kind.value == "DEALS":
+                return ok(request, deals=history.deals)
+            return ok(request, orders=history.orders)
         if isinstance(request, GetSymbols):
             return ok(request, symbols=await worker.call(SYMBOLS, request.group))
         if isinstance(request, GetSymbol):

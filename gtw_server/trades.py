@@ -1,0 +1,102 @@
+"""Pending orders and the history in terms of the ``MetaTrader5`` API: what the worker runs for
+GET_ORDERS and GET_HISTORY.
+
+``TradeReader`` runs in the terminal worker beside ``TerminalAdapter``, whose connection it
+shares, and turns the package's ``TradeOrder`` and ``TradeDeal`` tuples into the wire's
+``Order`` and ``Deal`` (every field, in the package's order). A history of more than
+``max_rows`` entries is refused (``TOO_LARGE``) rather than sent.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+from msgspec import Struct
+
+from gtw_server.adapter import TerminalAdapter
+from gtw_server.errors import TerminalRefused
+from protocol import Deal, ErrorCode, Order
+
+__all__ = ["History", "HistoryQuery", "OrdersQuery", "TradeReader"]
+
+
+class OrdersQuery(Struct, frozen=True, kw_only=True):
+    """GET_ORDERS for the worker: one filter at most."""
+
+    symbol: str | None = None
+    group: str | None = None
+    ticket: int | None = None
+
+
+class HistoryQuery(Struct, frozen=True, kw_only=True):
+    """GET_HISTORY for the worker, in one of the forms ``GetHistory.problem`` accepted."""
+
+    kind: Literal["DEALS", "ORDERS"]
+    max_rows: int
+    date_from: int | None = None
+    date_to: int | None = None
+    group: str | None = None
+    ticket: int | None = None
+    position: int | None = None
+
+
+class History(Struct, frozen=True, kw_only=True):
+    """The history's deals, or its orders (the one ``kind`` asked for; the other is empty)."""
+
+    deals: list[Deal] = msgspec.field(default_factory=list)
+    orders: list[Order] = msgspec.field(default_factory=list)
+
+
+class TradeReader:
+    """The reads of pending orders and the history, over the adapter's terminal connection."""
+
+    def __init__(self, adapter: TerminalAdapter) -> None:
+        self._adapter = adapter
+        self.mt5 = adapter.mt5
+
+    def orders(self, query: OrdersQuery) -> list[Order]:
+        self._adapter.ensure_connected()
+        filters = {
+            name: value
+            for name, value in (
+                ("symbol", query.symbol),
+                ("group", query.group),
+                ("ticket", query.ticket),
+            )
+            if value is not None
+        }
+        found = self.mt5.orders_get(**filters)
+        if found is None:
+            raise self._adapter.failed("orders_get")
+        return [_struct(order, Order) for order in found]
+
+    def history(self, query: HistoryQuery) -> History:
+        self._adapter.ensure_connected()
+        deals = query.kind == "DEALS"
+        get = self.mt5.history_deals_get if deals else self.mt5.history_orders_get
+        if query.ticket is not None:
+            found = get(ticket=query.ticket)
+        elif query.position is not None:
+            found = get(position=query.position)
+        elif query.group is not None:
+            found = get(query.date_from, query.date_to, group=query.group)
+        else:
+            found = get(query.date_from, query.date_to)
+        if found is None:
+            raise self._adapter.failed("history_deals_get" if deals else "history_orders_get")
+        if len(found) > query.max_rows:
+            raise TerminalRefused(
+                ErrorCode.TOO_LARGE,
+                f"{len(found)} {'deals' if deals else 'orders'} found, over this gateway's limit "
+                f"of {query.max_rows} per request ([gateway] max_rows); ask for a shorter range",
+            )
+        if deals:
+            return History(deals=[_struct(deal, Deal) for deal in found])
+        return History(orders=[_struct(order, Order) for order in found])
+
+
+def _struct(item: Any, kind: type[Order] | type[Deal]) -> Any:
+    # Not strict: a build of the package that gives an int where a float is must not make the
+    # whole list unreadable.
+    return msgspec.convert(item._asdict(), kind, strict=False)
