@@ -34,7 +34,18 @@ from inf_bridge.metrics import serve_metrics
 from inf_bridge.results import OrderFilled, OrderState
 from inf_bridge.risk import RiskLimits, RiskMonitor
 from inf_bridge.streams import Gap, Stream
-from protocol import Account, Bar, Event, Position, Side, SymbolInfo, Tick, Timeframe
+from protocol import (
+    Account,
+    Bar,
+    Deal,
+    Event,
+    Order,
+    Position,
+    Side,
+    SymbolInfo,
+    Tick,
+    Timeframe,
+)
 
 __all__ = [
     "Account",
@@ -47,6 +58,7 @@ __all__ = [
     "CircuitOpen",
     "ClientConfig",
     "ConfigError",
+    "Deal",
     "Event",
     "Gap",
     "GatewayTimeout",
@@ -55,6 +67,7 @@ __all__ = [
     "InvalidOrder",
     "InvalidRequest",
     "NotExecuted",
+    "Order",
     "OrderFilled",
     "OrderRejected",
     "OrderState",

@@ -506,7 +506,7 @@ class Bridge:
             kind=kind,
             date_from=epoch(date_from, "date_from"),
             date_to=epoch(date_to, "date_to"),
-            group=_valid_symbol(symbol) if symbol is not None else group,
+            group=_exact(symbol) if symbol is not None else group,
             position=position,
             ticket=ticket,
         )
@@ -904,6 +904,13 @@ def _valid(kind: type[RequestT], /, **fields: Any) -> RequestT:
 def _valid_symbol(symbol: str) -> str:
     if not isinstance(symbol, str) or not 0 < len(symbol) <= 29:
         raise InvalidRequest("symbol", f"{symbol!r} is not a symbol name (1-29 characters)")
+    return symbol
+
+
+def _exact(symbol: str) -> str:
+    """``symbol`` as a group that selects it alone: a name, not a mask."""
+    if any(mark in _valid_symbol(symbol) for mark in "*,!"):
+        raise InvalidRequest("symbol", f"{symbol!r} is a mask, not a symbol: give it as group=")
     return symbol
 
 

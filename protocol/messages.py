@@ -317,13 +317,13 @@ class GetHistory(Request, tag="GET_HISTORY", frozen=True):
         given = [name for name in ("ticket", "position") if getattr(self, name) is not None]
         if dated:
             given.insert(0, "a date range")
+        if self.group is not None and not dated:
+            return "group selects within a date range: give date_from and date_to with it"
         if len(given) != 1:
             return (
                 "give one of: date_from and date_to (with group, optionally), ticket, position"
                 + (f"; not {' and '.join(given)}" if given else "")
             )
-        if self.group is not None and not dated:
-            return "group selects within a date range: give date_from and date_to with it"
         if dated and (self.date_from is None or self.date_to is None):
             return "a date range needs both date_from and date_to"
         if (
