@@ -130,7 +130,8 @@ class GatewayConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     allow_real: bool = False
     # Market data (docs/PROTOCOL.md): the event socket (PUB; default the port after bind's,
     # "off" for none), how often the terminal is polled for what its subscribers want, how
-    # many topics may be polled at once, and the most rows one GET_RATES or GET_TICKS returns.
+    # many topics may be polled at once, and the most rows one GET_RATES or GET_TICKS (bars,
+    # ticks) or GET_HISTORY (deals, orders) returns.
     events: str | None = None
     poll_interval_ms: Annotated[int, Meta(ge=5, le=60_000)] = 50
     max_topics: Annotated[int, Meta(ge=1, le=10_000)] = 256
