@@ -22,13 +22,16 @@ from loguru import logger
 
 import inf_bridge.cli
 import inf_bridge.cli.commands
+import inf_bridge.cli.views
 from gtw_server.curve import keygen
+from gtw_server.terminal import constants
+from gtw_server.terminal.sim import SimConfig, SimTerminal
 from gtw_server.testing import GatewayProcess, free_port
 from inf_bridge import Bridge, GatewayTimeout, Position, RequestRefused
 from inf_bridge.breaker import CircuitBreaker
 from inf_bridge.cli import Exit, build_parser, main
 from inf_bridge.config import ConfigError, default_config_file, load_config
-from protocol import RATES_DTYPE, Secret, SymbolInfo, Tick
+from protocol import RATES_DTYPE, Deal, Order, Secret, SymbolInfo, Tick
 
 
 class Run(NamedTuple):
@@ -504,6 +507,254 @@ def test_symbols_trade_modes_and_the_gateways_row_limit(
         assert over.code == Exit.REFUSED
         assert "TOO_LARGE: count 101 is over this gateway's limit of 100 rows" in over.err
         assert "--start" in over.err  # how to ask in parts
+
+
+# -- pending orders and the history --------------------------------------------------------
+
+
+def round_trip(cli: CLI, symbol: str = "EURUSD") -> int:
+    """Open a position through the CLI and close it; its ticket."""
+    ticket: int = cli("open", symbol, "BUY", "0.2", "--comment", "round trip", "--json").json()[
+        "ticket"
+    ]
+    assert cli("close", str(ticket)).code == Exit.OK
+    return ticket
+
+
+def test_history_shows_a_positions_two_deals(connected: GatewayProcess, cli: CLI) -> None:
+    ticket = round_trip(cli)
+    deals = cli("history", "--json").json()  # the last day: the deposit and the round trip
+    assert [(d["type"], d["entry"], d["position_id"]) for d in deals] == [
+        (2, 0, 0),  # DEAL_TYPE_BALANCE: the simulated account's deposit
+        (0, 0, ticket),  # BUY, IN
+        (1, 1, ticket),  # SELL, OUT
+    ]
+    assert list(deals[1]) == [field.name for field in msgspec.structs.fields(Deal)]
+    assert deals[0]["profit"] == 10_000.0 and deals[1]["volume"] == deals[2]["volume"] == 0.2
+
+    shown = cli("history", "--position", str(ticket))
+    assert shown.code == Exit.OK
+    header = shown.out.split("\n", 1)[0].split()
+    assert header[:3] == ["Time", "(server)", "Ticket"] and header[-2:] == ["Reason", "Comment"]
+    (opened, closed) = rows(shown.out)[:2]
+    # time (a date and a time), ticket, order, position, symbol, type, entry, volume, price...
+    assert opened[4:9] == [str(ticket), "EURUSD", "BUY", "IN", "0.20"]
+    assert closed[4:9] == [str(ticket), "EURUSD", "SELL", "OUT", "0.20"]
+    assert opened[-4] == "EXPERT"  # placed through the API: an expert's
+    assert opened[-3].startswith("#") and opened[-2:] == ["round", "trip"]  # the order's tag
+    assert f"2 deals of position #{ticket}; the trades' net profit " in shown.out
+    assert "times in the trade server's clock" in shown.out
+    assert cli("history", "--position", str(ticket), "--json").json() == deals[1:]
+
+    table = cli("history").out  # the deposit: a balance deal, with no symbol, order or price
+    deposit = [str(deals[0]["ticket"]), "-", "-", "-", "BALANCE", "IN", "0.00", "-"]
+    deposit += ["10,000.00", "0.00", "0.00", "CLIENT", "Deposit"]
+    assert rows(table)[0][2:] == deposit
+    assert "3 deals of the last day" in table
+
+    # A range in the server's clock: the deals' own times, as the terminal gave them.
+    start, end = str(deals[1]["time"]), str(deals[2]["time"])
+    ranged = cli("history", "--from", start, "--to", end, "--symbol", "EURUSD", "--json")
+    assert ranged.json() == deals[1:]
+    assert cli("history", "--symbol", "GBPUSD", "--json").json() == []
+    assert cli("history", "--symbol", "GBPUSD").out == "No deals in GBPUSD of the last day.\n"
+
+    orders = cli("history", "--orders", "--position", str(ticket), "--json").json()
+    assert [(o["type"], o["state"], o["position_id"]) for o in orders] == [
+        (0, 4, ticket),  # ORDER_TYPE_BUY, ORDER_STATE_FILLED
+        (1, 4, ticket),
+    ]
+    assert list(orders[0]) == [field.name for field in msgspec.structs.fields(Order)]
+    listed = rows(cli("history", "--orders", "--days", "2").out)[:2]
+    assert [row[2:7] for row in listed] == [
+        [str(ticket), str(ticket), "EURUSD", "BUY", "FILLED"],
+        [str(orders[1]["ticket"]), str(ticket), "EURUSD", "SELL", "FILLED"],
+    ]
+
+
+def test_history_to_csv(connected: GatewayProcess, cli: CLI, tmp_path: Path) -> None:
+    ticket = round_trip(cli)
+    path = tmp_path / "deals.csv"
+    written = cli("history", "--csv", str(path))
+    assert written.code == Exit.OK and written.out == f"3 rows written to {path}\n"
+    header, *lines = path.read_text(encoding="utf-8").splitlines()
+    assert header.split(",") == [field.name for field in msgspec.structs.fields(Deal)]
+    assert len(lines) == 3
+    with path.open(encoding="utf-8", newline="") as file:
+        back = [msgspec.convert(row, Deal, strict=False) for row in csv.DictReader(file)]
+    as_json = msgspec.convert(cli("history", "--json").json(), list[Deal])
+    assert back == as_json  # every field, floats written exactly
+    assert back[0].comment == "Deposit" and back[1].position_id == ticket
+
+    piped = cli("history", "--orders", "--position", str(ticket), "--csv", "-")
+    with_orders = list(csv.DictReader(piped.out.splitlines()))
+    assert list(with_orders[0]) == [field.name for field in msgspec.structs.fields(Order)]
+    assert [int(order["position_id"]) for order in with_orders] == [ticket, ticket]
+    assert piped.err == "mt5-bridge: history: 2 rows written to stdout\n"  # stdout: CSV only
+    assert cli("history", "--csv", str(path), "--json").json() == {"file": str(path), "rows": 3}
+
+
+def test_orders_without_pending_orders(connected: GatewayProcess, cli: CLI) -> None:
+    none = cli("orders")
+    assert none.code == Exit.OK and none.out == "No pending orders.\n"
+    assert cli("orders", "--json").json() == []
+    assert cli("orders", "EURUSD").out == "No pending orders in EURUSD.\n"
+    assert cli("orders", "--group", "*JPY*").out == "No pending orders matching *JPY*.\n"
+    assert cli("orders", "--ticket", "7").out == "No pending order #7.\n"
+    round_trip(cli)  # a market order is no pending one
+    assert cli("orders", "--json").json() == []
+
+
+def place_pending(state: Path) -> list[int]:
+    """Place a BUY_LIMIT on EURUSD and a SELL_STOP on USDJPY in a simulated terminal's state
+    file, as a trader's terminal would have, before a gateway opens it; their tickets."""
+    terminal = SimTerminal(state_path=str(state), config=SimConfig(seed=1))
+    assert terminal.initialize()
+    tickets = []
+    try:
+        for symbol, kind, away, stop, comment in (
+            ("EURUSD", constants.ORDER_TYPE_BUY_LIMIT, -0.005, -0.005, "dip"),
+            ("USDJPY", constants.ORDER_TYPE_SELL_STOP, -0.5, +0.5, "breakout"),
+        ):
+            tick = terminal.symbol_info_tick(symbol)
+            assert tick is not None
+            price = round(tick.bid + away, 3)
+            result = terminal.order_send(
+                action=constants.TRADE_ACTION_PENDING,
+                symbol=symbol,
+                type=kind,
+                volume=0.1,
+                price=price,
+                sl=round(price + stop, 3),
+                comment=comment,
+            )
+            assert result is not None and result.retcode == 10009, result
+            tickets.append(result.order)
+    finally:
+        terminal.shutdown()
+    return tickets
+
+
+def test_orders_lists_the_pending_orders(
+    tmp_path: Path, secret_file: Path, secret: str, cli: CLI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    limit, stop = place_pending(tmp_path / "gw" / "sim.sqlite3")
+    with GatewayProcess(tmp_path / "gw", secret=secret, sim={"seed": 1}) as gateway:
+        monkeypatch.setenv("MT5_BRIDGE_ENDPOINT", gateway.endpoint)
+        monkeypatch.setenv("MT5_BRIDGE_SECRET_FILE", str(secret_file))
+        shown = cli("orders")
+        assert shown.code == Exit.OK
+        assert shown.out.split("\n", 1)[0].split() == [
+            "Ticket", "Symbol", "Type", "Volume", "Price", "SL", "TP", "Expiration", "Comment"
+        ]  # fmt: skip
+        assert [row[:4] + row[-2:] for row in rows(shown.out)[:2]] == [
+            [str(limit), "EURUSD", "BUY_LIMIT", "0.10", "GTC", "dip"],
+            [str(stop), "USDJPY", "SELL_STOP", "0.10", "GTC", "breakout"],
+        ]
+        assert "2 pending orders, 0.20 lots" in shown.out
+
+        orders = cli("orders", "--json").json()
+        assert [o["ticket"] for o in orders] == [limit, stop]
+        assert list(orders[0]) == [field.name for field in msgspec.structs.fields(Order)]
+        assert (orders[0]["type"], orders[0]["state"]) == (2, 1)  # BUY_LIMIT, PLACED
+        assert [o["ticket"] for o in cli("orders", "USDJPY", "--json").json()] == [stop]
+        assert [o["ticket"] for o in cli("orders", "--group", "EUR*", "--json").json()] == [limit]
+        (one,) = cli("orders", "--ticket", str(stop), "--json").json()
+        assert (one["ticket"], one["symbol"], one["type"]) == (stop, "USDJPY", 5)  # SELL_STOP
+        assert one["sl"] > one["price_open"] and one["comment"] == "breakout"
+
+
+def test_history_and_orders_bad_arguments(
+    connected: GatewayProcess, cli: CLI, tmp_path: Path
+) -> None:
+    cases = [
+        (("history", "--position", "0"), "argument --position: invalid position '0'"),
+        (("history", "--days", "0"), "argument --days: invalid days '0': Expected `int` >= 1"),
+        (("history", "--days", "-1"), "invalid days '-1'"),
+        (
+            ("history", "--from", "2026-12-05", "--to", "2026-12-01"),
+            "mt5-bridge history: --from 2026-12-05 00:00:00 is after --to 2026-12-01 23:59:59: "
+            "the range runs backwards (see mt5-bridge history --help)",
+        ),
+        (("history", "--from", "2026-12-01"), "--from and --to go together"),
+        (("history", "--to", "2026-12-01"), "--from and --to go together"),
+        (
+            ("history", "--days", "2", "--from", "2026-12-01", "--to", "2026-12-02"),
+            "give --days or --from and --to, not both",
+        ),
+        (
+            ("history", "--position", "5", "--symbol", "EURUSD"),
+            "--position takes a position's whole history: not with --symbol",
+        ),
+        (
+            ("history", "--from", "yesterday", "--to", "2026-12-01"),
+            "argument --from: invalid date 'yesterday'",
+        ),
+        (
+            ("history", "--from", "2026-12-01T00:00+02:00", "--to", "2026-12-02"),
+            "give it without a time zone, in the trade server's clock",
+        ),
+        (
+            ("orders", "EURUSD", "--ticket", "5"),
+            "give one of SYMBOL, --group and --ticket at most, not SYMBOL and --ticket",
+        ),
+        (("orders", "--ticket", "0"), "argument --ticket: invalid ticket '0'"),
+        (("orders", "--group", ""), "invalid group ''"),
+        (
+            ("history", "--csv", str(tmp_path / "absent" / "x.csv")),
+            f"history: cannot write {tmp_path / 'absent' / 'x.csv'}: No such file or directory",
+        ),
+    ]
+    for argv, message in cases:
+        run = cli(*argv)
+        assert (run.code, run.out) == (Exit.USAGE, ""), argv
+        assert message in run.err, run.err
+
+
+def test_history_past_the_gateways_row_limit_is_refused(
+    tmp_path: Path, secret_file: Path, secret: str, cli: CLI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with GatewayProcess(
+        tmp_path / "gw", secret=secret, sim={"seed": 1}, gateway={"max_rows": 1}
+    ) as gateway:
+        monkeypatch.setenv("MT5_BRIDGE_ENDPOINT", gateway.endpoint)
+        monkeypatch.setenv("MT5_BRIDGE_SECRET_FILE", str(secret_file))
+        ticket = cli("open", "EURUSD", "SELL", "0.1", "--json").json()["ticket"]
+        over = cli("history")  # the deposit and the SELL: 2 deals, over the limit of 1
+        assert (over.code, over.out) == (Exit.REFUSED, "")
+        assert "history: TOO_LARGE: 2 deals found, over this gateway's limit of 1" in over.err
+        assert "--days, or --from and --to" in over.err  # how to ask for less
+        refused = cli("history", "--json").json()
+        assert (refused["exit_code"], refused["error_code"]) == (Exit.REFUSED, "TOO_LARGE")
+        assert len(cli("history", "--position", str(ticket), "--json").json()) == 1
+
+
+def test_the_clis_words_are_the_packages_names() -> None:
+    """BUY_LIMIT for ORDER_TYPE_BUY_LIMIT's value, and so on: the names of the constants the
+    simulated package carries (the real package's), without their prefix."""
+
+    def package(*prefixes: str) -> dict[int, str]:
+        return {
+            value: name.removeprefix(prefix)
+            for name, value in vars(constants).items()
+            for prefix in prefixes
+            if name.startswith(prefix) and isinstance(value, int)
+        }
+
+    views = inf_bridge.cli.views
+    assert package("ORDER_TYPE_") == views._ORDER_TYPES
+    assert package("ORDER_STATE_") == views._ORDER_STATES
+    assert package("ORDER_TIME_") == views._ORDER_TIMES
+    assert package("ORDER_REASON_") == views._ORDER_REASONS
+    # DEAL_DIVIDEND, DEAL_DIVIDEND_FRANKED and DEAL_TAX are deal types too, named without _TYPE_.
+    deal_types = package("DEAL_TYPE_") | {
+        value: name.removeprefix("DEAL_")
+        for name, value in vars(constants).items()
+        if name in ("DEAL_DIVIDEND", "DEAL_DIVIDEND_FRANKED", "DEAL_TAX")
+    }
+    assert deal_types == views._DEAL_TYPES and len(deal_types) == 18
+    assert package("DEAL_ENTRY_") == views._DEAL_ENTRIES
+    assert package("DEAL_REASON_") == views._DEAL_REASONS
 
 
 # -- failures: exit codes and one clear line -------------------------------------------------

@@ -12,6 +12,8 @@
     mt5-bridge quote EURUSD XAUUSD                   # bid, ask, spread in points
     mt5-bridge bars EURUSD H1 --count 500 --csv eurusd-h1.csv
     mt5-bridge symbols '*USD*,!EUR*'                 # symbols_get's group masks
+    mt5-bridge orders EURUSD                         # pending orders
+    mt5-bridge history --days 7 --csv week.csv       # deals (--orders: orders), every field
     mt5-bridge watch                                 # live view; Ctrl+C to quit
 
 The endpoint, the shared secret, the operator's secret (HALT and RESUME, when the gateway has

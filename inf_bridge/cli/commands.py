@@ -7,11 +7,11 @@ import asyncio
 import contextlib
 import csv
 import sys
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+import time
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from typing import Any, Final, TextIO
 
 import msgspec
-import numpy.typing as npt
 import zmq
 from loguru import logger
 from msgspec import Struct
@@ -28,14 +28,19 @@ from inf_bridge.cli.views import (
     Session,
     _account_view,
     _bars_table,
+    _deals_table,
     _fill_line,
     _gateway_lines,
+    _history_orders_table,
+    _no_pending,
     _no_positions,
     _no_symbols,
+    _pending_table,
     _positions_table,
     _price,
     _quote_data,
     _quotes_table,
+    _server_time,
     _symbols_table,
     _table,
 )
@@ -54,7 +59,7 @@ from inf_bridge.errors import (
 from inf_bridge.heartbeat import HeartbeatMonitor
 from inf_bridge.results import OrderFilled
 from plumbing.loop import loop_factory  # the same event loop choice as the gateway's
-from protocol import ErrorCode, Position, SymbolInfo
+from protocol import Deal, ErrorCode, Order, Position, SymbolInfo
 
 __all__ = ["main"]
 
@@ -63,6 +68,7 @@ __all__ = ["main"]
 _NO_AUTOMATIC_BEATS_S: Final = 86_400.0
 _SWITCHES: Final = ("halt", "resume", "flatten")  # the commands that sign HALT or RESUME
 _FLATTEN_REASON: Final = "flatten (mt5-bridge)"
+_DAY: Final = 86_400.0
 
 
 # -- commands --------------------------------------------------------------------------------
@@ -321,7 +327,8 @@ async def _quote(bridge: Bridge, args: argparse.Namespace, session: Session) -> 
 async def _bars(bridge: Bridge, args: argparse.Namespace, session: Session) -> Exit:
     rates = bridge.rates(args.symbol, args.timeframe, count=args.count, start=args.start)
     if args.csv is not None:
-        return _write_csv(await rates, args.csv, session)
+        found = await rates
+        return _write_csv("bars", found.dtype.names or (), found.tolist(), args.csv, session)
     found, specs = await asyncio.gather(rates, _specs(bridge, [args.symbol]))
     names = found.dtype.names or ()
     session.emit(
@@ -331,27 +338,76 @@ async def _bars(bridge: Bridge, args: argparse.Namespace, session: Session) -> E
     return Exit.OK
 
 
-def _write_csv(rates: npt.NDArray[Any], target: str, session: Session) -> Exit:
-    """The bars as CSV, to the file ``target`` or (``-``) to stdout, which then holds the CSV
-    only: the count goes to stderr."""
+def _write_csv(
+    command: str,
+    header: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    target: str,
+    session: Session,
+) -> Exit:
+    """``rows`` as CSV under ``header``, to the file ``target`` or (``-``) to stdout, which
+    then holds the CSV only: the count goes to stderr."""
     if target == "-":
-        _csv_rows(session.stdout, rates)
-        session.note(f"bars: {len(rates)} rows written to stdout")
+        _csv_rows(session.stdout, header, rows)
+        session.note(f"{command}: {len(rows)} rows written to stdout")
         return Exit.OK
     try:
         with open(target, "w", encoding="utf-8", newline="") as file:
-            _csv_rows(file, rates)
+            _csv_rows(file, header, rows)
     except OSError as exc:
-        return session.fail(f"bars: cannot write {target}: {exc.strerror}", Exit.USAGE)
-    session.emit({"file": target, "rows": len(rates)}, f"{len(rates)} rows written to {target}")
+        return session.fail(f"{command}: cannot write {target}: {exc.strerror}", Exit.USAGE)
+    session.emit({"file": target, "rows": len(rows)}, f"{len(rows)} rows written to {target}")
     return Exit.OK
 
 
-def _csv_rows(stream: TextIO, rates: npt.NDArray[Any]) -> None:
+def _csv_rows(stream: TextIO, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     writer = csv.writer(stream, lineterminator="\n")
-    writer.writerow(rates.dtype.names or ())
-    writer.writerows(rates.tolist())  # Python numbers: floats as their shortest exact repr
+    writer.writerow(header)
+    writer.writerows(rows)  # Python numbers: floats as their shortest exact repr
     stream.flush()
+
+
+async def _orders(bridge: Bridge, args: argparse.Namespace, session: Session) -> Exit:
+    orders = await bridge.orders(args.symbol, group=args.group, ticket=args.ticket)
+    session.emit(
+        orders,
+        _pending_table(session.console, orders)
+        if orders
+        else _no_pending(args.symbol, args.group, args.ticket),
+    )
+    return Exit.OK
+
+
+async def _history(bridge: Bridge, args: argparse.Namespace, session: Session) -> Exit:
+    date_from, date_to = args.date_from, args.date_to
+    if args.position is not None:
+        what = f"of position #{args.position}"
+    elif date_from is not None:
+        what = f"from {_server_time(int(date_from))} to {_server_time(int(date_to))}"
+    else:
+        days = args.days or 1
+        now = time.time()
+        # The range is in the trade server's clock, which is often hours ahead of this
+        # machine's: it ends a day past now, so that no deal of the last hours is left out.
+        date_from, date_to = now - days * _DAY, now + _DAY
+        what = "of the last day" if days == 1 else f"of the last {days} days"
+    if args.symbol is not None:
+        what = f"in {args.symbol} {what}"
+    where: dict[str, Any] = {"symbol": args.symbol, "position": args.position}
+    found: Sequence[Order | Deal]
+    kind: type[Order] | type[Deal]
+    if args.orders:
+        orders = await bridge.history_orders(date_from, date_to, **where)
+        found, kind, view = orders, Order, _history_orders_table(session.console, orders, what)
+    else:
+        deals = await bridge.history(date_from, date_to, **where)
+        found, kind, view = deals, Deal, _deals_table(session.console, deals, what)
+    if args.csv is not None:  # every field, in the package's order, under its names
+        names = [field.name for field in msgspec.structs.fields(kind)]
+        rows = [msgspec.structs.astuple(item) for item in found]
+        return _write_csv("history", names, rows, args.csv, session)
+    session.emit(found, view if found else f"No {'orders' if args.orders else 'deals'} {what}.")
+    return Exit.OK
 
 
 async def _symbols(bridge: Bridge, args: argparse.Namespace, session: Session) -> Exit:
@@ -403,6 +459,8 @@ _COMMANDS: Final[dict[str, Command]] = {
     "quote": _quote,
     "bars": _bars,
     "symbols": _symbols,
+    "orders": _orders,
+    "history": _history,
     "watch": _watch,
 }
 
@@ -427,6 +485,8 @@ def _describe(exc: BridgeError, command: str) -> str:
             f"{exc} (the gateway refused this node's secret: check --secret-file or {SECRET_ENV})"
         )
     if isinstance(exc, RequestRefused) and exc.error_code == ErrorCode.TOO_LARGE:
+        if command == "history":
+            return f"{exc} (with --days, or --from and --to: `{PROG} history --help`)"
         return f"{exc} (with --count and --start: `{PROG} bars --help`)"
     code = exc.error_code if isinstance(exc, OrderRejected) else None
     # The Bridge signs whatever it has a secret for: a missing signature means no secret.

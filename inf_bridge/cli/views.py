@@ -1,6 +1,6 @@
 """What ``mt5-bridge`` prints: the ``Session`` that a run's results, errors and questions go
-through, and the views of an account, positions, fills, quotes, bars, symbols and the
-gateway's news."""
+through, and the views of an account, positions, fills, quotes, bars, symbols, pending orders,
+the history and the gateway's news."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from rich.text import Text
 
 from inf_bridge.cli.exit_codes import Exit
 from inf_bridge.results import OrderFilled
-from protocol import Account, GatewayInfo, Position, SymbolInfo, Tick
+from protocol import Account, Deal, GatewayInfo, Order, Position, SymbolInfo, Tick
 
 __all__ = ["PROG", "Session"]
 
@@ -387,3 +387,227 @@ def _symbols_table(console: Console, symbols: Sequence[SymbolInfo]) -> Table:
 
 def _no_symbols(group: str | None) -> str:
     return f"No symbol matches {group}." if group else "The terminal has no symbols."
+
+
+# -- pending orders and the history -----------------------------------------------------------
+# The package's ORDER_* and DEAL_* values in its words, without the prefix (ORDER_TYPE_BUY_LIMIT:
+# BUY_LIMIT). The CLI runs on the node, which has no MetaTrader5 package to ask; a value not
+# listed here is shown as the number it is.
+_ORDER_TYPES: Final = {
+    0: "BUY", 1: "SELL", 2: "BUY_LIMIT", 3: "SELL_LIMIT", 4: "BUY_STOP", 5: "SELL_STOP",
+    6: "BUY_STOP_LIMIT", 7: "SELL_STOP_LIMIT", 8: "CLOSE_BY",
+}  # fmt: skip
+_ORDER_STATES: Final = {
+    0: "STARTED", 1: "PLACED", 2: "CANCELED", 3: "PARTIAL", 4: "FILLED", 5: "REJECTED",
+    6: "EXPIRED", 7: "REQUEST_ADD", 8: "REQUEST_MODIFY", 9: "REQUEST_CANCEL",
+}  # fmt: skip
+_ORDER_TIMES: Final = {0: "GTC", 1: "DAY", 2: "SPECIFIED", 3: "SPECIFIED_DAY"}
+_ORDER_REASONS: Final = {
+    0: "CLIENT", 1: "MOBILE", 2: "WEB", 3: "EXPERT", 4: "SL", 5: "TP", 6: "SO",
+}  # fmt: skip
+_DEAL_TYPES: Final = {
+    0: "BUY", 1: "SELL", 2: "BALANCE", 3: "CREDIT", 4: "CHARGE", 5: "CORRECTION", 6: "BONUS",
+    7: "COMMISSION", 8: "COMMISSION_DAILY", 9: "COMMISSION_MONTHLY",
+    10: "COMMISSION_AGENT_DAILY", 11: "COMMISSION_AGENT_MONTHLY", 12: "INTEREST",
+    13: "BUY_CANCELED", 14: "SELL_CANCELED", 15: "DIVIDEND", 16: "DIVIDEND_FRANKED", 17: "TAX",
+}  # fmt: skip
+_TRADE_DEALS: Final = (0, 1)  # DEAL_TYPE_BUY, DEAL_TYPE_SELL
+_DEAL_ENTRIES: Final = {0: "IN", 1: "OUT", 2: "INOUT", 3: "OUT_BY"}
+_DEAL_REASONS: Final = {
+    0: "CLIENT", 1: "MOBILE", 2: "WEB", 3: "EXPERT", 4: "SL", 5: "TP", 6: "SO", 7: "ROLLOVER",
+    8: "VMARGIN", 9: "SPLIT",
+}  # fmt: skip
+
+
+def _word(words: Mapping[int, str], value: int) -> str:
+    return words.get(value, str(value))
+
+
+def _side_style(word: str) -> str:
+    return "cyan" if word.startswith("BUY") else "magenta" if word.startswith("SELL") else ""
+
+
+def _server_time(seconds: int) -> str:
+    """An epoch time of the terminal's, as it is: the trade server's clock, not necessarily UTC."""
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
+_SERVER_CLOCK: Final = (
+    "times in the trade server's clock, as the terminal gives them (not always UTC)"
+)
+
+_PENDING_COLUMNS: Final = (
+    "Ticket",
+    "Symbol",
+    "Type",
+    "Volume",
+    "Price",
+    "SL",
+    "TP",
+    "Expiration",
+    "Comment",
+)
+
+
+def _expiration(order: Order) -> str:
+    """When a pending order expires: its time, or its type of time (GTC: until cancelled)."""
+    if order.time_expiration:
+        return _server_time(order.time_expiration)
+    return _word(_ORDER_TIMES, order.type_time)
+
+
+def _pending_table(console: Console, orders: Sequence[Order]) -> Table:
+    rows = (
+        (
+            str(o.ticket),
+            o.symbol,
+            Text(word := _word(_ORDER_TYPES, o.type), style=_side_style(word)),
+            f"{o.volume_current:.2f}",
+            # A stop limit order: its stop price, then the limit price it places at the stop.
+            _price(o.price_open)
+            + (f" (limit {_price(o.price_stoplimit)})" if o.price_stoplimit else ""),
+            _price(o.sl),
+            _price(o.tp),
+            _expiration(o),
+            o.comment,
+        )
+        for o in orders
+    )
+    table = _fitted(
+        console,
+        _PENDING_COLUMNS,
+        rows,
+        numeric=("Ticket", "Volume", "Price", "SL", "TP"),
+        optional=("Comment", "Expiration", "SL", "TP"),
+    )
+    lots = sum(o.volume_current for o in orders)
+    table.caption = f"{_plural(len(orders), 'pending order')}, {lots:.2f} lots; {_SERVER_CLOCK}"
+    table.caption_justify = "left"
+    return table
+
+
+def _no_pending(symbol: str | None, group: str | None, ticket: int | None) -> str:
+    if ticket is not None:
+        return f"No pending order #{ticket}."
+    which = f" in {symbol}" if symbol else f" matching {group}" if group else ""
+    return f"No pending orders{which}."
+
+
+_DEAL_COLUMNS: Final = (
+    "Time (server)",
+    "Ticket",
+    "Order",
+    "Position",
+    "Symbol",
+    "Type",
+    "Entry",
+    "Volume",
+    "Price",
+    "Profit",
+    "Commission",
+    "Swap",
+    "Reason",
+    "Comment",
+)
+_DEAL_NUMERIC: Final = (
+    "Ticket",
+    "Order",
+    "Position",
+    "Volume",
+    "Price",
+    "Profit",
+    "Commission",
+    "Swap",
+)
+
+
+def _deals_table(console: Console, deals: Sequence[Deal], what: str) -> Table:
+    """The history's deals, as the terminal gives them (oldest first); ``what`` they are."""
+    rows = (
+        (
+            _server_time(d.time),
+            str(d.ticket),
+            str(d.order) if d.order else "-",
+            str(d.position_id) if d.position_id else "-",
+            d.symbol or "-",
+            Text(word := _word(_DEAL_TYPES, d.type), style=_side_style(word)),
+            _word(_DEAL_ENTRIES, d.entry),
+            f"{d.volume:.2f}",
+            _price(d.price),
+            _signed(d.profit),
+            _money(d.commission),
+            _money(d.swap),
+            _word(_DEAL_REASONS, d.reason),
+            d.comment,
+        )
+        for d in deals
+    )
+    table = _fitted(
+        console,
+        _DEAL_COLUMNS,
+        rows,
+        numeric=_DEAL_NUMERIC,
+        optional=("Comment", "Order", "Reason", "Commission", "Swap", "Ticket", "Entry"),
+    )
+    # What the trades made: deposits, withdrawals and the like are not profit.
+    trades = [d for d in deals if d.type in _TRADE_DEALS]
+    net = sum(d.profit + d.commission + d.swap + d.fee for d in trades)
+    table.caption = (
+        f"{_plural(len(deals), 'deal')} {what}; the trades' net profit {_money(net)}; "
+        f"{_SERVER_CLOCK}"
+    )
+    table.caption_justify = "left"
+    return table
+
+
+_HISTORY_ORDER_COLUMNS: Final = (
+    "Time (server)",
+    "Ticket",
+    "Position",
+    "Symbol",
+    "Type",
+    "State",
+    "Volume",
+    "Price",
+    "SL",
+    "TP",
+    "Done (server)",
+    "Reason",
+    "Comment",
+)
+
+
+def _history_orders_table(console: Console, orders: Sequence[Order], what: str) -> Table:
+    """The history's orders: when each was placed, and what became of it."""
+    rows = (
+        (
+            _server_time(o.time_setup),
+            str(o.ticket),
+            str(o.position_id) if o.position_id else "-",
+            o.symbol or "-",
+            Text(word := _word(_ORDER_TYPES, o.type), style=_side_style(word)),
+            _word(_ORDER_STATES, o.state),
+            f"{o.volume_initial:.2f}",
+            _price(o.price_open),
+            _price(o.sl),
+            _price(o.tp),
+            _server_time(o.time_done) if o.time_done else "-",
+            _word(_ORDER_REASONS, o.reason),
+            o.comment,
+        )
+        for o in orders
+    )
+    table = _fitted(
+        console,
+        _HISTORY_ORDER_COLUMNS,
+        rows,
+        numeric=("Ticket", "Position", "Volume", "Price", "SL", "TP"),
+        optional=("Comment", "Done (server)", "Reason", "SL", "TP", "Position"),
+    )
+    table.caption = f"{_plural(len(orders), 'order')} {what}; {_SERVER_CLOCK}"
+    table.caption_justify = "left"
+    return table
