@@ -686,6 +686,7 @@ def test_history_and_orders_bad_arguments(
             ("history", "--position", "5", "--symbol", "EURUSD"),
             "--position takes a position's whole history: not with --symbol",
         ),
+        (("history", "--symbol", "EUR*"), "--symbol 'EUR*' is a mask: give one symbol's name"),
         (
             ("history", "--from", "yesterday", "--to", "2026-12-01"),
             "argument --from: invalid date 'yesterday'",

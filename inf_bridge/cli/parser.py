@@ -168,6 +168,8 @@ def _history_form(args: argparse.Namespace) -> str | None:
         if beside:
             return f"--position takes a position's whole history: not with {', '.join(beside)}"
         return None
+    if args.symbol is not None and any(mark in args.symbol for mark in "*,!"):
+        return f"--symbol {args.symbol!r} is a mask: give one symbol's name"
     if args.days is not None and len(dated) > 1:
         return "give --days or --from and --to, not both"
     if (args.date_from is None) != (args.date_to is None):
