@@ -428,7 +428,7 @@ class Bridge:
             GetOrders,
             uuid=new_uuid(),
             timestamp=self._now(),
-            symbol=symbol,
+            symbol=_exact(symbol) if symbol is not None else None,
             group=group,
             ticket=ticket,
         )
