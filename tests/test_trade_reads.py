@@ -903,7 +903,12 @@ INVALID: Final[list[Any]] = [
     ),
     pytest.param(lambda b: b.orders(ticket=0), "ticket", "0 is not allowed", id="orders-ticket-0"),
     pytest.param(lambda b: b.orders(ticket=-5), "ticket", ">= 1", id="orders-ticket-negative"),
-    pytest.param(lambda b: b.orders("A" * 30), "symbol", "length <= 29", id="orders-symbol-30"),
+    pytest.param(
+        lambda b: b.orders("A" * 30), "symbol", "is not a symbol name", id="orders-symbol-30"
+    ),
+    pytest.param(
+        lambda b: b.orders("EUR*"), "symbol", "is a mask, not a symbol", id="orders-symbol-mask"
+    ),
     pytest.param(lambda b: b.orders(group=""), "group", "length >= 1", id="orders-group-empty"),
     pytest.param(lambda b: b.history(), "GET_HISTORY", ONE_OF, id="history-no-form"),
     pytest.param(lambda b: b.history_orders(), "GET_HISTORY", ONE_OF, id="history-orders-no-form"),
