@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import itertools
 import json
 import os
+import secrets
 import selectors
 import sqlite3
 import subprocess
@@ -164,6 +166,68 @@ class Dealer:
 
     def close(self) -> None:
         self.sock.close()
+
+
+class JsonDealer:
+    """A DEALER speaking JSON written by hand, one request at a time; a reply is ``[json]``, or
+    ``[json, rows]`` for bars and ticks."""
+
+    _uuids = itertools.count(1)
+
+    def __init__(self, endpoint: str) -> None:
+        self.sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.connect(endpoint)
+
+    def send(self, action: str, **fields: Any) -> str:
+        uuid = f"raw-{next(self._uuids)}-{secrets.token_hex(4)}"
+        request = {"uuid": uuid, "action": action, "timestamp": time.time(), **fields}
+        self.sock.send(json.dumps(request).encode())
+        return uuid
+
+    def recv(self, timeout: float = 10.0) -> tuple[dict[str, Any], list[bytes]]:
+        """The next reply and the frames after it; fails (never hangs) when none comes."""
+        assert self.sock.poll(int(timeout * 1000)), f"no reply within {timeout:g} s"
+        first, *rest = self.sock.recv_multipart()
+        reply: dict[str, Any] = json.loads(first)
+        return reply, rest
+
+    def ask(self, action: str, **fields: Any) -> tuple[dict[str, Any], list[bytes]]:
+        uuid = self.send(action, **fields)
+        reply, rest = self.recv()
+        assert reply["uuid"] == uuid and reply["action"] == action, reply
+        return reply, rest
+
+    def ok(self, action: str, **fields: Any) -> dict[str, Any]:
+        """A reply that must be OK, with no frame after it."""
+        reply, rest = self.ask(action, **fields)
+        assert reply["status"] == "OK", reply
+        assert rest == []
+        return reply
+
+    def alive(self) -> None:
+        """The gateway still answers PING on this socket (and nothing else was queued)."""
+        assert self.ok("PING")["mt5_connected"] is True
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def read_replies(endpoint: str, metrics_port: int) -> dict[str, float]:
+    """The gateway's count of read replies (GET_*) sent, by action and status.
+
+    The gateway counts a reply just after sending it, in the same step of its event loop; a
+    PING answered on a fresh socket first means every earlier reply has been counted."""
+    client = JsonDealer(endpoint)
+    try:
+        client.alive()
+    finally:
+        client.close()
+    return {
+        name: value
+        for name, value in scrape(metrics_port).items()
+        if name.startswith('mt5_gateway_requests_total{action="GET_')
+    }
 
 
 def request(endpoint: str, *frames: bytes, timeout: float = 5.0) -> dict[str, Any]:

@@ -12,7 +12,6 @@ Market Watch: GER40 (the simulator's one symbol outside it) is asked for on ``ga
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import secrets
@@ -25,8 +24,7 @@ from typing import Any, Final, NamedTuple
 import numpy as np
 import numpy.typing as npt
 import pytest
-import zmq
-from support import scrape, signed_open
+from support import JsonDealer, read_replies, signed_open
 
 from gtw_server.terminal.sim.prices import TICK_MS
 from gtw_server.testing import GatewayProcess, free_port
@@ -51,7 +49,6 @@ FRAMES: Final = {
     "D1": (86_400, 0),
     "W1": (604_800, 3 * 86_400),
 }
-_uuids = itertools.count(1)
 
 
 # -- the gateways and a raw client ------------------------------------------------------------
@@ -93,43 +90,8 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Small]:
         yield Small(process, port)
 
 
-class Raw:
-    """A DEALER socket speaking JSON written by hand; a reply is ``[json]`` or
-    ``[json, rows]``."""
-
-    def __init__(self, endpoint: str) -> None:
-        self.sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.connect(endpoint)
-
-    def send(self, action: str, **fields: Any) -> str:
-        uuid = f"mr-{next(_uuids)}-{secrets.token_hex(4)}"
-        self.sock.send(
-            json.dumps(
-                {"uuid": uuid, "action": action, "timestamp": time.time(), **fields}
-            ).encode()
-        )
-        return uuid
-
-    def recv(self, timeout: float = 10.0) -> tuple[dict[str, Any], list[bytes]]:
-        """The next reply and the frames after it; fails (never hangs) when none comes."""
-        assert self.sock.poll(int(timeout * 1000)), f"no reply within {timeout:g} s"
-        first, *rest = self.sock.recv_multipart()
-        reply: dict[str, Any] = json.loads(first)
-        return reply, rest
-
-    def ask(self, action: str, **fields: Any) -> tuple[dict[str, Any], list[bytes]]:
-        uuid = self.send(action, **fields)
-        reply, rest = self.recv()
-        assert reply["uuid"] == uuid and reply["action"] == action, reply
-        return reply, rest
-
-    def ok(self, action: str, **fields: Any) -> dict[str, Any]:
-        """A reply that must be OK, with no frame after it."""
-        reply, rest = self.ask(action, **fields)
-        assert reply["status"] == "OK", reply
-        assert rest == []
-        return reply
+class Raw(JsonDealer):
+    """``JsonDealer``, and bars or ticks parsed from their rows frame."""
 
     def rows(self, action: str, dtype: list[tuple[str, str]], **fields: Any) -> npt.NDArray[Any]:
         """An OK reply with its rows frame, parsed as the header says (checked against the
@@ -142,14 +104,6 @@ class Raw:
         assert len(rest) == 1, f"{len(rest)} frames after the reply"
         assert len(rest[0]) == header["rows"] * 60
         return np.frombuffer(rest[0], dtype=np.dtype(dtype))
-
-    def alive(self) -> None:
-        """The gateway still answers PING on this socket (and nothing else was queued)."""
-        reply = self.ok("PING")
-        assert reply["mt5_connected"] is True
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 @pytest.fixture
@@ -970,29 +924,12 @@ INVALID: Final[list[Any]] = [
 ]
 
 
-def _market_replies(small: Small) -> dict[str, float]:
-    """The gateway's count of market-data replies sent, by action and status.
-
-    The gateway counts a reply just after sending it, in the same step of its event loop; a
-    PING answered on a fresh socket first means every earlier reply has been counted."""
-    reply = Raw(small.endpoint)
-    try:
-        reply.alive()
-    finally:
-        reply.close()
-    return {
-        name: value
-        for name, value in scrape(small.metrics_port).items()
-        if name.startswith('mt5_gateway_requests_total{action="GET_')
-    }
-
-
 @pytest.mark.parametrize(("call", "field", "says"), INVALID)
 async def test_bridge_refuses_bad_arguments_before_sending(
     small: Small, call: Call, field: str | None, says: str
 ) -> None:
     async with Bridge(small.endpoint, secret=SECRET) as bridge:
-        before = _market_replies(small)
+        before = read_replies(small.endpoint, small.metrics_port)
         with pytest.raises(InvalidRequest) as raised:
             await call(bridge)
         assert not isinstance(raised.value, RequestRefused)
@@ -1001,7 +938,7 @@ async def test_bridge_refuses_bad_arguments_before_sending(
         assert says in raised.value.message, raised.value.message
         # Nothing reached the gateway: it answered no market-data request meanwhile (it counts
         # every reply, refusals included, in mt5_gateway_requests_total).
-        assert _market_replies(small) == before
+        assert read_replies(small.endpoint, small.metrics_port) == before
         assert (await bridge.tick("EURUSD")).bid > 0  # and the Bridge still works
 
 
@@ -1052,12 +989,14 @@ async def test_bridge_raises_the_gateways_refusal(
     code, says = refusal
     key = f'mt5_gateway_requests_total{{action="{action}",status="REJECTED"}}'
     async with Bridge(small.endpoint, secret=SECRET) as bridge:
-        before = _market_replies(small).get(key, 0)
+        before = read_replies(small.endpoint, small.metrics_port).get(key, 0)
         with pytest.raises(RequestRefused) as raised:
             await call(bridge)
         assert raised.value.error_code == code, raised.value
         assert says in raised.value.message, raised.value.message
-        assert _market_replies(small).get(key, 0) == before + 1  # the gateway refused it
+        assert (
+            read_replies(small.endpoint, small.metrics_port).get(key, 0) == before + 1
+        )  # the gateway refused it
         assert (await bridge.tick("EURUSD")).bid > 0
 
 

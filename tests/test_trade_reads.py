@@ -18,7 +18,6 @@ metrics) run there.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import math
 import secrets
@@ -29,8 +28,7 @@ from pathlib import Path
 from typing import Any, Final, NamedTuple
 
 import pytest
-import zmq
-from support import scrape
+from support import JsonDealer, read_replies
 
 from gtw_server.tagging import order_tag
 from gtw_server.terminal.sim import SimConfig, SimTerminal
@@ -43,7 +41,6 @@ SEED: Final = 5
 MAX_ROWS: Final = 2  # the ``small`` gateway's [gateway] max_rows
 MT5_STRUCTS: Final = Path("/work/shared/reference/mt5_structs.json")
 UNKNOWN: Final = 987_654_321  # a ticket no order, deal or position has
-_uuids = itertools.count(1)
 
 # The package's values (docs/MT5_API.md), written out: the test checks the numbers on the wire.
 BUY, SELL = 0, 1  # ORDER_TYPE_* and DEAL_TYPE_* of market deals
@@ -225,33 +222,9 @@ def _hex() -> str:
 # -- a raw client ----------------------------------------------------------------------------
 
 
-class Raw:
-    """A DEALER socket speaking JSON written by hand."""
-
-    def __init__(self, endpoint: str) -> None:
-        self.sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.connect(endpoint)
-
-    def ask(self, action: str, **fields: Any) -> dict[str, Any]:
-        """The reply (a single frame: these replies carry no rows frame)."""
-        uuid = f"tr-{next(_uuids)}-{_hex()}"
-        self.sock.send(
-            json.dumps(
-                {"uuid": uuid, "action": action, "timestamp": time.time(), **fields}
-            ).encode()
-        )
-        assert self.sock.poll(10_000), "no reply within 10 s"
-        frames = self.sock.recv_multipart()
-        assert len(frames) == 1, f"{len(frames)} frames"
-        reply: dict[str, Any] = json.loads(frames[0])
-        assert reply["uuid"] == uuid and reply["action"] == action, reply
-        return reply
-
-    def ok(self, action: str, **fields: Any) -> dict[str, Any]:
-        reply = self.ask(action, **fields)
-        assert reply["status"] == "OK", reply
-        return reply
+class Raw(JsonDealer):
+    """``JsonDealer``, and the orders and deals of a reply, each checked to have every field of
+    the package's struct in its order."""
 
     def orders(self, **fields: Any) -> list[dict[str, Any]]:
         """GET_ORDERS's orders, each checked to have every field of TradeOrder in order."""
@@ -276,13 +249,6 @@ class Raw:
         for order in orders:
             assert list(order) == ORDER_FIELDS
         return orders
-
-    def alive(self) -> None:
-        """The gateway still answers PING on this socket (and nothing else was queued)."""
-        assert self.ok("PING")["mt5_connected"] is True
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 @pytest.fixture
@@ -691,7 +657,8 @@ LIMITS: Final[list[Any]] = [
 def test_more_than_max_rows_is_too_large(
     raw_small: Raw, small: Small, fields: Callable[[Small], dict[str, Any]], outcome: int | str
 ) -> None:
-    reply = raw_small.ask("GET_HISTORY", **fields(small))
+    reply, rest = raw_small.ask("GET_HISTORY", **fields(small))
+    assert rest == []
     if isinstance(outcome, int):
         assert reply["status"] == "OK", reply
         rows = reply["orders"] if fields(small).get("kind") == "ORDERS" else reply["deals"]
@@ -870,7 +837,8 @@ def _dates(fields: dict[str, Any]) -> dict[str, Any]:
 def test_a_bad_request_gets_a_precise_refusal(
     raw_small: Raw, action: str, fields: dict[str, Any], says: str
 ) -> None:
-    reply = raw_small.ask(action, **_dates(fields))
+    reply, rest = raw_small.ask(action, **_dates(fields))
+    assert rest == []
     assert (reply["status"], reply["error_code"]) == ("REJECTED", "INVALID_REQUEST"), reply
     assert says in reply["error_msg"], reply["error_msg"]
     assert "orders" not in reply and "deals" not in reply
@@ -1005,29 +973,12 @@ INVALID: Final[list[Any]] = [
 ]
 
 
-def _read_replies(small: Small) -> dict[str, float]:
-    """The gateway's count of read replies sent, by action and status.
-
-    The gateway counts a reply just after sending it, in the same step of its event loop; a
-    PING answered on a fresh socket first means every earlier reply has been counted."""
-    client = Raw(small.endpoint)
-    try:
-        client.alive()
-    finally:
-        client.close()
-    return {
-        name: value
-        for name, value in scrape(small.metrics_port).items()
-        if name.startswith('mt5_gateway_requests_total{action="GET_')
-    }
-
-
 @pytest.mark.parametrize(("call", "field", "says"), INVALID)
 async def test_bridge_refuses_bad_arguments_before_sending(
     small: Small, call: Call, field: str, says: str
 ) -> None:
     async with Bridge(small.endpoint, secret=SECRET) as bridge:
-        before = _read_replies(small)
+        before = read_replies(small.endpoint, small.metrics_port)
         with pytest.raises(InvalidRequest) as raised:
             await call(bridge)
         assert not isinstance(raised.value, RequestRefused)
@@ -1035,7 +986,7 @@ async def test_bridge_refuses_bad_arguments_before_sending(
         assert says in raised.value.message, raised.value.message
         # Nothing reached the gateway: it answered no read meanwhile (it counts every reply,
         # refusals included, in mt5_gateway_requests_total).
-        assert _read_replies(small) == before
+        assert read_replies(small.endpoint, small.metrics_port) == before
         assert await bridge.orders(ticket=UNKNOWN) == []  # and the Bridge still works
 
 
@@ -1055,12 +1006,14 @@ TOO_LARGE: Final[list[Any]] = [
 async def test_bridge_raises_too_large(small: Small, call: Call, says: str) -> None:
     key = 'mt5_gateway_requests_total{action="GET_HISTORY",status="REJECTED"}'
     async with Bridge(small.endpoint, secret=SECRET) as bridge:
-        before = _read_replies(small).get(key, 0)
+        before = read_replies(small.endpoint, small.metrics_port).get(key, 0)
         with pytest.raises(RequestRefused) as raised:
             await call(bridge)
         assert raised.value.error_code == "TOO_LARGE", raised.value
         assert raised.value.message.startswith(says), raised.value.message
-        assert _read_replies(small).get(key, 0) == before + 1  # the gateway refused it
+        assert (
+            read_replies(small.endpoint, small.metrics_port).get(key, 0) == before + 1
+        )  # the gateway refused it
         # Within the limit, the same gateway answers.
         deals = await bridge.history(position=small.closed.ticket)
         assert [deal.entry for deal in deals] == [ENTRY_IN, ENTRY_OUT]
