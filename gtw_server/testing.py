@@ -13,6 +13,7 @@ config file written into ``data_dir``.
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -35,14 +36,26 @@ __all__ = ["GatewayProcess", "ServerProcess", "free_port"]
 Scalar = str | int | float | bool
 Value = Scalar | list[str] | Mapping[str, Scalar | list[str]]  # a mapping is a sub-table
 _POLL_MS: Final = 200
+_QUIET_PORTS: Final = (20_000, 32_000)  # below every OS's default ephemeral range
+_PORT_TRIES: Final = 100
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A TCP port on 127.0.0.1 that nothing listens on right now.
+
+    Taken below the ephemeral range (Linux 32768-60999, macOS and Windows 49152-65535), which
+    is what ``bind(0)`` hands out and also where every outgoing connection's own port comes
+    from: a port from there can be taken by some client's connection between this check and
+    the server's bind (seen: a gateway's event socket failing to start with EADDRINUSE)."""
+    for _ in range(_PORT_TRIES):
+        port = random.randrange(*_QUIET_PORTS)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # something listens there: try another
+            return port
+    raise RuntimeError(f"no free port in {_QUIET_PORTS} after {_PORT_TRIES} tries")
 
 
 def _toml_value(value: Scalar | list[str]) -> str:
