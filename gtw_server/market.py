@@ -157,7 +157,15 @@ class MarketReader:
         if query.date_to is None:
             found = self.mt5.copy_ticks_from(query.symbol, query.date_from, query.count, flags)
         else:
-            found = self.mt5.copy_ticks_range(query.symbol, query.date_from, query.date_to, flags)
+            # A range is read as at most max_rows + 1 ticks from its start, not whole: a month
+            # of ticks would hold the worker (and every order behind it) for as long as the
+            # terminal takes to copy it, only to be refused. One more than the limit, all in
+            # the range, is enough to know it is too large.
+            found = self.mt5.copy_ticks_from(
+                query.symbol, query.date_from, query.max_rows + 1, flags
+            )
+            if found is not None:
+                found = found[found["time_msc"] < (query.date_to + 1) * 1000]  # date_to's second
         if found is None:
             raise self._adapter.failed("copy_ticks")
         return _table(found, _TICKS, query.max_rows)

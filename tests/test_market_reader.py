@@ -11,12 +11,22 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 
+import msgspec
 import numpy as np
 import pytest
 
 from gtw_server.adapter import TerminalAdapter
 from gtw_server.errors import TerminalRefused
-from gtw_server.market import BarCursor, MarketReader, Poll, RatesQuery, TickCursor, _after, _table
+from gtw_server.market import (
+    BarCursor,
+    MarketReader,
+    Poll,
+    RatesQuery,
+    TickCursor,
+    TicksQuery,
+    _after,
+    _table,
+)
 from gtw_server.terminal.sim import SimTerminal, history
 from protocol import RATES_DTYPE, TICKS_DTYPE, ErrorCode, Timeframe
 
@@ -196,3 +206,27 @@ def test_the_wires_dtypes_are_the_simulated_packages() -> None:
     keeps its own copy: it knows nothing of the wire)."""
     assert history.RATES_DTYPE == RATES_DTYPE
     assert history.TICKS_DTYPE == TICKS_DTYPE
+
+
+def test_a_tick_range_is_the_packages_range_read_a_bounded_way(reader: MarketReader) -> None:
+    start, end = int(T0) - 120, int(T0) - 60
+    query = TicksQuery(symbol="EURUSD", date_from=start, date_to=end, flags="ALL", max_rows=1000)
+    reader.symbol("EURUSD")  # connects
+    expected = reader.mt5.copy_ticks_range("EURUSD", start, end, -1)
+    table = reader.ticks(query)
+    assert table.rows == len(expected) > 0
+    assert table.data == expected.astype(np.dtype(TICKS_DTYPE)).tobytes()
+    # Past the limit it is refused, having read no more than one tick over it.
+    calls: list[int] = []
+    copy = reader.mt5.copy_ticks_from
+
+    def counted(symbol: str, date_from: int, count: int, flags: int) -> object:
+        calls.append(count)
+        return copy(symbol, date_from, count, flags)
+
+    reader.mt5 = type("Spy", (), {"copy_ticks_from": staticmethod(counted), "COPY_TICKS_ALL": -1})()
+    small = msgspec.structs.replace(query, max_rows=len(expected) - 1)
+    with pytest.raises(TerminalRefused) as refused:
+        reader.ticks(small)
+    assert refused.value.code == ErrorCode.TOO_LARGE
+    assert calls == [len(expected)]
