@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import typing
 from collections.abc import Callable, Coroutine
 from typing import Any, Final, TypeVar
 
@@ -70,15 +71,8 @@ __all__ = ["RequestRouter"]
 _QUERY_SHARE: Final = 4  # queries may hold at most a quarter of max_queue
 # Answers with no side effect: a large one the peer has no room for may be refused (BUSY).
 _QUERIES: Final = frozenset(
-    {
-        "GET_ACCOUNT",
-        "GET_POSITIONS",
-        "GET_SYMBOLS",
-        "GET_SYMBOL",
-        "GET_TICK",
-        "GET_RATES",
-        "GET_TICKS",
-    }
+    {"GET_ACCOUNT", "GET_POSITIONS"}
+    | {str(kind.__struct_config__.tag) for kind in typing.get_args(Read)}
 )
 Work = Coroutine[Any, Any, Reply | WithBody]
 # The unsigned terminal work.

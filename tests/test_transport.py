@@ -5,13 +5,16 @@ still goes to a peer that holds none, and replies that may not be refused never 
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Iterator
 
 import pytest
 import zmq
 from support import eventually
 
+from gtw_server.dispatch import _QUERIES
 from gtw_server.transport import _LARGE_BYTES, _SWEEP_PEERS, RouterTransport
+from protocol import ACTIONS, Read
 
 BIG = b"x" * 46_000  # a GET_POSITIONS reply on a book of 200 positions
 
@@ -110,3 +113,13 @@ def test_peers_that_left_are_forgotten(transport: RouterTransport) -> None:
             sock.close()
     # each peer's answer had gone: past _SWEEP_PEERS peers, the record of them was swept
     assert len(transport._large) <= _SWEEP_PEERS + 1
+
+
+def test_every_read_only_answer_is_refusable_and_no_order_reply_is() -> None:
+    """A large answer to a read may be refused BUSY when its peer holds its share unread; a
+    reply to anything that changes the book never is (the budget is only for the reads)."""
+    reads = {str(kind.__struct_config__.tag) for kind in typing.get_args(Read)}
+    assert {"GET_ORDERS", "GET_HISTORY", "GET_RATES", "GET_TICKS"} <= reads
+    assert reads | {"GET_ACCOUNT", "GET_POSITIONS"} == _QUERIES
+    assert not _QUERIES & {"OPEN", "CLOSE", "HALT", "RESUME", "PING", "GET_ORDER"}
+    assert _QUERIES <= ACTIONS
