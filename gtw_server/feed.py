@@ -25,7 +25,7 @@ from gtw_server.errors import TerminalError, TerminalRefused
 from gtw_server.events import EventPublisher
 from gtw_server.health import TerminalMonitor
 from gtw_server.killswitch import KillSwitch
-from gtw_server.market import BarCursor, Poll, Polled, TickCursor, shortest_bar
+from gtw_server.market import BarCursor, Poll, Polled, TickCursor, bars_due, ticks_due
 from gtw_server.operations import LATEST, POLL
 from gtw_server.throttle import Throttle
 from gtw_server.worker import TerminalWorker
@@ -135,9 +135,8 @@ class MarketFeed:
                 topic = tick_topic(symbol)
                 for tick in ticks:
                     publisher.tick(symbol, tick, topic)
-        by_constant = {frame.constant: frame for frame in Timeframe}
         for cursor, bars in polled.bars:
-            frame = by_constant[cursor.timeframe]
+            frame = Timeframe.of(cursor.timeframe)
             key = (cursor.symbol, frame)
             if key in self._bars:
                 self._bars[key] = cursor
@@ -157,13 +156,8 @@ def _symbols(poll: Poll) -> set[str]:
 
 
 def _due(poll: Poll, latest: dict[str, Tick]) -> bool:
-    """Whether ``poll`` may find something new, given its symbol's latest tick (the same test
-    ``MarketReader.poll`` makes before reading history)."""
-    for symbol, cursor in poll.ticks.items():
-        if not cursor.after_msc or latest[symbol].time_msc > cursor.after_msc:
-            return True
-    return any(
-        not cursor.after
-        or latest[cursor.symbol].time >= cursor.after + 2 * shortest_bar(cursor.timeframe)
-        for cursor in poll.bars
+    """Whether ``poll`` may find something new, given its symbol's latest tick (the test
+    ``MarketReader.poll`` makes before it reads history)."""
+    return any(ticks_due(cursor, latest[symbol]) for symbol, cursor in poll.ticks.items()) or any(
+        bars_due(cursor, latest[cursor.symbol]) for cursor in poll.bars
     )

@@ -35,7 +35,8 @@ __all__ = [
     "Table",
     "TickCursor",
     "TicksQuery",
-    "shortest_bar",
+    "bars_due",
+    "ticks_due",
 ]
 
 _RATES: Final = np.dtype(RATES_DTYPE)
@@ -200,10 +201,7 @@ class MarketReader:
     def _new_ticks(
         self, symbol: str, cursor: TickCursor, latest: Any
     ) -> tuple[list[Tick], TickCursor]:
-        if latest.time_msc < cursor.after_msc or (
-            latest.time_msc == cursor.after_msc and cursor.seen
-        ):
-            # Nothing newer (a tick that shares the cursor's millisecond is read with the next).
+        if not ticks_due(cursor, latest):
             return [], cursor
         if cursor.after_msc:
             found = self.mt5.copy_ticks_from(
@@ -215,10 +213,7 @@ class MarketReader:
         return [_tick(latest, symbol)], TickCursor(latest.time_msc, 1)
 
     def _closed_bars(self, cursor: BarCursor, latest: Any) -> tuple[BarCursor, list[Bar]]:
-        # The bar after the last one published closes no sooner than two bar lengths after that
-        # one opened (a month: 28 days at least); until the server's clock (the last tick) is
-        # there, no bar can have closed, and the bars (costly to copy) are not read.
-        if cursor.after and latest.time < cursor.after + 2 * shortest_bar(cursor.timeframe):
+        if not bars_due(cursor, latest):
             return cursor, []
         found = self.mt5.copy_rates_from_pos(cursor.symbol, cursor.timeframe, 1, _BARS_PER_POLL)
         if found is None:
@@ -256,7 +251,21 @@ class MarketReader:
         return info
 
 
-def shortest_bar(timeframe: int) -> int:
+def ticks_due(cursor: TickCursor, latest: Any) -> bool:
+    """Whether the stream at ``cursor`` may have a tick to publish, given the symbol's
+    ``latest`` tick: nothing older than it can be new (a tick that shares the cursor's
+    millisecond is read with the next newer one)."""
+    return not cursor.after_msc or latest.time_msc > cursor.after_msc
+
+
+def bars_due(cursor: BarCursor, latest: Any) -> bool:
+    """Whether a bar may have closed since ``cursor``, given the symbol's ``latest`` tick: the
+    bar after the last one published closes no sooner than two bar lengths after that one
+    opened (a month: 28 days at least), in the server's clock that the tick's time is."""
+    return not cursor.after or latest.time >= cursor.after + 2 * _shortest_bar(cursor.timeframe)
+
+
+def _shortest_bar(timeframe: int) -> int:
     """The shortest a bar of ``timeframe`` (a ``TIMEFRAME_*`` value) can be, in seconds."""
     kind, length = timeframe & 0xC000, timeframe & 0x3FFF
     if kind == 0:  # minutes
