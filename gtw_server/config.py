@@ -48,7 +48,6 @@ __all__ = [
     "is_loopback",
     "load_config",
     "load_data_dir",
-    "next_port",
 ]
 
 SECRET_ENV: Final = "MT5_BRIDGE_SECRET"

@@ -56,11 +56,7 @@ class Reads:
 
     def refusal(self, request: Read) -> Reply | None:
         """The refusal of a request that cannot be asked as it is, or ``None``."""
-        problem = (
-            request.problem()
-            if isinstance(request, GetRates | GetTicks | GetOrders | GetHistory)
-            else None
-        )
+        problem = request.problem()
         count = request.count if isinstance(request, GetRates | GetTicks) else None
         if problem is not None:
             return rejected(request.uuid, request.action, ErrorCode.INVALID_REQUEST, problem)

@@ -895,8 +895,7 @@ def _valid(kind: type[RequestT], /, **fields: Any) -> RequestT:
         request = _checked(kind, **fields)
     except InvalidOrder as exc:
         raise InvalidRequest(exc.field, exc.message) from None
-    problem = getattr(request, "problem", None)
-    if problem is not None and (why := problem()) is not None:
+    if (why := request.problem()) is not None:
         raise InvalidRequest(str(kind.__struct_config__.tag), why)
     return request
 

@@ -136,6 +136,11 @@ class Request(
         assert isinstance(tag, str)
         return tag
 
+    def problem(self) -> str | None:
+        """Why the fields, each valid, make no request together, or ``None`` (a request whose
+        fields depend on each other says so; the gateway refuses it with INVALID_REQUEST)."""
+        return None
+
 
 class Ping(Request, tag="PING", frozen=True):
     """Ask whether the gateway and its terminal are alive.
