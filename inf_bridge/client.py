@@ -564,7 +564,7 @@ class Bridge:
         self, request: GetRates | GetTicks, dtype: list[tuple[str, str]]
     ) -> npt.NDArray[Any]:
         self._require_open()
-        reply, body = await self._channel.request_with_body(request, self.request_timeout)
+        reply, body = await self._answer_with_body(request)
         if reply.status is Status.REJECTED:
             raise RequestRefused(reply.error_code or "", reply.error_msg or "refused")
         return rows_array(reply, body, dtype)
@@ -734,11 +734,17 @@ class Bridge:
         return reply
 
     async def _answer(self, request: Request) -> Reply:
-        """The reply to ``request``, which changes nothing: so it is asked again while the
-        gateway answers ``BUSY``, within its ``request_timeout``."""
+        """The reply to ``request``, which changes nothing (``_answer_with_body``)."""
+        reply, _ = await self._answer_with_body(request)
+        return reply
+
+    async def _answer_with_body(self, request: Request) -> tuple[Reply, bytes]:
+        """The reply to ``request``, which changes nothing, and the frame of rows after it if
+        any: so it is asked again while the gateway answers ``BUSY``, within its
+        ``request_timeout``."""
         deadline = _monotonic() + self.request_timeout
         backoff = _RETRY_BACKOFF_S
-        reply = await self._channel.request(request, self.request_timeout)
+        reply, body = await self._channel.request_with_body(request, self.request_timeout)
         while (
             self.retry_not_executed
             and reply.error_code == ErrorCode.BUSY
@@ -747,8 +753,8 @@ class Bridge:
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, _RETRY_BACKOFF_MAX_S)
             request = msgspec.structs.replace(request, timestamp=self._now())
-            reply = await self._channel.request(request, self.request_timeout)
-        return reply
+            reply, body = await self._channel.request_with_body(request, self.request_timeout)
+        return reply, body
 
     def _stamp(self, request: SignableT) -> SignableT:
         """The request as sent now: a fresh timestamp and, with a key, a fresh signature (the

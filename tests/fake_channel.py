@@ -133,6 +133,10 @@ class ScriptedChannel:
         await asyncio.sleep(ROUND_TRIP_S)
         return self._echo(request, step)
 
+    async def request_with_body(self, request: Request, timeout: float) -> tuple[Reply, bytes]:
+        """``request``'s answer, and no frame of rows (a scripted reply has none)."""
+        return await self.request(request, timeout), b""
+
     def sent(self, action: str) -> list[Request]:
         """The requests of ``action`` that left, in order."""
         return [e.request for e in self.exchanges if e.sent and e.request.action == action]

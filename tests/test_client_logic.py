@@ -41,7 +41,18 @@ from inf_bridge import (
     OutcomeUnknown,
     RiskLimits,
 )
-from protocol import Close, ErrorCode, GetOrder, Open, Request, Status, secret_key, verify
+from protocol import (
+    RATES_DTYPE,
+    Close,
+    ErrorCode,
+    GetOrder,
+    Open,
+    Request,
+    Rows,
+    Status,
+    secret_key,
+    verify,
+)
 
 SECRET = "logic-test-secret-0123456789abcdef"
 BUSY, DISCONNECTED, JOURNAL = (
@@ -425,6 +436,18 @@ async def test_a_query_busy_past_its_timeout_is_refused() -> None:
     assert excinfo.value.error_code == "BUSY"
     asks = [at - started for at in channel.times("GET_ACCOUNT")]
     assert asks == pytest.approx([0.0, 0.201, 0.602, 1.403], abs=0.01)  # 3.0 s would be late
+
+
+@virtual_time
+async def test_busy_bars_are_asked_again_as_any_query() -> None:
+    """A large answer (100,000 bars) may be refused BUSY while this node holds earlier ones
+    unread: GET_RATES is asked again like every query, not refused to the strategy."""
+    rows = answer(Status.OK, rows=Rows(dtype=RATES_DTYPE, rows=0))
+    channel = ScriptedChannel({"GET_RATES": [refused(BUSY), rows]})
+    async with bridge_on(channel, request_timeout=5.0) as bridge:
+        bars = await bridge.rates("EURUSD", "M1", count=100_000)
+    assert len(bars) == 0 and bars.dtype.names == tuple(name for name, _ in RATES_DTYPE)
+    assert len(channel.sent("GET_RATES")) == 2
 
 
 @virtual_time
