@@ -35,6 +35,7 @@ __all__ = [
     "TerminalAdapter",
     "TerminalStatus",
     "load_metatrader5",
+    "rejected_outcome",
 ]
 
 DEFAULT_DEVIATION: Final = 10  # points, as PROTOCOL.md and the package's own Buy()/Sell()
@@ -43,10 +44,18 @@ DEFAULT_DEVIATION: Final = 10  # points, as PROTOCOL.md and the package's own Bu
 _IPC_ERRORS: Final = frozenset({-10000, -10001, -10002, -10003, -10004, -10005})
 # After these, a sent order may or may not have reached the terminal.
 _IPC_UNCERTAIN: Final = frozenset({-10000, -10002, -10005})
+_PLACED: Final = 10008
 _DONE: Final = 10009
-_SUCCESS: Final = frozenset({10008, _DONE, 10010})  # PLACED, DONE, DONE_PARTIAL
+_SUCCESS: Final = frozenset({_PLACED, _DONE, 10010})  # PLACED, DONE, DONE_PARTIAL
 _NO_TRADE_SERVER: Final = 10031  # TRADE_RETCODE_CONNECTION
 _INVALID_VOLUME: Final = 10014  # TRADE_RETCODE_INVALID_VOLUME
+# Retcodes with an error code of their own: what to fix is plain from the code.
+_RETCODE_ERRORS: Final = {
+    10015: ErrorCode.INVALID_PRICE,
+    10022: ErrorCode.INVALID_EXPIRATION,
+    10025: ErrorCode.NO_CHANGES,
+}
+_PENDING_TYPES: Final = range(2, 8)  # ORDER_TYPE_BUY_LIMIT .. ORDER_TYPE_SELL_STOP_LIMIT
 _DAY_S: Final = 86_400
 
 _TRADE_MODES: Final = {0: "DEMO", 1: "CONTEST", 2: "REAL"}
@@ -103,11 +112,12 @@ class CloseOrder(Struct, frozen=True, kw_only=True):
 class OrderOutcome(Struct, frozen=True, kw_only=True, omit_defaults=True):
     """What came of an order.
 
-    ``UNKNOWN`` means the terminal connection broke after the order was sent, so it may have
-    executed: only the terminal's history can tell (reconciliation).
+    ``DONE``: carried out with no deal (a pending order placed, an order or stops changed, an
+    order cancelled). ``UNKNOWN`` means the terminal connection broke after the order was sent,
+    so it may have executed: only the terminal's history can tell (reconciliation).
     """
 
-    status: Literal["FILLED", "REJECTED", "UNKNOWN"]
+    status: Literal["FILLED", "DONE", "REJECTED", "UNKNOWN"]
     error_code: ErrorCode | None = None
     error_msg: str | None = None
     retcode: int | None = None
@@ -121,7 +131,8 @@ class OrderOutcome(Struct, frozen=True, kw_only=True, omit_defaults=True):
     # order whose tag is the same.
     symbol: str | None = None
     side: Side | None = None
-    action: Literal["OPEN", "CLOSE"] | None = None  # what the deal did: entered or left
+    # What the deal did (entered or left), or PLACE: a pending order with the tag.
+    action: Literal["OPEN", "CLOSE", "PLACE"] | None = None
 
 
 class FindOrders(Struct, frozen=True, kw_only=True):
@@ -176,7 +187,7 @@ class TerminalAdapter:
         self.mt5 = mt5
         self._init_kwargs = init_kwargs or {}
         self._connected = False
-        self._hedging = True
+        self.hedging = True  # the account's margin mode, as of the last status()
         self._terms: dict[str, _SymbolTerms] = {}
 
     # -- connection ---------------------------------------------------------------------
@@ -199,7 +210,7 @@ class TerminalAdapter:
             self._connected = False
             code, message = self.mt5.last_error()
             return TerminalStatus(connected=False, error=f"{code} {message}")
-        self._hedging = account.margin_mode == _HEDGING
+        self.hedging = account.margin_mode == _HEDGING
         return TerminalStatus(
             connected=bool(info.connected),
             login=account.login,
@@ -261,12 +272,12 @@ class TerminalAdapter:
 
     def open(self, order: OpenOrder) -> OrderOutcome:
         self.ensure_connected()
-        filling = self._filling(order.symbol)
+        filling = self.filling(order.symbol)
         if filling is None:
-            return _rejected(self.unknown_symbol(order.symbol))
+            return rejected_outcome(self.unknown_symbol(order.symbol))
         tick = self.mt5.symbol_info_tick(order.symbol)
         if tick is None:
-            return self._refused("symbol_info_tick")
+            return self.refused("symbol_info_tick")
         buy = order.side is Side.BUY
         request = {
             "action": self.mt5.TRADE_ACTION_DEAL,
@@ -282,8 +293,8 @@ class TerminalAdapter:
             "type_time": self.mt5.ORDER_TIME_GTC,
             "type_filling": filling,
         }
-        outcome = self._send(request)
-        if outcome.status == "FILLED" and not self._hedging:
+        outcome = self.send(request)
+        if outcome.status == "FILLED" and not self.hedging:
             # A netting account has one position per symbol, whose ticket is this order's only
             # if it opened it (not after an add, and a reversal gives it a new one).
             held = self.mt5.positions_get(symbol=order.symbol)
@@ -295,18 +306,18 @@ class TerminalAdapter:
         self.ensure_connected()
         found = self.mt5.positions_get(ticket=order.ticket)
         if found is None:
-            return self._refused("positions_get")
+            return self.refused("positions_get")
         if not found:
-            return _rejected(
+            return rejected_outcome(
                 f"position {order.ticket} is not open", code=ErrorCode.POSITION_NOT_FOUND
             )
         position = found[0]
-        filling = self._filling(position.symbol)
+        filling = self.filling(position.symbol)
         if filling is None:
-            return _rejected(f"the terminal has no specification of {position.symbol!r}")
+            return rejected_outcome(f"the terminal has no specification of {position.symbol!r}")
         tick = self.mt5.symbol_info_tick(position.symbol)
         if tick is None:
-            return self._refused("symbol_info_tick")
+            return self.refused("symbol_info_tick")
         closing_buy = position.type == self.mt5.POSITION_TYPE_BUY
         request = {
             "action": self.mt5.TRADE_ACTION_DEAL,
@@ -321,20 +332,36 @@ class TerminalAdapter:
             "type_time": self.mt5.ORDER_TIME_GTC,
             "type_filling": filling,
         }
-        outcome = self._send(request)
+        outcome = self.send(request)
         return _with_ticket(outcome, position.ticket) if outcome.status == "FILLED" else outcome
 
     def find(self, query: FindOrders) -> dict[str, OrderOutcome]:
-        """The outcome of each tagged order found in the terminal: ``FILLED`` from its deal
-        history, ``UNKNOWN`` while it is still among the active orders; absent, neither.
+        """The outcome of each tagged order found in the terminal: ``DONE`` (PLACE) for a
+        pending order with the tag, active or in the history; ``FILLED`` from its deal
+        history; ``UNKNOWN`` while a market order is still among the active orders; absent,
+        none of these.
 
-        Deals carry their order's comment, which starts with the tag, so a deal with the tag
-        proves the order executed. An active order with the tag is still on its way to the
-        trade server (not executed *yet*).
+        Orders and their deals carry the request's comment, which starts with the tag, so a
+        deal with the tag proves the order executed. A market order with the tag among the
+        active ones is still on its way to the trade server (not executed *yet*).
         """
         wanted = set(query.tags)
-        deals, active = self._tagged_since(query.since)
+        deals, active, orders = self._tagged_since(query.since)
         found: dict[str, OrderOutcome] = {}
+        for order in (*active, *orders):
+            tag = tag_of(order.comment)
+            if tag in wanted and tag not in found and order.type in _PENDING_TYPES:
+                found[tag] = OrderOutcome(
+                    status="DONE",
+                    retcode=_PLACED,
+                    comment="found in the terminal's orders",
+                    ticket=order.ticket,
+                    order=order.ticket,
+                    volume=order.volume_initial,
+                    price=order.price_open,
+                    symbol=order.symbol,
+                    action="PLACE",
+                )
         for deal in deals:
             tag = tag_of(deal.comment)
             if tag in wanted and tag not in found:
@@ -362,24 +389,29 @@ class TerminalAdapter:
         return found
 
     def tags(self, query: ListTags) -> list[str]:
-        """The tags of the deals since ``query.since`` and of the active orders: every order
-        the gateway sent in that window that executed, or still may."""
-        deals, active = self._tagged_since(query.since)
-        return sorted({tag for item in (*deals, *active) if (tag := tag_of(item.comment))})
+        """The tags of the deals and orders since ``query.since`` and of the active orders:
+        every order the gateway sent in that window that executed, or still may."""
+        found = self._tagged_since(query.since)
+        return sorted({tag for items in found for item in items if (tag := tag_of(item.comment))})
 
-    def _tagged_since(self, since: float) -> tuple[Any, Any]:
-        """The deals since ``since`` and the active orders. The window is padded by days
-        because history is kept in the trade server's time zone, not UTC."""
+    def _tagged_since(self, since: float) -> tuple[Any, Any, Any]:
+        """The deals since ``since``, the active orders, and the orders of the history since
+        ``since``. The window is padded by days because history is kept in the trade server's
+        time zone, not UTC."""
         self.ensure_connected()
         active = self.mt5.orders_get()
         if active is None:
             raise self.failed("orders_get")
-        deals = self.mt5.history_deals_get(int(since) - _DAY_S, int(time.time()) + 2 * _DAY_S)
+        window = (int(since) - _DAY_S, int(time.time()) + 2 * _DAY_S)
+        deals = self.mt5.history_deals_get(*window)
         if deals is None:
             raise self.failed("history_deals_get")
-        return deals, active
+        orders = self.mt5.history_orders_get(*window)
+        if orders is None:
+            raise self.failed("history_orders_get")
+        return deals, active, orders
 
-    def _filling(self, symbol: str) -> int | None:
+    def filling(self, symbol: str) -> int | None:
         """The filling mode to send for ``symbol`` (``None``: unknown symbol). Remembered per
         connection with the volume limits, for a refusal to quote them: a symbol's terms do
         not change while trading, and each lookup is an IPC round trip."""
@@ -421,11 +453,11 @@ class TerminalAdapter:
         names = _close_names(symbol, (info.name for info in known or ()))
         return f"; did you mean {', '.join(names)}?" if names else ""
 
-    def _refused(self, what: str) -> OrderOutcome:
+    def refused(self, what: str) -> OrderOutcome:
         """The order, refused because ``what`` failed before ``order_send``: nothing was sent,
         so it is not an outcome to reconcile. A lost terminal raises ``TerminalDisconnected``
         instead (the order may be sent again once it is back)."""
-        return _rejected(f"{self._unless_disconnected(what)}; nothing was sent")
+        return rejected_outcome(f"{self._unless_disconnected(what)}; nothing was sent")
 
     def _unless_disconnected(self, what: str) -> TerminalError:
         """After ``what`` failed: raise ``TerminalDisconnected`` if the terminal is gone, else
@@ -448,7 +480,10 @@ class TerminalAdapter:
             f"in steps of {_lots(terms.volume_step)}"
         )
 
-    def _send(self, request: dict[str, Any]) -> OrderOutcome:
+    def send(
+        self, request: dict[str, Any], *, done: Literal["FILLED", "DONE"] = "FILLED"
+    ) -> OrderOutcome:
+        """``order_send(request)``, its answer as an outcome: ``done`` when carried out."""
         result = self.mt5.order_send(request)
         if result is None:
             code, message = self.mt5.last_error()
@@ -462,7 +497,7 @@ class TerminalAdapter:
                     error_code=ErrorCode.MT5_DISCONNECTED,
                     error_msg=f"terminal connection lost during order_send ({code} {message})",
                 )
-            return _rejected(f"order_send refused the request: {code} {message}")
+            return rejected_outcome(f"order_send refused the request: {code} {message}")
         if result.retcode not in _SUCCESS:
             # 10031: the terminal has lost its trade server, so nothing was sent: the same
             # advice as any lost connection (retry shortly), not a broker's refusal.
@@ -470,15 +505,16 @@ class TerminalAdapter:
             reason = f"{result.retcode} {result.comment}"
             if result.retcode == _INVALID_VOLUME:
                 reason += self._volume_limits(request)
+            code = _RETCODE_ERRORS.get(result.retcode, ErrorCode.MT5_REJECTED)
             return OrderOutcome(
                 status="REJECTED",
-                error_code=ErrorCode.MT5_DISCONNECTED if offline else ErrorCode.MT5_REJECTED,
+                error_code=ErrorCode.MT5_DISCONNECTED if offline else code,
                 error_msg=f"the terminal rejected the order: {reason}",
                 retcode=result.retcode,
                 comment=result.comment,
             )
         return OrderOutcome(
-            status="FILLED",
+            status=done,
             retcode=result.retcode,
             comment=result.comment,
             ticket=result.order,
@@ -520,7 +556,7 @@ def _base(name: str) -> str:
     return _SUFFIX_SEPARATOR.split(name, maxsplit=1)[0]
 
 
-def _rejected(message: str, *, code: ErrorCode = ErrorCode.MT5_REJECTED) -> OrderOutcome:
+def rejected_outcome(message: str, *, code: ErrorCode = ErrorCode.MT5_REJECTED) -> OrderOutcome:
     return OrderOutcome(status="REJECTED", error_code=code, error_msg=message)
 
 

@@ -2,6 +2,7 @@
 
 - ``prune``: forget journal entries (and history tags) older than their retention, in small
   batches between requests.
+- ``prune_events``: drop trade events older than the event log's retention, on a thread.
 - ``write_unsettled``: write the replies the journal had to keep in memory, once it can be
   written again, so the orders they answer settle without a restart.
 - ``remember_journal``: keep the data directory's record of its journal current, so that a
@@ -15,17 +16,26 @@ import asyncio
 from pathlib import Path
 from typing import Final
 
+import anyio
 from loguru import logger
 
 from gtw_server.audit import audit
-from gtw_server.errors import JournalError
+from gtw_server.errors import EventLogError, JournalError
+from gtw_server.event_log import EventLog
 from gtw_server.journal import Journal
 from gtw_server.journal_doctor import JournalState
 from gtw_server.ledger import HistoryLedger
 from gtw_server.throttle import Throttle
 from protocol import AuditEvent
 
-__all__ = ["prune", "remember_journal", "sum_up", "sum_up_floods", "write_unsettled"]
+__all__ = [
+    "prune",
+    "prune_events",
+    "remember_journal",
+    "sum_up",
+    "sum_up_floods",
+    "write_unsettled",
+]
 
 _PRUNE_INTERVAL_S: Final = 3600.0
 _UNSETTLED_RETRY_S: Final = 0.5
@@ -44,6 +54,18 @@ async def prune(journal: Journal, ledger: HistoryLedger, retention_s: float) -> 
         if pruned:
             logger.info("journal: forgot {} entries older than the retention", pruned)
         ledger.prune()
+        await asyncio.sleep(_PRUNE_INTERVAL_S)
+
+
+async def prune_events(log: EventLog) -> None:
+    while True:
+        try:
+            pruned = await anyio.to_thread.run_sync(log.prune)
+        except EventLogError as exc:
+            logger.warning("event log pruning postponed: {}", exc)
+        else:
+            if pruned:
+                logger.info("event log: dropped {} events older than the retention", pruned)
         await asyncio.sleep(_PRUNE_INTERVAL_S)
 
 

@@ -135,6 +135,14 @@ class GatewayConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     poll_interval_ms: Annotated[int, Meta(ge=5, le=60_000)] = 50
     max_topics: Annotated[int, Meta(ge=1, le=10_000)] = 256
     max_rows: Annotated[int, Meta(ge=1, le=10_000_000)] = 250_000
+    # Trade events (docs/PROTOCOL.md, "Trade events"): how often the terminal is looked at for
+    # deals, pending orders and the account; how often at most an account event is published
+    # for equity alone; how long events are kept; and the longest a GET_ACCOUNT or
+    # GET_POSITIONS asked ``fresh`` waits on the terminal before the last reading answers.
+    trade_poll_ms: Annotated[int, Meta(ge=10, le=60_000)] = 250
+    account_event_interval_ms: Annotated[int, Meta(ge=0, le=3_600_000)] = 1000
+    events_retention_days: Annotated[float, Meta(gt=0, le=3650)] = 7.0
+    read_timeout_ms: Annotated[int, Meta(ge=1, le=60_000)] = 1000
     # Listen beyond loopback without CURVE. Anyone who can reach the port could then read
     # and send orders; only for a private network you trust completely.
     insecure: bool = False

@@ -18,11 +18,13 @@ import typing
 from collections.abc import Callable, Coroutine
 from typing import Any, Final, TypeVar
 
+import anyio
 import msgspec
 from loguru import logger
 
 from gtw_server.config import Config
-from gtw_server.errors import TerminalError
+from gtw_server.errors import EventLogError, TerminalError
+from gtw_server.event_log import EventLog
 from gtw_server.executor import OrderExecutor
 from gtw_server.gate import OrderGate, busy
 from gtw_server.health import TerminalMonitor
@@ -34,15 +36,21 @@ from gtw_server.operations import ACCOUNT, POSITIONS
 from gtw_server.reads import Reads, WithBody
 from gtw_server.replies import ok, outcome_reply, pending, rejected, terminal_unanswered
 from gtw_server.tagging import order_tag
+from gtw_server.trade_watch import Snapshot, TradeWatcher
 from gtw_server.transport import RouterTransport, split_envelope
 from gtw_server.worker import TerminalWorker
 from protocol import (
+    Account,
     AnyRequest,
+    Cancel,
     Close,
+    CloseBy,
+    Command,
     DecodeError,
     ErrorCode,
     GatewayInfo,
     GetAccount,
+    GetEvents,
     GetHistory,
     GetOrder,
     GetOrders,
@@ -53,8 +61,12 @@ from protocol import (
     GetTick,
     GetTicks,
     Halt,
+    ModifyOrder,
+    ModifyPosition,
     Open,
     Ping,
+    Place,
+    Position,
     Read,
     Reply,
     Resume,
@@ -71,12 +83,12 @@ __all__ = ["RequestRouter"]
 _QUERY_SHARE: Final = 4  # queries may hold at most a quarter of max_queue
 # Answers with no side effect: a large one the peer has no room for may be refused (BUSY).
 _QUERIES: Final = frozenset(
-    {"GET_ACCOUNT", "GET_POSITIONS"}
+    {"GET_ACCOUNT", "GET_POSITIONS", "GET_EVENTS"}
     | {str(kind.__struct_config__.tag) for kind in typing.get_args(Read)}
 )
 Work = Coroutine[Any, Any, Reply | WithBody]
 # The unsigned terminal work.
-QueryT = TypeVar("QueryT", bound=GetAccount | GetPositions | GetOrder | Read)
+QueryT = TypeVar("QueryT", bound=GetAccount | GetPositions | GetOrder | GetEvents | Read)
 Handler = Callable[[Any], Reply | Work]
 
 
@@ -101,6 +113,8 @@ class RequestRouter:
         killswitch: KillSwitch,
         worker: TerminalWorker,
         reads: Reads,
+        watcher: TradeWatcher,
+        event_log: EventLog,
         info: GatewayInfo,
         seen: Callable[[], None],
         tasks: set[asyncio.Task[None]],
@@ -116,6 +130,8 @@ class RequestRouter:
         self._killswitch = killswitch
         self._worker = worker
         self._reads = reads
+        self._watcher = watcher
+        self._event_log = event_log
         self.info = info
         self._seen = seen
         self._metrics = metrics
@@ -127,6 +143,11 @@ class RequestRouter:
             GetOrder: self._order_status,
             Open: self._order,
             Close: self._order,
+            Place: self._order,
+            ModifyPosition: self._order,
+            ModifyOrder: self._order,
+            Cancel: self._order,
+            CloseBy: self._order,
             Halt: self._switch,
             Resume: self._switch,
             GetAccount: self._query,
@@ -138,6 +159,7 @@ class RequestRouter:
             GetTicks: self._read,
             GetOrders: self._read,
             GetHistory: self._read,
+            GetEvents: self._trade_events,
         }
 
     # -- in ----------------------------------------------------------------------------------
@@ -226,14 +248,14 @@ class RequestRouter:
             reply = await work
         except Exception:
             logger.exception("failed to handle {} {}", request.action, request.uuid)
-            if isinstance(request, Open | Close):
+            if isinstance(request, Command):
                 # It may have executed: never call that a rejection. Reconciliation settles it.
                 self._executor.mark_unknown()
                 reply = pending(request, "internal error; the outcome is being reconciled")
             else:
                 reply = rejected(request.uuid, request.action, ErrorCode.INTERNAL, "internal error")
         self.send(envelope, reply, received_at)
-        if isinstance(request, Open | Close):
+        if isinstance(request, Command):
             self._executor.record(request.uuid)
 
     # -- the handlers ------------------------------------------------------------------------
@@ -308,7 +330,9 @@ class RequestRouter:
         reply = outcome_reply(request.uuid, request.action, outcome)
         return msgspec.structs.replace(reply, **about)
 
-    def _order(self, request: Open | Close) -> Reply | Work:
+    def _order(self, request: Command) -> Reply | Work:
+        if problem := request.problem():
+            return rejected(request.uuid, request.action, ErrorCode.INVALID_REQUEST, problem)
         reply = self._executor.admit(request, self._gate.refusal)
         if reply is not None:
             return reply
@@ -318,7 +342,7 @@ class RequestRouter:
             self._gate.opening += 1
         return self._execute(request)
 
-    async def _execute(self, request: Open | Close) -> Reply:
+    async def _execute(self, request: Command) -> Reply:
         try:
             reply = await self._executor.execute(request)
         finally:
@@ -343,7 +367,35 @@ class RequestRouter:
         return ok(request, halted=self._killswitch.halted)
 
     def _query(self, request: GetAccount | GetPositions) -> Reply | Work:
+        """From the trade watcher's last look, at once; or, asked ``fresh`` (or before the
+        first look), from the terminal within ``read_timeout_ms``."""
+        snapshot = self._watcher.snapshot
+        if snapshot is not None and not request.fresh:
+            return _from_snapshot(request, snapshot)
         return self._capped(request, self._ask_terminal)
+
+    def _trade_events(self, request: GetEvents) -> Reply | Work:
+        return self._capped(request, self._events_after)
+
+    async def _events_after(self, request: GetEvents) -> Reply:
+        log = self._event_log
+        try:
+            page = await anyio.to_thread.run_sync(log.since, request.since, request.limit)
+        except EventLogError as exc:
+            logger.warning("GET_EVENTS {} failed: {}", request.uuid, exc)
+            return rejected(
+                request.uuid,
+                request.action,
+                ErrorCode.BUSY,
+                "the event log cannot be read now; ask again shortly",
+            )
+        return ok(
+            request,
+            events=page.events,
+            log=log.id,
+            first_seq=page.first_seq,
+            last_seq=page.last_seq,
+        )
 
     def _capped(self, request: QueryT, ask: Callable[[QueryT], Work]) -> Reply | Work:
         """``ask(request)``, unless queries already hold their share of the queue: they are
@@ -365,10 +417,48 @@ class RequestRouter:
             self._queries -= 1
 
     async def _ask_terminal(self, request: GetAccount | GetPositions) -> Reply:
+        """The terminal's answer, if it comes within ``read_timeout_ms`` (the call is left to
+        finish: a worker call is not taken back); else the last look's, with its age."""
+        call = asyncio.ensure_future(self._read_now(request))
+        call.add_done_callback(_consumed)
+        timeout = self._config.gateway.read_timeout_ms / 1000
         try:
-            if isinstance(request, GetAccount):
-                return ok(request, account=await self._worker.call(ACCOUNT, None))
-            return ok(request, positions=await self._worker.call(POSITIONS, request.symbol))
+            answer = await asyncio.wait_for(asyncio.shield(call), timeout)
+        except TimeoutError:
+            snapshot = self._watcher.snapshot
+            if snapshot is not None:
+                return _from_snapshot(request, snapshot)
+            return rejected(
+                request.uuid,
+                request.action,
+                ErrorCode.BUSY,
+                f"the terminal did not answer within {timeout * 1000:g} ms "
+                "([gateway] read_timeout_ms), and nothing has been read yet; ask again",
+            )
         except TerminalError as exc:
             logger.warning("{} {} failed: {}", request.action, request.uuid, exc)
             return terminal_unanswered(request)
+        if isinstance(answer, list):
+            return ok(request, positions=answer, age_ms=0.0)
+        return ok(request, account=answer, age_ms=0.0)
+
+    async def _read_now(self, request: GetAccount | GetPositions) -> Account | list[Position]:
+        if isinstance(request, GetAccount):
+            return await self._worker.call(ACCOUNT, None)
+        return await self._worker.call(POSITIONS, request.symbol)
+
+
+def _from_snapshot(request: GetAccount | GetPositions, snapshot: Snapshot) -> Reply:
+    age = round(snapshot.age_ms(), 3)
+    if isinstance(request, GetAccount):
+        return ok(request, account=snapshot.account, age_ms=age)
+    positions = snapshot.positions
+    if request.symbol is not None:
+        positions = [p for p in positions if p.symbol == request.symbol]
+    return ok(request, positions=positions, age_ms=age)
+
+
+def _consumed(call: asyncio.Future[Any]) -> None:
+    """Retrieve a call's error nobody waited for (the reply had gone by then)."""
+    if not call.cancelled():
+        call.exception()

@@ -11,6 +11,8 @@ Exception tree::
     │   │                          the fix (``python -m gtw_server journal recover``)
     │   └── JournalUnavailable     a write could not be made now (another process holds the
     │                              file's lock, the disk is full): the order is refused
+    ├── EventLogError            the trade event log could not be opened, written or read
+    │                            (events wait in the terminal's history; the look is retried)
     └── TerminalError            the terminal worker could not do what was asked
         ├── TerminalDisconnected   the terminal is not reachable: nothing was executed
         ├── TerminalUnavailable    the terminal cannot be loaded here (e.g. no MetaTrader5)
@@ -31,6 +33,7 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "DataDirInUse",
+    "EventLogError",
     "GatewayError",
     "JournalDamaged",
     "JournalError",
@@ -54,6 +57,10 @@ class ConfigError(GatewayError):
 
 class DataDirInUse(GatewayError):
     """Another gateway (or a ``journal recover``) holds the data directory."""
+
+
+class EventLogError(GatewayError):
+    """The trade event log could not be opened, written or read."""
 
 
 class JournalError(GatewayError):

@@ -27,7 +27,16 @@ from loguru import logger
 
 from gtw_server.throttle import Throttle
 from plumbing.drain import EdgeDrain
-from protocol import Bar, ErrorCode, Event, Tick, encode, parse_topic, state_topic
+from protocol import (
+    Bar,
+    ErrorCode,
+    Event,
+    Tick,
+    encode,
+    parse_topic,
+    state_topic,
+    trade_topic,
+)
 
 __all__ = ["EventPublisher", "Topic"]
 
@@ -93,6 +102,11 @@ class EventPublisher:
         ``state;``."""
         topic = state_topic()
         self._send(topic, self._event(topic, "state", state=state, detail=detail))
+
+    def trade(self, event: Event) -> None:
+        """A trade event, as the event log numbered it (its ``seq`` is the log's, not this
+        topic's count), to every subscriber of ``trade;``."""
+        self._send(trade_topic(), event)
 
     def error(self, topic: bytes, code: ErrorCode, detail: str) -> None:
         """Say on ``topic`` why it cannot be served (an unknown symbol, too many topics)."""

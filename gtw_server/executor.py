@@ -1,4 +1,5 @@
-"""Exactly-once execution of OPEN and CLOSE.
+"""Exactly-once execution of the commands: OPEN, CLOSE, PLACE, MODIFY_POSITION, MODIFY_ORDER,
+CANCEL and CLOSE_BY.
 
 The request's uuid is the idempotency key. For each order, in this sequence:
 
@@ -14,7 +15,9 @@ The request's uuid is the idempotency key. For each order, in this sequence:
    dropped, and the client may retry with the same uuid.
 3. When the worker died or the connection broke mid-order, the outcome is unknown: the entry
    stays open, the client gets ``PENDING``, and ``reconcile`` later settles it from the
-   terminal's history (found -> its real result; absent -> the uuid is free again).
+   terminal's history (found -> its real result; absent -> the uuid is free again). A
+   modification or a cancellation leaves no tagged order or deal behind: it is settled by
+   whether the terminal's state is what it asked for (``CommandDesk.settled``).
 
 A timeout is never reported as a rejection, and nothing executes twice.
 """
@@ -37,6 +40,7 @@ from gtw_server.adapter import (
     OrderOutcome,
 )
 from gtw_server.audit import audit
+from gtw_server.commands import STATEFUL, Change, Instruction
 from gtw_server.errors import (
     JournalError,
     TerminalDisconnected,
@@ -44,19 +48,25 @@ from gtw_server.errors import (
     WorkerCrashed,
     WorkerUnavailable,
 )
-from gtw_server.journal import Journal
+from gtw_server.journal import Journal, JournalEntry
 from gtw_server.ledger import HistoryLedger
-from gtw_server.operations import CLOSE, FIND, OPEN
+from gtw_server.operations import CLOSE, COMMAND, FIND, OPEN, SETTLED
 from gtw_server.replies import outcome_reply, pending, rejected
 from gtw_server.tagging import order_tag, terminal_comment
 from gtw_server.throttle import Throttle
 from gtw_server.worker import TerminalWorker
 from protocol import (
     AuditEvent,
+    Cancel,
     Close,
+    CloseBy,
+    Command,
     ErrorCode,
     Halt,
+    ModifyOrder,
+    ModifyPosition,
     Open,
+    Place,
     Reply,
     Resume,
     SignatureError,
@@ -64,6 +74,7 @@ from protocol import (
     Status,
     canonical,
     decode_reply,
+    decode_request,
     encode,
     outcome_record,
     verify,
@@ -80,7 +91,7 @@ def fingerprint(request: SignedRequest) -> bytes:
 
 
 class OrderExecutor:
-    """Runs OPEN and CLOSE exactly once, with the journal and the terminal worker."""
+    """Runs the commands exactly once, with the journal and the terminal worker."""
 
     def __init__(
         self,
@@ -242,7 +253,7 @@ class OrderExecutor:
                 self._on_authenticated()
         return None
 
-    async def execute(self, request: Open | Close) -> Reply:
+    async def execute(self, request: Command) -> Reply:
         """Run an admitted ``request`` in the terminal; journal and return its reply."""
         uuid, action = request.uuid, request.action
         try:
@@ -268,13 +279,15 @@ class OrderExecutor:
         finally:
             self._in_flight.discard(uuid)
 
-    async def _send(self, request: Open | Close, tag: str) -> Reply:
+    async def _send(self, request: Command, tag: str) -> Reply:
         uuid, action = request.uuid, request.action
         try:
             if isinstance(request, Open):
                 outcome = await self.worker.call(OPEN, _open_order(request, tag))
-            else:
+            elif isinstance(request, Close):
                 outcome = await self.worker.call(CLOSE, _close_order(request, tag))
+            else:
+                outcome = await self.worker.call(COMMAND, _instruction(request, tag))
         except (TerminalDisconnected, WorkerUnavailable) as exc:
             return self._not_executed(request, str(exc))
         except (WorkerCrashed, TerminalError) as exc:
@@ -298,7 +311,7 @@ class OrderExecutor:
         found = await self.worker.call(FIND, FindOrders(tags=[tag], since=self.ledger.since))
         return found.get(tag)
 
-    async def _from_history(self, request: Open | Close, tag: str) -> Reply | None:
+    async def _from_history(self, request: Command, tag: str) -> Reply | None:
         """Look for ``request`` in the terminal's history, where the ledger saw its tag with
         no owner the journal knows: the stored reply if it executed before (never again),
         ``None`` when it is not there (execute it)."""
@@ -324,16 +337,16 @@ class OrderExecutor:
                 uuid,
                 action,
                 ErrorCode.DUPLICATE_UUID,
-                f"the terminal's history holds another order with this uuid's tag {tag} (deal "
-                f"{outcome.deal}, {outcome.side} {outcome.symbol}); nothing was executed: "
-                "use a fresh uuid",
+                f"the terminal's history holds another order with this uuid's tag {tag} "
+                f"(order {outcome.order}, {outcome.action} {outcome.symbol}); nothing was "
+                "executed: use a fresh uuid",
             )
         reply = outcome_reply(uuid, action, outcome)
         self.journal.record_reply(uuid, encode(reply))
         self.ledger.claim(tag, uuid)
         audit(
             AuditEvent.DUPLICATE,
-            f"{action}: found in the terminal's history (deal {outcome.deal}), not executed "
+            f"{action}: found in the terminal's history (order {outcome.order}), not executed "
             "again; the journal had lost it",
             uuid=uuid,
             level="WARNING",
@@ -341,7 +354,7 @@ class OrderExecutor:
         )
         return msgspec.structs.replace(reply, duplicate=True)
 
-    def _not_executed(self, request: Open | Close, why: str) -> Reply:
+    def _not_executed(self, request: Command, why: str) -> Reply:
         """Nothing reached the terminal: free the uuid for a retry."""
         self.journal.forget(request.uuid)
         audit(
@@ -362,7 +375,7 @@ class OrderExecutor:
             self.journal.record_reply(uuid, encode(reply))
             _audit_outcome(reply)
 
-    def _unknown(self, request: Open | Close, tag: str, why: str) -> Reply:
+    def _unknown(self, request: Command, tag: str, why: str) -> Reply:
         """The order may or may not have executed: keep it open for reconciliation."""
         self.ledger.claim(tag, request.uuid)
         audit(
@@ -373,6 +386,21 @@ class OrderExecutor:
         )
         self._needs_reconcile = True
         return pending(request, f"{why}; its outcome is being reconciled")
+
+    async def _look_up(self, entries: list[JournalEntry]) -> dict[str, OrderOutcome]:
+        """The outcome of each entry found in the terminal, by tag: from the tagged orders and
+        deals, or (a modification, a cancellation) from the state it asked for."""
+        stateful = [e for e in entries if e.action in STATEFUL]
+        tagged = [e for e in entries if e.action not in STATEFUL]
+        found: dict[str, OrderOutcome] = {}
+        if tagged:
+            query = FindOrders(tags=[e.tag for e in tagged], since=tagged[0].received_at)
+            found = await self.worker.call(FIND, query)
+        if stateful:
+            asked = [_instruction(_change(e.request), e.tag) for e in stateful]
+            verdicts = await self.worker.call(SETTLED, asked)
+            found |= {e.tag: v for e, v in zip(stateful, verdicts, strict=True) if v is not None}
+        return found
 
     async def reconcile(self) -> int:
         """Settle every journaled order whose outcome is unknown, from the terminal's history.
@@ -388,9 +416,8 @@ class OrderExecutor:
                 return 0
             settled = len(entries)
             await asyncio.sleep(self._settle_s)
-            query = FindOrders(tags=[e.tag for e in entries], since=entries[0].received_at)
             try:
-                found = await self.worker.call(FIND, query)
+                found = await self._look_up(entries)
             except TerminalError:
                 self._needs_reconcile = True
                 raise
@@ -428,11 +455,29 @@ class OrderExecutor:
             return settled
 
 
-def _same_order(request: Open | Close, outcome: OrderOutcome) -> bool:
-    """Whether a deal found by ``request``'s tag is its own, not another's with that tag."""
+def _same_order(request: Command, outcome: OrderOutcome) -> bool:
+    """Whether an order or deal found by ``request``'s tag is its own, not another's with that
+    tag."""
     if isinstance(request, Open):
-        return outcome.symbol == request.symbol and outcome.side == request.type
-    return outcome.ticket == request.ticket
+        return (
+            outcome.action != "PLACE"
+            and outcome.symbol == request.symbol
+            and outcome.side == request.type
+        )
+    if isinstance(request, Place):
+        return outcome.action == "PLACE" and outcome.symbol == request.symbol
+    if isinstance(request, CloseBy):
+        return outcome.ticket in (request.ticket, request.by)
+    if isinstance(request, Close):
+        return outcome.ticket == request.ticket
+    return False  # a stateful command leaves no tagged trace: a tag found is another's
+
+
+def _change(request: bytes) -> Change:
+    """The journaled request of a stateful command."""
+    decoded = decode_request(request)
+    assert isinstance(decoded, ModifyPosition | ModifyOrder | Cancel)
+    return decoded
 
 
 def _describe(request: SignedRequest) -> str:
@@ -441,6 +486,12 @@ def _describe(request: SignedRequest) -> str:
     if isinstance(request, Close):
         volume = "all" if request.volume is None else f"{request.volume:g}"
         return f"CLOSE #{request.ticket} ({volume})"
+    if isinstance(request, Place):
+        return f"PLACE {request.type} {request.volume:g} {request.symbol} at {request.price:g}"
+    if isinstance(request, CloseBy):
+        return f"CLOSE_BY #{request.ticket} by #{request.by}"
+    if isinstance(request, ModifyPosition | ModifyOrder | Cancel):
+        return f"{request.action} #{request.ticket}"
     return request.action
 
 
@@ -449,6 +500,15 @@ def _audit_outcome(reply: Reply) -> None:
     # has gone, off the order's path).
     event, message, level, fields = outcome_record(reply.action or "", reply)
     audit(event, message, uuid=reply.uuid, level=level, **fields)
+
+
+def _instruction(request: Change, tag: str) -> Instruction:
+    """What the worker is sent for a command other than OPEN and CLOSE: the signature stays
+    here, and a PLACE's own comment follows the tag."""
+    comment = terminal_comment(tag, request.comment) if isinstance(request, Place) else tag
+    return Instruction(
+        request=msgspec.structs.replace(request, risk_signature=None), comment=comment
+    )
 
 
 def _open_order(request: Open, tag: str) -> OpenOrder:

@@ -1,9 +1,10 @@
 """The gateway's own reasons to refuse a new order before it reaches the terminal.
 
 ``OrderGate.refusal(request)`` asks, in order: the kill switch and ``[gateway.limits]`` (for
-an OPEN), a gateway that is stopping, the account pin, the terminal's connection, the history
-ledger read, and the queue. It is asked only about a uuid the journal does not know, so that a
-duplicate still gets its stored reply; ``None`` lets the order through.
+what adds exposure: an OPEN, a PLACE), a gateway that is stopping, the account pin, the
+terminal's connection, the history ledger read, and the queue. It is asked only about a uuid
+the journal does not know, so that a duplicate still gets its stored reply; ``None`` lets the
+order through.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from gtw_server.health import TerminalMonitor
 from gtw_server.killswitch import KillSwitch
 from gtw_server.ledger import HistoryLedger
 from gtw_server.replies import rejected
-from protocol import AnyRequest, ErrorCode, Open, Reply, SignedRequest
+from protocol import AnyRequest, ErrorCode, Open, Place, Reply, SignedRequest
 
 __all__ = ["OrderGate", "busy"]
 
@@ -54,7 +55,7 @@ class OrderGate:
         return self._queued() >= self._config.max_queue
 
     def refusal(self, request: SignedRequest) -> Reply | None:
-        if isinstance(request, Open) and (refused := self._backstop(request)):
+        if isinstance(request, Open | Place) and (refused := self._backstop(request)):
             return refused
         uuid, action = request.uuid, request.action
         if self.stopping:
@@ -84,14 +85,16 @@ class OrderGate:
             )
         return busy(request) if self.full else None
 
-    def _backstop(self, request: Open) -> Reply | None:
-        """The kill switch and ``[gateway.limits]``, for a new OPEN."""
+    def _backstop(self, request: Open | Place) -> Reply | None:
+        """The kill switch and ``[gateway.limits]``, for a new OPEN or PLACE (a pending order
+        is exposure waiting for a price; cancelling, closing and moving stops always pass)."""
         if self._killswitch.halted:
             return rejected(
                 request.uuid,
                 request.action,
                 ErrorCode.TRADING_HALTED,
-                f"trading is halted ({self._killswitch.reason}); CLOSE still works",
+                f"trading is halted ({self._killswitch.reason}); CLOSE, CLOSE_BY, CANCEL and "
+                "the MODIFY commands still work",
             )
         limits = self._config.limits
         problem = None
@@ -100,7 +103,8 @@ class OrderGate:
         elif limits.max_order_volume is not None and request.volume > limits.max_order_volume:
             problem = f"volume {request.volume:g} is over the limit of {limits.max_order_volume:g}"
         elif (
-            limits.max_positions is not None
+            isinstance(request, Open)
+            and limits.max_positions is not None
             and self._monitor.status.positions + self.opening >= limits.max_positions
         ):
             problem = f"the gateway's limit of {limits.max_positions} open positions is reached"

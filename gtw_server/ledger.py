@@ -61,6 +61,10 @@ class HistoryLedger:
         self._owners[tag] = uuid
         self._added[tag] = self._clock()
 
+    def owner(self, tag: str) -> str | None:
+        """The uuid of the request whose order carried ``tag``, when known."""
+        return self._owners.get(tag)
+
     def suspect(self, tag: str, uuid: str) -> bool:
         """Whether an order with ``tag`` is in the history and may be ``uuid``'s own."""
         return tag in self._owners and self._owners[tag] in (None, uuid)

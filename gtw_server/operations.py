@@ -21,13 +21,15 @@ from gtw_server.adapter import (
     TerminalAdapter,
     TerminalStatus,
 )
+from gtw_server.commands import CommandDesk, Instruction
 from gtw_server.market import MarketReader, Poll, Polled, RatesQuery, Table, TicksQuery
-from gtw_server.trades import History, HistoryQuery, OrdersQuery, TradeReader
+from gtw_server.trades import History, HistoryQuery, OrdersQuery, TradeReader, Watch, Watched
 from protocol import Account, Order, Position, SymbolInfo, Tick
 
 __all__ = [
     "ACCOUNT",
     "CLOSE",
+    "COMMAND",
     "CONNECT",
     "FIND",
     "HISTORY",
@@ -38,11 +40,13 @@ __all__ = [
     "POLL",
     "POSITIONS",
     "RATES",
+    "SETTLED",
     "STATUS",
     "SYMBOL",
     "SYMBOLS",
     "TAGS",
     "TICKS",
+    "WATCH",
     "Op",
 ]
 
@@ -96,6 +100,19 @@ OPEN: Final[Op[OpenOrder, OrderOutcome]] = Op(
 )
 CLOSE: Final[Op[CloseOrder, OrderOutcome]] = Op(
     "close", TerminalAdapter.close, argument=CloseOrder, result=OrderOutcome
+)
+# PLACE, MODIFY_POSITION, MODIFY_ORDER, CANCEL, CLOSE_BY (gtw_server.commands).
+COMMAND: Final[Op[Instruction, OrderOutcome]] = Op(
+    "command",
+    lambda a, instruction: CommandDesk(a).run(instruction),
+    argument=Instruction,
+    result=OrderOutcome,
+)
+SETTLED: Final[Op[list[Instruction], list[OrderOutcome | None]]] = Op(
+    "settled",
+    lambda a, instructions: CommandDesk(a).settled(instructions),
+    argument=list[Instruction],
+    result=list[OrderOutcome | None],
 )
 FIND: Final[Op[FindOrders, dict[str, OrderOutcome]]] = Op(
     "find", TerminalAdapter.find, argument=FindOrders, result=dict[str, OrderOutcome]
@@ -164,6 +181,14 @@ HISTORY: Final[Op[HistoryQuery, History]] = Op(
     background=True,
 )
 
+# The trade watcher's look (gtw_server.trade_watch), behind the orders.
+WATCH: Final[Op[Watch, Watched]] = Op(
+    "watch",
+    lambda a, query: TradeReader(a).watch(query),
+    argument=Watch,
+    result=Watched,
+    background=True,
+)
 OPERATIONS: Final[dict[str, Op[Any, Any]]] = {
     op.name: op
     for op in (
@@ -173,6 +198,8 @@ OPERATIONS: Final[dict[str, Op[Any, Any]]] = {
         POSITIONS,
         OPEN,
         CLOSE,
+        COMMAND,
+        SETTLED,
         FIND,
         TAGS,
         SYMBOLS,
@@ -183,5 +210,6 @@ OPERATIONS: Final[dict[str, Op[Any, Any]]] = {
         POLL,
         ORDERS,
         HISTORY,
+        WATCH,
     )
 }

@@ -66,8 +66,9 @@ def pending(request: Request, message: str) -> Reply:
 
 
 def outcome_reply(uuid: str, action: str, outcome: OrderOutcome) -> Reply:
-    """The reply for an OPEN or CLOSE whose outcome is ``FILLED`` or ``REJECTED``."""
-    if outcome.status != "FILLED":
+    """The reply for a command whose outcome is ``FILLED``, ``DONE`` (an ``OK`` reply) or
+    ``REJECTED``."""
+    if outcome.status not in ("FILLED", "DONE"):
         return rejected(
             uuid,
             action,
@@ -79,7 +80,7 @@ def outcome_reply(uuid: str, action: str, outcome: OrderOutcome) -> Reply:
     return Reply(
         uuid=uuid,
         action=action,
-        status=Status.FILLED,
+        status=Status.FILLED if outcome.status == "FILLED" else Status.OK,
         timestamp=time.time(),
         retcode=outcome.retcode,
         comment=outcome.comment,

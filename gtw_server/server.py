@@ -3,8 +3,9 @@
 ``Gateway(config).run()`` is the whole program. ``startup`` builds the parts in order, each
 one registering how it is undone (an ``AsyncExitStack``): the data directory's lock, the
 journal, the audit file, the kill switch, the terminal worker and its ``TerminalMonitor``, the
-``OrderExecutor`` and its ``OrderGate``, the history ledger, then the ROUTER socket with the
-``RequestRouter`` that answers it, and the background chores. The main loop is the transport's
+``OrderExecutor`` and its ``OrderGate``, the history ledger, the trade event log and its
+``TradeWatcher``, then the ROUTER socket with the ``RequestRouter`` that answers it, and the
+background chores. The main loop is the transport's
 drain callback (``dispatch.py``). On SIGINT/SIGTERM (and SIGBREAK on Windows) the gateway stops
 taking new orders, lets the ones in flight finish and sends their replies, then undoes the
 parts in reverse, within ``shutdown_timeout_s``. A start that fails undoes what it had built
@@ -33,6 +34,7 @@ from gtw_server.deadman import DeadMansSwitch
 from gtw_server.dirlock import DataDirLock
 from gtw_server.dispatch import RequestRouter
 from gtw_server.errors import GatewayError, JournalError
+from gtw_server.event_log import EventLog
 from gtw_server.events import EventPublisher
 from gtw_server.executor import OrderExecutor
 from gtw_server.feed import MarketFeed
@@ -53,6 +55,7 @@ from gtw_server.reads import Reads
 from gtw_server.recovery import Recovery
 from gtw_server.runtime import install_reload_handler, install_stop_handlers
 from gtw_server.throttle import Throttle
+from gtw_server.trade_watch import TradeWatcher
 from gtw_server.transport import RouterTransport
 from gtw_server.worker import TerminalWorker, WorkerSpec
 from plumbing.loop import loop_factory
@@ -62,6 +65,7 @@ __all__ = ["Gateway"]
 
 # A start that failed has no orders in flight to finish: stop what did start, quickly.
 _FAILED_START_DEADLINE_S: Final = 2.0
+EVENT_LOG_FILE: Final = "events.sqlite3"
 
 
 def _nothing() -> None:
@@ -88,6 +92,7 @@ class Gateway:
         self._stack = contextlib.AsyncExitStack()  # how to undo what startup built, in reverse
         self._running: _Running | None = None
         self._deadline_s = config.gateway.shutdown_timeout_s
+        self.run_id = uuid.uuid4().hex[:16]  # names this run in every event
 
     # -- life ------------------------------------------------------------------------------
 
@@ -187,6 +192,10 @@ class Gateway:
         journal = self._open_journal(data_dir)
         stack.callback(journal.close)
         stack.callback(self._remember, journal)
+        event_log = EventLog(
+            data_dir / EVENT_LOG_FILE, retention_s=gateway.events_retention_days * 86_400
+        )
+        stack.callback(event_log.close)
         if gateway.audit_file is not None:
             audit_file = add_gateway_audit_file(
                 data_dir / gateway.audit_file,
@@ -246,6 +255,16 @@ class Gateway:
                 raise GatewayError(problem)
             await recovery.read_history()
 
+        watcher = TradeWatcher(
+            worker,
+            event_log,
+            publisher,
+            run=self.run_id,
+            owner=ledger.owner,
+            interval_s=gateway.trade_poll_ms / 1000,
+            account_interval_s=gateway.account_event_interval_ms / 1000,
+            throttle=throttle,
+        )
         tasks: set[asyncio.Task[None]] = set()
         gate = OrderGate(gateway, monitor, killswitch, ledger, queued=lambda: len(tasks))
         router = RequestRouter(
@@ -259,6 +278,8 @@ class Gateway:
             killswitch=killswitch,
             worker=worker,
             reads=Reads(worker, max_rows=gateway.max_rows),
+            watcher=watcher,
+            event_log=event_log,
             info=self._info(),
             seen=deadman.seen,
             tasks=tasks,
@@ -296,6 +317,8 @@ class Gateway:
                 chores.prune(journal, ledger, gateway.journal_retention_days * 86_400),
             ),
             ("journal-settles", chores.write_unsettled(journal)),
+            ("trade-watcher", watcher.run()),
+            ("event-log-pruning", chores.prune_events(event_log)),
             ("journal-state", chores.remember_journal(journal, data_dir)),
             ("throttle", chores.sum_up_floods(throttle)),
             *([("curve-allow-list", curve.watch())] if curve is not None else []),
@@ -351,7 +374,7 @@ class Gateway:
             try:
                 publisher = EventPublisher(
                     events,
-                    run=uuid.uuid4().hex[:16],
+                    run=self.run_id,
                     max_topics=gateway.max_topics,
                     context=context,
                     setup=curve.apply if curve else None,

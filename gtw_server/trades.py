@@ -1,5 +1,5 @@
 """Pending orders and the history in terms of the ``MetaTrader5`` API: what the worker runs for
-GET_ORDERS and GET_HISTORY.
+GET_ORDERS and GET_HISTORY, and the look the trade watcher takes at each interval (``watch``).
 
 ``TradeReader`` runs in the terminal worker beside ``TerminalAdapter``, whose connection it
 shares, and turns the package's ``TradeOrder`` and ``TradeDeal`` tuples into the wire's
@@ -9,16 +9,19 @@ shares, and turns the package's ``TradeOrder`` and ``TradeDeal`` tuples into the
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import time
+from typing import Any, Final, Literal
 
 import msgspec
 from msgspec import Struct
 
 from gtw_server.adapter import TerminalAdapter
 from gtw_server.errors import TerminalRefused
-from protocol import Deal, ErrorCode, Order
+from protocol import Account, Deal, ErrorCode, Order, Position
 
-__all__ = ["History", "HistoryQuery", "OrdersQuery", "TradeReader"]
+__all__ = ["History", "HistoryQuery", "OrdersQuery", "TradeReader", "Watch", "Watched"]
+
+_DAY_S: Final = 86_400
 
 
 class OrdersQuery(Struct, frozen=True, kw_only=True):
@@ -46,6 +49,27 @@ class History(Struct, frozen=True, kw_only=True):
 
     deals: list[Deal] = msgspec.field(default_factory=list)
     orders: list[Order] = msgspec.field(default_factory=list)
+
+
+class Watch(Struct, frozen=True, kw_only=True):
+    """What the trade watcher asks at each interval: the deals after ``after_deal`` (a ticket)
+    made since ``deals_from`` (epoch seconds), and what became of each of the pending orders
+    ``known`` at the last look that is no longer active."""
+
+    after_deal: int
+    deals_from: int
+    known: list[int] = msgspec.field(default_factory=list)
+
+
+class Watched(Struct, frozen=True, kw_only=True):
+    """The terminal at one look: the account, positions and pending orders, the new deals
+    (oldest first), and the history's record of the orders that are gone."""
+
+    account: Account
+    positions: list[Position]
+    orders: list[Order]
+    deals: list[Deal]
+    ended: list[Order]
 
 
 class TradeReader:
@@ -94,6 +118,33 @@ class TradeReader:
         if deals:
             return History(deals=[_struct(deal, Deal) for deal in found])
         return History(orders=[_struct(order, Order) for order in found])
+
+    def watch(self, query: Watch) -> Watched:
+        """One look at the account, its positions, pending orders and new deals. Deals are
+        asked for from a day before ``deals_from`` (the history is kept in the trade server's
+        time zone) and kept if their ticket is past ``after_deal``."""
+        adapter = self._adapter
+        account = adapter.account()
+        positions = adapter.positions()
+        orders = self.orders(OrdersQuery())
+        until = max(int(time.time()), query.deals_from) + 2 * _DAY_S
+        found = self.mt5.history_deals_get(query.deals_from - _DAY_S, until)
+        if found is None:
+            raise adapter.failed("history_deals_get")
+        deals = sorted(
+            (_struct(deal, Deal) for deal in found if deal.ticket > query.after_deal),
+            key=lambda deal: deal.ticket,
+        )
+        active = {order.ticket for order in orders}
+        ended: list[Order] = []
+        for ticket in (ticket for ticket in query.known if ticket not in active):
+            record = self.mt5.history_orders_get(ticket=ticket)
+            if record is None:
+                raise adapter.failed("history_orders_get")
+            ended.extend(_struct(order, Order) for order in record)
+        return Watched(
+            account=account, positions=positions, orders=orders, deals=deals, ended=ended
+        )
 
 
 def _struct(item: Any, kind: type[Order] | type[Deal]) -> Any:

@@ -31,15 +31,17 @@ from inf_bridge.errors import (
 )
 from inf_bridge.heartbeat import HeartbeatMonitor
 from inf_bridge.metrics import serve_metrics
-from inf_bridge.results import OrderFilled, OrderState
+from inf_bridge.results import OrderDone, OrderFilled, OrderState
 from inf_bridge.risk import RiskLimits, RiskMonitor
 from inf_bridge.streams import Gap, Stream
+from inf_bridge.trade_events import AccountEvent, DealEvent, OrderEvent, TradeEvent, TradeEvents
 from protocol import (
     Account,
     Bar,
     Deal,
     Event,
     Order,
+    PendingType,
     Position,
     Side,
     SymbolInfo,
@@ -49,6 +51,7 @@ from protocol import (
 
 __all__ = [
     "Account",
+    "AccountEvent",
     "BadReply",
     "Bar",
     "BreakerChange",
@@ -59,6 +62,7 @@ __all__ = [
     "ClientConfig",
     "ConfigError",
     "Deal",
+    "DealEvent",
     "Event",
     "Gap",
     "GatewayTimeout",
@@ -68,10 +72,13 @@ __all__ = [
     "InvalidRequest",
     "NotExecuted",
     "Order",
+    "OrderDone",
+    "OrderEvent",
     "OrderFilled",
     "OrderRejected",
     "OrderState",
     "OutcomeUnknown",
+    "PendingType",
     "Position",
     "RequestRefused",
     "RiskLimits",
@@ -82,6 +89,8 @@ __all__ = [
     "SymbolInfo",
     "Tick",
     "Timeframe",
+    "TradeEvent",
+    "TradeEvents",
     "add_audit_file",
     "default_config_file",
     "load_config",

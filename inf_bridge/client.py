@@ -64,9 +64,10 @@ from inf_bridge.errors import (
 )
 from inf_bridge.heartbeat import HeartbeatMonitor
 from inf_bridge.market import as_timeframe, epoch, rows_array
-from inf_bridge.results import OrderFilled, OrderState
+from inf_bridge.results import OrderDone, OrderFilled, OrderState
 from inf_bridge.risk import Reservation, RiskLimits, RiskMonitor
 from inf_bridge.streams import EventHub, Gap, Stream
+from inf_bridge.trade_events import TradeEvents
 from plumbing.config import next_port
 from protocol import (
     RATES_DTYPE,
@@ -74,11 +75,15 @@ from protocol import (
     Account,
     AuditEvent,
     Bar,
+    Cancel,
     Close,
+    CloseBy,
+    Command,
     Deal,
     ErrorCode,
     Event,
     GetAccount,
+    GetEvents,
     GetHistory,
     GetOrder,
     GetOrders,
@@ -90,9 +95,13 @@ from protocol import (
     GetTicks,
     Halt,
     HistoryKind,
+    ModifyOrder,
+    ModifyPosition,
     Open,
     Order,
+    PendingType,
     Ping,
+    Place,
     Position,
     Reply,
     Request,
@@ -111,12 +120,16 @@ from protocol import (
     sign,
     state_topic,
     tick_topic,
+    trade_topic,
     validation_message,
 )
 
 __all__ = ["Bridge"]
 
 SignableT = TypeVar("SignableT", bound=Signable)
+CommandT = TypeVar("CommandT", bound=Command)
+# When a pending order lapses: "GTC", "DAY", epoch seconds, or an aware datetime.
+Expiry = str | int | float | datetime | None
 RequestT = TypeVar("RequestT", bound=Request)
 
 _RETRY_BACKOFF_S: Final = 0.2
@@ -537,6 +550,22 @@ class Bridge:
         ``TERMINAL_BACK``, ``HALTED``, ``RESUMED``, ``STOPPING``; ``event.detail``)."""
         return Stream(self._events(), [state_topic()], _state_of, on_gap)
 
+    def events(
+        self, since: int | None = None, *, on_gap: Callable[[Gap], None] | None = None
+    ) -> TradeEvents:
+        """The trade events after sequence number ``since`` (``None``: from now on), each
+        once and in order, then live: ``DealEvent``, ``OrderEvent``, ``AccountEvent``, each
+        with its ``.seq`` (keep the last one seen, and resume from it after a restart:
+        ``inf_bridge.trade_events``)."""
+        self._require_open()
+        live: Stream[Event] = Stream(self._events(), [trade_topic()], _event_itself)
+        return TradeEvents(self._event_page, live, since, on_gap)
+
+    async def _event_page(self, since: int, limit: int) -> Reply:
+        return await self._answer(
+            GetEvents(uuid=new_uuid(), timestamp=self._now(), since=since, limit=limit)
+        )
+
     def _events(self) -> EventHub:
         self._require_open()
         if self._hub is None:
@@ -610,6 +639,127 @@ class Bridge:
             magic=magic,
             comment=comment,
         )
+        reply = await self._add_exposure(order)
+        return OrderFilled.from_reply(order.uuid, order.action, reply)
+
+    async def place_order(
+        self,
+        symbol: str,
+        type: PendingType | str,
+        volume: float,
+        price: float,
+        *,
+        sl: float | None = None,
+        tp: float | None = None,
+        expiration: Expiry = None,
+        stoplimit: float | None = None,
+        magic: int | None = None,
+        comment: str | None = None,
+        uuid: str | None = None,
+    ) -> OrderDone:
+        """Place a pending order: ``BUY_LIMIT``, ``SELL_LIMIT``, ``BUY_STOP``, ``SELL_STOP``,
+        ``BUY_STOP_LIMIT`` or ``SELL_STOP_LIMIT`` (``stoplimit``: the limit order's price) at
+        ``price``; ``expiration`` is ``"GTC"`` (the default), ``"DAY"``, or a time (epoch
+        seconds or an aware datetime). Returns the placed order (``.order``: its ticket).
+
+        Checked like ``send_order``: the breaker and the risk limits (a pending order counts
+        toward exposure as if filled), and raises the same errors; ``OrderRejected`` with
+        ``INVALID_PRICE`` for a price on the wrong side of the market, ``INVALID_EXPIRATION``
+        for an expiration already past.
+        """
+        self._require_open()
+        order = _command(
+            Place,
+            uuid=uuid or new_uuid(),
+            timestamp=0.0,
+            symbol=symbol,
+            type=type,
+            volume=volume,
+            price=price,
+            stoplimit=stoplimit,
+            sl=sl,
+            tp=tp,
+            expiration=_expiration(expiration),
+            magic=magic,
+            comment=comment,
+        )
+        reply = await self._add_exposure(order)
+        return OrderDone.from_reply(order.uuid, order.action, reply)
+
+    async def modify_position(
+        self,
+        ticket: int,
+        *,
+        sl: float | None = None,
+        tp: float | None = None,
+        uuid: str | None = None,
+    ) -> OrderDone:
+        """Move position ``ticket``'s stop loss and take profit (0 removes a level; a level
+        not given stays). Allowed while halted or with the breaker open: it manages risk.
+        ``OrderRejected`` with ``NO_CHANGES`` when the position has these levels already."""
+        return await self._change(
+            ModifyPosition, uuid=uuid or new_uuid(), timestamp=0.0, ticket=ticket, sl=sl, tp=tp
+        )
+
+    async def modify_order(
+        self,
+        order: int,
+        *,
+        price: float | None = None,
+        sl: float | None = None,
+        tp: float | None = None,
+        expiration: Expiry = None,
+        stoplimit: float | None = None,
+        uuid: str | None = None,
+    ) -> OrderDone:
+        """Change pending order ``order``'s price, stops, expiration or stop-limit price
+        (what is not given stays). ``OrderRejected`` with ``ORDER_NOT_FOUND`` when ``order``
+        is not a pending order (it says what it is instead), ``NO_CHANGES`` when nothing
+        would change."""
+        return await self._change(
+            ModifyOrder,
+            uuid=uuid or new_uuid(),
+            timestamp=0.0,
+            ticket=order,
+            price=price,
+            stoplimit=stoplimit,
+            sl=sl,
+            tp=tp,
+            expiration=_expiration(expiration),
+        )
+
+    async def cancel_order(self, order: int, *, uuid: str | None = None) -> OrderDone:
+        """Cancel pending order ``order``. Always allowed: it removes exposure."""
+        done = await self._change(Cancel, uuid=uuid or new_uuid(), timestamp=0.0, ticket=order)
+        if self.risk is not None:
+            self.risk.cancelled(order)
+        return done
+
+    async def close_by(self, ticket: int, by: int, *, uuid: str | None = None) -> OrderFilled:
+        """Close position ``ticket`` by the opposite position ``by`` of the same symbol
+        (hedging accounts): both shrink by the smaller volume. Always allowed."""
+        self._require_open()
+        order = _command(CloseBy, uuid=uuid or new_uuid(), timestamp=0.0, ticket=ticket, by=by)
+        _always_allowed(order)
+        reply = await self._execute(order)
+        if self.risk is not None:
+            self.risk.closed(ticket, reply.volume or 0.0)
+            self.risk.closed(by, reply.volume or 0.0)
+        return OrderFilled.from_reply(order.uuid, order.action, reply)
+
+    async def _change(
+        self, kind: type[ModifyPosition | ModifyOrder | Cancel], /, **fields: Any
+    ) -> OrderDone:
+        """Send a command that adds no exposure, past the breaker and the risk limits."""
+        self._require_open()
+        order = _command(kind, **fields)
+        _always_allowed(order)
+        reply = await self._execute(order)
+        return OrderDone.from_reply(order.uuid, order.action, reply)
+
+    async def _add_exposure(self, order: Open | Place) -> Reply:
+        """Send ``order`` past the breaker and the risk limits; its exposure is held until
+        the outcome is known."""
         if self.breaker.is_open:
             reason = f"CIRCUIT_OPEN:{self.breaker.reason}"
             record(
@@ -624,18 +774,18 @@ class Bridge:
         _risk_passed(order)
         ticket: int | None = None
         try:
-            fill = await self._execute(order)
-            ticket = fill.ticket
-            return fill
+            reply = await self._execute(order)
+            ticket = (reply.order if isinstance(order, Place) else reply.ticket) or 0
+            return reply
         except OutcomeUnknown:
             # Hold the exposure under a placeholder ticket until the next book sync.
             ticket = -1 - abs(hash(order.uuid))
             raise
         finally:
             if self.risk is not None and reservation is not None:
-                self.risk.settle(reservation, ticket)
+                self.risk.settle(reservation, ticket, pending=isinstance(order, Place))
 
-    def _check_risk(self, order: Open) -> Reservation | None:
+    def _check_risk(self, order: Open | Place) -> Reservation | None:
         try:
             reservation = self.risk.check(order) if self.risk is not None else None
         except RiskRejected as exc:
@@ -671,13 +821,8 @@ class Bridge:
             volume=volume,
             deviation=deviation,
         )
-        record(
-            AuditEvent.RISK_PASS,
-            f"CLOSE #{order.ticket} (closing is always allowed)",
-            uuid=order.uuid,
-            ticket=order.ticket,
-        )
-        fill = await self._execute(order)
+        _always_allowed(order)
+        fill = OrderFilled.from_reply(order.uuid, order.action, await self._execute(order))
         if self.risk is not None:
             self.risk.closed(order.ticket, fill.volume)
         return fill
@@ -709,7 +854,7 @@ class Bridge:
         assert risk is not None
         if risk.limits.watches_book:
             asked = risk.now()
-            risk.sync(await self.get_positions(), asked)
+            risk.sync(await self.get_positions(), asked, await self.orders())
         if risk.limits.watches_equity and risk.daily_loss_breached(await self.get_account()):
             self.breaker.trip(DAILY_LOSS)
 
@@ -766,8 +911,9 @@ class Bridge:
             return stamped
         return sign(key, stamped, ts_ms=int(now * 1000))
 
-    async def _execute(self, order: Open | Close) -> OrderFilled:
-        """Send ``order`` until its outcome is known (see the module docstring)."""
+    async def _execute(self, order: Command) -> Reply:
+        """Send ``order`` until its outcome is known (see the module docstring): the reply
+        of a command carried out, or the error."""
         try:
             reply = await self._settle(order)
         except OutcomeUnknown as exc:
@@ -778,8 +924,8 @@ class Bridge:
             raise
         event, message, level, fields = outcome_record(order.action, reply)
         record(event, message, uuid=order.uuid, level=level, **fields)  # as the gateway does
-        if reply.status is Status.FILLED:
-            return OrderFilled.from_reply(order.uuid, order.action, reply)
+        if reply.status in (Status.FILLED, Status.OK):
+            return reply
         raise _rejection(reply)
 
     async def _settle(self, order: SignedRequest) -> Reply:
@@ -793,7 +939,7 @@ class Bridge:
         after: str | None = None  # why the next attempt is made
         stopped: str | None = None  # why no more attempts are made, if not the order_timeout
         while True:
-            if attempt and isinstance(order, Open) and self.breaker.is_open:
+            if attempt and isinstance(order, Open | Place) and self.breaker.is_open:
                 stopped = f"the circuit breaker opened ({self.breaker.reason})"
                 break
             attempt += 1
@@ -927,6 +1073,10 @@ def _bar_of(event: Event) -> Bar | None:
     return event.bar
 
 
+def _event_itself(event: Event) -> Event:
+    return event
+
+
 def _state_of(event: Event) -> Event | None:
     return event if event.kind == "state" else None
 
@@ -938,16 +1088,47 @@ def _monotonic() -> float:
     return asyncio.get_running_loop().time()
 
 
-def _risk_passed(order: Open) -> None:
+def _risk_passed(order: Open | Place) -> None:
     """``[RISK_PASS]``, written before the order can leave."""
     record(
         AuditEvent.RISK_PASS,
-        f"OPEN {order.type.value} {order.volume:g} {order.symbol}",
+        f"{order.action} {order.type.value} {order.volume:g} {order.symbol}",
         uuid=order.uuid,
         symbol=order.symbol,
         side=order.type.value,
         volume=order.volume,
     )
+
+
+def _always_allowed(order: Close | CloseBy | ModifyPosition | ModifyOrder | Cancel) -> None:
+    """``[RISK_PASS]`` for a command that adds no exposure: no limit applies to it."""
+    record(
+        AuditEvent.RISK_PASS,
+        f"{order.action} #{order.ticket} (adds no exposure: always allowed)",
+        uuid=order.uuid,
+        ticket=order.ticket,
+    )
+
+
+def _command(kind: type[CommandT], /, **fields: Any) -> CommandT:
+    """A command checked as the gateway checks it: each field, then the fields together
+    (``InvalidOrder``, nothing sent)."""
+    command = _checked(kind, **fields)
+    if (why := command.problem()) is not None:
+        raise InvalidOrder(str(kind.__struct_config__.tag), why)
+    return command
+
+
+def _expiration(value: Expiry) -> str | int | None:
+    """An expiration as the wire takes it: ``GTC``, ``DAY`` or epoch seconds."""
+    if value is None or isinstance(value, str):
+        return value  # the contract names what else is allowed
+    try:
+        seconds = epoch(value, "expiration")
+    except InvalidRequest as exc:
+        raise InvalidOrder(exc.field, exc.message) from None
+    assert seconds is not None
+    return int(seconds)
 
 
 def _sent(order: SignedRequest, attempt: int, after: str | None) -> None:

@@ -6,11 +6,11 @@ from msgspec import Struct
 
 from protocol import Reply
 
-__all__ = ["OrderFilled", "OrderState"]
+__all__ = ["OrderDone", "OrderFilled", "OrderState"]
 
 
 class OrderFilled(Struct, frozen=True, kw_only=True):
-    """An OPEN or CLOSE that executed.
+    """An OPEN, CLOSE or CLOSE_BY that executed.
 
     ``ticket`` is the position's ticket (pass it to ``close_position``); ``volume`` and
     ``price`` are what was filled; ``duplicate`` is true when the gateway had already executed
@@ -44,10 +44,41 @@ class OrderFilled(Struct, frozen=True, kw_only=True):
         )
 
 
-class OrderState(Struct, frozen=True, kw_only=True):
-    """What the gateway knows of an earlier OPEN or CLOSE (``get_order``).
+class OrderDone(Struct, frozen=True, kw_only=True):
+    """A command the terminal carried out with no deal: a pending order placed
+    (``place_order``: ``order`` is its ticket, for ``modify_order`` and ``cancel_order``), an
+    order changed or cancelled, a position's stops moved (``ticket``: the position).
 
-    ``status`` is ``FILLED``, ``REJECTED`` or ``PENDING`` (in flight, or being reconciled).
+    ``duplicate`` is true when the gateway had already carried out this uuid and returned
+    the stored result.
+    """
+
+    uuid: str
+    action: str
+    ticket: int
+    order: int
+    retcode: int | None = None
+    comment: str | None = None
+    duplicate: bool = False
+
+    @classmethod
+    def from_reply(cls, uuid: str, action: str, reply: Reply) -> OrderDone:
+        return cls(
+            uuid=uuid,
+            action=action,
+            ticket=reply.ticket or 0,
+            order=reply.order or 0,
+            retcode=reply.retcode,
+            comment=reply.comment,
+            duplicate=reply.duplicate,
+        )
+
+
+class OrderState(Struct, frozen=True, kw_only=True):
+    """What the gateway knows of an earlier command (``get_order``).
+
+    ``status`` is ``FILLED``, ``OK`` (carried out with no deal: placed, modified, cancelled),
+    ``REJECTED`` or ``PENDING`` (in flight, or being reconciled).
     """
 
     uuid: str

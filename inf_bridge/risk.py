@@ -3,8 +3,9 @@
 ``RiskLimits`` says what is allowed; ``RiskMonitor`` keeps the node's view of the book
 (positions from the gateway, plus what this node has filled or has in flight since) and
 checks each new order against it. Orders in flight count as if filled, so twenty coroutines
-firing at once cannot together exceed a limit that each alone respects. Closing orders are
-never checked: they reduce risk.
+firing at once cannot together exceed a limit that each alone respects. A pending order
+(``Place``) is checked like a market one and, once placed, counts as if it had filled: it is
+exposure waiting for a price. Closing and cancelling are never checked: they reduce risk.
 
     limits = RiskLimits(max_order_volume=1.0, max_symbol_volume=3.0, symbols=["EURUSD"])
     async with Bridge(endpoint, secret=secret, risk=limits) as bridge: ...
@@ -24,7 +25,7 @@ from msgspec import Struct
 
 from inf_bridge.day_start import DayStart, prepare, read_day_start, write_day_start
 from inf_bridge.errors import RiskRejected
-from protocol import Account, Open, Position, Side
+from protocol import Account, Open, Order, PendingType, Place, Position, Side
 
 __all__ = ["Reservation", "RiskLimits", "RiskMonitor"]
 
@@ -100,6 +101,7 @@ class RiskMonitor:
         self._clock = clock
         self._symbols = frozenset(limits.symbols) if limits.symbols is not None else None
         self._positions: dict[int, _Held] = {}
+        self._orders: dict[int, _Held] = {}  # pending orders placed, by ticket
         self._in_flight: dict[str, Reservation] = {}
         # Net lots per symbol over both, kept up to date so a check costs the same whatever
         # the size of the book.
@@ -123,7 +125,7 @@ class RiskMonitor:
 
     # -- checks -----------------------------------------------------------------------------
 
-    def check(self, order: Open) -> Reservation:
+    def check(self, order: Open | Place) -> Reservation:
         """Pass ``order`` (and hold its exposure until ``settle``), or raise ``RiskRejected``."""
         limits = self.limits
         if self._symbols is not None and order.symbol not in self._symbols:
@@ -137,7 +139,8 @@ class RiskMonitor:
             )
         if limits.require_stop_loss and not order.sl:
             raise RiskRejected("STOP_LOSS_REQUIRED", "every order must carry a stop loss")
-        signed = order.volume if order.type is Side.BUY else -order.volume
+        side = PendingType(order.type).side if isinstance(order, Place) else order.type
+        signed = order.volume if side is Side.BUY else -order.volume
         if limits.max_symbol_volume is not None:
             net = self.exposure(order.symbol) + signed
             if abs(net) > limits.max_symbol_volume + 1e-9:
@@ -147,11 +150,12 @@ class RiskMonitor:
                     f"{limits.max_symbol_volume:g}",
                 )
         if limits.max_positions is not None:
-            count = len(self._positions) + len(self._in_flight)
+            count = len(self._positions) + len(self._orders) + len(self._in_flight)
             if count >= limits.max_positions:
                 raise RiskRejected(
                     "MAX_POSITIONS",
-                    f"{count} positions open or opening; the limit is {limits.max_positions}",
+                    f"{count} positions open, opening or pending; the limit is "
+                    f"{limits.max_positions}",
                 )
         now = self._clock()
         if limits.max_orders_per_minute is not None:
@@ -168,12 +172,19 @@ class RiskMonitor:
         self._net[order.symbol] += signed
         return reservation
 
-    def settle(self, reservation: Reservation, ticket: int | None) -> None:
-        """The order in flight ended: filled as position ``ticket``, or not (``None``)."""
+    def settle(
+        self, reservation: Reservation, ticket: int | None, *, pending: bool = False
+    ) -> None:
+        """The order in flight ended: filled as position ``ticket`` (placed as pending order
+        ``ticket``, with ``pending``), or not (``None``)."""
         if self._in_flight.pop(reservation.uuid, None) is None:
             return
         if ticket is None:
             self._net[reservation.symbol] -= reservation.signed_volume
+        elif pending:
+            self._orders[ticket] = _Held(
+                reservation.symbol, reservation.signed_volume, self._clock()
+            )
         else:
             held = self._positions.get(ticket)
             if held is None:
@@ -198,8 +209,14 @@ class RiskMonitor:
         else:
             held.signed_volume = signed
 
+    def cancelled(self, ticket: int) -> None:
+        """Pending order ``ticket`` was cancelled."""
+        held = self._orders.pop(ticket, None)
+        if held is not None:
+            self._net[held.symbol] -= held.signed_volume
+
     def exposure(self, symbol: str) -> float:
-        """Net lots of ``symbol``: positions plus orders in flight."""
+        """Net lots of ``symbol``: positions, pending orders and orders in flight."""
         return self._net.get(symbol, 0.0)
 
     def now(self) -> float:
@@ -208,19 +225,29 @@ class RiskMonitor:
 
     # -- the gateway's view -----------------------------------------------------------------
 
-    def sync(self, positions: Iterable[Position], requested_at: float) -> None:
-        """Replace the book with the gateway's ``positions``, asked for at ``requested_at``
-        (this monitor's clock); fills recorded since then are kept."""
+    def sync(
+        self,
+        positions: Iterable[Position],
+        requested_at: float,
+        orders: Iterable[Order] | None = None,
+    ) -> None:
+        """Replace the book with the gateway's ``positions`` (and pending ``orders``, when
+        given), asked for at ``requested_at`` (this monitor's clock); fills and placements
+        recorded since then are kept."""
         book = {
             p.ticket: _Held(p.symbol, p.volume if p.type is Side.BUY else -p.volume, requested_at)
             for p in positions
         }
-        for ticket, held in self._positions.items():
-            if ticket not in book and held.added_at > requested_at:
-                book[ticket] = held
-        self._positions = book
+        self._positions = _merged(book, self._positions, requested_at)
+        if orders is not None:
+            pending = {
+                o.ticket: _Held(o.symbol, _signed(o), requested_at)
+                for o in orders
+                if o.ticket not in self._positions
+            }
+            self._orders = _merged(pending, self._orders, requested_at)
         self._net = defaultdict(float)
-        for held in book.values():
+        for held in (*self._positions.values(), *self._orders.values()):
             self._net[held.symbol] += held.signed_volume
         for flying in self._in_flight.values():
             self._net[flying.symbol] += flying.signed_volume
@@ -247,3 +274,19 @@ class RiskMonitor:
         )
         write_day_start(self._day_file, reading)
         return account.equity
+
+
+def _merged(
+    book: dict[int, _Held], ours: dict[int, _Held], requested_at: float
+) -> dict[int, _Held]:
+    """The gateway's ``book``, with what this node recorded after it was asked for."""
+    for ticket, held in ours.items():
+        if ticket not in book and held.added_at > requested_at:
+            book[ticket] = held
+    return book
+
+
+def _signed(order: Order) -> float:
+    """A pending order's lots still to fill: + for a buy, - for a sell (ORDER_TYPE_* is even
+    for a buy)."""
+    return order.volume_current if order.type % 2 == 0 else -order.volume_current

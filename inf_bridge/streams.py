@@ -32,13 +32,14 @@ from loguru import logger
 from inf_bridge.channel import connected_socket
 from inf_bridge.errors import RequestRefused
 from plumbing.drain import EdgeDrain
-from protocol import Bar, ErrorCode, Event, Tick, decode_event
+from protocol import Bar, ErrorCode, Event, Tick, decode_event, trade_topic
 
 __all__ = ["EventHub", "Gap", "Stream"]
 
 T = TypeVar("T", Tick, Bar, Event)
 _QUEUE: Final = 10_000  # events kept for a stream that is not read, before the oldest go
 _RCVHWM: Final = 100_000  # events libzmq holds for this process before dropping
+_TRADE: Final = trade_topic()
 
 
 class Gap(msgspec.Struct, frozen=True, kw_only=True):
@@ -208,6 +209,8 @@ class EventHub:
             stream.deliver(event)
 
     def _gap(self, topic: bytes, event: Event) -> Gap | None:
+        if topic == _TRADE:
+            return None  # numbered by the gateway's event log: TradeEvents reads it again
         last = self._last.get(topic)
         self._last[topic] = (event.run, event.seq)
         name = topic.decode(errors="replace")

@@ -53,6 +53,7 @@ class AuditEvent(StrEnum):
     RECONCILED = "RECONCILED"  # its outcome found in the terminal's history, or its absence
     # How an order ended, on either side.
     MT5_FILLED = "MT5_FILLED"  # the terminal executed it
+    MT5_DONE = "MT5_DONE"  # the terminal carried it out with no deal (placed, modified...)
     MT5_REJECTED = "MT5_REJECTED"  # the terminal refused it (its retcode says why)
     REJECTED = "REJECTED"  # the gateway refused it before the terminal saw it
     NOT_EXECUTED = "NOT_EXECUTED"  # nothing reached the terminal (lost, unreachable)
@@ -68,7 +69,17 @@ class AuditEvent(StrEnum):
 
 
 # The terminal's own verdicts; every other refusal came from the gateway, before the terminal.
-_TERMINAL_VERDICTS: Final = frozenset({ErrorCode.MT5_REJECTED, ErrorCode.POSITION_NOT_FOUND})
+_TERMINAL_VERDICTS: Final = frozenset(
+    {
+        ErrorCode.MT5_REJECTED,
+        ErrorCode.POSITION_NOT_FOUND,
+        ErrorCode.ORDER_NOT_FOUND,
+        ErrorCode.SYMBOL_NOT_FOUND,
+        ErrorCode.INVALID_PRICE,
+        ErrorCode.INVALID_EXPIRATION,
+        ErrorCode.NO_CHANGES,
+    }
+)
 
 
 def outcome_record(action: str, reply: Reply) -> tuple[AuditEvent, str, str, dict[str, Any]]:
@@ -90,6 +101,17 @@ def outcome_record(action: str, reply: Reply) -> tuple[AuditEvent, str, str, dic
             message + (" (duplicate)" if reply.duplicate else ""),
             "INFO",
             {**fields, "price": reply.price},
+        )
+    if reply.status is Status.OK:
+        message = f"{action} ticket={reply.ticket}"
+        if reply.order is not None and reply.order != reply.ticket:
+            message += f" order={reply.order}"
+        fields = {"ticket": reply.ticket, "order": reply.order}
+        return (
+            AuditEvent.MT5_DONE,
+            message + (" (duplicate)" if reply.duplicate else ""),
+            "INFO",
+            fields,
         )
     terminal = reply.error_code in _TERMINAL_VERDICTS
     retcode = f" (retcode {reply.retcode})" if reply.retcode is not None else ""

@@ -43,6 +43,9 @@ class ErrorCode(StrEnum):
     POSITION_NOT_FOUND = "POSITION_NOT_FOUND"
     SYMBOL_NOT_FOUND = "SYMBOL_NOT_FOUND"  # a market-data request for a symbol the terminal lacks
     TOO_LARGE = "TOO_LARGE"  # more rows than the gateway's max_rows: ask for fewer
+    INVALID_PRICE = "INVALID_PRICE"  # a pending order's price on the wrong side of the market
+    INVALID_EXPIRATION = "INVALID_EXPIRATION"  # an expiration in the past, or not allowed
+    NO_CHANGES = "NO_CHANGES"  # a modification that asks for what is already there
     MT5_DISCONNECTED = "MT5_DISCONNECTED"
     MT5_REJECTED = "MT5_REJECTED"
     RISK_REJECTED = "RISK_REJECTED"

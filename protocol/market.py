@@ -1,5 +1,5 @@
-"""Market data on the wire: symbols, ticks, bars, pending orders and the history, and the events
-the gateway publishes.
+"""The terminal's data on the wire: symbols, ticks, bars, pending orders and the history, the
+account and its positions, and the events the gateway publishes.
 
 The shapes are the ``MetaTrader5`` package's own, so a trader's code carries over: ``SymbolInfo``
 has every field of the package's ``SymbolInfo`` in its order (docs/MT5_API.md), ``Tick`` those
@@ -26,11 +26,14 @@ __all__ = [
     "MAX_SYMBOLS_PER_REQUEST",
     "RATES_DTYPE",
     "TICKS_DTYPE",
+    "Account",
     "Bar",
     "Deal",
     "Event",
     "Order",
+    "Position",
     "Rows",
+    "Side",
     "SymbolInfo",
     "Tick",
     "TickFlags",
@@ -40,6 +43,7 @@ __all__ = [
     "parse_topic",
     "state_topic",
     "tick_topic",
+    "trade_topic",
 ]
 
 MAX_SYMBOLS_PER_REQUEST: Final = 64  # GET_TICK's symbols
@@ -331,6 +335,50 @@ class Deal(Struct, frozen=True, kw_only=True):
     external_id: str
 
 
+class Side(StrEnum):
+    BUY = "BUY"
+    SELL = "SELL"
+
+
+class Account(Struct, frozen=True, kw_only=True):
+    """The trading account, as GET_ACCOUNT reports it."""
+
+    login: int
+    server: str
+    currency: str
+    leverage: int
+    balance: float
+    equity: float
+    margin: float
+    margin_free: float
+    margin_level: float
+    profit: float
+    trade_mode: str  # "DEMO", "CONTEST" or "REAL"
+    trade_allowed: bool
+    credit: float = 0.0
+    name: str = ""
+    company: str = ""
+    margin_mode: str = "HEDGING"  # "HEDGING", "NETTING" or "EXCHANGE"
+
+
+class Position(Struct, frozen=True, kw_only=True):
+    """An open position, as GET_POSITIONS reports it."""
+
+    ticket: int
+    symbol: str
+    type: Side
+    volume: float
+    price_open: float
+    price_current: float
+    sl: float
+    tp: float
+    profit: float
+    swap: float
+    magic: int
+    comment: str
+    time: int
+
+
 class Event(Struct, frozen=True, kw_only=True, omit_defaults=True):
     """One message on the event socket (its second frame; the first is the topic).
 
@@ -340,6 +388,13 @@ class Event(Struct, frozen=True, kw_only=True, omit_defaults=True):
     ``bar`` (``symbol``, ``timeframe``, ``bar``: a bar that has just closed) or ``state``
     (``state``: ``TERMINAL_LOST``, ``TERMINAL_BACK``, ``HALTED``, ``RESUMED``, ``STARTED``,
     ``STOPPING``; ``detail``).
+
+    Trade events (topic ``trade;``) are kept by the gateway, and their ``seq`` is the event
+    log's: gap-free, and not reset by a restart (``log`` names the log it counts in). ``kind``
+    is ``deal`` (``deal``, ``symbol``; ``uuid`` when the bridge sent its order), ``order``
+    (``order``, ``symbol``, ``change``: ``PLACED``, ``MODIFIED``, ``TRIGGERED``, ``FILLED``,
+    ``CANCELLED``, ``EXPIRED``, ``REJECTED``; ``uuid`` likewise) or ``account``
+    (``account``).
     """
 
     run: str
@@ -353,6 +408,13 @@ class Event(Struct, frozen=True, kw_only=True, omit_defaults=True):
     state: str | None = None
     detail: str | None = None
     code: str | None = None
+    # trade events
+    log: str | None = None
+    deal: Deal | None = None
+    order: Order | None = None
+    account: Account | None = None
+    change: str | None = None
+    uuid: str | None = None
 
 
 def tick_topic(symbol: str) -> bytes:
@@ -365,6 +427,10 @@ def bar_topic(symbol: str, timeframe: str) -> bytes:
 
 def state_topic() -> bytes:
     return b"state;"
+
+
+def trade_topic() -> bytes:
+    return b"trade;"
 
 
 def parse_topic(topic: bytes) -> tuple[str, str | None, str | None] | None:
@@ -382,8 +448,8 @@ def parse_topic(topic: bytes) -> tuple[str, str | None, str | None] | None:
     if not text.endswith(";"):
         return None
     kind, _, rest = text[:-1].partition(".")
-    if kind == "state" and not rest:
-        return ("state", None, None)
+    if kind in ("state", "trade") and not rest:
+        return (kind, None, None)
     if kind == "tick" and 0 < len(rest) <= 29:
         return ("tick", rest, None)
     if kind == "bar":

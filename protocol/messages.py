@@ -13,16 +13,20 @@ from __future__ import annotations
 
 import typing
 from enum import StrEnum
-from typing import Annotated, Final
+from typing import Annotated, Final, Literal
 
 import msgspec
 from msgspec import Meta, Struct
 
 from protocol.market import (
     MAX_SYMBOLS_PER_REQUEST,
+    Account,
     Deal,
+    Event,
     Order,
+    Position,
     Rows,
+    Side,
     SymbolInfo,
     Tick,
     TickFlags,
@@ -31,20 +35,30 @@ from protocol.market import (
 
 __all__ = [
     "ACTIONS",
+    "MAX_EVENTS_PER_REQUEST",
     "PROTOCOL_VERSION",
     "Account",
     "AnyRequest",
+    "Cancel",
     "Close",
+    "CloseBy",
+    "Command",
     "Comment",
     "Deviation",
+    "Expiration",
     "GatewayInfo",
     "GetAccount",
+    "GetEvents",
     "GetOrder",
     "GetPositions",
     "Halt",
     "Magic",
+    "ModifyOrder",
+    "ModifyPosition",
     "Open",
+    "PendingType",
     "Ping",
+    "Place",
     "Position",
     "Price",
     "Reason",
@@ -63,6 +77,7 @@ __all__ = [
 ]
 
 PROTOCOL_VERSION: Final = 1
+MAX_EVENTS_PER_REQUEST: Final = 1000
 
 # Field types, exported too for tools that check arguments before building a request.
 # Identifiers and numbers are bounded so that nothing unreasonable ever reaches the journal or
@@ -102,11 +117,37 @@ Signature = Annotated[str, Meta(max_length=256)]
 Count = Annotated[int, Meta(gt=0, le=100_000_000)]  # rows asked for; the gateway's limit is lower
 StartPos = Annotated[int, Meta(ge=0, le=100_000_000)]
 Group = Annotated[str, Meta(min_length=1, max_length=1024)]
+ExpiresAt = Annotated[int, Meta(gt=0, lt=10**11)]  # epoch seconds, the terminal's clock
+# When a pending order lapses: "GTC" (never, the default), "DAY" (at the end of the trading
+# day), or a time.
+Expiration = Literal["GTC", "DAY"] | ExpiresAt
 
 
-class Side(StrEnum):
-    BUY = "BUY"
-    SELL = "SELL"
+class PendingType(StrEnum):
+    """The pending order types, named as the package's ``ORDER_TYPE_*`` without the prefix."""
+
+    BUY_LIMIT = "BUY_LIMIT"
+    SELL_LIMIT = "SELL_LIMIT"
+    BUY_STOP = "BUY_STOP"
+    SELL_STOP = "SELL_STOP"
+    BUY_STOP_LIMIT = "BUY_STOP_LIMIT"
+    SELL_STOP_LIMIT = "SELL_STOP_LIMIT"
+
+    @property
+    def constant(self) -> int:
+        """The package's ``ORDER_TYPE_*`` value (2 to 7)."""
+        return _PENDING_CONSTANTS[self]
+
+    @property
+    def side(self) -> Side:
+        return Side.BUY if self.startswith("BUY") else Side.SELL
+
+    @property
+    def stop_limit(self) -> bool:
+        return self.endswith("STOP_LIMIT")
+
+
+_PENDING_CONSTANTS: Final = {kind: 2 + index for index, kind in enumerate(PendingType)}
 
 
 class Status(StrEnum):
@@ -124,7 +165,7 @@ class Request(
     tag_field="action",
     omit_defaults=True,
 ):
-    """Fields every request carries. ``uuid`` is the idempotency key of OPEN and CLOSE."""
+    """Fields every request carries. ``uuid`` is the idempotency key of every signed one."""
 
     uuid: Uuid
     timestamp: Timestamp
@@ -191,14 +232,108 @@ class Resume(Request, tag="RESUME", frozen=True):
     risk_signature: Signature | None = None
 
 
+class Place(Request, tag="PLACE", frozen=True):
+    """Place a pending order, e.g. ``Place(uuid=..., timestamp=..., symbol="EURUSD",
+    type=PendingType.BUY_LIMIT, volume=0.1, price=1.0800, sl=1.0750)``.
+
+    A limit order waits for a better price than the market's (a buy below the ask), a stop
+    order for a worse one (a buy above it); a stop-limit order places, at ``price``, a limit
+    order at ``stoplimit``. ``expiration`` is ``"GTC"`` unless said."""
+
+    symbol: Symbol
+    type: PendingType
+    volume: Volume
+    price: Price
+    stoplimit: Price | None = None
+    sl: StopPrice | None = None
+    tp: StopPrice | None = None
+    expiration: Expiration | None = None
+    magic: Magic | None = None
+    comment: Comment | None = None
+    risk_signature: Signature | None = None
+
+    def problem(self) -> str | None:
+        """Why the fields make no order, or ``None``."""
+        kind = PendingType(self.type)  # a plain "BUY_LIMIT" as well
+        if kind.stop_limit and self.stoplimit is None:
+            return f"a {kind} order needs stoplimit: the price of the limit order it places"
+        if not kind.stop_limit and self.stoplimit is not None:
+            return f"stoplimit belongs to BUY_STOP_LIMIT and SELL_STOP_LIMIT, not {kind}"
+        return None
+
+
+class ModifyPosition(Request, tag="MODIFY_POSITION", frozen=True):
+    """Move an open position's stop loss and take profit (``TRADE_ACTION_SLTP``). A level left
+    out stays as it is; 0 removes it."""
+
+    ticket: Ticket
+    sl: StopPrice | None = None
+    tp: StopPrice | None = None
+    risk_signature: Signature | None = None
+
+    def problem(self) -> str | None:
+        """Why the fields change nothing, or ``None``."""
+        if self.sl is None and self.tp is None:
+            return "say what to change: sl, tp or both (0 removes a level)"
+        return None
+
+
+class ModifyOrder(Request, tag="MODIFY_ORDER", frozen=True):
+    """Change a pending order's price, stop-limit price, stops or expiration
+    (``TRADE_ACTION_MODIFY``); what is left out stays as it is."""
+
+    ticket: Ticket
+    price: Price | None = None
+    stoplimit: Price | None = None
+    sl: StopPrice | None = None
+    tp: StopPrice | None = None
+    expiration: Expiration | None = None
+    risk_signature: Signature | None = None
+
+    def problem(self) -> str | None:
+        """Why the fields change nothing, or ``None``."""
+        fields = (self.price, self.stoplimit, self.sl, self.tp, self.expiration)
+        if all(value is None for value in fields):
+            return "say what to change: price, stoplimit, sl, tp or expiration"
+        return None
+
+
+class Cancel(Request, tag="CANCEL", frozen=True):
+    """Delete a pending order (``TRADE_ACTION_REMOVE``). Always allowed, halted or not."""
+
+    ticket: Ticket
+    risk_signature: Signature | None = None
+
+
+class CloseBy(Request, tag="CLOSE_BY", frozen=True):
+    """Close a position by an opposite one of the same symbol (hedging accounts): both shrink
+    by the smaller volume, and only one spread is paid."""
+
+    ticket: Ticket
+    by: Ticket
+    risk_signature: Signature | None = None
+
+    def problem(self) -> str | None:
+        """Why the fields make no request, or ``None``."""
+        if self.ticket == self.by:
+            return f"a position cannot be closed by itself (ticket and by are both {self.by})"
+        return None
+
+
 class GetAccount(Request, tag="GET_ACCOUNT", frozen=True):
-    """Ask for the trading account's balance, equity and margin."""
+    """Ask for the trading account's balance, equity and margin: as the gateway's trade
+    watcher last read it (the reply's ``age_ms`` says how long ago), or, with ``fresh``, read
+    from the terminal now (within the gateway's ``read_timeout_ms``; past it, the last
+    reading with its age)."""
+
+    fresh: bool = False
 
 
 class GetPositions(Request, tag="GET_POSITIONS", frozen=True):
-    """Ask for the open positions, optionally of one symbol."""
+    """Ask for the open positions, optionally of one symbol; ``fresh`` as GET_ACCOUNT's."""
 
     symbol: Symbol | None = None
+    fresh: bool = False
 
 
 class GetOrder(Request, tag="GET_ORDER", frozen=True):
@@ -343,15 +478,32 @@ class GetHistory(Request, tag="GET_HISTORY", frozen=True):
         return None
 
 
+class GetEvents(Request, tag="GET_EVENTS", frozen=True):
+    """Ask for the trade events kept after sequence number ``since`` (0: from the oldest
+    kept), at most ``limit`` of them, oldest first. The reply's ``first_seq`` and
+    ``last_seq`` are the oldest and newest kept, and ``log`` the id of the log they count in
+    (a new log starts its count again)."""
+
+    since: Annotated[int, Meta(ge=0, le=2**63 - 1)] = 0
+    limit: Annotated[int, Meta(gt=0, le=MAX_EVENTS_PER_REQUEST)] = MAX_EVENTS_PER_REQUEST
+
+
 MarketRequest = GetSymbols | GetSymbol | GetTick | GetRates | GetTicks  # read-only, unsigned
-TradeRead = GetOrders | GetHistory  # read-only, unsigned
+TradeRead = GetOrders | GetHistory  # read-only, unsigned, answered by the terminal
 Read = MarketRequest | TradeRead
-SignedRequest = Open | Close | Halt | Resume  # journaled by uuid, signature required
+# Journaled by uuid, signed, and carried out in the terminal.
+Command = Open | Close | Place | ModifyPosition | ModifyOrder | Cancel | CloseBy
+SignedRequest = Command | Halt | Resume  # journaled by uuid, signature required
 Signable = SignedRequest | Ping  # what a risk signature can cover
 AnyRequest = (
     Ping
     | Open
     | Close
+    | Place
+    | ModifyPosition
+    | ModifyOrder
+    | Cancel
+    | CloseBy
     | Halt
     | Resume
     | GetAccount
@@ -364,50 +516,12 @@ AnyRequest = (
     | GetTicks
     | GetOrders
     | GetHistory
+    | GetEvents
 )
 
 ACTIONS: Final[frozenset[str]] = frozenset(
     cls.__struct_config__.tag for cls in typing.get_args(AnyRequest)
 )
-
-
-class Account(Struct, frozen=True, kw_only=True):
-    """The trading account, as GET_ACCOUNT reports it."""
-
-    login: int
-    server: str
-    currency: str
-    leverage: int
-    balance: float
-    equity: float
-    margin: float
-    margin_free: float
-    margin_level: float
-    profit: float
-    trade_mode: str  # "DEMO", "CONTEST" or "REAL"
-    trade_allowed: bool
-    credit: float = 0.0
-    name: str = ""
-    company: str = ""
-    margin_mode: str = "HEDGING"  # "HEDGING", "NETTING" or "EXCHANGE"
-
-
-class Position(Struct, frozen=True, kw_only=True):
-    """An open position, as GET_POSITIONS reports it."""
-
-    ticket: int
-    symbol: str
-    type: Side
-    volume: float
-    price_open: float
-    price_current: float
-    sl: float
-    tp: float
-    profit: float
-    swap: float
-    magic: int
-    comment: str
-    time: int
 
 
 class GatewayInfo(Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -440,7 +554,8 @@ class Reply(Struct, frozen=True, kw_only=True, omit_defaults=True):
     # auth_error, and a sentence in error_msg
     authenticated: bool | None = None
     auth_error: str | None = None
-    # OPEN, CLOSE, and GET_ORDER's copy of them
+    # OPEN, CLOSE and the other commands, and GET_ORDER's copy of them (PLACE, MODIFY_ORDER,
+    # CANCEL: ``order`` is the pending order's ticket)
     ticket: int | None = None
     order: int | None = None
     deal: int | None = None
@@ -451,9 +566,10 @@ class Reply(Struct, frozen=True, kw_only=True, omit_defaults=True):
     # GET_ORDER
     order_uuid: str | None = None
     order_action: str | None = None
-    # GET_ACCOUNT, GET_POSITIONS
+    # GET_ACCOUNT, GET_POSITIONS; how old the reading is (milliseconds)
     account: Account | None = None
     positions: list[Position] | None = None
+    age_ms: float | None = None
     # GET_SYMBOLS, GET_SYMBOL, GET_TICK (by symbol)
     symbols: list[SymbolInfo] | None = None
     symbol_info: SymbolInfo | None = None
@@ -463,3 +579,8 @@ class Reply(Struct, frozen=True, kw_only=True, omit_defaults=True):
     # GET_ORDERS, GET_HISTORY
     orders: list[Order] | None = None
     deals: list[Deal] | None = None
+    # GET_EVENTS
+    events: list[Event] | None = None
+    log: str | None = None
+    first_seq: int | None = None
+    last_seq: int | None = None

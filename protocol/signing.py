@@ -6,6 +6,12 @@ joined by ``\\n``; volume, price, sl and tp as ``%.8f``, deviation and ticket as
 integers, an absent field as an empty line. The timestamp is inside the MAC, so a signature
 also proves when the strategy node's risk check passed, and a stale one can be refused.
 
+The order-life-cycle commands (PLACE, MODIFY_POSITION, MODIFY_ORDER, CANCEL, CLOSE_BY: an
+extension of v1) cover more fields: three lines more, before ts_ms: stoplimit (``%.8f``),
+expiration (``GTC``, ``DAY`` or epoch seconds) and by (a ticket). Their ``ticket`` line is the
+position's or the pending order's ticket, and a PLACE's ``type`` line its order type
+(``BUY_LIMIT``). The twelve lines of OPEN, CLOSE, HALT, RESUME and PING are unchanged.
+
 >>> from protocol import Side
 >>> key = secret_key("correct horse battery staple")
 >>> order = Open(uuid="a1", timestamp=0, symbol="EURUSD", type=Side.BUY, volume=0.1)
@@ -26,7 +32,16 @@ from typing import Final, TypeVar
 import msgspec
 
 from protocol.errors import SignatureExpired, SignatureInvalid, SignatureMissing
-from protocol.messages import Close, Open, Signable
+from protocol.messages import (
+    Cancel,
+    Close,
+    CloseBy,
+    ModifyOrder,
+    ModifyPosition,
+    Open,
+    Place,
+    Signable,
+)
 
 __all__ = [
     "DEFAULT_MAX_FUTURE_MS",
@@ -119,13 +134,33 @@ def canonical(request: Signable, ts_ms: int) -> bytes:
 
     HALT, RESUME and PING (extensions of the contract) have every order field empty.
     """
-    symbol = side = price = sl = tp = volume = deviation = ticket = None
+    symbol = price = sl = tp = volume = deviation = ticket = None
+    side: str | None = None
+    extended = isinstance(request, Place | ModifyPosition | ModifyOrder | Cancel | CloseBy)
+    stoplimit = expiration = by = None
     if isinstance(request, Open):
         symbol, side, volume = request.symbol, request.type, request.volume
         price, sl, tp, deviation = request.price, request.sl, request.tp, request.deviation
     elif isinstance(request, Close):
         volume, deviation, ticket = request.volume, request.deviation, request.ticket
-    lines = (
+    elif isinstance(request, Place):
+        symbol, side, volume, price = request.symbol, request.type, request.volume, request.price
+        sl, tp, stoplimit, expiration = (
+            request.sl,
+            request.tp,
+            request.stoplimit,
+            request.expiration,
+        )
+    elif isinstance(request, ModifyOrder):
+        ticket, price, sl, tp = request.ticket, request.price, request.sl, request.tp
+        stoplimit, expiration = request.stoplimit, request.expiration
+    elif isinstance(request, ModifyPosition):
+        ticket, sl, tp = request.ticket, request.sl, request.tp
+    elif isinstance(request, Cancel):
+        ticket = request.ticket
+    elif isinstance(request, CloseBy):
+        ticket, by = request.ticket, request.by
+    lines = [
         "v1",
         request.uuid,
         request.action,
@@ -137,8 +172,10 @@ def canonical(request: Signable, ts_ms: int) -> bytes:
         _number(tp),
         _integer(deviation),
         _integer(ticket),
-        str(ts_ms),
-    )
+    ]
+    if extended:
+        lines += [_number(stoplimit), "" if expiration is None else str(expiration), _integer(by)]
+    lines.append(str(ts_ms))
     return "\n".join(lines).encode("utf-8")
 
 

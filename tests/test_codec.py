@@ -53,8 +53,9 @@ FUZZ: Final = settings(
 )
 
 # No message may grow with the input. The largest legitimate one is an UNKNOWN_ACTION message
-# whose 40 echoed characters are all non-printable (repr turns each into up to 10 characters).
-MESSAGE_BOUND: Final = 600
+# whose 40 echoed characters are all non-printable (repr turns each into up to 10 characters),
+# followed by the list of actions.
+MESSAGE_BOUND: Final = 40 * 10 + len(", ".join(ACTIONS)) + 40
 
 UUID_RE: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")  # PROTOCOL.md, written out independently
 ALL_CODES: Final = frozenset(ErrorCode)
@@ -90,6 +91,40 @@ VALID_FIELDS: Final[dict[str, dict[str, Any]]] = {
         "risk_signature": "RISK_PASS:" + "0" * 64 + ":1700000000000",
     },
     "RESUME": {"risk_signature": "RISK_PASS:" + "0" * 64 + ":1700000000000"},
+    "PLACE": {
+        "symbol": "EURUSD",
+        "type": "BUY_STOP_LIMIT",
+        "volume": 0.1,
+        "price": 1.0900,
+        "stoplimit": 1.0890,
+        "sl": 1.08,
+        "tp": 1.1,
+        "expiration": 1800000000,
+        "magic": 7,
+        "comment": "c",
+        "risk_signature": "RISK_PASS:" + "0" * 64 + ":1700000000000",
+    },
+    "MODIFY_POSITION": {
+        "ticket": 42,
+        "sl": 1.05,
+        "tp": 1.1,
+        "risk_signature": "RISK_PASS:" + "0" * 64 + ":1700000000000",
+    },
+    "MODIFY_ORDER": {
+        "ticket": 43,
+        "price": 1.0800,
+        "stoplimit": 1.0810,
+        "sl": 1.07,
+        "tp": 1.1,
+        "expiration": "DAY",
+        "risk_signature": "RISK_PASS:" + "0" * 64 + ":1700000000000",
+    },
+    "CANCEL": {"ticket": 43, "risk_signature": "RISK_PASS:" + "0" * 64 + ":1700000000000"},
+    "CLOSE_BY": {
+        "ticket": 42,
+        "by": 44,
+        "risk_signature": "RISK_PASS:" + "0" * 64 + ":1700000000000",
+    },
     "GET_ACCOUNT": {},
     "GET_POSITIONS": {"symbol": "EURUSD"},
     "GET_ORDER": {"order_uuid": "ord-1"},
@@ -337,6 +372,8 @@ def test_actions_are_exactly_the_contracts() -> None:
     # Market data (issue 15), read-only
     extensions |= {"GET_SYMBOLS", "GET_SYMBOL", "GET_TICK", "GET_RATES", "GET_TICKS"}
     extensions |= {"GET_ORDERS", "GET_HISTORY"}  # pending orders and the history (issue 16)
+    # The order life cycle (issue 16), signed and journaled like OPEN
+    extensions |= {"PLACE", "MODIFY_POSITION", "MODIFY_ORDER", "CANCEL", "CLOSE_BY"}
     assert set(ACTIONS) == contract | extensions
     assert PROTOCOL_VERSION == 1
 
@@ -353,6 +390,9 @@ def test_error_codes_are_exactly_the_contracts() -> None:
         "DUPLICATE_UUID",
         "ORDER_NOT_FOUND",
         "POSITION_NOT_FOUND",
+        "INVALID_PRICE",
+        "INVALID_EXPIRATION",
+        "NO_CHANGES",
         "MT5_DISCONNECTED",
         "MT5_REJECTED",
         "RISK_REJECTED",

@@ -8,6 +8,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support import eventually_async
@@ -22,6 +23,7 @@ from gtw_server.errors import TerminalDisconnected, WorkerCrashed, WorkerUnavail
 from gtw_server.operations import ACCOUNT, CONNECT, OPEN, POSITIONS
 from gtw_server.terminal import OrderSendResult
 from gtw_server.terminal.sim import SimConfig, SimTerminal
+from gtw_server.terminal.structs import replaced
 from gtw_server.worker import TerminalWorker, WorkerSpec
 from plumbing.loop import loop_factory
 from protocol import Side
@@ -137,8 +139,9 @@ def test_results_larger_than_the_pipe_buffer_arrive_whole_under_uvloop(tmp_path:
 
 
 def test_find_tells_executed_from_still_active_from_absent() -> None:
-    # Reconciliation's one question to the terminal: FILLED (a deal carries the tag),
-    # UNKNOWN (an active order does: not executed yet), or absent (neither).
+    # Reconciliation's one question to the terminal: FILLED (a deal carries the tag), DONE (a
+    # pending order does, active or in the history: it was placed), UNKNOWN (an active market
+    # order does: not executed yet), or absent (none of these).
     mt5 = SimTerminal()
     adapter = TerminalAdapter(mt5)
     assert adapter.connect().connected
@@ -146,20 +149,46 @@ def test_find_tells_executed_from_still_active_from_absent() -> None:
         OpenOrder(symbol="EURUSD", side=Side.BUY, volume=0.1, comment="#fillaaaa")
     )
     ask = mt5.symbol_info_tick("EURUSD").ask
-    placed = mt5.order_send(
-        action=mt5.TRADE_ACTION_PENDING,
-        symbol="EURUSD",
-        volume=0.1,
-        type=mt5.ORDER_TYPE_BUY_LIMIT,
-        price=round(ask - 0.01, 5),
-        comment="#waitaaaa limit",
+    placed, cancelled = (
+        mt5.order_send(
+            action=mt5.TRADE_ACTION_PENDING,
+            symbol="EURUSD",
+            volume=0.1,
+            type=mt5.ORDER_TYPE_BUY_LIMIT,
+            price=round(ask - 0.01, 5),
+            comment=comment,
+        )
+        for comment in ("#waitaaaa limit", "#goneaaaa")
     )
-    assert placed.retcode == mt5.TRADE_RETCODE_DONE
+    assert placed.retcode == cancelled.retcode == mt5.TRADE_RETCODE_DONE
+    removed = mt5.order_send(action=mt5.TRADE_ACTION_REMOVE, order=cancelled.order)
+    assert removed.retcode == mt5.TRADE_RETCODE_DONE
+    in_flight = _market_order_in_flight(mt5, "#flyaaaaa")
     since = time.time() - 60
-    found = adapter.find(FindOrders(tags=["#fillaaaa", "#waitaaaa", "#goneaaaa"], since=since))
+    tags = ["#fillaaaa", "#waitaaaa", "#goneaaaa", "#flyaaaaa", "#noneaaaa"]
+    found = adapter.find(FindOrders(tags=tags, since=since))
     assert found["#fillaaaa"].status == "FILLED" and found["#fillaaaa"].ticket == filled.ticket
-    assert found["#waitaaaa"].status == "UNKNOWN" and found["#waitaaaa"].order == placed.order
-    assert "#goneaaaa" not in found
+    for tag, order in (("#waitaaaa", placed.order), ("#goneaaaa", cancelled.order)):
+        assert (found[tag].status, found[tag].action, found[tag].order) == ("DONE", "PLACE", order)
+    assert found["#flyaaaaa"].status == "UNKNOWN" and found["#flyaaaaa"].order == in_flight
+    assert "#noneaaaa" not in found
+
+
+def _market_order_in_flight(mt5: SimTerminal, comment: str) -> int:
+    """Make ``mt5.orders_get()`` also list a market order on its way to the trade server (the
+    simulator fills market orders at once, so it never has one); return its ticket."""
+    real = mt5.orders_get
+    ticket = 999_999
+
+    def orders_get(*args: Any, **kwargs: Any) -> Any:
+        active = real(*args, **kwargs)
+        if args or kwargs:
+            return active
+        flying = replaced(active[0], ticket=ticket, type=mt5.ORDER_TYPE_BUY, comment=comment)
+        return (*active, flying)
+
+    mt5.orders_get = orders_get  # type: ignore[method-assign]
+    return ticket
 
 
 def test_a_symbol_outside_the_market_watch_is_selected_then_traded() -> None:
