@@ -64,14 +64,14 @@ async def run(
         for (symbol, side, lots, _), fill in zip(ORDERS, fills, strict=True):
             show_fill(f"{side} {lots:.2f} {symbol}", fill)
 
-        account = await bridge.get_account()
+        account = await bridge.get_account(fresh=True)  # after our own orders: read now
         print(
             f"3. ACCOUNT #{account.login} on {account.server} ({account.trade_mode}): "
             f"balance {account.balance:,.2f} {account.currency}, equity {account.equity:,.2f}, "
             f"margin {account.margin:,.2f}, free {account.margin_free:,.2f}"
         )
 
-        positions = await bridge.get_positions()
+        positions = await bridge.get_positions(fresh=True)
         print(f"4. POSITIONS ({len(positions)} open):")
         for p in positions:
             print(
@@ -90,8 +90,8 @@ async def run(
 
         state = await bridge.get_order(first.uuid)
         print(f"6. GET_ORDER {first.uuid}: {state.status} (position #{state.ticket})")
-        account = await bridge.get_account()
-        left = await bridge.get_positions()
+        account = await bridge.get_account(fresh=True)  # after our own orders: read now
+        left = await bridge.get_positions(fresh=True)
         print(
             f"7. DONE: {len(left)} positions open, balance {account.balance:,.2f} "
             f"{account.currency} (realised P&L and spreads included)"

@@ -10,7 +10,10 @@ is no longer active. From the difference with the last look it makes the trade e
   hand, another program); ``uuid`` when its comment carries the tag of a request the gateway
   sent (``gtw_server.tagging``);
 - ``order``: a pending order ``PLACED``, ``MODIFIED``, ``TRIGGERED`` (a stop-limit turned into
-  its limit order), and on leaving ``FILLED``, ``CANCELLED``, ``EXPIRED`` or ``REJECTED``;
+  its limit order), and on leaving ``FILLED``, ``CANCELLED``, ``EXPIRED`` or ``REJECTED``. An
+  order placed and gone between two looks is found in the history (it has a ticket past the
+  highest seen): both its events are told. Changes are seen as states, so two modifications
+  between two looks are one ``MODIFIED``;
 - ``account``: balance, credit or margin changed (at once), equity or margin level changed (at
   most once per ``account_interval_s``).
 
@@ -55,6 +58,7 @@ _ENDED: Final = {
 _STATE_ORDERS: Final = "orders"
 _STATE_AFTER_DEAL: Final = "after_deal"
 _STATE_DEALS_FROM: Final = "deals_from"
+_STATE_AFTER_ORDER: Final = "after_order"
 _orders_codec: Final = msgspec.json.Decoder(list[Order])
 
 
@@ -98,6 +102,7 @@ class TradeWatcher:
         self.looks = 0
         self._orders: dict[int, Order] | None = None  # None until the committed place is read
         self._after_deal = 0
+        self._after_order = 0
         self._deals_from = 0
         self._account: Account | None = None  # as last published
         self._account_at = 0.0
@@ -120,27 +125,35 @@ class TradeWatcher:
         assert self._orders is not None
         asked_at = time.time()
         watch = Watch(
-            after_deal=self._after_deal, deals_from=self._deals_from, known=list(self._orders)
+            after_deal=self._after_deal,
+            deals_from=self._deals_from,
+            after_order=self._after_order,
+            known=list(self._orders),
         )
         watched: Watched = await self._worker.call(WATCH, watch)
         self.snapshot = Snapshot(
             account=watched.account, positions=watched.positions, read_at=time.monotonic()
         )
-        events = [
-            *self._deals(watched),
-            *self._order_changes(watched),
-            *self._account_change(watched),
-        ]
+        # In the order they happen: orders placed or changed, deals, orders gone, the account.
+        placed, gone = self._order_changes(watched)
+        events = [*placed, *self._deals(watched), *gone, *self._account_change(watched)]
         after_deal = watched.deals[-1].ticket if watched.deals else self._after_deal
         orders = {order.ticket: order for order in watched.orders}
-        if events or orders != self._orders or after_deal != self._after_deal:
+        after_order = watched.last_order
+        moved = (orders, after_deal, after_order) != (
+            self._orders,
+            self._after_deal,
+            self._after_order,
+        )
+        if events or moved:
             state = {
                 _STATE_ORDERS: msgspec.json.encode(list(orders.values())),
                 _STATE_AFTER_DEAL: str(after_deal).encode(),
+                _STATE_AFTER_ORDER: str(after_order).encode(),
                 _STATE_DEALS_FROM: str(int(asked_at)).encode(),
             }
             events = await anyio.to_thread.run_sync(self._log.append, events, state)
-        self._orders, self._after_deal = orders, after_deal
+        self._orders, self._after_deal, self._after_order = orders, after_deal, after_order
         self._deals_from = int(asked_at)
         if any(event.kind == "account" for event in events):
             self._account, self._account_at = watched.account, time.monotonic()
@@ -157,6 +170,8 @@ class TradeWatcher:
         self._orders = {o.ticket: o for o in _orders_codec.decode(stored)} if stored else {}
         after = self._log.state(_STATE_AFTER_DEAL)
         self._after_deal = int(after) if after else 0
+        after_order = self._log.state(_STATE_AFTER_ORDER)
+        self._after_order = int(after_order) if after_order else 0
         since = self._log.state(_STATE_DEALS_FROM)
         self._deals_from = int(since) if since else int(time.time())
 
@@ -197,9 +212,12 @@ class TradeWatcher:
             for deal in watched.deals
         ]
 
-    def _order_changes(self, watched: Watched) -> list[Event]:
+    def _order_changes(self, watched: Watched) -> tuple[list[Event], list[Event]]:
+        """The order events of a look: orders placed, modified or triggered, and orders gone
+        (placed and gone between two looks: in both)."""
         before = self._orders or {}
-        events: list[Event] = []
+        placed: list[Event] = []
+        gone: list[Event] = []
         for order in watched.orders:
             was = before.get(order.ticket)
             if was is None:
@@ -210,7 +228,11 @@ class TradeWatcher:
                 change = "MODIFIED"
             else:
                 continue
-            events.append(self._order_event(order, change))
+            placed.append(self._order_event(order, change))
+        for order in watched.brief:  # placed and gone between two looks
+            if order.ticket not in before:
+                placed.append(self._order_event(order, "PLACED"))
+                gone.append(self._order_event(order, _ENDED.get(order.state, "CANCELLED")))
         active = {order.ticket for order in watched.orders}
         ended = {order.ticket: order for order in watched.ended}
         for ticket, was in before.items():
@@ -218,8 +240,8 @@ class TradeWatcher:
                 continue
             last = ended.get(ticket)
             change = _ENDED.get(last.state, "CANCELLED") if last else "CANCELLED"
-            events.append(self._order_event(last or was, change))
-        return events
+            gone.append(self._order_event(last or was, change))
+        return placed, gone
 
     def _order_event(self, order: Order, change: str) -> Event:
         return self._event(

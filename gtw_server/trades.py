@@ -22,6 +22,7 @@ from protocol import Account, Deal, ErrorCode, Order, Position
 __all__ = ["History", "HistoryQuery", "OrdersQuery", "TradeReader", "Watch", "Watched"]
 
 _DAY_S: Final = 86_400
+_PENDING_TYPES: Final = range(2, 8)  # ORDER_TYPE_BUY_LIMIT .. ORDER_TYPE_SELL_STOP_LIMIT
 
 
 class OrdersQuery(Struct, frozen=True, kw_only=True):
@@ -53,23 +54,29 @@ class History(Struct, frozen=True, kw_only=True):
 
 class Watch(Struct, frozen=True, kw_only=True):
     """What the trade watcher asks at each interval: the deals after ``after_deal`` (a ticket)
-    made since ``deals_from`` (epoch seconds), and what became of each of the pending orders
-    ``known`` at the last look that is no longer active."""
+    made since ``deals_from`` (epoch seconds), what became of each of the pending orders
+    ``known`` at the last look that is no longer active, and the pending orders after
+    ``after_order`` that came and went between two looks."""
 
     after_deal: int
     deals_from: int
+    after_order: int = 0
     known: list[int] = msgspec.field(default_factory=list)
 
 
 class Watched(Struct, frozen=True, kw_only=True):
     """The terminal at one look: the account, positions and pending orders, the new deals
-    (oldest first), and the history's record of the orders that are gone."""
+    (oldest first), the history's record of the orders that are gone, the pending orders
+    placed and gone since the last look (``brief``, oldest first), and the highest order
+    ticket seen (``last_order``)."""
 
     account: Account
     positions: list[Position]
     orders: list[Order]
     deals: list[Deal]
     ended: list[Order]
+    brief: list[Order] = msgspec.field(default_factory=list)
+    last_order: int = 0
 
 
 class TradeReader:
@@ -142,8 +149,27 @@ class TradeReader:
             if record is None:
                 raise adapter.failed("history_orders_get")
             ended.extend(_struct(order, Order) for order in record)
+        history = self.mt5.history_orders_get(query.deals_from - _DAY_S, until)
+        if history is None:
+            raise adapter.failed("history_orders_get")
+        new = [order for order in history if order.ticket > query.after_order]
+        brief = sorted(
+            (
+                _struct(order, Order)
+                for order in new
+                if order.type in _PENDING_TYPES and order.ticket not in active
+            ),
+            key=lambda order: order.ticket,
+        )
+        last_order = max((query.after_order, *(o.ticket for o in new), *(o.ticket for o in orders)))
         return Watched(
-            account=account, positions=positions, orders=orders, deals=deals, ended=ended
+            account=account,
+            positions=positions,
+            orders=orders,
+            deals=deals,
+            ended=ended,
+            brief=brief,
+            last_order=last_order,
         )
 
 

@@ -319,14 +319,21 @@ class Bridge:
             self._stamp(Ping(uuid=new_uuid(), timestamp=0.0)), timeout
         )
 
-    async def get_account(self) -> Account:
-        reply = await self._query(GetAccount(uuid=new_uuid(), timestamp=self._now()))
+    async def get_account(self, *, fresh: bool = False) -> Account:
+        """The account as the gateway's trade watcher last read it (a fraction of a second
+        old: it never waits behind orders), or with ``fresh``, read from the terminal now
+        (within the gateway's ``read_timeout_ms``, past which the last reading answers)."""
+        request = GetAccount(uuid=new_uuid(), timestamp=self._now(), fresh=fresh)
+        reply = await self._query(request)
         if reply.account is None:
             raise BadReply("GET_ACCOUNT reply without an account")
         return reply.account
 
-    async def get_positions(self, symbol: str | None = None) -> list[Position]:
-        request = GetPositions(uuid=new_uuid(), timestamp=self._now(), symbol=symbol)
+    async def get_positions(
+        self, symbol: str | None = None, *, fresh: bool = False
+    ) -> list[Position]:
+        """The open positions (of ``symbol``), read as ``get_account`` reads the account."""
+        request = GetPositions(uuid=new_uuid(), timestamp=self._now(), symbol=symbol, fresh=fresh)
         reply = await self._query(request)
         return reply.positions or []
 
@@ -551,15 +558,19 @@ class Bridge:
         return Stream(self._events(), [state_topic()], _state_of, on_gap)
 
     def events(
-        self, since: int | None = None, *, on_gap: Callable[[Gap], None] | None = None
+        self,
+        since: int | None = None,
+        *,
+        log: str | None = None,
+        on_gap: Callable[[Gap], None] | None = None,
     ) -> TradeEvents:
         """The trade events after sequence number ``since`` (``None``: from now on), each
         once and in order, then live: ``DealEvent``, ``OrderEvent``, ``AccountEvent``, each
-        with its ``.seq`` (keep the last one seen, and resume from it after a restart:
-        ``inf_bridge.trade_events``)."""
+        with its ``.seq``. Keep the last ``seq`` seen and the iterator's ``.log``, and resume
+        from them after a restart (``inf_bridge.trade_events``)."""
         self._require_open()
         live: Stream[Event] = Stream(self._events(), [trade_topic()], _event_itself)
-        return TradeEvents(self._event_page, live, since, on_gap)
+        return TradeEvents(self._event_page, live, since, log=log, on_gap=on_gap)
 
     async def _event_page(self, since: int, limit: int) -> Reply:
         return await self._answer(
@@ -673,7 +684,7 @@ class Bridge:
             uuid=uuid or new_uuid(),
             timestamp=0.0,
             symbol=symbol,
-            type=type,
+            type=type.upper() if isinstance(type, str) else type,  # "buy_limit" as well
             volume=volume,
             price=price,
             stoplimit=stoplimit,
@@ -854,7 +865,11 @@ class Bridge:
         assert risk is not None
         if risk.limits.watches_book:
             asked = risk.now()
-            risk.sync(await self.get_positions(), asked, await self.orders())
+            request = GetPositions(uuid=new_uuid(), timestamp=self._now())
+            reply = await self._query(request)
+            # The gateway's reading is ``age_ms`` old: fills since then are kept, not lost.
+            taken = asked - (reply.age_ms or 0.0) / 1000
+            risk.sync(reply.positions or [], taken, await self.orders())
         if risk.limits.watches_equity and risk.daily_loss_breached(await self.get_account()):
             self.breaker.trip(DAILY_LOSS)
 

@@ -100,7 +100,8 @@ class TradeEvents:
 
     ``fetch(since, limit)`` asks the gateway's log (GET_EVENTS); ``live`` is the subscription
     to ``trade;``, opened before the first fetch so nothing falls between the two. ``seq`` is
-    the number of the last event yielded.
+    the number of the last event yielded and ``log`` the log it counts in: keep both to resume
+    (``log`` lets a replaced log be told from the one ``since`` counts in).
     """
 
     def __init__(
@@ -108,10 +109,12 @@ class TradeEvents:
         fetch: Callable[[int, int], Awaitable[Reply]],
         live: Stream[Event],
         since: int | None,
+        *,
+        log: str | None = None,
         on_gap: Callable[[Gap], None] | None = None,
     ) -> None:
         self.seq = since
-        self.log: str | None = None
+        self.log = log
         self.gaps: list[Gap] = []
         self._fetch = fetch
         self._live = live
@@ -171,7 +174,8 @@ class TradeEvents:
         if self.seq is None:
             self.log, self.seq = reply.log, reply.last_seq or 0
             return
-        if self.log is not None and reply.log != self.log:
+        if (self.log is not None and reply.log != self.log) or self.seq > (reply.last_seq or 0):
+            # Another log, or one that never counted this far: not the log ``seq`` is of.
             self._gap(Gap(topic="trade;", run=reply.log, restarted=True))
             self.log, self.seq = reply.log, 0
             return

@@ -7,9 +7,12 @@ from __future__ import annotations
 import csv
 import json
 import os
+import queue
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -244,8 +247,10 @@ def test_flatten_counts_a_position_closed_meanwhile_as_closed(
     cli("open", "EURUSD", "BUY", "0.1")
     real = Bridge.get_positions
 
-    async def with_a_stale_one(self: Bridge, symbol: str | None = None) -> list[Position]:
-        positions = await real(self, symbol)
+    async def with_a_stale_one(
+        self: Bridge, symbol: str | None = None, *, fresh: bool = False
+    ) -> list[Position]:
+        positions = await real(self, symbol, fresh=fresh)
         return [*positions, msgspec.structs.replace(positions[0], ticket=999_999_999)]
 
     monkeypatch.setattr(Bridge, "get_positions", with_a_stale_one)
@@ -459,7 +464,8 @@ def test_watch_shows_the_quotes_of_the_positions_symbols(
     cli("open", "EURUSD", "SELL", "0.1")
     lines = cli("watch", "--once").out.splitlines()
     (header,) = (i for i, line in enumerate(lines) if line.split()[:3] == ["Symbol", "Bid", "Ask"])
-    quotes = rows("\n".join(lines[header:]))
+    end = next(i for i in range(header, len(lines) + 1) if i == len(lines) or not lines[i].strip())
+    quotes = rows("\n".join(lines[header:end]))  # up to the pending orders, after a blank line
     assert [(row[0], float(row[1]) < float(row[2])) for row in quotes] == [
         ("EURUSD", True),
         ("XAUUSD", True),
@@ -756,6 +762,434 @@ def test_the_clis_words_are_the_packages_names() -> None:
     assert deal_types == views._DEAL_TYPES and len(deal_types) == 18
     assert package("DEAL_ENTRY_") == views._DEAL_ENTRIES
     assert package("DEAL_REASON_") == views._DEAL_REASONS
+
+
+# -- pending orders placed, modified and cancelled; trade events -----------------------------
+
+
+def ask(cli: CLI, symbol: str = "EURUSD") -> float:
+    price: float = cli("quote", symbol, "--json").json()[0]["ask"]
+    return price
+
+
+def placed_ticket(run: Run) -> int:
+    """The order's ticket from place's line: ``PLACED ... order #N  uuid ...``."""
+    found = re.search(r"  order #(\d+)  uuid ", run.out)
+    assert found is not None, run.out
+    return int(found.group(1))
+
+
+def test_place_modify_and_cancel_a_pending_order(connected: GatewayProcess, cli: CLI) -> None:
+    price = round(ask(cli) - 0.0100, 5)  # a buy limit waits below the ask
+    sl = round(price - 0.0050, 5)
+    placed = cli("place", "EURUSD", "buy_limit", "0.1", str(price), "--sl", str(sl))
+    assert placed.code == Exit.OK
+    assert placed.out.startswith(f"PLACED BUY_LIMIT 0.1 EURUSD at {price:g}  order #")
+    ticket = placed_ticket(placed)
+    (listed,) = cli("orders", "--json").json()
+    assert (listed["ticket"], listed["symbol"], listed["type"]) == (ticket, "EURUSD", 2)
+    assert (listed["price_open"], listed["sl"], listed["tp"]) == (price, sl, 0.0)
+    assert [row[:5] for row in rows(cli("orders").out)[:1]] == [
+        [str(ticket), "EURUSD", "BUY_LIMIT", "0.10", f"{price:g}"]
+    ]
+
+    lower, tp = round(price - 0.0020, 5), round(price + 0.0100, 5)
+    moved = cli("modify", str(ticket), "--order", "--price", str(lower), "--tp", str(tp))
+    assert moved.code == Exit.OK
+    assert moved.out.startswith(f"MODIFIED order #{ticket}: price {lower:g}, tp {tp:g}  uuid ")
+    (listed,) = cli("orders", "--json").json()
+    assert (listed["ticket"], listed["price_open"], listed["sl"], listed["tp"]) == (
+        ticket,
+        lower,
+        sl,  # what was not given stays
+        tp,
+    )
+    no_sl = cli("modify", str(ticket), "--order", "--sl", "0", "--json").json()
+    assert (no_sl["action"], no_sl["order"]) == ("MODIFY_ORDER", ticket)
+    assert cli("orders", "--json").json()[0]["sl"] == 0.0  # 0 removes the level
+    same = cli("modify", str(ticket), "--order", "--price", str(lower))
+    assert same.code == Exit.REFUSED
+    assert same.err == (
+        f"mt5-bridge: modify: NO_CHANGES: nothing to change: order {ticket} already has these "
+        "terms\n"
+    )
+
+    cancelled = cli("cancel", str(ticket), "--uuid", "cli-cancel-1")
+    assert cancelled.code == Exit.OK
+    assert cancelled.out == f"CANCELLED order #{ticket}  uuid cli-cancel-1\n"
+    assert cli("orders", "--json").json() == []
+    assert cli("orders").out == "No pending orders.\n"
+    again = cli("cancel", str(ticket), "--uuid", "cli-cancel-1")  # the same uuid: not again
+    assert again.code == Exit.OK and "not carried out again" in again.out
+    gone = cli("cancel", str(ticket))
+    assert gone.code == Exit.REFUSED
+    assert gone.err == (
+        f"mt5-bridge: cancel: ORDER_NOT_FOUND: order {ticket} is no longer pending: it was "
+        "cancelled\n"
+    )
+
+
+def test_place_in_json_and_what_became_of_it(connected: GatewayProcess, cli: CLI) -> None:
+    price = round(ask(cli, "USDJPY") + 0.500, 3)  # a sell limit waits above the bid
+    done = cli(
+        "place", "USDJPY", "SELL_LIMIT", "0.2", str(price), "--uuid", "cli-place-1", "--magic",
+        "7", "--comment", "fade", "--expiration", "2099-01-01T12:00", "--json",
+    ).json()  # fmt: skip
+    assert (done["uuid"], done["action"], done["duplicate"]) == ("cli-place-1", "PLACE", False)
+    (listed,) = cli("orders", "USDJPY", "--json").json()
+    assert listed["ticket"] == done["order"] and listed["magic"] == 7
+    assert listed["comment"].endswith("fade") and listed["volume_current"] == 0.2
+    assert listed["time_expiration"] == 4_070_952_000  # 2099-01-01 12:00, the server's clock
+    assert "2099-01-01 12:00:00" in cli("orders").out
+    state = cli("order", "cli-place-1")  # carried out with no deal: exit 0, not "rejected"
+    assert state.code == Exit.OK and "PLACE" in state.out and "OK" in state.out.split()
+    assert cli("order", "cli-place-1", "--json").json()["order"] == done["order"]
+
+    stop_limit = cli(
+        "place", "EURUSD", "BUY_STOP_LIMIT", "0.1", str(round(ask(cli) + 0.0100, 5)),
+        "--stoplimit", str(round(ask(cli) + 0.0050, 5)), "--expiration", "day",
+    )  # fmt: skip
+    assert stop_limit.code == Exit.OK and " (limit " in stop_limit.out
+    kinds = {o["ticket"]: o["type"] for o in cli("orders", "--json").json()}
+    assert kinds == {done["order"]: 3, placed_ticket(stop_limit): 6}  # SELL_LIMIT, BUY_STOP_LIMIT
+
+
+def test_pending_orders_the_gateway_refuses(connected: GatewayProcess, cli: CLI) -> None:
+    above = round(ask(cli) + 0.0100, 5)
+    wrong_side = cli("place", "EURUSD", "BUY_LIMIT", "0.1", str(above))
+    assert (wrong_side.code, wrong_side.out) == (Exit.REFUSED, "")
+    assert wrong_side.err.startswith(
+        "mt5-bridge: place: INVALID_PRICE: a BUY_LIMIT price must be below the ask ("
+    )
+    assert f"; {above:g} is not" in wrong_side.err  # the gateway's precise reason
+    refused = cli("--json", "place", "EURUSD", "BUY_LIMIT", "0.1", str(above)).json()
+    assert (refused["exit_code"], refused["error_code"]) == (Exit.REFUSED, "INVALID_PRICE")
+
+    below = str(round(ask(cli) - 0.0100, 5))
+    past = cli("place", "EURUSD", "BUY_LIMIT", "0.1", below, "--expiration", "1700000000")
+    assert past.code == Exit.REFUSED
+    assert "place: INVALID_EXPIRATION: expiration 1700000000 is not in the future" in past.err
+    assert cli("orders", "--json").json() == []  # nothing was placed
+
+    unknown = cli("cancel", "424242")
+    assert unknown.code == Exit.REFUSED
+    assert unknown.err == (
+        "mt5-bridge: cancel: ORDER_NOT_FOUND: no pending order 424242 is known to the terminal\n"
+    )
+    as_json = cli("cancel", "424242", "--json").json()
+    assert (as_json["exit_code"], as_json["error_code"]) == (Exit.REFUSED, "ORDER_NOT_FOUND")
+
+    cli("halt", "--reason", "news")
+    halted = cli("place", "EURUSD", "BUY_LIMIT", "0.1", below)
+    assert halted.code == Exit.REFUSED and "TRADING_HALTED" in halted.err
+    assert cli("resume").code == Exit.OK
+
+
+def positions_when(cli: CLI, ready: Callable[[list[dict[str, Any]]], bool]) -> list[Any]:
+    """The positions, once ``ready`` says they show what was done (within 5 s): the gateway
+    may answer from its last reading of the terminal, a fraction of a second old."""
+    deadline = time.monotonic() + 5
+    while True:
+        positions: list[Any] = cli("positions", "--json").json()
+        if ready(positions) or time.monotonic() > deadline:
+            return positions
+        time.sleep(0.1)
+
+
+def test_modify_a_positions_stops(connected: GatewayProcess, cli: CLI) -> None:
+    fill = cli("open", "EURUSD", "BUY", "0.1", "--json").json()
+    ticket, opened = fill["ticket"], fill["price"]
+    sl, tp = round(opened - 0.0100, 5), round(opened + 0.0100, 5)
+    moved = cli("modify", str(ticket), "--sl", str(sl), "--tp", str(tp))
+    assert moved.code == Exit.OK
+    assert moved.out.startswith(f"MODIFIED position #{ticket}: sl {sl:g}, tp {tp:g}  uuid ")
+    (position,) = positions_when(cli, lambda found: found[:1] and found[0]["sl"] == sl)
+    assert (position["ticket"], position["sl"], position["tp"]) == (ticket, sl, tp)
+
+    removed = cli("modify", str(ticket), "--tp", "0", "--json").json()
+    assert (removed["action"], removed["ticket"]) == ("MODIFY_POSITION", ticket)
+    (position,) = positions_when(cli, lambda found: found[:1] and found[0]["tp"] == 0)
+    assert (position["sl"], position["tp"]) == (sl, 0.0)  # the sl stays
+    same = cli("modify", str(ticket), "--sl", str(sl))
+    assert same.code == Exit.REFUSED
+    assert f"modify: NO_CHANGES: nothing to change: position {ticket} has sl {sl:g}" in same.err
+
+    # A position's ticket given as an order's, and an order's as a position's: the gateway
+    # says what each is, and the CLI how to act on it.
+    as_order = cli("modify", str(ticket), "--order", "--price", "1.05")
+    assert as_order.code == Exit.REFUSED
+    assert f"ORDER_NOT_FOUND: {ticket} is an open position, not a pending order" in as_order.err
+    assert "`mt5-bridge modify TICKET --sl PRICE`, without --order" in as_order.err
+    order = placed_ticket(cli("place", "EURUSD", "BUY_LIMIT", "0.1", str(round(opened - 0.01, 5))))
+    as_position = cli("modify", str(order), "--sl", "1.05")
+    assert as_position.code == Exit.REFUSED
+    assert f"POSITION_NOT_FOUND: position {order} is not open" in as_position.err
+    assert "`mt5-bridge modify TICKET --order ...`" in as_position.err
+    missing = cli("modify", "424242", "--sl", "1.05")
+    assert missing.code == Exit.REFUSED
+    assert missing.err == "mt5-bridge: modify: POSITION_NOT_FOUND: position 424242 is not open\n"
+
+
+def test_pending_order_bad_arguments(cli: CLI) -> None:
+    # Refused before anything connects: nothing listens at the default endpoint in a test.
+    cases = [
+        (("place", "EURUSD", "HOLD", "0.1", "1.05"), "argument TYPE: invalid choice: 'HOLD'"),
+        (
+            ("place", "EURUSD", "BUY_STOP_LIMIT", "0.1", "1.2"),
+            "a BUY_STOP_LIMIT order needs --stoplimit: the price of the limit order it places",
+        ),
+        (
+            ("place", "EURUSD", "sell_stop", "0.1", "1.05", "--stoplimit", "1.04"),
+            "--stoplimit belongs to BUY_STOP_LIMIT and SELL_STOP_LIMIT, not SELL_STOP",
+        ),
+        (("place", "EURUSD", "BUY_LIMIT", "0", "1.05"), "invalid volume '0'"),
+        (("place", "EURUSD", "BUY_LIMIT", "0.1", "0"), "invalid price '0'"),
+        (("place", "EURUSD", "BUY_LIMIT", "0.1", "1.05", "--sl", "-1"), "invalid stop loss '-1'"),
+        (
+            ("place", "EURUSD", "BUY_LIMIT", "0.1", "1.05", "--expiration", "2026-12-01T18:00Z"),
+            "give it without a time zone, in the trade server's clock",
+        ),
+        (
+            ("place", "EURUSD", "BUY_LIMIT", "0.1", "1.05", "--expiration", "2026-12-01"),
+            "give the time as well (2026-12-01T18:00), or DAY",
+        ),
+        (
+            ("place", "EURUSD", "BUY_LIMIT", "0.1", "1.05", "--expiration", "soon"),
+            "invalid expiration 'soon': expected GTC, DAY, 2026-12-01T18:00 or epoch seconds",
+        ),
+        (("modify", "5"), "say what to change: --sl, --tp or both (0 removes a level)"),
+        (
+            ("modify", "5", "--order"),
+            "say what to change: --price, --stoplimit, --sl, --tp or --expiration",
+        ),
+        (("modify", "5", "--price", "1.1"), "--price changes a pending order: add --order"),
+        (
+            ("modify", "5", "--stoplimit", "1.1", "--expiration", "DAY"),
+            "--stoplimit and --expiration change a pending order: add --order",
+        ),
+        (("modify", "0", "--sl", "1"), "argument TICKET: invalid ticket '0'"),
+        (("cancel", "-3"), "argument ORDER: invalid ticket '-3'"),
+        (("cancel",), "the following arguments are required: ORDER"),
+        (("tail", "--since", "-1"), "argument --since: invalid since '-1'"),
+        (("tail", "--count", "0"), "argument --count: invalid count '0'"),
+        (
+            ("tail", "--events-endpoint", "localhost:5556"),
+            "invalid endpoint 'localhost:5556': expected a ZeroMQ endpoint",
+        ),
+    ]
+    for argv, message in cases:
+        run = cli(*argv)
+        assert (run.code, run.out) == (Exit.USAGE, ""), argv
+        assert message in run.err, run.err
+
+
+class Spawned:
+    """``mt5-bridge ARGS`` in its own process, its stdout read a line at a time (each within
+    ``timeout``); stopped by its PID when the ``with`` ends."""
+
+    def __init__(self, *args: str, timeout: float = 15.0) -> None:
+        self.timeout = timeout
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "inf_bridge", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._lines.put(line)
+        self._lines.put(None)  # the end
+
+    def line(self) -> str:
+        try:
+            line = self._lines.get(timeout=self.timeout)
+        except queue.Empty:
+            raise AssertionError(f"no line within {self.timeout} s") from None
+        assert line is not None, "the command ended"
+        return line
+
+    def interrupt(self) -> tuple[int, str, str]:
+        """Ctrl+C: its exit code, what it wrote since the last line read, and its stderr."""
+        self.process.send_signal(signal.SIGINT)
+        code = self.process.wait(timeout=10)
+        self._reader.join(timeout=10)
+        rest = []
+        while (line := self._lines.get(timeout=1)) is not None:
+            rest.append(line)
+        assert self.process.stderr is not None
+        return code, "".join(rest), self.process.stderr.read()
+
+    def __enter__(self) -> Spawned:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+
+class Tail(Spawned):
+    """``mt5-bridge tail --json ARGS``, its events read as they come."""
+
+    def __init__(self, gateway: GatewayProcess, *args: str) -> None:
+        super().__init__("tail", "--json", *args, "--events-endpoint", gateway.events_endpoint)
+        self.seen: list[dict[str, Any]] = []
+
+    def until(self, wanted: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+        """The next event ``wanted`` says is the one (those before it are in ``seen`` too)."""
+        while True:
+            event: dict[str, Any] = json.loads(self.line())
+            self.seen.append(event)
+            if wanted(event):
+                return event
+
+
+def order_event(ticket: int, change: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda e: (
+        e["type"] == "order"
+        and (e["order"]["ticket"], e["change"])
+        == (
+            ticket,
+            change,
+        )
+    )
+
+
+def deal_event(position: int, entry: int) -> Callable[[dict[str, Any]], bool]:
+    return lambda e: (
+        e["type"] == "deal"
+        and (e["deal"]["position_id"], e["deal"]["entry"])
+        == (
+            position,
+            entry,
+        )
+    )
+
+
+def tail(gateway: GatewayProcess, *args: str) -> Run:
+    """``mt5-bridge tail ARGS`` (with --count: it ends by itself) in its own process, killed
+    after 20 s."""
+    command = [sys.executable, "-m", "inf_bridge", "tail", *args]
+    done = subprocess.run(
+        [*command, "--events-endpoint", gateway.events_endpoint],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
+    )
+    return Run(done.returncode, done.stdout, done.stderr)
+
+
+def test_tail_prints_each_trade_event_once_in_order(connected: GatewayProcess, cli: CLI) -> None:
+    price = round(ask(cli) - 0.0100, 5)
+    with Tail(connected, "--since", "0") as live:  # the log, then the new events as they come
+        # Each step waits for its event: the gateway sees the terminal's changes 4 times a
+        # second, and an order placed and cancelled in between would be neither.
+        order = placed_ticket(cli("place", "EURUSD", "BUY_LIMIT", "0.1", str(price)))
+        placed = live.until(order_event(order, "PLACED"))
+        assert placed["order"]["price_open"] == price and placed["order"]["type"] == 2
+        lower = round(price - 0.0010, 5)
+        assert cli("modify", str(order), "--order", "--price", str(lower)).code == Exit.OK
+        assert live.until(order_event(order, "MODIFIED"))["order"]["price_open"] == lower
+        assert cli("cancel", str(order)).code == Exit.OK
+        cancelled = live.until(order_event(order, "CANCELLED"))
+        position = cli("open", "EURUSD", "SELL", "0.1", "--uuid", "cli-tail-1", "--json").json()
+        opened = live.until(deal_event(position["ticket"], 0))  # DEAL_ENTRY_IN
+        assert opened["uuid"] == "cli-tail-1" and opened["reason"] == "EXPERT"
+        assert opened["deal"]["ticket"] == position["deal"]
+        assert cli("close", str(position["ticket"])).code == Exit.OK
+        closed = live.until(deal_event(position["ticket"], 1))  # DEAL_ENTRY_OUT
+        assert (closed["deal"]["type"], closed["deal"]["volume"]) == (0, 0.1)  # a BUY closes it
+        code, _, err = live.interrupt()
+        assert (code, err) == (Exit.OK, "")  # Ctrl+C is how a tail ends
+    seen = live.seen
+    seqs = [event["seq"] for event in seen]
+    assert seqs == list(range(1, len(seen) + 1))  # each once, in order, none left out
+    assert seen[0]["type"] == "deal" and seen[0]["deal"]["comment"] == "Deposit"
+    assert {event["type"] for event in seen} == {"deal", "order", "account"}
+
+    # From the log alone, --count ends it: the same events, numbered the same.
+    again = tail(connected, "--since", "0", "--count", str(len(seen)), "--json")
+    assert again.code == Exit.OK and again.err == ""
+    assert [json.loads(line) for line in again.out.splitlines()] == seen
+    after = tail(connected, "--since", str(cancelled["seq"]), "--count", "2", "--json")
+    assert [json.loads(line)["seq"] for line in after.out.splitlines()] == [
+        cancelled["seq"] + 1,
+        cancelled["seq"] + 2,
+    ]
+
+    shown = tail(connected, "--since", "0", "--count", str(len(seen)))
+    assert shown.code == Exit.OK
+    lines = shown.out.splitlines()
+    assert [int(line.split()[0]) for line in lines] == seqs  # one line each, its seq first
+    by_seq = dict(zip(seqs, lines, strict=True))
+    assert (
+        f"ORDER #{order} PLACED BUY_LIMIT 0.10 EURUSD at {price:g}  sl -  tp -"
+        in (by_seq[placed["seq"]])
+    )
+    assert (
+        f"ORDER #{order} CANCELLED BUY_LIMIT 0.10 EURUSD at {lower:g}" in (by_seq[cancelled["seq"]])
+    )
+    assert (
+        f"DEAL #{position['deal']} SELL IN 0.10 EURUSD at {position['price']:g}  "
+        f"position #{position['ticket']}  EXPERT  uuid cli-tail-1"
+    ) in by_seq[opened["seq"]]
+    assert "BUY OUT 0.10 EURUSD at " in by_seq[closed["seq"]]
+    assert "  profit " in by_seq[closed["seq"]]
+    assert "DEAL #" in lines[0] and "BALANCE 10,000.00 Deposit  CLIENT" in lines[0]
+    assert any(" ACCOUNT balance 10,000.00  equity " in line for line in lines)
+
+
+def test_watch_shows_the_pending_orders_and_the_last_events(
+    connected: GatewayProcess, cli: CLI
+) -> None:
+    price = round(ask(cli) - 0.0100, 5)
+    order = placed_ticket(cli("place", "EURUSD", "BUY_LIMIT", "0.1", str(price), "--tp", "1.2"))
+    frame = cli("watch", "--once")
+    assert frame.code == Exit.OK
+    lines = frame.out.splitlines()
+    (header,) = (
+        i for i, line in enumerate(lines) if line.split()[:3] == ["Ticket", "Symbol", "Type"]
+    )
+    assert rows("\n".join(lines[header:]))[0][:6] == [
+        str(order), "EURUSD", "BUY_LIMIT", "0.10", f"{price:g}", "-"
+    ]  # fmt: skip
+    assert "1 pending order, 0.10 lots" in frame.out
+    assert "Deals and orders" not in frame.out  # one frame follows no events
+    snapshot = cli("watch", "--once", "--json").json()
+    assert [(o["ticket"], o["price_open"], o["tp"]) for o in snapshot["orders"]] == [
+        (order, price, 1.2)
+    ]
+    assert snapshot["orders_error"] is None and snapshot["events"] is None
+
+    command = ["watch", "--interval", "0.2", "--events-endpoint", connected.events_endpoint]
+    with Spawned(*command, "--json") as as_json, Spawned(*command) as human:
+        first = json.loads(as_json.line())
+        assert [o["ticket"] for o in first["orders"]] == [order] and first["events"] == []
+        assert cli("cancel", str(order)).code == Exit.OK
+        deadline = time.monotonic() + 15
+        while True:  # a frame every 0.2 s: within seconds, one shows the cancellation
+            assert time.monotonic() < deadline, "no frame showed the cancellation"
+            frame_data = json.loads(as_json.line())
+            changes = [
+                (e["order"]["ticket"], e["change"])
+                for e in frame_data["events"]
+                if e["type"] == "order"
+            ]
+            if (order, "CANCELLED") in changes:
+                break
+        assert frame_data["orders"] == [] and frame_data["events_error"] is None
+        assert all(e["type"] != "account" for e in frame_data["events"])  # the account's own
+        time.sleep(0.5)  # the human view has been redrawn since
+        stopped = [as_json.interrupt(), human.interrupt()]
+    assert [(code, err) for code, _, err in stopped] == [(Exit.OK, ""), (Exit.OK, "")]
+    last = stopped[1][1]  # the view as it last stood
+    assert "Deals and orders" in last and "No pending orders." in last
+    assert f"ORDER #{order} CANCELLED BUY_LIMIT 0.10 EURUSD at {price:g}" in last
 
 
 # -- failures: exit codes and one clear line -------------------------------------------------

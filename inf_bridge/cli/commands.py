@@ -29,9 +29,14 @@ from inf_bridge.cli.views import (
     _account_view,
     _bars_table,
     _deals_table,
+    _done_line,
+    _event_data,
+    _event_line,
     _fill_line,
+    _gap_note,
     _gateway_lines,
     _history_orders_table,
+    _levels,
     _no_pending,
     _no_positions,
     _no_symbols,
@@ -44,7 +49,7 @@ from inf_bridge.cli.views import (
     _symbols_table,
     _table,
 )
-from inf_bridge.cli.watch import _render, _snapshot
+from inf_bridge.cli.watch import RecentEvents, _render, _snapshot
 from inf_bridge.client import Bridge, new_uuid
 from inf_bridge.config import SECRET_ENV, ClientConfig, ConfigError, load_config
 from inf_bridge.errors import (
@@ -52,12 +57,14 @@ from inf_bridge.errors import (
     BridgeError,
     CircuitOpen,
     GatewayTimeout,
+    InvalidRequest,
     OrderRejected,
     OutcomeUnknown,
     RequestRefused,
 )
 from inf_bridge.heartbeat import HeartbeatMonitor
 from inf_bridge.results import OrderFilled
+from inf_bridge.streams import Gap
 from plumbing.loop import loop_factory  # the same event loop choice as the gateway's
 from protocol import Deal, ErrorCode, Order, Position, SymbolInfo
 
@@ -67,6 +74,7 @@ __all__ = ["main"]
 # beats once per frame itself: a day between automatic beats means "never" for a CLI.
 _NO_AUTOMATIC_BEATS_S: Final = 86_400.0
 _SWITCHES: Final = ("halt", "resume", "flatten")  # the commands that sign HALT or RESUME
+_ENDLESS: Final = ("watch", "tail")  # the commands Ctrl+C is the way to end
 _FLATTEN_REASON: Final = "flatten (mt5-bridge)"
 _DAY: Final = 86_400.0
 
@@ -128,13 +136,13 @@ def _signature_refused(health: HeartbeatMonitor) -> str:
 
 
 async def _account(bridge: Bridge, args: argparse.Namespace, session: Session) -> Exit:
-    account = await bridge.get_account()
+    account = await bridge.get_account(fresh=True)
     session.emit(account, _account_view(account))
     return Exit.OK
 
 
 async def _positions(bridge: Bridge, args: argparse.Namespace, session: Session) -> Exit:
-    positions = await bridge.get_positions(args.symbol)
+    positions = await bridge.get_positions(args.symbol, fresh=True)
     session.emit(
         positions,
         _positions_table(session.console, positions) if positions else _no_positions(args.symbol),
@@ -166,6 +174,61 @@ async def _close(bridge: Bridge, args: argparse.Namespace, session: Session) -> 
     with session.order_in_flight(uuid):
         fill = await bridge.close_position(args.ticket, args.volume, uuid=uuid)
     session.emit(fill, _fill_line("CLOSED", f"{fill.volume:g} lots", fill))
+    return Exit.OK
+
+
+async def _place(bridge: Bridge, args: argparse.Namespace, session: Session) -> Exit:
+    uuid = args.uuid or new_uuid()
+    with session.order_in_flight(uuid):
+        done = await bridge.place_order(
+            args.symbol,
+            args.type,
+            args.volume,
+            args.price,
+            sl=args.sl,
+            tp=args.tp,
+            expiration=args.expiration,
+            stoplimit=args.stoplimit,
+            magic=args.magic,
+            comment=args.comment,
+            uuid=uuid,
+        )
+    limit = f" (limit {_price(args.stoplimit)})" if args.stoplimit is not None else ""
+    what = f"{args.type} {args.volume:g} {args.symbol} at {_price(args.price)}{limit}"
+    session.emit(done, _done_line("PLACED", f"{what}  order #{done.order}", done))
+    return Exit.OK
+
+
+async def _modify(bridge: Bridge, args: argparse.Namespace, session: Session) -> Exit:
+    uuid = args.uuid or new_uuid()
+    with session.order_in_flight(uuid):
+        if args.order:
+            done = await bridge.modify_order(
+                args.ticket,
+                price=args.price,
+                sl=args.sl,
+                tp=args.tp,
+                expiration=args.expiration,
+                stoplimit=args.stoplimit,
+                uuid=uuid,
+            )
+        else:
+            done = await bridge.modify_position(args.ticket, sl=args.sl, tp=args.tp, uuid=uuid)
+    changes = _levels(price=args.price, stoplimit=args.stoplimit, sl=args.sl, tp=args.tp)
+    if args.order and args.expiration is not None:
+        expires = args.expiration
+        changes += ", " if changes else ""
+        changes += f"expires {expires if isinstance(expires, str) else _server_time(expires)}"
+    what = f"order #{args.ticket}" if args.order else f"position #{args.ticket}"
+    session.emit(done, _done_line("MODIFIED", f"{what}: {changes}", done))
+    return Exit.OK
+
+
+async def _cancel(bridge: Bridge, args: argparse.Namespace, session: Session) -> Exit:
+    uuid = args.uuid or new_uuid()
+    with session.order_in_flight(uuid):
+        done = await bridge.cancel_order(args.ticket, uuid=uuid)
+    session.emit(done, _done_line("CANCELLED", f"order #{args.ticket}", done))
     return Exit.OK
 
 
@@ -202,7 +265,7 @@ def _failed(done: _Closed, exc: BridgeError) -> _Closed:
 
 async def _flatten(bridge: Bridge, args: argparse.Namespace, session: Session) -> Exit:
     halting = not args.no_halt
-    positions = await bridge.get_positions(args.symbol)
+    positions = await bridge.get_positions(args.symbol, fresh=True)
     if not args.yes and (positions or halting):
         if positions:
             session.err_console.print(_positions_table(session.err_console, positions))
@@ -227,7 +290,8 @@ async def _flatten(bridge: Bridge, args: argparse.Namespace, session: Session) -
             f"flatten: the gateway is HALTED (no new orders from any client until `{PROG} "
             "resume`); closing positions"
         )
-        positions = await bridge.get_positions(args.symbol)  # any opened before the halt too
+        # any opened before the halt too
+        positions = await bridge.get_positions(args.symbol, fresh=True)
     if not positions:
         session.emit([], _no_positions(args.symbol))
         return Exit.OK
@@ -304,8 +368,10 @@ async def _order(bridge: Bridge, args: argparse.Namespace, session: Session) -> 
         if value is not None:
             table.add_row(field.name, str(value))
     session.emit(state, table)
-    # A PENDING order is in flight or being reconciled: not known yet.
-    return {"FILLED": Exit.OK, "PENDING": Exit.UNKNOWN}.get(state.status, Exit.REFUSED)
+    # OK: carried out with no deal (placed, modified, cancelled). A PENDING order is in
+    # flight or being reconciled: not known yet.
+    outcomes = {"FILLED": Exit.OK, "OK": Exit.OK, "PENDING": Exit.UNKNOWN}
+    return outcomes.get(state.status, Exit.REFUSED)
 
 
 async def _specs(bridge: Bridge, symbols: Sequence[str]) -> dict[str, SymbolInfo]:
@@ -419,29 +485,64 @@ async def _symbols(bridge: Bridge, args: argparse.Namespace, session: Session) -
     return Exit.OK
 
 
+async def _tail(bridge: Bridge, args: argparse.Namespace, session: Session) -> Exit:
+    if (missing := _no_events_endpoint(bridge, "tail")) is not None:
+        return session.fail(missing, Exit.USAGE)
+
+    def gap(gap: Gap) -> None:  # the client's own warning is off: say it here
+        session.note(f"tail: {_gap_note(gap)}")
+
+    shown = 0
+    async with bridge.events(args.since, on_gap=gap) as events:
+        async for event in events:  # until Ctrl+C, or --count
+            session.emit(_event_data(event), _event_line(event))
+            shown += 1
+            if shown == args.count:
+                break
+    return Exit.OK
+
+
+def _no_events_endpoint(bridge: Bridge, command: str) -> str | None:
+    if bridge.events_endpoint is not None:
+        return None
+    return (
+        f"{command}: the gateway's event socket is not next to {bridge.endpoint} (no tcp "
+        "port): give --events-endpoint URL"
+    )
+
+
 async def _watch(bridge: Bridge, args: argparse.Namespace, session: Session) -> Exit:
-    snapshot, failure = await _snapshot(bridge)  # opening the Bridge took the first beat
     if args.once:
+        snapshot, failure = await _snapshot(bridge)  # opening the Bridge took the first beat
         session.emit(snapshot, _render(session.console, snapshot))
         if failure is None:
             return Exit.OK
         session.note(f"watch: {failure}")
         return _exit_code(failure)
+    # The trade events, followed from now on in the background: without an event socket to
+    # follow them on, the rest of the view still stands.
+    recent: contextlib.AbstractAsyncContextManager[RecentEvents | None] = (
+        contextlib.nullcontext() if bridge.events_endpoint is None else RecentEvents(bridge)
+    )
+    if (missing := _no_events_endpoint(bridge, "watch")) is not None:
+        session.note(f"{missing}, to see the trade events")
     # With --json, one JSON line per frame; else one view, redrawn in place.
     screen: contextlib.AbstractContextManager[Live | None] = (
         contextlib.nullcontext()
         if session.as_json
         else Live(console=session.console, auto_refresh=False, redirect_stderr=False)
     )
-    with screen as live:
-        while True:  # until Ctrl+C, which is how a watch ends
-            if live is None:
-                session.write_json(snapshot)
-            else:
-                live.update(_render(session.console, snapshot), refresh=True)
-            await asyncio.sleep(args.interval)
-            await bridge.health.beat()
-            snapshot, failure = await _snapshot(bridge)
+    async with recent as events:
+        snapshot, _ = await _snapshot(bridge, events)
+        with screen as live:
+            while True:  # until Ctrl+C, which is how a watch ends
+                if live is None:
+                    session.write_json(snapshot)
+                else:
+                    live.update(_render(session.console, snapshot), refresh=True)
+                await asyncio.sleep(args.interval)
+                await bridge.health.beat()
+                snapshot, _ = await _snapshot(bridge, events)
 
 
 # -- the command line ------------------------------------------------------------------------
@@ -452,6 +553,9 @@ _COMMANDS: Final[dict[str, Command]] = {
     "positions": _positions,
     "open": _open,
     "close": _close,
+    "place": _place,
+    "modify": _modify,
+    "cancel": _cancel,
     "flatten": _flatten,
     "halt": _halt,
     "resume": _resume,
@@ -461,6 +565,7 @@ _COMMANDS: Final[dict[str, Command]] = {
     "symbols": _symbols,
     "orders": _orders,
     "history": _history,
+    "tail": _tail,
     "watch": _watch,
 }
 
@@ -470,6 +575,8 @@ def _exit_code(exc: BridgeError) -> Exit:
         return Exit.UNKNOWN
     if isinstance(exc, GatewayTimeout | BadReply):
         return Exit.UNREACHABLE
+    if isinstance(exc, InvalidRequest):  # an argument the wire contract refuses: nothing sent
+        return Exit.USAGE
     return Exit.REFUSED
 
 
@@ -489,6 +596,8 @@ def _describe(exc: BridgeError, command: str) -> str:
             return f"{exc} (with --days, or --from and --to: `{PROG} history --help`)"
         return f"{exc} (with --count and --start: `{PROG} bars --help`)"
     code = exc.error_code if isinstance(exc, OrderRejected) else None
+    if command == "modify" and (hint := _other_kind(exc, code)) is not None:
+        return f"{exc} ({hint})"
     # The Bridge signs whatever it has a secret for: a missing signature means no secret.
     if code == ErrorCode.SIGNATURE_MISSING:
         if command in _SWITCHES:
@@ -506,12 +615,23 @@ def _describe(exc: BridgeError, command: str) -> str:
     return str(exc)
 
 
+def _other_kind(exc: BridgeError, code: str | None) -> str | None:
+    """How to act on the ticket ``modify`` was told is a position's when it is an order's, or
+    the other way round: the gateway says what it is, in its own terms."""
+    if code == ErrorCode.ORDER_NOT_FOUND and "is an open position" in str(exc):
+        return f"a position's stops: `{PROG} modify TICKET --sl PRICE`, without --order"
+    if code == ErrorCode.POSITION_NOT_FOUND and "is a pending order" in str(exc):
+        return f"a pending order: `{PROG} modify TICKET --order ...`, or `{PROG} cancel TICKET`"
+    return None
+
+
 async def _run(config: ClientConfig, args: argparse.Namespace, session: Session) -> Exit:
     bridge = Bridge(
         config.endpoint,
         **config.bridge_options(),
         heartbeat_interval=_NO_AUTOMATIC_BEATS_S,
         heartbeat_timeout=config.request_timeout,
+        events_endpoint=getattr(args, "events_endpoint", None),  # tail and watch only
     )
     try:
         async with bridge:
@@ -573,7 +693,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with _library_logs_off(), asyncio.Runner(loop_factory=loop_factory()) as runner:
             return runner.run(_run(config, args, session))
     except KeyboardInterrupt:
-        if args.command == "watch":  # Ctrl+C is how a watch ends
+        if args.command in _ENDLESS:  # Ctrl+C is how a watch or a tail ends
             return Exit.OK
         doubt = sorted(session.in_flight)
         if doubt:

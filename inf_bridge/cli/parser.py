@@ -7,19 +7,20 @@ import argparse
 import math
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, Final, NoReturn
 
 import msgspec
 from msgspec import Meta
 
 from inf_bridge.cli.exit_codes import Exit, exit_codes_help
 from inf_bridge.cli.views import PROG, _server_time
-from inf_bridge.config import CONFIG_ENV, ENV_PREFIX, SECRET_ENV
-from protocol import RATES_DTYPE, VERSION, Deal, Timeframe, validation_message
+from inf_bridge.config import CONFIG_ENV, ENV_PREFIX, SECRET_ENV, Endpoint
+from protocol import RATES_DTYPE, VERSION, Deal, PendingType, Timeframe, validation_message
 from protocol.messages import (
     Comment,
     Count,
     Deviation,
+    ExpiresAt,
     Group,
     Magic,
     Price,
@@ -36,6 +37,7 @@ __all__ = ["build_parser"]
 
 Seconds = Annotated[float, Meta(gt=0, le=3600)]
 Days = Annotated[int, Meta(gt=0, le=10_000)]
+Seq = Annotated[int, Meta(ge=0, le=2**63 - 1)]
 Check = Callable[[argparse.Namespace], str | None]
 
 
@@ -137,6 +139,81 @@ def _end_date(text: str) -> float:
     return _date(text, end_of_day=True)
 
 
+def _expiration(text: str) -> str | int:
+    """``GTC``, ``DAY``, or a time in the trade server's clock (the one ``orders`` shows an
+    expiration in): ``2026-12-01T18:00`` (or with a space), or epoch seconds in it."""
+    if text.upper() in ("GTC", "DAY"):
+        return text.upper()
+    when: str | int = text
+    if not text.isdigit():
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"invalid expiration {text!r}: expected GTC, DAY, 2026-12-01T18:00 or epoch seconds"
+            ) from None
+        if parsed.tzinfo is not None:
+            raise argparse.ArgumentTypeError(
+                f"invalid expiration {text!r}: give it without a time zone, in the trade "
+                "server's clock (the one `orders` shows expirations in)"
+            )
+        if len(text) <= len("2026-12-01"):
+            raise argparse.ArgumentTypeError(
+                f"invalid expiration {text!r}: give the time as well (2026-12-01T18:00), or "
+                "DAY for the end of the trading day"
+            )
+        when = int(parsed.replace(tzinfo=UTC).timestamp())  # the terminal's whole seconds
+    try:
+        seconds: int = msgspec.convert(when, ExpiresAt, strict=False)
+    except msgspec.ValidationError as exc:
+        message = validation_message(exc)
+        raise argparse.ArgumentTypeError(f"invalid expiration {text!r}: {message}") from None
+    return seconds
+
+
+def _endpoint(text: str) -> str:
+    try:
+        return msgspec.convert(text, Endpoint)
+    except msgspec.ValidationError:
+        raise argparse.ArgumentTypeError(
+            f"invalid endpoint {text!r}: expected a ZeroMQ endpoint such as "
+            "tcp://127.0.0.1:5556 or ipc://PATH"
+        ) from None
+
+
+def _stoplimit_form(args: argparse.Namespace) -> str | None:
+    """Why a pending order's type and --stoplimit make no order together, or ``None``."""
+    stop_limit = PendingType(args.type).stop_limit
+    if stop_limit and args.stoplimit is None:
+        return f"a {args.type} order needs --stoplimit: the price of the limit order it places"
+    if not stop_limit and args.stoplimit is not None:
+        return f"--stoplimit belongs to BUY_STOP_LIMIT and SELL_STOP_LIMIT, not {args.type}"
+    return None
+
+
+_ORDER_ONLY: Final = (
+    ("--price", "price"),
+    ("--stoplimit", "stoplimit"),
+    ("--expiration", "expiration"),
+)
+
+
+def _modify_form(args: argparse.Namespace) -> str | None:
+    """Why modify's flags change nothing, or belong to the other kind of ticket, or ``None``."""
+    if args.order:
+        changes = ("price", "stoplimit", "sl", "tp", "expiration")
+        if all(getattr(args, name) is None for name in changes):
+            return "say what to change: --price, --stoplimit, --sl, --tp or --expiration"
+        return None
+    misplaced = [flag for flag, name in _ORDER_ONLY if getattr(args, name) is not None]
+    if misplaced:
+        verb = "changes" if len(misplaced) == 1 else "change"
+        return f"{' and '.join(misplaced)} {verb} a pending order: add --order"
+    if args.sl is None and args.tp is None:
+        return "say what to change: --sl, --tp or both (0 removes a level)"
+    return None
+
+
 def _one_order_filter(args: argparse.Namespace) -> str | None:
     given = [
         flag
@@ -206,8 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
         description="Drive and watch an MT5 gateway: query the account, positions, quotes,\n"
-        "bars, symbols, pending orders and the history; open and close positions; throw\n"
-        "the kill switch.",
+        "bars, symbols, pending orders and the history; open, modify and close\n"
+        "positions; place, modify and cancel pending orders; follow the trade events;\n"
+        "throw the kill switch.",
         epilog=f"The endpoint, secret and keys come from a TOML file (--config, ${CONFIG_ENV}\n"
         f"or ~/.config/mt5-bridge/config.toml), then the environment ({ENV_PREFIX}ENDPOINT,\n"
         f"{ENV_PREFIX}SECRET_FILE, {SECRET_ENV}, ...), then flags: later ones win.\n\n"
@@ -252,6 +330,87 @@ def build_parser() -> argparse.ArgumentParser:
     closing.add_argument("ticket", type=_typed(Ticket, "ticket"), metavar="TICKET")
     closing.add_argument("--volume", type=_typed(Volume, "volume"), help="lots (default: all)")
     closing.add_argument("--uuid", type=_typed(Uuid, "uuid"), help=uuid_help)
+    expiration_help = (
+        "DAY (the end of the trading day), or a time in the trade server's clock: "
+        "2026-12-01T18:00, or epoch seconds in it"
+    )
+    placing = command(
+        "place",
+        "place a pending order: a limit order waits for a better price than the market's "
+        "(a buy below the ask), a stop order for a worse one (a buy above it)",
+    )
+    placing.add_argument("symbol", type=_typed(Symbol, "symbol"), metavar="SYMBOL")
+    placing.add_argument(
+        "type",
+        type=str.upper,
+        choices=tuple(PendingType),
+        metavar="TYPE",
+        help=", ".join(PendingType),
+    )
+    placing.add_argument("volume", type=_typed(Volume, "volume"), metavar="VOLUME", help="lots")
+    placing.add_argument(
+        "price",
+        type=_typed(Price, "price"),
+        metavar="PRICE",
+        help="where it triggers (a stop limit order: where it places its limit order)",
+    )
+    placing.add_argument("--sl", type=_typed(StopPrice, "stop loss"), metavar="PRICE")
+    placing.add_argument("--tp", type=_typed(StopPrice, "take profit"), metavar="PRICE")
+    placing.add_argument(
+        "--stoplimit",
+        type=_typed(Price, "stoplimit"),
+        metavar="PRICE",
+        help="the price of the limit order a *_STOP_LIMIT order places (required for those)",
+    )
+    placing.add_argument(
+        "--expiration",
+        type=_expiration,
+        metavar="WHEN",
+        help=f"GTC (until cancelled, the default), {expiration_help}",
+    )
+    placing.add_argument("--magic", type=_typed(Magic, "magic number"), metavar="N")
+    placing.add_argument("--comment", type=_typed(Comment, "comment"), metavar="TEXT")
+    placing.add_argument("--uuid", type=_typed(Uuid, "uuid"), help=uuid_help)
+    placing.checks.append(_stoplimit_form)
+    modify = command(
+        "modify",
+        "move an open position's stop loss and take profit; with --order, change a pending "
+        "order's price, stops, stop-limit price or expiration (0 removes an --sl or --tp "
+        "level; what is not given stays)",
+    )
+    modify.add_argument(
+        "ticket",
+        type=_typed(Ticket, "ticket"),
+        metavar="TICKET",
+        help="the position's ticket; with --order, the pending order's",
+    )
+    modify.add_argument(
+        "--order",
+        action="store_true",
+        help="TICKET is a pending order's (as `orders` lists them), not a position's",
+    )
+    modify.add_argument("--sl", type=_typed(StopPrice, "stop loss"), metavar="PRICE")
+    modify.add_argument("--tp", type=_typed(StopPrice, "take profit"), metavar="PRICE")
+    modify.add_argument(
+        "--price", type=_typed(Price, "price"), metavar="PRICE", help="with --order: move it"
+    )
+    modify.add_argument(
+        "--stoplimit",
+        type=_typed(Price, "stoplimit"),
+        metavar="PRICE",
+        help="with --order: a stop limit order's limit price",
+    )
+    modify.add_argument(
+        "--expiration",
+        type=_expiration,
+        metavar="WHEN",
+        help=f"with --order: GTC (until cancelled), {expiration_help}",
+    )
+    modify.add_argument("--uuid", type=_typed(Uuid, "uuid"), help=uuid_help)
+    modify.checks.append(_modify_form)
+    cancel = command("cancel", "cancel a pending order")
+    cancel.add_argument("ticket", type=_typed(Ticket, "ticket"), metavar="ORDER", help="its ticket")
+    cancel.add_argument("--uuid", type=_typed(Uuid, "uuid"), help=uuid_help)
     flatten = command(
         "flatten",
         "halt the gateway (so that no strategy opens a position meanwhile), then close every "
@@ -269,7 +428,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     command("resume", "lift a halt")
     command(
-        "order", "what became of an order (exit 0 filled, 1 rejected or not found, 4 pending)"
+        "order",
+        "what became of an order (exit 0 filled or carried out, 1 rejected or not found, "
+        "4 pending)",
     ).add_argument("uuid", type=_typed(Uuid, "uuid"), metavar="UUID")
     quote = command("quote", "the latest tick of each symbol: bid, ask, spread in points")
     quote.add_argument("symbols", type=_typed(Symbol, "symbol"), nargs="+", metavar="SYMBOL")
@@ -376,11 +537,47 @@ def build_parser() -> argparse.ArgumentParser:
         "per deal (TradeDeal's fields) or, with --orders, per order (TradeOrder's):\n"
         f"  {','.join(field.name for field in msgspec.structs.fields(Deal))}"
     )
+    events_help = (
+        "the gateway's event socket (default: the port after the endpoint's, as the "
+        "gateway's own default)"
+    )
+    tail = command(
+        "tail",
+        "print the trade events as they come, one line each, starting with its number: "
+        "deals, pending orders placed, modified, triggered, filled, cancelled or expired, "
+        "and the account's changes; until Ctrl+C",
+    )
+    tail.formatter_class = argparse.RawDescriptionHelpFormatter
+    tail.epilog = (
+        "Each line starts with the event's number (SEQ, to go on from with --since), then\n"
+        "the time the gateway recorded it, in this machine's clock, then DEAL, ORDER (with\n"
+        "its change: PLACED, MODIFIED, TRIGGERED, FILLED, CANCELLED, EXPIRED, REJECTED) or\n"
+        'ACCOUNT. With --json, one JSON object a line: its "type" (deal, order, account),\n'
+        '"seq", "time", and the deal, order or account with every field of the package\'s.'
+    )
+    tail.add_argument(
+        "--since",
+        type=_typed(Seq, "since"),
+        metavar="SEQ",
+        help="first the events after number SEQ that the gateway keeps (0: all of them, "
+        "a week by default), then the new ones (default: only the new ones)",
+    )
+    tail.add_argument(
+        "--count", type=_typed(Count, "count"), metavar="N", help="stop after N events"
+    )
+    tail.add_argument("--events-endpoint", type=_endpoint, metavar="URL", help=events_help)
     watch = command(
-        "watch", "a live view: link health, breaker, account, positions and their quotes"
+        "watch",
+        "a live view: link health, breaker, account, positions and their quotes, pending "
+        "orders, and the deals and order changes since the watch started",
     )
     watch.add_argument(
         "--interval", type=_typed(Seconds, "interval"), default=1.0, help="seconds (default 1)"
     )
-    watch.add_argument("--once", action="store_true", help="show one frame and exit")
+    watch.add_argument(
+        "--once",
+        action="store_true",
+        help="show one frame and exit (without trade events: `tail --since SEQ` shows those)",
+    )
+    watch.add_argument("--events-endpoint", type=_endpoint, metavar="URL", help=events_help)
     return parser

@@ -1,6 +1,6 @@
 """What ``mt5-bridge`` prints: the ``Session`` that a run's results, errors and questions go
 through, and the views of an account, positions, fills, quotes, bars, symbols, pending orders,
-the history and the gateway's news."""
+the history, trade events and the gateway's news."""
 
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ from rich.table import Table
 from rich.text import Text
 
 from inf_bridge.cli.exit_codes import Exit
-from inf_bridge.results import OrderFilled
+from inf_bridge.results import OrderDone, OrderFilled
+from inf_bridge.streams import Gap
+from inf_bridge.trade_events import AccountEvent, DealEvent, OrderEvent, TradeEvent
 from protocol import Account, Deal, GatewayInfo, Order, Position, SymbolInfo, Tick
 
 __all__ = ["PROG", "Session"]
@@ -262,6 +264,24 @@ def _fill_line(verb: str, what: str, fill: OrderFilled) -> Text:
     if fill.duplicate:
         line.append("  (executed earlier with this uuid; not executed again)", style="yellow")
     return line
+
+
+def _done_line(verb: str, what: str, done: OrderDone) -> Text:
+    """A command carried out with no deal: a pending order placed, changed or cancelled, a
+    position's stops moved."""
+    line = Text.assemble((verb, "bold green"), f" {what}  uuid {done.uuid}")
+    if done.duplicate:
+        line.append("  (carried out earlier with this uuid; not carried out again)", style="yellow")
+    return line
+
+
+def _levels(**levels: float | None) -> str:
+    """``sl 1.08, tp removed``: the levels given, as a modification sets them (0 removes)."""
+    return ", ".join(
+        f"{name} {_price(value) if value else 'removed'}"
+        for name, value in levels.items()
+        if value is not None
+    )
 
 
 def _gateway_lines(gateway: GatewayInfo | None) -> list[Text]:
@@ -611,3 +631,107 @@ def _history_orders_table(console: Console, orders: Sequence[Order], what: str) 
     table.caption = f"{_plural(len(orders), 'order')} {what}; {_SERVER_CLOCK}"
     table.caption_justify = "left"
     return table
+
+
+# -- trade events ----------------------------------------------------------------------------
+
+
+def _event_kind(event: TradeEvent) -> str:
+    """The protocol's word for the event's kind: ``deal``, ``order`` or ``account``."""
+    if isinstance(event, DealEvent):
+        return "deal"
+    return "order" if isinstance(event, OrderEvent) else "account"
+
+
+def _event_data(event: TradeEvent) -> dict[str, Any]:
+    """An event as ``tail --json`` gives it: its ``type`` (``deal``, ``order``, ``account``),
+    then its fields (the deal, order or account as the package's ``TradeDeal``, ``TradeOrder``
+    or ``AccountInfo``); a deal's ``reason`` also in words (``SL``, ``TP``, ``SO``...)."""
+    data = {"type": _event_kind(event), **msgspec.structs.asdict(event)}
+    if isinstance(event, DealEvent):
+        data["reason"] = event.reason
+    return data
+
+
+_EVENT_TYPES: Final = {"deal": DealEvent, "order": OrderEvent, "account": AccountEvent}
+
+
+def _as_event(data: Mapping[str, Any]) -> TradeEvent:
+    """An event back from ``_event_data``'s form."""
+    event: TradeEvent = msgspec.convert(data, _EVENT_TYPES[data["type"]])
+    return event
+
+
+def _event_time(epoch: float) -> str:
+    """When the gateway recorded an event, in this machine's time, to the millisecond."""
+    return datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def _event_line(event: TradeEvent) -> Text:
+    """One line, starting with the event's number: what happened, with the tickets to act on."""
+    line = Text.assemble(f"{event.seq}  {_event_time(event.time)}  ")
+    if isinstance(event, DealEvent):
+        line.append_text(_deal_text(event))
+    elif isinstance(event, OrderEvent):
+        line.append_text(_order_text(event))
+    else:
+        line.append_text(_account_text(event.account))
+    if not isinstance(event, AccountEvent) and event.uuid:
+        line.append(f"  uuid {event.uuid}")
+    return line
+
+
+def _deal_text(event: DealEvent) -> Text:
+    d = event.deal
+    word = _word(_DEAL_TYPES, d.type)
+    text = Text.assemble(("DEAL", "bold"), f" #{d.ticket} ", (word, _side_style(word)))
+    if d.type in _TRADE_DEALS:
+        text.append(f" {_word(_DEAL_ENTRIES, d.entry)} {d.volume:.2f} {d.symbol}")
+        text.append(f" at {_price(d.price)}  position #{d.position_id}")
+        if d.entry != 0:  # what a position's exit made; an entry makes nothing yet
+            text.append("  profit ")
+            text.append_text(_signed(d.profit))
+    else:  # a deposit, a withdrawal, a charge...: an amount
+        text.append(f" {_money(d.profit)}" + (f" {d.comment}" if d.comment else ""))
+    text.append(f"  {event.reason}")
+    return text
+
+
+_CHANGE_STYLES: Final = {"FILLED": "green", "CANCELLED": "yellow", "EXPIRED": "yellow"}
+
+
+def _order_text(event: OrderEvent) -> Text:
+    o, change = event.order, event.change
+    word = _word(_ORDER_TYPES, o.type)
+    text = Text.assemble(
+        ("ORDER", "bold"),
+        f" #{o.ticket} ",
+        (change, _CHANGE_STYLES.get(change, "bold red" if change == "REJECTED" else "")),
+        " ",
+        (word, _side_style(word)),
+        f" {o.volume_current or o.volume_initial:.2f} {o.symbol} at {_price(o.price_open)}",
+    )
+    if o.price_stoplimit:
+        text.append(f" (limit {_price(o.price_stoplimit)})")
+    text.append(f"  sl {_price(o.sl)}  tp {_price(o.tp)}  expires {_expiration(o)}")
+    return text
+
+
+def _account_text(account: Account) -> Text:
+    level = f"{account.margin_level:,.0f}%" if account.margin else "-"
+    return Text.assemble(
+        ("ACCOUNT", "bold"),
+        f" balance {_money(account.balance)}  equity {_money(account.equity)}  margin "
+        f"{_money(account.margin)}  free margin {_money(account.margin_free)}  margin level "
+        f"{level}",
+    )
+
+
+def _gap_note(gap: Gap) -> str:
+    """What a gap in the trade events means to the one reading them."""
+    if gap.restarted:
+        return (
+            f"the gateway has another event log ({gap.run}): events of the old one not read "
+            "are lost; reading the new one from its start"
+        )
+    return f"{gap.missed} trade events were pruned by the gateway before they were read"

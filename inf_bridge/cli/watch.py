@@ -1,11 +1,16 @@
 """What ``mt5-bridge watch`` shows, frame by frame: a snapshot of the link, the breaker, the
-account, the positions and their symbols' quotes (the JSON of ``--json``), and its rendering."""
+account, the positions and their symbols' quotes, the pending orders and the last trade events
+(the JSON of ``--json``), and its rendering."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections import deque
 from datetime import datetime
+from types import TracebackType
+from typing import Any, Final, Self
 
 from msgspec import Struct
 from rich.console import Console, Group, RenderableType
@@ -14,16 +19,27 @@ from rich.text import Text
 from inf_bridge.cli.views import (
     PROG,
     _account_view,
+    _as_event,
+    _event_data,
+    _event_line,
+    _gap_note,
     _gateway_lines,
     _no_positions,
+    _pending_table,
     _positions_table,
     _quotes_table,
 )
 from inf_bridge.client import Bridge
 from inf_bridge.errors import BridgeError, GatewayTimeout
-from protocol import Account, ErrorCode, GatewayInfo, Position, Tick
+from inf_bridge.streams import Gap
+from inf_bridge.trade_events import AccountEvent, TradeEvent, TradeEvents
+from protocol import Account, ErrorCode, GatewayInfo, Order, Position, Tick
 
-__all__ = ["BreakerView", "HealthView", "Snapshot"]
+__all__ = ["BreakerView", "HealthView", "RecentEvents", "Snapshot"]
+
+_SHOWN_ORDERS: Final = 20  # pending orders in a frame; `mt5-bridge orders` lists them all
+_KEPT_EVENTS: Final = 10  # the last trade events a frame shows
+_RETRY_S: Final = 1.0  # after a failed read of the trade events, the next try
 
 
 class HealthView(Struct, frozen=True, kw_only=True):
@@ -47,7 +63,10 @@ class BreakerView(Struct, frozen=True, kw_only=True):
 
 class Snapshot(Struct, frozen=True, kw_only=True):
     """One frame of ``watch``: the link, the breaker, the account, the positions and the latest
-    quotes of their symbols (``quotes_error`` when those could not be had: the rest stands)."""
+    quotes of their symbols (``quotes_error`` when those could not be had: the rest stands),
+    the pending orders (``orders_error`` likewise) and the last deal and order events since
+    the watch started, newest last, as ``tail --json`` gives them (``None`` with ``--once``,
+    which follows none; ``events_error`` when they cannot be read now)."""
 
     time: float
     endpoint: str
@@ -58,6 +77,11 @@ class Snapshot(Struct, frozen=True, kw_only=True):
     positions: list[Position] | None
     quotes: dict[str, Tick] | None
     quotes_error: str | None
+    orders: list[Order] | None
+    orders_error: str | None
+    events: list[dict[str, Any]] | None
+    events_since: float | None  # when the watch began to follow them
+    events_error: str | None
     error: str | None
 
 
@@ -65,10 +89,66 @@ def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 3)
 
 
-async def _snapshot(bridge: Bridge) -> tuple[Snapshot, BridgeError | None]:
+class RecentEvents:
+    """The last ``keep`` deals and pending orders' changes, followed in the background from
+    when it is entered (a task reading ``bridge.events()``) until it is left; ``error`` says
+    why they cannot be read now (the next try is a second later), ``gaps`` what was lost.
+    The account's events are left out: the frame shows the account itself, and its equity's
+    changes, one a second, would push out every other event."""
+
+    def __init__(self, bridge: Bridge, keep: int = _KEPT_EVENTS) -> None:
+        self.events: deque[TradeEvent] = deque(maxlen=keep)
+        self.error: str | None = None
+        self.gaps: list[str] = []
+        self.since = time.time()
+        self._iterator: TradeEvents = bridge.events(on_gap=self._gap)
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Self:
+        self._task = asyncio.create_task(self._follow(), name="watch-trade-events")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._iterator.aclose()
+
+    def data(self) -> list[dict[str, Any]]:
+        return [_event_data(event) for event in self.events]
+
+    async def _follow(self) -> None:
+        while True:
+            try:
+                event = await anext(self._iterator)
+            except StopAsyncIteration:  # the Bridge closed
+                return
+            except BridgeError as exc:  # the gateway unreachable, or its log refused
+                self.error = str(exc)
+                await asyncio.sleep(_RETRY_S)
+                continue
+            self.error = None
+            if not isinstance(event, AccountEvent):
+                self.events.append(event)
+
+    def _gap(self, gap: Gap) -> None:
+        self.gaps = [*self.gaps[-2:], _gap_note(gap)]  # the last few: a frame stays bounded
+
+
+async def _snapshot(
+    bridge: Bridge, recent: RecentEvents | None = None
+) -> tuple[Snapshot, BridgeError | None]:
     health = bridge.health
     account: Account | None = None
     positions: list[Position] | None = None
+    orders: list[Order] | None = None
+    orders_error: str | None = None
     failure: BridgeError | None = None
     silent = health.consecutive_failures > 0
     if silent:
@@ -76,7 +156,9 @@ async def _snapshot(bridge: Bridge) -> tuple[Snapshot, BridgeError | None]:
         failure = GatewayTimeout(f"no answer from {bridge.endpoint} within {health.timeout:g} s")
     else:
         try:
-            account, positions = await asyncio.gather(bridge.get_account(), bridge.get_positions())
+            account, positions, (orders, orders_error) = await asyncio.gather(
+                bridge.get_account(fresh=True), bridge.get_positions(fresh=True), _pending(bridge)
+            )
         except BridgeError as exc:
             failure = exc
     quotes, quotes_error = await _quotes(bridge, positions) if positions else (None, None)
@@ -106,9 +188,27 @@ async def _snapshot(bridge: Bridge) -> tuple[Snapshot, BridgeError | None]:
         positions=positions,
         quotes=quotes,
         quotes_error=quotes_error,
+        orders=orders,
+        orders_error=orders_error,
+        events=None if recent is None else recent.data(),
+        events_since=None if recent is None else recent.since,
+        events_error=None if recent is None else _events_error(recent),
         error=None if failure is None else str(failure),
     )
     return snapshot, failure
+
+
+async def _pending(bridge: Bridge) -> tuple[list[Order] | None, str | None]:
+    """The pending orders, or why not: like the quotes, not worth the frame's failure."""
+    try:
+        return await bridge.orders(), None
+    except BridgeError as exc:
+        return None, str(exc)
+
+
+def _events_error(recent: RecentEvents) -> str | None:
+    said = [*recent.gaps, *([recent.error] if recent.error is not None else [])]
+    return "; ".join(said) if said else None
 
 
 async def _quotes(
@@ -188,4 +288,32 @@ def _render(console: Console, snapshot: Snapshot) -> RenderableType:
         parts += [Text(""), _quotes_table(snapshot.quotes, None)]
     elif snapshot.quotes_error is not None:
         parts.append(Text(f"Quotes unavailable: {snapshot.quotes_error}", style="yellow"))
+    parts += _orders_part(console, snapshot)
+    parts += _events_part(snapshot)
     return Group(*parts)
+
+
+def _orders_part(console: Console, snapshot: Snapshot) -> list[RenderableType]:
+    orders = snapshot.orders
+    if orders is None:
+        error = snapshot.orders_error
+        return [] if error is None else [Text(f"Pending orders unavailable: {error}", "yellow")]
+    if not orders:
+        return [Text(""), Text("No pending orders.")]
+    parts: list[RenderableType] = [Text(""), _pending_table(console, orders[:_SHOWN_ORDERS])]
+    if len(orders) > _SHOWN_ORDERS:
+        more = len(orders) - _SHOWN_ORDERS
+        parts.append(Text(f"... and {more} more: `{PROG} orders` lists them all"))
+    return parts
+
+
+def _events_part(snapshot: Snapshot) -> list[RenderableType]:
+    if snapshot.events is None:  # --once: none followed
+        return []
+    parts: list[RenderableType] = [Text(""), Text("Deals and orders", style="bold")]
+    if snapshot.events_error is not None:
+        parts.append(Text(snapshot.events_error, style="yellow"))
+    if not snapshot.events:
+        parts.append(Text(f"None since {_clock(snapshot.events_since or snapshot.time)}."))
+    parts += [_event_line(_as_event(event)) for event in snapshot.events]
+    return parts

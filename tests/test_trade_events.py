@@ -1,0 +1,243 @@
+"""Trade events through real gateway processes: every deal (the bridge's, SL, TP), every pending
+order change and the account, each once and in order to a client that was away, across a
+gateway killed and restarted; the log's hostile days (held, deleted); and GET_ACCOUNT and
+GET_POSITIONS answered while orders hold the terminal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import JsonDealer, LockHolder, eventually, eventually_async
+
+from gtw_server.testing import GatewayProcess
+from inf_bridge import Bridge, DealEvent, OrderEvent, TradeEvent
+
+FAST = {"trade_poll_ms": 50, "account_event_interval_ms": 0}
+POINT = 0.00001
+
+
+def looked(endpoint: str) -> int:
+    """The log's last number once the watcher's first look (the opening deposit, the
+    account) is in it."""
+    return eventually(lambda: log_end(endpoint)[1] >= 2 and log_end(endpoint)[1], "a first look")
+
+
+def log_end(endpoint: str) -> tuple[str, int]:
+    """The event log's id and last number, asked with hand-written JSON."""
+    client = JsonDealer(endpoint)
+    try:
+        reply = client.ok("GET_EVENTS", since=2**63 - 1)
+    finally:
+        client.close()
+    assert reply["events"] == []
+    return reply["log"], reply["last_seq"]
+
+
+async def collect(
+    bridge: Bridge, since: int, want: int, *, log: str | None = None, timeout: float = 60.0
+) -> tuple[list[TradeEvent], Any]:
+    """The trade events after ``since`` until ``want`` trade deals (not the deposit) have come,
+    and the iterator."""
+    events: list[TradeEvent] = []
+    stream = bridge.events(since=since, log=log)
+    async with asyncio.timeout(timeout), stream:
+        async for event in stream:
+            events.append(event)
+            if len(_trades(events)) >= want:
+                break
+    return events, stream
+
+
+def _trades(events: list[TradeEvent]) -> list[DealEvent]:
+    return [e for e in events if isinstance(e, DealEvent) and e.deal.type != 2]  # not BALANCE
+
+
+async def round_trips(bridge: Bridge, count: int) -> set[str]:
+    """``count`` positions opened and closed: 2 * ``count`` deals; their uuids."""
+    uuids: set[str] = set()
+    for _ in range(count):
+        fill = await bridge.send_order("EURUSD", "BUY", 0.01)
+        closed = await bridge.close_position(fill.ticket)
+        uuids |= {fill.uuid, closed.uuid}
+    return uuids
+
+
+async def tight_stops(bridge: Bridge, count: int) -> set[str]:
+    """``count`` positions with SL at the bid and TP a point above it: the next tick closes
+    each (SL or TP), a deal the bridge did not send."""
+    uuids: set[str] = set()
+    for _ in range(count):
+        tick = await bridge.tick("EURUSD")
+        sl, tp = tick.bid, round(tick.bid + POINT, 5)
+        uuids.add((await bridge.send_order("EURUSD", "BUY", 0.01, sl=sl, tp=tp)).uuid)
+    return uuids
+
+
+async def test_a_client_away_for_200_deals_and_a_gateway_kill_gets_each_once_in_order(
+    tmp_path: Path, secret: str
+) -> None:
+    data_dir = tmp_path / "gw"
+    first = GatewayProcess(data_dir, secret=secret, gateway=FAST).start()
+    try:
+        log, start = log_end(first.endpoint)
+        async with Bridge(first.endpoint, secret=secret) as trader:
+            sent = await round_trips(trader, 50)  # 100 deals
+            sent |= await tight_stops(trader, 5)  # 5 deals now, 5 by SL or TP later
+            await asyncio.sleep(0.2)  # a look or two: some committed, maybe not all
+    finally:
+        first.kill()  # kill -9, between looks or in one
+
+    with GatewayProcess(data_dir, secret=secret, gateway=FAST, port=first.port) as second:
+        async with Bridge(second.endpoint, secret=secret) as trader:
+            sent |= await round_trips(trader, 45)  # 90 deals: 200 in all
+            await eventually_async(
+                lambda: _flat(trader), "the terminal to close the tight positions", 60
+            )
+            history = await trader.history(time.time() - 86_400, time.time() + 86_400)
+        async with Bridge(second.endpoint, secret=secret) as away:  # back after it all
+            events, stream = await collect(away, start, 200, log=log)
+
+    deals = _trades(events)
+    seqs = [e.seq for e in events]
+    assert seqs == list(range(start + 1, start + 1 + len(events)))  # gap-free, in order, once
+    assert len(deals) == 200 and len({d.deal.ticket for d in deals}) == 200
+    assert {d.deal.ticket for d in deals} == {d.ticket for d in history if d.type != 2}
+    by_terminal = [d for d in deals if d.reason in ("SL", "TP")]
+    assert len(by_terminal) == 5 and all(d.uuid is None and d.deal.entry == 1 for d in by_terminal)
+    assert {d.uuid for d in deals if d.reason == "EXPERT"} == sent  # each tied to its request
+    assert not stream.gaps and stream.log == log  # the same log, across the kill
+
+
+async def _flat(bridge: Bridge) -> bool:
+    return not await bridge.get_positions(fresh=True)
+
+
+async def test_a_stop_order_fills_when_the_price_comes_and_the_events_say_so(
+    gateway: GatewayProcess, secret: str
+) -> None:
+    async with Bridge(gateway.endpoint, secret=secret) as bridge:
+        start = looked(gateway.endpoint)
+        tick = await bridge.tick("EURUSD")
+        stop = await bridge.place_order("EURUSD", "BUY_STOP", 0.1, round(tick.ask + POINT, 5))
+        seen: list[TradeEvent] = []
+        async with asyncio.timeout(60), bridge.events(since=start) as stream:
+            async for event in stream:  # live: the price moves by itself in the simulator
+                seen.append(event)
+                if isinstance(event, OrderEvent) and event.change == "FILLED":
+                    break
+    changes = [(e.order.ticket, e.change) for e in seen if isinstance(e, OrderEvent)]
+    assert changes == [(stop.order, "PLACED"), (stop.order, "FILLED")]
+    (fill,) = _trades(seen)
+    assert fill.deal.order == stop.order and fill.uuid == stop.uuid and fill.deal.entry == 0
+    filled = next(e for e in seen if isinstance(e, OrderEvent) and e.change == "FILLED")
+    assert filled.order.state == 4 and filled.uuid == stop.uuid  # ORDER_STATE_FILLED
+    assert [type(e) for e in seen[:3]] == [OrderEvent, DealEvent, OrderEvent]  # in that order
+
+
+async def test_a_held_event_log_delays_events_and_loses_none(tmp_path: Path, secret: str) -> None:
+    data_dir = tmp_path / "gw"
+    with GatewayProcess(data_dir, secret=secret, gateway=FAST) as gateway:
+        start = looked(gateway.endpoint)
+        holder = LockHolder.sqlite(data_dir / "events.sqlite3")  # a backup tool, a shell
+        try:
+            async with Bridge(gateway.endpoint, secret=secret) as trader:
+                await round_trips(trader, 3)  # orders never touch the event log
+                _, held_end = log_end(gateway.endpoint)
+                assert held_end == start  # nothing could be committed meanwhile
+        finally:
+            holder.release()
+        async with Bridge(gateway.endpoint, secret=secret) as client:
+            events, _ = await collect(client, start, 6)
+    deals = _trades(events)
+    assert len(deals) == 6 and len({d.deal.ticket for d in deals}) == 6
+
+
+async def test_a_deleted_event_log_is_another_log_and_the_client_is_told(
+    tmp_path: Path, secret: str
+) -> None:
+    data_dir = tmp_path / "gw"
+    with GatewayProcess(data_dir, secret=secret, gateway=FAST) as gateway:
+        async with Bridge(gateway.endpoint, secret=secret) as trader:
+            await round_trips(trader, 2)
+            events, stream = await collect(trader, 0, 4)
+            old_log, old_seq = stream.log, events[-1].seq
+    for name in ("events.sqlite3", "events.sqlite3-wal", "events.sqlite3-shm"):
+        (data_dir / name).unlink(missing_ok=True)  # a careless operator
+    with GatewayProcess(data_dir, secret=secret, gateway=FAST, port=gateway.port) as restarted:
+        async with Bridge(restarted.endpoint, secret=secret) as trader:
+            await round_trips(trader, 1)
+            events, stream = await collect(trader, old_seq, 2, log=old_log)
+    assert stream.log != old_log
+    assert [gap.restarted for gap in stream.gaps] == [True]
+    assert events[0].seq == 1  # the new log, read from its start
+
+
+async def test_account_and_positions_answer_while_an_order_holds_the_terminal(
+    tmp_path: Path, secret: str
+) -> None:
+    gateway = GatewayProcess(
+        tmp_path / "gw",
+        secret=secret,
+        sim={"hang_on_order": 2},  # the 2nd order hangs in the terminal
+        gateway={"terminal_timeout_s": 6.0, "read_timeout_ms": 300, **FAST},
+    )
+    with gateway:
+        async with Bridge(gateway.endpoint, secret=secret, request_timeout=2.0) as bridge:
+            fill = await bridge.send_order("EURUSD", "BUY", 0.1)
+            await eventually_async(
+                lambda: _shows(bridge, fill.ticket), "the watcher to see the position"
+            )
+            hung = asyncio.create_task(bridge.send_order("EURUSD", "BUY", 0.2))
+            await asyncio.sleep(0.5)  # the order is in the terminal, hanging
+            client = JsonDealer(gateway.endpoint)
+            try:
+                cached = client.ok("GET_ACCOUNT")
+                positions = client.ok("GET_POSITIONS", symbol="EURUSD")
+                fresh = client.ok("GET_ACCOUNT", fresh=True)  # waits read_timeout_ms at most
+            finally:
+                client.close()
+            assert not hung.done()  # all three answered while the order held the terminal
+            assert cached["account"]["login"] > 0 and cached["age_ms"] > 0
+            assert [p["ticket"] for p in positions["positions"]] == [fill.ticket]
+            # Past the bound, the last reading, with its age (not a wait behind the order).
+            assert fresh["age_ms"] >= cached["age_ms"]
+            await asyncio.wait_for(hung, 30)  # the watchdog restarts the worker; it fills
+            assert (await bridge.get_account(fresh=True)).login == cached["account"]["login"]
+
+
+async def _shows(bridge: Bridge, ticket: int) -> bool:
+    return [p.ticket for p in await bridge.get_positions()] == [ticket]
+
+
+def test_get_events_pages_with_hand_written_json(gateway: GatewayProcess) -> None:
+    client = JsonDealer(gateway.endpoint)
+    try:
+        looked(gateway.endpoint)  # the opening deposit and the account are in the log
+        first = client.ok("GET_EVENTS", since=0, limit=2)
+        assert first["log"] and first["first_seq"] == 1 and first["last_seq"] >= 2
+        assert [e["seq"] for e in first["events"]] == [1, 2]
+        assert first["events"][0]["deal"]["type"] == 2  # the opening deposit (DEAL_TYPE_BALANCE)
+        nxt = client.ok("GET_EVENTS", since=1, limit=1)
+        assert [e["seq"] for e in nxt["events"]] == [2]
+        for bad in ({"since": -1}, {"limit": 0}, {"limit": 1001}, {"since": "1"}):
+            reply, _ = client.ask("GET_EVENTS", **bad)
+            assert (reply["status"], reply["error_code"]) == ("REJECTED", "INVALID_REQUEST")
+            assert next(iter(bad)) in reply["error_msg"]
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("action", ["GET_ACCOUNT", "GET_POSITIONS"])
+def test_fresh_reads_say_how_old_they_are(gateway: GatewayProcess, action: str) -> None:
+    client = JsonDealer(gateway.endpoint)
+    try:
+        assert client.ok(action, fresh=True)["age_ms"] == 0
+        reply, _ = client.ask(action, fresh="yes")
+        assert (reply["status"], reply["error_code"]) == ("REJECTED", "INVALID_REQUEST")
+    finally:
+        client.close()
