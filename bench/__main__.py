@@ -27,7 +27,7 @@ __all__ = ["build_parser", "main"]
 T = TypeVar("T")
 _DEFAULTS = Options()
 _MARKET = MarketOptions()
-_ONLY = ("market",)
+_ONLY = ("market", "reads")
 
 
 def _listed(parse: Callable[[str], T]) -> Callable[[str], tuple[T, ...]]:
@@ -168,10 +168,13 @@ def build_parser() -> argparse.ArgumentParser:
     market.add_argument(
         "--only",
         choices=_ONLY,
-        help="run only this scenario: 'market' skips the order modes, the pre-send, memory "
-        "and GIL checks",
+        help="run only this scenario ('market', or 'reads': GET_ACCOUNT beside 64 orders in "
+        "flight); the others are skipped",
     )
     market.add_argument("--no-market", action="store_true", help="skip the market data scenario")
+    market.add_argument(
+        "--no-reads", action="store_true", help="skip the reads-beside-orders scenario"
+    )
     market.add_argument(
         "--bars",
         type=_single(_positive),
@@ -242,8 +245,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except PlotUnavailable as exc:
             print(f"bench: {exc}", file=sys.stderr)
             return 2
-    if args.only == "market" and args.no_market:
-        parser.error("--only market and --no-market exclude each other")
+    if (args.only == "market" and args.no_market) or (args.only == "reads" and args.no_reads):
+        parser.error(f"--only {args.only} and --no-{args.only} exclude each other")
     if not 5 <= args.poll_interval_ms <= 60_000:
         parser.error("--poll-interval-ms is 5 to 60000, as the gateway takes it")
     market = MarketOptions(
@@ -254,19 +257,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         rounds=args.market_rounds,
         poll_interval_ms=args.poll_interval_ms,
     )
-    only_market = args.only == "market"
+    only = args.only is not None
     options = Options(
-        modes=() if only_market else args.modes,
+        modes=() if only else args.modes,
         shapes=args.shapes,
         duration_s=args.duration,
         warmup_s=args.warmup,
         positions=tuple(sorted(set(args.positions))),
-        presend_iterations=0 if only_market else args.presend_iterations,
+        presend_iterations=0 if only else args.presend_iterations,
         books=args.books,
-        memory_requests=0 if only_market else args.memory_requests,
+        memory_requests=0 if only else args.memory_requests,
         memory_mode=args.memory_mode,
-        gil_duration_s=0.0 if only_market else args.gil_duration,
-        market=None if args.no_market else market,
+        gil_duration_s=0.0 if only else args.gil_duration,
+        market=None if args.no_market or args.only == "reads" else market,
+        reads=not args.no_reads and args.only in (None, "reads"),
     )
     # The Bridges log an audit line per order stage; on stderr they would flood the terminal
     # and the terminal would be what is measured. The pre-send measurement adds its own sink.

@@ -13,7 +13,15 @@ from typing import Final
 
 import msgspec
 
-from bench.results import Latency, LoadResult, MarketResult, PresendResult, Ratios, Report
+from bench.results import (
+    Latency,
+    LoadResult,
+    MarketResult,
+    PresendResult,
+    Ratios,
+    ReadsResult,
+    Report,
+)
 
 __all__ = ["compute_ratios", "render", "write_json"]
 
@@ -154,6 +162,35 @@ def _ms(us: float) -> str:
 
 def _percent(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.0f} %"
+
+
+def _reads(reads: ReadsResult) -> list[str]:
+    """Reads beside orders (issue 16): each read's p50 against PING's in the same window."""
+    ping = reads.loaded.get("PING")
+    out = [
+        f"Reads beside orders (issue 16): one probe client asks PING, GET_ACCOUNT, "
+        f"GET_POSITIONS and GET_ACCOUNT fresh in turn, one at a time, for {reads.seconds:g} s "
+        f"with no orders, then beside {reads.clients}x{reads.in_flight} OPEN/CLOSE orders in "
+        f"flight ({reads.orders_answered:,} answered meanwhile). Latency in us; the ratio is "
+        "the read's p50 over PING's p50 beside the orders (the goal: under 2 for GET_ACCOUNT).",
+        "",
+    ]
+    rows = []
+    for name, loaded in reads.loaded.items():
+        quiet = reads.quiet.get(name)
+        ratio = loaded.p50_us / ping.p50_us if ping is not None and ping.p50_us > 0 else 0.0
+        rows.append(
+            (
+                name,
+                _num(quiet.p50_us) if quiet is not None else "-",
+                _num(loaded.p50_us),
+                _num(loaded.p99_us),
+                f"{ratio:.2f}x",
+            )
+        )
+    out += _table(("request", "quiet p50", "beside orders p50", "p99", "/ PING p50"), rows)
+    out += ["", f"Errors: {_errors(reads.errors)}.", ""]
+    return out
 
 
 def _market(market: MarketResult) -> list[str]:
@@ -389,8 +426,10 @@ def render(report: Report) -> str:
         out.append("")
     if report.market is not None:
         out += _market(report.market)
+    if report.reads is not None:
+        out += _reads(report.reads)
     if report.targets:
-        out.append("Targets (issues 7 and 15):")
+        out.append("Targets (issues 7, 15 and 16):")
         out.append("")
         out += _table(
             ("target", "goal", "measured", "result", "note"),

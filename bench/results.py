@@ -208,6 +208,19 @@ class MarketResult(Struct, frozen=True, kw_only=True):
     elsewhere: list[LoadResult] = field(default_factory=list)
 
 
+class ReadsResult(Struct, frozen=True, kw_only=True):
+    """Reads beside orders (issue 16, ``bench.reads``): the probe's latency by request, with
+    no orders (``quiet``) and beside ``clients`` x ``in_flight`` orders (``loaded``)."""
+
+    clients: int
+    in_flight: int
+    seconds: float
+    quiet: dict[str, Latency]
+    loaded: dict[str, Latency]
+    orders_answered: int
+    errors: dict[str, int] = field(default_factory=dict)
+
+
 class Machine(Struct, frozen=True, kw_only=True):
     """Where the run happened: a shared 2-core VM reads very differently from a workstation."""
 
@@ -244,5 +257,6 @@ class Report(Struct, kw_only=True):
     memory: MemoryResult | None = None
     gil: GilResult | None = None
     market: MarketResult | None = None
+    reads: ReadsResult | None = None
     targets: list[TargetCheck] = field(default_factory=list)
     machine_note: str = ""  # set when the machine is slower than the targets' reference

@@ -11,7 +11,9 @@
 3. Memory over many requests (``bench.memory``), on the same gateway.
 4. With both stopped, the market data of issue 15 (``bench.market``): a fresh gateway, and the
    market floors (``bench.market_floor``) beside it.
-5. PING against a fresh gateway whose orders hold the GIL (``bench.gil``).
+5. Reads beside orders (issue 16, ``bench.reads``): GET_ACCOUNT and GET_POSITIONS while 64
+   orders are in flight, against PING, on a fresh gateway.
+6. PING against a fresh gateway whose orders hold the GIL (``bench.gil``).
 
 Every child process is stopped by its PID, also when the run fails.
 """
@@ -37,6 +39,7 @@ from bench.market_floor import MarketFloorProcess
 from bench.memory import memory_check
 from bench.presend import measure_presend
 from bench.progress import Progress
+from bench.reads import measure_reads
 from bench.report import compute_ratios
 from bench.results import GilResult, LoadResult, MarketResult, PresendResult, Report, Server
 from bench.targets import check_targets, machine_note
@@ -72,6 +75,7 @@ class Options(Struct, frozen=True, kw_only=True):
     memory_mode: str = "ping"
     gil_duration_s: float = 3.0  # 0 skips the GIL scenario
     market: MarketOptions | None = field(default_factory=MarketOptions)  # None skips it
+    reads: bool = True  # GET_ACCOUNT and GET_POSITIONS beside 64 orders in flight (issue 16)
 
 
 def run_suite(options: Options, *, command: str, progress: Progress) -> Report:
@@ -111,6 +115,21 @@ def run_suite(options: Options, *, command: str, progress: Progress) -> Report:
                     )
         if options.market is not None:
             report.market = _market(runner, options, work, secret, progress)
+        if options.reads:
+            progress.show("starting a gateway for reads beside orders", force=True)
+            gateway = _start(work / "reads-gateway", secret)
+            try:
+                report.reads = runner.run(
+                    measure_reads(
+                        gateway,
+                        secret,
+                        duration_s=options.duration_s,
+                        warmup_s=options.warmup_s,
+                        progress=progress,
+                    )
+                )
+            finally:
+                gateway.stop()
         if options.gil_duration_s > 0:
             report.gil = _gil(runner, work / "slow-gateway", secret, options, progress)
     progress.clear()

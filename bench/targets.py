@@ -1,4 +1,4 @@
-"""The targets of issues 7 and 15, checked against one run's results.
+"""The targets of issues 7, 15 and 16, checked against one run's results.
 
 A target whose measurement was not part of the run (a mode or check left out) is reported
 "not run", and one whose scenario was skipped says why; neither counts as a failure.
@@ -30,6 +30,7 @@ PRESEND_US: Final = 30.0
 MEMORY_GROWTH: Final = 10 * _MB
 REFERENCE_FLOOR_PING_PER_S: Final = 50_000.0  # the slow end of issue 7's reference machine
 STREAMING_RATIO: Final = 1.10  # issue 15: orders within 10 % while subscribers stream
+READS_RATIO: Final = 2.0  # issue 16: GET_ACCOUNT under 2x PING while 64 orders are in flight
 _STREAMING_SUBSCRIBERS: Final = 50  # named when the scenario did not run
 
 
@@ -246,7 +247,7 @@ def _market_checks(report: Report) -> list[TargetCheck]:
 
 
 def check_targets(report: Report) -> list[TargetCheck]:
-    """Every target of issues 7 and 15 with what this run measured for it."""
+    """Every target of issues 7, 15 and 16 with what this run measured for it."""
     return [
         *_ping_checks(report),
         *_open_checks(report),
@@ -254,7 +255,28 @@ def check_targets(report: Report) -> list[TargetCheck]:
         *_presend_checks(report),
         *_memory_checks(report),
         *_market_checks(report),
+        _reads_check(report),
     ]
+
+
+def _reads_check(report: Report) -> TargetCheck:
+    """Issue 16: GET_ACCOUNT, as a strategy asks it (the watcher's last look), beside 64
+    orders in flight, against PING in the same window."""
+    name = "GET_ACCOUNT p50 beside 64 orders in flight"
+    target = f"<= {READS_RATIO:.1f}x PING's"
+    reads = report.reads
+    account = reads.loaded.get("GET_ACCOUNT") if reads else None
+    ping = reads.loaded.get("PING") if reads else None
+    if account is None or ping is None or not ping.p50_us:
+        return _not_run(name, target)
+    ratio = account.p50_us / ping.p50_us
+    return TargetCheck(
+        name=name,
+        target=target,
+        measured=f"{ratio:.2f}x ({_us(account.p50_us)} vs {_us(ping.p50_us)})",
+        passed=ratio <= READS_RATIO,
+        note="one probe, in turn with PING, beside 4x16 OPEN/CLOSE",
+    )
 
 
 def machine_note(report: Report) -> str:

@@ -25,11 +25,11 @@ def test_a_short_run_measures_floor_and_gateway_without_errors(tmp_path: Path) -
     command = [sys.executable, "-m", "bench", "--quiet", "--json", str(out)]
     command += ["--duration", "0.05", "--warmup", "0.01", "--shapes", "1x1,2x2"]
     command += ["--presend-iterations", "200", "--memory-requests", "1000"]
-    command += ["--gil-duration", "0.3", "--no-market"]
+    command += ["--gil-duration", "0.3", "--no-market", "--no-reads"]
     run = subprocess.run(command, check=False, cwd=ROOT, capture_output=True, text=True, timeout=90)
 
     assert run.returncode == 0, run.stderr
-    assert "Targets (issues 7 and 15)" in run.stdout
+    assert "Targets (issues 7, 15 and 16)" in run.stdout
     report = msgspec.json.decode(out.read_bytes(), type=Report)
     assert report.machine.cores >= 1
     for server in ("floor", "gateway"):
@@ -53,9 +53,10 @@ def test_a_short_run_measures_floor_and_gateway_without_errors(tmp_path: Path) -
     else:
         assert "order_latency_ms" in report.gil.skipped
     assert {t.passed for t in report.targets} <= {True, False, None}
-    assert len(report.targets) == 13
-    assert report.market is None
-    assert [t.passed for t in report.targets[-2:]] == [None, None]  # the market's: not run
+    assert len(report.targets) == 14
+    assert report.market is None and report.reads is None
+    # The market's and the reads': not run.
+    assert [t.passed for t in report.targets[-3:]] == [None, None, None]
 
 
 def test_a_short_market_run_measures_bars_ticks_and_orders_against_its_floors(
@@ -108,3 +109,25 @@ def test_a_short_market_run_measures_bars_ticks_and_orders_against_its_floors(
     for name in ("PING p50 with 3 subscribers streaming", "OPEN p50 with 3 subscribers streaming"):
         assert checks[name].passed in {True, False}  # measured; the speed is make bench's
         assert checks[name].measured.endswith(" us)")
+
+
+def test_a_short_reads_run_measures_each_read_quiet_and_beside_orders(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    command = [sys.executable, "-m", "bench", "--quiet", "--json", str(out), "--only", "reads"]
+    command += ["--duration", "0.3", "--warmup", "0.05"]
+    run = subprocess.run(command, check=False, cwd=ROOT, capture_output=True, text=True, timeout=90)
+
+    assert run.returncode == 0, run.stderr
+    assert "Reads beside orders (issue 16)" in run.stdout
+    report = msgspec.json.decode(out.read_bytes(), type=Report)
+    assert report.loads == [] and report.market is None and report.gil is None
+    reads = report.reads
+    assert reads is not None and (reads.clients, reads.in_flight) == (4, 16)
+    assert reads.orders_answered > 0 and reads.errors == {}
+    wanted = {"PING", "GET_ACCOUNT", "GET_POSITIONS", "GET_ACCOUNT fresh"}
+    for side in (reads.quiet, reads.loaded):
+        assert set(side) == wanted
+        for latency in side.values():
+            assert latency.count > 0 and 0 < latency.p50_us <= latency.max_us
+    check = {t.name: t for t in report.targets}["GET_ACCOUNT p50 beside 64 orders in flight"]
+    assert check.passed in {True, False}  # measured; the speed is make bench's
