@@ -317,7 +317,8 @@ class RequestRouter:
                 request.uuid,
                 request.action,
                 ErrorCode.ORDER_NOT_FOUND,
-                f"no order (OPEN, CLOSE, HALT or RESUME) with uuid {uuid} is known: not in the "
+                f"no signed request (an order, a command, HALT or RESUME) with uuid {uuid} is "
+                "known: not in the "
                 f"journal, nor in the terminal's history of the last "
                 f"{self._ledger.lookback_s / 3600:g} h",
             )

@@ -123,7 +123,6 @@ class TradeWatcher:
         if self._orders is None:
             await anyio.to_thread.run_sync(self._restore)
         assert self._orders is not None
-        asked_at = time.time()
         watch = Watch(
             after_deal=self._after_deal,
             deals_from=self._deals_from,
@@ -140,21 +139,31 @@ class TradeWatcher:
         after_deal = watched.deals[-1].ticket if watched.deals else self._after_deal
         orders = {order.ticket: order for order in watched.orders}
         after_order = watched.last_order
-        moved = (orders, after_deal, after_order) != (
+        # The terminal's own times, never this machine's clock: a clock that jumps ahead and
+        # back must not move the window past deals not yet seen.
+        deals_from = max(
+            (
+                self._deals_from,
+                *(d.time for d in watched.deals),
+                *(o.time_setup for o in watched.brief),
+            )
+        )
+        moved = (orders, after_deal, after_order, deals_from) != (
             self._orders,
             self._after_deal,
             self._after_order,
+            self._deals_from,
         )
         if events or moved:
             state = {
                 _STATE_ORDERS: msgspec.json.encode(list(orders.values())),
                 _STATE_AFTER_DEAL: str(after_deal).encode(),
                 _STATE_AFTER_ORDER: str(after_order).encode(),
-                _STATE_DEALS_FROM: str(int(asked_at)).encode(),
+                _STATE_DEALS_FROM: str(deals_from).encode(),
             }
             events = await anyio.to_thread.run_sync(self._log.append, events, state)
         self._orders, self._after_deal, self._after_order = orders, after_deal, after_order
-        self._deals_from = int(asked_at)
+        self._deals_from = deals_from
         if any(event.kind == "account" for event in events):
             self._account, self._account_at = watched.account, time.monotonic()
         self.looks += 1

@@ -22,6 +22,7 @@ from protocol import Account, Deal, ErrorCode, Order, Position
 __all__ = ["History", "HistoryQuery", "OrdersQuery", "TradeReader", "Watch", "Watched"]
 
 _DAY_S: Final = 86_400
+_YEAR_S: Final = 366 * _DAY_S
 _PENDING_TYPES: Final = range(2, 8)  # ORDER_TYPE_BUY_LIMIT .. ORDER_TYPE_SELL_STOP_LIMIT
 
 
@@ -54,7 +55,8 @@ class History(Struct, frozen=True, kw_only=True):
 
 class Watch(Struct, frozen=True, kw_only=True):
     """What the trade watcher asks at each interval: the deals after ``after_deal`` (a ticket)
-    made since ``deals_from`` (epoch seconds), what became of each of the pending orders
+    made since ``deals_from`` (epoch seconds, the terminal's clock: the newest deal's time
+    seen), what became of each of the pending orders
     ``known`` at the last look that is no longer active, and the pending orders after
     ``after_order`` that came and went between two looks."""
 
@@ -127,14 +129,15 @@ class TradeReader:
         return History(orders=[_struct(order, Order) for order in found])
 
     def watch(self, query: Watch) -> Watched:
-        """One look at the account, its positions, pending orders and new deals. Deals are
-        asked for from a day before ``deals_from`` (the history is kept in the trade server's
-        time zone) and kept if their ticket is past ``after_deal``."""
+        """One look at the account, its positions, pending orders and new deals. Deals (and
+        orders) are asked for from a day before ``deals_from`` (the history is kept in the
+        trade server's time zone) to a year past now (this machine's clock may be behind the
+        server's, or jump), and kept if their ticket is past ``after_deal``."""
         adapter = self._adapter
         account = adapter.account()
         positions = adapter.positions()
         orders = self.orders(OrdersQuery())
-        until = max(int(time.time()), query.deals_from) + 2 * _DAY_S
+        until = max(int(time.time()), query.deals_from) + _YEAR_S
         found = self.mt5.history_deals_get(query.deals_from - _DAY_S, until)
         if found is None:
             raise adapter.failed("history_deals_get")

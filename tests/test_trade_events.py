@@ -1,7 +1,8 @@
 """Trade events through real gateway processes: every deal (the bridge's, SL, TP), every pending
 order change and the account, each once and in order to a client that was away, across a
-gateway killed and restarted; the log's hostile days (held, deleted); and GET_ACCOUNT and
-GET_POSITIONS answered while orders hold the terminal.
+gateway killed and restarted; the log's hostile days (held, deleted); GET_ACCOUNT and
+GET_POSITIONS answered while orders hold the terminal; and (the watcher alone, on a simulated
+terminal) a wall clock that jumps.
 """
 
 from __future__ import annotations
@@ -14,8 +15,15 @@ from typing import Any
 import pytest
 from support import JsonDealer, LockHolder, eventually, eventually_async
 
+from gtw_server.adapter import OpenOrder, TerminalAdapter
+from gtw_server.event_log import EventLog
+from gtw_server.operations import WATCH
+from gtw_server.terminal.sim import SimTerminal
 from gtw_server.testing import GatewayProcess
+from gtw_server.trade_watch import TradeWatcher
+from gtw_server.trades import TradeReader, Watch, Watched
 from inf_bridge import Bridge, DealEvent, OrderEvent, TradeEvent
+from protocol import Side
 
 FAST = {"trade_poll_ms": 50, "account_event_interval_ms": 0}
 POINT = 0.00001
@@ -241,3 +249,45 @@ def test_fresh_reads_say_how_old_they_are(gateway: GatewayProcess, action: str) 
         assert (reply["status"], reply["error_code"]) == ("REJECTED", "INVALID_REQUEST")
     finally:
         client.close()
+
+
+class _InProcessWorker:
+    """The worker's WATCH run in this process, on a simulated terminal."""
+
+    def __init__(self, reader: TradeReader) -> None:
+        self.reader = reader
+
+    async def call(self, op: Any, argument: Watch) -> Watched:
+        assert op is WATCH
+        return self.reader.watch(argument)
+
+
+async def test_a_clock_that_jumps_ahead_and_back_misses_no_deal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mt5 = SimTerminal()
+    adapter = TerminalAdapter(mt5)
+    assert adapter.connect().connected
+    log = EventLog(tmp_path / "events.sqlite3", retention_s=86_400)
+    watcher = TradeWatcher(
+        _InProcessWorker(TradeReader(adapter)),  # type: ignore[arg-type]
+        log,
+        None,
+        run="r",
+        owner=lambda tag: None,
+        interval_s=1.0,
+        account_interval_s=3600.0,
+    )
+    real = time.time
+    try:
+        await watcher.look()  # the deposit, the account
+        first = adapter.open(OpenOrder(symbol="EURUSD", side=Side.BUY, volume=0.1, comment="a"))
+        monkeypatch.setattr(time, "time", lambda: real() + 3 * 86_400)  # NTP gone wild
+        ahead = await watcher.look()
+        monkeypatch.setattr(time, "time", real)  # and corrected
+        second = adapter.open(OpenOrder(symbol="EURUSD", side=Side.BUY, volume=0.1, comment="b"))
+        back = await watcher.look()
+    finally:
+        log.close()
+    assert [e.deal.ticket for e in ahead if e.deal] == [first.deal]
+    assert [e.deal.ticket for e in back if e.deal] == [second.deal]  # not skipped
