@@ -338,8 +338,9 @@ class Bridge:
         return reply.positions or []
 
     async def get_order(self, uuid: str) -> OrderState:
-        """What the gateway knows of the OPEN or CLOSE sent with ``uuid``: its status
-        (``FILLED``, ``REJECTED`` with the refusal's code, or ``PENDING``) and result.
+        """What the gateway knows of the order or command sent with ``uuid``: its status
+        (``FILLED``; ``OK`` for a PLACE, MODIFY or CANCEL carried out, and HALT or RESUME;
+        ``REJECTED`` with the refusal's code; or ``PENDING``) and result.
 
         Raises ``OrderRejected`` with ``ORDER_NOT_FOUND`` when it knows nothing of it.
         """
@@ -670,8 +671,10 @@ class Bridge:
     ) -> OrderDone:
         """Place a pending order: ``BUY_LIMIT``, ``SELL_LIMIT``, ``BUY_STOP``, ``SELL_STOP``,
         ``BUY_STOP_LIMIT`` or ``SELL_STOP_LIMIT`` (``stoplimit``: the limit order's price) at
-        ``price``; ``expiration`` is ``"GTC"`` (the default), ``"DAY"``, or a time (epoch
-        seconds or an aware datetime). Returns the placed order (``.order``: its ticket).
+        ``price``; ``expiration`` is ``"GTC"`` (the default), ``"DAY"``, or a time in the
+        terminal's clock, as the package takes it: epoch seconds of the trade server's time
+        zone (an aware datetime is taken as UTC, which is that clock only on a UTC server).
+        Returns the placed order (``.order``: its ticket).
 
         Checked like ``send_order``: the breaker and the risk limits (a pending order counts
         toward exposure as if filled), and raises the same errors; ``OrderRejected`` with
