@@ -23,7 +23,9 @@ from gtw_server.testing import GatewayProcess
 from gtw_server.trade_watch import TradeWatcher
 from gtw_server.trades import TradeReader, Watch, Watched
 from inf_bridge import Bridge, DealEvent, OrderEvent, TradeEvent
-from protocol import Side
+from inf_bridge.streams import Stream
+from inf_bridge.trade_events import TradeEvents
+from protocol import Event, Side, trade_topic
 
 FAST = {"trade_poll_ms": 50, "account_event_interval_ms": 0}
 POINT = 0.00001
@@ -291,3 +293,29 @@ async def test_a_clock_that_jumps_ahead_and_back_misses_no_deal(
         log.close()
     assert [e.deal.ticket for e in ahead if e.deal] == [first.deal]
     assert [e.deal.ticket for e in back if e.deal] == [second.deal]  # not skipped
+
+
+async def test_a_reader_whose_queue_overflowed_gets_the_lost_events_from_the_log(
+    gateway: GatewayProcess, secret: str
+) -> None:
+    start = looked(gateway.endpoint)
+    async with Bridge(
+        gateway.endpoint, secret=secret, events_endpoint=gateway.events_endpoint
+    ) as bridge:
+        # A reader too slow for its live queue: two events fit, the rest fall out of it.
+        live: Stream[Event] = Stream(bridge._events(), [trade_topic()], lambda e: e, maxsize=2)
+        events = TradeEvents(bridge._event_page, live, start)
+        seen: list[TradeEvent] = []
+        async with asyncio.timeout(30):
+            await round_trips(bridge, 1)
+            while len(_trades(seen)) < 2:  # caught up: reading live from here
+                seen.append(await anext(events))
+            await round_trips(bridge, 5)  # 10 deals and their account events, not read
+            await eventually_async(lambda: live.dropped > 0, "the live queue to overflow")
+            while len(_trades(seen)) < 12:
+                seen.append(await anext(events))
+        await events.aclose()
+    first = seen[0]
+    assert first.seq > start
+    seqs = [e.seq for e in seen]
+    assert seqs == list(range(first.seq, first.seq + len(seen)))  # none lost, none twice
