@@ -368,10 +368,15 @@ class RequestRouter:
         return ok(request, halted=self._killswitch.halted)
 
     def _query(self, request: GetAccount | GetPositions) -> Reply | Work:
-        """From the trade watcher's last look, at once; or, asked ``fresh`` (or before the
-        first look), from the terminal within ``read_timeout_ms``."""
+        """From the trade watcher's last look, at once, when it was asked for after
+        ``request.after`` (the client's last order); or, asked ``fresh`` (or before that
+        look), from the terminal within ``read_timeout_ms``."""
         snapshot = self._watcher.snapshot
-        if snapshot is not None and not request.fresh:
+        if (
+            snapshot is not None
+            and not request.fresh
+            and (request.after is None or snapshot.asked_at >= request.after)
+        ):
             return _from_snapshot(request, snapshot)
         return self._capped(request, self._ask_terminal)
 

@@ -73,25 +73,30 @@ class EventLog:
         self._clock = clock
         self._write_lock = threading.Lock()
         self._read_lock = threading.Lock()
+        db: sqlite3.Connection | None = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = _connect(path, busy_timeout_ms)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("BEGIN IMMEDIATE")
+            db = _connect(path, busy_timeout_ms)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("BEGIN IMMEDIATE")
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
-                    self._db.execute(statement)
-            self._db.execute(
+                    db.execute(statement)
+            db.execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('log_id', ?)",
                 (secrets.token_hex(8).encode(),),
             )
-            self._db.execute("COMMIT")
-            (log_id,) = self._db.execute("SELECT value FROM meta WHERE key = 'log_id'").fetchone()
-            self.id: str = log_id.decode()
-            self.last_seq = self._last_number()
+            db.execute("COMMIT")
+            (log_id,) = db.execute("SELECT value FROM meta WHERE key = 'log_id'").fetchone()
+            row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
             self._reader = _connect(path, busy_timeout_ms)
         except sqlite3.Error as exc:
+            if db is not None:
+                db.close()  # a file that is not a log is left as it was, and not held
             raise EventLogError(f"cannot open the event log {path}: {exc}") from exc
+        self._db = db
+        self.id: str = log_id.decode()
+        self.last_seq = int(row[0]) if row else 0
 
     def close(self) -> None:
         with self._write_lock, self._read_lock:
@@ -176,10 +181,6 @@ class EventLog:
                 return self._reader.execute(query, args).fetchall()
             except sqlite3.Error as exc:
                 raise EventLogError(f"the event log {self.path} could not be read: {exc}") from exc
-
-    def _last_number(self) -> int:
-        row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
-        return int(row[0]) if row else 0
 
 
 def _connect(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:

@@ -63,10 +63,13 @@ _orders_codec: Final = msgspec.json.Decoder(list[Order])
 
 
 class Snapshot(Struct, frozen=True, kw_only=True):
-    """The account and positions as last read, and when (``time.monotonic()``)."""
+    """The account and positions as last read: when the look was asked for (``asked_at``,
+    ``time.time()``: it saw every order answered before), and when it came
+    (``read_at``, ``time.monotonic()``)."""
 
     account: Account
     positions: list[Position]
+    asked_at: float
     read_at: float
 
     def age_ms(self) -> float:
@@ -123,6 +126,7 @@ class TradeWatcher:
         if self._orders is None:
             await anyio.to_thread.run_sync(self._restore)
         assert self._orders is not None
+        asked_at = time.time()  # the terminal's calls run in turn: it sees what came before
         watch = Watch(
             after_deal=self._after_deal,
             deals_from=self._deals_from,
@@ -131,7 +135,10 @@ class TradeWatcher:
         )
         watched: Watched = await self._worker.call(WATCH, watch)
         self.snapshot = Snapshot(
-            account=watched.account, positions=watched.positions, read_at=time.monotonic()
+            account=watched.account,
+            positions=watched.positions,
+            asked_at=asked_at,
+            read_at=time.monotonic(),
         )
         # In the order they happen: orders placed or changed, deals, orders gone, the account.
         placed, gone = self._order_changes(watched)
@@ -148,8 +155,9 @@ class TradeWatcher:
                 *(o.time_setup for o in watched.brief),
             )
         )
-        moved = (orders, after_deal, after_order, deals_from) != (
-            self._orders,
+        # Not the orders' current prices: they move at every tick, and are not a change.
+        moved = (_book(orders), after_deal, after_order, deals_from) != (
+            _book(self._orders),
             self._after_deal,
             self._after_order,
             self._deals_from,
@@ -272,6 +280,11 @@ class TradeWatcher:
             if not moved and not (drifted and due):
                 return []
         return [self._event("account", None, account=account)]
+
+
+def _book(orders: dict[int, Order]) -> dict[int, tuple[int, tuple[float, ...]]]:
+    """The pending orders as the events see them: their type and terms."""
+    return {ticket: (order.type, _terms(order)) for ticket, order in orders.items()}
 
 
 def _terms(order: Order) -> tuple[float, ...]:

@@ -257,6 +257,7 @@ class Bridge:
             clock=clock,
         )
         self._heartbeat: asyncio.Task[None] | None = None
+        self._changed_at: float | None = None  # when this Bridge's last order executed
 
     # -- life ------------------------------------------------------------------------------
 
@@ -321,9 +322,12 @@ class Bridge:
 
     async def get_account(self, *, fresh: bool = False) -> Account:
         """The account as the gateway's trade watcher last read it (a fraction of a second
-        old: it never waits behind orders), or with ``fresh``, read from the terminal now
-        (within the gateway's ``read_timeout_ms``, past which the last reading answers)."""
-        request = GetAccount(uuid=new_uuid(), timestamp=self._now(), fresh=fresh)
+        old: it never waits behind orders), provided that reading came after this Bridge's
+        last order (so it shows that order); else, or with ``fresh``, read from the terminal
+        now (within the gateway's ``read_timeout_ms``, past which the last reading answers)."""
+        request = GetAccount(
+            uuid=new_uuid(), timestamp=self._now(), fresh=fresh, after=self._changed_at
+        )
         reply = await self._query(request)
         if reply.account is None:
             raise BadReply("GET_ACCOUNT reply without an account")
@@ -333,9 +337,17 @@ class Bridge:
         self, symbol: str | None = None, *, fresh: bool = False
     ) -> list[Position]:
         """The open positions (of ``symbol``), read as ``get_account`` reads the account."""
-        request = GetPositions(uuid=new_uuid(), timestamp=self._now(), symbol=symbol, fresh=fresh)
-        reply = await self._query(request)
-        return reply.positions or []
+        return (await self._positions(symbol, fresh=fresh)).positions or []
+
+    async def _positions(self, symbol: str | None, *, fresh: bool) -> Reply:
+        request = GetPositions(
+            uuid=new_uuid(),
+            timestamp=self._now(),
+            symbol=symbol,
+            fresh=fresh,
+            after=self._changed_at,
+        )
+        return await self._query(request)
 
     async def get_order(self, uuid: str) -> OrderState:
         """What the gateway knows of the order or command sent with ``uuid``: its status
@@ -868,8 +880,7 @@ class Bridge:
         assert risk is not None
         if risk.limits.watches_book:
             asked = risk.now()
-            request = GetPositions(uuid=new_uuid(), timestamp=self._now())
-            reply = await self._query(request)
+            reply = await self._positions(None, fresh=False)
             # The gateway's reading is ``age_ms`` old: fills since then are kept, not lost.
             taken = asked - (reply.age_ms or 0.0) / 1000
             risk.sync(reply.positions or [], taken, await self.orders())
@@ -935,6 +946,7 @@ class Bridge:
         try:
             reply = await self._settle(order)
         except OutcomeUnknown as exc:
+            self._changed(self._now())  # it may land any time: read the terminal from now
             record(AuditEvent.OUTCOME_UNKNOWN, exc.message, uuid=order.uuid, level="ERROR")
             raise
         except GatewayTimeout as exc:
@@ -943,8 +955,14 @@ class Bridge:
         event, message, level, fields = outcome_record(order.action, reply)
         record(event, message, uuid=order.uuid, level=level, **fields)  # as the gateway does
         if reply.status in (Status.FILLED, Status.OK):
+            self._changed(reply.timestamp)
             return reply
         raise _rejection(reply)
+
+    def _changed(self, at: float) -> None:
+        """This Bridge changed the account at ``at`` (the gateway's clock): its reads must
+        come from a reading taken after that (``get_account``)."""
+        self._changed_at = at if self._changed_at is None else max(self._changed_at, at)
 
     async def _settle(self, order: SignedRequest) -> Reply:
         """Send ``order`` until its outcome is known or its ``order_timeout`` has passed

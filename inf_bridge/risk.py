@@ -182,9 +182,13 @@ class RiskMonitor:
         if ticket is None:
             self._net[reservation.symbol] -= reservation.signed_volume
         elif pending:
-            self._orders[ticket] = _Held(
-                reservation.symbol, reservation.signed_volume, self._clock()
-            )
+            if ticket in self._orders or ticket in self._positions:
+                # A sync asked after this order was sent has it already (pending, or filled).
+                self._net[reservation.symbol] -= reservation.signed_volume
+            else:
+                self._orders[ticket] = _Held(
+                    reservation.symbol, reservation.signed_volume, self._clock()
+                )
         else:
             held = self._positions.get(ticket)
             if held is None:

@@ -322,18 +322,22 @@ class CloseBy(Request, tag="CLOSE_BY", frozen=True):
 
 class GetAccount(Request, tag="GET_ACCOUNT", frozen=True):
     """Ask for the trading account's balance, equity and margin: as the gateway's trade
-    watcher last read it (the reply's ``age_ms`` says how long ago), or, with ``fresh``, read
-    from the terminal now (within the gateway's ``read_timeout_ms``; past it, the last
-    reading with its age)."""
+    watcher last read it (the reply's ``age_ms`` says how long ago), if it read it after
+    ``after`` (the gateway's clock: the ``timestamp`` of the reply to the client's last
+    order, so that it sees its own orders); else, or with ``fresh``, read from the terminal
+    now (within the gateway's ``read_timeout_ms``; past it, the last reading with its age)."""
 
     fresh: bool = False
+    after: Timestamp | None = None
 
 
 class GetPositions(Request, tag="GET_POSITIONS", frozen=True):
-    """Ask for the open positions, optionally of one symbol; ``fresh`` as GET_ACCOUNT's."""
+    """Ask for the open positions, optionally of one symbol; ``fresh`` and ``after`` as
+    GET_ACCOUNT's."""
 
     symbol: Symbol | None = None
     fresh: bool = False
+    after: Timestamp | None = None
 
 
 class GetOrder(Request, tag="GET_ORDER", frozen=True):

@@ -125,8 +125,9 @@ VALID_FIELDS: Final[dict[str, dict[str, Any]]] = {
         "by": 44,
         "risk_signature": "RISK_PASS:" + "0" * 64 + ":1700000000000",
     },
-    "GET_ACCOUNT": {},
-    "GET_POSITIONS": {"symbol": "EURUSD"},
+    "GET_ACCOUNT": {"fresh": True, "after": 1700000000.5},
+    "GET_POSITIONS": {"symbol": "EURUSD", "fresh": False, "after": 1700000000.5},
+    "GET_EVENTS": {"since": 41, "limit": 500},
     "GET_ORDER": {"order_uuid": "ord-1"},
     "GET_SYMBOLS": {"group": "*USD*,!EUR*"},
     "GET_SYMBOL": {"symbol": "EURUSD"},
@@ -374,6 +375,7 @@ def test_actions_are_exactly_the_contracts() -> None:
     extensions |= {"GET_ORDERS", "GET_HISTORY"}  # pending orders and the history (issue 16)
     # The order life cycle (issue 16), signed and journaled like OPEN
     extensions |= {"PLACE", "MODIFY_POSITION", "MODIFY_ORDER", "CANCEL", "CLOSE_BY"}
+    extensions |= {"GET_EVENTS"}  # trade events replayed (issue 16)
     assert set(ACTIONS) == contract | extensions
     assert PROTOCOL_VERSION == 1
 
@@ -520,9 +522,8 @@ def test_third_party_frame_decodes() -> None:
 
 
 def test_optional_fields_may_be_absent_or_null() -> None:
-    assert decode_request(dumps(frame("GET_POSITIONS", symbol=None))) == GetPositions(
-        uuid=GOOD_UUID, timestamp=1_700_000_000.25
-    )
+    nulls = frame("GET_POSITIONS", symbol=None, fresh=False, after=None)
+    assert decode_request(dumps(nulls)) == GetPositions(uuid=GOOD_UUID, timestamp=1_700_000_000.25)
     bare = {"uuid": "x", "action": "GET_POSITIONS", "timestamp": 0}
     assert decode_request(dumps(bare)) == GetPositions(uuid="x", timestamp=0.0)
     close = {"uuid": "x", "action": "CLOSE", "timestamp": 0, "ticket": 1}

@@ -120,6 +120,7 @@ def test_every_read_only_answer_is_refusable_and_no_order_reply_is() -> None:
     reply to anything that changes the book never is (the budget is only for the reads)."""
     reads = {str(kind.__struct_config__.tag) for kind in typing.get_args(Read)}
     assert {"GET_ORDERS", "GET_HISTORY", "GET_RATES", "GET_TICKS"} <= reads
-    assert reads | {"GET_ACCOUNT", "GET_POSITIONS"} == _QUERIES
-    assert not _QUERIES & {"OPEN", "CLOSE", "HALT", "RESUME", "PING", "GET_ORDER"}
+    assert reads | {"GET_ACCOUNT", "GET_POSITIONS", "GET_EVENTS"} == _QUERIES
+    commands = {"PLACE", "MODIFY_POSITION", "MODIFY_ORDER", "CANCEL", "CLOSE_BY"}
+    assert not _QUERIES & {"OPEN", "CLOSE", "HALT", "RESUME", "PING", "GET_ORDER", *commands}
     assert _QUERIES <= ACTIONS
