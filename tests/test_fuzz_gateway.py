@@ -69,15 +69,16 @@ def open_position(client: Client, uuid: str) -> int:
     return int(reply["ticket"])
 
 
-def query(action: str) -> bytes:
-    return json.dumps({"uuid": "q", "action": action, "timestamp": time.time()}).encode()
+def query(action: str, **fields: Any) -> bytes:
+    request = {"uuid": "q", "action": action, "timestamp": time.time(), **fields}
+    return json.dumps(request).encode()
 
 
 def book(client: Client) -> tuple[Any, Any]:
     """The positions (what an order could change of them; prices move on their own) and the
-    balance."""
-    account = client.ask(query("GET_ACCOUNT"))["account"]
-    positions = client.ask(query("GET_POSITIONS"))["positions"]
+    balance, read from the terminal now."""
+    account = client.ask(query("GET_ACCOUNT", fresh=True))["account"]
+    positions = client.ask(query("GET_POSITIONS", fresh=True))["positions"]
     fields = ("ticket", "symbol", "type", "volume", "price_open", "sl", "tp")
     return sorted(tuple(p[f] for f in fields) for p in positions), account["balance"]
 
