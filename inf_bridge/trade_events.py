@@ -125,6 +125,15 @@ class TradeEvents:
     def __aiter__(self) -> Self:
         return self
 
+    async def start(self) -> int:
+        """Fix where the iteration starts, now (``since`` ``None``: at the log's end, so only
+        what happens from now on is yielded); return that ``seq``. Iterating does it too, at
+        its first step: call this before acting, to be told of everything the act causes."""
+        if self.seq is None:
+            await self._read_log()
+        assert self.seq is not None
+        return self.seq
+
     async def __anext__(self) -> TradeEvent:
         while True:
             if self._backlog:
