@@ -135,12 +135,17 @@ def test_stop_limit_prices_and_filling(mt5: SimTerminal) -> None:
     stop = round(tick.ask + 0.002, 5)
     assert pending(mt5, BUY_STOP_LIMIT, stop, stoplimit=stop + 0.001).retcode == 10015
     assert pending(mt5, BUY_STOP_LIMIT, stop, stoplimit=stop - 0.001).retcode == 10009
-    assert pending(mt5, BUY_LIMIT, tick.ask - 0.002, type_filling=2).retcode == 10030  # RETURN
+    # RETURN is the pending orders' policy, in every execution mode.
+    placed = pending(mt5, BUY_LIMIT, tick.ask - 0.002, type_filling=2)
+    assert placed.retcode == 10009
+    (order,) = mt5.orders_get(ticket=placed.order)
+    assert order.type_filling == mt5.ORDER_FILLING_FOK  # Instant execution: FOK is used
     gold = mt5.symbol_info_tick("XAUUSD")
     assert gold is not None
-    request = {"symbol": "XAUUSD", "type_filling": 2}  # RETURN: limit orders, Market execution
+    request = {"symbol": "XAUUSD", "type_filling": 2}  # RETURN, Market execution
     assert pending(mt5, BUY_LIMIT, gold.ask - 10, **request).retcode == 10009
-    assert pending(mt5, BUY_STOP, gold.ask + 10, **request).retcode == 10030
+    assert pending(mt5, BUY_STOP, gold.ask + 10, **request).retcode == 10009
+    assert pending(mt5, BUY_STOP, gold.ask + 10, symbol="XAUUSD", type_filling=7).retcode == 10030
 
 
 def test_expiration_rules(mt5: SimTerminal) -> None:

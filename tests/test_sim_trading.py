@@ -229,14 +229,27 @@ def test_volume_outside_min_max_or_step_is_10014(
 
 @pytest.mark.parametrize(
     ("symbol", "filling"),
-    [("US500", FOK), ("EURUSD", IOC), ("EURUSD", RETURN), ("XAUUSD", RETURN)],
+    [("US500", FOK), ("XAUUSD", RETURN), ("GER40", RETURN), ("EURUSD", 7)],
 )
 def test_a_filling_mode_the_symbol_does_not_allow_is_10030(
     mt5: SimTerminal, symbol: str, filling: int
 ) -> None:
+    mt5.symbol_select(symbol, True)
     refused(
         mt5, market(mt5, symbol, BUY, 1.0, type_filling=filling), 10030, "Unsupported filling mode"
     )
+
+
+@pytest.mark.parametrize("filling", [FOK, IOC, RETURN])
+def test_instant_execution_fills_fill_or_kill_whatever_the_request_says(
+    mt5: SimTerminal, filling: int
+) -> None:
+    # "In the Request and Instant execution modes the Fill or Kill policy is always used":
+    # the documentation's own order_send example sends RETURN on an Instant-execution pair.
+    result = send(mt5, market(mt5, "EURUSD", BUY, 1.0, type_filling=filling))
+    assert result.retcode == mt5.TRADE_RETCODE_DONE
+    (order,) = mt5.history_orders_get(ticket=result.order)
+    assert order.type_filling == FOK  # what the server used
 
 
 def test_a_request_without_type_filling_is_fok(mt5: SimTerminal) -> None:

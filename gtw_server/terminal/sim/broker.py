@@ -72,6 +72,7 @@ from gtw_server.terminal.sim.symbols import (
     SYMBOLS,
     SymbolSpec,
     filling_allowed,
+    filling_used,
     group_filter,
 )
 from gtw_server.terminal.sim.symbols import symbol_info as _symbol_info
@@ -574,7 +575,7 @@ class Broker:
             deal,
             result.position_id,
             price_open=request.price,
-            type_filling=request.type_filling,
+            type_filling=filling_used(spec, request.type_filling),
             type_time=request.type_time,
             sl=request.sl,
             tp=request.tp,
@@ -597,7 +598,7 @@ class Broker:
         volume = normal_volume(spec, request.volume)
         if volume is None:
             return _Refusal(c.TRADE_RETCODE_INVALID_VOLUME)
-        if not pending_filling_allowed(spec, request.type, request.type_filling):
+        if not pending_filling_allowed(spec, request.type_filling):
             return _Refusal(c.TRADE_RETCODE_INVALID_FILL)
         if retcode := direction_refusal(self._mode(spec), request.type % 2):
             return _Refusal(retcode)
@@ -615,7 +616,7 @@ class Broker:
                 "time_expiration": 0,
                 "type": request.type,
                 "type_time": request.type_time,
-                "type_filling": request.type_filling,
+                "type_filling": filling_used(spec, request.type_filling),
                 "state": c.ORDER_STATE_PLACED,
                 "magic": request.magic,
                 "position_id": 0,

@@ -26,13 +26,6 @@ __all__ = [
 ]
 
 PENDING_TYPES: Final = range(c.ORDER_TYPE_BUY_LIMIT, c.ORDER_TYPE_SELL_STOP_LIMIT + 1)
-_LIMIT_TYPES: Final = (
-    c.ORDER_TYPE_BUY_LIMIT,
-    c.ORDER_TYPE_SELL_LIMIT,
-    c.ORDER_TYPE_BUY_STOP_LIMIT,
-    c.ORDER_TYPE_SELL_STOP_LIMIT,
-)
-_EXCHANGE_LIKE: Final = (c.SYMBOL_TRADE_EXECUTION_MARKET, c.SYMBOL_TRADE_EXECUTION_EXCHANGE)
 
 
 def normal_volume(spec: SymbolSpec, volume: float) -> float | None:
@@ -84,12 +77,10 @@ def pending_price_valid(
     return price <= quote.bid - gap and math.inf > stoplimit >= price + gap
 
 
-def pending_filling_allowed(spec: SymbolSpec, order_type: int, type_filling: int) -> bool:
-    """A pending order's filling mode: what a market order may use, and also RETURN for limit
-    orders in Market and Exchange execution (docs/MT5_API.md section 5)."""
-    if type_filling == c.ORDER_FILLING_RETURN and order_type in _LIMIT_TYPES:
-        return spec.exemode in _EXCHANGE_LIKE
-    return filling_allowed(spec, type_filling)
+def pending_filling_allowed(spec: SymbolSpec, type_filling: int) -> bool:
+    """A pending order's filling mode: what a market order may use, and RETURN always ("the
+    Return policy is used for pending orders", docs/MT5_API.md section 5)."""
+    return type_filling == c.ORDER_FILLING_RETURN or filling_allowed(spec, type_filling)
 
 
 def direction_refusal(trade_mode: int, side: int) -> int | None:

@@ -2,7 +2,8 @@
 
 EURUSD follows the recorded MetaQuotes-Demo values (docs/MT5_API.md section 5); the others are
 typical retail-broker settings. The mix is deliberate: FX pairs use Instant execution with FOK
-only (what clients send by default), XAUUSD and GER40 use Market execution with FOK or IOC, and
+(the server uses Fill or Kill whatever a client sends), XAUUSD and GER40 use Market execution
+with FOK or IOC, and
 US500 allows IOC only, so an order without ``type_filling`` is refused there with 10030, as on
 many real CFD servers. GER40 is not in the Market Watch until ``symbol_select``.
 
@@ -31,6 +32,7 @@ __all__ = [
     "SYMBOLS",
     "SymbolSpec",
     "filling_allowed",
+    "filling_used",
     "group_filter",
     "symbol_info",
 ]
@@ -59,6 +61,8 @@ _EU_INDEX_HOURS: Final = weekly(
 # Symbol bitmasks from MQL5; the Python package does not export them (see constants.py).
 SYMBOL_FILLING_FOK: Final = 1
 SYMBOL_FILLING_IOC: Final = 2
+_QUOTED: Final = (c.SYMBOL_TRADE_EXECUTION_REQUEST, c.SYMBOL_TRADE_EXECUTION_INSTANT)
+_POLICIES: Final = (c.ORDER_FILLING_FOK, c.ORDER_FILLING_IOC, c.ORDER_FILLING_RETURN)
 SYMBOL_EXPIRATION_ALL: Final = 1 | 2 | 4 | 8  # GTC, DAY, SPECIFIED, SPECIFIED_DAY
 SYMBOL_ORDER_ALL: Final = 1 | 2 | 4 | 8 | 16 | 32 | 64  # MARKET ... CLOSEBY
 
@@ -217,11 +221,13 @@ SYMBOLS: Final[Mapping[str, SymbolSpec]] = MappingProxyType(
 def filling_allowed(spec: SymbolSpec, type_filling: int) -> bool:
     """Whether a market order may use ``type_filling`` on this symbol (docs/MT5_API.md section 5).
 
-    Instant and Request execution fill FOK only; Market and Exchange execution allow what
-    the symbol's ``filling_mode`` bits allow, and Exchange execution also RETURN.
+    Instant and Request execution take any policy and use Fill or Kill ("the Fill or Kill
+    policy is always used", the documentation says, and its own ``order_send`` example sends
+    RETURN: ``filling_used``); Market and Exchange execution allow what the symbol's
+    ``filling_mode`` bits allow, and Exchange execution also RETURN.
     """
-    if spec.exemode in (c.SYMBOL_TRADE_EXECUTION_REQUEST, c.SYMBOL_TRADE_EXECUTION_INSTANT):
-        return type_filling == c.ORDER_FILLING_FOK
+    if spec.exemode in _QUOTED:
+        return type_filling in _POLICIES
     if type_filling == c.ORDER_FILLING_FOK:
         return bool(spec.filling_mode & SYMBOL_FILLING_FOK)
     if type_filling == c.ORDER_FILLING_IOC:
@@ -229,6 +235,12 @@ def filling_allowed(spec: SymbolSpec, type_filling: int) -> bool:
     return (
         type_filling == c.ORDER_FILLING_RETURN and spec.exemode == c.SYMBOL_TRADE_EXECUTION_EXCHANGE
     )
+
+
+def filling_used(spec: SymbolSpec, type_filling: int) -> int:
+    """The policy the server applies to an order it accepted: FOK in Instant and Request
+    execution, whatever was asked; what was asked otherwise."""
+    return c.ORDER_FILLING_FOK if spec.exemode in _QUOTED else type_filling
 
 
 @lru_cache(maxsize=64)
