@@ -191,3 +191,20 @@ def test_pending_orders_and_stops_survive_a_restart(tmp_path: Path) -> None:
         assert second.positions_get() == positions
         assert second.order_send({"action": 8, "order": placed.order}) is not None
         assert second.orders_total() == 0
+
+
+def test_tickets_are_unique_across_resets_and_continue_across_restarts(tmp_path: Path) -> None:
+    # A client that keys its records by ticket must never see one twice: a reset (a new
+    # state) starts past every ticket of the state it replaces, as a real server's never repeat.
+    path = tmp_path / "sim.sqlite3"
+    with opened(path) as first:
+        before = [buy(first) for _ in range(3)]
+        deposit = first.history_deals_get(0, 2**31 - 1)[0].ticket
+    with opened(path) as restarted:  # the same state: its numbering goes on
+        assert buy(restarted) == before[-1] + 1
+    later = SimTerminal(state_path=path, clock=lambda: T0 + 0.5, reset=True)
+    with later:
+        assert later.initialize()
+        after = buy(later)
+        (new_deposit, *_) = later.history_deals_get(0, 2**31 - 1)
+    assert after > before[-1] + 1 and new_deposit.ticket > deposit

@@ -99,11 +99,15 @@ from gtw_server.terminal.structs import (
     replaced,
 )
 
-__all__ = ["FIRST_DEAL_TICKET", "FIRST_ORDER_TICKET", "STOP_OUT_LEVEL", "Broker"]
+__all__ = ["FIRST_DEAL_TICKET", "FIRST_ORDER_TICKET", "STOP_OUT_LEVEL", "Broker", "first_tickets"]
 
 # Separate ranges, so a deal ticket mistaken for a position ticket finds nothing.
+# The tickets of a state made at the epoch; a later one starts past them by its creation time
+# (``first_tickets``), so that tickets are unique across runs and resets, as a real server's
+# are: a client keyed by ticket never sees one twice.
 FIRST_ORDER_TICKET: Final = 100_000_001
 FIRST_DEAL_TICKET: Final = 50_000_001
+_TICKETS_PER_MS: Final = 10  # room for a state's orders before a later state's first
 STOP_OUT_LEVEL: Final = 30.0  # margin_so_so, in percent
 MARGIN_CALL_LEVEL: Final = 50.0  # margin_so_call: reported, nothing happens
 ORDERS_LIMIT: Final = 200  # AccountInfo.limit_orders
@@ -181,11 +185,12 @@ class Broker:
 
     def __init__(self, store: Store, config: SimConfig, clock: Callable[[], float]) -> None:
         created_ms = int(clock() * 1000)
+        first_order, first_deal = first_tickets(created_ms)
         snapshot = store.load() or store.create(
             _new_account(config),
-            next_order=FIRST_ORDER_TICKET,
-            next_deal=FIRST_DEAL_TICKET,
-            deposit=_deposit(config.balance, created_ms),
+            next_order=first_order,
+            next_deal=first_deal,
+            deposit=_deposit(config.balance, created_ms, first_deal - 1),
             rolled_ms=last_rollover(created_ms),
         )
         self.store = store
@@ -1107,13 +1112,19 @@ def _dealt(dealer: int, request: TradeRequest, fill: _Fill) -> _Refusal | None:
     return None
 
 
-def _deposit(balance: float, now_ms: int) -> TradeDeal:
+def first_tickets(created_ms: int) -> tuple[int, int]:
+    """The first order and deal tickets of a state made at ``created_ms``."""
+    offset = max(0, created_ms) * _TICKETS_PER_MS
+    return FIRST_ORDER_TICKET + offset, FIRST_DEAL_TICKET + offset
+
+
+def _deposit(balance: float, now_ms: int, ticket: int) -> TradeDeal:
     """The balance deal a new account starts its history with, as a broker's demo account
-    does (its ticket comes before the trades', which start at ``FIRST_DEAL_TICKET``)."""
+    does (its ``ticket`` comes just before the trades')."""
     return build(
         TradeDeal,
         {
-            "ticket": FIRST_DEAL_TICKET - 1,
+            "ticket": ticket,
             "order": 0,
             "time": now_ms // 1000,
             "time_msc": now_ms,
