@@ -411,7 +411,12 @@ def test_the_terminal_carries_exactly_the_exported_constants() -> None:
 
 def test_the_packages_reexport_their_public_names() -> None:
     assert set(terminal.__all__) >= {"constants", *EXPECTED_FIELDS}
-    assert set(sim.__all__) == {"SimTerminal", "SimConfig"}
+    assert set(sim.__all__) == {
+        "SimTerminal",
+        "SimConfig",
+        "install_as_metatrader5",
+        "uninstall_metatrader5",
+    }
     for package in (terminal, sim):
         for name in package.__all__:
             assert getattr(package, name) is not None
