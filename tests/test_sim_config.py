@@ -36,6 +36,10 @@ def test_the_defaults_are_a_usd_hedging_demo_with_every_fault_off() -> None:
         "algo_trading": True,
         "tradeapi_disabled": False,
         "pending_retcode": 10009,
+        "profile": "ideal",
+        "commission_per_lot": None,
+        "slippage_points": None,
+        "execution_ms": None,
     }
 
 

@@ -41,6 +41,7 @@ Then per action:
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Callable, Iterable, Mapping
 from typing import Final, NamedTuple, Protocol, TypeVar
 
@@ -201,6 +202,8 @@ class Broker:
             name: SYMBOL_TRADE_MODES[mode] for name, mode in config.symbol_trade_modes.items()
         }
         self._pending_retcode = config.pending_retcode
+        self._execution = config.execution()
+        self._slippage = random.Random(f"sim-slippage/{config.seed}")  # one draw per deal
         self._clock = clock
         self._offset = 0.0
         self._positions: dict[int, Position] = {}
@@ -556,6 +559,10 @@ class Broker:
                 return _Refusal(c.TRADE_RETCODE_INVALID_PRICE)
             if round(abs(request.price - price) / spec.point) > request.deviation:
                 return _Refusal(c.TRADE_RETCODE_REQUOTE, quote=quote)
+        elif executing and (slip := self._slip()):
+            # Market execution: the server fills at the price it gets, which may be worse.
+            worse = slip * spec.point if side == c.ORDER_TYPE_BUY else -slip * spec.point
+            price = round(price + worse, spec.digits)
         reference = quote.bid if side == c.ORDER_TYPE_BUY else quote.ask
         if opens and not stops_valid(spec, side, request.sl, request.tp, reference):
             return _Refusal(c.TRADE_RETCODE_INVALID_STOPS)
@@ -573,7 +580,7 @@ class Broker:
             tp=request.tp if opens else 0.0,
         )
         result = effect(deal, position, netting=self.netting, valuation=self._valuation)
-        figures = self._figures_after(result)
+        figures = self._figures_after(result, self._commission(volume))
         if self._short_of_money(figures):
             return _Refusal(c.TRADE_RETCODE_NO_MONEY, figures=figures)
         order = self._filled_order(
@@ -750,8 +757,9 @@ class Broker:
             )
             deals.append(deal)
             effects.append(effect(deal, closed, netting=False, valuation=self._valuation))
+        costs = 2 * self._commission(volume)  # two deals
         account = self.account._replace(
-            balance=self._balance_after(*(e.profit + e.swap for e in effects))
+            balance=self._balance_after(*(e.profit + e.swap for e in effects), costs)
         )
         exposure = self._exposure
         for closed, result in zip((position, by), effects, strict=True):
@@ -827,7 +835,7 @@ class Broker:
         )
         position = self._net_position(spec.name) if self.netting else None
         result = effect(deal, position, netting=self.netting, valuation=self._valuation)
-        if self._short_of_money(self._figures_after(result)):
+        if self._short_of_money(self._figures_after(result, self._commission(deal.volume))):
             rejected = self._closed_order(order, c.ORDER_STATE_REJECTED, now_ms)
             return self._tx(drop_orders=(order.ticket,), history_orders=(rejected,))
         filled = replaced(
@@ -908,14 +916,16 @@ class Broker:
     def _figures(self) -> Figures:
         return self._valuation.figures(self.account, self._exposure)
 
-    def _figures_after(self, result: Effect) -> Figures:
-        """The account figures once a deal's ``result`` is applied."""
+    def _figures_after(self, result: Effect, commission: float = 0.0) -> Figures:
+        """The account figures once a deal's ``result`` (and ``commission``) is applied."""
         exposure = self._exposure
         if result.drop is not None:
             exposure = exposure_after(exposure, self._positions[result.drop], None)
         if result.put is not None:
             exposure = exposure_after(exposure, self._positions.get(result.put.ticket), result.put)
-        account = self.account._replace(balance=self._balance_after(result.profit, result.swap))
+        account = self.account._replace(
+            balance=self._balance_after(result.profit, result.swap, commission)
+        )
         return self._valuation.figures(account, exposure)
 
     def _short_of_money(self, figures: Figures) -> bool:
@@ -959,7 +969,7 @@ class Broker:
     ) -> Transaction:
         """One deal as a transaction: the history orders, the deal, the positions it leaves."""
         return Transaction(
-            balance=self._balance_after(result.profit, result.swap),
+            balance=self._balance_after(result.profit, result.swap, self._commission(deal.volume)),
             next_order=next_order,
             next_deal=self._next_deal + 1,
             put_positions=() if result.put is None else (result.put,),
@@ -969,8 +979,16 @@ class Broker:
             deals=(self._deal_record(deal, result, self._next_deal, entry=result.entry),),
         )
 
-    @staticmethod
-    def _deal_record(deal: Deal, result: Effect, ticket: int, *, entry: int) -> TradeDeal:
+    def _commission(self, volume: float) -> float:
+        """What a deal of ``volume`` lots costs (negative), in the account currency."""
+        return -round(self._execution.commission_per_lot * volume, self._valuation.digits)
+
+    def _slip(self) -> int:
+        """The points a market-execution deal fills worse than the quote (one draw)."""
+        most = self._execution.slippage_points
+        return self._slippage.randint(0, most) if most else 0
+
+    def _deal_record(self, deal: Deal, result: Effect, ticket: int, *, entry: int) -> TradeDeal:
         time = deal.now_ms // 1000
         return build(
             TradeDeal,
@@ -986,7 +1004,7 @@ class Broker:
                 "reason": deal.reason,
                 "volume": deal.volume,
                 "price": deal.price,
-                "commission": 0.0,
+                "commission": self._commission(deal.volume),
                 "swap": result.swap,
                 "profit": result.profit,
                 "fee": 0.0,

@@ -18,15 +18,36 @@ msgspec.ValidationError: Invalid enum value 'hedge' - at `$.margin_mode`
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal, NamedTuple, TypeVar
 
 import msgspec
 from msgspec import Meta
 
-__all__ = ["SimConfig"]
+__all__ = ["Execution", "SimConfig"]
 
 Rate = Annotated[float, Meta(ge=0, le=1)]
 Seconds = Annotated[float, Meta(ge=0, le=10 * 365 * 86400)]
+Delay = Annotated[float, Meta(ge=0, le=60_000)]  # milliseconds
+T = TypeVar("T")
+
+
+class Execution(NamedTuple):
+    """How the trade server executes: what a deal costs, how far it may slip, how long the
+    server takes before it executes (``SimConfig.execution``)."""
+
+    commission_per_lot: float
+    slippage_points: int
+    execution_ms: tuple[float, float]
+
+
+_PROFILES: Final = {
+    "ideal": Execution(commission_per_lot=0.0, slippage_points=0, execution_ms=(0.0, 0.0)),
+    "realistic": Execution(commission_per_lot=3.5, slippage_points=3, execution_ms=(20.0, 120.0)),
+}
+
+
+def _either(value: T | None, default: T) -> T:
+    return default if value is None else value
 
 
 class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -81,6 +102,21 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
       with ``(-8, 'Auto-Trading using Python API disabled in Terminal')``.
     - ``pending_retcode``: what a placed pending order answers, 10009 (observed on real servers,
       the default) or 10008 (the documented TRADE_RETCODE_PLACED).
+
+    Execution (``execution()`` gives the terms in force): ``profile = "ideal"`` (the default:
+    deterministic, for tests) fills at the quoted price at once with no commission;
+    ``"realistic"`` sets the knobs below to a retail ECN's (3.5 per lot per side, up to 3
+    points of slippage, 20 to 120 ms before the server executes). Each knob, when set,
+    overrides the profile's value:
+
+    - ``commission_per_lot``: charged on every deal, in the account currency, per lot (the
+      deal's ``commission``, negative, taken from the balance).
+    - ``slippage_points``: a market deal in Market or Exchange execution fills up to this many
+      points worse than the quote (one draw per deal from a generator seeded by ``seed``).
+    - ``execution_ms``: ``[low, high]``: ``order_send`` waits a uniform draw in this range
+      before the server executes, so the price can move between the client's quote and the
+      fill; in Instant and Request execution a move beyond the request's ``deviation`` is then
+      a requote (10004), as on a real server.
     """
 
     seed: Annotated[int, Meta(ge=0, le=2**63 - 1)] = 0
@@ -108,6 +144,19 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     disconnect_for_s: Seconds = 0.0
     requote_rate: Rate = 0.0
     reject_rate: Rate = 0.0
+    profile: Literal["ideal", "realistic"] = "ideal"
+    commission_per_lot: Annotated[float, Meta(ge=0, le=1_000)] | None = None
+    slippage_points: Annotated[int, Meta(ge=0, le=10_000)] | None = None
+    execution_ms: tuple[Delay, Delay] | None = None
+
+    def execution(self) -> Execution:
+        """The execution terms in force: the profile's, with each knob that is set."""
+        base = _PROFILES[self.profile]
+        return Execution(
+            commission_per_lot=_either(self.commission_per_lot, base.commission_per_lot),
+            slippage_points=_either(self.slippage_points, base.slippage_points),
+            execution_ms=_either(self.execution_ms, base.execution_ms),
+        )
 
     def __post_init__(self) -> None:
         # msgspec checks constraints only when decoding or converting; check each field the
@@ -117,6 +166,10 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
                 msgspec.convert(getattr(self, field.name), field.type)
             except msgspec.ValidationError as exc:
                 raise msgspec.ValidationError(f"{exc} - at `$.{field.name}`") from None
+        if self.execution_ms is not None and self.execution_ms[0] > self.execution_ms[1]:
+            raise msgspec.ValidationError(
+                f"the range {list(self.execution_ms)} runs backwards - at `$.execution_ms`"
+            )
         if not self.symbol_trade_modes:
             return
         from gtw_server.terminal.sim.symbols import SYMBOLS  # noqa: PLC0415 (the simulator's)

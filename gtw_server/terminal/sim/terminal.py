@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import functools
 import os
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -229,6 +230,8 @@ class SimTerminal:
         self._selected = {spec.name for spec in SYMBOLS.values() if spec.selected}
         self._books: set[str] = set()  # market_book_add subscriptions
         self._request_id = 0
+        self._execution_ms = config.execution().execution_ms
+        self._delays = random.Random(f"sim-delay/{config.seed}")
         numpy = load_numpy()
         self._price_history = (
             None
@@ -691,6 +694,9 @@ class SimTerminal:
         order = faults.order_sent()
         if order.hang_before:
             hang_forever()
+        low, high = self._execution_ms
+        if high > 0:  # on its way to the server: the price may move meanwhile
+            time.sleep(self._delays.uniform(low, high) / 1000)
         sent_ms = broker.now_ms()
         result = broker.send(request, self._request_id, dealer=order.dealer)
         if order.hang:
