@@ -40,6 +40,7 @@ def test_the_defaults_are_a_usd_hedging_demo_with_every_fault_off() -> None:
         "commission_per_lot": None,
         "slippage_points": None,
         "execution_ms": None,
+        "rollover_spread": None,
     }
 
 

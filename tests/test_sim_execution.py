@@ -49,17 +49,17 @@ def deal(mt5: SimTerminal, symbol: str, side: int, volume: float, **extra: Any) 
 
 
 def test_the_default_is_ideal_and_each_knob_overrides_the_profile() -> None:
-    assert SimConfig().execution() == Execution(0.0, 0, (0.0, 0.0))
+    assert SimConfig().execution() == Execution(0.0, 0, (0.0, 0.0), 1.0)
     realistic = SimConfig(profile="realistic")
-    assert realistic.execution() == Execution(3.5, 3, (20.0, 120.0))
+    assert realistic.execution() == Execution(3.5, 3, (20.0, 120.0), 3.0)
     tuned = SimConfig(profile="realistic", commission_per_lot=0.0, execution_ms=(1.0, 2.0))
-    assert tuned.execution() == Execution(0.0, 3, (1.0, 2.0))
+    assert tuned.execution() == Execution(0.0, 3, (1.0, 2.0), 3.0)
     with pytest.raises(msgspec.ValidationError, match=r"runs backwards - at `\$.execution_ms`"):
         SimConfig(execution_ms=(5.0, 1.0))
     with pytest.raises(msgspec.ValidationError, match=r"at `\$.profile`"):
         msgspec.convert({"profile": "harsh"}, SimConfig)
     from_toml = msgspec.convert({"execution_ms": [10, 20], "slippage_points": 2}, SimConfig)
-    assert from_toml.execution() == Execution(0.0, 2, (10.0, 20.0))
+    assert from_toml.execution() == Execution(0.0, 2, (10.0, 20.0), 1.0)
 
 
 def test_commission_is_charged_on_every_deal_and_taken_from_the_balance() -> None:
@@ -124,3 +124,18 @@ def test_the_ideal_profile_waits_for_nothing(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(terminal_module.time, "sleep", sleep)
     with opened() as mt5:
         assert deal(mt5, "EURUSD", BUY, 0.1).retcode == mt5.TRADE_RETCODE_DONE
+
+
+@pytest.mark.parametrize(("minute", "wider"), [("21:50", False), ("21:58", True), ("22:20", False)])
+def test_the_spread_widens_around_the_daily_rollover(minute: str, wider: bool) -> None:
+    hour, mins = (int(part) for part in minute.split(":"))
+    thursday = 1_700_092_800 + hour * 3600 + mins * 60  # 2023-11-16 00:00 UTC, a Thursday
+    spreads = []
+    for factor in (1.0, 3.0):
+        config = SimConfig(rollover_spread=factor, seed=5)
+        with SimTerminal(config=config, clock=lambda: float(thursday)) as mt5:
+            assert mt5.initialize()
+            tick = mt5.symbol_info_tick("EURUSD")
+            spreads.append(round((tick.ask - tick.bid) / 0.00001))
+    plain, widened = spreads
+    assert widened == (round(plain * 3) if wider else plain)

@@ -223,6 +223,7 @@ class Broker:
             now_ms=self.now_ms(),
             stored=snapshot.prices,
             sessions=self.sessions,
+            rollover_spread=config.execution().rollover_spread,
         )
         self._valuation = Valuation(
             SYMBOLS, self._feed, currency=self.account.currency, leverage=self.account.leverage

@@ -38,11 +38,16 @@ class Execution(NamedTuple):
     commission_per_lot: float
     slippage_points: int
     execution_ms: tuple[float, float]
+    rollover_spread: float
 
 
 _PROFILES: Final = {
-    "ideal": Execution(commission_per_lot=0.0, slippage_points=0, execution_ms=(0.0, 0.0)),
-    "realistic": Execution(commission_per_lot=3.5, slippage_points=3, execution_ms=(20.0, 120.0)),
+    "ideal": Execution(
+        commission_per_lot=0.0, slippage_points=0, execution_ms=(0.0, 0.0), rollover_spread=1.0
+    ),
+    "realistic": Execution(
+        commission_per_lot=3.5, slippage_points=3, execution_ms=(20.0, 120.0), rollover_spread=3.0
+    ),
 }
 
 
@@ -106,7 +111,8 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     Execution (``execution()`` gives the terms in force): ``profile = "ideal"`` (the default:
     deterministic, for tests) fills at the quoted price at once with no commission;
     ``"realistic"`` sets the knobs below to a retail ECN's (3.5 per lot per side, up to 3
-    points of slippage, 20 to 120 ms before the server executes). Each knob, when set,
+    points of slippage, 20 to 120 ms before the server executes, the spread three times wider
+    at the rollover). Each knob, when set,
     overrides the profile's value:
 
     - ``commission_per_lot``: charged on every deal, in the account currency, per lot (the
@@ -117,6 +123,8 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
       before the server executes, so the price can move between the client's quote and the
       fill; in Instant and Request execution a move beyond the request's ``deviation`` is then
       a requote (10004), as on a real server.
+    - ``rollover_spread``: the spread is this many times wider from 21:55 to 22:15 UTC, around
+      the daily rollover, when liquidity is thin (live quotes; not yet the bars' history).
     """
 
     seed: Annotated[int, Meta(ge=0, le=2**63 - 1)] = 0
@@ -148,6 +156,7 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     commission_per_lot: Annotated[float, Meta(ge=0, le=1_000)] | None = None
     slippage_points: Annotated[int, Meta(ge=0, le=10_000)] | None = None
     execution_ms: tuple[Delay, Delay] | None = None
+    rollover_spread: Annotated[float, Meta(ge=1, le=100)] | None = None
 
     def execution(self) -> Execution:
         """The execution terms in force: the profile's, with each knob that is set."""
@@ -156,6 +165,7 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
             commission_per_lot=_either(self.commission_per_lot, base.commission_per_lot),
             slippage_points=_either(self.slippage_points, base.slippage_points),
             execution_ms=_either(self.execution_ms, base.execution_ms),
+            rollover_spread=_either(self.rollover_spread, base.rollover_spread),
         )
 
     def __post_init__(self) -> None:

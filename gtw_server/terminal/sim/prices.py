@@ -33,6 +33,10 @@ from gtw_server.terminal.sim.symbols import SymbolSpec
 __all__ = ["MAX_REPLAY_TICKS", "TICK_MS", "PriceFeed", "Quote", "Scan"]
 
 TICK_MS: Final = 250
+_DAY_TICKS: Final = 86_400_000 // TICK_MS
+# The daily rollover's thin minutes, in ticks of the UTC day: 21:55 to 22:15.
+_ROLLOVER_FROM: Final = (21 * 3600 + 55 * 60) * 1000 // TICK_MS
+_ROLLOVER_TO: Final = (22 * 3600 + 15 * 60) * 1000 // TICK_MS
 MAX_REPLAY_TICKS: Final = 600  # 2.5 minutes of ticks, about 5 ms of work for every symbol
 
 _TICK_S: Final = TICK_MS / 1000
@@ -62,9 +66,23 @@ class Quote(NamedTuple):
 class _Walk:
     """The price path of one symbol: its current tick, log mid price and quote."""
 
-    __slots__ = ("_decay", "_key", "_mean", "_sigma2", "_step_sd", "level", "quote", "spec", "tick")
+    __slots__ = (
+        "_decay",
+        "_key",
+        "_mean",
+        "_rollover_spread",
+        "_sigma2",
+        "_step_sd",
+        "level",
+        "quote",
+        "spec",
+        "tick",
+    )
 
-    def __init__(self, spec: SymbolSpec, seed: int, tick: int, level: float) -> None:
+    def __init__(
+        self, spec: SymbolSpec, seed: int, tick: int, level: float, rollover_spread: float = 1.0
+    ) -> None:
+        self._rollover_spread = rollover_spread
         digest = blake2b(f"{seed}/{spec.name}".encode(), digest_size=8).digest()
         self._key = int.from_bytes(digest, "big")
         self._mean = math.log(spec.price)
@@ -130,6 +148,8 @@ class _Walk:
         # The low bits of the tick's first hash, unused by its normal draw, pick the spread.
         uniform = (_mix64((self._key + 2 * tick) & _MASK64) & 0x3FF) / 1024
         spread = max(1, round(spec.spread * (0.75 + 0.5 * uniform)))
+        if self._rollover_spread != 1.0 and _ROLLOVER_FROM <= tick % _DAY_TICKS < _ROLLOVER_TO:
+            spread = round(spread * self._rollover_spread)  # thin liquidity at the day's end
         bid_points = round(math.exp(level) / spec.point - spread / 2)
         return Quote(
             round(bid_points * spec.point, spec.digits),
@@ -164,13 +184,20 @@ class PriceFeed:
         now_ms: int,
         stored: Mapping[str, tuple[int, float]],
         sessions: Sessions,
+        rollover_spread: float = 1.0,
     ) -> None:
+        """``rollover_spread`` widens the spread around the daily rollover (``SimConfig``)."""
         self._sessions = sessions
         self._now_ms = now_ms
         self._tick = now_ms // TICK_MS
         self._targets: dict[str, int] = {}  # each symbol's tick at _now_ms, once computed
         self._walks = {
-            spec.name: _Walk(spec, seed, *stored.get(spec.name, (self._tick, math.log(spec.price))))
+            spec.name: _Walk(
+                spec,
+                seed,
+                *stored.get(spec.name, (self._tick, math.log(spec.price))),
+                rollover_spread,
+            )
             for spec in specs
         }
         # Each symbol's tick as last persisted: only the symbols that moved since are written.
