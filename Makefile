@@ -44,11 +44,13 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-# Run a gateway on the simulator in the foreground, with a secret kept in var/secret.
+# Run a gateway on the simulator in the foreground, with a secret kept in var/secret, and
+# markets open every day (var/gateway-sim.toml), so that the README's tour works on a Sunday.
 gateway: install
 	@mkdir -p var && test -s var/secret || $(PY) -c 'import secrets; print(secrets.token_hex(32))' > var/secret
 	@chmod 600 var/secret
-	$(PY) -m gtw_server --data-dir var/gateway --secret-file var/secret
+	@test -f var/gateway-sim.toml || printf '# make gateway: markets never close\n[sim]\nalways_open = true\n' > var/gateway-sim.toml
+	$(PY) -m gtw_server --config var/gateway-sim.toml --data-dir var/gateway --secret-file var/secret
 
 bench: install
 	$(PY) -m bench --check --json var/bench.json

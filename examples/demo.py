@@ -72,7 +72,10 @@ def main(argv: list[str]) -> int:
         logger.remove()  # the demo prints its own story; the audit goes to files
         add_audit_file(work / "node-audit.jsonl", source="node")
         gateway = GatewayProcess(
-            work / "gateway", secret=secret, sim={"seed": 42}, log_file=work / "gateway.log"
+            work / "gateway",
+            secret=secret,
+            sim={"seed": 42, "always_open": True},  # the demo runs on a Sunday too
+            log_file=work / "gateway.log",
         )
         print(f"Starting the gateway on the simulated terminal ({gateway.endpoint}) ...")
         gateway.start()

@@ -7,7 +7,7 @@ loopback port, as the end-to-end tests, the demo and the benchmark do.
 
 The secret reaches the child through ``MT5_BRIDGE_SECRET`` in its environment, never its
 command line. ``sim`` and ``gateway`` become the ``[sim]`` and ``[gateway]`` tables of a TOML
-config file written into ``data_dir``.
+config file written into ``data_dir``; ``[sim] always_open`` is true unless ``sim`` sets it.
 """
 
 from __future__ import annotations
@@ -244,7 +244,9 @@ class GatewayProcess(ServerProcess):
         self.config_file = data_dir / "gateway.toml"
         self._tables: dict[str, Mapping[str, Value]] = {
             "gateway": dict(gateway or {}),
-            "sim": dict(sim or {}),
+            # Markets never close unless ``sim`` says so: the tests, the demo and the benchmark
+            # run on a Saturday too.
+            "sim": {"always_open": True, **(sim or {})},
         }
         self._args = list(args)
         self._curve = curve

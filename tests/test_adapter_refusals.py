@@ -9,14 +9,14 @@ from types import SimpleNamespace
 import pytest
 
 from gtw_server.adapter import CloseOrder, OpenOrder, TerminalAdapter
-from gtw_server.terminal.sim import SimTerminal
+from gtw_server.terminal.sim import SimConfig, SimTerminal
 from inf_bridge import Bridge, OrderRejected
 from protocol import Side
 
 
 @pytest.fixture
 def mt5() -> SimTerminal:
-    return SimTerminal()
+    return SimTerminal(config=SimConfig(always_open=True))
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from gtw_server.market import (
     _after,
     _table,
 )
-from gtw_server.terminal.sim import SimTerminal, history
+from gtw_server.terminal.sim import SimConfig, SimTerminal, history
 from protocol import RATES_DTYPE, TICKS_DTYPE, ErrorCode, Timeframe
 
 T0 = 1_700_000_000.0  # Tuesday 2023-11-14, 22:13:20 UTC: the simulator's markets are open
@@ -49,7 +49,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def reader(clock: Clock) -> Iterator[MarketReader]:
-    with SimTerminal(clock=clock) as terminal:
+    with SimTerminal(config=SimConfig(always_open=True), clock=clock) as terminal:
         yield MarketReader(TerminalAdapter(terminal))
 
 

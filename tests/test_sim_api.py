@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from gtw_server.terminal import Tick, TradeRequest
-from gtw_server.terminal.sim import SimTerminal
+from gtw_server.terminal.sim import SimConfig, SimTerminal
 
 T0 = 1_700_000_000.0
 NO_IPC = (-10004, "No IPC connection")
@@ -20,7 +20,7 @@ UNNAMED = (-2, "Unnamed arguments not allowed")
 
 @pytest.fixture
 def mt5() -> Iterator[SimTerminal]:
-    with SimTerminal(clock=lambda: T0) as terminal:
+    with SimTerminal(config=SimConfig(always_open=True), clock=lambda: T0) as terminal:
         assert terminal.initialize()
         yield terminal
 
@@ -65,14 +65,14 @@ CALLS: list[tuple[str, Callable[[SimTerminal], object], object]] = [
 
 
 def test_last_error_is_empty_before_any_call() -> None:
-    assert SimTerminal().last_error() == (0, "")
+    assert SimTerminal(config=SimConfig(always_open=True)).last_error() == (0, "")
 
 
 @pytest.mark.parametrize(("name", "call", "failure"), CALLS, ids=[c[0] for c in CALLS])
 def test_every_call_fails_with_no_ipc_before_initialize_and_after_shutdown(
     name: str, call: Callable[[SimTerminal], object], failure: object
 ) -> None:
-    mt5 = SimTerminal(clock=lambda: T0)
+    mt5 = SimTerminal(config=SimConfig(always_open=True), clock=lambda: T0)
     assert call(mt5) is failure
     assert mt5.last_error() == NO_IPC
     assert mt5.initialize() is True
@@ -84,7 +84,7 @@ def test_every_call_fails_with_no_ipc_before_initialize_and_after_shutdown(
 
 
 def test_shutdown_returns_true_even_without_a_connection() -> None:
-    mt5 = SimTerminal()
+    mt5 = SimTerminal(config=SimConfig(always_open=True))
     assert mt5.shutdown() is True
     assert mt5.shutdown() is True
 
@@ -98,7 +98,7 @@ def test_a_good_call_resets_last_error_to_success(mt5: SimTerminal) -> None:
 
 
 def test_initialize_checks_login_and_server_and_then_stays_disconnected() -> None:
-    mt5 = SimTerminal(clock=lambda: T0)
+    mt5 = SimTerminal(config=SimConfig(always_open=True), clock=lambda: T0)
     assert mt5.initialize(login=1, password="x", server="SimBroker-Demo") is False
     assert mt5.last_error() == (-6, "Terminal: Authorization failed")
     assert mt5.account_info() is None

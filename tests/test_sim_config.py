@@ -12,7 +12,7 @@ from gtw_server.terminal.sim import SimConfig, SimTerminal
 T0 = 1_700_000_000.0
 
 
-def test_the_defaults_are_a_usd_hedging_demo_with_every_fault_off() -> None:
+def test_the_defaults_are_a_usd_hedging_demo_keeping_market_hours_with_every_fault_off() -> None:
     assert msgspec.structs.asdict(SimConfig()) == {
         "seed": 0,
         "login": 5_000_001,
@@ -22,7 +22,7 @@ def test_the_defaults_are_a_usd_hedging_demo_with_every_fault_off() -> None:
         "leverage": 100,
         "margin_mode": "hedging",
         "trade_mode": "demo",
-        "always_open": True,
+        "always_open": False,
         "order_latency_ms": 0.0,
         "order_latency_holds_gil": True,
         "hang_on_order": 0,

@@ -26,7 +26,7 @@ class Clock:
 
 
 def opened(**settings: Any) -> SimTerminal:
-    terminal = SimTerminal(config=SimConfig(**settings), clock=lambda: T0)
+    terminal = SimTerminal(config=SimConfig(**({"always_open": True} | settings)), clock=lambda: T0)
     assert terminal.initialize()
     return terminal
 
@@ -49,8 +49,8 @@ def deal(mt5: SimTerminal, symbol: str, side: int, volume: float, **extra: Any) 
 
 
 def test_the_default_is_ideal_and_each_knob_overrides_the_profile() -> None:
-    assert SimConfig().execution() == Execution(0.0, 0, (0.0, 0.0), 1.0)
-    realistic = SimConfig(profile="realistic")
+    assert SimConfig(always_open=True).execution() == Execution(0.0, 0, (0.0, 0.0), 1.0)
+    realistic = SimConfig(always_open=True, profile="realistic")
     assert realistic.execution() == Execution(3.5, 3, (20.0, 120.0), 3.0)
     tuned = SimConfig(profile="realistic", commission_per_lot=0.0, execution_ms=(1.0, 2.0))
     assert tuned.execution() == Execution(0.0, 3, (1.0, 2.0), 3.0)
@@ -132,7 +132,7 @@ def test_the_spread_widens_around_the_daily_rollover(minute: str, wider: bool) -
     thursday = 1_700_092_800 + hour * 3600 + mins * 60  # 2023-11-16 00:00 UTC, a Thursday
     spreads = []
     for factor in (1.0, 3.0):
-        config = SimConfig(rollover_spread=factor, seed=5)
+        config = SimConfig(always_open=True, rollover_spread=factor, seed=5)
         with SimTerminal(config=config, clock=lambda: float(thursday)) as mt5:
             assert mt5.initialize()
             tick = mt5.symbol_info_tick("EURUSD")

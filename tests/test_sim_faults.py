@@ -46,7 +46,9 @@ class Clock:
 def terminal(
     path: Path | None = None, clock: Callable[[], float] = lambda: T0, **switches: Any
 ) -> SimTerminal:
-    mt5 = SimTerminal(state_path=path, config=SimConfig(**switches), clock=clock)
+    mt5 = SimTerminal(
+        state_path=path, config=SimConfig(**({"always_open": True} | switches)), clock=clock
+    )
     assert mt5.initialize()
     return mt5
 
@@ -167,7 +169,8 @@ def test_a_hung_terminal_dies_on_sigkill_with_its_fill_kept(tmp_path: Path) -> N
     child = textwrap.dedent(
         f"""
         from gtw_server.terminal.sim import SimConfig, SimTerminal
-        mt5 = SimTerminal(state_path={str(path)!r}, config=SimConfig(hang_on_order=1))
+        config = SimConfig(always_open=True, hang_on_order=1)
+        mt5 = SimTerminal(state_path={str(path)!r}, config=config)
         mt5.initialize()
         mt5.order_send({buy()!r})
         print("returned", flush=True)
@@ -182,7 +185,9 @@ def test_a_hung_terminal_dies_on_sigkill_with_its_fill_kept(tmp_path: Path) -> N
     stdout, _ = process.communicate(timeout=10)
     assert process.returncode == -signal.SIGKILL
     assert stdout == ""
-    with SimTerminal(state_path=path) as restarted:  # a new worker: it counts from 1 again
+    with SimTerminal(
+        config=SimConfig(always_open=True), state_path=path
+    ) as restarted:  # a new worker: it counts from 1 again
         assert restarted.initialize()
         assert restarted.positions_total() == 1
 

@@ -18,7 +18,7 @@ SUCCESS = (1, "Success")
 
 @pytest.fixture
 def mt5() -> Iterator[SimTerminal]:
-    with SimTerminal(clock=lambda: T0) as terminal:
+    with SimTerminal(config=SimConfig(always_open=True), clock=lambda: T0) as terminal:
         assert terminal.initialize()
         yield terminal
 
@@ -83,7 +83,7 @@ def test_without_numpy_copy_functions_say_so(
     monkeypatch: pytest.MonkeyPatch, name: str, args: tuple[Any, ...]
 ) -> None:
     monkeypatch.setattr(sim_module, "load_numpy", lambda: None)
-    mt5 = SimTerminal(clock=lambda: T0)
+    mt5 = SimTerminal(config=SimConfig(always_open=True), clock=lambda: T0)
     assert mt5.initialize()
     assert getattr(mt5, name)(*args) is None
     code, message = mt5.last_error()
@@ -199,7 +199,9 @@ def test_buy_sell_and_close_as_the_package_writes_them(mt5: SimTerminal) -> None
 
 
 def test_close_by_ticket_and_partially() -> None:
-    with SimTerminal(config=SimConfig(reject_rate=0.5, seed=1), clock=lambda: T0) as mt5:
+    with SimTerminal(
+        config=SimConfig(always_open=True, reject_rate=0.5, seed=1), clock=lambda: T0
+    ) as mt5:
         assert mt5.initialize()
         tickets = []
         while len(tickets) < 6:

@@ -91,7 +91,7 @@ def run_python(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_import_gives_the_installed_module() -> None:
-    module = install_as_metatrader5()
+    module = install_as_metatrader5(always_open=True)
     import MetaTrader5
 
     assert MetaTrader5 is module
@@ -105,7 +105,7 @@ def test_import_gives_the_installed_module() -> None:
 
 
 def test_the_namespace_holds_every_function_as_a_plain_attribute() -> None:
-    mt5 = install_as_metatrader5()
+    mt5 = install_as_metatrader5(always_open=True)
     namespace = vars(mt5)
     for name in PACKAGE_FUNCTIONS:
         function = namespace[name]  # in __dict__ itself: no module __getattr__
@@ -135,7 +135,7 @@ def test_the_namespace_holds_every_function_as_a_plain_attribute() -> None:
 
 
 def test_the_constants_are_the_packages() -> None:
-    mt5 = install_as_metatrader5()
+    mt5 = install_as_metatrader5(always_open=True)
     found = {name: value for name, value in vars(mt5).items() if name.isupper()}
     expected = {
         name: value
@@ -149,14 +149,14 @@ def test_the_constants_are_the_packages() -> None:
 
 @pytest.mark.skipif(not REFERENCE_CONSTANTS.exists(), reason="no shared/reference next to the repo")
 def test_the_constants_equal_the_reference_read_from_the_wheel() -> None:
-    mt5 = install_as_metatrader5()
+    mt5 = install_as_metatrader5(always_open=True)
     reference = json.loads(REFERENCE_CONSTANTS.read_text(encoding="utf-8"))
     found = {name: value for name, value in vars(mt5).items() if name.isupper()}
     assert found == reference
 
 
 def test_the_structure_types_are_the_results_types() -> None:
-    mt5 = install_as_metatrader5()
+    mt5 = install_as_metatrader5(always_open=True)
     assert mt5.initialize()
     tick = mt5.symbol_info_tick("EURUSD")
     assert isinstance(tick, mt5.Tick)
@@ -175,7 +175,7 @@ def test_the_structure_types_are_the_results_types() -> None:
 
 
 def test_functions_copied_out_of_the_namespace_are_called_as_they_are() -> None:
-    mt5 = install_as_metatrader5()
+    mt5 = install_as_metatrader5(always_open=True)
     # As a framework collects them...
     functions = {name: value for name, value in vars(mt5).items() if callable(value)}
     assert functions["initialize"]() is True
@@ -203,7 +203,7 @@ def test_functions_copied_out_of_the_namespace_are_called_as_they_are() -> None:
 
 
 def test_the_packages_buy_sell_and_close_helpers_trade() -> None:
-    mt5 = install_as_metatrader5()
+    mt5 = install_as_metatrader5(always_open=True)
     assert mt5.initialize()
     bought = mt5.Buy("EURUSD", 0.1)
     sold = mt5.Sell("EURUSD", 0.2, comment="hedge")
@@ -219,7 +219,7 @@ def test_the_packages_buy_sell_and_close_helpers_trade() -> None:
 
 def test_the_helpers_go_through_the_modules_own_functions() -> None:
     # The package's Buy calls the module's order_send, so a patched one sees its request.
-    mt5 = install_as_metatrader5()
+    mt5 = install_as_metatrader5(always_open=True)
     assert mt5.initialize()
     sent: list[dict[str, Any]] = []
     order_send = mt5.order_send
@@ -234,7 +234,9 @@ def test_the_helpers_go_through_the_modules_own_functions() -> None:
 
 
 def test_settings_are_the_sim_tables_and_are_checked_as_it_is() -> None:
-    mt5 = install_as_metatrader5(balance=5_000, leverage=500, margin_mode="netting", seed=3)
+    mt5 = install_as_metatrader5(
+        balance=5_000, leverage=500, margin_mode="netting", seed=3, always_open=True
+    )
     assert mt5.initialize()
     account = mt5.account_info()
     assert (account.balance, account.leverage) == (5_000.0, 500)
@@ -254,10 +256,10 @@ def test_settings_are_the_sim_tables_and_are_checked_as_it_is() -> None:
 
 def test_installing_again_closes_the_previous_simulator(tmp_path: Path) -> None:
     state = tmp_path / "sim.sqlite"
-    first = install_as_metatrader5(state)
+    first = install_as_metatrader5(state, always_open=True)
     assert first.initialize()
     position = first.Buy("EURUSD", 0.1).order
-    second = install_as_metatrader5(state)
+    second = install_as_metatrader5(state, always_open=True)
     import MetaTrader5
 
     assert MetaTrader5 is second and second is not first
@@ -270,23 +272,25 @@ def test_installing_again_closes_the_previous_simulator(tmp_path: Path) -> None:
 
 
 def test_an_in_memory_state_is_new_each_time() -> None:
-    first = install_as_metatrader5()
+    first = install_as_metatrader5(always_open=True)
     assert first.initialize() and first.Buy("EURUSD", 0.1).retcode == first.TRADE_RETCODE_DONE
-    second = install_as_metatrader5()
+    second = install_as_metatrader5(always_open=True)
     assert second.initialize() and second.positions_total() == 0
 
 
 def test_uninstall_removes_the_module_and_puts_back_what_was_there() -> None:
     assert uninstall_metatrader5() is False  # nothing installed
-    install_as_metatrader5()
+    install_as_metatrader5(always_open=True)
     assert uninstall_metatrader5() is True
     assert "MetaTrader5" not in sys.modules
     assert uninstall_metatrader5() is False
 
     placeholder = ModuleType("MetaTrader5")  # e.g. the real package, imported before
     sys.modules["MetaTrader5"] = placeholder
-    mt5 = install_as_metatrader5()
-    install_as_metatrader5()  # installing twice still remembers what was there first
+    mt5 = install_as_metatrader5(always_open=True)
+    install_as_metatrader5(
+        always_open=True
+    )  # installing twice still remembers what was there first
     assert sys.modules["MetaTrader5"] is not mt5
     assert uninstall_metatrader5() is True
     assert sys.modules["MetaTrader5"] is placeholder
@@ -332,7 +336,16 @@ def test_the_runner_runs_an_unmodified_script(tmp_path: Path) -> None:
     )
     module = "gtw_server.terminal.sim.module"
     result = run_python(
-        "-m", module, "--sim", "balance=1234", "--sim", "margin_mode=netting", str(script), "-x"
+        "-m",
+        module,
+        "--sim",
+        "balance=1234",
+        "--sim",
+        "always_open=true",
+        "--sim",
+        "margin_mode=netting",
+        str(script),
+        "-x",
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["1234.0 0 ['-x'] __main__", "Request executed"]

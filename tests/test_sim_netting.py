@@ -21,7 +21,9 @@ BUY, SELL = 0, 1
 
 @pytest.fixture
 def mt5() -> Iterator[SimTerminal]:
-    with SimTerminal(config=SimConfig(margin_mode="netting"), clock=lambda: T0) as terminal:
+    with SimTerminal(
+        config=SimConfig(always_open=True, margin_mode="netting"), clock=lambda: T0
+    ) as terminal:
         assert terminal.initialize()
         yield terminal
 

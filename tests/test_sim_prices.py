@@ -15,7 +15,7 @@ T0 = 1_700_000_000.0
 
 
 def terminal(seed: int = 0, clock: float = T0) -> SimTerminal:
-    mt5 = SimTerminal(config=SimConfig(seed=seed), clock=lambda: clock)
+    mt5 = SimTerminal(config=SimConfig(always_open=True, seed=seed), clock=lambda: clock)
     assert mt5.initialize()
     return mt5
 
@@ -93,7 +93,7 @@ def test_a_long_gap_is_crossed_at_once_and_stays_believable() -> None:
 
 
 def test_the_default_clock_is_wall_time() -> None:
-    mt5 = SimTerminal()
+    mt5 = SimTerminal(config=SimConfig(always_open=True))
     assert mt5.initialize()
     tick = mt5.symbol_info_tick("EURUSD")
     assert tick is not None

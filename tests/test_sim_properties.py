@@ -35,7 +35,7 @@ class TradingAccount(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        config = SimConfig(seed=11, balance=BALANCE, margin_mode=self.margin_mode)
+        config = SimConfig(always_open=True, seed=11, balance=BALANCE, margin_mode=self.margin_mode)
         self.mt5 = SimTerminal(config=config, clock=lambda: T0)
         assert self.mt5.initialize()
         assert self.mt5.symbol_select("GER40", True)

@@ -20,6 +20,7 @@ T0 = 1_700_000_000.0
 
 
 def opened(path: Path, **kwargs: Any) -> SimTerminal:
+    kwargs.setdefault("config", SimConfig(always_open=True))
     mt5 = SimTerminal(state_path=path, clock=lambda: T0, **kwargs)
     assert mt5.initialize()
     return mt5
@@ -37,7 +38,7 @@ def buy(mt5: SimTerminal, volume: float = 0.1) -> int:
 
 def test_a_second_terminal_on_the_file_sees_the_same_state(tmp_path: Path) -> None:
     path = tmp_path / "state" / "sim.sqlite3"
-    with opened(path, config=SimConfig(balance=5_000)) as first:
+    with opened(path, config=SimConfig(always_open=True, balance=5_000)) as first:
         kept = buy(first, 0.2)
         closed = buy(first)
         tick = first.symbol_info_tick("EURUSD")
@@ -49,7 +50,9 @@ def test_a_second_terminal_on_the_file_sees_the_same_state(tmp_path: Path) -> No
         positions = first.positions_get()
         account = first.account_info()
         deals = first.history_deals_get(0, T0 + 1)
-    with opened(path, config=SimConfig(balance=1)) as second:  # the stored account wins
+    with opened(
+        path, config=SimConfig(always_open=True, balance=1)
+    ) as second:  # the stored account wins
         assert second.positions_get() == positions
         assert [p.ticket for p in second.positions_get() or ()] == [kept]
         assert second.account_info() == account
@@ -67,7 +70,9 @@ def test_a_restart_after_a_long_downtime_continues_from_the_stored_prices(tmp_pa
         before = first.symbol_info_tick("XAUUSD")
     month_later = T0 + 30 * 86_400
     started = time.perf_counter()
-    with SimTerminal(state_path=path, clock=lambda: month_later) as second:
+    with SimTerminal(
+        config=SimConfig(always_open=True), state_path=path, clock=lambda: month_later
+    ) as second:
         assert second.initialize()
         after = second.symbol_info_tick("XAUUSD")
         assert time.perf_counter() - started < 0.5  # one jump, not ten million ticks
@@ -79,8 +84,8 @@ def test_a_restart_after_a_long_downtime_continues_from_the_stored_prices(tmp_pa
 
 def test_the_stored_margin_mode_wins_over_the_config(tmp_path: Path) -> None:
     path = tmp_path / "sim.sqlite3"
-    opened(path, config=SimConfig(margin_mode="netting")).close()
-    with opened(path, config=SimConfig(margin_mode="hedging")) as again:
+    opened(path, config=SimConfig(always_open=True, margin_mode="netting")).close()
+    with opened(path, config=SimConfig(always_open=True, margin_mode="hedging")) as again:
         account = again.account_info()
         assert account is not None
         assert account.margin_mode == again.ACCOUNT_MARGIN_MODE_RETAIL_NETTING
@@ -90,7 +95,7 @@ def test_reset_starts_the_file_afresh(tmp_path: Path) -> None:
     path = tmp_path / "sim.sqlite3"
     with opened(path) as first:
         buy(first)
-    with opened(path, reset=True, config=SimConfig(balance=777)) as second:
+    with opened(path, reset=True, config=SimConfig(always_open=True, balance=777)) as second:
         assert second.positions_get() == ()
         (deposit,) = second.history_deals_get(0, T0 + 1) or ()  # only the new opening deposit
         assert (deposit.type, deposit.profit) == (second.DEAL_TYPE_BALANCE, 777)
@@ -103,7 +108,10 @@ def test_the_file_uses_wal_and_in_memory_terminals_are_separate(tmp_path: Path) 
     opened(path).close()
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-    one, two = SimTerminal(), SimTerminal()
+    one, two = (
+        SimTerminal(config=SimConfig(always_open=True)),
+        SimTerminal(config=SimConfig(always_open=True)),
+    )
     one.initialize()
     two.initialize()
     buy(one)
@@ -115,8 +123,10 @@ def test_a_file_of_another_schema_is_refused(tmp_path: Path) -> None:
     with sqlite3.connect(path) as db:
         db.execute("PRAGMA user_version = 99")
     with pytest.raises(RuntimeError, match="schema 99"):
-        SimTerminal(state_path=path)
-    with SimTerminal(state_path=path, reset=True) as mt5:  # unless it is to be reset
+        SimTerminal(config=SimConfig(always_open=True), state_path=path)
+    with SimTerminal(
+        config=SimConfig(always_open=True), state_path=path, reset=True
+    ) as mt5:  # unless it is to be reset
         assert mt5.initialize()
         assert mt5.positions_total() == 0
 
@@ -132,14 +142,18 @@ def test_a_file_from_before_swaps_is_upgraded_and_pays_from_the_next_rollover(
         db.execute("PRAGMA user_version = 1")
     day = 86_400.0
     # Back a day later: Wednesday's rollover, missed while it ran the old schema, is not charged.
-    with SimTerminal(state_path=path, clock=lambda: T0 + day) as upgraded:
+    with SimTerminal(
+        config=SimConfig(always_open=True), state_path=path, clock=lambda: T0 + day
+    ) as upgraded:
         assert upgraded.initialize()
         (position,) = upgraded.positions_get(ticket=ticket) or ()
         assert position.swap == 0.0
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA user_version").fetchone() == (2,)
     # Thursday's rollover is: one night of EURUSD's -7 points on 0.1 lot.
-    with SimTerminal(state_path=path, clock=lambda: T0 + 2 * day) as later:
+    with SimTerminal(
+        config=SimConfig(always_open=True), state_path=path, clock=lambda: T0 + 2 * day
+    ) as later:
         assert later.initialize()
         (position,) = later.positions_get(ticket=ticket) or ()
         assert position.swap == -0.7
@@ -153,7 +167,7 @@ def test_kill_9_loses_nothing_that_was_committed(tmp_path: Path) -> None:
         f"""
         import sys
         from gtw_server.terminal.sim import SimConfig, SimTerminal
-        mt5 = SimTerminal(state_path={str(path)!r}, config=SimConfig(balance=1e9))
+        mt5 = SimTerminal(state_path={str(path)!r}, config=SimConfig(always_open=True, balance=1e9))
         mt5.initialize()
         while True:
             tick = mt5.symbol_info_tick("EURUSD")
@@ -202,7 +216,9 @@ def test_tickets_are_unique_across_resets_and_continue_across_restarts(tmp_path:
         deposit = first.history_deals_get(0, 2**31 - 1)[0].ticket
     with opened(path) as restarted:  # the same state: its numbering goes on
         assert buy(restarted) == before[-1] + 1
-    later = SimTerminal(state_path=path, clock=lambda: T0 + 0.5, reset=True)
+    later = SimTerminal(
+        config=SimConfig(always_open=True), state_path=path, clock=lambda: T0 + 0.5, reset=True
+    )
     with later:
         assert later.initialize()
         after = buy(later)

@@ -9,7 +9,7 @@ import pytest
 
 from gtw_server import terminal
 from gtw_server.terminal import BookInfo, OrderSendResult, TradeRequest, constants, sim
-from gtw_server.terminal.sim import SimTerminal
+from gtw_server.terminal.sim import SimConfig, SimTerminal
 from gtw_server.terminal.structs import STRUCT_TYPES, StructSequence
 
 # docs/MT5_API.md section 2, copied by hand: the order is the binary's descriptor order.
@@ -401,7 +401,7 @@ def test_every_constant_of_the_package_is_there_with_its_value() -> None:
 
 
 def test_the_terminal_carries_exactly_the_exported_constants() -> None:
-    mt5 = SimTerminal()
+    mt5 = SimTerminal(config=SimConfig(always_open=True))
     assert mt5.ORDER_TYPE_SELL == 1
     assert mt5.TRADE_RETCODE_POSITION_CLOSED == 10036
     for missing in ("SYMBOL_FILLING_FOK", "SYMBOL_ORDER_MARKET", "TRADE_RETCODE_HEDGE_PROHIBITED"):
@@ -424,7 +424,7 @@ def test_the_packages_reexport_their_public_names() -> None:
 
 def test_the_structure_types_are_attributes_of_the_terminal_as_of_the_module() -> None:
     # Code written for the package checks types as ``mt5.TradePosition``.
-    with SimTerminal() as mt5:
+    with SimTerminal(config=SimConfig(always_open=True)) as mt5:
         assert mt5.initialize()
         for name in EXPECTED_FIELDS:
             assert isinstance(getattr(mt5, name), type) and getattr(mt5, name).__name__ == name

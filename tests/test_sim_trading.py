@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from gtw_server.terminal import OrderSendResult, TradePosition
-from gtw_server.terminal.sim import SimTerminal
+from gtw_server.terminal.sim import SimConfig, SimTerminal
 
 T0 = 1_700_000_000.0
 BUY, SELL = 0, 1
@@ -17,7 +17,7 @@ FOK, IOC, RETURN = 0, 1, 2
 
 @pytest.fixture
 def mt5() -> Iterator[SimTerminal]:
-    with SimTerminal(clock=lambda: T0) as terminal:
+    with SimTerminal(config=SimConfig(always_open=True), clock=lambda: T0) as terminal:
         assert terminal.initialize()
         yield terminal
 

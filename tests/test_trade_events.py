@@ -18,7 +18,7 @@ from support import JsonDealer, LockHolder, eventually, eventually_async
 from gtw_server.adapter import OpenOrder, TerminalAdapter
 from gtw_server.event_log import EventLog
 from gtw_server.operations import WATCH
-from gtw_server.terminal.sim import SimTerminal
+from gtw_server.terminal.sim import SimConfig, SimTerminal
 from gtw_server.testing import GatewayProcess
 from gtw_server.trade_watch import TradeWatcher
 from gtw_server.trades import TradeReader, Watch, Watched
@@ -286,7 +286,7 @@ class _InProcessWorker:
 async def test_a_clock_that_jumps_ahead_and_back_misses_no_deal(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    mt5 = SimTerminal()
+    mt5 = SimTerminal(config=SimConfig(always_open=True))
     adapter = TerminalAdapter(mt5)
     assert adapter.connect().connected
     log = EventLog(tmp_path / "events.sqlite3", retention_s=86_400)

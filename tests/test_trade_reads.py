@@ -113,7 +113,9 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prepared]:
     data_dir.mkdir()
     placed_at = time.time() - 3600
     with SimTerminal(
-        state_path=data_dir / "sim.sqlite3", config=SimConfig(seed=SEED), clock=lambda: placed_at
+        state_path=data_dir / "sim.sqlite3",
+        config=SimConfig(always_open=True, seed=SEED),
+        clock=lambda: placed_at,
     ) as mt5:
         assert mt5.initialize()
         _place(mt5)

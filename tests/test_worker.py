@@ -32,7 +32,9 @@ ORDER = OpenOrder(symbol="EURUSD", side=Side.BUY, volume=0.1, comment="#test")
 
 
 def worker(tmp_path: Path, platform: str, **sim: object) -> TerminalWorker:
-    spec = WorkerSpec(sim=SimConfig(**sim), sim_state=str(tmp_path / "sim.sqlite3"))  # type: ignore[arg-type]
+    spec = WorkerSpec(
+        sim=SimConfig(**({"always_open": True} | sim)), sim_state=str(tmp_path / "sim.sqlite3")
+    )  # type: ignore[arg-type]
     return TerminalWorker(spec, call_timeout=1.0, platform=platform)
 
 
@@ -142,7 +144,7 @@ def test_find_tells_executed_from_still_active_from_absent() -> None:
     # Reconciliation's one question to the terminal: FILLED (a deal carries the tag), DONE (a
     # pending order does, active or in the history: it was placed), UNKNOWN (an active market
     # order does: not executed yet), or absent (none of these).
-    mt5 = SimTerminal()
+    mt5 = SimTerminal(config=SimConfig(always_open=True))
     adapter = TerminalAdapter(mt5)
     assert adapter.connect().connected
     filled = adapter.open(
@@ -192,7 +194,9 @@ def _market_order_in_flight(mt5: SimTerminal, comment: str) -> int:
 
 
 def test_a_symbol_outside_the_market_watch_is_selected_then_traded() -> None:
-    mt5 = SimTerminal()  # GER40 starts unselected: symbol_info gives None and -4
+    mt5 = SimTerminal(
+        config=SimConfig(always_open=True)
+    )  # GER40 starts unselected: symbol_info gives None and -4
     adapter = TerminalAdapter(mt5)
     assert adapter.connect().connected
     assert mt5.symbol_info("GER40") is None
@@ -206,7 +210,7 @@ def test_a_symbol_outside_the_market_watch_is_selected_then_traded() -> None:
 def test_a_terminal_lost_while_selecting_a_symbol_is_a_disconnection(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    mt5 = SimTerminal()
+    mt5 = SimTerminal(config=SimConfig(always_open=True))
     adapter = TerminalAdapter(mt5)
     assert adapter.connect().connected
     asked_for_info = mt5.last_error  # -4 for GER40's symbol_info, before the select
@@ -228,7 +232,7 @@ def test_a_symbol_without_a_specification_is_refused_before_anything_is_sent(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Selected, yet still no info: refused (nothing sent), not an outcome to reconcile.
-    mt5 = SimTerminal()
+    mt5 = SimTerminal(config=SimConfig(always_open=True))
     adapter = TerminalAdapter(mt5)
     assert adapter.connect().connected
     monkeypatch.setattr(mt5, "symbol_info", lambda symbol: None)
@@ -243,7 +247,7 @@ def test_a_failed_look_up_before_order_send_refuses_a_close(
 ) -> None:
     # The terminal answered the look-up with an error: nothing was sent, so the CLOSE is
     # refused outright, not left as an outcome for reconciliation to settle.
-    mt5 = SimTerminal()
+    mt5 = SimTerminal(config=SimConfig(always_open=True))
     adapter = TerminalAdapter(mt5)
     assert adapter.connect().connected
     opened = adapter.open(OpenOrder(symbol="EURUSD", side=Side.BUY, volume=0.1, comment="#o"))
@@ -262,7 +266,7 @@ def test_a_failed_look_up_before_order_send_refuses_a_close(
 
 def test_no_trade_server_is_a_disconnection_not_a_refusal(monkeypatch: pytest.MonkeyPatch) -> None:
     # 10031 means the request never left the terminal: retry shortly, as for any lost link.
-    mt5 = SimTerminal()
+    mt5 = SimTerminal(config=SimConfig(always_open=True))
     adapter = TerminalAdapter(mt5)
     assert adapter.connect().connected
 

@@ -95,10 +95,10 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
 
     Terminal and server settings:
 
-    - ``always_open``: markets never close; ``False`` gives each symbol its trading hours
-      (``sessions``), and requests outside them are refused with 10018. On by default, so
-      that ``make demo``, the tests and a strategy's first try work on a Saturday too; turn it
-      off to rehearse the week as a broker runs it.
+    - ``always_open``: ``False`` (the default) gives each symbol its trading hours
+      (``sessions``), as a broker runs the week: requests outside them are refused with
+      10018, and nothing moves at the weekend. ``True``: markets never close, for a demo or a
+      test that must run on a Saturday too (``make demo``, the tests and the benchmark set it).
     - ``symbol_trade_modes``: a symbol's trade mode, if not ``"full"``: ``"disabled"`` (10017),
       ``"longonly"`` (10042), ``"shortonly"`` (10043), ``"closeonly"`` (10044).
     - ``algo_trading``: the terminal's Algo Trading button; off, ``terminal_info().trade_allowed``
@@ -136,7 +136,7 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     leverage: Annotated[int, Meta(ge=1, le=10_000)] = 100
     margin_mode: Literal["hedging", "netting"] = "hedging"
     trade_mode: Literal["demo", "contest", "real"] = "demo"
-    always_open: bool = True
+    always_open: bool = False
     symbol_trade_modes: dict[
         str, Literal["disabled", "longonly", "shortonly", "closeonly", "full"]
     ] = msgspec.field(default_factory=dict)

@@ -4,7 +4,7 @@ Code written for the official package (Windows only) runs unchanged on Linux aga
 ``SimTerminal``: ``install_as_metatrader5()`` puts a module named ``MetaTrader5`` in
 ``sys.modules``, so every later ``import MetaTrader5 as mt5``, in any module, gets it::
 
-    >>> install_as_metatrader5(seed=7, balance=5_000)
+    >>> install_as_metatrader5(seed=7, balance=5_000, always_open=True)  # any day
     <module 'MetaTrader5' (simulated: gtw_server.terminal.sim)>
     >>> import MetaTrader5 as mt5
     >>> mt5.initialize(), mt5.account_info().balance, mt5.ORDER_TYPE_SELL
