@@ -25,7 +25,9 @@ from gtw_server.terminal.structs import STRUCT_TYPES
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "metatrader5_on_linux.py"
 # The constants as read from the 5.0.6231 wheel (the team's reference, next to the repository).
-REFERENCE_CONSTANTS = ROOT.parent / "shared" / "reference" / "mt5_constants.json"
+REFERENCE_CONSTANTS = Path(
+    "/work/shared/reference/mt5_constants.json"
+)  # as the other tests read it
 
 # The package's functions: the binary's (docs/MT5_API.md section 1), then its __init__'s.
 PACKAGE_FUNCTIONS = [
@@ -147,7 +149,7 @@ def test_the_constants_are_the_packages() -> None:
     assert "SYMBOL_FILLING_FOK" not in found  # not exported by the package either
 
 
-@pytest.mark.skipif(not REFERENCE_CONSTANTS.exists(), reason="no shared/reference next to the repo")
+@pytest.mark.skipif(not REFERENCE_CONSTANTS.exists(), reason="no shared/reference on this machine")
 def test_the_constants_equal_the_reference_read_from_the_wheel() -> None:
     mt5 = install_as_metatrader5(always_open=True)
     reference = json.loads(REFERENCE_CONSTANTS.read_text(encoding="utf-8"))

@@ -218,13 +218,15 @@ async def test_account_and_positions_answer_while_an_order_holds_the_terminal(
     with gateway:
         async with Bridge(gateway.endpoint, secret=secret, request_timeout=2.0) as bridge:
             fill = await bridge.send_order("EURUSD", "BUY", 0.1)
-            await eventually_async(
-                lambda: _shows(bridge, fill.ticket), "the watcher to see the position"
-            )
-            hung = asyncio.create_task(bridge.send_order("EURUSD", "BUY", 0.2))
-            await asyncio.sleep(0.5)  # the order is in the terminal, hanging
             client = JsonDealer(gateway.endpoint)
             try:
+                # A client with no order of its own gets the watcher's last look: wait until
+                # that look shows the position (the Bridge itself would read its own fill).
+                await eventually_async(
+                    lambda: _snapshot_shows(client, fill.ticket), "the watcher to see it"
+                )
+                hung = asyncio.create_task(bridge.send_order("EURUSD", "BUY", 0.2))
+                await asyncio.sleep(0.5)  # the order is in the terminal, hanging
                 cached = client.ok("GET_ACCOUNT")
                 positions = client.ok("GET_POSITIONS", symbol="EURUSD")
                 fresh = client.ok("GET_ACCOUNT", fresh=True)  # waits read_timeout_ms at most
@@ -239,8 +241,8 @@ async def test_account_and_positions_answer_while_an_order_holds_the_terminal(
             assert (await bridge.get_account(fresh=True)).login == cached["account"]["login"]
 
 
-async def _shows(bridge: Bridge, ticket: int) -> bool:
-    return [p.ticket for p in await bridge.get_positions()] == [ticket]
+def _snapshot_shows(client: JsonDealer, ticket: int) -> bool:
+    return [p["ticket"] for p in client.ok("GET_POSITIONS")["positions"]] == [ticket]
 
 
 def test_get_events_pages_with_hand_written_json(gateway: GatewayProcess) -> None:
