@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -97,9 +98,9 @@ def test_a_good_call_resets_last_error_to_success(mt5: SimTerminal) -> None:
     assert mt5.last_error() == SUCCESS
 
 
-def test_initialize_checks_login_and_server_and_then_stays_disconnected() -> None:
+def test_initialize_refuses_another_server_and_then_stays_disconnected() -> None:
     mt5 = SimTerminal(config=SimConfig(always_open=True), clock=lambda: T0)
-    assert mt5.initialize(login=1, password="x", server="SimBroker-Demo") is False
+    assert mt5.initialize(server="Broker-Live") is False  # not this account's server
     assert mt5.last_error() == (-6, "Terminal: Authorization failed")
     assert mt5.account_info() is None
     assert mt5.last_error() == NO_IPC
@@ -107,6 +108,28 @@ def test_initialize_checks_login_and_server_and_then_stays_disconnected() -> Non
     account = mt5.account_info()
     assert account is not None
     assert (account.login, account.server) == (5_000_001, "SimBroker-Demo")
+
+
+def test_any_account_logs_in_with_its_own_book_kept_apart(tmp_path: Path) -> None:
+    # A script written for the trader's real account runs as it is: the simulated broker
+    # opens that account the first time, and keeps each account's positions to itself.
+    state = tmp_path / "sim.sqlite3"
+    with SimTerminal(state_path=state, config=SimConfig(always_open=True), clock=lambda: T0) as mt5:
+        assert mt5.initialize(login=81234567, password="secret", server="MyBroker-Live")
+        mine = mt5.account_info()
+        assert (mine.login, mine.server, mine.balance) == (81234567, "MyBroker-Live", 10_000.0)
+        assert mt5.Buy("EURUSD", 0.1).retcode == mt5.TRADE_RETCODE_DONE
+        assert mt5.login(5_000_001)  # the first account: nothing of the other's
+        assert mt5.positions_total() == 0
+        assert mt5.login(81234567, server="Elsewhere") is False  # known on another server
+        assert mt5.last_error() == (-6, "Terminal: Authorization failed")
+        assert mt5.login(81234567) and mt5.positions_total() == 1
+    assert (tmp_path / "sim.81234567.sqlite3").exists()  # its own state, beside the first
+    with SimTerminal(
+        state_path=state, config=SimConfig(always_open=True), clock=lambda: T0
+    ) as again:
+        assert again.initialize(login=81234567, server="MyBroker-Live")
+        assert again.positions_total() == 1  # kept across a restart
 
 
 def test_version_and_terminal_info(mt5: SimTerminal) -> None:

@@ -30,7 +30,7 @@ def test_login_takes_login_password_server_in_that_order(mt5: SimTerminal) -> No
     assert mt5.login(5_000_001, "any password", "SimBroker-Demo") is True
     assert mt5.last_error() == SUCCESS
     assert mt5.login(5_000_001, password="x", server="SimBroker-Demo", timeout=1000) is True
-    assert mt5.login(5_000_002) is False
+    assert mt5.login(5_000_001, server="Broker-Live") is False  # known on another server
     assert mt5.last_error() == (-6, "Terminal: Authorization failed")
     assert mt5.account_info() is not None  # a failed login leaves the connection open
     assert mt5.login("5000001") is False  # type: ignore[arg-type]

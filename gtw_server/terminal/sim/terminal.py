@@ -41,8 +41,11 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Concatenate, Final, Literal, ParamSpec, TypeVar
+
+import msgspec
 
 from gtw_server.terminal import constants as c
 from gtw_server.terminal.sim.args import (
@@ -221,7 +224,12 @@ class SimTerminal:
     ) -> None:
         config = SimConfig() if config is None else config
         self._config = config
-        self._broker = Broker(Store(state_path, reset=reset), config, clock or time.time)
+        self._state_path = None if state_path is None else Path(state_path)
+        self._clock = clock or time.time
+        self._reset = reset
+        self._broker = Broker(Store(state_path, reset=reset), config, self._clock)
+        # A broker, not one account: every login the terminal logs in to has its own.
+        self._brokers = {self._broker.account.login: self._broker}
         self._faults = Faults(config, started_ms=self._broker.now_ms())
         self._lock = threading.Lock()
         self._connected_at: int | None = None  # when initialize() connected, in ms
@@ -251,14 +259,16 @@ class SimTerminal:
         time, calling something in between, to see every tick.
         """
         with self._lock:
-            self._broker.step(seconds)
+            for broker in self._brokers.values():
+                broker.step(seconds)
 
     def close(self) -> None:
         """Disconnects, saves the prices and closes the state file. Idempotent."""
         with self._lock:
             if not self._closed:
                 self._closed, self._connected_at = True, None
-                self._broker.close()
+                for broker in self._brokers.values():
+                    broker.close()
 
     def __enter__(self) -> SimTerminal:
         return self
@@ -302,9 +312,12 @@ class SimTerminal:
         timeout: int | None = None,
         portable: bool = False,
     ) -> bool:
-        """Connects to the terminal. ``login``/``server``, when given, must be the account's
-        (any password is accepted); otherwise -6 and no connection, as the real one does.
-        While the terminal is away (``disconnect_at_s``) it is not found: -10003."""
+        """Connects to the terminal, logged in to ``login`` on ``server`` when given (any
+        password): the simulated broker opens an account of that number (its own state file
+        beside the first, ``sim.<login>.sqlite3``) the first time, as a broker's demo server
+        would, so a script written for a real account runs as it is. ``server`` alone must be
+        the current account's; a login known on another server is refused: -6. While the
+        terminal is away (``disconnect_at_s``) it is not found: -10003."""
         with self._lock:
             if self._closed:
                 raise RuntimeError("this SimTerminal is closed")
@@ -313,10 +326,7 @@ class SimTerminal:
             if self._faults.away(now_ms):
                 self._error = _NOT_FOUND_TERMINAL
                 return False
-            account = self._broker.account
-            if (login is not None and login != account.login) or (
-                server is not None and server != account.server
-            ):
+            if not self._log_in(login, server):
                 self._error = (c.RES_E_AUTH_FAILED, c.LAST_ERROR_MESSAGES[c.RES_E_AUTH_FAILED])
                 return False
             self._connected_at = now_ms
@@ -338,8 +348,9 @@ class SimTerminal:
         server: str | None = None,
         timeout: int | None = None,
     ) -> bool:
-        """Logs in to an account: this terminal's (any password), else -6 with the connection
-        left open, as the real ``login`` leaves it."""
+        """Logs in to account ``login`` (any password), opened on first use as ``initialize``
+        does; a login known on another ``server`` gets -6, with the connection left open, as
+        the real ``login`` leaves it."""
         if not isinstance(login, int):
             raise positional(0)
         for index, value in ((1, password), (2, server)):
@@ -347,10 +358,31 @@ class SimTerminal:
                 raise positional(index)
         if timeout is not None and not isinstance(timeout, int):
             raise positional(3)
-        account = self._broker.account
-        if login != account.login or server not in (None, account.server):
+        if not self._log_in(login, server):
             raise CallFailed(c.RES_E_AUTH_FAILED, c.LAST_ERROR_MESSAGES[c.RES_E_AUTH_FAILED])
         return True
+
+    def _log_in(self, login: int | None, server: str | None) -> bool:
+        """Make ``login`` (on ``server``) the current account, opening it if it is new;
+        False when ``server`` is not that account's."""
+        if login is not None and login != self._broker.account.login:
+            broker = self._brokers.get(login)
+            if broker is None:
+                config = msgspec.structs.replace(
+                    self._config, login=login, server=server or self._config.server
+                )
+                store = Store(self._account_state(login), reset=self._reset)
+                broker = self._brokers[login] = Broker(store, config, self._clock)
+            if server is not None and server != broker.account.server:
+                return False
+            self._broker = broker
+            return True
+        return server is None or server == self._broker.account.server
+
+    def _account_state(self, login: int) -> Path | None:
+        """The state file of account ``login``, beside the first account's."""
+        path = self._state_path
+        return None if path is None else path.with_name(f"{path.stem}.{login}{path.suffix}")
 
     def last_error(self) -> tuple[int, str]:
         return self._error
