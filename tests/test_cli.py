@@ -361,17 +361,23 @@ def test_bars_table_json_and_timeframes(connected: GatewayProcess, cli: CLI) -> 
     # keeps one history (issue 17, item 1): compared relative to each answer's first open.
     weeks = cli("bars", "EURUSD", "W1", "--count", "3", "--json").json()[:2]
     closed = cli("bars", "EURUSD", "W1", "--count", "2", "--start", "1", "--json").json()
-    assert _shapes(closed) == _shapes(weeks)
+    assert _same_shapes(closed, weeks)
 
 
-def _shapes(bars: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    """The bars with their prices in points from the first bar's open."""
-    base = bars[0]["open"]
+def _same_shapes(left: list[dict[str, Any]], right: list[dict[str, Any]]) -> bool:
+    """The same bars (times, tick volumes), with prices the same in points from each list's
+    first open, give or take the point that rounding the shifted level to 5 digits moves."""
     prices = ("open", "high", "low", "close")
-    return [
-        (bar["time"], *(round((bar[p] - base) / 0.00001) for p in prices), bar["tick_volume"])
-        for bar in bars
-    ]
+    if [(b["time"], b["tick_volume"]) for b in left] != [
+        (b["time"], b["tick_volume"]) for b in right
+    ]:
+        return False
+    base_left, base_right = left[0]["open"], right[0]["open"]
+    return all(
+        abs((x[p] - base_left) - (y[p] - base_right)) <= 1.5e-5
+        for x, y in zip(left, right, strict=True)
+        for p in prices
+    )
 
 
 def test_bars_to_csv(connected: GatewayProcess, cli: CLI, tmp_path: Path) -> None:
@@ -394,9 +400,9 @@ def test_bars_to_csv(connected: GatewayProcess, cli: CLI, tmp_path: Path) -> Non
     )  # written as the terminal has them
     as_json = cli("bars", "EURUSD", "W1", "--count", "30", "--json").json()
     # Every closed bar as --json gives it (the current one may have moved meanwhile), up to the
-    # level the simulator takes from each call's live price (``_shapes``).
+    # level the simulator takes from each call's live price (``_same_shapes``).
     as_csv = [dict(zip(as_json[0], row, strict=True)) for row in back.tolist()]
-    assert _shapes(as_json[:-1]) == _shapes(as_csv[:-1])
+    assert _same_shapes(as_json[:-1], as_csv[:-1])
 
     assert cli("bars", "EURUSD", "W1", "--csv", str(path), "--json").json() == {
         "file": str(path),
