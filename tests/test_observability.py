@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from support import scrape
+from support import eventually_async, scrape
 
 from gtw_server.testing import GatewayProcess, free_port
 from inf_bridge import Bridge, OrderRejected, add_audit_file, serve_metrics
@@ -24,7 +24,11 @@ async def test_metrics_count_requests_and_terminal_calls(tmp_path: Path, secret:
             await bridge.close_position(fill.ticket)
             with pytest.raises(OrderRejected):
                 await bridge.send_order("EURUSD", "BUY", 0.001)
-            samples = await asyncio.to_thread(scrape, port)
+            # The reply goes out before its task has journaled the verdict: the gauge of
+            # requests in flight falls to 0 just after the last reply, not before it.
+            samples = await eventually_async(
+                lambda: _settled(port), "the last request's task to end", timeout=10
+            )
     assert samples['mt5_gateway_requests_total{action="OPEN",status="FILLED"}'] == 1
     assert samples['mt5_gateway_requests_total{action="CLOSE",status="FILLED"}'] == 1
     assert samples['mt5_gateway_requests_total{action="OPEN",status="REJECTED"}'] == 1
@@ -35,6 +39,11 @@ async def test_metrics_count_requests_and_terminal_calls(tmp_path: Path, secret:
     assert samples["mt5_gateway_halted"] == 0
     assert samples["mt5_gateway_journal_entries"] == 3
     assert samples["mt5_gateway_in_flight"] == 0
+
+
+async def _settled(port: int) -> dict[str, float] | None:
+    samples = await asyncio.to_thread(scrape, port)
+    return samples if samples["mt5_gateway_in_flight"] == 0 else None
 
 
 async def test_one_orders_life_across_both_audit_files(tmp_path: Path, secret: str) -> None:
