@@ -81,10 +81,16 @@ async def tight_stops(bridge: Bridge, count: int) -> set[str]:
     """``count`` positions with SL at the bid and TP a point above it: the next tick closes
     each (SL or TP), a deal the bridge did not send."""
     uuids: set[str] = set()
-    for _ in range(count):
+    for _ in range(20 * count):  # bounded: a refusal is the price moving, rarely twice
+        if len(uuids) == count:
+            break
         tick = await bridge.tick("EURUSD")
         sl, tp = tick.bid, round(tick.bid + POINT, 5)
-        uuids.add((await bridge.send_order("EURUSD", "BUY", 0.01, sl=sl, tp=tp)).uuid)
+        try:
+            uuids.add((await bridge.send_order("EURUSD", "BUY", 0.01, sl=sl, tp=tp)).uuid)
+        except OrderRejected as exc:  # the bid moved past the stop meanwhile: take it again
+            assert exc.retcode == 10016, exc
+    assert len(uuids) == count
     return uuids
 
 
