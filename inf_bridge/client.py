@@ -127,7 +127,6 @@ from protocol import (
 __all__ = ["Bridge"]
 
 SignableT = TypeVar("SignableT", bound=Signable)
-CommandT = TypeVar("CommandT", bound=Command)
 # When a pending order lapses: "GTC", "DAY", epoch seconds, or an aware datetime.
 Expiry = str | int | float | datetime | None
 RequestT = TypeVar("RequestT", bound=Request)
@@ -149,10 +148,11 @@ def new_uuid() -> str:
 
 
 def _checked(kind: type[RequestT], /, **fields: Any) -> RequestT:
-    """``fields`` as a ``kind`` request, checked against the wire contract's own field types
-    (``protocol.messages``), so that nothing the gateway would refuse gets past the client."""
+    """``fields`` as a ``kind`` request, checked as the gateway checks it: against the wire
+    contract's own field types (``protocol.messages``), then the fields together
+    (``problem()``), so that nothing the gateway would refuse gets past the client."""
     try:
-        return msgspec.convert(fields, kind)
+        request = msgspec.convert(fields, kind)
     except msgspec.ValidationError as exc:
         message = validation_message(exc)
         found = _AT_FIELD.fullmatch(message)
@@ -160,6 +160,9 @@ def _checked(kind: type[RequestT], /, **fields: Any) -> RequestT:
             raise InvalidOrder(kind.__name__, message) from None
         problem, field = found.groups()
         raise InvalidOrder(field, f"{fields.get(field)!r} is not allowed: {problem}") from None
+    if (why := request.problem()) is not None:
+        raise InvalidOrder(str(kind.__struct_config__.tag), why)
+    return request
 
 
 class Bridge:
@@ -694,7 +697,7 @@ class Bridge:
         for an expiration already past.
         """
         self._require_open()
-        order = _command(
+        order = _checked(
             Place,
             uuid=uuid or new_uuid(),
             timestamp=0.0,
@@ -765,7 +768,7 @@ class Bridge:
         """Close position ``ticket`` by the opposite position ``by`` of the same symbol
         (hedging accounts): both shrink by the smaller volume. Always allowed."""
         self._require_open()
-        order = _command(CloseBy, uuid=uuid or new_uuid(), timestamp=0.0, ticket=ticket, by=by)
+        order = _checked(CloseBy, uuid=uuid or new_uuid(), timestamp=0.0, ticket=ticket, by=by)
         _always_allowed(order)
         reply = await self._execute(order)
         if self.risk is not None:
@@ -778,7 +781,7 @@ class Bridge:
     ) -> OrderDone:
         """Send a command that adds no exposure, past the breaker and the risk limits."""
         self._require_open()
-        order = _command(kind, **fields)
+        order = _checked(kind, **fields)
         _always_allowed(order)
         reply = await self._execute(order)
         return OrderDone.from_reply(order.uuid, order.action, reply)
@@ -1080,12 +1083,9 @@ class Bridge:
 def _valid(kind: type[RequestT], /, **fields: Any) -> RequestT:
     """A market-data request, checked as the gateway will check it (``InvalidRequest``)."""
     try:
-        request = _checked(kind, **fields)
+        return _checked(kind, **fields)
     except InvalidOrder as exc:
         raise InvalidRequest(exc.field, exc.message) from None
-    if (why := request.problem()) is not None:
-        raise InvalidRequest(str(kind.__struct_config__.tag), why)
-    return request
 
 
 def _valid_symbol(symbol: str) -> str:
@@ -1144,15 +1144,6 @@ def _always_allowed(order: Close | CloseBy | ModifyPosition | ModifyOrder | Canc
         uuid=order.uuid,
         ticket=order.ticket,
     )
-
-
-def _command(kind: type[CommandT], /, **fields: Any) -> CommandT:
-    """A command checked as the gateway checks it: each field, then the fields together
-    (``InvalidOrder``, nothing sent)."""
-    command = _checked(kind, **fields)
-    if (why := command.problem()) is not None:
-        raise InvalidOrder(str(kind.__struct_config__.tag), why)
-    return command
 
 
 def _expiration(value: Expiry) -> str | int | None:
