@@ -23,10 +23,11 @@ from msgspec import Struct
 
 from gtw_server.errors import TerminalDisconnected, TerminalError, TerminalUnavailable
 from gtw_server.tagging import tag_of
-from protocol import Account, ErrorCode, Position, Side
+from protocol import Account, ErrorCode, PendingType, Position, Side
 
 __all__ = [
     "DEFAULT_DEVIATION",
+    "PENDING_ORDER_TYPES",
     "CloseOrder",
     "FindOrders",
     "ListTags",
@@ -55,7 +56,8 @@ _RETCODE_ERRORS: Final = {
     10022: ErrorCode.INVALID_EXPIRATION,
     10025: ErrorCode.NO_CHANGES,
 }
-_PENDING_TYPES: Final = range(2, 8)  # ORDER_TYPE_BUY_LIMIT .. ORDER_TYPE_SELL_STOP_LIMIT
+# ORDER_TYPE_BUY_LIMIT .. ORDER_TYPE_SELL_STOP_LIMIT, as the wire names them.
+PENDING_ORDER_TYPES: Final = frozenset(kind.constant for kind in PendingType)
 _DAY_S: Final = 86_400
 
 _TRADE_MODES: Final = {0: "DEMO", 1: "CONTEST", 2: "REAL"}
@@ -227,6 +229,14 @@ class TerminalAdapter:
         if not self._connected and not self.connect().connected:
             raise TerminalDisconnected("the terminal is not connected")
 
+    def read(self, what: str, *args: Any, **query: Any) -> Any:
+        """``mt5.<what>(*args, **query)``, whose ``None`` (the package's failure) is raised as
+        ``failed(what)``."""
+        found = getattr(self.mt5, what)(*args, **query)
+        if found is None:
+            raise self.failed(what)
+        return found
+
     def failed(self, what: str) -> TerminalError:
         """The exception for a call that returned ``None``, read from ``last_error()``."""
         code, message = self.mt5.last_error()
@@ -350,7 +360,7 @@ class TerminalAdapter:
         found: dict[str, OrderOutcome] = {}
         for order in (*active, *orders):
             tag = tag_of(order.comment)
-            if tag in wanted and tag not in found and order.type in _PENDING_TYPES:
+            if tag in wanted and tag not in found and order.type in PENDING_ORDER_TYPES:
                 found[tag] = OrderOutcome(
                     status="DONE",
                     retcode=_PLACED,

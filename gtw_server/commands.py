@@ -214,7 +214,7 @@ class CommandDesk:
 
     def _settled(self, request: Change) -> OrderOutcome | None:
         if isinstance(request, ModifyPosition):
-            found = self._read("positions_get", ticket=request.ticket)
+            found = self._adapter.read("positions_get", ticket=request.ticket)
             if not found or (found[0].sl, found[0].tp) != (
                 _given(request.sl, found[0].sl),
                 _given(request.tp, found[0].tp),
@@ -222,43 +222,37 @@ class CommandDesk:
                 return None
             return _done("found in the terminal's state", ticket=request.ticket)
         if isinstance(request, ModifyOrder):
-            found = self._read("orders_get", ticket=request.ticket)
+            found = self._adapter.read("orders_get", ticket=request.ticket)
             if not found or _wanted(found[0], request) != _terms(found[0]):
                 return None
             return _done("found in the terminal's state", ticket=request.ticket)
         if not isinstance(request, Cancel):
             return None  # PLACE and CLOSE_BY are found by their tag (TerminalAdapter.find)
-        gone = self._read("history_orders_get", ticket=request.ticket)
+        gone = self._adapter.read("history_orders_get", ticket=request.ticket)
         if not gone or gone[0].state != _ORDER_STATE_CANCELED:
             return None
         return _done("found cancelled in the terminal's history", ticket=request.ticket)
 
     # -- reading what a command acts on ---------------------------------------------------
 
-    def _read(self, what: str, **query: Any) -> Any:
-        found = getattr(self._mt5, what)(**query)
-        if found is None:
-            raise self._adapter.failed(what)
-        return found
-
     def _position(self, ticket: int) -> Any:
         """The open position ``ticket``, or the refusal saying what ``ticket`` is instead."""
-        found = self._read("positions_get", ticket=ticket)
+        found = self._adapter.read("positions_get", ticket=ticket)
         if found:
             return found[0]
         why = f"position {ticket} is not open"
-        if self._read("orders_get", ticket=ticket):
+        if self._adapter.read("orders_get", ticket=ticket):
             why += f": {ticket} is a pending order (MODIFY_ORDER, CANCEL act on it)"
         return rejected_outcome(why, code=ErrorCode.POSITION_NOT_FOUND)
 
     def _pending(self, ticket: int) -> Any:
         """The pending order ``ticket``, or the refusal saying what ``ticket`` is instead."""
-        found = self._read("orders_get", ticket=ticket)
+        found = self._adapter.read("orders_get", ticket=ticket)
         if found:
             return found[0]
-        if self._read("positions_get", ticket=ticket):
+        if self._adapter.read("positions_get", ticket=ticket):
             why = f"{ticket} is an open position, not a pending order (MODIFY_POSITION, CLOSE)"
-        elif history := self._read("history_orders_get", ticket=ticket):
+        elif history := self._adapter.read("history_orders_get", ticket=ticket):
             state = _ORDER_STATE_NAMES.get(history[0].state, f"in state {history[0].state}")
             why = f"order {ticket} is no longer pending: it was {state}"
         else:

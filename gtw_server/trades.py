@@ -15,7 +15,7 @@ from typing import Any, Final, Literal
 import msgspec
 from msgspec import Struct
 
-from gtw_server.adapter import TerminalAdapter
+from gtw_server.adapter import PENDING_ORDER_TYPES, TerminalAdapter
 from gtw_server.errors import TerminalRefused
 from protocol import Account, Deal, ErrorCode, Order, Position
 
@@ -23,7 +23,6 @@ __all__ = ["History", "HistoryQuery", "OrdersQuery", "TradeReader", "Watch", "Wa
 
 _DAY_S: Final = 86_400
 _YEAR_S: Final = 366 * _DAY_S
-_PENDING_TYPES: Final = range(2, 8)  # ORDER_TYPE_BUY_LIMIT .. ORDER_TYPE_SELL_STOP_LIMIT
 
 
 class OrdersQuery(Struct, frozen=True, kw_only=True):
@@ -138,9 +137,8 @@ class TradeReader:
         positions = adapter.positions()
         orders = self.orders(OrdersQuery())
         until = max(int(time.time()), query.deals_from) + _YEAR_S
-        found = self.mt5.history_deals_get(query.deals_from - _DAY_S, until)
-        if found is None:
-            raise adapter.failed("history_deals_get")
+        window = (query.deals_from - _DAY_S, until)
+        found = adapter.read("history_deals_get", *window)
         deals = sorted(
             (_struct(deal, Deal) for deal in found if deal.ticket > query.after_deal),
             key=lambda deal: deal.ticket,
@@ -148,19 +146,15 @@ class TradeReader:
         active = {order.ticket for order in orders}
         ended: list[Order] = []
         for ticket in (ticket for ticket in query.known if ticket not in active):
-            record = self.mt5.history_orders_get(ticket=ticket)
-            if record is None:
-                raise adapter.failed("history_orders_get")
+            record = adapter.read("history_orders_get", ticket=ticket)
             ended.extend(_struct(order, Order) for order in record)
-        history = self.mt5.history_orders_get(query.deals_from - _DAY_S, until)
-        if history is None:
-            raise adapter.failed("history_orders_get")
+        history = adapter.read("history_orders_get", *window)
         new = [order for order in history if order.ticket > query.after_order]
         brief = sorted(
             (
                 _struct(order, Order)
                 for order in new
-                if order.type in _PENDING_TYPES and order.ticket not in active
+                if order.type in PENDING_ORDER_TYPES and order.ticket not in active
             ),
             key=lambda order: order.ticket,
         )
