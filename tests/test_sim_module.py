@@ -25,9 +25,8 @@ from gtw_server.terminal.structs import STRUCT_TYPES
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "metatrader5_on_linux.py"
 # The constants as read from the 5.0.6231 wheel (the team's reference, next to the repository).
-REFERENCE_CONSTANTS = Path(
-    "/work/shared/reference/mt5_constants.json"
-)  # as the other tests read it
+# Where the other tests read the reference too.
+REFERENCE_CONSTANTS = Path("/work/shared/reference/mt5_constants.json")
 
 # The package's functions: the binary's (docs/MT5_API.md section 1), then its __init__'s.
 PACKAGE_FUNCTIONS = [
