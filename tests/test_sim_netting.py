@@ -58,20 +58,23 @@ def test_the_account_is_netting(mt5: SimTerminal) -> None:
 
 
 def test_open_add_reduce_reverse_and_close(mt5: SimTerminal) -> None:
-    opened = deal(mt5, BUY, 1.0, sl=1.09, comment="first")
+    tick = mt5.symbol_info_tick("EURUSD")
+    assert tick is not None
+    below, above = round(tick.bid - 0.01, 5), round(tick.bid + 0.1, 5)  # far from the price
+    opened = deal(mt5, BUY, 1.0, sl=below, comment="first")
     assert opened.retcode == mt5.TRADE_RETCODE_DONE
     position = the_position(mt5)
     assert (position.ticket, position.identifier) == (opened.order, opened.order)
-    assert (position.volume, position.price_open, position.sl) == (1.0, opened.price, 1.09)
+    assert (position.volume, position.price_open, position.sl) == (1.0, opened.price, below)
 
     mt5.step(60)
-    added = deal(mt5, BUY, 0.5, tp=1.2)
+    added = deal(mt5, BUY, 0.5, tp=above)
     position = the_position(mt5)
     assert mt5.positions_total() == 1  # netting: one position, bigger
     assert position.ticket == opened.order  # it keeps its opening order's ticket
     assert position.volume == 1.5
     assert position.price_open == pytest.approx((opened.price + 0.5 * added.price) / 1.5)
-    assert (position.sl, position.tp) == (1.09, 1.2)  # a level the order sets replaces
+    assert (position.sl, position.tp) == (below, above)  # a level the order sets replaces
     assert position.time_update == int(T0) + 60
 
     mt5.step(60)
@@ -80,12 +83,12 @@ def test_open_add_reduce_reverse_and_close(mt5: SimTerminal) -> None:
     assert (position.ticket, position.volume) == (opened.order, 1.1)
     reduce_profit = round((reduced.price - position.price_open) * 100_000 * 0.4, 2)
 
-    reversed_ = deal(mt5, SELL, 2.0, sl=1.2)
+    reversed_ = deal(mt5, SELL, 2.0, sl=above)
     position = the_position(mt5)
     assert position.ticket == reversed_.order  # the ticket of the order that reversed it
     assert position.identifier == opened.order  # the identifier never changes
     assert (position.type, position.volume) == (mt5.POSITION_TYPE_SELL, 0.9)
-    assert (position.price_open, position.sl, position.tp) == (reversed_.price, 1.2, 0.0)
+    assert (position.price_open, position.sl, position.tp) == (reversed_.price, above, 0.0)
 
     closed = deal(mt5, BUY, 0.9)
     assert mt5.positions_get() == ()

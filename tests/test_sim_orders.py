@@ -29,16 +29,13 @@ def mt5() -> Iterator[SimTerminal]:
 
 
 def future(seconds: float, symbol: str = "EURUSD") -> list[Tick]:
-    """Every tick of the next ``seconds``, from a twin terminal with the same seed."""
-    twin = SimTerminal(config=SimConfig(always_open=True), clock=lambda: T0)
+    """Every tick of the next ``seconds``: the tick history of a twin terminal with the same
+    seed, that far ahead."""
+    twin = SimTerminal(config=SimConfig(always_open=True), clock=lambda: T0 + seconds)
     assert twin.initialize()
-    ticks = []
-    for _ in range(int(seconds * 4)):
-        twin.step(0.25)
-        tick = twin.symbol_info_tick(symbol)
-        assert tick is not None
-        ticks.append(tick)
-    return ticks
+    rows = twin.copy_ticks_range(symbol, T0, T0 + seconds, twin.COPY_TICKS_ALL)
+    assert rows is not None
+    return [Tick(tuple(row.tolist())) for row in rows if row["time_msc"] > T0 * 1000]
 
 
 def advance(mt5: SimTerminal, seconds: float) -> None:
@@ -192,11 +189,17 @@ def test_modify_changes_an_order_and_says_when_nothing_changes(mt5: SimTerminal)
 
 
 def test_a_buy_limit_fills_at_the_tick_that_reaches_it_then_its_tp(mt5: SimTerminal) -> None:
-    ticks = future(600)
-    low, high = min(t.ask for t in ticks), max(t.bid for t in ticks)
-    reached = next(t for t in ticks if t.ask <= low)
+    ticks = future(1800)  # a quiet half hour, around the rollover
+    for cut in range(1, len(ticks)):  # the first dip that the bid later rises above
+        low = min(t.ask for t in ticks[:cut])
+        reached = next(t for t in ticks if t.ask <= low)
+        high = max((t.bid for t in ticks if t.time_msc > reached.time_msc), default=0.0)
+        if high > low:
+            break
+    else:
+        pytest.fail("no dip and rise in this half hour: choose another seed")
     placed = pending(mt5, BUY_LIMIT, low, tp=high, magic=5, comment="dip")
-    advance(mt5, 600)
+    advance(mt5, 1800)
     assert mt5.orders_get() == ()
     (opening, closing) = mt5.history_deals_get(position=placed.order) or ()
     assert (opening.order, opening.time_msc, opening.price) == (placed.order, reached.time_msc, low)

@@ -8,7 +8,6 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 from typing import Any
 
@@ -63,23 +62,35 @@ def test_a_second_terminal_on_the_file_sees_the_same_state(tmp_path: Path) -> No
         assert later > closed  # ticket counters continue
 
 
-def test_a_restart_after_a_long_downtime_continues_from_the_stored_prices(tmp_path: Path) -> None:
+def test_a_restart_executes_what_the_prices_triggered_while_it_was_down(tmp_path: Path) -> None:
+    """The trade server does not stop with the terminal: a take profit that the price reached
+    while no terminal ran is filled at the tick that reached it, found in the tick history."""
     path = tmp_path / "sim.sqlite3"
     with opened(path) as first:
-        buy(first)
-        before = first.symbol_info_tick("XAUUSD")
-    month_later = T0 + 30 * 86_400
-    started = time.perf_counter()
+        ticket = buy(first)
+        eurusd = first.symbol_info_tick("EURUSD")
+        assert eurusd is not None
+        target = round(eurusd.bid + 0.0005, 5)
+        change = {"action": 6, "symbol": "EURUSD", "position": ticket, "tp": target, "sl": 0.0}
+        assert first.order_send(change).retcode == 10009  # type: ignore[union-attr]
+    later = T0 + 7 * 86_400
     with SimTerminal(
-        config=SimConfig(always_open=True), state_path=path, clock=lambda: month_later
+        config=SimConfig(always_open=True), state_path=path, clock=lambda: later
     ) as second:
         assert second.initialize()
-        after = second.symbol_info_tick("XAUUSD")
-        assert time.perf_counter() - started < 0.5  # one jump, not ten million ticks
-        assert before is not None and after is not None
-        assert after.time_msc == int(month_later * 1000)
-        assert 0.7 < after.bid / before.bid < 1.3
-        assert second.positions_total() == 1
+        assert second.positions_total() == 0
+        (closing,) = [d for d in second.history_deals_get(position=ticket) or () if d.entry]
+        ticks = second.copy_ticks_range("EURUSD", T0, later, second.COPY_TICKS_ALL)
+        assert ticks is not None
+        after = ticks[ticks["time_msc"] > T0 * 1000]
+        reached = after[after["bid"] >= target][0]
+        assert (closing.time_msc, closing.price, closing.reason) == (
+            reached["time_msc"],
+            reached["bid"],
+            second.DEAL_REASON_TP,
+        )
+        now = second.symbol_info_tick("XAUUSD")
+        assert now is not None and later * 1000 - 60_000 < now.time_msc <= later * 1000
 
 
 def test_the_stored_margin_mode_wins_over_the_config(tmp_path: Path) -> None:
@@ -137,8 +148,11 @@ def test_a_file_from_before_swaps_is_upgraded_and_pays_from_the_next_rollover(
     path = tmp_path / "sim.sqlite3"
     with opened(path) as first:  # T0 is a Tuesday, 22:13 UTC
         ticket = buy(first)
-    with sqlite3.connect(path) as db:  # as schema 1 left it: no rollover column
+    with sqlite3.connect(path) as db:  # as schema 1 left it: no rollover column, price levels
         db.execute("ALTER TABLE state DROP COLUMN rolled_ms")
+        db.execute("DROP TABLE prices")
+        db.execute("CREATE TABLE prices (symbol TEXT PRIMARY KEY, tick INTEGER, level REAL)")
+        db.execute("INSERT INTO prices VALUES ('EURUSD', ?, 0.1)", (int(T0 * 4),))  # 250 ms
         db.execute("PRAGMA user_version = 1")
     day = 86_400.0
     # Back a day later: Wednesday's rollover, missed while it ran the old schema, is not charged.
@@ -149,7 +163,10 @@ def test_a_file_from_before_swaps_is_upgraded_and_pays_from_the_next_rollover(
         (position,) = upgraded.positions_get(ticket=ticket) or ()
         assert position.swap == 0.0
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone() == (2,)
+        assert db.execute("PRAGMA user_version").fetchone() == (3,)
+        # EURUSD's ticks were gone through to the old tick; the terminal went on to now.
+        (seen_ms,) = db.execute("SELECT time_ms FROM prices WHERE symbol = 'EURUSD'").fetchone()
+        assert seen_ms >= T0 * 1000
     # Thursday's rollover is: one night of EURUSD's -7 points on 0.1 lot.
     with SimTerminal(
         config=SimConfig(always_open=True), state_path=path, clock=lambda: T0 + 2 * day

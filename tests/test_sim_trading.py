@@ -281,7 +281,9 @@ def test_not_enough_free_margin_is_10019(mt5: SimTerminal) -> None:
     check = mt5.order_check(market(mt5, "EURUSD", BUY, 100.0))
     assert check is not None
     assert (check.retcode, check.comment) == (10019, "No money")
-    assert check.margin == pytest.approx(110_000, rel=0.01)
+    tick = mt5.symbol_info_tick("EURUSD")
+    assert tick is not None  # 100 lots of 100,000 euros at 1:100
+    assert check.margin == pytest.approx(100 * 100_000 * tick.ask / 100, rel=0.001)
     assert check.margin_free < 0
 
 
@@ -339,7 +341,8 @@ def test_order_check_projects_the_account_without_trading(mt5: SimTerminal) -> N
     assert check is not None
     assert (check.retcode, check.comment) == (0, "Done")
     assert check.balance == 10_000.0
-    assert check.margin == pytest.approx(1100, rel=0.01)
+    tick = mt5.symbol_info_tick("EURUSD")
+    assert tick is not None and check.margin == pytest.approx(1000 * tick.ask, rel=0.001)
     assert check.profit < 0  # the spread is paid at once
     assert check.equity == round(check.balance + check.profit, 2)
     assert check.margin_free == round(check.equity - check.margin, 2)

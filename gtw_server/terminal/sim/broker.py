@@ -56,7 +56,7 @@ from gtw_server.terminal.sim.account import (
 )
 from gtw_server.terminal.sim.config import SimConfig
 from gtw_server.terminal.sim.deals import VOLUME_EPSILON, Deal, Effect, effect
-from gtw_server.terminal.sim.prices import TICK_MS, PriceFeed, Quote, Scan
+from gtw_server.terminal.sim.prices import PriceFeed, Quote, Scan
 from gtw_server.terminal.sim.rules import (
     PENDING_TYPES,
     direction_refusal,
@@ -77,6 +77,7 @@ from gtw_server.terminal.sim.symbols import (
     group_filter,
 )
 from gtw_server.terminal.sim.symbols import symbol_info as _symbol_info
+from gtw_server.terminal.sim.tape import Tape
 from gtw_server.terminal.sim.triggers import (
     LIMIT_OF,
     Watch,
@@ -107,6 +108,7 @@ __all__ = ["FIRST_DEAL_TICKET", "FIRST_ORDER_TICKET", "STOP_OUT_LEVEL", "Broker"
 # (``first_tickets``), so that tickets are unique across runs and resets, as a real server's
 # are: a client keyed by ticket never sees one twice.
 FIRST_ORDER_TICKET: Final = 100_000_001
+_STOP_OUT_EVERY_MS: Final = 250  # the margin level is checked at most this often
 FIRST_DEAL_TICKET: Final = 50_000_001
 _TICKETS_PER_MS: Final = 10  # room for a state's orders before a later state's first
 STOP_OUT_LEVEL: Final = 30.0  # margin_so_so, in percent
@@ -181,10 +183,18 @@ class Broker:
     """The account at a simulated broker, its positions and orders, and the server's rules.
 
     ``clock`` gives epoch seconds (the feed's ticks follow it); ``step`` moves the broker's time
-    ahead of it by hand.
+    ahead of it by hand. The server's time never runs backwards: not when the clock jumps back,
+    nor after a restart from a state that had gone further. ``tapes`` are the market's prices,
+    the same for every account of the broker.
     """
 
-    def __init__(self, store: Store, config: SimConfig, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        config: SimConfig,
+        clock: Callable[[], float],
+        tapes: Mapping[str, Tape],
+    ) -> None:
         created_ms = int(clock() * 1000)
         first_order, first_deal = first_tickets(created_ms)
         snapshot = store.load() or store.create(
@@ -206,6 +216,7 @@ class Broker:
         self._slippage = random.Random(f"sim-slippage/{config.seed}")  # one draw per deal
         self._clock = clock
         self._offset = 0.0
+        self._latest_ms = max(snapshot.prices.values(), default=0)
         self._positions: dict[int, Position] = {}
         self._exposure: dict[str, Exposure] = {}
         self._orders: dict[int, TradeOrder] = {}
@@ -217,18 +228,11 @@ class Broker:
         self._next_deal = snapshot.next_deal
         rolled_ms = snapshot.rolled_ms or last_rollover(self.now_ms())
         self._rollover_ms = next_rollover(rolled_ms)  # the next one to charge
-        self._feed = PriceFeed(
-            SYMBOLS.values(),
-            seed=config.seed,
-            now_ms=self.now_ms(),
-            stored=snapshot.prices,
-            sessions=self.sessions,
-            rollover_spread=config.execution().rollover_spread,
-        )
+        self._feed = PriceFeed(tapes, now_ms=self.now_ms(), stored=snapshot.prices)
         self._valuation = Valuation(
             SYMBOLS, self._feed, currency=self.account.currency, leverage=self.account.leverage
         )
-        self._stop_out_tick = -1  # the last tick the margin level was checked at
+        self._stop_out_tick = -1  # the last quarter second the margin level was checked in
         self._apply(
             Transaction(
                 balance=self.account.balance,
@@ -244,7 +248,9 @@ class Broker:
     # -- time ---------------------------------------------------------------------------
 
     def now_ms(self) -> int:
-        return int((self._clock() + self._offset) * 1000)
+        now_ms = int((self._clock() + self._offset) * 1000)
+        self._latest_ms = max(self._latest_ms, now_ms)
+        return self._latest_ms
 
     def step(self, seconds: float) -> None:
         """Moves the broker's time ``seconds`` ahead of its clock, for good."""
@@ -278,16 +284,16 @@ class Broker:
         first: tuple[str, Scan] | None = None
         scans: list[tuple[str, Scan]] = []
         for symbol, thresholds in self._watches.items():
-            scan = self._feed.scan(symbol, until_ms, thresholds.fires)
+            scan = self._feed.scan(symbol, until_ms, thresholds)
             scans.append((symbol, scan))
-            if scan.fired and (first is None or scan.tick < first[1].tick):
+            if scan.fired and (first is None or scan.time_ms < first[1].time_ms):
                 first = (symbol, scan)
         if first is not None:
             symbol, scan = first
-            self._feed.at(scan.tick * TICK_MS)
+            self._feed.at(scan.time_ms)
             self._feed.move(symbol, scan)
-            self._fire(symbol, scan.quote, scan.tick * TICK_MS)
-            self._stop_out(scan.tick * TICK_MS)
+            self._fire(symbol, scan.quote, scan.time_ms)
+            self._stop_out(scan.time_ms)
             return True
         for symbol, scan in scans:  # nothing fired on the way: go to the end of the scan
             self._feed.move(symbol, scan)
@@ -882,9 +888,9 @@ class Broker:
     def _stop_out(self, now_ms: int) -> None:
         """Closes the most losing position while the margin level is at or below the
         stop-out level. Only price moves and swaps lower the level (the server refuses any
-        order that would leave the free margin negative), so it is checked once per tick and
+        order that would leave the free margin negative), so it is checked once a quarter second and
         after a rollover."""
-        tick = now_ms // TICK_MS
+        tick = now_ms // _STOP_OUT_EVERY_MS
         if not self._positions or tick == self._stop_out_tick:
             return
         self._stop_out_tick = tick

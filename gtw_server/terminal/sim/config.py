@@ -18,6 +18,7 @@ msgspec.ValidationError: Invalid enum value 'hedge' - at `$.margin_mode`
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Final, Literal, NamedTuple, TypeVar
 
 import msgspec
@@ -124,7 +125,19 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
       fill; in Instant and Request execution a move beyond the request's ``deviation`` is then
       a requote (10004), as on a real server.
     - ``rollover_spread``: the spread is this many times wider from 21:55 to 22:15 UTC, around
-      the daily rollover, when liquidity is thin (live quotes; not yet the bars' history).
+      the daily rollover, when liquidity is thin (in the quotes, the ticks and the M1 bars).
+
+    Prices: every symbol has one stream of ticks (``tape``), made up from ``seed`` unless
+    ``replay`` gives it a file:
+
+    - ``replay``: ``{"EURUSD" = "EURUSD_M1.csv"}``: symbols of the simulator and the CSV file a
+      MetaTrader 5 terminal exported for each, M1 bars or ticks (``replay``'s docstring has
+      the columns); the other symbols keep their made-up prices.
+    - ``replay_from``: the moment of the files the simulator starts at (a TOML date-time, an
+      ISO text or epoch seconds; UTC); by default the latest first row among the files. The
+      simulator's clock runs from there: its time is ``replay_from`` plus the time since the
+      terminal started, times ``replay_speed`` (1.0, the default: in step with the clock;
+      60.0: a minute of the file per second).
     """
 
     seed: Annotated[int, Meta(ge=0, le=2**63 - 1)] = 0
@@ -157,6 +170,9 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     slippage_points: Annotated[int, Meta(ge=0, le=10_000)] | None = None
     execution_ms: tuple[Delay, Delay] | None = None
     rollover_spread: Annotated[float, Meta(ge=1, le=100)] | None = None
+    replay: dict[str, Annotated[str, Meta(min_length=1)]] = msgspec.field(default_factory=dict)
+    replay_from: datetime | Annotated[float, Meta(ge=0)] | None = None
+    replay_speed: Annotated[float, Meta(gt=0, le=1_000_000)] = 1.0
 
     def execution(self) -> Execution:
         """The execution terms in force: the profile's, with each knob that is set."""
@@ -180,12 +196,21 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
             raise msgspec.ValidationError(
                 f"the range {list(self.execution_ms)} runs backwards - at `$.execution_ms`"
             )
-        if not self.symbol_trade_modes:
+        if not (self.symbol_trade_modes or self.replay):
             return
         from gtw_server.terminal.sim.symbols import SYMBOLS  # noqa: PLC0415 (the simulator's)
 
-        for name in self.symbol_trade_modes:
-            if name not in SYMBOLS:
-                raise msgspec.ValidationError(
-                    f"Unknown symbol {name!r} - at `$.symbol_trade_modes`"
-                )
+        for field_name, names in (
+            ("symbol_trade_modes", self.symbol_trade_modes),
+            ("replay", self.replay),
+        ):
+            for name in names:
+                if name not in SYMBOLS:
+                    raise msgspec.ValidationError(f"Unknown symbol {name!r} - at `$.{field_name}`")
+
+    def replay_from_s(self) -> float | None:
+        """``replay_from`` in epoch seconds (a date-time without a zone is UTC)."""
+        start = self.replay_from
+        if isinstance(start, datetime):
+            return (start if start.tzinfo else start.replace(tzinfo=UTC)).timestamp()
+        return start

@@ -1,46 +1,40 @@
-"""Price history for ``copy_rates_*`` and ``copy_ticks_*``: numpy arrays, as the package returns.
+"""Price history for ``copy_rates_*`` and ``copy_ticks_*``, as the package returns it: numpy
+structured arrays, read from each symbol's ``Tape`` up to the terminal's time.
 
-numpy is not a dependency of the gateway; these functions need it and the terminal answers
-None with ``last_error() == (-7, ...)`` naming it when it is missing.
-
-The walk that moves the live quotes only goes forward, so the history is *synthesised*: a
-random walk at the resolution asked for (one step per bar, or per 250 ms tick), drawn from a
-generator keyed by the seed, the symbol, the timeframe and the bar's position on the time grid,
-then run backwards from the live bid so that the last bar closes at it. The shape of a past
-bar is therefore the same in every call; its level shifts with the live price. It is not the
-path the live quotes took (a trade's price need not lie in the bar's range), and timeframes
-are drawn independently of each other. The depth is ``TerminalInfo.maxbars`` bars and
-``MAX_TICKS`` ticks back from now; an older window is empty. Bars and ticks exist only while
-the symbol's market is open; monthly bars are 30-day bars on a fixed grid.
+Bars of every timeframe are aggregated from the one stream: the minute timeframes (M1 to M30)
+from minute bars, the others (H1 to MN1) from hour bars, and the bar in progress from the
+ticks so far, as a terminal builds it: open is the first bid of the period, high and low the
+extremes, close the last bid, ``tick_volume`` the ticks, ``spread`` the narrowest. A period
+with no tick has no bar (a closed market). Weekly bars start on Sunday, monthly bars on the
+first of the month (UTC, the simulated server's time). The depth is the terminal's ``maxbars``
+periods back from now; ticks go back to the tape's start.
 
 dtypes are those of the package (docs/MT5_API.md section 1), packed, 60 bytes an element.
 """
 
 from __future__ import annotations
 
-import importlib
-import math
-from hashlib import blake2b
-from types import ModuleType
+from collections.abc import Mapping
 from typing import Any, Final
 
+import numpy as np
+
 from gtw_server.terminal import constants as c
-from gtw_server.terminal.sim.prices import TICK_MS, Quote
-from gtw_server.terminal.sim.sessions import Sessions
-from gtw_server.terminal.sim.symbols import SymbolSpec
+from gtw_server.terminal.sim.tape import DAY_MS, HOUR_MS, MINUTE_MS, TICK, Tape, aggregate
 
 __all__ = [
     "MAX_BARS",
     "MAX_TICKS",
+    "MONTH",
     "RATES_DTYPE",
     "TICKS_DTYPE",
     "PriceHistory",
-    "load_numpy",
     "timeframe_ms",
 ]
 
 MAX_BARS: Final = 100_000  # TerminalInfo.maxbars
-MAX_TICKS: Final = 100_000  # about 7 hours of 250 ms ticks
+MAX_TICKS: Final = 100_000  # the most ticks one copy_ticks_range call returns
+MONTH: Final = -1  # timeframe_ms of MN1: calendar months have no fixed length
 RATES_DTYPE: Final = [
     ("time", "<i8"),
     ("open", "<f8"),
@@ -61,18 +55,9 @@ TICKS_DTYPE: Final = [
     ("flags", "<u4"),
     ("volume_real", "<f8"),
 ]
-_YEAR_MS: Final = 365.25 * 86_400_000
-_BLOCK: Final = 4096  # draws come in blocks keyed by their place on the grid
 _MINUTES: Final = 0x4000  # TIMEFRAME_H* = 0x4000 | hours, W1 = 0x8000 | 1, MN1 = 0xC000 | 1
-_WEEK_ORIGIN_MS: Final = 3 * 86_400_000  # weekly bars start on Sunday, as the epoch's was 3 days on
-
-
-def load_numpy() -> ModuleType | None:
-    try:
-        return importlib.import_module("numpy")
-    except ImportError:
-        return None
-
+_WEEK_ORIGIN_MS: Final = 3 * DAY_MS  # weekly bars start on Sunday, as the epoch's was 3 days on
+_TICKS_CHUNK: Final = 1440  # minutes read at a time while collecting ticks
 
 _MINUTE_FRAMES: Final = frozenset(
     {
@@ -104,112 +89,105 @@ _HOUR_FRAMES: Final = frozenset(
 
 
 def timeframe_ms(timeframe: object) -> int | None:
-    """A ``TIMEFRAME_*`` constant's length in ms, or None for anything else."""
+    """A ``TIMEFRAME_*`` constant's length in ms (``MONTH`` for MN1), or None for anything
+    else."""
     if not isinstance(timeframe, int):
         return None
     if timeframe in _MINUTE_FRAMES:
-        return timeframe * 60_000
+        return timeframe * MINUTE_MS
     if timeframe in _HOUR_FRAMES:
-        return (timeframe - _MINUTES) * 3_600_000
+        return (timeframe - _MINUTES) * HOUR_MS
     if timeframe == c.TIMEFRAME_W1:
-        return 7 * 86_400_000
+        return 7 * DAY_MS
     if timeframe == c.TIMEFRAME_MN1:
-        return 30 * 86_400_000
+        return MONTH
     return None
 
 
 class PriceHistory:
-    """The synthetic history of every symbol, for one seed and one set of market hours."""
+    """The bars and ticks of every symbol's tape, up to a given time."""
 
-    def __init__(self, numpy: ModuleType, *, seed: int, sessions: Sessions) -> None:
-        self._np = numpy
-        self._seed = seed
-        self._sessions = sessions
+    def __init__(self, tapes: Mapping[str, Tape]) -> None:
+        self._tapes = tapes
 
-    def _draws(self, spec: SymbolSpec, grain_ms: int, first: int, last: int) -> Any:
-        """Two standard normals per grid cell ``first..last`` (inclusive) of ``grain_ms``."""
-        np = self._np
-        parts = []
-        for block in range(first // _BLOCK, last // _BLOCK + 1):
-            name = f"{self._seed}/{spec.name}/{grain_ms}/{block}".encode()
-            key = int.from_bytes(blake2b(name, digest_size=8).digest(), "big")
-            parts.append(np.random.default_rng(key).standard_normal((_BLOCK, 2)))
-        start = first - first // _BLOCK * _BLOCK
-        return np.concatenate(parts)[start : start + last - first + 1]
+    def bars(self, symbol: str, length_ms: int, oldest_ms: int, now_ms: int) -> Any:
+        """The ``BAR`` rows of the periods of ``length_ms`` (or ``MONTH``) that start at
+        ``oldest_ms`` or later, up to the one in progress at ``now_ms``, oldest first; no
+        more than ``MAX_BARS`` periods back."""
+        tape = self._tapes[symbol]
+        span = 31 * DAY_MS if length_ms == MONTH else length_ms
+        oldest_ms = max(oldest_ms, now_ms - MAX_BARS * span)
+        minute = now_ms // MINUTE_MS
+        forming = tape.ticks_of(minute)
+        forming = forming[forming["time"] <= now_ms]
+        if MONTH < length_ms < HOUR_MS:
+            source = tape.minutes(oldest_ms // MINUTE_MS, minute - 1)
+            parts = [source, aggregate(forming, np.array([minute * MINUTE_MS]))]
+        else:
+            hour = now_ms // HOUR_MS
+            minutes = tape.minutes(hour * 60, minute - 1)
+            this_hour = np.concatenate((minutes, aggregate(forming, [minute * MINUTE_MS])))
+            source = tape.hours(oldest_ms // HOUR_MS, hour - 1)
+            parts = [source, aggregate(this_hour, np.array([hour * HOUR_MS]))]
+        rows = np.concatenate(parts)
+        starts = _period_starts(rows["time"], length_ms)
+        keep = starts >= oldest_ms  # a period that began before is only partly here
+        return aggregate(rows[keep], starts[keep])
 
-    def _path(
-        self, spec: SymbolSpec, grain_ms: int, first: int, last: int, end_price: float
-    ) -> tuple[Any, Any, Any]:
-        """Log prices at the end of cells ``first..last`` (the last one at ``end_price``),
-        each cell's step, and a second draw per cell for the caller's own use."""
-        np = self._np
-        draws = self._draws(spec, grain_ms, first, last)
-        steps = draws[:, 0] * spec.volatility * math.sqrt(grain_ms / _YEAR_MS)
-        # Backwards from the end: a cell's close is the next one's less the next one's step.
-        after = np.concatenate((np.cumsum(steps[:0:-1])[::-1], [0.0]))
-        return math.log(end_price) - after, steps, draws[:, 1]
-
-    def rates(self, spec: SymbolSpec, quote: Quote, length_ms: int, oldest_ms: int) -> Any:
-        """The bars of ``length_ms`` that start at ``oldest_ms`` or later, up to the live one,
-        oldest first (no more than ``MAX_BARS`` back)."""
-        np = self._np
-        origin = _WEEK_ORIGIN_MS if length_ms == 7 * 86_400_000 else 0
-        last = (quote.time_msc - origin) // length_ms
-        first = max(last - MAX_BARS + 1, -(-(oldest_ms - origin) // length_ms))
-        if first > last:
-            return np.zeros(0, dtype=RATES_DTYPE)
-        starts = origin + np.arange(first, last + 1, dtype=np.int64) * length_ms
-        closes, steps, other = self._path(spec, length_ms, first, last, quote.bid)
-        opens = closes - steps
-        wicks = np.abs(other) * spec.volatility * math.sqrt(length_ms / _YEAR_MS) / 2
-        keep = self._open(spec, starts, length_ms)
-        out = np.zeros(int(keep.sum()), dtype=RATES_DTYPE)
-        open_, close = np.exp(opens[keep]), np.exp(closes[keep])
-        out["time"] = starts[keep] // 1000
-        out["open"] = np.round(open_, spec.digits)
-        out["close"] = np.round(close, spec.digits)
-        out["high"] = np.round(np.maximum(open_, close) * np.exp(wicks[keep]), spec.digits)
-        out["low"] = np.round(np.minimum(open_, close) * np.exp(-wicks[keep]), spec.digits)
-        ticks_per_bar = length_ms / TICK_MS
-        out["tick_volume"] = (1 + np.abs(other[keep]) * ticks_per_bar / 4).astype(np.uint64)
-        out["spread"] = spec.spread
+    def rates(self, symbol: str, length_ms: int, oldest_ms: int, now_ms: int) -> Any:
+        """``bars`` as the package's ``copy_rates_*`` array."""
+        bars = self.bars(symbol, length_ms, oldest_ms, now_ms)
+        spec = self._tapes[symbol].spec
+        out = np.zeros(len(bars), dtype=RATES_DTYPE)
+        out["time"] = bars["time"] // 1000
+        for field in ("open", "high", "low", "close"):
+            out[field] = np.round(bars[field] * spec.point, spec.digits)
+        out["tick_volume"] = bars["ticks"]
+        out["spread"] = bars["spread"]
         return out
 
-    def ticks(
-        self, spec: SymbolSpec, quote: Quote, date_from_ms: int, date_to_ms: int, count: int
-    ) -> Any:
-        """Ticks from ``date_from_ms`` to ``date_to_ms`` (both included), at most ``count``."""
-        np = self._np
-        last = quote.time_msc // TICK_MS
-        first = max(date_from_ms // TICK_MS + (date_from_ms % TICK_MS > 0), last - MAX_TICKS + 1)
-        end = min(date_to_ms // TICK_MS, last, first + count - 1)
-        if end < first:
-            return np.zeros(0, dtype=TICKS_DTYPE)
-        levels, _, _ = self._path(spec, TICK_MS, first, last, (quote.bid + quote.ask) / 2)
-        times = np.arange(first, last + 1, dtype=np.int64) * TICK_MS
-        mask = (times <= end * TICK_MS) & self._open(spec, times, 1)
-        half = spec.spread * spec.point / 2
-        mids = np.exp(levels[mask])
-        out = np.zeros(int(mask.sum()), dtype=TICKS_DTYPE)
-        out["time_msc"] = times[mask]
-        out["time"] = times[mask] // 1000
-        out["bid"] = np.round(mids - half, spec.digits)
-        out["ask"] = np.round(mids + half, spec.digits)
-        out["flags"] = c.TICK_FLAG_BID | c.TICK_FLAG_ASK
-        return out
+    def ticks(self, symbol: str, date_from_ms: int, date_to_ms: int, count: int) -> Any:
+        """The package's ``copy_ticks_*`` array of the ticks from ``date_from_ms`` to
+        ``date_to_ms`` (both included), at most ``count``."""
+        tape = self._tapes[symbol]
+        parts: list[Any] = []
+        found = 0
+        first = date_from_ms // MINUTE_MS
+        last = date_to_ms // MINUTE_MS
+        while first <= last and found < count:
+            chunk_end = min(last, first + _TICKS_CHUNK - 1)
+            for bar in tape.minutes(first, chunk_end):
+                ticks = tape.ticks_of(int(bar["time"]) // MINUTE_MS)
+                ticks = ticks[(ticks["time"] >= date_from_ms) & (ticks["time"] <= date_to_ms)]
+                parts.append(ticks[: count - found])
+                found += len(parts[-1])
+                if found >= count:
+                    break
+            first = chunk_end + 1
+        rows = np.concatenate(parts) if parts else np.zeros(0, dtype=TICK)
+        return _package_ticks(tape, rows)
 
-    def _open(self, spec: SymbolSpec, starts_ms: Any, length_ms: int) -> Any:
-        """Which cells starting at ``starts_ms`` have any trading: all, if markets never
-        close; otherwise those open at their start or just before their end."""
-        np = self._np
-        if self._sessions.always_open:
-            return np.ones(len(starts_ms), dtype=bool)
-        is_open = self._sessions.is_open
-        return np.fromiter(
-            (
-                is_open(spec, int(start)) or is_open(spec, int(start) + length_ms - 1)
-                for start in starts_ms
-            ),
-            dtype=bool,
-            count=len(starts_ms),
-        )
+
+def _period_starts(times_ms: Any, length_ms: int) -> Any:
+    """The start of the period of ``length_ms`` (or ``MONTH``) each time falls in."""
+    if length_ms == MONTH:
+        months = times_ms.astype("datetime64[ms]").astype("datetime64[M]")
+        return months.astype("datetime64[ms]").astype(np.int64)
+    origin = _WEEK_ORIGIN_MS if length_ms == 7 * DAY_MS else 0
+    return times_ms - (times_ms - origin) % length_ms
+
+
+def _package_ticks(tape: Tape, rows: Any) -> Any:
+    """``TICK`` rows as the package's ticks: prices, and flags for what changed."""
+    spec = tape.spec
+    out = np.zeros(len(rows), dtype=TICKS_DTYPE)
+    out["time_msc"] = rows["time"]
+    out["time"] = rows["time"] // 1000
+    out["bid"] = np.round(rows["bid"] * spec.point, spec.digits)
+    out["ask"] = np.round((rows["bid"] + rows["spread"]) * spec.point, spec.digits)
+    ask = rows["bid"] + rows["spread"]
+    bid_moved = np.concatenate(([True], rows["bid"][1:] != rows["bid"][:-1]))
+    ask_moved = np.concatenate(([True], ask[1:] != ask[:-1]))
+    flags = np.where(bid_moved, c.TICK_FLAG_BID, 0) | np.where(ask_moved, c.TICK_FLAG_ASK, 0)
+    out["flags"] = np.where(flags == 0, c.TICK_FLAG_BID | c.TICK_FLAG_ASK, flags)
+    return out

@@ -1,7 +1,8 @@
 """Persistence of the simulated broker in SQLite: one file, one transaction per operation.
 
 The file holds what a trade server would keep: the account, open positions, active orders,
-the history of orders and deals, the ticket counters and each symbol's last price. Every trade
+the history of orders and deals, the ticket counters and how far each symbol's ticks were gone
+through (so that a restarted terminal executes what they triggered meanwhile). Every trade
 operation is one ``Transaction`` written in one SQLite transaction (WAL journal,
 ``synchronous=NORMAL``), so a process killed at any instant leaves either all of an operation
 or none of it; only a power loss can drop the last commits. The broker applies a transaction to
@@ -38,7 +39,7 @@ __all__ = [
     "Transaction",
 ]
 
-SCHEMA_VERSION: Final = 2  # 2: state.rolled_ms (swaps)
+SCHEMA_VERSION: Final = 3  # 2: state.rolled_ms (swaps); 3: prices by time (one tick stream)
 
 S = TypeVar("S", bound=StructSequence)
 
@@ -56,7 +57,7 @@ class History(Generic[S]):
 HISTORY_ORDERS: Final = History("history_orders", TradeOrder, "time_setup", "time_setup_msc")
 HISTORY_DEALS: Final = History("history_deals", TradeDeal, "time", "time_msc")
 
-PriceRow = tuple[str, int, float]  # symbol, tick, level: what PriceFeed.unsaved() returns
+PriceRow = tuple[str, int]  # symbol, time_ms: what PriceFeed.unsaved() returns
 
 
 class Transaction(NamedTuple):
@@ -82,7 +83,7 @@ class Snapshot(NamedTuple):
     next_deal: int
     positions: list[Position]
     orders: list[TradeOrder]
-    prices: dict[str, tuple[int, float]]
+    prices: dict[str, int]  # how far each symbol's ticks were gone through (ms)
     rolled_ms: int  # the last rollover charged; 0 in a state from before swaps
 
 
@@ -108,11 +109,12 @@ def _insert(table: str, row_type: type[Any], verb: str = "INSERT") -> str:
     return f"{verb} INTO {table} VALUES ({', '.join('?' * len(row_type.__match_args__))})"
 
 
+_CREATE_PRICES: Final = "CREATE TABLE prices (symbol TEXT PRIMARY KEY, time_ms INTEGER NOT NULL)"
 _SCHEMA: Final = (
     _create_table("account", Account),
     "CREATE TABLE state (next_order INTEGER NOT NULL, next_deal INTEGER NOT NULL,"
     " rolled_ms INTEGER NOT NULL DEFAULT 0)",
-    "CREATE TABLE prices (symbol TEXT PRIMARY KEY, tick INTEGER NOT NULL, level REAL NOT NULL)",
+    _CREATE_PRICES,
     _create_table("positions", Position, key="ticket"),
     _create_table("orders", TradeOrder, key="ticket"),
     _create_table("history_orders", TradeOrder, key="ticket"),
@@ -133,7 +135,7 @@ _TABLES: Final = (
     "history_deals",
 )
 
-_PUT_PRICE: Final = "INSERT OR REPLACE INTO prices VALUES (?, ?, ?)"
+_PUT_PRICE: Final = "INSERT OR REPLACE INTO prices VALUES (?, ?)"
 _PUT_POSITION: Final = _insert("positions", Position, "INSERT OR REPLACE")
 _DROP_POSITION: Final = "DELETE FROM positions WHERE ticket = ?"
 _PUT_ORDER: Final = _insert("orders", TradeOrder, "INSERT OR REPLACE")
@@ -141,6 +143,13 @@ _DROP_ORDER: Final = "DELETE FROM orders WHERE ticket = ?"
 _ADD_HISTORY_ORDER: Final = _insert("history_orders", TradeOrder)
 _ADD_DEAL: Final = _insert("history_deals", TradeDeal)
 _ADD_ROLLED_MS: Final = "ALTER TABLE state ADD COLUMN rolled_ms INTEGER NOT NULL DEFAULT 0"
+# Schema 2 kept a tick number (250 ms each) and a price level per symbol: the time is kept.
+_PRICES_BY_TIME: Final = (
+    "ALTER TABLE prices RENAME TO prices_2",
+    _CREATE_PRICES,
+    "INSERT INTO prices SELECT symbol, tick * 250 FROM prices_2",
+    "DROP TABLE prices_2",
+)
 
 
 class Store:
@@ -164,9 +173,12 @@ class Store:
             # all a simulator needs; no fsync, so no WAL checkpoint stalls an order_send.
             self._db.execute("PRAGMA synchronous = OFF")
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if version == 1 and not reset:  # before swaps: nothing was ever rolled over
+        if version in (1, 2) and not reset:
             with self._transaction():
-                self._db.execute(_ADD_ROLLED_MS)
+                if version == 1:  # before swaps: nothing was ever rolled over
+                    self._db.execute(_ADD_ROLLED_MS)
+                for statement in _PRICES_BY_TIME:
+                    self._db.execute(statement)
                 self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             version = SCHEMA_VERSION
         if version not in (0, SCHEMA_VERSION) and not reset:
@@ -207,9 +219,7 @@ class Store:
             next_deal=next_deal,
             positions=[Position(*row) for row in db.execute("SELECT * FROM positions")],
             orders=[TradeOrder(row) for row in db.execute("SELECT * FROM orders")],
-            prices={
-                name: (tick, level) for name, tick, level in db.execute("SELECT * FROM prices")
-            },
+            prices=dict(db.execute("SELECT * FROM prices")),
             rolled_ms=rolled_ms,
         )
 

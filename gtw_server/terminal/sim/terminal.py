@@ -63,9 +63,12 @@ from gtw_server.terminal.sim.broker import Broker
 from gtw_server.terminal.sim.config import SimConfig
 from gtw_server.terminal.sim.faults import Faults, hang_forever
 from gtw_server.terminal.sim.helpers import close, market_order
-from gtw_server.terminal.sim.history import MAX_TICKS, PriceHistory, load_numpy, timeframe_ms
+from gtw_server.terminal.sim.history import MAX_TICKS, MONTH, PriceHistory, timeframe_ms
+from gtw_server.terminal.sim.replay import ReplayError, ReplayTape, replay_clock
+from gtw_server.terminal.sim.sessions import Sessions
 from gtw_server.terminal.sim.store import HISTORY_DEALS, HISTORY_ORDERS, History, Store
 from gtw_server.terminal.sim.symbols import SYMBOLS, SymbolSpec, group_filter
+from gtw_server.terminal.sim.tape import synthetic_tapes
 from gtw_server.terminal.structs import (
     STRUCT_TYPES,
     AccountInfo,
@@ -103,11 +106,6 @@ _RECV_FAILED: Final = (
 _NOT_FOUND_TERMINAL: Final = (
     c.RES_E_INTERNAL_FAIL_INIT,
     c.LAST_ERROR_MESSAGES[c.RES_E_INTERNAL_FAIL_INIT],
-)
-_NO_NUMPY: Final = (
-    c.RES_E_UNSUPPORTED,
-    "Terminal: Unsupported function: copy_rates_* and copy_ticks_* return numpy arrays;"
-    " install numpy",
 )
 _WEEK: Final = 7 * 86_400_000
 _API_DISABLED: Final = (
@@ -227,7 +225,26 @@ class SimTerminal:
         self._state_path = None if state_path is None else Path(state_path)
         self._clock = clock or time.time
         self._reset = reset
-        self._broker = Broker(Store(state_path, reset=reset), config, self._clock)
+        self._tapes = synthetic_tapes(
+            SYMBOLS.values(),
+            seed=config.seed,
+            sessions=Sessions(always_open=config.always_open),
+            rollover_spread=config.execution().rollover_spread,
+        )
+        replayed = {name: ReplayTape(SYMBOLS[name], file) for name, file in config.replay.items()}
+        if replayed:  # the simulator lives at the files' time
+            self._tapes |= replayed
+            first_s = max(tape.first_ms for tape in replayed.values()) / 1000
+            start_s = config.replay_from_s()
+            if start_s is None:
+                start_s = first_s
+            elif start_s < first_s:
+                raise ReplayError(
+                    f"replay_from {start_s} is before a file's first row ({first_s}):"
+                    " there is no price to show"
+                )
+            self._clock = replay_clock(self._clock, start_s, config.replay_speed)
+        self._broker = Broker(Store(state_path, reset=reset), config, self._clock, self._tapes)
         # A broker, not one account: every login the terminal logs in to has its own.
         self._brokers = {self._broker.account.login: self._broker}
         self._faults = Faults(config, started_ms=self._broker.now_ms())
@@ -240,12 +257,7 @@ class SimTerminal:
         self._request_id = 0
         self._execution_ms = config.execution().execution_ms
         self._delays = random.Random(f"sim-delay/{config.seed}")
-        numpy = load_numpy()
-        self._price_history = (
-            None
-            if numpy is None
-            else PriceHistory(numpy, seed=config.seed, sessions=self._broker.sessions)
-        )
+        self._price_history = PriceHistory(self._tapes)
 
     # -- simulator controls (not in MetaTrader5) ----------------------------------------
 
@@ -372,7 +384,8 @@ class SimTerminal:
                     self._config, login=login, server=server or self._config.server
                 )
                 store = Store(self._account_state(login), reset=self._reset)
-                broker = self._brokers[login] = Broker(store, config, self._clock)
+                broker = Broker(store, config, self._clock, self._tapes)
+                self._brokers[login] = broker
             if server is not None and server != broker.account.server:
                 return False
             self._broker = broker
@@ -501,22 +514,20 @@ class SimTerminal:
 
     # -- price history ----------------------------------------------------------------------
 
-    def _history_source(self, symbol: object) -> tuple[PriceHistory, SymbolSpec]:
-        """The history and the symbol of a ``copy_*`` call (numpy needed; symbol selected)."""
+    def _history_source(self, symbol: object) -> tuple[str, int]:
+        """The symbol of a ``copy_*`` call (selected), and the terminal's time."""
         spec = _symbol_arg(symbol, 0)
-        if self._price_history is None:
-            raise CallFailed(*_NO_NUMPY)
         if spec.name not in self._selected:
             raise _not_found()
-        return self._price_history, spec
+        return spec.name, self._broker.sync()
 
     def _rates(self, symbol: object, timeframe: object, oldest_ms: Callable[[int], int]) -> Any:
-        history, spec = self._history_source(symbol)
+        name, now_ms = self._history_source(symbol)
         length_ms = timeframe_ms(timeframe)
         if length_ms is None:
             raise positional(1)
-        quote = self._broker.quote(spec)
-        return history.rates(spec, quote, length_ms, oldest_ms(length_ms))
+        span = 31 * 86_400_000 if length_ms == MONTH else length_ms
+        return self._price_history.rates(name, length_ms, oldest_ms(span), now_ms)
 
     @_terminal_call(None)
     def copy_rates_from(
@@ -553,20 +564,19 @@ class SimTerminal:
     @_terminal_call(None)
     def copy_ticks_from(self, symbol: str, date_from: DateLike, count: int, flags: int, /) -> Any:
         """Up to ``count`` ticks from ``date_from`` on (an empty array past the history)."""
-        history, spec = self._history_source(symbol)
+        name, now_ms = self._history_source(symbol)
         start_ms, number = parse_date(date_from, 1) * 1000, _count_arg(count, 2)
-        quote = self._broker.quote(spec)
-        return history.ticks(spec, quote, start_ms, quote.time_msc, _tick_count(flags, number))
+        return self._price_history.ticks(name, start_ms, now_ms, _tick_count(flags, number))
 
     @_terminal_call(None)
     def copy_ticks_range(
         self, symbol: str, date_from: DateLike, date_to: DateLike, flags: int, /
     ) -> Any:
         """The ticks from ``date_from`` to ``date_to``, both included."""
-        history, spec = self._history_source(symbol)
+        name, now_ms = self._history_source(symbol)
         start_ms, end_ms = parse_date(date_from, 1) * 1000, parse_date(date_to, 2) * 1000
-        quote = self._broker.quote(spec)
-        return history.ticks(spec, quote, start_ms, end_ms + 999, _tick_count(flags, MAX_TICKS))
+        end_ms = min(end_ms + 999, now_ms)
+        return self._price_history.ticks(name, start_ms, end_ms, _tick_count(flags, MAX_TICKS))
 
     # -- positions and orders --------------------------------------------------------------
 

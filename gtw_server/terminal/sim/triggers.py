@@ -18,7 +18,8 @@ SL of a sell / TP of a sell   ask >= sl / ask <= tp   the ask
 
 A stop-limit order keeps its ticket when it becomes a limit order (inferred: MetaQuotes do
 not document whether the server replaces it). A ``Watch`` sums up the conditions of one symbol
-in four thresholds, so that scanning the path costs one comparison per tick.
+in four thresholds, so that scanning the ticks costs one comparison per tick, and a bar's
+range tells whether any of its ticks can fire.
 
 Expiration (``type_time``): GTC never; DAY at the end of the day it was placed; SPECIFIED at
 ``expiration``; SPECIFIED_DAY at the end of ``expiration``'s day. Days are UTC days, the
@@ -80,6 +81,16 @@ class Watch(NamedTuple):
             or quote.ask >= self.ask_high
             or quote.bid <= self.bid_low
             or quote.bid >= self.bid_high
+        )
+
+    def reaches(self, *, bid_low: float, bid_high: float, ask_low: float, ask_high: float) -> bool:
+        """Whether a quote inside these ranges could fire: a bar whose range cannot is
+        skipped whole by a scan."""
+        return (
+            ask_low <= self.ask_low
+            or ask_high >= self.ask_high
+            or bid_low <= self.bid_low
+            or bid_high >= self.bid_high
         )
 
 
