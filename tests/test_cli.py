@@ -347,7 +347,7 @@ def test_bars_table_json_and_timeframes(connected: GatewayProcess, cli: CLI) -> 
     for _, _, open_, high, low, close, ticks, spread, real in bars:
         assert all(len(price.split(".")[1]) == 5 for price in (open_, high, low, close))
         assert float(low) <= min(float(open_), float(close)) <= float(high)
-        assert int(ticks) > 0 and int(spread) == 15 and real == "0"
+        assert int(ticks) > 0 and 11 <= int(spread) <= 30 and real == "0"  # the narrowest
 
     assert len(cli("bars", "EURUSD", "D1", "--json").json()) == 20  # the default count
     for timeframe in ("H1", "TIMEFRAME_H1", "16385", "h1"):  # 16385: TIMEFRAME_H1's value
@@ -393,7 +393,7 @@ def test_bars_to_csv(connected: GatewayProcess, cli: CLI, tmp_path: Path) -> Non
         [tuple(row[name] for name, _ in RATES_DTYPE) for row in parsed], dtype=RATES_DTYPE
     )
     assert np.all(np.diff(back["time"]) == 7 * 86_400)  # epoch seconds, a week apart
-    assert np.all(back["low"] <= back["high"]) and np.all(back["spread"] == 15)
+    assert np.all(back["low"] <= back["high"]) and np.all(back["spread"] >= 11)
     prices = [row[name] for row in parsed for name in ("open", "high", "low", "close")]
     assert all(
         len(price.split(".")[1]) <= 5 for price in prices

@@ -41,7 +41,7 @@ def test_the_life_cycle_example_tells_what_it_did_and_resumes_where_it_stopped(
     order = re.search(r"^1\. PLACE: BUY_LIMIT 0\.1 EURUSD at [0-9.]+, order #(\d+)$", first, re.M)
     position = re.search(r"^4\. OPEN: BUY 0\.1 at [0-9.]+, position #(\d+)$", first, re.M)
     assert order and position, first
-    assert re.search(rf"^5\. TRAIL: the stop of #{position[1]} is at 1\.0\d+$", first, re.M)
+    assert re.search(rf"^5\. TRAIL: the stop of #{position[1]} is at \d\.\d+$", first, re.M)
     told = events(first)
     seqs = [seq for seq, _ in told]
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # once each, in order

@@ -8,7 +8,6 @@ returns after the market moved by a known amount.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 
 import msgspec
@@ -66,15 +65,14 @@ def test_each_poll_gives_every_tick_since_the_last_once(reader: MarketReader, cl
     cursor = reader.poll(Poll(ticks={"EURUSD": TickCursor()})).cursors["EURUSD"]
     first = cursor.after_msc
     seen: list[int] = []
-    for step in (0.0, 0.3, 1.0, 2.5, 0.1):
+    for step in (0.0, 0.3, 1.0, 2.5, 0.1, 30.0, 12.5, 60.0):
         clock.now += step
         polled = reader.poll(Poll(ticks={"EURUSD": cursor}))
         seen += [tick.time_msc for tick in polled.ticks["EURUSD"]]
         cursor = polled.cursors["EURUSD"]
-    # The simulator ticks every 250 ms: 3.9 s later, 15 or 16 ticks, each once, in order.
-    assert seen == sorted(set(seen))
-    assert all(later - earlier == 250 for earlier, later in itertools.pairwise(seen))
-    assert seen[0] == first + 250
+    # Every tick of the 106.4 s since the first poll, each once, in order, up to the live one.
+    assert len(seen) > 10 and seen == sorted(set(seen))
+    assert seen[0] > first
     assert seen[-1] == reader.mt5.symbol_info_tick("EURUSD").time_msc
     history = reader.mt5.copy_ticks_range("EURUSD", int(first // 1000), int(clock.now), -1)
     assert [t for t in history["time_msc"].tolist() if t > first] == seen

@@ -210,7 +210,7 @@ def test_bars_of_a_symbol_outside_the_market_watch(raw_small: Raw) -> None:
     bars = raw_small.rows("GET_RATES", RATES_DTYPE, symbol="GER40", timeframe="M5", count=12)
     assert len(bars) == 12
     check_bars(bars, "M5")
-    assert (bars["spread"] == 120).all()
+    assert (bars["spread"] >= 90).all()  # the narrowest: 3/4 of GER40's typical 120 or more
     assert raw_small.ok("GET_SYMBOLS", group="GER40")["symbols"][0]["select"] is True
 
 
@@ -241,7 +241,8 @@ def test_get_rates_count_from_the_current_bar(raw: Raw, frame: str) -> None:
     seconds, _ = FRAMES[frame]
     # start_pos 0: the current bar is the last one (the sim's clock moves by 250 ms ticks).
     assert before - 1 < bars["time"][-1] + seconds and bars["time"][-1] <= after
-    assert (bars["spread"] == 15).all() and (bars["tick_volume"] > 0).all()
+    # A bar's spread is its narrowest: 3/4 of EURUSD's typical 15 points, or a little more.
+    assert (bars["spread"] >= 11).all() and (bars["tick_volume"] > 0).all()
 
 
 def test_start_pos_shifts_the_window_by_that_many_bars(raw: Raw) -> None:
@@ -669,7 +670,7 @@ def test_within_max_rows_is_answered(raw_small: Raw) -> None:
     )
     assert len(bars) == 601
     ticks = raw_small.rows(
-        "GET_TICKS", TICKS_DTYPE, symbol="EURUSD", date_from=now_s() - 600, count=MAX_ROWS
+        "GET_TICKS", TICKS_DTYPE, symbol="EURUSD", date_from=now_s() - 3600, count=MAX_ROWS
     )
     assert len(ticks) == MAX_ROWS
     symbols = ALL_SYMBOLS[:4] * 16  # 64 names: the most one GET_TICK may hold

@@ -41,6 +41,11 @@ def test_the_defaults_are_a_usd_hedging_demo_keeping_market_hours_with_every_fau
         "slippage_points": None,
         "execution_ms": None,
         "rollover_spread": None,
+        "maxbars": 100_000,
+        "symbol_suffix": "",
+        "replay": {},
+        "replay_from": None,
+        "replay_speed": 1.0,
     }
 
 

@@ -70,7 +70,6 @@ from gtw_server.terminal.sim.store import Store, Transaction
 from gtw_server.terminal.sim.swaps import last_rollover, next_rollover, nights, swap_charge
 from gtw_server.terminal.sim.symbols import (
     SYMBOL_EXPIRATION_ALL,
-    SYMBOLS,
     SymbolSpec,
     filling_allowed,
     filling_used,
@@ -184,8 +183,8 @@ class Broker:
 
     ``clock`` gives epoch seconds (the feed's ticks follow it); ``step`` moves the broker's time
     ahead of it by hand. The server's time never runs backwards: not when the clock jumps back,
-    nor after a restart from a state that had gone further. ``tapes`` are the market's prices,
-    the same for every account of the broker.
+    nor after a restart from a state that had gone further. ``symbols`` and ``tapes`` are the
+    market's symbols and prices, the same for every account of the broker.
     """
 
     def __init__(
@@ -193,6 +192,8 @@ class Broker:
         store: Store,
         config: SimConfig,
         clock: Callable[[], float],
+        *,
+        symbols: Mapping[str, SymbolSpec],
         tapes: Mapping[str, Tape],
     ) -> None:
         created_ms = int(clock() * 1000)
@@ -204,12 +205,22 @@ class Broker:
             deposit=_deposit(config.balance, created_ms, first_deal - 1),
             rolled_ms=last_rollover(created_ms),
         )
+        held = {p.symbol for p in snapshot.positions} | {o.symbol for o in snapshot.orders}
+        unknown = held - set(symbols)
+        if unknown:  # a state file of another symbol_suffix
+            store.close()
+            raise RuntimeError(
+                f"the state file holds positions or orders in {', '.join(sorted(unknown))},"
+                " which this broker does not list (was symbol_suffix changed?); reset it"
+            )
+        self._symbols = symbols
         self.store = store
         self.account = snapshot.account
         self.netting = self.account.margin_mode == c.ACCOUNT_MARGIN_MODE_RETAIL_NETTING
         self.sessions = Sessions(always_open=config.always_open)
         self.trade_modes = {
-            name: SYMBOL_TRADE_MODES[mode] for name, mode in config.symbol_trade_modes.items()
+            name + config.symbol_suffix: SYMBOL_TRADE_MODES[mode]
+            for name, mode in config.symbol_trade_modes.items()
         }
         self._pending_retcode = config.pending_retcode
         self._execution = config.execution()
@@ -230,7 +241,10 @@ class Broker:
         self._rollover_ms = next_rollover(rolled_ms)  # the next one to charge
         self._feed = PriceFeed(tapes, now_ms=self.now_ms(), stored=snapshot.prices)
         self._valuation = Valuation(
-            SYMBOLS, self._feed, currency=self.account.currency, leverage=self.account.leverage
+            self._symbols,
+            self._feed,
+            currency=self.account.currency,
+            leverage=self.account.leverage,
         )
         self._stop_out_tick = -1  # the last quarter second the margin level was checked in
         self._apply(
@@ -315,7 +329,7 @@ class Broker:
         for position in self._positions.values():
             if position.time_msc >= at_ms:
                 continue
-            spec = SYMBOLS[position.symbol]
+            spec = self._symbols[position.symbol]
             point_value = self._valuation.tick_value(spec)
             charge = swap_charge(
                 spec, position, nights=count, point_value=point_value, digits=digits
@@ -477,7 +491,8 @@ class Broker:
         """
         outcome = self._plan(request, self.sync(), executing=True)
         if not isinstance(outcome, _Refusal) and dealer is not None:
-            outcome = _dealt(dealer, request, outcome) or outcome
+            exemode = self._symbols[request.symbol].exemode
+            outcome = _dealt(dealer, request, outcome, exemode) or outcome
         if isinstance(outcome, _Refusal):
             quote = outcome.quote
             bid, ask = (quote.bid, quote.ask) if quote else (0.0, 0.0)
@@ -529,7 +544,7 @@ class Broker:
         return None
 
     def _plan_deal(self, request: TradeRequest, now_ms: int, executing: bool) -> _Fill | _Refusal:
-        spec = SYMBOLS.get(request.symbol)
+        spec = self._symbols.get(request.symbol)
         if spec is None:
             return _Refusal(c.TRADE_RETCODE_INVALID)
         if refusal := self._gate(spec, now_ms, executing):
@@ -607,7 +622,7 @@ class Broker:
     def _plan_pending(
         self, request: TradeRequest, now_ms: int, executing: bool
     ) -> _Fill | _Refusal:
-        spec = SYMBOLS.get(request.symbol)
+        spec = self._symbols.get(request.symbol)
         if spec is None:
             return _Refusal(c.TRADE_RETCODE_INVALID)
         if refusal := self._gate(spec, now_ms, executing):
@@ -696,7 +711,7 @@ class Broker:
         order = self._orders.get(request.order)
         if order is None:
             return _Refusal(c.TRADE_RETCODE_INVALID)
-        spec = SYMBOLS[order.symbol]
+        spec = self._symbols[order.symbol]
         if refusal := self._gate(spec, now_ms, executing):
             return refusal
         if request.action == c.TRADE_ACTION_REMOVE:
@@ -720,7 +735,7 @@ class Broker:
             return _Refusal(c.TRADE_RETCODE_POSITION_CLOSED)
         if request.symbol and request.symbol != position.symbol:
             return _Refusal(c.TRADE_RETCODE_INVALID)
-        spec = SYMBOLS[position.symbol]
+        spec = self._symbols[position.symbol]
         if refusal := self._gate(spec, now_ms, executing):
             return refusal
         quote = self._feed.quote(spec.name)
@@ -744,7 +759,7 @@ class Broker:
             return _Refusal(c.TRADE_RETCODE_POSITION_CLOSED)
         if position is by or position.symbol != by.symbol or position.type == by.type:
             return _Refusal(c.TRADE_RETCODE_INVALID)
-        spec = SYMBOLS[position.symbol]
+        spec = self._symbols[position.symbol]
         if refusal := self._gate(spec, now_ms, executing):
             return refusal
         volume, price, ticket = min(position.volume, by.volume), by.price_open, self._next_order
@@ -819,13 +834,13 @@ class Broker:
             reason = stop_hit(position, quote)
             if reason is not None:
                 level = position.sl if reason == c.DEAL_REASON_SL else position.tp
-                digits = SYMBOLS[symbol].digits
+                digits = self._symbols[symbol].digits
                 comment = f"[{_STOP_COMMENTS[reason]} {level:.{digits}f}]"
                 self._commit(self._closed_by_server(position, reason, comment, now_ms, level))
 
     def _triggered(self, order: TradeOrder, quote: Quote, now_ms: int) -> Transaction:
         """The fill of a triggered pending order, or its rejection for lack of money."""
-        spec = SYMBOLS[order.symbol]
+        spec = self._symbols[order.symbol]
         price = fill_price(order, quote)
         deal = Deal(
             spec,
@@ -865,7 +880,7 @@ class Broker:
         quote = self._feed.quote(position.symbol)
         price = quote.bid if position.type == c.POSITION_TYPE_BUY else quote.ask
         deal = Deal(
-            SYMBOLS[position.symbol],
+            self._symbols[position.symbol],
             1 - position.type,
             position.volume,
             price,
@@ -901,7 +916,7 @@ class Broker:
             tradable = [
                 position
                 for position in self._positions.values()
-                if self.sessions.is_open(SYMBOLS[position.symbol], now_ms)
+                if self.sessions.is_open(self._symbols[position.symbol], now_ms)
             ]
             if not tradable:
                 return
@@ -1125,14 +1140,12 @@ class Broker:
         self.store.close()
 
 
-def _dealt(dealer: int, request: TradeRequest, fill: _Fill) -> _Refusal | None:
-    """The dealer's refusal of an accepted request, or None when the verdict does not apply."""
+def _dealt(dealer: int, request: TradeRequest, fill: _Fill, exemode: int) -> _Refusal | None:
+    """The dealer's refusal of an accepted request, or None when the verdict does not apply
+    (``exemode``: the symbol's execution mode)."""
     if dealer == c.TRADE_RETCODE_REJECT:
         return _Refusal(dealer)
-    if (
-        request.action == c.TRADE_ACTION_DEAL
-        and SYMBOLS[request.symbol].exemode in _QUOTED_EXECUTIONS
-    ):
+    if request.action == c.TRADE_ACTION_DEAL and exemode in _QUOTED_EXECUTIONS:
         return _Refusal(dealer, quote=fill.quote)
     return None
 

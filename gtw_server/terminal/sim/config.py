@@ -127,6 +127,13 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     - ``rollover_spread``: the spread is this many times wider from 21:55 to 22:15 UTC, around
       the daily rollover, when liquidity is thin (in the quotes, the ticks and the M1 bars).
 
+    - ``maxbars``: the bars the terminal keeps per symbol and timeframe (its "Max bars in
+      chart" option; ``terminal_info().maxbars``): ``copy_rates_*`` go back that many
+      periods, and asking ``copy_rates_from``/``copy_rates_from_pos`` for more bars fails with
+      ``(-2, 'Terminal: Invalid params')``.
+    - ``symbol_suffix``: the broker appends it to every symbol's name (``".m"``: ``EURUSD.m``),
+      as many brokers do; the prices are the same. Other settings name symbols without it.
+
     Prices: every symbol has one stream of ticks (``tape``), made up from ``seed`` unless
     ``replay`` gives it a file:
 
@@ -170,6 +177,8 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     slippage_points: Annotated[int, Meta(ge=0, le=10_000)] | None = None
     execution_ms: tuple[Delay, Delay] | None = None
     rollover_spread: Annotated[float, Meta(ge=1, le=100)] | None = None
+    maxbars: Annotated[int, Meta(ge=1_000, le=100_000_000)] = 100_000
+    symbol_suffix: Annotated[str, Meta(pattern=r"^[A-Za-z0-9._#+-]{0,8}$")] = ""
     replay: dict[str, Annotated[str, Meta(min_length=1)]] = msgspec.field(default_factory=dict)
     replay_from: datetime | Annotated[float, Meta(ge=0)] | None = None
     replay_speed: Annotated[float, Meta(gt=0, le=1_000_000)] = 1.0

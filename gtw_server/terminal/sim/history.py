@@ -32,7 +32,7 @@ __all__ = [
     "timeframe_ms",
 ]
 
-MAX_BARS: Final = 100_000  # TerminalInfo.maxbars
+MAX_BARS: Final = 100_000  # TerminalInfo.maxbars by default
 MAX_TICKS: Final = 100_000  # the most ticks one copy_ticks_range call returns
 MONTH: Final = -1  # timeframe_ms of MN1: calendar months have no fixed length
 RATES_DTYPE: Final = [
@@ -107,16 +107,17 @@ def timeframe_ms(timeframe: object) -> int | None:
 class PriceHistory:
     """The bars and ticks of every symbol's tape, up to a given time."""
 
-    def __init__(self, tapes: Mapping[str, Tape]) -> None:
+    def __init__(self, tapes: Mapping[str, Tape], *, max_bars: int = MAX_BARS) -> None:
         self._tapes = tapes
+        self._max_bars = max_bars
 
     def bars(self, symbol: str, length_ms: int, oldest_ms: int, now_ms: int) -> Any:
         """The ``BAR`` rows of the periods of ``length_ms`` (or ``MONTH``) that start at
         ``oldest_ms`` or later, up to the one in progress at ``now_ms``, oldest first; no
-        more than ``MAX_BARS`` periods back."""
+        more than ``max_bars`` periods back."""
         tape = self._tapes[symbol]
         span = 31 * DAY_MS if length_ms == MONTH else length_ms
-        oldest_ms = max(oldest_ms, now_ms - MAX_BARS * span)
+        oldest_ms = max(oldest_ms, now_ms - self._max_bars * span)
         minute = now_ms // MINUTE_MS
         forming = tape.ticks_of(minute)
         forming = forming[forming["time"] <= now_ms]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache, lru_cache
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
@@ -35,6 +35,7 @@ __all__ = [
     "filling_used",
     "group_filter",
     "symbol_info",
+    "symbol_table",
 ]
 
 _FX_HOURS: Final = weekly(("Sun 22:00", "Fri 22:00"))
@@ -339,4 +340,21 @@ def symbol_info(
             "trade_tick_value_profit": tick_value,
             "trade_tick_value_loss": tick_value,
         },
+    )
+
+
+def symbol_table(suffix: str = "") -> Mapping[str, SymbolSpec]:
+    """The simulator's symbols as a broker that appends ``suffix`` to every name lists them
+    (``EURUSD.m``): ``SYMBOLS`` itself when there is none.
+
+    >>> list(symbol_table(".m"))[:2]
+    ['EURUSD.m', 'GBPUSD.m']
+    """
+    if not suffix:
+        return SYMBOLS
+    return MappingProxyType(
+        {
+            name + suffix: replace(spec, name=name + suffix, path=spec.path + suffix)
+            for name, spec in SYMBOLS.items()
+        }
     )

@@ -131,14 +131,21 @@ class Tape(ABC):
 
 class SyntheticTape(Tape):
     """The stream of ticks of one symbol, made up from ``seed``; ``rollover_spread`` widens
-    the spread in the rollover's minutes."""
+    the spread in the rollover's minutes. ``market`` names what the prices are drawn for
+    (the symbol's name without a broker's suffix: ``EURUSD.m`` moves as ``EURUSD``)."""
 
     def __init__(
-        self, spec: SymbolSpec, *, seed: int, sessions: Sessions, rollover_spread: float = 1.0
+        self,
+        spec: SymbolSpec,
+        *,
+        seed: int,
+        sessions: Sessions,
+        rollover_spread: float = 1.0,
+        market: str | None = None,
     ) -> None:
         super().__init__(spec)
         self._sessions = sessions
-        self._key = f"{seed}/{spec.name}"
+        self._key = f"{seed}/{market or spec.name}"
         self._mean = math.log(spec.price)
         hours = np.arange(168)
         week_start = 3 * DAY_MS  # a Sunday 00:00 UTC
@@ -447,12 +454,21 @@ def _split(totals: Any, uniforms: Any) -> Any:
 
 
 def synthetic_tapes(
-    specs: Iterable[SymbolSpec], *, seed: int, sessions: Sessions, rollover_spread: float
+    specs: Iterable[SymbolSpec],
+    *,
+    seed: int,
+    sessions: Sessions,
+    rollover_spread: float,
+    suffix: str = "",
 ) -> dict[str, Tape]:
-    """A made-up tape for each of ``specs``."""
+    """A made-up tape for each of ``specs``, whose names end with a broker's ``suffix``."""
     return {
         spec.name: SyntheticTape(
-            spec, seed=seed, sessions=sessions, rollover_spread=rollover_spread
+            spec,
+            seed=seed,
+            sessions=sessions,
+            rollover_spread=rollover_spread,
+            market=spec.name.removesuffix(suffix) if suffix else None,
         )
         for spec in specs
     }

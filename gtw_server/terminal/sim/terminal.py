@@ -39,7 +39,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -67,7 +67,7 @@ from gtw_server.terminal.sim.history import MAX_TICKS, MONTH, PriceHistory, time
 from gtw_server.terminal.sim.replay import ReplayError, ReplayTape, replay_clock
 from gtw_server.terminal.sim.sessions import Sessions
 from gtw_server.terminal.sim.store import HISTORY_DEALS, HISTORY_ORDERS, History, Store
-from gtw_server.terminal.sim.symbols import SYMBOLS, SymbolSpec, group_filter
+from gtw_server.terminal.sim.symbols import SymbolSpec, group_filter, symbol_table
 from gtw_server.terminal.sim.tape import synthetic_tapes
 from gtw_server.terminal.structs import (
     STRUCT_TYPES,
@@ -153,11 +153,11 @@ def _terminal_call(
     return decorate
 
 
-def _symbol_arg(value: object, index: int) -> SymbolSpec:
+def _symbol_arg(symbols: Mapping[str, SymbolSpec], value: object, index: int) -> SymbolSpec:
     """A positional symbol name: a bad one is argument ``index``'s error, an unknown one -4."""
     if not isinstance(value, str) or utf16_len(value) > MAX_SYMBOL:
         raise positional(index)
-    spec = SYMBOLS.get(value)
+    spec = symbols.get(value)
     if spec is None:
         raise _not_found()
     return spec
@@ -225,13 +225,19 @@ class SimTerminal:
         self._state_path = None if state_path is None else Path(state_path)
         self._clock = clock or time.time
         self._reset = reset
+        self._symbols = symbol_table(config.symbol_suffix)
         self._tapes = synthetic_tapes(
-            SYMBOLS.values(),
+            self._symbols.values(),
             seed=config.seed,
             sessions=Sessions(always_open=config.always_open),
             rollover_spread=config.execution().rollover_spread,
+            suffix=config.symbol_suffix,
         )
-        replayed = {name: ReplayTape(SYMBOLS[name], file) for name, file in config.replay.items()}
+        suffix = config.symbol_suffix
+        replayed = {
+            name + suffix: ReplayTape(self._symbols[name + suffix], file)
+            for name, file in config.replay.items()
+        }
         if replayed:  # the simulator lives at the files' time
             self._tapes |= replayed
             first_s = max(tape.first_ms for tape in replayed.values()) / 1000
@@ -244,7 +250,13 @@ class SimTerminal:
                     " there is no price to show"
                 )
             self._clock = replay_clock(self._clock, start_s, config.replay_speed)
-        self._broker = Broker(Store(state_path, reset=reset), config, self._clock, self._tapes)
+        self._broker = Broker(
+            Store(state_path, reset=reset),
+            config,
+            self._clock,
+            symbols=self._symbols,
+            tapes=self._tapes,
+        )
         # A broker, not one account: every login the terminal logs in to has its own.
         self._brokers = {self._broker.account.login: self._broker}
         self._faults = Faults(config, started_ms=self._broker.now_ms())
@@ -252,12 +264,12 @@ class SimTerminal:
         self._connected_at: int | None = None  # when initialize() connected, in ms
         self._closed = False
         self._error: tuple[int, str] = (0, "")
-        self._selected = {spec.name for spec in SYMBOLS.values() if spec.selected}
+        self._selected = {spec.name for spec in self._symbols.values() if spec.selected}
         self._books: set[str] = set()  # market_book_add subscriptions
         self._request_id = 0
         self._execution_ms = config.execution().execution_ms
         self._delays = random.Random(f"sim-delay/{config.seed}")
-        self._price_history = PriceHistory(self._tapes)
+        self._price_history = PriceHistory(self._tapes, max_bars=config.maxbars)
 
     # -- simulator controls (not in MetaTrader5) ----------------------------------------
 
@@ -384,7 +396,9 @@ class SimTerminal:
                     self._config, login=login, server=server or self._config.server
                 )
                 store = Store(self._account_state(login), reset=self._reset)
-                broker = Broker(store, config, self._clock, self._tapes)
+                broker = Broker(
+                    store, config, self._clock, symbols=self._symbols, tapes=self._tapes
+                )
                 self._brokers[login] = broker
             if server is not None and server != broker.account.server:
                 return False
@@ -421,7 +435,7 @@ class SimTerminal:
                 "notifications_enabled": False,
                 "mqid": False,
                 "build": SIM_BUILD,
-                "maxbars": 100_000,
+                "maxbars": self._config.maxbars,
                 "codepage": 0,
                 "ping_last": 0,
                 "community_balance": 0.0,
@@ -443,7 +457,7 @@ class SimTerminal:
 
     @_terminal_call(None)
     def symbols_total(self) -> int:
-        return len(SYMBOLS)
+        return len(self._symbols)
 
     @_terminal_call(None)
     def symbols_get(self, group: str | None = None) -> tuple[SymbolInfo, ...]:
@@ -451,7 +465,7 @@ class SimTerminal:
         matches = group_filter(group) if group is not None else None
         return tuple(
             self._broker.symbol_info(spec, selected=spec.name in self._selected)
-            for spec in SYMBOLS.values()
+            for spec in self._symbols.values()
             if matches is None or matches(spec.name)
         )
 
@@ -459,7 +473,7 @@ class SimTerminal:
     def symbol_info(self, symbol: str, /) -> SymbolInfo:
         """A symbol's specification and quote; like its tick, only once it is in the Market
         Watch (the terminal answers -4 before ``symbol_select``; ``symbols_get`` lists all)."""
-        spec = _symbol_arg(symbol, 0)
+        spec = _symbol_arg(self._symbols, symbol, 0)
         if spec.name not in self._selected:
             raise _not_found()
         return self._broker.symbol_info(spec, selected=True)
@@ -467,7 +481,7 @@ class SimTerminal:
     @_terminal_call(None)
     def symbol_info_tick(self, symbol: str, /) -> Tick:
         """The last tick; a symbol must be selected in the Market Watch to have one."""
-        spec = _symbol_arg(symbol, 0)
+        spec = _symbol_arg(self._symbols, symbol, 0)
         if spec.name not in self._selected:
             raise _not_found()
         return self._broker.tick(spec)
@@ -475,7 +489,7 @@ class SimTerminal:
     @_terminal_call(False)
     def symbol_select(self, symbol: str, enable: object = True, /) -> bool:
         """Adds a symbol to the Market Watch, or removes it (``enable`` read by truthiness)."""
-        spec = _symbol_arg(symbol, 0)
+        spec = _symbol_arg(self._symbols, symbol, 0)
         if enable:
             self._selected.add(spec.name)
         else:
@@ -507,16 +521,23 @@ class SimTerminal:
     @_terminal_call(None)
     def market_book_get(self, symbol: str, /) -> tuple[BookInfo, ...]:
         """The depth of market of a subscribed symbol (``book``); -4 if not subscribed."""
-        spec = _symbol_arg(symbol, 0)
+        spec = _symbol_arg(self._symbols, symbol, 0)
         if spec.name not in self._books:
             raise _not_found()
         return book(spec, self._broker.quote(spec))
 
     # -- price history ----------------------------------------------------------------------
 
+    def _bars_arg(self, value: object, index: int) -> int:
+        """A count of bars: more than the terminal keeps (``maxbars``) is a terminal error."""
+        count = _count_arg(value, index)
+        if count > self._config.maxbars:
+            raise CallFailed(c.RES_E_INVALID_PARAMS, c.LAST_ERROR_MESSAGES[c.RES_E_INVALID_PARAMS])
+        return count
+
     def _history_source(self, symbol: object) -> tuple[str, int]:
         """The symbol of a ``copy_*`` call (selected), and the terminal's time."""
-        spec = _symbol_arg(symbol, 0)
+        spec = _symbol_arg(self._symbols, symbol, 0)
         if spec.name not in self._selected:
             raise _not_found()
         return spec.name, self._broker.sync()
@@ -534,7 +555,7 @@ class SimTerminal:
         self, symbol: str, timeframe: int, date_from: DateLike, count: int, /
     ) -> Any:
         """The ``count`` bars that start at or before ``date_from``, oldest first."""
-        start_ms, number = parse_date(date_from, 2) * 1000, _count_arg(count, 3)
+        start_ms, number = parse_date(date_from, 2) * 1000, self._bars_arg(count, 3)
         # Twice the span, for the bars markets skip when closed; at least a week of them.
         rates = self._rates(symbol, timeframe, lambda ms: start_ms - max(2 * number * ms, _WEEK))
         return rates[rates["time"] * 1000 <= start_ms][-number:] if number else rates[:0]
@@ -544,7 +565,7 @@ class SimTerminal:
         self, symbol: str, timeframe: int, start_pos: int, count: int, /
     ) -> Any:
         """``count`` bars ending ``start_pos`` bars before the current one (0), oldest first."""
-        start, number = _count_arg(start_pos, 2), _count_arg(count, 3)
+        start, number = _count_arg(start_pos, 2), self._bars_arg(count, 3)
         now_ms = self._broker.now_ms()
         rates = self._rates(
             symbol, timeframe, lambda ms: now_ms - max(2 * (start + number) * ms, _WEEK)
@@ -685,7 +706,7 @@ class SimTerminal:
     def order_calc_margin(self, action: int, symbol: str, volume: float, price: float, /) -> float:
         """Margin in the account currency for ``volume`` lots at ``price``."""
         self._order_type_arg(action, allowed=range(c.ORDER_TYPE_CLOSE_BY))
-        spec = _symbol_arg(symbol, 1)
+        spec = _symbol_arg(self._symbols, symbol, 1)
         return self._broker.calc_margin(spec, _number_arg(volume, 2), _number_arg(price, 3))
 
     @_terminal_call(None)
@@ -694,7 +715,7 @@ class SimTerminal:
     ) -> float:
         """Profit in the account currency of a deal from ``price_open`` to ``price_close``."""
         order_type = self._order_type_arg(action, allowed=(c.ORDER_TYPE_BUY, c.ORDER_TYPE_SELL))
-        spec = _symbol_arg(symbol, 1)
+        spec = _symbol_arg(self._symbols, symbol, 1)
         numbers = [
             _number_arg(value, index)
             for index, value in enumerate((volume, price_open, price_close), start=2)
