@@ -17,7 +17,7 @@ executes what the prices triggered while it was down.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from gtw_server.terminal.sim.tape import HOUR_MS, MINUTE_MS, Tape
@@ -103,22 +103,12 @@ class PriceFeed:
     def scan(self, symbol: str, until_ms: int, thresholds: Watch) -> Scan:
         """``symbol``'s ticks after where it was last gone through, up to ``until_ms``, as far
         as the first whose quote ``thresholds`` fires at; nothing moves (``move``)."""
-        tape = self._tapes[symbol]
         start, end = self._seen[symbol] + 1, until_ms
-        cap = tape.spread_cap() * tape.spec.point
-        if start <= end:
-            for hour in tape.hours(start // HOUR_MS, end // HOUR_MS):
-                if not _may_fire(tape, hour, cap, thresholds):
-                    continue
-                first = max(start, int(hour["time"])) // MINUTE_MS
-                last = min(end, int(hour["time"]) + HOUR_MS - 1) // MINUTE_MS
-                for bar in tape.minutes(first, last):
-                    if not _may_fire(tape, bar, cap, thresholds):
-                        continue
-                    minute = self._minute(symbol, int(bar["time"]) // MINUTE_MS)
-                    for time_ms, quote in zip(minute.times, minute.quotes, strict=True):
-                        if start <= time_ms <= end and thresholds.fires(quote):
-                            return Scan(time_ms, quote, fired=True)
+        for minute in _candidates(self._tapes[symbol], start, end, thresholds):
+            ticks = self._minute(symbol, minute)
+            for time_ms, quote in zip(ticks.times, ticks.quotes, strict=True):
+                if start <= time_ms <= end and thresholds.fires(quote):
+                    return Scan(time_ms, quote, fired=True)
         stop = max(end, self._seen[symbol])
         return Scan(stop, self._last(symbol, stop), fired=False)
 
@@ -149,6 +139,24 @@ def _quotes(tape: Tape, ticks: Any) -> tuple[list[int], list[Quote]]:
         )
     ]
     return times, quotes
+
+
+def _candidates(tape: Tape, start: int, end: int, thresholds: Watch) -> Iterator[int]:
+    """The minutes from ``start`` to ``end`` (ms) whose ticks could fire, in order: within
+    one minute (most scans) that minute; else those of the hours whose bars could."""
+    if start > end:
+        return
+    if start // MINUTE_MS == end // MINUTE_MS:
+        yield start // MINUTE_MS
+        return
+    cap = tape.spread_cap() * tape.spec.point
+    for hour in tape.hours(start // HOUR_MS, end // HOUR_MS):
+        if _may_fire(tape, hour, cap, thresholds):
+            first = max(start, int(hour["time"])) // MINUTE_MS
+            last = min(end, int(hour["time"]) + HOUR_MS - 1) // MINUTE_MS
+            for bar in tape.minutes(first, last):
+                if _may_fire(tape, bar, cap, thresholds):
+                    yield int(bar["time"]) // MINUTE_MS
 
 
 def _may_fire(tape: Tape, bar: Any, cap: float, thresholds: Watch) -> bool:

@@ -300,8 +300,9 @@ class SyntheticTape(Tape):
         if last < first:
             return np.zeros(0, dtype=BAR)
         first_hour, last_hour = first // 60, last // 60
-        if first_hour == last_hour:
-            rows = self._hour_minutes(first_hour)
+        if last_hour - first_hour < 4:  # the live reads: a few hours, each cached
+            hours = range(first_hour, last_hour + 1)
+            rows = np.concatenate([self._hour_minutes(hour) for hour in hours])
         else:
             rows = self._minutes_of(self.hours(first_hour, last_hour))
         index = rows["time"] // MINUTE_MS
