@@ -157,7 +157,7 @@ def test_bad_files_and_settings_are_refused_with_their_place(tmp_path: Path) -> 
     bad.write_text(BARS.read_text().replace("07:01:00", "06:01:00"))
     with pytest.raises(ReplayError, match="line 3: earlier than the line before"):
         SimTerminal(config=SimConfig(replay={"EURUSD": str(bad)}))
-    with pytest.raises(ValidationError, match=r"Unknown symbol 'BTCUSD' - at `\$.replay`"):
+    with pytest.raises(ValidationError, match=r"Unknown symbol 'BTCUSD'.* - at `\$.replay.BTCUSD`"):
         SimConfig(replay={"BTCUSD": str(BARS)})
     with pytest.raises(ReplayError, match="before a file's first row"):
         SimTerminal(config=SimConfig(replay={"EURUSD": str(BARS)}, replay_from=START - 60))
@@ -191,3 +191,50 @@ async def test_a_strategy_trades_the_file_through_a_real_gateway(
     low = min(float(row[4]) + int(row[8]) * 1e-5 for row in near)
     high = max(float(row[3]) + int(row[8]) * 1e-5 for row in near)
     assert low - 1e-9 <= reply.price <= high + 1e-9  # an ask of the file's minutes
+
+
+def test_a_symbol_the_simulator_does_not_list_is_replayed_like_one_it_does(
+    tmp_path: Path,
+) -> None:
+    """BTCUSD, two digits, with gold's contract (a CFD: margin at its own price)."""
+    file = tmp_path / "BTCUSD_M1.csv"
+    header = "<DATE>\t<TIME>\t<OPEN>\t<HIGH>\t<LOW>\t<CLOSE>\t<TICKVOL>\t<VOL>\t<SPREAD>\n"
+    prices = [
+        (67000.5 + 10 * k, 67020.25 + 10 * k, 66990.0 + 10 * k, 67010.75 + 10 * k)
+        for k in range(30)
+    ]
+    file.write_text(
+        header
+        + "".join(
+            f"2024.03.04\t10:{k:02d}:00\t{o:.2f}\t{h:.2f}\t{lo:.2f}\t{c:.2f}\t40\t0\t1500\n"
+            for k, (o, h, lo, c) in enumerate(prices)
+        )
+    )
+    clock = Clock(0.0)
+    added = {"BTCUSD": {"file": str(file), "like": "XAUUSD"}}
+    mt5 = SimTerminal(config=SimConfig(replay=added, always_open=True), clock=clock)  # type: ignore[arg-type]
+    assert mt5.initialize()
+    clock.now = 20 * 60 + 30  # 10:20:30 in the file
+    info = mt5.symbol_info("BTCUSD")
+    assert info is not None
+    assert (info.digits, info.path, info.trade_contract_size) == (2, "Custom\\BTCUSD", 100.0)
+    bars = mt5.copy_rates_from_pos("BTCUSD", mt5.TIMEFRAME_M1, 1, 3)
+    assert bars is not None and [b["open"] for b in bars] == [p[0] for p in prices[17:20]]
+    tick = mt5.symbol_info_tick("BTCUSD")
+    assert tick is not None and prices[20][2] <= tick.bid <= prices[20][1]
+    assert round(tick.ask - tick.bid, 2) == 15.0  # 1500 points of 0.01
+    request = {"action": 1, "symbol": "BTCUSD", "volume": 0.01, "type": 0, "price": tick.ask}
+    sent = mt5.order_send(request)
+    assert sent is not None and sent.retcode == 10009, sent
+    account = mt5.account_info()  # gold's contract: 100 units a lot, 1:100
+    assert account is not None
+    assert account.margin == pytest.approx(0.01 * 100 * tick.ask / 100, rel=0.01)
+    eurusd = mt5.symbol_info_tick("EURUSD")  # the listed symbols are there, made up, then
+    now_s = int(START) + 3 * 3600 + 20 * 60 + 30  # 10:20:30
+    assert eurusd is not None and now_s - 60 < eurusd.time <= now_s
+    with pytest.raises(ValidationError, match=r"give \{file = \.\.\., like"):
+        SimConfig(replay={"BTCUSD": str(file)})
+    with pytest.raises(
+        ValidationError, match=r"Unknown symbol 'DOGE' - at `\$.replay.BTCUSD`.like"
+    ):
+        SimConfig(replay={"BTCUSD": {"file": str(file), "like": "DOGE"}})  # type: ignore[dict-item]

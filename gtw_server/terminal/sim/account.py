@@ -125,11 +125,10 @@ class Valuation:
         self._feed = feed
         self._leverage = leverage
         self.digits = _CURRENCY_DIGITS.get(currency, 2)
-        pairs = {
-            (spec.currency_base, spec.currency_profit): spec.name
-            for spec in specs.values()
-            if spec.calc_mode == c.SYMBOL_CALC_MODE_FOREX
-        }
+        pairs: dict[tuple[str, str], str] = {}
+        for spec in specs.values():  # the first pair of two currencies converts them
+            if spec.calc_mode == c.SYMBOL_CALC_MODE_FOREX:
+                pairs.setdefault((spec.currency_base, spec.currency_profit), spec.name)
         # For each currency the symbols use: the pairs that convert it to the account
         # currency, each with True when the rate is divided by (the account currency is base).
         self._routes: dict[str, tuple[tuple[str, bool], ...]] = {}

@@ -18,6 +18,7 @@ msgspec.ValidationError: Invalid enum value 'hedge' - at `$.margin_mode`
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Final, Literal, NamedTuple, TypeVar
 
@@ -29,6 +30,7 @@ __all__ = ["Execution", "SimConfig"]
 Rate = Annotated[float, Meta(ge=0, le=1)]
 Seconds = Annotated[float, Meta(ge=0, le=10 * 365 * 86400)]
 Delay = Annotated[float, Meta(ge=0, le=60_000)]  # milliseconds
+_SYMBOL_NAME: Final = re.compile(r"^[A-Za-z0-9._#+-]{1,31}$")  # a broker's symbol name
 T = TypeVar("T")
 
 
@@ -54,6 +56,15 @@ _PROFILES: Final = {
 
 def _either(value: T | None, default: T) -> T:
     return default if value is None else value
+
+
+class ReplayFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A replayed symbol the simulator does not list (``BTCUSD``, ``NAS100``): its exported
+    file, and the simulator's symbol whose contract it copies (``like``: sessions, contract
+    size, volumes, margin, swaps; its digits are the file's)."""
+
+    file: Annotated[str, Meta(min_length=1)]
+    like: str
 
 
 class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -137,9 +148,11 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     Prices: every symbol has one stream of ticks (``tape``), made up from ``seed`` unless
     ``replay`` gives it a file:
 
-    - ``replay``: ``{"EURUSD" = "EURUSD_M1.csv"}``: symbols of the simulator and the CSV file a
-      MetaTrader 5 terminal exported for each, M1 bars or ticks (``replay``'s docstring has
-      the columns); the other symbols keep their made-up prices.
+    - ``replay``: ``{EURUSD = "EURUSD_M1.csv"}``: symbols and the CSV file a MetaTrader 5
+      terminal exported for each, M1 bars or ticks (``replay``'s docstring has the columns);
+      the other symbols keep their made-up prices. A symbol the simulator does not list is
+      added, like one it does: ``{BTCUSD = {file = "BTCUSD_M1.csv", like = "XAUUSD"}}``
+      (``ReplayFile``).
     - ``replay_from``: the moment of the files the simulator starts at (a TOML date-time, an
       ISO text or epoch seconds; UTC); by default the latest first row among the files. The
       simulator's clock runs from there: its time is ``replay_from`` plus the time since the
@@ -179,7 +192,9 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     rollover_spread: Annotated[float, Meta(ge=1, le=100)] | None = None
     maxbars: Annotated[int, Meta(ge=1_000, le=100_000_000)] = 100_000
     symbol_suffix: Annotated[str, Meta(pattern=r"^[A-Za-z0-9._#+-]{0,8}$")] = ""
-    replay: dict[str, Annotated[str, Meta(min_length=1)]] = msgspec.field(default_factory=dict)
+    replay: dict[str, Annotated[str, Meta(min_length=1)] | ReplayFile] = msgspec.field(
+        default_factory=dict
+    )
     replay_from: datetime | Annotated[float, Meta(ge=0)] | None = None
     replay_speed: Annotated[float, Meta(gt=0, le=1_000_000)] = 1.0
 
@@ -209,13 +224,38 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
             return
         from gtw_server.terminal.sim.symbols import SYMBOLS  # noqa: PLC0415 (the simulator's)
 
-        for field_name, names in (
-            ("symbol_trade_modes", self.symbol_trade_modes),
-            ("replay", self.replay),
-        ):
-            for name in names:
-                if name not in SYMBOLS:
-                    raise msgspec.ValidationError(f"Unknown symbol {name!r} - at `$.{field_name}`")
+        for name in self.symbol_trade_modes:
+            if name not in SYMBOLS:
+                raise msgspec.ValidationError(
+                    f"Unknown symbol {name!r} - at `$.symbol_trade_modes`"
+                )
+        for name, (_, like) in self.replay_files().items():
+            where = f"`$.replay.{name}`"
+            if like is None and name not in SYMBOLS:
+                raise msgspec.ValidationError(
+                    f"Unknown symbol {name!r}: give {{file = ..., like = a simulator symbol}}"
+                    f" - at {where}"
+                )
+            if like is not None:
+                if name in SYMBOLS:
+                    raise msgspec.ValidationError(
+                        f"{name!r} is the simulator's own: give the file alone - at {where}"
+                    )
+                if not _SYMBOL_NAME.match(name):
+                    raise msgspec.ValidationError(f"Invalid symbol name {name!r} - at {where}")
+                if like not in SYMBOLS:
+                    raise msgspec.ValidationError(f"Unknown symbol {like!r} - at {where}.like")
+
+    def replay_files(self) -> dict[str, tuple[str, str | None]]:
+        """Each replayed symbol's file, and the symbol it is like (None: it is that one)."""
+        files: dict[str, tuple[str, str | None]] = {}
+        for name, source in self.replay.items():
+            if isinstance(source, str):
+                files[name] = (source, None)
+            else:  # a ReplayFile, or its table when the config was built in code
+                added = msgspec.convert(source, ReplayFile)
+                files[name] = (added.file, added.like)
+        return files
 
     def replay_from_s(self) -> float | None:
         """``replay_from`` in epoch seconds (a date-time without a zone is UTC)."""

@@ -24,10 +24,11 @@ from __future__ import annotations
 import csv
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from hashlib import blake2b
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import numpy as np
 
@@ -43,7 +44,16 @@ from gtw_server.terminal.sim.tape import (
     pinned,
 )
 
-__all__ = ["BAR_COLUMNS", "TICK_COLUMNS", "ReplayError", "ReplayTape", "replay_clock"]
+__all__ = [
+    "BAR_COLUMNS",
+    "TICK_COLUMNS",
+    "Export",
+    "ReplayError",
+    "ReplayTape",
+    "read_export",
+    "replay_clock",
+    "replayed_spec",
+]
 
 BAR_COLUMNS: Final = (
     "<DATE>",
@@ -69,45 +79,80 @@ def _epoch_ms(date: str, clock: str) -> int:
     return round(moment.replace(tzinfo=UTC).timestamp() * 1000)
 
 
-class ReplayTape(Tape):
-    """The stream of ticks of ``spec`` read from an exported CSV file (``path``)."""
+class Export(NamedTuple):
+    """An exported file as read: its rows of text, and which kind it is."""
 
-    def __init__(self, spec: SymbolSpec, path: str | Path) -> None:
+    path: Path
+    ticks: bool  # a Ticks export, else M1 bars
+    rows: list[list[str]]
+
+    def digits(self) -> int:
+        """The most decimals its prices show: the symbol's digits."""
+        columns = (2, 3) if self.ticks else (2, 3, 4, 5)
+        decimals = [
+            len(cell.strip().partition(".")[2])
+            for row in self.rows[:5000]
+            for cell in (row[index] for index in columns if index < len(row))
+        ]
+        return max(decimals, default=0)
+
+
+def read_export(path: str | Path) -> Export:
+    """Reads a file the terminal exported (``ReplayError`` if it is not one)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        text = path.read_text(encoding="utf-16")  # the terminal's "Unicode" export
+    lines = text.splitlines()
+    if not lines:
+        raise ReplayError(f"{path}: empty")
+    reader = csv.reader(lines, delimiter="\t" if "\t" in lines[0] else ",")
+    header = [cell.strip().upper() for cell in next(reader)]
+    rows = [row for row in reader if row]
+    if header[: len(TICK_COLUMNS) - 2] == list(TICK_COLUMNS[:-2]):
+        return Export(path, True, rows)
+    if header[: len(BAR_COLUMNS) - 2] == list(BAR_COLUMNS[:-2]):
+        return Export(path, False, rows)
+    raise ReplayError(
+        f"{path}: not an MT5 export; its header should begin with"
+        f" {' '.join(BAR_COLUMNS[:6])} (M1 bars) or {' '.join(TICK_COLUMNS[:4])} (ticks),"
+        f" not {' '.join(header[:6])}"
+    )
+
+
+def replayed_spec(name: str, like: SymbolSpec, export: Export) -> SymbolSpec:
+    """A symbol the simulator does not list, replayed from ``export``: ``like``'s contract,
+    the file's digits."""
+    return replace(
+        like,
+        name=name,
+        description=f"{name} (replayed from {export.path.name})",
+        path=f"Custom\\{name}",
+        digits=export.digits(),
+        selected=True,
+    )
+
+
+class ReplayTape(Tape):
+    """The stream of ticks of ``spec`` read from an exported file."""
+
+    def __init__(self, spec: SymbolSpec, export: Export) -> None:
         super().__init__(spec)
-        self.path = Path(path)
+        self.path = export.path
         self._key = blake2b(str(self.path.name).encode(), digest_size=8).digest()
-        header, rows = self._read()
-        if header[: len(TICK_COLUMNS) - 2] == list(TICK_COLUMNS[:-2]):
-            self._ticks: Any = self._parse_ticks(rows)
+        if export.ticks:
+            self._ticks: Any = self._parse_ticks(export.rows)
             self._minutes = aggregate(self._ticks, self._ticks["time"] // MINUTE_MS * MINUTE_MS)
-        elif header[: len(BAR_COLUMNS) - 2] == list(BAR_COLUMNS[:-2]):
-            self._ticks = None
-            self._minutes = self._parse_bars(rows)
         else:
-            raise ReplayError(
-                f"{self.path}: not an MT5 export; its header should begin with"
-                f" {' '.join(BAR_COLUMNS[:6])} (M1 bars) or {' '.join(TICK_COLUMNS[:4])} (ticks),"
-                f" not {' '.join(header[:6])}"
-            )
+            self._ticks = None
+            self._minutes = self._parse_bars(export.rows)
         if not len(self._minutes):
             raise ReplayError(f"{self.path}: no rows")
         self._hours = aggregate(self._minutes, self._minutes["time"] // HOUR_MS * HOUR_MS)
         first = self._ticks if self._ticks is not None else self._minutes
         self.first_ms = int(first["time"][0])  # the first tick's time
         self._made: dict[int, Any] = {}  # minute -> ticks made up from its bar
-
-    def _read(self) -> tuple[list[str], list[list[str]]]:
-        try:
-            text = self.path.read_text(encoding="utf-8-sig")
-        except UnicodeDecodeError:
-            text = self.path.read_text(encoding="utf-16")  # the terminal's "Unicode" export
-        lines = text.splitlines()
-        if not lines:
-            raise ReplayError(f"{self.path}: empty")
-        delimiter = "\t" if "\t" in lines[0] else ","
-        reader = csv.reader(lines, delimiter=delimiter)
-        header = [cell.strip().upper() for cell in next(reader)]
-        return header, [row for row in reader if row]
 
     def _parse_bars(self, rows: list[list[str]]) -> Any:
         out = np.zeros(len(rows), dtype=BAR)

@@ -15,7 +15,7 @@ on weekdays.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from functools import cache, lru_cache
 from types import MappingProxyType
@@ -343,18 +343,18 @@ def symbol_info(
     )
 
 
-def symbol_table(suffix: str = "") -> Mapping[str, SymbolSpec]:
-    """The simulator's symbols as a broker that appends ``suffix`` to every name lists them
-    (``EURUSD.m``): ``SYMBOLS`` itself when there is none.
+def symbol_table(suffix: str = "", added: Iterable[SymbolSpec] = ()) -> Mapping[str, SymbolSpec]:
+    """The simulator's symbols, then ``added`` ones, as a broker that appends ``suffix`` to
+    every name lists them (``EURUSD.m``): ``SYMBOLS`` itself when there is neither.
 
     >>> list(symbol_table(".m"))[:2]
     ['EURUSD.m', 'GBPUSD.m']
     """
-    if not suffix:
+    if not suffix and not added:
         return SYMBOLS
     return MappingProxyType(
         {
-            name + suffix: replace(spec, name=name + suffix, path=spec.path + suffix)
-            for name, spec in SYMBOLS.items()
+            spec.name + suffix: replace(spec, name=spec.name + suffix, path=spec.path + suffix)
+            for spec in (*SYMBOLS.values(), *added)
         }
     )

@@ -64,10 +64,16 @@ from gtw_server.terminal.sim.config import SimConfig
 from gtw_server.terminal.sim.faults import Faults, hang_forever
 from gtw_server.terminal.sim.helpers import close, market_order
 from gtw_server.terminal.sim.history import MAX_TICKS, MONTH, PriceHistory, timeframe_ms
-from gtw_server.terminal.sim.replay import ReplayError, ReplayTape, replay_clock
+from gtw_server.terminal.sim.replay import (
+    ReplayError,
+    ReplayTape,
+    read_export,
+    replay_clock,
+    replayed_spec,
+)
 from gtw_server.terminal.sim.sessions import Sessions
 from gtw_server.terminal.sim.store import HISTORY_DEALS, HISTORY_ORDERS, History, Store
-from gtw_server.terminal.sim.symbols import SymbolSpec, group_filter, symbol_table
+from gtw_server.terminal.sim.symbols import SYMBOLS, SymbolSpec, group_filter, symbol_table
 from gtw_server.terminal.sim.tape import synthetic_tapes
 from gtw_server.terminal.structs import (
     STRUCT_TYPES,
@@ -225,19 +231,25 @@ class SimTerminal:
         self._state_path = None if state_path is None else Path(state_path)
         self._clock = clock or time.time
         self._reset = reset
-        self._symbols = symbol_table(config.symbol_suffix)
+        suffix = config.symbol_suffix
+        exports = {name: read_export(file) for name, (file, _) in config.replay_files().items()}
+        added = [
+            replayed_spec(name, SYMBOLS[like], exports[name])
+            for name, (_, like) in config.replay_files().items()
+            if like is not None
+        ]
+        self._symbols = symbol_table(suffix, added)
+        replayed = {
+            name + suffix: ReplayTape(self._symbols[name + suffix], export)
+            for name, export in exports.items()
+        }
         self._tapes = synthetic_tapes(
-            self._symbols.values(),
+            [spec for spec in self._symbols.values() if spec.name not in replayed],
             seed=config.seed,
             sessions=Sessions(always_open=config.always_open),
             rollover_spread=config.execution().rollover_spread,
-            suffix=config.symbol_suffix,
+            suffix=suffix,
         )
-        suffix = config.symbol_suffix
-        replayed = {
-            name + suffix: ReplayTape(self._symbols[name + suffix], file)
-            for name, file in config.replay.items()
-        }
         if replayed:  # the simulator lives at the files' time
             self._tapes |= replayed
             first_s = max(tape.first_ms for tape in replayed.values()) / 1000
