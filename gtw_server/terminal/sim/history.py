@@ -20,7 +20,16 @@ from typing import Any, Final
 import numpy as np
 
 from gtw_server.terminal import constants as c
-from gtw_server.terminal.sim.tape import DAY_MS, HOUR_MS, MINUTE_MS, TICK, Tape, aggregate
+from gtw_server.terminal.sim.tape import (
+    DAY_MS,
+    HOUR_MS,
+    MINUTE_MS,
+    TICK,
+    Tape,
+    aggregate,
+    between,
+    concat_bars,
+)
 
 __all__ = [
     "MAX_BARS",
@@ -127,10 +136,12 @@ class PriceHistory:
         else:
             hour = now_ms // HOUR_MS
             minutes = tape.minutes(hour * 60, minute - 1)
-            this_hour = np.concatenate((minutes, aggregate(forming, [minute * MINUTE_MS])))
+            this_hour = concat_bars([minutes, aggregate(forming, [minute * MINUTE_MS])])
             source = tape.hours(oldest_ms // HOUR_MS, hour - 1)
             parts = [source, aggregate(this_hour, np.array([hour * HOUR_MS]))]
-        rows = np.concatenate(parts)
+        rows = concat_bars(parts)
+        if length_ms in (MINUTE_MS, HOUR_MS):  # the source's own periods
+            return between(rows, oldest_ms, now_ms)
         starts = _period_starts(rows["time"], length_ms)
         keep = starts >= oldest_ms  # a period that began before is only partly here
         return aggregate(rows[keep], starts[keep])
@@ -141,8 +152,9 @@ class PriceHistory:
         spec = self._tapes[symbol].spec
         out = np.zeros(len(bars), dtype=RATES_DTYPE)
         out["time"] = bars["time"] // 1000
+        scale = 10.0**spec.digits  # points / scale: the nearest double to the price
         for field in ("open", "high", "low", "close"):
-            out[field] = np.round(bars[field] * spec.point, spec.digits)
+            out[field] = bars[field] / scale
         out["tick_volume"] = bars["ticks"]
         out["spread"] = bars["spread"]
         return out
@@ -184,9 +196,10 @@ def _package_ticks(tape: Tape, rows: Any) -> Any:
     out = np.zeros(len(rows), dtype=TICKS_DTYPE)
     out["time_msc"] = rows["time"]
     out["time"] = rows["time"] // 1000
-    out["bid"] = np.round(rows["bid"] * spec.point, spec.digits)
-    out["ask"] = np.round((rows["bid"] + rows["spread"]) * spec.point, spec.digits)
+    scale = 10.0**spec.digits
     ask = rows["bid"] + rows["spread"]
+    out["bid"] = rows["bid"] / scale
+    out["ask"] = ask / scale
     bid_moved = np.concatenate(([True], rows["bid"][1:] != rows["bid"][:-1]))
     ask_moved = np.concatenate(([True], ask[1:] != ask[:-1]))
     flags = np.where(bid_moved, c.TICK_FLAG_BID, 0) | np.where(ask_moved, c.TICK_FLAG_ASK, 0)

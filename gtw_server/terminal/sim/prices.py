@@ -129,11 +129,10 @@ class PriceFeed:
 
 
 def _quotes(tape: Tape, ticks: Any) -> tuple[list[int], list[Quote]]:
-    spec = tape.spec
-    point, digits = spec.point, spec.digits
+    scale = 10.0**tape.spec.digits  # points / scale: the nearest double to the price
     times = ticks["time"].tolist()
     quotes = [
-        Quote(round(bid * point, digits), round((bid + spread) * point, digits), spread, time)
+        Quote(bid / scale, (bid + spread) / scale, spread, time)
         for time, bid, spread in zip(
             times, ticks["bid"].tolist(), ticks["spread"].tolist(), strict=True
         )

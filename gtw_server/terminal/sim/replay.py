@@ -41,6 +41,7 @@ from gtw_server.terminal.sim.tape import (
     TICK,
     Tape,
     aggregate,
+    between,
     pinned,
 )
 
@@ -212,14 +213,14 @@ class ReplayTape(Tape):
     # -- Tape -------------------------------------------------------------------------------
 
     def hours(self, first: int, last: int) -> Any:
-        return _between(self._hours, first * HOUR_MS, last * HOUR_MS)
+        return between(self._hours, first * HOUR_MS, last * HOUR_MS)
 
     def minutes(self, first: int, last: int) -> Any:
-        return _between(self._minutes, first * MINUTE_MS, last * MINUTE_MS)
+        return between(self._minutes, first * MINUTE_MS, last * MINUTE_MS)
 
     def ticks_of(self, minute: int) -> Any:
         if self._ticks is not None:
-            return _between(self._ticks, minute * MINUTE_MS, minute * MINUTE_MS + MINUTE_MS - 1)
+            return between(self._ticks, minute * MINUTE_MS, minute * MINUTE_MS + MINUTE_MS - 1)
         made = self._made.get(minute)
         if made is None:
             bars = self.minutes(minute, minute)
@@ -266,11 +267,6 @@ class ReplayTape(Tape):
     def spread_cap(self) -> int:
         source = self._ticks if self._ticks is not None else self._minutes
         return int(source["spread"].max())
-
-
-def _between(rows: Any, first_ms: int, last_ms: int) -> Any:
-    times = rows["time"]
-    return rows[np.searchsorted(times, first_ms) : np.searchsorted(times, last_ms, side="right")]
 
 
 def replay_clock(clock: Callable[[], float], start_s: float, speed: float) -> Callable[[], float]:
