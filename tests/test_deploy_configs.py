@@ -201,6 +201,15 @@ def test_gateway_example_names_every_option(table: str) -> None:
     )
 
 
+def test_the_simulator_page_describes_every_setting() -> None:
+    """docs/SIMULATOR.md's table has a row for each ``[sim]`` key, and no other."""
+    page = (ROOT / "docs" / "SIMULATOR.md").read_text(encoding="utf-8")
+    table = page.split("## Every setting", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(\w+)` \|", table, re.M)
+    assert sorted(rows) == sorted(options(SimConfig))
+    assert len(rows) == len(set(rows))
+
+
 def test_client_example_names_every_option() -> None:
     assert set(documented(CLIENT_EXAMPLE)) == {"bridge"}
     assert set(documented(CLIENT_EXAMPLE)["bridge"]) == set(options(ClientConfig))
