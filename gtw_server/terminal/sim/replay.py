@@ -42,6 +42,7 @@ from gtw_server.terminal.sim.tape import (
     Tape,
     aggregate,
     between,
+    kept,
     pinned,
 )
 
@@ -221,17 +222,13 @@ class ReplayTape(Tape):
     def ticks_of(self, minute: int) -> Any:
         if self._ticks is not None:
             return between(self._ticks, minute * MINUTE_MS, minute * MINUTE_MS + MINUTE_MS - 1)
-        made = self._made.get(minute)
-        if made is None:
-            bars = self.minutes(minute, minute)
-            made = self._make(bars, minute) if len(bars) else np.zeros(0, dtype=TICK)
-            if len(self._made) > 4096:
-                self._made.clear()
-            self._made[minute] = made
-        return made
+        return kept(self._made, minute, lambda: self._make(self.minutes(minute, minute), minute))
 
     def _make(self, bar: Any, minute: int) -> Any:
-        """Ticks that fit a bar of the file: ``<TICKVOL>`` of them when that is enough."""
+        """Ticks that fit a bar of the file (none without one): ``<TICKVOL>`` of them when
+        that is enough."""
+        if not len(bar):
+            return np.zeros(0, dtype=TICK)
         open_, high = int(bar["open"][0]), int(bar["high"][0])
         low, close = int(bar["low"][0]), int(bar["close"][0])
         count = int(bar["ticks"][0])

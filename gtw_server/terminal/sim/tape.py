@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from hashlib import blake2b
 from typing import Any, Final
 
@@ -55,6 +55,7 @@ __all__ = [
     "aggregate",
     "between",
     "concat_bars",
+    "kept",
     "pinned",
     "synthetic_tapes",
 ]
@@ -92,6 +93,7 @@ _ACTIVITY: Final = np.array(
 _CLOSED_ACTIVITY: Final = 0.08  # news moves a closed market a little: the reopening gaps
 _TICKS_PER_ACTIVITY: Final = 30  # ticks per minute at activity 1.0 (on top of MIN_TICKS)
 _BLOCK: Final = 1024  # draws come in blocks keyed by their place on the grid
+_KEPT: Final = 4096  # days of hour bars, minutes of ticks kept per symbol
 # Hours of minute bars kept per symbol: 100,000 M1 bars (1,667 hours), 7 MB at most.
 _MINUTE_HOURS_KEPT: Final = 2048
 # The daily rollover's thin minutes (spreads widen): 21:55 to 22:15 UTC.
@@ -212,14 +214,7 @@ class SyntheticTape(Tape):
 
     def _day(self, day: int) -> Any:
         """The 24 hour bars of ``day`` (closed hours too; the caller drops them)."""
-        cached = self._hour_cache.get(day)
-        if cached is not None:
-            return cached
-        if len(self._hour_cache) > 4096:
-            self._hour_cache.clear()
-        rows = self._days(day, day)
-        self._hour_cache[day] = rows
-        return rows
+        return kept(self._hour_cache, day, lambda: self._days(day, day))
 
     def _days(self, first_day: int, last_day: int) -> Any:
         """The hour bars of whole days, vectorised: a Brownian bridge between midnights."""
@@ -319,15 +314,11 @@ class SyntheticTape(Tape):
         return between(rows, first * MINUTE_MS, last * MINUTE_MS)
 
     def ticks_of(self, minute: int) -> Any:
-        cached = self._tick_cache.get(minute)
-        if cached is not None:
-            return cached
-        if len(self._tick_cache) > 4096:
-            self._tick_cache.clear()
-        bars = self.minutes(minute, minute)
-        rows = self._ticks(bars, minute) if len(bars) else np.zeros(0, dtype=TICK)
-        self._tick_cache[minute] = rows
-        return rows
+        def make() -> Any:
+            bars = self.minutes(minute, minute)
+            return self._ticks(bars, minute) if len(bars) else np.zeros(0, dtype=TICK)
+
+        return kept(self._tick_cache, minute, make)
 
     def _ticks(self, bar: Any, minute: int) -> Any:
         """The ticks of a minute (``bar``, one row): first at its open, last at its close,
@@ -372,6 +363,17 @@ def aggregate(rows: Any, starts: Any) -> Any:
     out["ticks"] = lasts - firsts + 1 if ticks else np.add.reduceat(rows["ticks"], firsts)
     out["spread"] = np.minimum.reduceat(rows["spread"], firsts)
     return out
+
+
+def kept(cache: dict[int, Any], key: int, make: Callable[[], Any]) -> Any:
+    """``cache[key]``, made by ``make`` the first time; a full cache is emptied (the live
+    reads come back for the last few keys, which are soon made again)."""
+    found = cache.get(key)
+    if found is None:
+        if len(cache) >= _KEPT:
+            cache.clear()
+        found = cache[key] = make()
+    return found
 
 
 def between(rows: Any, first_ms: int, last_ms: int) -> Any:
