@@ -21,6 +21,7 @@ from bench.results import (
     Ratios,
     ReadsResult,
     Report,
+    Server,
 )
 
 __all__ = ["compute_ratios", "render", "write_json"]
@@ -28,10 +29,13 @@ __all__ = ["compute_ratios", "render", "write_json"]
 _MB: Final = 1024 * 1024
 
 
-def _floor_of(loads: Sequence[LoadResult], result: LoadResult) -> LoadResult | None:
+def _floor_of(
+    loads: Sequence[LoadResult], result: LoadResult, base: Server = "floor"
+) -> LoadResult | None:
+    """``base``'s result for the same mode and shape as ``result``."""
     for candidate in loads:
         if (
-            candidate.server == "floor"
+            candidate.server == base
             and candidate.mode == result.mode
             and candidate.clients == result.clients
             and candidate.in_flight == result.in_flight
@@ -44,11 +48,11 @@ def _ratio(value: float, floor: float) -> float:
     return value / floor if floor > 0 else float("inf")
 
 
-def compute_ratios(loads: Sequence[LoadResult]) -> list[Ratios]:
-    """Each gateway result divided by the floor's for the same mode and shape."""
+def compute_ratios(loads: Sequence[LoadResult], base: Server = "floor") -> list[Ratios]:
+    """Each gateway result divided by ``base``'s for the same mode and shape."""
     ratios = []
     for result in loads:
-        floor = _floor_of(loads, result) if result.server == "gateway" else None
+        floor = _floor_of(loads, result, base) if result.server == "gateway" else None
         if floor is None:
             continue
         gw, fl = result.latency, floor.latency
@@ -103,7 +107,7 @@ def _latency_cells(lat: Latency, floor: Latency | None) -> list[str]:
 def _load_rows(loads: Sequence[LoadResult]) -> list[list[str]]:
     rows = []
     for r in loads:
-        floor = _floor_of(loads, r) if r.server == "gateway" else None
+        floor = _floor_of(loads, r) if r.server != "floor" else None
         lat = r.latency
         rows.append(
             [
@@ -131,6 +135,33 @@ def _action_rows(loads: Sequence[LoadResult]) -> list[list[str]]:
         for action, lat in r.by_action.items():
             cells = _latency_cells(lat, floor.by_action.get(action) if floor else None)
             rows.append([r.mode, r.shape, str(r.positions), action, str(lat.count), *cells])
+    return rows
+
+
+def _unsafe_rows(loads: Sequence[LoadResult]) -> list[list[str]]:
+    """OPEN and CLOSE through the gateway against the same through the unsafe design."""
+    rows = []
+    for r in loads:
+        unsafe = _floor_of(loads, r, "unsafe") if r.server == "gateway" else None
+        if unsafe is None or r.mode == "ping":
+            continue
+        for action in ("OPEN", "CLOSE"):
+            ours, theirs = r.by_action.get(action), unsafe.by_action.get(action)
+            if ours is None or theirs is None:
+                continue
+            rows.append(
+                [
+                    r.mode,
+                    r.shape,
+                    action,
+                    _cell(ours.p50_us, theirs.p50_us),
+                    _num(theirs.p50_us),
+                    _cell(ours.p99_us, theirs.p99_us),
+                    _num(theirs.p99_us),
+                ]
+            )
+        throughput = _cell(r.throughput, unsafe.throughput)
+        rows.append([r.mode, r.shape, "orders/s", throughput, _num(unsafe.throughput), "", ""])
     return rows
 
 
@@ -362,7 +393,8 @@ def render(report: Report) -> str:
     if report.loads:
         out.append(
             "Latency in us (client-side round trip through inf_bridge.Bridge), throughput in "
-            "requests/s, CPU in us per request; a gateway cell's (Nx) is its ratio to the floor."
+            "requests/s, CPU in us per request; a gateway or unsafe-design cell's (Nx) is its "
+            "ratio to the floor."
         )
         out.append("")
         out += _table(
@@ -381,6 +413,19 @@ def render(report: Report) -> str:
                 "errors",
             ),
             _load_rows(report.loads),
+        )
+        out.append("")
+    unsafe_rows = _unsafe_rows(report.loads)
+    if unsafe_rows:
+        out.append(
+            "Against the unsafe design (bench.unsafe: the same simulator called inline on the "
+            "event loop, no journal, no signature, no worker process), in us; (Nx) is the "
+            "gateway's ratio to it:"
+        )
+        out.append("")
+        out += _table(
+            ("mode", "shape", "action", "gateway p50", "unsafe p50", "gateway p99", "unsafe p99"),
+            unsafe_rows,
         )
         out.append("")
     action_rows = _action_rows(report.loads)
@@ -429,7 +474,7 @@ def render(report: Report) -> str:
     if report.reads is not None:
         out += _reads(report.reads)
     if report.targets:
-        out.append("Targets (issues 7, 15 and 16):")
+        out.append("Targets (issues 7, 15, 16 and 18), each a ratio within this run:")
         out.append("")
         out += _table(
             ("target", "goal", "measured", "result", "note"),

@@ -46,7 +46,7 @@ CURVE_PERCENTILES: Final = (
 )
 _NS_PER_US: Final = 1000.0
 
-Server = Literal["floor", "gateway"]
+Server = Literal["floor", "unsafe", "gateway"]
 
 
 class Latency(Struct, frozen=True, kw_only=True):
@@ -103,7 +103,8 @@ class LoadResult(Struct, frozen=True, kw_only=True):
 
 
 class Ratios(Struct, frozen=True, kw_only=True):
-    """A gateway figure divided by the floor's for the same mode and shape."""
+    """A gateway figure divided by a base's (the floor's, or the unsafe design's) for the same
+    mode and shape."""
 
     mode: str
     clients: int
@@ -253,6 +254,7 @@ class Report(Struct, kw_only=True):
     machine: Machine
     loads: list[LoadResult] = field(default_factory=list)
     ratios: list[Ratios] = field(default_factory=list)
+    unsafe_ratios: list[Ratios] = field(default_factory=list)  # to the unsafe design (issue 18)
     presend: list[PresendResult] = field(default_factory=list)
     memory: MemoryResult | None = None
     gil: GilResult | None = None

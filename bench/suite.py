@@ -1,9 +1,11 @@
 """The order of a run, and the processes it starts.
 
-1. The floor (``bench.floor``) and a gateway on the simulator, signatures on, each a child
-   process on its own loopback port; the load runs in this process, on the same event loop
-   policy. Every scenario (mode x shape) runs against the floor, then at once against the
-   gateway, so that both see the same machine (it is shared, and has 2 cores).
+1. The floor (``bench.floor``), the unsafe design (``bench.unsafe``: the same simulator
+   called inline, none of the gateway's guarantees) and a gateway on the simulator,
+   signatures on, each a child process on its own loopback port; the load runs in this
+   process, on the same event loop policy. Every scenario (mode x shape) runs against the
+   floor, the unsafe design, then at once the gateway, so that
+   all see the same machine (it is shared, and has 2 cores).
    ``open`` runs last among the modes: it leaves its positions open, which the others would
    otherwise inherit. With ``positions``, the gateway's book is first filled up to each level
    in turn (by OPENs, unmeasured) and the scenarios are measured there again.
@@ -43,6 +45,7 @@ from bench.reads import measure_reads
 from bench.report import compute_ratios
 from bench.results import GilResult, LoadResult, MarketResult, PresendResult, Report, Server
 from bench.targets import check_targets, machine_note
+from bench.unsafe import UnsafeProcess
 from gtw_server.testing import GatewayProcess, Value
 from plumbing.loop import loop_factory
 
@@ -96,9 +99,12 @@ def run_suite(options: Options, *, command: str, progress: Progress) -> Report:
             with contextlib.ExitStack() as processes:
                 progress.show("starting the floor and the gateway", force=True)
                 floor = processes.enter_context(FloorProcess())
+                unsafe = processes.enter_context(UnsafeProcess(SIM))
                 gateway = _start(work / "gateway", secret)
                 processes.callback(gateway.stop)
-                report.loads = runner.run(_loads(options, floor, gateway, secret, progress))
+                report.loads = runner.run(
+                    _loads(options, (floor, unsafe), gateway, secret, progress)
+                )
                 if options.presend_iterations > 0:
                     report.presend = runner.run(
                         _presend(options, floor.endpoint, secret, work, progress)
@@ -135,6 +141,7 @@ def run_suite(options: Options, *, command: str, progress: Progress) -> Report:
             report.gil = _gil(runner, work / "slow-gateway", secret, options, progress)
     progress.clear()
     report.ratios = compute_ratios(report.loads)
+    report.unsafe_ratios = compute_ratios(report.loads, "unsafe")
     report.targets = check_targets(report)
     report.machine_note = machine_note(report)
     return report
@@ -156,15 +163,17 @@ def _start(data_dir: Path, secret: str, config: dict[str, Value] | None = None) 
 
 async def _loads(
     options: Options,
-    floor: FloorProcess,
+    bases: tuple[FloorProcess, UnsafeProcess],
     gateway: GatewayProcess,
     secret: str,
     progress: Progress,
 ) -> list[LoadResult]:
     modes = [mode for mode in _MODE_ORDER if mode in options.modes]
     levels: tuple[int | None, ...] = options.positions or (None,)
+    floor, unsafe = bases
     servers: list[tuple[Server, str, int]] = [
         ("floor", floor.endpoint, floor.pid),
+        ("unsafe", unsafe.endpoint, unsafe.pid),
         ("gateway", gateway.endpoint, gateway.pid),
     ]
     results = []
@@ -173,8 +182,8 @@ async def _loads(
             await _top_up(gateway, secret, level, progress)
         for mode in modes:
             for shape in options.shapes:
-                # The floor keeps no positions: measuring it at the first level is enough.
-                for server, endpoint, pid in servers if index == 0 else servers[1:]:
+                # The floor and the unsafe design are measured at the first level only.
+                for server, endpoint, pid in servers if index == 0 else servers[2:]:
                     async with LoadClients(
                         server,
                         endpoint,

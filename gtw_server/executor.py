@@ -80,7 +80,7 @@ from protocol import (
     verify,
 )
 
-__all__ = ["OrderExecutor", "fingerprint"]
+__all__ = ["OrderExecutor", "close_order", "fingerprint", "open_order"]
 
 _NOT_EXECUTED: Final = "; nothing was executed: retry later with the same uuid"
 
@@ -283,9 +283,9 @@ class OrderExecutor:
         uuid, action = request.uuid, request.action
         try:
             if isinstance(request, Open):
-                outcome = await self.worker.call(OPEN, _open_order(request, tag))
+                outcome = await self.worker.call(OPEN, open_order(request, tag))
             elif isinstance(request, Close):
-                outcome = await self.worker.call(CLOSE, _close_order(request, tag))
+                outcome = await self.worker.call(CLOSE, close_order(request, tag))
             else:
                 outcome = await self.worker.call(COMMAND, _instruction(request, tag))
         except (TerminalDisconnected, WorkerUnavailable) as exc:
@@ -511,7 +511,8 @@ def _instruction(request: Change, tag: str) -> Instruction:
     )
 
 
-def _open_order(request: Open, tag: str) -> OpenOrder:
+def open_order(request: Open, tag: str) -> OpenOrder:
+    """What the worker is sent for an OPEN (the benchmark's unsafe design sends the same)."""
     return OpenOrder(
         symbol=request.symbol,
         side=request.type,
@@ -525,7 +526,8 @@ def _open_order(request: Open, tag: str) -> OpenOrder:
     )
 
 
-def _close_order(request: Close, tag: str) -> CloseOrder:
+def close_order(request: Close, tag: str) -> CloseOrder:
+    """What the worker is sent for a CLOSE."""
     return CloseOrder(
         ticket=request.ticket,
         comment=tag,

@@ -20,7 +20,9 @@ from bench.results import Report
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_a_short_run_measures_floor_and_gateway_without_errors(tmp_path: Path) -> None:
+def test_a_short_run_measures_floor_unsafe_design_and_gateway_without_errors(
+    tmp_path: Path,
+) -> None:
     out = tmp_path / "bench.json"
     command = [sys.executable, "-m", "bench", "--quiet", "--json", str(out)]
     command += ["--duration", "0.05", "--warmup", "0.01", "--shapes", "1x1,2x2"]
@@ -29,10 +31,11 @@ def test_a_short_run_measures_floor_and_gateway_without_errors(tmp_path: Path) -
     run = subprocess.run(command, check=False, cwd=ROOT, capture_output=True, text=True, timeout=90)
 
     assert run.returncode == 0, run.stderr
-    assert "Targets (issues 7, 15 and 16)" in run.stdout
+    assert "Targets (issues 7, 15, 16 and 18)" in run.stdout
+    assert "Against the unsafe design" in run.stdout
     report = msgspec.json.decode(out.read_bytes(), type=Report)
     assert report.machine.cores >= 1
-    for server in ("floor", "gateway"):
+    for server in ("floor", "unsafe", "gateway"):
         measured = {(r.mode, r.shape) for r in report.loads if r.server == server}
         assert measured == {(mode, shape) for mode in MODES for shape in ("1x1", "2x2")}
     for result in report.loads:
@@ -40,8 +43,8 @@ def test_a_short_run_measures_floor_and_gateway_without_errors(tmp_path: Path) -
         assert result.requests > 0
         assert 0 < result.latency.p50_us <= result.latency.p99_us <= result.latency.max_us
     gateway_runs = [r for r in report.loads if r.server == "gateway"]
-    assert len(report.ratios) == len(gateway_runs)
-    for ratio in report.ratios:
+    assert len(report.ratios) == len(report.unsafe_ratios) == len(gateway_runs)
+    for ratio in [*report.ratios, *report.unsafe_ratios]:
         values = (ratio.p50, ratio.p90, ratio.p99, ratio.p999, ratio.throughput)
         assert all(math.isfinite(v) and v > 0 for v in values)
     assert [p.audit_sink for p in report.presend] == [False, True]
@@ -53,7 +56,7 @@ def test_a_short_run_measures_floor_and_gateway_without_errors(tmp_path: Path) -
     else:
         assert "order_latency_ms" in report.gil.skipped
     assert {t.passed for t in report.targets} <= {True, False, None}
-    assert len(report.targets) == 14
+    assert len(report.targets) == 11  # every one a ratio, or memory in MB
     assert report.market is None and report.reads is None
     # The market's and the reads': not run.
     assert [t.passed for t in report.targets[-3:]] == [None, None, None]

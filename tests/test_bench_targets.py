@@ -1,5 +1,5 @@
-"""The targets of issues 7 and 15 read off a report, and the warning for a machine slower than
-the one they were set for (no measuring here: the reports are built by hand)."""
+"""The targets of issues 7, 15 and 18 read off a report: every one a ratio within the run (no
+measuring here: the reports are built by hand)."""
 
 from __future__ import annotations
 
@@ -52,7 +52,14 @@ def _load(
     )
 
 
-def _report(floor_pipelined: float, gateway_pipelined: float, open_p50_us: float) -> Report:
+def _report(
+    floor_pipelined: float,
+    gateway_pipelined: float,
+    open_p50_us: float,
+    *,
+    unsafe_p50_us: float = 500,
+    unsafe_pipelined: float = 4_000,
+) -> Report:
     return Report(
         command="test",
         started_at="now",
@@ -62,6 +69,8 @@ def _report(floor_pipelined: float, gateway_pipelined: float, open_p50_us: float
             _load("gateway", "ping", 1, 5_000, 210),
             _load("floor", "ping", 16, floor_pipelined, 300),
             _load("gateway", "ping", 16, gateway_pipelined, 320),
+            _load("unsafe", "open_close", 1, 2_000, unsafe_p50_us),
+            _load("unsafe", "open_close", 16, unsafe_pipelined, unsafe_p50_us * 8),
             _load("gateway", "open_close", 1, 1_500, open_p50_us),
             _load("gateway", "open_close", 16, 4_200, open_p50_us * 8),
         ],
@@ -72,17 +81,35 @@ def _results(report: Report) -> dict[str, bool | None]:
     return {t.name: t.passed for t in check_targets(report)}
 
 
+ORDERS = "orders/s, 16 or more in flight (OPEN, CLOSE)"
+
+
 def test_targets_pass_and_fail_on_the_measured_figures() -> None:
     results = _results(_report(60_000, 50_000, 600))
-    assert results["PING p50, one in flight"] is True
+    assert results["PING p50, one in flight"] is True  # 210 vs 200 us: 1.05x
     assert results["PING pipelined throughput"] is True
-    assert results["OPEN p50, one in flight"] is True
-    assert results["orders pipelined (OPEN, CLOSE)"] is True
+    assert results["OPEN p50, one in flight"] is True  # 600 vs 500 us: 1.2x
+    assert results["OPEN p99, one in flight"] is True
+    assert results[ORDERS] is True  # 4,200/s vs 4,000/s
     assert results["PING p99 during 300 ms GIL-holding orders"] is None  # not run
 
-    results = _results(_report(60_000, 30_000, 900))
+    results = _results(_report(60_000, 30_000, 900, unsafe_pipelined=5_000))
     assert results["PING pipelined throughput"] is False
-    assert results["OPEN p50, one in flight"] is False
+    assert results["OPEN p50, one in flight"] is False  # 1.8x the unsafe design
+    assert results["OPEN p99, one in flight"] is False
+    assert results[ORDERS] is False  # 0.84x
+
+
+def test_the_order_targets_compare_with_the_unsafe_design_not_with_a_number() -> None:
+    """The same gateway figures pass or fail with the unsafe design of the same run: a slower
+    machine is slower for both."""
+    slow = _results(_report(20_000, 20_000, 2_400, unsafe_p50_us=2_000, unsafe_pipelined=1_000))
+    assert slow["OPEN p50, one in flight"] is True and slow[ORDERS] is True
+    fast = _results(_report(20_000, 20_000, 2_400, unsafe_p50_us=500, unsafe_pipelined=9_000))
+    assert fast["OPEN p50, one in flight"] is False and fast[ORDERS] is False
+    report = _report(60_000, 50_000, 600)
+    report.loads = [r for r in report.loads if r.server != "unsafe"]
+    assert _results(report)["OPEN p50, one in flight"] is None  # not run: no unsafe design
 
 
 def test_a_machine_as_fast_as_the_reference_gets_no_note() -> None:
@@ -92,7 +119,7 @@ def test_a_machine_as_fast_as_the_reference_gets_no_note() -> None:
 def test_a_slower_machine_is_named_with_how_much_slower() -> None:
     note = machine_note(_report(12_500, 12_000, 1_400))
     assert "12,500 pipelined PINGs/s" in note
-    assert "4.0x under the reference's 50,000/s" in note
+    assert "4.0x under issue 7's reference machine (50,000/s)" in note
 
 
 def test_no_note_without_a_pipelined_floor_measurement() -> None:
