@@ -62,6 +62,13 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _milliseconds(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 10_000:
+        raise ValueError(f"expected milliseconds between 0 and 10,000, got {text}")
+    return value
+
+
 def _positive_seconds(text: str) -> float:
     value = _seconds(text)
     if value == 0:
@@ -163,6 +170,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=d.gil_duration_s,
         metavar="S",
         help=f"PING during 300 ms GIL-holding orders; 0 skips (default {d.gil_duration_s:g})",
+    )
+    parser.add_argument(
+        "--terminal-latencies",
+        type=_listed(_milliseconds),
+        default=d.terminal_latencies_ms,
+        metavar="LIST",
+        help="orders that take the terminal this many ms, gateway against the unsafe design; "
+        "'' skips (default " + ",".join(f"{ms:g}" for ms in d.terminal_latencies_ms) + ")",
     )
     market = parser.add_argument_group("market data (issue 15)")
     market.add_argument(
@@ -269,6 +284,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         memory_requests=0 if only else args.memory_requests,
         memory_mode=args.memory_mode,
         gil_duration_s=0.0 if only else args.gil_duration,
+        terminal_latencies_ms=() if only else args.terminal_latencies,
         market=None if args.no_market or args.only == "reads" else market,
         reads=not args.no_reads and args.only in (None, "reads"),
     )

@@ -22,6 +22,7 @@ from bench.results import (
     ReadsResult,
     Report,
     Server,
+    TerminalLatencyResult,
 )
 
 __all__ = ["compute_ratios", "render", "write_json"]
@@ -82,7 +83,8 @@ def _cell(value: float | None, floor: float | None) -> str:
     """``value``, and its ratio to the floor's when there is one."""
     if value is None or floor is None or floor <= 0:
         return _num(value)
-    return f"{_num(value)} ({value / floor:.2f}x)"
+    ratio = value / floor
+    return f"{_num(value)} ({ratio:.2f}x)" if ratio >= 0.1 else f"{_num(value)} ({ratio:.2g}x)"
 
 
 def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
@@ -163,6 +165,60 @@ def _unsafe_rows(loads: Sequence[LoadResult]) -> list[list[str]]:
         throughput = _cell(r.throughput, unsafe.throughput)
         rows.append([r.mode, r.shape, "orders/s", throughput, _num(unsafe.throughput), "", ""])
     return rows
+
+
+def _action_p50(result: LoadResult | None, action: str) -> float | None:
+    latency = result.by_action.get(action) if result is not None else None
+    return latency.p50_us if latency is not None else None
+
+
+def _terminal_latency(results: Sequence[TerminalLatencyResult]) -> list[str]:
+    """Issue 18: the gateway against the unsafe design when the terminal is the slow part."""
+    out = [
+        "Orders that take the terminal N ms (order_latency_ms, the GIL held), a fresh gateway "
+        "and a fresh unsafe design each; in us and orders/s, (Nx) the gateway's ratio to the "
+        "unsafe design:",
+        "",
+    ]
+    rows = []
+    for result in results:
+        by = {(r.server, r.mode, r.shape): r for r in result.loads}
+        gw_open, un_open = (
+            _action_p50(by.get((server, "open_close", "1x1")), "OPEN")
+            for server in ("gateway", "unsafe")
+        )
+        gw_rate, un_rate = (
+            run.throughput if (run := by.get((server, "open_close", "4x16"))) else None
+            for server in ("gateway", "unsafe")
+        )
+        gw_ping, un_ping = (
+            _action_p50(by.get((server, "mixed", "4x16")), "PING")
+            for server in ("gateway", "unsafe")
+        )
+        rows.append(
+            [
+                f"{result.order_latency_ms:g}",
+                _cell(gw_open, un_open),
+                _num(un_open),
+                _cell(gw_rate, un_rate),
+                _num(un_rate),
+                _cell(gw_ping, un_ping),
+                _num(un_ping),
+            ]
+        )
+    out += _table(
+        (
+            "terminal ms",
+            "OPEN p50, 1x1: gateway",
+            "unsafe",
+            "orders/s, 4x16: gateway",
+            "unsafe",
+            "PING p50 beside 4x16 orders: gateway",
+            "unsafe",
+        ),
+        rows,
+    )
+    return [*out, ""]
 
 
 def _presend_rows(presend: Sequence[PresendResult]) -> list[list[str]]:
@@ -473,6 +529,8 @@ def render(report: Report) -> str:
         out += _market(report.market)
     if report.reads is not None:
         out += _reads(report.reads)
+    if report.terminal_latency:
+        out += _terminal_latency(report.terminal_latency)
     if report.targets:
         out.append("Targets (issues 7, 15, 16 and 18), each a ratio within this run:")
         out.append("")

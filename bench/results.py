@@ -25,6 +25,7 @@ __all__ = [
     "Report",
     "Server",
     "TargetCheck",
+    "TerminalLatencyResult",
     "TickLatency",
 ]
 
@@ -161,6 +162,14 @@ class GilResult(Struct, frozen=True, kw_only=True):
     orders: LoadResult | None = None
 
 
+class TerminalLatencyResult(Struct, frozen=True, kw_only=True):
+    """The gateway and the unsafe design with orders that take the terminal
+    ``order_latency_ms`` (the GIL held), in the same scenarios (``bench.terminal_latency``)."""
+
+    order_latency_ms: float
+    loads: list[LoadResult]
+
+
 class FetchResult(Struct, frozen=True, kw_only=True):
     """One bars request answered ``rounds`` times (after one unmeasured), timed whole: from
     the call to the rows in hand."""
@@ -260,5 +269,6 @@ class Report(Struct, kw_only=True):
     gil: GilResult | None = None
     market: MarketResult | None = None
     reads: ReadsResult | None = None
+    terminal_latency: list[TerminalLatencyResult] = field(default_factory=list)
     targets: list[TargetCheck] = field(default_factory=list)
     machine_note: str = ""  # set when the machine is slower than the targets' reference

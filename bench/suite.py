@@ -16,6 +16,8 @@
 5. Reads beside orders (issue 16, ``bench.reads``): GET_ACCOUNT and GET_POSITIONS while 64
    orders are in flight, against PING, on a fresh gateway.
 6. PING against a fresh gateway whose orders hold the GIL (``bench.gil``).
+7. Orders that take the terminal 5, 20 and 50 ms, the GIL held, through a fresh gateway and a
+   fresh unsafe design each (``bench.terminal_latency``, issue 18).
 
 Every child process is stopped by its PID, also when the run fails.
 """
@@ -45,6 +47,7 @@ from bench.reads import measure_reads
 from bench.report import compute_ratios
 from bench.results import GilResult, LoadResult, MarketResult, PresendResult, Report, Server
 from bench.targets import check_targets, machine_note
+from bench.terminal_latency import measure_terminal_latency
 from bench.unsafe import UnsafeProcess
 from gtw_server.testing import GatewayProcess, Value
 from plumbing.loop import loop_factory
@@ -80,6 +83,7 @@ class Options(Struct, frozen=True, kw_only=True):
     gil_duration_s: float = 3.0  # 0 skips the GIL scenario
     market: MarketOptions | None = field(default_factory=MarketOptions)  # None skips it
     reads: bool = True  # GET_ACCOUNT and GET_POSITIONS beside 64 orders in flight (issue 16)
+    terminal_latencies_ms: tuple[float, ...] = (5.0, 20.0, 50.0)  # () skips (issue 18)
 
 
 def run_suite(options: Options, *, command: str, progress: Progress) -> Report:
@@ -139,6 +143,18 @@ def run_suite(options: Options, *, command: str, progress: Progress) -> Report:
                 gateway.stop()
         if options.gil_duration_s > 0:
             report.gil = _gil(runner, work / "slow-gateway", secret, options, progress)
+        if options.terminal_latencies_ms:
+            report.terminal_latency = runner.run(
+                measure_terminal_latency(
+                    options.terminal_latencies_ms,
+                    SIM,
+                    secret,
+                    work=work,
+                    duration_s=options.duration_s,
+                    warmup_s=options.warmup_s,
+                    progress=progress,
+                )
+            )
     progress.clear()
     report.ratios = compute_ratios(report.loads)
     report.unsafe_ratios = compute_ratios(report.loads, "unsafe")

@@ -27,7 +27,7 @@ def test_a_short_run_measures_floor_unsafe_design_and_gateway_without_errors(
     command = [sys.executable, "-m", "bench", "--quiet", "--json", str(out)]
     command += ["--duration", "0.05", "--warmup", "0.01", "--shapes", "1x1,2x2"]
     command += ["--presend-iterations", "200", "--memory-requests", "1000"]
-    command += ["--gil-duration", "0.3", "--no-market", "--no-reads"]
+    command += ["--gil-duration", "0.3", "--no-market", "--no-reads", "--terminal-latencies", "5"]
     run = subprocess.run(command, check=False, cwd=ROOT, capture_output=True, text=True, timeout=90)
 
     assert run.returncode == 0, run.stderr
@@ -55,6 +55,15 @@ def test_a_short_run_measures_floor_unsafe_design_and_gateway_without_errors(
         assert report.gil.ping is not None and report.gil.ping.errors == {}
     else:
         assert "order_latency_ms" in report.gil.skipped
+    (slow,) = report.terminal_latency  # orders taking the terminal 5 ms, both servers
+    assert slow.order_latency_ms == 5.0
+    assert {(r.server, r.mode, r.shape) for r in slow.loads} == {
+        (server, mode, shape)
+        for server in ("unsafe", "gateway")
+        for mode, shape in (("open_close", "1x1"), ("open_close", "4x16"), ("mixed", "4x16"))
+    }
+    assert all(r.errors == {} and r.requests > 0 for r in slow.loads)
+    assert "Orders that take the terminal N ms" in run.stdout
     assert {t.passed for t in report.targets} <= {True, False, None}
     assert len(report.targets) == 11  # every one a ratio, or memory in MB
     assert report.market is None and report.reads is None
@@ -68,7 +77,9 @@ def test_a_short_market_run_measures_bars_ticks_and_orders_against_its_floors(
     out = tmp_path / "bench.json"
     command = [sys.executable, "-m", "bench", "--quiet", "--json", str(out), "--only", "market"]
     command += ["--bars", "500", "--bars-rounds", "2", "--subscribers", "1,3"]
-    command += ["--stream-duration", "0.6", "--market-rounds", "1"]
+    # The simulator ticks as a market does, about once a second a symbol in quiet hours: 4 s
+    # of six symbols hold a few ticks whatever the hour.
+    command += ["--stream-duration", "4", "--market-rounds", "1"]
     command += ["--duration", "0.05", "--warmup", "0.01"]
     run = subprocess.run(
         command, check=False, cwd=ROOT, capture_output=True, text=True, timeout=120
