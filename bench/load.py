@@ -45,7 +45,7 @@ from inf_bridge import (
     RiskRejected,
 )
 
-__all__ = ["MODES", "REQUEST_CAP", "LoadClients", "Shape", "histogram"]
+__all__ = ["MODES", "REQUEST_CAP", "LoadClients", "Shape", "histogram", "measure"]
 
 T = TypeVar("T")
 
@@ -316,4 +316,35 @@ class LoadClients:
             f"{label}: {done}, {rec.answered:,} answered "
             f"({rec.answered / max(elapsed, 1e-9):,.0f}/s), {sum(rec.errors.values())} errors",
             force=force,
+        )
+
+
+async def measure(
+    server: Server,
+    endpoint: str,
+    *,
+    pid: int,
+    secret: str,
+    mode: str,
+    shape: Shape,
+    warmup_s: float,
+    duration_s: float,
+    progress: Progress,
+    count_positions: bool = True,
+) -> LoadResult:
+    """One scenario (``mode`` at ``shape``) against one server, with clients of its own."""
+    async with LoadClients(
+        server,
+        endpoint,
+        secret=secret,
+        clients=shape.clients,
+        server_pid=pid,
+        progress=progress,
+    ) as clients:
+        return await clients.run(
+            mode,
+            in_flight=shape.in_flight,
+            warmup_s=warmup_s,
+            duration_s=duration_s,
+            count_positions=count_positions,
         )

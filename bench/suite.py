@@ -36,7 +36,7 @@ from msgspec import Struct, field
 
 from bench.floor import FloorProcess
 from bench.gil import ping_during_slow_orders, start_slow_gateway
-from bench.load import MODES, LoadClients, Shape
+from bench.load import MODES, LoadClients, Shape, measure
 from bench.machine import describe_machine
 from bench.market import MarketOptions, gateway_config, measure_market
 from bench.market_floor import MarketFloorProcess
@@ -200,20 +200,17 @@ async def _loads(
             for shape in options.shapes:
                 # The floor and the unsafe design are measured at the first level only.
                 for server, endpoint, pid in servers if index == 0 else servers[2:]:
-                    async with LoadClients(
+                    result = await measure(
                         server,
                         endpoint,
+                        pid=pid,
                         secret=secret,
-                        clients=shape.clients,
-                        server_pid=pid,
+                        mode=mode,
+                        shape=shape,
+                        warmup_s=options.warmup_s,
+                        duration_s=options.duration_s,
                         progress=progress,
-                    ) as clients:
-                        result = await clients.run(
-                            mode,
-                            in_flight=shape.in_flight,
-                            warmup_s=options.warmup_s,
-                            duration_s=options.duration_s,
-                        )
+                    )
                     results.append(result)
     return results
 

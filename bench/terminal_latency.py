@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
-from bench.load import LoadClients, Shape
+from bench.load import Shape, measure
 from bench.progress import Progress
 from bench.results import LoadResult, Server, TerminalLatencyResult
 from bench.unsafe import UnsafeProcess
@@ -63,22 +63,19 @@ async def measure_terminal_latency(
         for server, process in servers:
             with process:
                 for mode, shape in SCENARIOS:
-                    async with LoadClients(
-                        server,
-                        process.endpoint,
-                        secret=secret,
-                        clients=shape.clients,
-                        server_pid=process.pid,
-                        progress=progress,
-                    ) as clients:
-                        loads.append(
-                            await clients.run(
-                                mode,
-                                in_flight=shape.in_flight,
-                                warmup_s=warmup_s,
-                                duration_s=duration_s,
-                                count_positions=False,
-                            )
+                    loads.append(
+                        await measure(
+                            server,
+                            process.endpoint,
+                            pid=process.pid,
+                            secret=secret,
+                            mode=mode,
+                            shape=shape,
+                            warmup_s=warmup_s,
+                            duration_s=duration_s,
+                            progress=progress,
+                            count_positions=False,
                         )
+                    )
         results.append(TerminalLatencyResult(order_latency_ms=latency_ms, loads=loads))
     return results
