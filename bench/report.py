@@ -195,6 +195,10 @@ def _terminal_latency(results: Sequence[TerminalLatencyResult]) -> list[str]:
             _action_p50(by.get((server, "mixed", "4x16")), "PING")
             for server in ("gateway", "unsafe")
         )
+        errors = [
+            sum(sum(r.errors.values()) for r in result.loads if r.server == server)
+            for server in ("gateway", "unsafe")
+        ]
         rows.append(
             [
                 f"{result.order_latency_ms:g}",
@@ -204,6 +208,7 @@ def _terminal_latency(results: Sequence[TerminalLatencyResult]) -> list[str]:
                 _num(un_rate),
                 _cell(gw_ping, un_ping),
                 _num(un_ping),
+                " · ".join(str(count) for count in errors),
             ]
         )
     out += _table(
@@ -215,6 +220,7 @@ def _terminal_latency(results: Sequence[TerminalLatencyResult]) -> list[str]:
             "unsafe",
             "PING p50 beside 4x16 orders: gateway",
             "unsafe",
+            "errors: gateway · unsafe",
         ),
         rows,
     )
