@@ -20,8 +20,8 @@ import asyncio
 import itertools
 import sys
 import time
-from collections.abc import Sequence
-from typing import Final
+from collections.abc import Callable, Sequence
+from typing import Final, Protocol
 
 import zmq
 
@@ -47,7 +47,7 @@ from protocol import (
     encode,
 )
 
-__all__ = ["EchoServer", "FloorProcess", "main"]
+__all__ = ["EchoServer", "FloorProcess", "Serving", "main", "serve"]
 
 _MAX_MESSAGE_BYTES: Final = 1024 * 1024  # the gateway's default
 _FILLED_RETCODE: Final = 10009  # TRADE_RETCODE_DONE
@@ -139,12 +139,24 @@ class EchoServer:
         )
 
 
-async def _serve(endpoint: str) -> int:
+class Serving(Protocol):
+    """A server bound at construction: started, then closed."""
+
+    def start(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+async def serve(
+    name: str, endpoint: str, make: Callable[[zmq.Context[zmq.Socket[bytes]]], Serving]
+) -> int:
+    """Binds ``make(context)`` to ``endpoint`` and serves until SIGTERM or SIGINT; 2 when it
+    cannot bind."""
     context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     try:
-        server = EchoServer(endpoint, context)
+        server = make(context)
     except zmq.ZMQError as exc:
-        print(f"floor: cannot bind {endpoint}: {exc}", file=sys.stderr)
+        print(f"{name}: cannot bind {endpoint}: {exc}", file=sys.stderr)
         context.term()
         return 2
     stop = asyncio.Event()
@@ -166,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--bind", required=True, help="ZeroMQ endpoint, e.g. tcp://127.0.0.1:6000")
     args = parser.parse_args(argv)
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
-        return runner.run(_serve(args.bind))
+        return runner.run(serve("floor", args.bind, lambda context: EchoServer(args.bind, context)))
 
 
 class FloorProcess(ServerProcess):

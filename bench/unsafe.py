@@ -21,7 +21,6 @@ import asyncio
 import json
 import sys
 import tempfile
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Final
@@ -29,9 +28,10 @@ from typing import Final
 import msgspec
 import zmq
 
-from gtw_server.adapter import OrderOutcome, TerminalAdapter
+from bench.floor import serve
+from gtw_server.adapter import TerminalAdapter
 from gtw_server.executor import close_order, open_order
-from gtw_server.runtime import install_stop_handlers
+from gtw_server.replies import ok, outcome_reply, rejected
 from gtw_server.tagging import order_tag
 from gtw_server.terminal.sim import SimConfig, SimTerminal
 from gtw_server.testing import ServerProcess, Value
@@ -47,7 +47,6 @@ from protocol import (
     Open,
     Ping,
     Reply,
-    Status,
     decode_request,
     encode,
 )
@@ -80,18 +79,12 @@ class UnsafeServer:
         try:
             reply = self._reply(decode_request(body[-1]))
         except DecodeError as exc:
-            reply = _refused(exc.uuid, exc.action, exc.code, exc.message)
+            reply = rejected(exc.uuid, exc.action, exc.code, exc.message)
         self._transport.send([*envelope, encode(reply)])
 
     def _reply(self, request: AnyRequest) -> Reply:
         if isinstance(request, Ping):
-            return Reply(
-                uuid=request.uuid,
-                action=request.action,
-                status=Status.OK,
-                timestamp=time.time(),
-                mt5_connected=True,
-            )
+            return ok(request, mt5_connected=True)
         if isinstance(request, GetAccount | GetPositions):
             return self._read(request)
         if isinstance(request, Open):
@@ -99,77 +92,19 @@ class UnsafeServer:
         elif isinstance(request, Close):
             outcome = self._terminal.close(close_order(request, order_tag(request.uuid)))
         else:
-            return _refused(
+            return rejected(
                 request.uuid,
                 request.action,
                 ErrorCode.UNKNOWN_ACTION,
                 "the unsafe design answers PING, OPEN, CLOSE, GET_ACCOUNT and GET_POSITIONS",
             )
-        return _filled(request, outcome)
+        return outcome_reply(request.uuid, request.action, outcome)
 
     def _read(self, request: GetAccount | GetPositions) -> Reply:
         """A read, from the terminal at once (no snapshot, no queue)."""
-        now = time.time()
         if isinstance(request, GetAccount):
-            account = self._terminal.account()
-            return Reply(
-                uuid=request.uuid, action=request.action, status=Status.OK, timestamp=now,
-                account=account,
-            )  # fmt: skip
-        positions = self._terminal.positions(request.symbol)
-        return Reply(
-            uuid=request.uuid, action=request.action, status=Status.OK, timestamp=now,
-            positions=positions,
-        )  # fmt: skip
-
-
-def _filled(request: Open | Close, outcome: OrderOutcome) -> Reply:
-    if outcome.status != "FILLED":
-        code = outcome.error_code or ErrorCode.MT5_REJECTED
-        return _refused(request.uuid, request.action, code, outcome.error_msg or "")
-    return Reply(
-        uuid=request.uuid,
-        action=request.action,
-        status=Status.FILLED,
-        timestamp=time.time(),
-        retcode=outcome.retcode,
-        ticket=outcome.ticket,
-        order=outcome.order,
-        deal=outcome.deal,
-        volume=outcome.volume,
-        price=outcome.price,
-    )
-
-
-def _refused(uuid: str | None, action: str | None, code: ErrorCode, message: str) -> Reply:
-    return Reply(
-        uuid=uuid,
-        action=action,
-        status=Status.REJECTED,
-        timestamp=time.time(),
-        error_code=code.value,
-        error_msg=message,
-    )
-
-
-async def _serve(endpoint: str, terminal: TerminalAdapter) -> int:
-    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    try:
-        server = UnsafeServer(endpoint, context, terminal)
-    except zmq.ZMQError as exc:
-        print(f"unsafe: cannot bind {endpoint}: {exc}", file=sys.stderr)
-        context.term()
-        return 2
-    stop = asyncio.Event()
-    remove_handlers = install_stop_handlers(asyncio.get_running_loop(), lambda _: stop.set())
-    server.start()
-    try:
-        await stop.wait()
-    finally:
-        remove_handlers()
-        server.close()
-        context.term()
-    return 0
+            return ok(request, account=self._terminal.account())
+        return ok(request, positions=self._terminal.positions(request.symbol))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -187,7 +122,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--sim: {exc}")
     terminal = TerminalAdapter(SimTerminal(config=config, state_path=args.state))
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
-        return runner.run(_serve(args.bind, terminal))
+        return runner.run(
+            serve("unsafe", args.bind, lambda context: UnsafeServer(args.bind, context, terminal))
+        )
 
 
 class UnsafeProcess(ServerProcess):
