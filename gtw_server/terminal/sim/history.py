@@ -38,6 +38,7 @@ __all__ = [
     "RATES_DTYPE",
     "TICKS_DTYPE",
     "PriceHistory",
+    "longest_ms",
     "timeframe_ms",
 ]
 
@@ -113,6 +114,11 @@ def timeframe_ms(timeframe: object) -> int | None:
     return None
 
 
+def longest_ms(length_ms: int) -> int:
+    """The longest a period of ``length_ms`` (or ``MONTH``: 31 days) can be."""
+    return 31 * DAY_MS if length_ms == MONTH else length_ms
+
+
 class PriceHistory:
     """The bars and ticks of every symbol's tape, up to a given time."""
 
@@ -125,8 +131,7 @@ class PriceHistory:
         ``oldest_ms`` or later, up to the one in progress at ``now_ms``, oldest first; no
         more than ``max_bars`` periods back."""
         tape = self._tapes[symbol]
-        span = 31 * DAY_MS if length_ms == MONTH else length_ms
-        oldest_ms = max(oldest_ms, now_ms - self._max_bars * span)
+        oldest_ms = max(oldest_ms, now_ms - self._max_bars * longest_ms(length_ms))
         minute = now_ms // MINUTE_MS
         forming = tape.ticks_of(minute)
         forming = forming[forming["time"] <= now_ms]

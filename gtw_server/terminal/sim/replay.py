@@ -44,6 +44,7 @@ from gtw_server.terminal.sim.tape import (
     between,
     kept,
     pinned,
+    step_sd,
 )
 
 __all__ = [
@@ -179,7 +180,11 @@ class ReplayTape(Tape):
         if bad.any():
             line = int(np.flatnonzero(bad)[0]) + 2
             raise ReplayError(f"{self.path}, line {line}: its high and low do not hold the bar")
-        self._check_order(out["time"] % MINUTE_MS != 0, out["time"], "M1 bars")
+        misaligned = np.flatnonzero(out["time"] % MINUTE_MS != 0)
+        if len(misaligned):
+            line = int(misaligned[0]) + 2
+            raise ReplayError(f"{self.path}, line {line}: not the start of a minute (M1 bars)")
+        self._check_order(out["time"])
         return out
 
     def _parse_ticks(self, rows: list[list[str]]) -> Any:
@@ -200,15 +205,14 @@ class ReplayTape(Tape):
                 )
             except ValueError as error:
                 raise ReplayError(f"{self.path}, line {number + 2}: {error}: {row}") from None
-        self._check_order(np.zeros(len(out), dtype=bool), out["time"], "ticks")
+        self._check_order(out["time"])
         return out
 
-    def _check_order(self, misaligned: Any, times: Any, what: str) -> None:
-        if misaligned.any():
-            line = int(np.flatnonzero(misaligned)[0]) + 2
-            raise ReplayError(f"{self.path}, line {line}: not the start of a minute ({what})")
-        if len(times) > 1 and (np.diff(times) < 0).any():
-            line = int(np.flatnonzero(np.diff(times) < 0)[0]) + 3
+    def _check_order(self, times: Any) -> None:
+        """Rows in time order: a row earlier than the one before is refused with its line."""
+        backwards = np.flatnonzero(np.diff(times) < 0)
+        if len(backwards):
+            line = int(backwards[0]) + 3  # the header, and the later row of the pair
             raise ReplayError(f"{self.path}, line {line}: earlier than the line before")
 
     # -- Tape -------------------------------------------------------------------------------
@@ -235,7 +239,7 @@ class ReplayTape(Tape):
         seed = int.from_bytes(self._key, "big") ^ minute
         rng = np.random.default_rng(seed)
         if count >= MIN_TICKS:
-            sd = max(high - low, 1) / math.sqrt(2.5 * count)
+            sd = step_sd(high, low, count)
             bids = pinned(bar, sd * rng.standard_normal((1, count - 1)), rng.random(1))[0]
         else:  # too few ticks for a walk: the open, the extremes on the way, the close
             bids = np.array(

@@ -57,6 +57,7 @@ __all__ = [
     "concat_bars",
     "kept",
     "pinned",
+    "step_sd",
     "synthetic_tapes",
 ]
 
@@ -130,9 +131,9 @@ class Tape(ABC):
         """``at_ms`` if the symbol may have ticks then, else the last moment before that it
         traded (the end of the previous session, of the data)."""
 
+    @abstractmethod
     def spread_cap(self) -> int:
         """No tick's spread is wider than this (points): scans skip bars by it."""
-        return 2**62
 
 
 class SyntheticTape(Tape):
@@ -330,7 +331,7 @@ class SyntheticTape(Tape):
         rows = np.zeros(count, dtype=TICK)
         offsets = np.sort(rng.choice(MINUTE_MS, size=count, replace=False))
         rows["time"] = minute * MINUTE_MS + offsets
-        sd = max(int(bar["high"][0] - bar["low"][0]), 1) / math.sqrt(2.5 * count)
+        sd = step_sd(int(bar["high"][0]), int(bar["low"][0]), count)
         rows["bid"] = pinned(bar, sd * cells[None, 1:, 0], cells[:1, 1])[0]
         extra = np.floor(cells[:, 2] * (self._extra + 1)).astype(np.int64)
         extra[np.argmin(cells[:, 2])] = 0
@@ -409,12 +410,18 @@ def _children(parents: Any, cells: Any, bars: Any) -> None:
     ``parents``."""
     parts = bars.shape[1]
     high, low = parents["high"][:, None], parents["low"][:, None]
-    sd = np.maximum(high - low, 1) / math.sqrt(2.5 * parts)  # a step's, from the range
+    sd = step_sd(high, low, parts)
     path = pinned(parents, sd * cells[..., 0], cells[:, 0, 1])
     bars["open"], bars["close"] = path[:, :-1], path[:, 1:]
     up, down = _extremes(bars["open"], bars["close"], sd**2, cells[..., 1], cells[..., 2])
     bars["high"] = np.minimum(up, high)
     bars["low"] = np.maximum(down, low)
+
+
+def step_sd(high: Any, low: Any, steps: int) -> Any:
+    """The standard deviation of each of ``steps`` steps of a walk across a bar from ``low`` to
+    ``high`` (points): the range is about 1.6 of the whole walk's."""
+    return np.maximum(high - low, 1) / math.sqrt(2.5 * steps)
 
 
 def pinned(bars: Any, steps: Any, where: Any) -> Any:

@@ -63,7 +63,7 @@ from gtw_server.terminal.sim.broker import Broker
 from gtw_server.terminal.sim.config import SimConfig
 from gtw_server.terminal.sim.faults import Faults, hang_forever
 from gtw_server.terminal.sim.helpers import close, market_order
-from gtw_server.terminal.sim.history import MAX_TICKS, MONTH, PriceHistory, timeframe_ms
+from gtw_server.terminal.sim.history import MAX_TICKS, PriceHistory, longest_ms, timeframe_ms
 from gtw_server.terminal.sim.replay import (
     ReplayError,
     ReplayTape,
@@ -232,10 +232,11 @@ class SimTerminal:
         self._clock = clock or time.time
         self._reset = reset
         suffix = config.symbol_suffix
-        exports = {name: read_export(file) for name, (file, _) in config.replay_files().items()}
+        files = config.replay_files()
+        exports = {name: read_export(file) for name, (file, _) in files.items()}
         added = [
             replayed_spec(name, SYMBOLS[like], exports[name])
-            for name, (_, like) in config.replay_files().items()
+            for name, (_, like) in files.items()
             if like is not None
         ]
         self._symbols = symbol_table(suffix, added)
@@ -559,8 +560,8 @@ class SimTerminal:
         length_ms = timeframe_ms(timeframe)
         if length_ms is None:
             raise positional(1)
-        span = 31 * 86_400_000 if length_ms == MONTH else length_ms
-        return self._price_history.rates(name, length_ms, oldest_ms(span), now_ms)
+        oldest = oldest_ms(longest_ms(length_ms))
+        return self._price_history.rates(name, length_ms, oldest, now_ms)
 
     @_terminal_call(None)
     def copy_rates_from(
