@@ -295,18 +295,18 @@ class Broker:
         expiring_ms = 1000 * min(expirations) if expirations else now_ms + 1
         rollover_ms = self._rollover_ms
         until_ms = min(now_ms, expiring_ms, rollover_ms)
-        first: tuple[str, Scan] | None = None
+        first: tuple[str, Scan, Quote] | None = None
         scans: list[tuple[str, Scan]] = []
         for symbol, thresholds in self._watches.items():
             scan = self._feed.scan(symbol, until_ms, thresholds)
             scans.append((symbol, scan))
-            if scan.fired and (first is None or scan.time_ms < first[1].time_ms):
-                first = (symbol, scan)
+            if scan.quote is not None and (first is None or scan.time_ms < first[1].time_ms):
+                first = (symbol, scan, scan.quote)
         if first is not None:
-            symbol, scan = first
+            symbol, scan, quote = first
             self._feed.at(scan.time_ms)
             self._feed.move(symbol, scan)
-            self._fire(symbol, scan.quote, scan.time_ms)
+            self._fire(symbol, quote, scan.time_ms)
             self._stop_out(scan.time_ms)
             return True
         for symbol, scan in scans:  # nothing fired on the way: go to the end of the scan

@@ -38,11 +38,11 @@ class Quote(NamedTuple):
 
 
 class Scan(NamedTuple):
-    """Where a scan of the ticks stopped: the first quote that fired, or the end."""
+    """Where a scan of the ticks stopped: at the first quote that fired, or at the end (no
+    quote: nothing fired)."""
 
     time_ms: int
-    quote: Quote
-    fired: bool
+    quote: Quote | None = None
 
 
 class _Minute(NamedTuple):
@@ -108,9 +108,8 @@ class PriceFeed:
             ticks = self._minute(symbol, minute)
             for time_ms, quote in zip(ticks.times, ticks.quotes, strict=True):
                 if start <= time_ms <= end and thresholds.fires(quote):
-                    return Scan(time_ms, quote, fired=True)
-        stop = max(end, self._seen[symbol])
-        return Scan(stop, self._last(symbol, stop), fired=False)
+                    return Scan(time_ms, quote)
+        return Scan(max(end, self._seen[symbol]))
 
     def move(self, symbol: str, scan: Scan) -> None:
         """Notes that ``symbol``'s ticks were gone through up to where ``scan`` stopped."""
