@@ -62,11 +62,16 @@ def test_peers_that_never_read_cost_little_memory(tmp_path: Path, secret: str) -
                 socks.append(sock)
                 for k in range(pings):
                     sock.send(ping(f"deaf-{n}-{k}"))
-            eventually(
-                lambda: metric(port, handled) >= peers * pings,
-                "every PING handled",
-                timeout=60,
-            )
+            try:
+                eventually(
+                    lambda: metric(port, handled) >= peers * pings,
+                    "every PING handled",
+                    timeout=60,
+                )
+            except AssertionError as exc:  # say where it stopped, and what the gateway said
+                tail = log.read_text(encoding="utf-8").splitlines()[-20:]
+                count = metric(port, handled)
+                raise AssertionError(f"{exc}: {count:.0f} handled; the log ends {tail}") from None
             grown_mib = (rss_kib(gateway.pid) - before) / 1024
             print(f"gateway RSS grew {grown_mib:.2f} MiB for {peers} deaf peers")
             assert grown_mib < peers * 1.5  # was about 9 MiB per 20,000 unread replies
