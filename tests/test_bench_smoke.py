@@ -16,6 +16,7 @@ import msgspec
 
 from bench.load import MODES
 from bench.results import Report
+from bench.stages import GATEWAY_STAGES, StageProfile, timelines
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -145,3 +146,32 @@ def test_a_short_reads_run_measures_each_read_quiet_and_beside_orders(tmp_path: 
             assert latency.count > 0 and 0 < latency.p50_us <= latency.max_us
     check = {t.name: t for t in report.targets}["GET_ACCOUNT p50 beside 64 orders in flight"]
     assert check.passed in {True, False}  # measured; the speed is make bench's
+
+
+def test_the_stage_profile_times_each_stage_of_an_order_in_both_servers(tmp_path: Path) -> None:
+    out = tmp_path / "stages.json"
+    command = [sys.executable, "-m", "bench.stages", "--orders", "60", "--json", str(out)]
+    run = subprocess.run(command, check=False, cwd=ROOT, capture_output=True, text=True, timeout=90)
+
+    assert run.returncode == 0, run.stderr
+    assert "| gateway | hop to the worker |" in run.stdout
+    profiles = msgspec.json.decode(out.read_bytes(), type=list[StageProfile])
+    assert [p.server for p in profiles] == ["unsafe", "gateway"]
+    for profile in profiles:
+        assert profile.orders == 60
+        assert profile.complete >= 30  # a heartbeat or a watcher's look cuts into a few
+        assert all(us > 0 for _, us in profile.stages), profile.stages
+        assert 0 < profile.server_us < profile.round_trip_us
+    gateway = dict(profiles[1].stages)
+    assert list(gateway) == [stage for stage, _ in GATEWAY_STAGES]
+
+
+def test_an_order_cut_into_by_another_message_is_left_out_of_the_stage_profile() -> None:
+    ends = ["admitted", "committed", "reply sent"]
+    marks = [
+        ("read", 0), ("admitted", 10), ("committed", 15), ("reply sent", 30),  # whole
+        ("read", 100), ("admitted", 110), ("read", 120), ("reply sent", 125),  # a PING cut in
+        ("read", 200), ("committed", 205), ("admitted", 210), ("reply sent", 230),  # disorder
+        ("read", 300), ("admitted", 301), ("committed", 302), ("reply sent", 303),  # whole
+    ]  # fmt: skip
+    assert list(timelines(marks, ends)) == [[0, 10, 15, 30], [300, 301, 302, 303]]

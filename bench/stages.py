@@ -1,0 +1,386 @@
+"""Where an order's time goes: timestamps at each stage of its way through the gateway and the
+worker, against the unsafe design's (issue 18).
+
+A gateway (or the unsafe design) is started with its stages marked: ``python -m bench.stages
+serve ...`` wraps the methods an order passes through (``RequestRouter.on_message``,
+``OrderExecutor.admit``, ``Journal.commit``, the worker pipe's writes, ``TerminalWorker.
+_resolve``, ``OrderExecutor.execute``, ``RequestRouter.send``) and the worker process's pipe
+ends with ones that note the time (``time.perf_counter_ns``: CLOCK_MONOTONIC on Linux, one
+clock for both processes), then runs the server as ``python -m gtw_server`` would. Each process
+writes its marks to a file when it stops. Orders then go one at a time (OPEN, then CLOSE of
+it) through the project's ``Bridge``, timed on the client, and each order's marks are read as
+a timeline:
+
+| stage | from | to |
+|---|---|---|
+| decode, check, journal the intent | the message read | admitted |
+| commit the intent | admitted | the group's commit done |
+| to the worker's pipe | committed | the call written |
+| hop to the worker | written | the worker read it |
+| the terminal (simulator) | the worker read it | its result written |
+| hop back | written | the result read by the gateway |
+| resume the order | result read | the order's coroutine returned |
+| send the reply | returned | the reply handed to ZeroMQ |
+
+and the client's own part (risk check, signing, both ZeroMQ legs) is the client's round trip
+less the server's. The median of each stage over the orders whose marks are complete (an order
+a heartbeat PING or a watcher look cut into is left out) is printed; the stages need not add
+up to the median round trip exactly.
+
+    python -m bench.stages --orders 2000          # ~30 s
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import atexit
+import itertools
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any, Final
+
+import msgspec
+from loguru import logger
+
+from bench.unsafe import UnsafeProcess
+from gtw_server.testing import GatewayProcess
+from inf_bridge import Bridge, RiskLimits
+from protocol import AnyRequest, Close, Open, Reply, Side
+
+__all__ = ["GATEWAY_STAGES", "StageProfile", "main", "profile", "timelines"]
+
+_MARKS_ENV: Final = "BENCH_STAGES_FILE"  # where a marked process writes its marks
+_SECRET: Final = "bench-stages-" + "0" * 32
+_SIM: Final = {"seed": 1, "balance": 1e9, "leverage": 1000, "always_open": True}
+
+Mark = tuple[str, int]  # (what, perf_counter_ns)
+
+# The gateway's stages: (name, the mark that ends it); each starts where the one before ended.
+GATEWAY_STAGES: Final = (
+    ("decode, check, journal the intent", "admitted"),
+    ("commit the intent", "committed"),
+    ("to the worker's pipe", "call written"),
+    ("hop to the worker", "worker read"),
+    ("the terminal (simulator)", "worker wrote"),
+    ("hop back", "result read"),
+    ("resume the order", "executed"),
+    ("send the reply", "reply sent"),
+)
+_UNSAFE_STAGES: Final = (
+    ("decode", "terminal called"),
+    ("the terminal (simulator)", "terminal answered"),
+    ("send the reply", "reply sent"),
+)
+
+
+class StageProfile(msgspec.Struct, frozen=True, kw_only=True):
+    """One server's orders, one at a time: median µs per stage, and around them."""
+
+    server: str
+    orders: int  # round trips timed by the client
+    complete: int  # of which the marks were whole
+    round_trip_us: float  # the client's median
+    server_us: float  # median from the message read to the reply handed to ZeroMQ
+    stages: list[tuple[str, float]]  # (stage, median µs)
+
+
+# -- marking, in the marked processes -------------------------------------------------------
+
+_marks: list[Mark] = []
+
+
+def _mark(what: str) -> None:
+    _marks.append((what, time.perf_counter_ns()))
+
+
+def _write_marks(path: str) -> None:
+    Path(path).write_bytes(msgspec.msgpack.encode(_marks))
+
+
+def _after(owner: Any, name: str, what: str, when: Callable[[Any], bool] = bool) -> None:
+    """Mark ``what`` each time ``owner.name`` returns (a value ``when`` accepts)."""
+    original = getattr(owner, name)
+
+    def marked(*args: Any, **kwargs: Any) -> Any:
+        result = original(*args, **kwargs)
+        if when(result):
+            _mark(what)
+        return result
+
+    setattr(owner, name, marked)
+
+
+def _before(owner: Any, name: str, what: str) -> None:
+    """Mark ``what`` each time ``owner.name`` is called."""
+    original = getattr(owner, name)
+
+    def marked(*args: Any, **kwargs: Any) -> Any:
+        _mark(what)
+        return original(*args, **kwargs)
+
+    setattr(owner, name, marked)
+
+
+def _after_await(owner: Any, name: str, what: str) -> None:
+    """Mark ``what`` each time the coroutine ``owner.name`` returns."""
+    original = getattr(owner, name)
+
+    async def marked(*args: Any, **kwargs: Any) -> Any:
+        result = await original(*args, **kwargs)
+        _mark(what)
+        return result
+
+    setattr(owner, name, marked)
+
+
+class _MarkedPipe:
+    """A worker's pipe end that marks each message read or written."""
+
+    def __init__(self, connection: Connection, read: str = "", wrote: str = "") -> None:
+        self._connection = connection
+        self._read, self._wrote = read, wrote
+
+    def recv_bytes(self) -> bytes:
+        data = self._connection.recv_bytes()
+        _mark(self._read)
+        return data
+
+    def send_bytes(self, data: bytes) -> None:
+        self._connection.send_bytes(data)
+        _mark(self._wrote)
+
+
+def marked_worker_main(calls: Connection, results: Connection, spec: Any) -> None:
+    """The worker process, its pipe ends marked; its marks written when it leaves."""
+    from gtw_server import worker  # noqa: PLC0415 (the child's own import)
+
+    path = os.environ[_MARKS_ENV] + f".worker-{os.getpid()}"
+    try:
+        worker.worker_main(
+            _MarkedPipe(calls, read="worker read"),  # type: ignore[arg-type]
+            _MarkedPipe(results, wrote="worker wrote"),  # type: ignore[arg-type]
+            spec,
+        )
+    finally:
+        _write_marks(path)
+
+
+def _mark_gateway() -> None:
+    from gtw_server import worker  # noqa: PLC0415 (only in the marked process)
+    from gtw_server.dispatch import RequestRouter  # noqa: PLC0415
+    from gtw_server.executor import OrderExecutor  # noqa: PLC0415
+    from gtw_server.journal import Journal  # noqa: PLC0415
+
+    _before(RequestRouter, "on_message", "read")
+    _after(OrderExecutor, "admit", "admitted", when=lambda reply: reply is None)
+    _after(Journal, "commit", "committed", when=lambda _: True)
+    _after(Connection, "send_bytes", "call written", when=lambda _: True)
+    _before(worker.TerminalWorker, "_resolve", "result read")
+    _after_await(OrderExecutor, "execute", "executed")
+    _after(RequestRouter, "send", "reply sent", when=lambda _: True)
+    # The worker process starts from this function (spawn pickles it by name).
+    worker.worker_main = marked_worker_main
+
+
+def _mark_unsafe() -> None:
+    from bench.unsafe import UnsafeServer  # noqa: PLC0415 (only in the marked process)
+    from gtw_server.transport import RouterTransport  # noqa: PLC0415
+
+    reply = UnsafeServer._reply
+
+    def marked_reply(server: UnsafeServer, request: AnyRequest) -> Reply:
+        if not isinstance(request, Open | Close):  # a heartbeat's PING: not an order
+            return reply(server, request)
+        _mark("terminal called")
+        answer = reply(server, request)
+        _mark("terminal answered")
+        return answer
+
+    _before(UnsafeServer, "_on_message", "read")
+    UnsafeServer._reply = marked_reply  # type: ignore[method-assign,assignment]
+    _after(RouterTransport, "send", "reply sent", when=lambda _: True)
+
+
+def serve_marked(kind: str, argv: Sequence[str]) -> int:
+    """Run the gateway (``kind`` "gateway") or the unsafe design with its stages marked."""
+    path = os.environ[_MARKS_ENV]
+    atexit.register(_write_marks, path)
+    if kind == "gateway":
+        from gtw_server.__main__ import main as gateway_main  # noqa: PLC0415
+
+        _mark_gateway()
+        return gateway_main(argv)
+    from bench.unsafe import main as unsafe_main  # noqa: PLC0415
+
+    _mark_unsafe()
+    return unsafe_main(argv)
+
+
+# -- the marked servers, as child processes -------------------------------------------------
+
+
+class _Marked:
+    """Runs a server's command through ``python -m bench.stages serve KIND``."""
+
+    kind: str
+    marks_file: Path
+
+    def marked(self, command: list[str]) -> list[str]:
+        module = command.index("-m")
+        return [sys.executable, "-m", "bench.stages", "serve", self.kind, *command[module + 2 :]]
+
+    def marked_env(self, env: dict[str, str]) -> dict[str, str]:
+        return {**env, _MARKS_ENV: str(self.marks_file)}
+
+
+class MarkedGateway(_Marked, GatewayProcess):
+    kind = "gateway"
+
+    def __init__(self, work: Path) -> None:
+        super().__init__(work / "gateway", secret=_SECRET, sim=_SIM, log_file=work / "gw.log")
+        self.marks_file = work / "gateway.marks"
+
+    def command(self) -> list[str]:
+        return self.marked(super().command())
+
+    def environment(self) -> dict[str, str]:
+        return self.marked_env(super().environment())
+
+
+class MarkedUnsafe(_Marked, UnsafeProcess):
+    kind = "unsafe"
+
+    def __init__(self, work: Path) -> None:
+        super().__init__(_SIM, log_file=work / "unsafe.log")
+        self.marks_file = work / "unsafe.marks"
+
+    def command(self) -> list[str]:
+        return self.marked(super().command())
+
+    def environment(self) -> dict[str, str]:
+        return self.marked_env(super().environment())
+
+
+# -- reading the marks ----------------------------------------------------------------------
+
+
+def _load(path: Path) -> list[Mark]:
+    return [(what, ns) for what, ns in msgspec.msgpack.decode(path.read_bytes())]
+
+
+def timelines(marks: Sequence[Mark], ends: Sequence[str]) -> Iterator[list[int]]:
+    """Each order's times (ns) at ``ends``, in order, from the ``read`` that starts it: only
+    orders whose marks follow one another exactly, with nothing cut in between."""
+    times: list[int] = []
+    for what, ns in marks:
+        if what == "read":
+            times = [ns]
+        elif times and len(times) <= len(ends) and what == ends[len(times) - 1]:
+            times.append(ns)
+            if len(times) == len(ends) + 1:
+                yield times
+                times = []
+        elif what in ends:
+            times = []  # out of order: something cut in (a PING, a watcher's look)
+
+
+async def _orders(endpoint: str, count: int) -> list[float]:
+    """OPEN then CLOSE of it, ``count`` orders in all, one at a time: their round trips (µs)."""
+    limits = RiskLimits(max_order_volume=1.0, symbols=["EURUSD"])
+    round_trips = []
+    async with Bridge(endpoint, secret=_SECRET, risk=limits) as bridge:
+        for _ in range(count // 2):
+            started = time.perf_counter_ns()
+            opened = await bridge.send_order("EURUSD", Side.BUY, 0.01)
+            middle = time.perf_counter_ns()
+            assert opened.ticket is not None, opened
+            await bridge.close_position(opened.ticket)
+            ended = time.perf_counter_ns()
+            round_trips += [(middle - started) / 1000, (ended - middle) / 1000]
+    return round_trips
+
+
+def _merge(path: Path) -> list[Mark]:
+    """The marks of a server and of its worker processes, in time order."""
+    marks = _load(path)
+    for extra in path.parent.glob(path.name + ".worker-*"):
+        marks += _load(extra)
+    return sorted(marks, key=lambda mark: mark[1])
+
+
+async def profile(work: Path, orders: int, warmup: int = 200) -> list[StageProfile]:
+    """The unsafe design's orders and the gateway's, one at a time, stage by stage."""
+    results = []
+    servers: list[tuple[str, Any, Sequence[tuple[str, str]]]] = [
+        ("unsafe", MarkedUnsafe(work), _UNSAFE_STAGES),
+        ("gateway", MarkedGateway(work), GATEWAY_STAGES),
+    ]
+    for name, server, stages in servers:
+        with server:
+            await _orders(server.endpoint, warmup)
+            started = time.perf_counter_ns()
+            round_trips = await _orders(server.endpoint, orders)
+        marks = [mark for mark in _merge(server.marks_file) if mark[1] >= started]
+        ends = [end for _, end in stages]
+        lines = list(timelines(marks, ends))
+        if not lines:
+            raise RuntimeError(f"no whole order in the {name}'s marks")
+        spans = [[(b - a) / 1000 for a, b in itertools.pairwise(line)] for line in lines]
+        results.append(
+            StageProfile(
+                server=name,
+                orders=len(round_trips),
+                complete=len(lines),
+                round_trip_us=statistics.median(round_trips),
+                server_us=statistics.median((line[-1] - line[0]) / 1000 for line in lines),
+                stages=[
+                    (stage, statistics.median(span[n] for span in spans))
+                    for n, (stage, _) in enumerate(stages)
+                ],
+            )
+        )
+    return results
+
+
+def render(profiles: Sequence[StageProfile]) -> str:
+    """The profiles as a Markdown table, the gateway's stages beside the unsafe design's."""
+    lines = ["| server | stage | median µs |", "|---|---|---|"]
+    for result in profiles:
+        for stage, us in result.stages:
+            lines.append(f"| {result.server} | {stage} | {us:,.0f} |")
+        client = result.round_trip_us - result.server_us
+        lines.append(f"| {result.server} | **in the server** | **{result.server_us:,.0f}** |")
+        lines.append(f"| {result.server} | client and ZeroMQ (the rest) | {client:,.0f} |")
+        lines.append(
+            f"| {result.server} | **round trip** ({result.complete:,} of {result.orders:,} "
+            f"orders whole) | **{result.round_trip_us:,.0f}** |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["serve"]:
+        return serve_marked(argv[1], argv[2:])
+    parser = argparse.ArgumentParser(prog="python -m bench.stages", description=__doc__)
+    parser.add_argument("--orders", type=int, default=2000, help="orders timed, per server")
+    parser.add_argument("--json", type=Path, help="also write the profiles here")
+    args = parser.parse_args(argv)
+    logger.remove()  # the client's audit lines would time the terminal
+    with tempfile.TemporaryDirectory(prefix="bench-stages-") as work:
+        profiles = asyncio.run(profile(Path(work), args.orders))
+    print(render(profiles))
+    if args.json:
+        args.json.write_bytes(msgspec.json.encode(profiles))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
