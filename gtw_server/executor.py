@@ -12,7 +12,10 @@ The request's uuid is the idempotency key. For each order, in this sequence:
 2. ``execute``: the order is sent to the terminal with a comment that starts with the uuid's
    tag, then its reply is journaled. Only a terminal verdict (a fill, or the terminal's
    refusal) is kept; when the terminal was unreachable nothing happened, the entry is
-   dropped, and the client may retry with the same uuid.
+   dropped, and the client may retry with the same uuid. The verdict is journaled, and its
+   audit line written, after the reply has gone (``record``), by the next ``flush``: once
+   the terminal has the next call, or ``_FLUSH_AFTER_S`` later. Until then the journal
+   answers a retry from memory.
 3. When the worker died or the connection broke mid-order, the outcome is unknown: the entry
    stays open, the client gets ``PENDING``, and ``reconcile`` later settles it from the
    terminal's history (found -> its real result; absent -> the uuid is free again). A
@@ -28,7 +31,9 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Callable
-from typing import Final
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any, Final
 
 import msgspec
 
@@ -83,6 +88,8 @@ from protocol import (
 __all__ = ["OrderExecutor", "close_order", "fingerprint", "open_order"]
 
 _NOT_EXECUTED: Final = "; nothing was executed: retry later with the same uuid"
+# The longest a verdict waits to be journaled when no other call comes to flush it.
+_FLUSH_AFTER_S: Final = 0.005
 
 
 def fingerprint(request: SignedRequest) -> bytes:
@@ -123,7 +130,10 @@ class OrderExecutor:
         # How long an order may still be landing in the terminal after its call was lost.
         self._settle_s = settle_s
         self._in_flight: set[str] = set()
-        self._verdicts: dict[str, Reply] = {}  # replies sent, not yet journaled
+        self._verdicts: dict[str, Reply] = {}  # replies being sent, not yet recorded
+        # Audit lines to write at the next flush, in order, each with its own time.
+        self._lines: list[Callable[[], None]] = []
+        self._flush_timer: asyncio.TimerHandle | None = None
         self._unjournaled: set[str] = set()  # HALTs obeyed though the journal failed
         self._reconcile_lock = asyncio.Lock()
         self._needs_reconcile = False  # an order's outcome became unknown
@@ -169,7 +179,7 @@ class OrderExecutor:
                 # A HALT is never refused for want of a journal: it only makes things safer,
                 # and a replay of it halts again, harmlessly.
                 self._unjournaled.add(uuid)
-                audit(
+                self._audit(
                     AuditEvent.ORDER_RECEIVED,
                     f"HALT, obeyed without being journaled ({exc})",
                     uuid=uuid,
@@ -179,8 +189,10 @@ class OrderExecutor:
                 return None
         if reply is None:
             self._in_flight.add(uuid)
-            # DEBUG: on the console only the outcome shows; the audit file has both.
-            audit(
+            # DEBUG: on the console only the outcome shows; the audit file has both. An
+            # order's is written once the terminal has it (``flush``), in order with the rest.
+            write = self._audit_later if isinstance(request, Command) else self._audit
+            write(
                 AuditEvent.ORDER_RECEIVED,
                 _describe(request),
                 uuid=uuid,
@@ -206,7 +218,7 @@ class OrderExecutor:
             level = "WARNING"
         if self._throttle is not None and not self._throttle.allow(kind):
             return  # a flood: counted, and summed up in one line (Throttle)
-        audit(event, message, uuid=request.uuid, level=level, error_code=reply.error_code)
+        self._audit(event, message, uuid=request.uuid, level=level, error_code=reply.error_code)
 
     def complete(self, request: SignedRequest, reply: Reply) -> Reply:
         """Journal the reply of an admitted request the gateway handled itself (HALT,
@@ -258,7 +270,7 @@ class OrderExecutor:
         uuid, action = request.uuid, request.action
         try:
             if self.journal.lost(uuid):  # its journal entry was undone with a failed commit
-                audit(
+                self._audit(
                     AuditEvent.NOT_EXECUTED,
                     f"{action}: the journal failed",
                     uuid=uuid,
@@ -297,7 +309,7 @@ class OrderExecutor:
         reply = outcome_reply(uuid, action, outcome)
         if outcome.error_code == ErrorCode.MT5_DISCONNECTED:  # order_send never reached it
             self.journal.forget(uuid)
-            audit(
+            self._audit(
                 AuditEvent.NOT_EXECUTED, f"{action}: {reply.error_msg}", uuid=uuid, level="WARNING"
             )
             return reply
@@ -326,7 +338,7 @@ class OrderExecutor:
             return self._unknown(request, tag, f"an order with its tag is {outcome.comment}")
         if not _same_order(request, outcome):
             self.journal.forget(uuid)
-            audit(
+            self._audit(
                 AuditEvent.REJECTED,
                 f"{action}: the history holds another order with tag {tag}",
                 uuid=uuid,
@@ -344,7 +356,7 @@ class OrderExecutor:
         reply = outcome_reply(uuid, action, outcome)
         self.journal.record_reply(uuid, encode(reply))
         self.ledger.claim(tag, uuid)
-        audit(
+        self._audit(
             AuditEvent.DUPLICATE,
             f"{action}: found in the terminal's history (order {outcome.order}), not executed "
             "again; the journal had lost it",
@@ -357,7 +369,7 @@ class OrderExecutor:
     def _not_executed(self, request: Command, why: str) -> Reply:
         """Nothing reached the terminal: free the uuid for a retry."""
         self.journal.forget(request.uuid)
-        audit(
+        self._audit(
             AuditEvent.NOT_EXECUTED, f"{request.action}: {why}", uuid=request.uuid, level="WARNING"
         )
         return rejected(
@@ -365,20 +377,56 @@ class OrderExecutor:
         )
 
     def record(self, uuid: str) -> None:
-        """Journal the terminal's verdict on ``uuid`` once its reply has been sent.
+        """Record the terminal's verdict on ``uuid`` once its reply has been sent: the journal
+        answers with it at once, and writes it, with its audit line, at the next ``flush``.
 
-        Sending first takes a commit off the reply's path, and is safe: until the verdict is
-        journaled the entry stays open, and a crash in between is settled by reconciliation
-        with the same result (the fill is in the terminal's history)."""
+        Sending first, and writing later, takes the verdict's write, commit and audit line
+        off the time between one order's reply and the next order, and is safe: until the
+        verdict is written the entry stays open, and a crash in between is settled by
+        reconciliation with the same result (the fill is in the terminal's history)."""
         reply = self._verdicts.pop(uuid, None)
-        if reply is not None:
-            self.journal.record_reply(uuid, encode(reply))
-            _audit_outcome(reply)
+        if reply is None:
+            return
+        self.journal.record_reply_later(uuid, encode(reply))
+        self._lines.append(partial(_audit_outcome, reply, datetime.now(UTC)))
+        self._flush_soon()
+
+    def flush(self) -> None:
+        """Write what was recorded since the last flush: the verdicts into the journal
+        (committed with the loop turn's group), then the audit lines. Run when the terminal
+        has a call and the loop would only wait for it, and ``_FLUSH_AFTER_S`` after a
+        record at the latest."""
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        self.journal.flush()
+        self._write_lines()
+
+    def _flush_soon(self) -> None:
+        if self._flush_timer is None:
+            loop = asyncio.get_running_loop()
+            self._flush_timer = loop.call_later(_FLUSH_AFTER_S, self.flush)
+
+    def _write_lines(self) -> None:
+        lines, self._lines = self._lines, []
+        for line in lines:
+            line()
+
+    def _audit(self, event: AuditEvent, message: str, **fields: Any) -> None:
+        """An audit line now, after those waiting for the next flush (the file keeps the
+        order in which things happened)."""
+        self._write_lines()
+        audit(event, message, **fields)
+
+    def _audit_later(self, event: AuditEvent, message: str, **fields: Any) -> None:
+        """An audit line at the next flush, with the time of now."""
+        self._lines.append(partial(audit, event, message, at=datetime.now(UTC), **fields))
+        self._flush_soon()
 
     def _unknown(self, request: Command, tag: str, why: str) -> Reply:
         """The order may or may not have executed: keep it open for reconciliation."""
         self.ledger.claim(tag, request.uuid)
-        audit(
+        self._audit(
             AuditEvent.OUTCOME_UNKNOWN,
             f"{request.action}: {why}; reconciling",
             uuid=request.uuid,
@@ -428,7 +476,7 @@ class OrderExecutor:
                 if outcome is not None and outcome.status == "UNKNOWN":
                     self._needs_reconcile = True  # the next look settles it
                     settled -= 1
-                    audit(
+                    self._audit(
                         AuditEvent.RECONCILING,
                         f"{entry.action}: {outcome.comment}; looking again",
                         uuid=entry.uuid,
@@ -436,7 +484,7 @@ class OrderExecutor:
                     )
                 elif outcome is None:
                     self.journal.forget(entry.uuid)
-                    audit(
+                    self._audit(
                         AuditEvent.RECONCILED,
                         f"{entry.action}: not executed; the uuid is free again",
                         uuid=entry.uuid,
@@ -445,7 +493,7 @@ class OrderExecutor:
                 else:
                     reply = outcome_reply(entry.uuid, entry.action, outcome)
                     self.journal.record_reply(entry.uuid, encode(reply))
-                    audit(
+                    self._audit(
                         AuditEvent.RECONCILED,
                         f"{entry.action}: executed, ticket {outcome.ticket}",
                         uuid=entry.uuid,
@@ -495,11 +543,11 @@ def _describe(request: SignedRequest) -> str:
     return request.action
 
 
-def _audit_outcome(reply: Reply) -> None:
+def _audit_outcome(reply: Reply, at: datetime) -> None:
     # At INFO: an operator watching the console must see the fills (written after the reply
     # has gone, off the order's path).
     event, message, level, fields = outcome_record(reply.action or "", reply)
-    audit(event, message, uuid=reply.uuid, level=level, **fields)
+    audit(event, message, uuid=reply.uuid, level=level, at=at, **fields)
 
 
 def _instruction(request: Change, tag: str) -> Instruction:

@@ -16,6 +16,13 @@ requests are refused without waiting at all. What settles an entry (a reply, a `
 never lost that way: a settle that cannot be written, or whose commit failed, is kept in
 memory, answered from there (``get``), and written by ``flush`` or with the next group.
 
+A reply already sent is journaled a little later (``record_reply_later``): answered from
+memory at once, written by the next ``flush``, which the gateway runs once the terminal has
+the next call (while the loop would only wait) or a few milliseconds later. Until then its
+entry is open, as if the gateway had crashed before writing it: a crash then is settled by
+reconciliation with the same result, and nothing is lost. It takes the verdict's write and
+commit off the time between an order's reply and the strategy's next order.
+
 At open, ``PRAGMA quick_check`` reads every page: a damaged file raises ``JournalDamaged``,
 naming the file and the command that moves it aside, before anything else starts. Each
 journal has a random ``id``, so a file swapped for another can be told from the original.
@@ -137,6 +144,7 @@ class Journal:
         # The open group's writes, to undo or keep when its commit fails.
         self._group_requests: list[str] = []
         self._group_settles: dict[str, bytes | None] = {}
+        self._later: dict[str, bytes] = {}  # replies to write at the next flush
         # Requests whose commit failed: they must not run (their entries are gone).
         self._lost: set[str] = set()
         # Settles not yet in the file: uuid -> reply, or _FORGET.
@@ -206,7 +214,11 @@ class Journal:
         """The entry of ``uuid``, with a settle not yet written already applied."""
         row = self._read(f"SELECT {_COLUMNS} FROM journal WHERE uuid = ?", (uuid,))
         entry = None if not row else JournalEntry(*row[0])
-        if entry is None or uuid not in self._unsettled:
+        if entry is None:
+            return None
+        if uuid in self._later:
+            return msgspec.structs.replace(entry, reply=self._later[uuid])
+        if uuid not in self._unsettled:
             return entry
         reply = self._unsettled[uuid]
         if reply is _FORGET:
@@ -232,6 +244,12 @@ class Journal:
         from memory until ``flush`` or the next group writes it. Never raises for that."""
         self._settle(uuid, reply)
 
+    def record_reply_later(self, uuid: str, reply: bytes) -> None:
+        """Record the final reply of a request at the next ``flush``: ``get`` answers with it
+        at once. For a reply already sent, whose entry a crash meanwhile leaves to
+        reconciliation; the caller flushes while the loop would otherwise wait."""
+        self._later[uuid] = reply
+
     def forget(self, uuid: str) -> None:
         """Drop a request that never reached the terminal, so its uuid may be used again
         (kept in memory like a reply when it cannot be written now)."""
@@ -251,17 +269,26 @@ class Journal:
         return len(self._unsettled)
 
     def flush(self) -> int:
-        """Write the settles kept in memory; return how many remain."""
-        if self._unsettled and not self._in_transaction:
-            with contextlib.suppress(JournalUnavailable):
-                self._begin()  # which writes them all into its group
-                self._end_alone()
+        """Write the settles kept in memory (``record_reply_later``'s, and those a failed
+        write left) into the open group or a new one; return how many remain (until that
+        group's commit)."""
+        if self._later:  # from now on kept like any settle not yet written
+            self._unsettled.update(self._later)
+            self._later.clear()
+        if self._unsettled:
+            if self._in_transaction:
+                self._apply_unsettled()
+            else:
+                with contextlib.suppress(JournalUnavailable):
+                    self._begin()  # which writes them all into its group
+                    self._end_alone()
         return len(self._unsettled)
 
     def unresolved(self) -> list[JournalEntry]:
         """Requests with no recorded outcome, oldest first (settles in memory applied)."""
         rows = self._read(f"SELECT {_COLUMNS} FROM journal WHERE reply IS NULL ORDER BY id", ())
-        return [JournalEntry(*row) for row in rows if row[0] not in self._unsettled]
+        settled = self._unsettled.keys() | self._later.keys()
+        return [JournalEntry(*row) for row in rows if row[0] not in settled]
 
     def tags_since(self, since: float) -> dict[str, str]:
         """Tag -> uuid of every entry received since ``since`` (epoch seconds)."""

@@ -240,6 +240,8 @@ class Gateway:
             on_authenticated=deadman.seen,
             throttle=throttle,
         )
+        worker.on_busy = executor.flush  # the terminal works, the loop writes the records
+        stack.callback(executor.flush)  # the last ones, before the journal and audit close
 
         recovery = Recovery(worker, journal, ledger, executor, settle_s=gateway.reconcile_settle_s)
         monitor = TerminalMonitor(

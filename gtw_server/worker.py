@@ -21,6 +21,7 @@ import contextlib
 import itertools
 import multiprocessing
 import os
+import select
 import signal
 import sys
 import threading
@@ -207,8 +208,11 @@ class TerminalWorker:
         observe: Callable[[str, float], None] | None = None,
         platform: str = sys.platform,
     ) -> None:
-        """``observe(op, seconds)`` is told how long each answered call took."""
+        """``observe(op, seconds)`` is told how long each answered call took. ``on_busy``,
+        when set, runs each time a call has been handed to the process: the loop is free
+        until it answers (the executor writes its records then); it must not raise."""
         self.spec = spec
+        self.on_busy: Callable[[], None] | None = None
         self._platform = platform
         self._observe = observe
         self.call_timeout = call_timeout
@@ -330,6 +334,11 @@ class TerminalWorker:
             except OSError:
                 self._sent.pop(call_id, None)
                 raise WorkerUnavailable("the terminal worker is gone") from None
+            if self.on_busy is not None:
+                try:
+                    self.on_busy()
+                except Exception:  # the call is sent: nothing may make it look failed
+                    logger.exception("while the terminal worker is busy")
             try:
                 result = await future
             finally:
@@ -393,10 +402,13 @@ class TerminalWorker:
             ).start()
             return
         loop = self._loop
+        # Connection.poll() builds a selector at each call: one poll object, asked again.
+        pending = select.poll()
+        pending.register(results.fileno(), select.POLLIN)
 
         def readable() -> None:
             try:
-                while results.poll():  # everything already in the pipe, then back to the loop
+                while pending.poll(0):  # everything already in the pipe, then back to the loop
                     self._resolve(msgspec.msgpack.decode(results.recv_bytes(), type=_Result))
             except (EOFError, OSError):
                 loop.remove_reader(results.fileno())

@@ -44,15 +44,16 @@ def record(
     source: AuditSource,
     uuid: str | None = None,
     level: str = "INFO",
+    at: datetime | None = None,
     **fields: Any,
 ) -> None:
     """Record one audit event, e.g. ``record(AuditEvent.MT5_FILLED, "ticket 7", source="node",
-    uuid=u, ticket=7)``."""
+    uuid=u, ticket=7)``; ``at``: when it happened, if that was before now."""
     if _files:
         line = audit_line(
             event,
             message,
-            time=datetime.now(UTC),
+            time=at or datetime.now(UTC),
             uuid=uuid,
             level=level,
             source=source,

@@ -171,7 +171,8 @@ def test_an_order_cut_into_by_another_message_is_left_out_of_the_stage_profile()
     marks = [
         ("read", 0), ("admitted", 10), ("committed", 15), ("reply sent", 30),  # whole
         ("read", 100), ("admitted", 110), ("read", 120), ("reply sent", 125),  # a PING cut in
-        ("read", 200), ("committed", 205), ("admitted", 210), ("reply sent", 230),  # disorder
-        ("read", 300), ("admitted", 301), ("committed", 302), ("reply sent", 303),  # whole
+        ("read", 200), ("committed", 205), ("admitted", 210), ("reply sent", 230),  # no commit
+        ("read", 300), ("admitted", 301), ("committed", 302), ("committed", 303),  # whole, its
+        ("reply sent", 304), ("committed", 305),  # first commit after admitted
     ]  # fmt: skip
-    assert list(timelines(marks, ends)) == [[0, 10, 15, 30], [300, 301, 302, 303]]
+    assert list(timelines(marks, ends)) == [[0, 10, 15, 30], [300, 301, 302, 304]]

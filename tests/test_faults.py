@@ -16,6 +16,7 @@ import pytest
 from support import (
     Dealer,
     eventually_async,
+    journal_rows,
     journaled,
     ping,
     signed_open,
@@ -54,6 +55,33 @@ async def test_crash_after_the_fill_then_retry_executes_once(tmp_path: Path, sec
             positions = await bridge.get_positions()
             assert [p.ticket for p in positions] == [fill.ticket]
             assert (await bridge.get_order("crash-1")).status == "FILLED"
+
+
+async def test_crash_after_the_reply_before_its_verdict_is_journaled_then_retry_executes_once(
+    tmp_path: Path, secret: str
+) -> None:
+    data_dir = tmp_path / "gw"
+    gateway = GatewayProcess(data_dir, secret=secret).start()
+    client = Dealer(gateway.endpoint)
+    try:
+        await client.send(signed_open(secret, "behind-1"))
+        filled = await client.recv()
+        # At once: the verdict is written once the terminal has another call, or 5 ms later.
+        gateway.kill()
+    finally:
+        client.close()
+    assert filled.status is Status.FILLED
+    written = dict(journal_rows(data_dir / "journal.sqlite3"))["behind-1"] is not None
+
+    with GatewayProcess(data_dir, secret=secret, port=gateway.port) as restarted:
+        async with Bridge(restarted.endpoint, secret=secret) as bridge:
+            again = await bridge.send_order("EURUSD", "BUY", 0.1, uuid="behind-1")  # the retry
+            assert again.ticket == filled.ticket  # the same fill, from the journal or history
+            if not written:  # the window was hit (it is, nearly always): reconciled
+                assert again.comment == "found in the terminal's history"
+            positions = await bridge.get_positions()
+            assert [p.ticket for p in positions] == [filled.ticket]
+    assert stored_deals(data_dir / "sim.sqlite3") == 1
 
 
 async def test_hung_terminal_is_restarted_and_the_order_fills_once(

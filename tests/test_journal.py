@@ -131,6 +131,49 @@ def test_grouped_writes_commit_once_when_deferred(
     assert other.execute("SELECT uuid FROM journal").fetchall() == [("u1",)]
 
 
+def test_a_reply_recorded_later_is_answered_at_once_and_written_at_the_flush(
+    tmp_path: Path, open_journal: OpenJournal
+) -> None:
+    deferred: list[Callable[[], None]] = []
+    path = tmp_path / "j.sqlite3"
+    journal = open_journal(path, defer=deferred.append)
+    for uuid in ("sent-1", "sent-2"):
+        journal.record_request(uuid, "OPEN", b"fp", "#t", b"{}")
+    deferred.pop()()
+    journal.record_reply_later("sent-1", b'{"status":"FILLED"}')
+    assert not deferred  # nothing begun: no write, no commit on the reply's way
+    entry = journal.get("sent-1")
+    assert entry is not None and entry.reply == b'{"status":"FILLED"}'  # a retry's answer
+    assert [e.uuid for e in journal.unresolved()] == ["sent-2"]  # not reconciled meanwhile
+    assert journal.unsettled == 0  # not a reply the journal failed to write
+    other = sqlite3.connect(path)
+    assert other.execute("SELECT reply FROM journal WHERE uuid = 'sent-1'").fetchone() == (None,)
+
+    journal.record_request("next", "OPEN", b"fp", "#n", b"{}")  # a group open: flush joins it
+    journal.flush()
+    deferred.pop()()
+    assert journal.unsettled == 0
+    assert other.execute("SELECT reply FROM journal WHERE uuid = 'sent-1'").fetchone() == (
+        b'{"status":"FILLED"}',
+    )
+
+
+def test_a_reply_recorded_later_and_lost_in_a_crash_is_left_to_reconciliation(
+    tmp_path: Path, open_journal: OpenJournal
+) -> None:
+    path = tmp_path / "j.sqlite3"
+    journal = open_journal(path)
+    journal.record_request("sent", "OPEN", b"fp", "#t", b"{}")
+    journal.record_reply_later("sent", b'{"status":"FILLED"}')
+    crashed = sqlite3.connect(path)  # what a restart reads, the process gone before a flush:
+    unresolved = "SELECT uuid FROM journal WHERE reply IS NULL"  # reconciled at start
+    assert crashed.execute(unresolved).fetchall() == [("sent",)]
+    journal.close()  # a clean stop writes it
+    assert crashed.execute("SELECT reply FROM journal WHERE uuid = 'sent'").fetchone() == (
+        b'{"status":"FILLED"}',
+    )
+
+
 def test_a_version_1_journal_is_migrated_with_its_entries(
     tmp_path: Path, open_journal: OpenJournal
 ) -> None:

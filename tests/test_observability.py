@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import os
 import time
@@ -49,19 +50,32 @@ async def _settled(port: int) -> dict[str, float] | None:
 async def test_one_orders_life_across_both_audit_files(tmp_path: Path, secret: str) -> None:
     node_file = tmp_path / "node-audit.jsonl"
     trail = add_audit_file(node_file, source="node")
+    gateway_file = tmp_path / "gw" / "audit.jsonl"
+
+    def records(path: Path) -> list[dict[str, str]]:
+        lines = [json.loads(line) for line in path.read_text().splitlines()]
+        return [e for e in lines if e["uuid"] == "followed-1"]
+
+    def life(path: Path) -> list[str]:
+        return [f"{e['source']}:{e['event']}" for e in records(path)]
+
     try:
         with GatewayProcess(tmp_path / "gw", secret=secret) as gateway:
             async with Bridge(gateway.endpoint, secret=secret) as bridge:
                 await bridge.send_order("EURUSD", "SELL", 0.1, uuid="followed-1")
+                answered = dt.datetime.now(dt.UTC)
+                # Written after the reply (with no other order, within milliseconds), each
+                # line with the time its event happened.
+                await eventually_async(
+                    lambda: len(life(gateway_file)) == 2, "the gateway's lines", timeout=5
+                )
     finally:
         trail.close()
 
-    def life(path: Path) -> list[str]:
-        lines = [json.loads(line) for line in path.read_text().splitlines()]
-        return [f"{e['source']}:{e['event']}" for e in lines if e["uuid"] == "followed-1"]
-
     assert life(node_file) == ["node:RISK_PASS", "node:ZMQ_SENT", "node:MT5_FILLED"]
-    assert life(tmp_path / "gw" / "audit.jsonl") == ["gateway:ORDER_RECEIVED", "gateway:MT5_FILLED"]
+    assert life(gateway_file) == ["gateway:ORDER_RECEIVED", "gateway:MT5_FILLED"]
+    received, filled = (dt.datetime.fromisoformat(e["time"]) for e in records(gateway_file))
+    assert received <= filled <= answered
 
 
 async def test_the_node_exports_its_breaker_and_heartbeat(
