@@ -23,9 +23,9 @@ a timeline:
 | send the reply | returned | the reply handed to ZeroMQ |
 
 and the client's own part (risk check, signing, both ZeroMQ legs) is the client's round trip
-less the server's. The median of each stage over the orders whose marks are complete (an order
-a heartbeat PING or a watcher look cut into is left out) is printed; the stages need not add
-up to the median round trip exactly.
+less the server's. The median and 99th percentile of each stage over the orders whose marks
+are complete (an order a heartbeat PING cut into is left out) are printed; the stages need not
+add up to the round trip exactly.
 
     python -m bench.stages --orders 2000          # ~30 s
 """
@@ -80,15 +80,29 @@ _UNSAFE_STAGES: Final = (
 )
 
 
+class Spread(msgspec.Struct, frozen=True, array_like=True):
+    """The median and the 99th percentile of a set of times, in µs."""
+
+    p50_us: float
+    p99_us: float
+
+    @classmethod
+    def of(cls, times: Sequence[float]) -> Spread:
+        ordered = sorted(times)
+        return cls(
+            statistics.median(ordered), ordered[min(len(ordered) - 1, len(ordered) * 99 // 100)]
+        )
+
+
 class StageProfile(msgspec.Struct, frozen=True, kw_only=True):
-    """One server's orders, one at a time: median µs per stage, and around them."""
+    """One server's orders, one at a time: each stage's times, and around them."""
 
     server: str
     orders: int  # round trips timed by the client
     complete: int  # of which the marks were whole
-    round_trip_us: float  # the client's median
-    server_us: float  # median from the message read to the reply handed to ZeroMQ
-    stages: list[tuple[str, float]]  # (stage, median µs)
+    round_trip: Spread  # as the client timed it
+    server_span: Spread  # from the message read to the reply handed to ZeroMQ
+    stages: list[tuple[str, Spread]]
 
 
 # -- marking, in the marked processes -------------------------------------------------------
@@ -337,10 +351,10 @@ async def profile(work: Path, orders: int, warmup: int = 200) -> list[StageProfi
                 server=name,
                 orders=len(round_trips),
                 complete=len(lines),
-                round_trip_us=statistics.median(round_trips),
-                server_us=statistics.median((line[-1] - line[0]) / 1000 for line in lines),
+                round_trip=Spread.of(round_trips),
+                server_span=Spread.of([(line[-1] - line[0]) / 1000 for line in lines]),
                 stages=[
-                    (stage, statistics.median(span[n] for span in spans))
+                    (stage, Spread.of([span[n] for span in spans]))
                     for n, (stage, _) in enumerate(stages)
                 ],
             )
@@ -350,16 +364,24 @@ async def profile(work: Path, orders: int, warmup: int = 200) -> list[StageProfi
 
 def render(profiles: Sequence[StageProfile]) -> str:
     """The profiles as a Markdown table, the gateway's stages beside the unsafe design's."""
-    lines = ["| server | stage | median µs |", "|---|---|---|"]
+    lines = ["| server | stage | p50 µs | p99 µs |", "|---|---|---|---|"]
     for result in profiles:
-        for stage, us in result.stages:
-            lines.append(f"| {result.server} | {stage} | {us:,.0f} |")
-        client = result.round_trip_us - result.server_us
-        lines.append(f"| {result.server} | **in the server** | **{result.server_us:,.0f}** |")
-        lines.append(f"| {result.server} | client and ZeroMQ (the rest) | {client:,.0f} |")
+        for stage, spread in result.stages:
+            lines.append(
+                f"| {result.server} | {stage} | {spread.p50_us:,.0f} | {spread.p99_us:,.0f} |"
+            )
+        span, trip = result.server_span, result.round_trip
+        lines.append(
+            f"| {result.server} | **in the server** | **{span.p50_us:,.0f}** | "
+            f"**{span.p99_us:,.0f}** |"
+        )
+        lines.append(
+            f"| {result.server} | client and ZeroMQ (round trip less server, at p50) | "
+            f"{trip.p50_us - span.p50_us:,.0f} | |"
+        )
         lines.append(
             f"| {result.server} | **round trip** ({result.complete:,} of {result.orders:,} "
-            f"orders whole) | **{result.round_trip_us:,.0f}** |"
+            f"orders whole) | **{trip.p50_us:,.0f}** | **{trip.p99_us:,.0f}** |"
         )
     return "\n".join(lines)
 

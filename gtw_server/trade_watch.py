@@ -41,7 +41,7 @@ from gtw_server.events import EventPublisher
 from gtw_server.operations import WATCH
 from gtw_server.tagging import tag_of
 from gtw_server.throttle import Throttle
-from gtw_server.trades import Watch, Watched
+from gtw_server.trades import HistoryTally, Watch, Watched
 from gtw_server.worker import TerminalWorker
 from protocol import Account, Deal, Event, Order, Position
 
@@ -107,6 +107,7 @@ class TradeWatcher:
         self._after_deal = 0
         self._after_order = 0
         self._deals_from = 0
+        self._tally = HistoryTally()  # what lets a look read only the recent history
         self._account: Account | None = None  # as last published
         self._account_at = 0.0
 
@@ -132,6 +133,7 @@ class TradeWatcher:
             deals_from=self._deals_from,
             after_order=self._after_order,
             known=list(self._orders),
+            **self._tally.ask(self._deals_from),
         )
         watched: Watched = await self._worker.call(WATCH, watch)
         self.snapshot = Snapshot(
@@ -172,6 +174,7 @@ class TradeWatcher:
             events = await anyio.to_thread.run_sync(self._log.append, events, state)
         self._orders, self._after_deal, self._after_order = orders, after_deal, after_order
         self._deals_from = deals_from
+        self._tally.add(watched)
         if any(event.kind == "account" for event in events):
             self._account, self._account_at = watched.account, time.monotonic()
         self.looks += 1

@@ -8,6 +8,7 @@ terminal) a wall clock that jumps.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -320,6 +321,95 @@ async def test_a_clock_that_jumps_ahead_and_back_misses_no_deal(
         log.close()
     assert [e.deal.ticket for e in ahead if e.deal] == [first.deal]
     assert [e.deal.ticket for e in back if e.deal] == [second.deal]  # not skipped
+
+
+class _Looks:
+    """A trade watcher on a simulated terminal in this process, and the reads of the history
+    its looks made."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.state = tmp_path / "sim.sqlite3"
+        self.sim = SimTerminal(config=SimConfig(always_open=True), state_path=self.state)
+        self.adapter = TerminalAdapter(self.sim)
+        assert self.adapter.connect().connected
+        self.log = EventLog(tmp_path / "events.sqlite3", retention_s=86_400)
+        self.reads: list[tuple[str, tuple[Any, ...]]] = []
+        read = self.adapter.read
+
+        def noted(what: str, *args: Any, **query: Any) -> Any:
+            self.reads.append((what, args))
+            return read(what, *args, **query)
+
+        self.adapter.read = noted  # type: ignore[method-assign]
+        self.reader = TradeReader(self.adapter)
+        self.watcher = TradeWatcher(
+            _InProcessWorker(self.reader),  # type: ignore[arg-type]
+            self.log,
+            None,
+            run="r",
+            owner=lambda tag: None,
+            interval_s=1.0,
+            account_interval_s=3600.0,
+        )
+
+    def buy(self, comment: str) -> int:
+        opened = self.adapter.open(
+            OpenOrder(symbol="EURUSD", side=Side.BUY, volume=0.1, comment=comment)
+        )
+        assert opened.deal is not None
+        return opened.deal
+
+    async def deals_told(self) -> list[int]:
+        self.reads.clear()
+        return [e.deal.ticket for e in await self.watcher.look() if e.deal]
+
+    def read_from(self) -> list[int]:
+        """Where each of the last look's history reads started."""
+        return [args[0] for what, args in self.reads if what.endswith("_get") and args]
+
+
+async def test_looks_read_only_the_recent_history_once_it_is_tallied(tmp_path: Path) -> None:
+    looks = _Looks(tmp_path)
+    try:
+        await looks.deals_told()  # the first reads the day whole, and tallies it
+        day_from = looks.read_from()[0]
+        for n in range(3):
+            ticket = looks.buy(f"n{n}")
+            assert await looks.deals_told() == [ticket]
+            assert min(looks.read_from()) > day_from + 86_000  # seconds, not a day
+    finally:
+        looks.log.close()
+
+
+async def test_a_deal_synced_late_with_an_old_time_is_still_told(tmp_path: Path) -> None:
+    looks = _Looks(tmp_path)
+    try:
+        await looks.deals_told()
+        first = looks.buy("first")
+        assert await looks.deals_told() == [first]
+        # A terminal back from an outage syncs a deal the server made an hour ago (a stop
+        # loss): the next ticket, with an old time, outside the recent history.
+        broker = looks.sim._broker
+        ticket, broker._next_deal = broker._next_deal, broker._next_deal + 1
+        with sqlite3.connect(looks.state) as db:
+            row = list(
+                db.execute("SELECT * FROM history_deals WHERE ticket = ?", (first,)).fetchone()
+            )
+            names = [c[1] for c in db.execute("PRAGMA table_info(history_deals)")]
+            late = dict(zip(names, row, strict=True))
+            late.update(ticket=ticket, time=late["time"] - 3600)
+            late["time_msc"] = late["time"] * 1000
+            db.execute(
+                f"INSERT INTO history_deals VALUES ({', '.join('?' * len(names))})",
+                [late[name] for name in names],
+            )
+        assert await looks.deals_told() == [ticket]  # the counts did not add up
+        assert min(looks.read_from()) < late["time"]  # so the day was read whole, once
+        second = looks.buy("second")
+        assert await looks.deals_told() == [second]
+        assert min(looks.read_from()) > late["time"]  # and then the recent history again
+    finally:
+        looks.log.close()
 
 
 async def test_a_reader_whose_queue_overflowed_gets_the_lost_events_from_the_log(

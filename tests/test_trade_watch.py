@@ -32,6 +32,7 @@ BUY_LIMIT, SELL_LIMIT, BUY_STOP, SELL_STOP, BUY_STOP_LIMIT = 2, 3, 4, 5, 6
 PLACED, CANCELED, FILLED, REJECTED, EXPIRED = 1, 2, 4, 5, 6
 
 NOW = 1_700_000_000.25  # the gateway's wall clock during these tests
+DAY_BEFORE = (int(NOW) - 86_400) // 3600 * 3600  # the hour the history is read from
 REQUESTS = ("ord-1", "ord-2", "plc-1", "plc-2")
 OWNERS = {order_tag(uuid): uuid for uuid in REQUESTS}  # the journal's tags
 
@@ -292,7 +293,9 @@ async def test_new_deals_are_told_once_with_the_uuid_of_their_tag(
     watching = watcher(terminal, log, published)
 
     first = await watching.look()
-    assert terminal.asked[0] == Watch(after_deal=0, deals_from=int(NOW), after_order=0, known=[])
+    assert terminal.asked[0] == Watch(
+        after_deal=0, deals_from=int(NOW), after_order=0, known=[], day_from=DAY_BEFORE
+    )  # nothing tallied yet: the history since then is read whole
     assert told(trades(first)) == [
         ("deal", 100, None, "ord-1"),
         ("deal", 101, None, None),
@@ -521,7 +524,7 @@ async def test_a_restarted_watcher_resumes_from_the_committed_place(
     after = await restarted.look()
     # From where the committed look ended: the last deal, the orders, the day of the look.
     assert terminal.asked[-1] == Watch(
-        after_deal=301, deals_from=int(NOW), after_order=70, known=[70]
+        after_deal=301, deals_from=int(NOW), after_order=70, known=[70], day_from=DAY_BEFORE
     )
     assert told(after) == [("account", None, None, None)]  # the first of this run, only
     assert after[0].seq == last + 1
