@@ -8,6 +8,8 @@
 - ``remember_journal``: keep the data directory's record of its journal current, so that a
   journal that lost its last commits is noticed at the next start.
 - ``sum_up_floods``: once a window, one audit line for each kind the throttle held back.
+- ``count_unshown``: once a window, one log line with the count of order outcomes not shown
+  on the console one by one (each is in the audit trail).
 """
 
 from __future__ import annotations
@@ -29,11 +31,13 @@ from gtw_server.throttle import Throttle
 from protocol import AuditEvent
 
 __all__ = [
+    "count_unshown",
     "prune",
     "prune_events",
     "remember_journal",
     "sum_up",
     "sum_up_floods",
+    "tell_unshown",
     "write_unsettled",
 ]
 
@@ -98,6 +102,23 @@ async def sum_up_floods(throttle: Throttle) -> None:
     while True:
         await asyncio.sleep(throttle.window_s)
         sum_up(throttle)
+
+
+async def count_unshown(shown: Throttle) -> None:
+    while True:
+        await asyncio.sleep(shown.window_s)
+        tell_unshown(shown)
+
+
+def tell_unshown(shown: Throttle) -> None:
+    """One log line for each kind of line not shown since the last time (also at shutdown)."""
+    for key, held in shown.summaries():
+        logger.info(
+            "{:,} more {} in the last {:g} s or less: in the audit trail, not shown one by one",
+            held,
+            key,
+            shown.window_s,
+        )
 
 
 def sum_up(throttle: Throttle) -> None:

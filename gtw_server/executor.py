@@ -85,11 +85,12 @@ from protocol import (
     verify,
 )
 
-__all__ = ["OrderExecutor", "close_order", "fingerprint", "open_order"]
+__all__ = ["OUTCOMES_SHOWN", "OrderExecutor", "close_order", "fingerprint", "open_order"]
 
 _NOT_EXECUTED: Final = "; nothing was executed: retry later with the same uuid"
 # The longest a verdict waits to be journaled when no other call comes to flush it.
 _FLUSH_AFTER_S: Final = 0.005
+OUTCOMES_SHOWN: Final = "order outcomes"  # the ``shown`` throttle's kind
 
 
 def fingerprint(request: SignedRequest) -> bytes:
@@ -112,16 +113,19 @@ class OrderExecutor:
         settle_s: float = 1.0,
         on_authenticated: Callable[[], None] | None = None,
         throttle: Throttle | None = None,
+        shown: Throttle | None = None,
     ) -> None:
         """``secret`` verifies orders (``None``: signatures are not checked);
         ``operator_secret``, when given, is the only key that signs HALT and RESUME.
         ``on_authenticated`` is told of every request whose signature verified. ``ledger``
         holds the tags of the terminal's recent history.
-        ``throttle`` limits the lines written for refusals and replays, per error code.
+        ``throttle`` limits the lines written for refusals and replays, per error code;
+        ``shown``, the outcomes logged on the console (the audit file has every one).
         """
         self.journal = journal
         self.ledger = ledger
         self._throttle = throttle
+        self._shown = shown
         self.worker = worker
         self._secret = secret
         self._operator_secret = operator_secret
@@ -388,7 +392,8 @@ class OrderExecutor:
         if reply is None:
             return
         self.journal.record_reply_later(uuid, encode(reply))
-        self._lines.append(partial(_audit_outcome, reply, datetime.now(UTC)))
+        shown = self._shown is None or self._shown.allow(OUTCOMES_SHOWN)
+        self._lines.append(partial(_audit_outcome, reply, datetime.now(UTC), shown))
         self._flush_soon()
 
     def flush(self) -> None:
@@ -543,11 +548,12 @@ def _describe(request: SignedRequest) -> str:
     return request.action
 
 
-def _audit_outcome(reply: Reply, at: datetime) -> None:
+def _audit_outcome(reply: Reply, at: datetime, shown: bool) -> None:
     # At INFO: an operator watching the console must see the fills (written after the reply
-    # has gone, off the order's path).
+    # has gone, off the order's path), and a count of those beyond a few a second: a line
+    # costs the loop more than the rest of an order's records.
     event, message, level, fields = outcome_record(reply.action or "", reply)
-    audit(event, message, uuid=reply.uuid, level=level, at=at, **fields)
+    audit(event, message, uuid=reply.uuid, level=level, at=at, console=shown, **fields)
 
 
 def _instruction(request: Change, tag: str) -> Instruction:

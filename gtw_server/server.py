@@ -206,6 +206,8 @@ class Gateway:
             stack.callback(audit_file.close)
         throttle = Throttle()
         stack.callback(chores.sum_up, throttle)  # the last counts, before the file closes
+        shown = Throttle()  # the order outcomes logged one by one (all are in the audit file)
+        stack.callback(chores.tell_unshown, shown)
         killswitch = KillSwitch(data_dir / "halt.json")
         if killswitch.halted:
             logger.warning("[HALTED] trading is halted since the last run: {}", killswitch.reason)
@@ -239,6 +241,7 @@ class Gateway:
             settle_s=gateway.reconcile_settle_s,
             on_authenticated=deadman.seen,
             throttle=throttle,
+            shown=shown,
         )
         worker.on_busy = executor.flush  # the terminal works, the loop writes the records
         stack.callback(executor.flush)  # the last ones, before the journal and audit close
@@ -323,6 +326,7 @@ class Gateway:
             ("event-log-pruning", chores.prune_events(event_log)),
             ("journal-state", chores.remember_journal(journal, data_dir)),
             ("throttle", chores.sum_up_floods(throttle)),
+            ("outcomes-shown", chores.count_unshown(shown)),
             *([("curve-allow-list", curve.watch())] if curve is not None else []),
             *([("dead-man", deadman.watch())] if gateway.halt_after_silence_s else []),
             *([("market-feed", feed.run())] if feed is not None else []),

@@ -45,10 +45,12 @@ def record(
     uuid: str | None = None,
     level: str = "INFO",
     at: datetime | None = None,
+    console: bool = True,
     **fields: Any,
 ) -> None:
     """Record one audit event, e.g. ``record(AuditEvent.MT5_FILLED, "ticket 7", source="node",
-    uuid=u, ticket=7)``; ``at``: when it happened, if that was before now."""
+    uuid=u, ticket=7)``; ``at``: when it happened, if that was before now; ``console``:
+    False to write it to the audit files only, not as a log line."""
     if _files:
         line = audit_line(
             event,
@@ -64,6 +66,8 @@ def record(
                 _append(audit_file, line)
     # The console's line names the order: "[MT5_FILLED] 3f2a... OPEN ticket=7" (the files
     # have the uuid as a field of its own).
+    if not console:
+        return
     if uuid is None:
         _audit.log(level, "[{}] {}", event, message)
     else:

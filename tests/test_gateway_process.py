@@ -181,6 +181,21 @@ async def test_the_console_shows_each_fill_at_info_with_its_uuid(tmp_path: Path)
     assert any("[REJECTED] seen-2 OPEN: TRADING_HALTED" in line for line in lines)
 
 
+async def test_a_burst_of_fills_shows_twenty_on_the_console_then_a_count(tmp_path: Path) -> None:
+    log = tmp_path / "gateway.log"
+    with GatewayProcess(tmp_path / "gw", secret=SECRET, log_file=log) as gateway:
+        async with Bridge(gateway.endpoint, secret=SECRET) as bridge:
+            for n in range(30):  # within a window of 10 s
+                await bridge.send_order("EURUSD", "BUY", 0.01, uuid=f"burst-{n}")
+    lines = log.read_text().splitlines()
+    shown = [line for line in lines if "[MT5_FILLED] burst-" in line]
+    assert len(shown) == 20
+    assert any("10 more order outcomes in the last 10 s or less" in line for line in lines)
+    audit = (tmp_path / "gw" / "audit.jsonl").read_text().splitlines()
+    filled = [line for line in audit if '"MT5_FILLED"' in line and "burst-" in line]
+    assert len(filled) == 30  # the audit trail has every one
+
+
 def test_a_secret_under_16_bytes_is_refused_on_both_sides(tmp_path: Path) -> None:
     short = "hunter2-hunter2"  # 15 bytes
     result = run_gateway("--data-dir", str(tmp_path), env={"MT5_BRIDGE_SECRET": short})
