@@ -4,11 +4,12 @@ CANCEL and CLOSE_BY.
 The request's uuid is the idempotency key. For each order, in this sequence:
 
 1. ``admit``, synchronously, so that no other message can slip in between: the risk
-   signature is verified (before anything else, so a retry must be re-signed); the journal is
-   asked about the uuid: executed -> the stored reply with ``duplicate: true``; in flight or
-   awaiting reconciliation -> ``PENDING``; used for a different request -> ``DUPLICATE_UUID``;
-   then the gateway's own gate (halted, limits, connection, queue); and only then is the
-   request journaled.
+   signature is verified (before anything else, so a retry must be re-signed); the gateway's
+   own gate is asked (halted, limits, connection, queue); the request is journaled unless the
+   journal knows its uuid, which is then answered from the journal whatever the gate said:
+   executed -> the stored reply with ``duplicate: true``; in flight or awaiting
+   reconciliation -> ``PENDING``; used for a different request -> ``DUPLICATE_UUID``. A gate
+   that refuses a new uuid journals nothing.
 2. ``execute``: the order is sent to the terminal with a comment that starts with the uuid's
    tag, then its reply is journaled. Only a terminal verdict (a fill, or the terminal's
    refusal) is kept; when the terminal was unreachable nothing happened, the entry is
@@ -163,17 +164,23 @@ class OrderExecutor:
         """The immediate reply to ``request`` (refused, duplicate, pending), or ``None`` when
         it was admitted: journaled, and to be passed to ``execute`` right away.
 
-        ``gate`` is the gateway's own refusal (halted, busy, disconnected), asked only for a
-        new uuid so that a duplicate still gets its stored reply.
+        ``gate`` is the gateway's own refusal (halted, busy, disconnected): a uuid the
+        journal knows still gets its stored reply (or PENDING) when the gate is shut.
         """
         uuid = request.uuid
         tag = order_tag(uuid)
         try:
-            reply = self._check(request) or (gate(request) if gate else None)
-            if reply is None:
-                self.journal.record_request(
+            reply = self._authenticate(request)
+            refusal = gate(request) if gate and reply is None else None
+            if reply is None and refusal is None:
+                # One write for a new uuid (nothing is read first); a known one is not written.
+                known = self.journal.record_request(
                     uuid, request.action, fingerprint(request), tag, encode(request)
                 )
+                reply = None if known is None else self._answer(request, known)
+            elif reply is None:
+                known = self.journal.get(uuid)
+                reply = refusal if known is None else self._answer(request, known)
         except JournalError as exc:
             if not isinstance(request, Halt):
                 reply = rejected(
@@ -234,12 +241,8 @@ class OrderExecutor:
         self._in_flight.discard(request.uuid)
         return reply
 
-    def _check(self, request: SignedRequest) -> Reply | None:
-        if refusal := self._authenticate(request):
-            return refusal
-        entry = self.journal.get(request.uuid)
-        if entry is None:
-            return None
+    def _answer(self, request: SignedRequest, entry: JournalEntry) -> Reply:
+        """The reply to a request whose uuid the journal already has."""
         if entry.fingerprint != fingerprint(request):
             return rejected(
                 request.uuid,

@@ -227,17 +227,25 @@ class Journal:
 
     def record_request(
         self, uuid: str, action: str, fingerprint: bytes, tag: str, request: bytes
-    ) -> None:
-        """Record a request about to be sent to the terminal; ``JournalUnavailable`` (within
-        ``busy_timeout_ms``) when that cannot be done now."""
+    ) -> JournalEntry | None:
+        """Record a request about to be sent to the terminal, or return the entry its uuid
+        already has (and write nothing); ``JournalUnavailable`` (within ``busy_timeout_ms``)
+        when that cannot be done now. One statement either way for a new uuid: no read
+        first."""
         if self._unsettled.get(uuid, b"") is _FORGET:  # a retry of a uuid freed meanwhile
             self._settle(uuid, _FORGET)
-        self._write(
+        written = self._write(
             "INSERT INTO journal (uuid, action, fingerprint, tag, request, received_at) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (uuid) DO NOTHING",
             (uuid, action, fingerprint, tag, request, self._clock()),
         )
-        self._group_requests.append(uuid)
+        if written:
+            self._group_requests.append(uuid)
+            return None
+        known = self.get(uuid)
+        if known is None:  # its entry is being dropped, and that could not be written yet
+            raise JournalUnavailable(f"the journal cannot take uuid {uuid} again yet")
+        return known
 
     def record_reply(self, uuid: str, reply: bytes) -> None:
         """Record the final reply of a request: now, or (if the journal cannot be written)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from support import LockHolder
 
-from gtw_server.errors import JournalDamaged, JournalError, JournalUnavailable
+from gtw_server.errors import JournalDamaged, JournalUnavailable
 from gtw_server.executor import OrderExecutor
 from gtw_server.journal import Journal
 from gtw_server.ledger import HistoryLedger
@@ -103,11 +103,17 @@ def test_prune_keeps_recent_and_unresolved(tmp_path: Path, open_journal: OpenJou
     assert len(journal) == 2
 
 
-def test_duplicate_record_is_an_error(tmp_path: Path, open_journal: OpenJournal) -> None:
+def test_a_known_uuid_is_answered_with_its_entry_and_not_written_again(
+    tmp_path: Path, open_journal: OpenJournal
+) -> None:
     journal = open_journal(tmp_path / "j.sqlite3")
-    journal.record_request("u1", "OPEN", b"fp", "#t", b"{}")
-    with pytest.raises(JournalError):
-        journal.record_request("u1", "OPEN", b"fp", "#t", b"{}")
+    assert journal.record_request("u1", "OPEN", b"fp", "#t", b"{}") is None  # new: written
+    known = journal.record_request("u1", "CLOSE", b"other", "#x", b"[]")
+    assert known is not None and (known.action, known.fingerprint) == ("OPEN", b"fp")
+    journal.record_reply("u1", b"{}")
+    known = journal.record_request("u1", "OPEN", b"fp", "#t", b"{}")
+    assert known is not None and known.reply == b"{}"
+    assert len(journal) == 1
 
 
 def test_grouped_writes_commit_once_when_deferred(
