@@ -1191,7 +1191,9 @@ def test_watch_shows_the_pending_orders_and_the_last_events(
     assert snapshot["orders_error"] is None and snapshot["events"] is None
 
     command = ["watch", "--interval", "0.2", "--events-endpoint", connected.events_endpoint]
-    with Spawned(*command, "--json") as as_json, Spawned(*command) as human:
+    # The human view first: it has the JSON view's start to subscribe before the cancellation
+    # it must show (started second, it once came up after it, under load).
+    with Spawned(*command) as human, Spawned(*command, "--json") as as_json:
         first = json.loads(as_json.line())
         assert [o["ticket"] for o in first["orders"]] == [order] and first["events"] == []
         assert cli("cancel", str(order)).code == Exit.OK

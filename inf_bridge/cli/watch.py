@@ -105,6 +105,10 @@ class RecentEvents:
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Self:
+        try:  # from now: an event the first frame's moment causes must not be missed
+            await self._iterator.start()
+        except BridgeError as exc:  # from when the log can be read, then
+            self.error = str(exc)
         self._task = asyncio.create_task(self._follow(), name="watch-trade-events")
         return self
 
