@@ -153,15 +153,13 @@ def test_a_reply_recorded_later_is_answered_at_once_and_written_at_the_flush(
     assert [e.uuid for e in journal.unresolved()] == ["sent-2"]  # not reconciled meanwhile
     assert journal.unsettled == 0  # not a reply the journal failed to write
     other = sqlite3.connect(path)
-    assert other.execute("SELECT reply FROM journal WHERE uuid = 'sent-1'").fetchone() == (None,)
+    assert written_reply(other, "sent-1") is None
 
     journal.record_request("next", "OPEN", b"fp", "#n", b"{}")  # a group open: flush joins it
     journal.flush()
     deferred.pop()()
     assert journal.unsettled == 0
-    assert other.execute("SELECT reply FROM journal WHERE uuid = 'sent-1'").fetchone() == (
-        b'{"status":"FILLED"}',
-    )
+    assert written_reply(other, "sent-1") == b'{"status":"FILLED"}'
 
 
 def test_a_reply_recorded_later_and_lost_in_a_crash_is_left_to_reconciliation(
@@ -175,9 +173,13 @@ def test_a_reply_recorded_later_and_lost_in_a_crash_is_left_to_reconciliation(
     unresolved = "SELECT uuid FROM journal WHERE reply IS NULL"  # reconciled at start
     assert crashed.execute(unresolved).fetchall() == [("sent",)]
     journal.close()  # a clean stop writes it
-    assert crashed.execute("SELECT reply FROM journal WHERE uuid = 'sent'").fetchone() == (
-        b'{"status":"FILLED"}',
-    )
+    assert written_reply(crashed, "sent") == b'{"status":"FILLED"}'
+
+
+def written_reply(db: sqlite3.Connection, uuid: str) -> bytes | None:
+    """The reply another connection reads for ``uuid``: what a restart would find."""
+    ((reply,),) = db.execute("SELECT reply FROM journal WHERE uuid = ?", (uuid,)).fetchall()
+    return reply  # type: ignore[no-any-return]
 
 
 def test_a_version_1_journal_is_migrated_with_its_entries(
