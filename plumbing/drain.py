@@ -75,18 +75,21 @@ class EdgeDrain:
         self._scheduled = False
         if self._sock.closed:
             return
-        emptied = False
+        more = True  # until the socket says it is empty (or cannot be read: not again)
         try:
             for _ in range(self._batch):
                 try:
                     frames = self._sock.recv_multipart(_NOBLOCK)
                 except zmq.Again:
-                    emptied = True
+                    more = False
                     break
+                except zmq.ZMQError:
+                    more = False
+                    raise
                 self._on_frames(frames)
         finally:
             # More may be queued (a full batch, or a handler that raised: the loop logs it),
             # and the edge that announced them is spent: continue after others had a turn.
-            if not emptied:
+            if more:
                 self.schedule()
             self._after()

@@ -5,6 +5,7 @@ raised. A stranded message is a gateway that stops reading until the next one ar
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import AsyncIterator
 
@@ -97,3 +98,37 @@ async def test_a_message_that_arrives_while_replying_is_read(
     drain.stop()
     assert seen == [b"%d" % n for n in range(50)]
     assert [writer.recv() for _ in range(50)] == seen
+
+
+async def test_a_socket_that_cannot_be_read_is_not_read_again_and_again() -> None:
+    class Broken:
+        """A socket whose context was terminated under it (ETERM at every read)."""
+
+        closed = False
+        reads = 0
+
+        def __init__(self, fd: int) -> None:
+            self.fd = fd
+
+        def fileno(self) -> int:
+            return self.fd
+
+        def recv_multipart(self, flags: int) -> list[bytes]:
+            self.reads += 1
+            raise zmq.ZMQError(zmq.ETERM)
+
+    read_end, write_end = os.pipe()
+    broken = Broken(read_end)
+    raised: list[object] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _, context: raised.append(context["exception"]))
+    drain = EdgeDrain(broken)  # type: ignore[arg-type]
+    try:
+        drain.start(lambda frames: None)
+        await asyncio.sleep(0.05)  # many turns of the loop
+        drain.stop()
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    assert broken.reads == 1  # said once (by the loop), not read at every turn
+    assert [type(exc) for exc in raised] == [zmq.ZMQError]
