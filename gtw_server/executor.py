@@ -32,9 +32,7 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
-from functools import partial
-from typing import Any, Final
+from typing import Final
 
 import msgspec
 
@@ -49,6 +47,7 @@ from gtw_server.audit import audit
 from gtw_server.commands import STATEFUL, Change, Instruction
 from gtw_server.errors import (
     JournalError,
+    JournalUnavailable,
     TerminalDisconnected,
     TerminalError,
     WorkerCrashed,
@@ -61,6 +60,7 @@ from gtw_server.replies import outcome_reply, pending, rejected
 from gtw_server.tagging import order_tag, terminal_comment
 from gtw_server.throttle import Throttle
 from gtw_server.worker import TerminalWorker
+from plumbing.audit import write_later
 from protocol import (
     AuditEvent,
     Cancel,
@@ -136,8 +136,6 @@ class OrderExecutor:
         self._settle_s = settle_s
         self._in_flight: set[str] = set()
         self._verdicts: dict[str, Reply] = {}  # replies being sent, not yet recorded
-        # Audit lines to write at the next flush, in order, each with its own time.
-        self._lines: list[Callable[[], None]] = []
         self._flush_timer: asyncio.TimerHandle | None = None
         self._unjournaled: set[str] = set()  # HALTs obeyed though the journal failed
         self._reconcile_lock = asyncio.Lock()
@@ -174,9 +172,16 @@ class OrderExecutor:
             refusal = gate(request) if gate and reply is None else None
             if reply is None and refusal is None:
                 # One write for a new uuid (nothing is read first); a known one is not written.
-                known = self.journal.record_request(
-                    uuid, request.action, fingerprint(request), tag, encode(request)
-                )
+                try:
+                    known = self.journal.record_request(
+                        uuid, request.action, fingerprint(request), tag, encode(request)
+                    )
+                except JournalUnavailable:
+                    # Nothing can be written now, but reads work: a known uuid still gets its
+                    # stored reply (or PENDING), never "nothing was executed".
+                    known = self.journal.get(uuid)
+                    if known is None:
+                        raise
                 reply = None if known is None else self._answer(request, known)
             elif reply is None:
                 known = self.journal.get(uuid)
@@ -190,7 +195,7 @@ class OrderExecutor:
                 # A HALT is never refused for want of a journal: it only makes things safer,
                 # and a replay of it halts again, harmlessly.
                 self._unjournaled.add(uuid)
-                self._audit(
+                audit(
                     AuditEvent.ORDER_RECEIVED,
                     f"HALT, obeyed without being journaled ({exc})",
                     uuid=uuid,
@@ -202,15 +207,17 @@ class OrderExecutor:
             self._in_flight.add(uuid)
             # DEBUG: on the console only the outcome shows; the audit file has both. An
             # order's is written once the terminal has it (``flush``), in order with the rest.
-            write = self._audit_later if isinstance(request, Command) else self._audit
-            write(
+            audit(
                 AuditEvent.ORDER_RECEIVED,
                 _describe(request),
                 uuid=uuid,
                 level="DEBUG",
                 action=request.action,
                 tag=tag,
+                later=isinstance(request, Command),
             )
+            if isinstance(request, Command):
+                self._flush_soon()
         else:
             self._audit_answer(request, reply)
         return reply
@@ -229,7 +236,7 @@ class OrderExecutor:
             level = "WARNING"
         if self._throttle is not None and not self._throttle.allow(kind):
             return  # a flood: counted, and summed up in one line (Throttle)
-        self._audit(event, message, uuid=request.uuid, level=level, error_code=reply.error_code)
+        audit(event, message, uuid=request.uuid, level=level, error_code=reply.error_code)
 
     def complete(self, request: SignedRequest, reply: Reply) -> Reply:
         """Journal the reply of an admitted request the gateway handled itself (HALT,
@@ -277,7 +284,7 @@ class OrderExecutor:
         uuid, action = request.uuid, request.action
         try:
             if self.journal.lost(uuid):  # its journal entry was undone with a failed commit
-                self._audit(
+                audit(
                     AuditEvent.NOT_EXECUTED,
                     f"{action}: the journal failed",
                     uuid=uuid,
@@ -316,7 +323,7 @@ class OrderExecutor:
         reply = outcome_reply(uuid, action, outcome)
         if outcome.error_code == ErrorCode.MT5_DISCONNECTED:  # order_send never reached it
             self.journal.forget(uuid)
-            self._audit(
+            audit(
                 AuditEvent.NOT_EXECUTED, f"{action}: {reply.error_msg}", uuid=uuid, level="WARNING"
             )
             return reply
@@ -345,7 +352,7 @@ class OrderExecutor:
             return self._unknown(request, tag, f"an order with its tag is {outcome.comment}")
         if not _same_order(request, outcome):
             self.journal.forget(uuid)
-            self._audit(
+            audit(
                 AuditEvent.REJECTED,
                 f"{action}: the history holds another order with tag {tag}",
                 uuid=uuid,
@@ -363,7 +370,7 @@ class OrderExecutor:
         reply = outcome_reply(uuid, action, outcome)
         self.journal.record_reply(uuid, encode(reply))
         self.ledger.claim(tag, uuid)
-        self._audit(
+        audit(
             AuditEvent.DUPLICATE,
             f"{action}: found in the terminal's history (order {outcome.order}), not executed "
             "again; the journal had lost it",
@@ -376,7 +383,7 @@ class OrderExecutor:
     def _not_executed(self, request: Command, why: str) -> Reply:
         """Nothing reached the terminal: free the uuid for a retry."""
         self.journal.forget(request.uuid)
-        self._audit(
+        audit(
             AuditEvent.NOT_EXECUTED, f"{request.action}: {why}", uuid=request.uuid, level="WARNING"
         )
         return rejected(
@@ -390,13 +397,18 @@ class OrderExecutor:
         Sending first, and writing later, takes the verdict's write, commit and audit line
         off the time between one order's reply and the next order, and is safe: until the
         verdict is written the entry stays open, and a crash in between is settled by
-        reconciliation with the same result (the fill is in the terminal's history)."""
+        reconciliation with the same result (the fill is in the terminal's history). A
+        terminal's refusal leaves no trace there (reconciliation would free the uuid for a
+        retry to run): it is written at once, as before."""
         reply = self._verdicts.pop(uuid, None)
         if reply is None:
             return
-        self.journal.record_reply_later(uuid, encode(reply))
+        if reply.status is Status.REJECTED:
+            self.journal.record_reply(uuid, encode(reply))
+        else:
+            self.journal.record_reply_later(uuid, encode(reply))
         shown = self._shown is None or self._shown.allow(OUTCOMES_SHOWN)
-        self._lines.append(partial(_audit_outcome, reply, datetime.now(UTC), shown))
+        _audit_outcome(reply, shown)
         self._flush_soon()
 
     def flush(self) -> None:
@@ -408,33 +420,17 @@ class OrderExecutor:
             self._flush_timer.cancel()
             self._flush_timer = None
         self.journal.flush()
-        self._write_lines()
+        write_later()
 
     def _flush_soon(self) -> None:
         if self._flush_timer is None:
             loop = asyncio.get_running_loop()
             self._flush_timer = loop.call_later(_FLUSH_AFTER_S, self.flush)
 
-    def _write_lines(self) -> None:
-        lines, self._lines = self._lines, []
-        for line in lines:
-            line()
-
-    def _audit(self, event: AuditEvent, message: str, **fields: Any) -> None:
-        """An audit line now, after those waiting for the next flush (the file keeps the
-        order in which things happened)."""
-        self._write_lines()
-        audit(event, message, **fields)
-
-    def _audit_later(self, event: AuditEvent, message: str, **fields: Any) -> None:
-        """An audit line at the next flush, with the time of now."""
-        self._lines.append(partial(audit, event, message, at=datetime.now(UTC), **fields))
-        self._flush_soon()
-
     def _unknown(self, request: Command, tag: str, why: str) -> Reply:
         """The order may or may not have executed: keep it open for reconciliation."""
         self.ledger.claim(tag, request.uuid)
-        self._audit(
+        audit(
             AuditEvent.OUTCOME_UNKNOWN,
             f"{request.action}: {why}; reconciling",
             uuid=request.uuid,
@@ -484,7 +480,7 @@ class OrderExecutor:
                 if outcome is not None and outcome.status == "UNKNOWN":
                     self._needs_reconcile = True  # the next look settles it
                     settled -= 1
-                    self._audit(
+                    audit(
                         AuditEvent.RECONCILING,
                         f"{entry.action}: {outcome.comment}; looking again",
                         uuid=entry.uuid,
@@ -492,7 +488,7 @@ class OrderExecutor:
                     )
                 elif outcome is None:
                     self.journal.forget(entry.uuid)
-                    self._audit(
+                    audit(
                         AuditEvent.RECONCILED,
                         f"{entry.action}: not executed; the uuid is free again",
                         uuid=entry.uuid,
@@ -501,7 +497,7 @@ class OrderExecutor:
                 else:
                     reply = outcome_reply(entry.uuid, entry.action, outcome)
                     self.journal.record_reply(entry.uuid, encode(reply))
-                    self._audit(
+                    audit(
                         AuditEvent.RECONCILED,
                         f"{entry.action}: executed, ticket {outcome.ticket}",
                         uuid=entry.uuid,
@@ -551,12 +547,12 @@ def _describe(request: SignedRequest) -> str:
     return request.action
 
 
-def _audit_outcome(reply: Reply, at: datetime, shown: bool) -> None:
-    # At INFO: an operator watching the console must see the fills (written after the reply
-    # has gone, off the order's path), and a count of those beyond a few a second: a line
-    # costs the loop more than the rest of an order's records.
+def _audit_outcome(reply: Reply, shown: bool) -> None:
+    # At INFO: an operator watching the console must see the fills (written at the next
+    # flush, off the order's path), and a count of those beyond a few a second: a line costs
+    # the loop more than the rest of an order's records.
     event, message, level, fields = outcome_record(reply.action or "", reply)
-    audit(event, message, uuid=reply.uuid, level=level, at=at, console=shown, **fields)
+    audit(event, message, uuid=reply.uuid, level=level, console=shown, later=True, **fields)
 
 
 def _instruction(request: Change, tag: str) -> Instruction:

@@ -2,9 +2,9 @@
 
 ``OrderGate.refusal(request)`` asks, in order: the kill switch and ``[gateway.limits]`` (for
 what adds exposure: an OPEN, a PLACE), a gateway that is stopping, the account pin, the
-terminal's connection, the history ledger read, and the queue. It is asked only about a uuid
-the journal does not know, so that a duplicate still gets its stored reply; ``None`` lets the
-order through.
+terminal's connection, the history ledger read, and the queue. It has no side effect: it is
+asked before the journal, and a uuid the journal knows gets its stored reply whatever it
+said; ``None`` lets the order through.
 """
 
 from __future__ import annotations

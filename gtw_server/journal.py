@@ -16,9 +16,10 @@ requests are refused without waiting at all. What settles an entry (a reply, a `
 never lost that way: a settle that cannot be written, or whose commit failed, is kept in
 memory, answered from there (``get``), and written by ``flush`` or with the next group.
 
-A reply already sent is journaled a little later (``record_reply_later``): answered from
+A fill already sent is journaled a little later (``record_reply_later``): answered from
 memory at once, written by the next ``flush``, which the gateway runs once the terminal has
-the next call (while the loop would only wait) or a few milliseconds later. Until then its
+the next call (while the loop would only wait) or a few milliseconds later. (A terminal's
+refusal is written at once: it leaves no trace in the terminal to reconcile from.) Until then its
 entry is open, as if the gateway had crashed before writing it: a crash then is settled by
 reconciliation with the same result, and nothing is lost. It takes the verdict's write and
 commit off the time between an order's reply and the strategy's next order.

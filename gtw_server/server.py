@@ -206,8 +206,10 @@ class Gateway:
             stack.callback(audit_file.close)
         throttle = Throttle()
         stack.callback(chores.sum_up, throttle)  # the last counts, before the file closes
-        shown = Throttle()  # the order outcomes logged one by one (all are in the audit file)
-        stack.callback(chores.tell_unshown, shown)
+        # The order outcomes logged one by one; the rest are counted, if an audit file has them.
+        shown = Throttle() if gateway.audit_file is not None else None
+        if shown is not None:
+            stack.callback(chores.tell_unshown, shown)
         killswitch = KillSwitch(data_dir / "halt.json")
         if killswitch.halted:
             logger.warning("[HALTED] trading is halted since the last run: {}", killswitch.reason)
@@ -326,7 +328,7 @@ class Gateway:
             ("event-log-pruning", chores.prune_events(event_log)),
             ("journal-state", chores.remember_journal(journal, data_dir)),
             ("throttle", chores.sum_up_floods(throttle)),
-            ("outcomes-shown", chores.count_unshown(shown)),
+            *([("outcomes-shown", chores.count_unshown(shown))] if shown is not None else []),
             *([("curve-allow-list", curve.watch())] if curve is not None else []),
             *([("dead-man", deadman.watch())] if gateway.halt_after_silence_s else []),
             *([("market-feed", feed.run())] if feed is not None else []),

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import IO, Any, Final
 
@@ -28,13 +30,14 @@ from plumbing.rotation import closed_files, prune, timestamped
 from plumbing.units import parse_age, parse_size
 from protocol.audit import AuditEvent, AuditSource, audit_line
 
-__all__ = ["AuditFile", "add_audit_file", "record"]
+__all__ = ["AuditFile", "add_audit_file", "record", "write_later"]
 
 # depth=1: the log line is the caller's (inf_bridge.client, gtw_server.executor, ...), so each
 # side's logging and filters see its own audit lines.
 _audit: Final = logger.bind(audit=True).opt(depth=1)
 _files: list[AuditFile] = []
 _failing: set[AuditFile] = set()  # files whose last write failed
+_later: list[Callable[[], None]] = []  # records kept for ``write_later``, in order
 
 
 def record(
@@ -46,11 +49,31 @@ def record(
     level: str = "INFO",
     at: datetime | None = None,
     console: bool = True,
+    later: bool = False,
     **fields: Any,
 ) -> None:
     """Record one audit event, e.g. ``record(AuditEvent.MT5_FILLED, "ticket 7", source="node",
     uuid=u, ticket=7)``; ``at``: when it happened, if that was before now; ``console``:
-    False to write it to the audit files only, not as a log line."""
+    False to write it to the audit files only, not as a log line; ``later``: keep it (with the
+    time of now) until ``write_later`` or the next record written now, which writes the kept
+    ones first: the files keep the order in which things happened."""
+    if later:
+        _later.append(
+            partial(
+                record,
+                event,
+                message,
+                source=source,
+                uuid=uuid,
+                level=level,
+                at=at or datetime.now(UTC),
+                console=console,
+                **fields,
+            )
+        )
+        return
+    if _later:
+        write_later()
     if _files:
         line = audit_line(
             event,
@@ -72,6 +95,14 @@ def record(
         _audit.log(level, "[{}] {}", event, message)
     else:
         _audit.log(level, "[{}] {} {}", event, uuid, message)
+
+
+def write_later() -> None:
+    """Write the records kept for later, in order."""
+    kept = _later[:]
+    _later.clear()
+    for write in kept:
+        write()
 
 
 def _append(audit_file: AuditFile, line: bytes) -> None:

@@ -84,6 +84,31 @@ async def test_crash_after_the_reply_before_its_verdict_is_journaled_then_retry_
     assert stored_deals(data_dir / "sim.sqlite3") == 1
 
 
+async def test_a_terminal_refusal_is_journaled_before_the_next_request_is_read(
+    tmp_path: Path, secret: str
+) -> None:
+    data_dir = tmp_path / "gw"
+    gateway = GatewayProcess(data_dir, secret=secret).start()
+    client = Dealer(gateway.endpoint)
+    try:
+        await client.send(signed_open(secret, "refused-1", volume=0.001))  # under the minimum
+        refused = await client.recv()
+        gateway.kill()  # at once: a refusal leaves no trace in the terminal to reconcile from
+    finally:
+        client.close()
+    assert (refused.status, refused.error_code) == (Status.REJECTED, "MT5_REJECTED")
+    assert dict(journal_rows(data_dir / "journal.sqlite3"))["refused-1"] is not None
+
+    with GatewayProcess(data_dir, secret=secret, port=gateway.port) as restarted:
+        again = Dealer(restarted.endpoint)
+        try:
+            await again.send(signed_open(secret, "refused-1", volume=0.001))  # the retry
+            replayed = await again.recv()
+        finally:
+            again.close()
+    assert replayed.duplicate and replayed.error_msg == refused.error_msg  # not run again
+
+
 async def test_hung_terminal_is_restarted_and_the_order_fills_once(
     tmp_path: Path, secret: str
 ) -> None:

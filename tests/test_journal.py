@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from support import LockHolder
@@ -19,7 +19,8 @@ from gtw_server.errors import JournalDamaged, JournalUnavailable
 from gtw_server.executor import OrderExecutor
 from gtw_server.journal import Journal
 from gtw_server.ledger import HistoryLedger
-from protocol import ErrorCode, Open, Side, Status
+from gtw_server.replies import ok
+from protocol import ErrorCode, Open, Side, Status, encode
 
 OpenJournal = Callable[..., Journal]
 
@@ -352,6 +353,35 @@ def test_a_lock_held_elsewhere_refuses_requests_at_once_and_keeps_replies(
     assert other.execute("SELECT reply FROM journal WHERE uuid = 'in-flight'").fetchone() == (
         b'{"status":"FILLED"}',
     )
+
+
+async def test_a_known_uuid_is_answered_from_the_journal_while_another_holds_its_lock(
+    tmp_path: Path, open_journal: OpenJournal, lock_holders: list[LockHolder]
+) -> None:
+    path = tmp_path / "j.sqlite3"
+    journal = open_journal(path, defer=asyncio.get_running_loop().call_soon)
+    executor = OrderExecutor(
+        journal,
+        cast(Any, None),  # nothing reaches the terminal here
+        secret=None,
+        signature_ttl_ms=5000,
+        ledger=HistoryLedger(86_400),
+    )
+    filled, flying = (
+        Open(uuid=u, timestamp=0, symbol="EURUSD", type=Side.BUY, volume=0.1)
+        for u in ("filled", "flying")
+    )
+    assert executor.admit(filled) is None and executor.admit(flying) is None
+    journal.record_reply("filled", encode(ok(filled, ticket=7)))
+    await asyncio.sleep(0)  # the group's commit
+    lock_holders.append(LockHolder.sqlite(path))  # a backup tool, an sqlite3 shell
+
+    again = executor.admit(filled)  # a retry: nothing can be written, but reads work
+    assert again is not None and again.duplicate and again.ticket == 7
+    pending_reply = executor.admit(flying)
+    assert pending_reply is not None and pending_reply.status is Status.PENDING
+    new = executor.admit(Open(uuid="new", timestamp=0, symbol="EURUSD", type=Side.BUY, volume=1))
+    assert new is not None and new.error_code == ErrorCode.JOURNAL_UNAVAILABLE  # only a new one
 
 
 def test_a_settle_kept_in_memory_goes_with_the_next_group(

@@ -23,8 +23,9 @@ from gtw_server.errors import ConfigError
 from gtw_server.log import configure_logging
 from gtw_server.testing import GatewayProcess
 from inf_bridge import Bridge
-from plumbing.audit import AuditFile
+from plumbing.audit import AuditFile, add_audit_file, record, write_later
 from plumbing.rotation import closed_files, prune
+from protocol import AuditEvent
 
 
 @pytest.fixture
@@ -250,3 +251,23 @@ async def test_the_gateway_keeps_its_audit_files_within_their_size(
     rotated = closed_files(tmp_path / "gw" / "audit.jsonl", current=True)
     assert rotated
     assert sum(f.stat().st_size for f in rotated) <= 2 * 1024
+
+
+def test_a_record_kept_for_later_is_written_before_any_written_now(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    trail = add_audit_file(path, source="gateway")
+    try:
+        record(AuditEvent.ORDER_RECEIVED, "OPEN", source="gateway", uuid="a", later=True)
+        record(AuditEvent.MT5_FILLED, "OPEN", source="gateway", uuid="a", later=True)
+        assert path.read_text() == ""  # kept
+        time.sleep(0.01)
+        # Written now by someone else (the kill switch, a chore): the kept ones go first.
+        record(AuditEvent.HALTED, "by hand", source="gateway")
+        lines = [json.loads(line) for line in path.read_text().splitlines()]
+        assert [line["event"] for line in lines] == ["ORDER_RECEIVED", "MT5_FILLED", "HALTED"]
+        assert lines[0]["time"] <= lines[1]["time"] < lines[2]["time"]  # when each happened
+        record(AuditEvent.RESUMED, "later", source="gateway", later=True)
+        write_later()
+        assert json.loads(path.read_text().splitlines()[-1])["event"] == "RESUMED"
+    finally:
+        trail.close()
