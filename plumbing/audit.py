@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
@@ -37,7 +38,18 @@ __all__ = ["AuditFile", "add_audit_file", "record", "write_later"]
 _audit: Final = logger.bind(audit=True).opt(depth=1)
 _files: list[AuditFile] = []
 _failing: set[AuditFile] = set()  # files whose last write failed
-_later: list[Callable[[], None]] = []  # records kept for ``write_later``, in order
+
+
+class _Kept:
+    """The records kept for ``write_later``, in order, and whether they are being written
+    (a kept record, written, must not write the ones after it first)."""
+
+    def __init__(self) -> None:
+        self.records: deque[Callable[[], None]] = deque()
+        self.writing = False
+
+
+_kept: Final = _Kept()
 
 
 def record(
@@ -58,7 +70,7 @@ def record(
     time of now) until ``write_later`` or the next record written now, which writes the kept
     ones first: the files keep the order in which things happened."""
     if later:
-        _later.append(
+        _kept.records.append(
             partial(
                 record,
                 event,
@@ -72,7 +84,7 @@ def record(
             )
         )
         return
-    if _later:
+    if _kept.records:
         write_later()
     if _files:
         line = audit_line(
@@ -98,11 +110,15 @@ def record(
 
 
 def write_later() -> None:
-    """Write the records kept for later, in order."""
-    kept = _later[:]
-    _later.clear()
-    for write in kept:
-        write()
+    """Write the records kept for later, in order (one that raised leaves the rest kept)."""
+    if _kept.writing:
+        return
+    _kept.writing = True
+    try:
+        while _kept.records:
+            _kept.records.popleft()()
+    finally:
+        _kept.writing = False
 
 
 def _append(audit_file: AuditFile, line: bytes) -> None:
