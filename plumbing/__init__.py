@@ -18,7 +18,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
-    from plumbing.audit import AuditFile, add_audit_file, record
+    from plumbing.audit import AuditFile, add_audit_file, record, write_later
     from plumbing.config import Setting, layered, next_port, read_secret_file, read_toml
     from plumbing.drain import EdgeDrain
     from plumbing.files import atomic_write
@@ -30,6 +30,7 @@ _MODULE_OF: Final = {
     "AuditFile": "audit",
     "add_audit_file": "audit",
     "record": "audit",
+    "write_later": "audit",
     "Setting": "config",
     "layered": "config",
     "next_port": "config",
@@ -64,6 +65,7 @@ __all__ = [
     "read_toml",
     "record",
     "timestamped",
+    "write_later",
 ]
 
 
