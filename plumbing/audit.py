@@ -23,7 +23,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import IO, TYPE_CHECKING, Any, Final
 
 from loguru import logger
 
@@ -31,11 +31,15 @@ from plumbing.rotation import closed_files, prune, timestamped
 from plumbing.units import parse_age, parse_size
 from protocol.audit import AuditEvent, AuditSource, audit_line
 
+if TYPE_CHECKING:
+    from loguru import Record
+
 __all__ = ["AuditFile", "add_audit_file", "record", "write_later"]
 
-# depth=1: the log line is the caller's (inf_bridge.client, gtw_server.executor, ...), so each
-# side's logging and filters see its own audit lines.
-_audit: Final = logger.bind(audit=True).opt(depth=1)
+# depth=2 (the caller of ``record``, above ``_write``): the log line is the caller's
+# (inf_bridge.client, gtw_server.executor, ...), so each side's logging and filters see its own
+# audit lines; a record kept for later names its caller too (``origin``).
+_audit: Final = logger.bind(audit=True).opt(depth=2)
 _files: list[AuditFile] = []
 _failing: set[AuditFile] = set()  # files whose last write failed
 
@@ -70,22 +74,49 @@ def record(
     time of now) until ``write_later`` or the next record written now, which writes the kept
     ones first: the files keep the order in which things happened."""
     if later:
-        _kept.records.append(
-            partial(
-                record,
-                event,
-                message,
-                source=source,
-                uuid=uuid,
-                level=level,
-                at=at or datetime.now(UTC),
-                console=console,
-                **fields,
-            )
-        )
+        caller = sys._getframe(1)  # the log line is still the caller's (see ``_audit``)
+        origin = (caller.f_globals.get("__name__"), caller.f_code.co_name, caller.f_lineno)
+        when = at or datetime.now(UTC)
+        kept = partial(_write, event, message, source=source, uuid=uuid, level=level, at=when)
+        _kept.records.append(partial(kept, console=console, fields=fields, origin=origin))
         return
     if _kept.records:
         write_later()
+    _write(
+        event, message, source=source, uuid=uuid, level=level, at=at, console=console, fields=fields
+    )
+
+
+def write_later() -> None:
+    """Write the records kept for later, in order. One that fails is said and dropped: it
+    must not stop the record (or the order) that happens to write it."""
+    if _kept.writing:
+        return
+    _kept.writing = True
+    try:
+        while _kept.records:
+            try:
+                _kept.records.popleft()()
+            except Exception:
+                logger.exception("an audit record kept for later could not be written")
+    finally:
+        _kept.writing = False
+
+
+def _write(
+    event: AuditEvent,
+    message: str,
+    *,
+    source: AuditSource,
+    uuid: str | None,
+    level: str,
+    at: datetime | None,
+    console: bool,
+    fields: dict[str, Any],
+    origin: tuple[str | None, str, int] | None = None,
+) -> None:
+    """Write one record to the files and (``console``) as a log line; ``origin``: the caller
+    of a record kept for later, which the log line names."""
     if _files:
         line = audit_line(
             event,
@@ -103,22 +134,18 @@ def record(
     # have the uuid as a field of its own).
     if not console:
         return
+    log = _audit
+    if origin is not None:
+        name, function, line_no = origin
+
+        def named(entry: Record) -> None:
+            entry["name"], entry["function"], entry["line"] = name, function, line_no
+
+        log = _audit.patch(named)
     if uuid is None:
-        _audit.log(level, "[{}] {}", event, message)
+        log.log(level, "[{}] {}", event, message)
     else:
-        _audit.log(level, "[{}] {} {}", event, uuid, message)
-
-
-def write_later() -> None:
-    """Write the records kept for later, in order (one that raised leaves the rest kept)."""
-    if _kept.writing:
-        return
-    _kept.writing = True
-    try:
-        while _kept.records:
-            _kept.records.popleft()()
-    finally:
-        _kept.writing = False
+        log.log(level, "[{}] {} {}", event, uuid, message)
 
 
 def _append(audit_file: AuditFile, line: bytes) -> None:
@@ -179,6 +206,9 @@ class AuditFile:
         return Path(self._file.name)
 
     def write(self, line: bytes) -> None:
+        if self._file.closed:  # a rotation that could not open the next file: try again
+            self._file = self._open_next()
+            self._size = self._file.tell()
         self._file.write(line + b"\n")
         self._size += len(line) + 1
         if self._size >= self._rotation_bytes:

@@ -271,3 +271,49 @@ def test_a_record_kept_for_later_is_written_before_any_written_now(tmp_path: Pat
         assert json.loads(path.read_text().splitlines()[-1])["event"] == "RESUMED"
     finally:
         trail.close()
+
+
+def test_a_record_kept_for_later_is_logged_as_its_callers(tmp_path: Path) -> None:
+    seen: list[str] = []
+    sink = logger.add(lambda m: seen.append("{name}:{function}".format(**m.record)), level="INFO")
+    try:
+        record(AuditEvent.MT5_FILLED, "OPEN", source="gateway", uuid="c", later=True)
+        write_later()
+    finally:
+        logger.remove(sink)
+    assert seen == [f"{__name__}:test_a_record_kept_for_later_is_logged_as_its_callers"]
+
+
+def test_a_kept_record_that_fails_stops_neither_the_others_nor_the_one_written_now(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    trail = add_audit_file(path, source="gateway")
+    try:
+        record(AuditEvent.ORDER_RECEIVED, "OPEN", source="gateway", uuid="ok-1", later=True)
+        record(AuditEvent.MT5_FILLED, "OPEN", source="gateway", uuid="bad", later=True, x=object())
+        record(AuditEvent.MT5_FILLED, "OPEN", source="gateway", uuid="ok-1", later=True)
+        record(AuditEvent.HALTED, "by hand", source="gateway")  # the kill switch, say
+    finally:
+        trail.close()
+    events = [json.loads(line)["event"] for line in path.read_text().splitlines()]
+    assert events == ["ORDER_RECEIVED", "MT5_FILLED", "HALTED"]  # the bad one said, and dropped
+
+
+def test_an_audit_file_whose_next_file_could_not_be_opened_tries_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    audit_file = AuditFile(path, source=None, rotation_bytes=200, retention_s=3600)
+    opened = audit_file._open_next
+
+    def full(*args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(audit_file, "_open_next", full)
+    with pytest.raises(OSError):
+        audit_file.write(b"x" * 250)  # past the size: rotated, and the next file fails
+    monkeypatch.setattr(audit_file, "_open_next", opened)  # space again
+    audit_file.write(b'{"event":"after"}')  # was: "I/O operation on closed file", for good
+    audit_file.close()
+    assert path.read_text() == '{"event":"after"}\n'
