@@ -93,7 +93,9 @@ async def test_a_terminal_refusal_is_journaled_before_the_next_request_is_read(
     try:
         await client.send(signed_open(secret, "refused-1", volume=0.001))  # under the minimum
         refused = await client.recv()
-        gateway.kill()  # at once: a refusal leaves no trace in the terminal to reconcile from
+        await client.send(ping())  # the next request read: the refusal was written before
+        await client.recv()
+        gateway.kill()  # a refusal leaves no trace in the terminal to reconcile from
     finally:
         client.close()
     assert (refused.status, refused.error_code) == (Status.REJECTED, "MT5_REJECTED")
