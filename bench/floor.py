@@ -2,11 +2,11 @@
 
 A bare asyncio ROUTER that decodes each request with the project's codec and answers at once
 with a canned reply of the right kind (PING -> OK, OPEN and CLOSE -> FILLED, ...), so that the
-very same client code (``inf_bridge.Bridge``) runs against it unchanged. It drains every
-queued message after each wake-up, as the gateway's transport does, and runs on the same event
-loop (uvloop on POSIX): the gateway is compared with the best its own design can do, not with
-a strawman. It has its own few lines of transport on purpose: were it to share the gateway's,
-a slow transport would slow the floor too and hide itself.
+very same client code (``inf_bridge.Bridge``) runs against it unchanged. It drives its socket
+through the gateway's own transport (``RouterTransport``, which drains every queued message
+after each wake-up) on the same event loop (uvloop on POSIX): the gateway with its work taken
+away, the best its own design can do, not a strawman. ``EchoServer`` is also what the unsafe
+design (``bench.unsafe``) and the market floor build on.
 
     python -m bench.floor --bind tcp://127.0.0.1:6000     # serves until SIGTERM or SIGINT
 

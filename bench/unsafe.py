@@ -23,64 +23,45 @@ import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Final
 
 import msgspec
 import zmq
 
-from bench.floor import serve
+from bench.floor import EchoServer, serve
 from gtw_server.adapter import TerminalAdapter
 from gtw_server.executor import close_order, open_order
 from gtw_server.replies import ok, outcome_reply, rejected
 from gtw_server.tagging import order_tag
 from gtw_server.terminal.sim import SimConfig, SimTerminal
 from gtw_server.testing import ServerProcess, Value
-from gtw_server.transport import RouterTransport, split_envelope
 from plumbing.loop import loop_factory
 from protocol import (
     AnyRequest,
     Close,
-    DecodeError,
     ErrorCode,
     GetAccount,
     GetPositions,
     Open,
     Ping,
     Reply,
-    decode_request,
-    encode,
 )
 
 __all__ = ["UnsafeProcess", "UnsafeServer", "main"]
 
-_MAX_MESSAGE_BYTES: Final = 1024 * 1024  # the gateway's default
 
-
-class UnsafeServer:
-    """PING, OPEN and CLOSE answered on the event loop, the terminal called in place."""
+class UnsafeServer(EchoServer):
+    """The floor's server (its transport, decoding and sending), with PING, OPEN and CLOSE
+    answered on the event loop, the terminal called in place."""
 
     def __init__(
         self, endpoint: str, context: zmq.Context[zmq.Socket[bytes]], terminal: TerminalAdapter
     ) -> None:
-        self._transport = RouterTransport(
-            endpoint, max_message_bytes=_MAX_MESSAGE_BYTES, context=context
-        )
+        super().__init__(endpoint, context)
         self._terminal = terminal
 
     def start(self) -> None:
         self._terminal.connect()
-        self._transport.start(self._on_message)
-
-    def close(self) -> None:
-        self._transport.close()
-
-    def _on_message(self, frames: list[bytes]) -> None:
-        envelope, body = split_envelope(frames)
-        try:
-            reply = self._reply(decode_request(body[-1]))
-        except DecodeError as exc:
-            reply = rejected(exc.uuid, exc.action, exc.code, exc.message)
-        self._transport.send([*envelope, encode(reply)])
+        super().start()
 
     def _reply(self, request: AnyRequest) -> Reply:
         if isinstance(request, Ping):
