@@ -57,23 +57,34 @@ async def test_crash_after_the_fill_then_retry_executes_once(tmp_path: Path, sec
             assert (await bridge.get_order("crash-1")).status == "FILLED"
 
 
+async def answered_then_killed(
+    data_dir: Path, secret: str, *requests: bytes
+) -> tuple[list[Reply], int]:
+    """Start a gateway on ``data_dir``, send ``requests`` one at a time, each answered, then
+    kill -9 it at once: the replies, and the port to start it again on."""
+    gateway = GatewayProcess(data_dir, secret=secret).start()
+    client = Dealer(gateway.endpoint)
+    try:
+        replies = []
+        for request in requests:
+            await client.send(request)
+            replies.append(await client.recv())
+    finally:
+        gateway.kill()  # also when a reply never came: no gateway is left running
+        client.close()
+    return replies, gateway.port
+
+
 async def test_crash_after_the_reply_before_its_verdict_is_journaled_then_retry_executes_once(
     tmp_path: Path, secret: str
 ) -> None:
     data_dir = tmp_path / "gw"
-    gateway = GatewayProcess(data_dir, secret=secret).start()
-    client = Dealer(gateway.endpoint)
-    try:
-        await client.send(signed_open(secret, "behind-1"))
-        filled = await client.recv()
-        # At once: the verdict is written once the terminal has another call, or 5 ms later.
-        gateway.kill()
-    finally:
-        client.close()
+    # Killed at once: the verdict is written once the terminal has another call, or 5 ms later.
+    [filled], port = await answered_then_killed(data_dir, secret, signed_open(secret, "behind-1"))
     assert filled.status is Status.FILLED
     written = dict(journal_rows(data_dir / "journal.sqlite3"))["behind-1"] is not None
 
-    with GatewayProcess(data_dir, secret=secret, port=gateway.port) as restarted:
+    with GatewayProcess(data_dir, secret=secret, port=port) as restarted:
         async with Bridge(restarted.endpoint, secret=secret) as bridge:
             again = await bridge.send_order("EURUSD", "BUY", 0.1, uuid="behind-1")  # the retry
             assert again.ticket == filled.ticket  # the same fill, from the journal or history
@@ -88,20 +99,14 @@ async def test_a_terminal_refusal_is_journaled_before_the_next_request_is_read(
     tmp_path: Path, secret: str
 ) -> None:
     data_dir = tmp_path / "gw"
-    gateway = GatewayProcess(data_dir, secret=secret).start()
-    client = Dealer(gateway.endpoint)
-    try:
-        await client.send(signed_open(secret, "refused-1", volume=0.001))  # under the minimum
-        refused = await client.recv()
-        await client.send(ping())  # the next request read: the refusal was written before
-        await client.recv()
-        gateway.kill()  # a refusal leaves no trace in the terminal to reconcile from
-    finally:
-        client.close()
+    refusal = signed_open(secret, "refused-1", volume=0.001)  # under the minimum
+    # Killed once the next request was read: the refusal was written before it (a refusal
+    # leaves no trace in the terminal to reconcile from).
+    [refused, _], port = await answered_then_killed(data_dir, secret, refusal, ping())
     assert (refused.status, refused.error_code) == (Status.REJECTED, "MT5_REJECTED")
     assert dict(journal_rows(data_dir / "journal.sqlite3"))["refused-1"] is not None
 
-    with GatewayProcess(data_dir, secret=secret, port=gateway.port) as restarted:
+    with GatewayProcess(data_dir, secret=secret, port=port) as restarted:
         again = Dealer(restarted.endpoint)
         try:
             await again.send(signed_open(secret, "refused-1", volume=0.001))  # the retry
