@@ -167,17 +167,14 @@ class TradeReader:
         orders = self.orders(OrdersQuery())
         until = max(int(time.time()), query.deals_from) + _YEAR_S
         day_from = query.deals_from - _DAY_S if query.day_from is None else query.day_from
+        # What the tally counts: every deal and order since ``day_from``, or the new ones.
         recent = self._recent(query, day_from, until)
-        whole = recent is None
-        if recent is None:
-            found = adapter.read("history_deals_get", day_from, until)
-            history = adapter.read("history_orders_get", day_from, until)
-            deal_hours, order_hours = _hours(found, "time"), _hours(history, "time_setup")
-            found = [deal for deal in found if deal.ticket > query.after_deal]
-            history = [order for order in history if order.ticket > query.after_order]
-        else:
-            found, history = recent
-            deal_hours, order_hours = _hours(found, "time"), _hours(history, "time_setup")
+        counted_deals, counted_orders = recent or (
+            adapter.read("history_deals_get", day_from, until),
+            adapter.read("history_orders_get", day_from, until),
+        )
+        found = [deal for deal in counted_deals if deal.ticket > query.after_deal]
+        history = [order for order in counted_orders if order.ticket > query.after_order]
         deals = sorted((_struct(deal, Deal) for deal in found), key=lambda deal: deal.ticket)
         active = {order.ticket for order in orders}
         ended: list[Order] = []
@@ -203,9 +200,9 @@ class TradeReader:
             ended=ended,
             brief=brief,
             last_order=last_order,
-            whole=whole,
-            deal_hours=deal_hours,
-            order_hours=order_hours,
+            whole=recent is None,
+            deal_hours=_hours(counted_deals, "time"),
+            order_hours=_hours(counted_orders, "time_setup"),
         )
 
     def _recent(
