@@ -405,6 +405,7 @@ class OrderExecutor:
             return
         if reply.status is Status.REJECTED:
             self.journal.record_reply(uuid, encode(reply))
+            self.journal.commit()  # now, not at the end of the loop's turn
         else:
             self.journal.record_reply_later(uuid, encode(reply))
         shown = self._shown is None or self._shown.allow(OUTCOMES_SHOWN)
