@@ -95,3 +95,45 @@ async def test_cancelled_just_as_its_place_came_the_place_is_not_lost() -> None:
     with pytest.raises(asyncio.CancelledError):
         await unlucky
     await asyncio.wait_for(lanes.acquire(False), 1)  # the place came back
+
+
+async def test_a_background_call_that_waited_its_patience_goes_next() -> None:
+    # Orders that never stop must not freeze prices and trade events: the background call
+    # goes ahead of the orders waiting once it has waited ``patience_s``, and only then.
+    now = [0.0]
+    lanes = Lanes(1, patience_s=0.1, clock=lambda: now[0])
+    await lanes.acquire(False)
+    log: list[str] = []
+    data = asyncio.create_task(_enter(lanes, True, log, "data"))
+    orders = [asyncio.create_task(_enter(lanes, False, log, f"order-{i}")) for i in range(3)]
+    await asyncio.sleep(0)
+    now[0] = 0.05
+    lanes.release(False)
+    await asyncio.sleep(0)
+    assert log == ["order-0"]  # not yet overdue: orders first
+    now[0] = 0.1
+    lanes.release(False)
+    await asyncio.sleep(0)
+    assert log == ["order-0", "data"]  # overdue: ahead of order-1 and order-2
+    for _ in range(2):
+        lanes.release(log[-1] == "data")
+        await asyncio.sleep(0)
+    await asyncio.gather(data, *orders)
+    assert log == ["order-0", "data", "order-1", "order-2"]
+
+
+async def test_an_overdue_background_call_still_waits_for_the_one_in_the_pipe() -> None:
+    now = [0.0]
+    lanes = Lanes(2, patience_s=0.1, clock=lambda: now[0])
+    await lanes.acquire(True)  # a look is running
+    await lanes.acquire(False)
+    log: list[str] = []
+    data = asyncio.create_task(_enter(lanes, True, log, "data"))
+    await asyncio.sleep(0)
+    now[0] = 1.0
+    lanes.release(False)  # a free place, but the background lane has its one call in
+    await asyncio.sleep(0)
+    assert log == []
+    lanes.release(True)
+    await asyncio.wait_for(data, 1)
+    assert log == ["data"]

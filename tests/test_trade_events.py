@@ -8,6 +8,7 @@ terminal) a wall clock that jumps.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import time
 from pathlib import Path
@@ -128,6 +129,44 @@ async def test_a_client_away_for_200_deals_and_a_gateway_kill_gets_each_once_in_
     assert len(by_terminal) == 5 and all(d.uuid is None and d.deal.entry == 1 for d in by_terminal)
     assert {d.uuid for d in deals if d.reason == "EXPERT"} == sent  # each tied to its request
     assert not stream.gaps and stream.log == log  # the same log, across the kill
+
+
+async def test_trade_events_keep_coming_while_orders_keep_the_terminal_busy(
+    tmp_path: Path, secret: str
+) -> None:
+    # Four traders with 16 orders in flight each keep the worker's pipe full: the watcher's
+    # looks (background calls) must still get their turn, or a burst of orders freezes the
+    # events (and the account snapshot) until it ends, just when they matter.
+    with GatewayProcess(tmp_path / "gw", secret=secret, gateway=FAST) as gateway:
+        _, start = log_end(gateway.endpoint)
+        async with contextlib.AsyncExitStack() as stack:
+            traders = [
+                await stack.enter_async_context(Bridge(gateway.endpoint, secret=secret))
+                for _ in range(4)
+            ]
+            limit, sent = 4_000, [0]  # bounded: a few seconds of orders here
+
+            async def burst(trader: Bridge) -> None:
+                while sent[0] < limit:
+                    sent[0] += 1
+                    fill = await trader.send_order("EURUSD", "BUY", 0.01)
+                    await trader.close_position(fill.ticket)
+
+            senders = [asyncio.create_task(burst(t)) for t in traders for _ in range(16)]
+            try:
+                await asyncio.sleep(0.5)  # the pipe is full by now
+                sent_then = sent[0]
+                async with asyncio.timeout(120), traders[0].events(since=start) as stream:
+                    async for event in stream:
+                        if _trades([event]):
+                            break
+                told_after = sent[0] - sent_then
+            finally:
+                for sender in senders:
+                    sender.cancel()
+                await asyncio.gather(*senders, return_exceptions=True)
+    # Told while the burst went on: well before its last order was sent.
+    assert sent[0] < limit, f"the first deal was told after the burst, {told_after} orders on"
 
 
 async def _flat(bridge: Bridge) -> bool:
