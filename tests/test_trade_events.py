@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,8 @@ from gtw_server.adapter import OpenOrder, TerminalAdapter
 from gtw_server.event_log import EventLog
 from gtw_server.operations import WATCH
 from gtw_server.terminal.sim import SimConfig, SimTerminal
+from gtw_server.terminal.sim.store import Transaction
+from gtw_server.terminal.structs import TradeDeal, build
 from gtw_server.testing import GatewayProcess
 from gtw_server.trade_watch import TradeWatcher
 from gtw_server.trades import TradeReader, Watch, Watched
@@ -430,18 +431,18 @@ async def test_a_deal_synced_late_with_an_old_time_is_still_told(tmp_path: Path)
         # loss): the next ticket, with an old time, outside the recent history.
         broker = looks.sim._broker
         ticket, broker._next_deal = broker._next_deal, broker._next_deal + 1
-        with sqlite3.connect(looks.state) as db:
-            row = list(
-                db.execute("SELECT * FROM history_deals WHERE ticket = ?", (first,)).fetchone()
-            )
-            names = [c[1] for c in db.execute("PRAGMA table_info(history_deals)")]
-            late = dict(zip(names, row, strict=True))
-            late.update(ticket=ticket, time=late["time"] - 3600)
-            late["time_msc"] = late["time"] * 1000
-            db.execute(
-                f"INSERT INTO history_deals VALUES ({', '.join('?' * len(names))})",
-                [late[name] for name in names],
-            )
+        deal = next(d for d in looks.sim.history_deals_get(0, 2**31 - 1) if d.ticket == first)
+        late = deal._asdict() | {"ticket": ticket, "time": deal.time - 3600}
+        late["time_msc"] = late["time"] * 1000
+        broker.store.commit(  # as the simulator writes its own deals (to its file and memory)
+            Transaction(
+                balance=broker.account.balance,
+                next_order=broker._next_order,
+                next_deal=broker._next_deal,
+                deals=(build(TradeDeal, late),),
+            ),
+            [],
+        )
         assert await looks.deals_told() == [ticket]  # the counts did not add up
         assert min(looks.read_from()) < late["time"]  # so the day was read whole, once
         second = looks.buy("second")

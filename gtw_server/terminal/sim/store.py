@@ -4,13 +4,15 @@ The file holds what a trade server would keep: the account, open positions, acti
 the history of orders and deals, the ticket counters and how far each symbol's ticks were gone
 through (so that a restarted terminal executes what they triggered meanwhile). Every trade
 operation is one ``Transaction`` written in one SQLite transaction (WAL journal,
-``synchronous=NORMAL``), so a process killed at any instant leaves either all of an operation
+``synchronous=OFF``), so a process killed at any instant leaves either all of an operation
 or none of it; only a power loss can drop the last commits. The broker applies a transaction to
 its in-memory state after the commit succeeds, so memory never runs ahead of the file.
 
 Without a path the same code runs on an in-memory database. Open positions and the account are
-also held in memory by the broker for speed; the history is only read from here, by indexed
-queries, so it can grow without slowing anything down or delaying a start.
+also held in memory by the broker for speed; the history is read from here, by indexed
+queries, so it can grow without slowing anything down or delaying a start, except the last day
+written since the start, which is also kept in memory (``recent.RecentRows``): a trade
+watcher reads the last seconds several times a second.
 
 Tables mirror the types they hold: ``history_deals`` has the columns of ``TradeDeal`` in the
 same order, so a row *is* a ``TradeDeal``.
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import Any, Final, Generic, Literal, NamedTuple, TypeVar, get_type_hints
 
 from gtw_server.terminal.sim.account import Account, Position
+from gtw_server.terminal.sim.recent import RecentRows
 from gtw_server.terminal.structs import StructSequence, TradeDeal, TradeOrder
 
 __all__ = [
@@ -193,6 +196,11 @@ class Store:
                 for statement in _SCHEMA:
                     self._db.execute(statement)
                 self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        # Complete from the second after the newest row stored: what is written from now on.
+        self._recent: dict[str, RecentRows[Any]] = {
+            kind.table: RecentRows(kind.time_column, kind.time_msc_column, self._newest(kind) + 1)
+            for kind in (HISTORY_ORDERS, HISTORY_DEALS)
+        }
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -239,6 +247,7 @@ class Store:
             db.execute(_insert("account", Account), account)
             db.execute("INSERT INTO state VALUES (?, ?, ?)", (next_order, next_deal, rolled_ms))
             db.execute(_ADD_DEAL, deposit)
+        self._recent[HISTORY_DEALS.table].add([deposit])
         return Snapshot(account, next_order, next_deal, [], [], {}, rolled_ms)
 
     def commit(self, tx: Transaction, prices: Sequence[PriceRow]) -> None:
@@ -262,6 +271,8 @@ class Store:
             ):
                 if rows:
                     db.executemany(statement, rows)
+        self._recent[HISTORY_ORDERS.table].add(tx.history_orders)
+        self._recent[HISTORY_DEALS.table].add(tx.deals)
 
     def save_prices(self, prices: Sequence[PriceRow]) -> None:
         with self._transaction() as db:
@@ -269,6 +280,9 @@ class Store:
 
     def history_between(self, kind: History[S], date_from: int, date_to: int) -> list[S]:
         """Rows dated from ``date_from`` to ``date_to`` (seconds, both included), oldest first."""
+        recent = self._recent[kind.table]
+        if recent.covers(date_from):
+            return recent.between(date_from, date_to)
         rows = self._db.execute(
             f"SELECT * FROM {kind.table} WHERE {kind.time_column} BETWEEN ? AND ?"
             f" ORDER BY {kind.time_msc_column}, ticket",
@@ -287,11 +301,19 @@ class Store:
         return [kind.type(row) for row in rows]
 
     def history_count(self, kind: History[Any], date_from: int, date_to: int) -> int:
+        recent = self._recent[kind.table]
+        if recent.covers(date_from):
+            return recent.count(date_from, date_to)
         count: int = self._db.execute(
             f"SELECT COUNT(*) FROM {kind.table} WHERE {kind.time_column} BETWEEN ? AND ?",
             (date_from, date_to),
         ).fetchone()[0]
         return count
+
+    def _newest(self, kind: History[Any]) -> int:
+        """The date (seconds) of the newest row of ``kind``'s table; -1 when it is empty."""
+        newest = self._db.execute(f"SELECT MAX({kind.time_column}) FROM {kind.table}").fetchone()
+        return -1 if newest[0] is None else int(newest[0])
 
     def close(self) -> None:
         self._db.close()
