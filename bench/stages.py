@@ -22,8 +22,10 @@ a timeline:
 | resume the order | result read | the order's coroutine returned |
 | send the reply | returned | the reply handed to ZeroMQ |
 
-and the client's own part (risk check, signing, both ZeroMQ legs) is the client's round trip
-less the server's. The median and 99th percentile of each stage over the orders whose marks
+and the client's part, marked in the client too: from its ``send`` of an order to the
+server's first line (ZeroMQ and the wake-ups on both sides), from the server's ``send`` back
+to the client's first line, and the rest (risk check, signing, decoding), which is the round
+trip less all of those. The median and 99th percentile of each stage over the orders whose marks
 are complete (an order a heartbeat PING cut into is left out) are printed; the stages need not
 add up to the round trip exactly.
 
@@ -54,7 +56,7 @@ from gtw_server.testing import GatewayProcess
 from inf_bridge import Bridge, RiskLimits
 from protocol import AnyRequest, Close, Open, Reply, Side
 
-__all__ = ["GATEWAY_STAGES", "StageProfile", "main", "profile", "timelines"]
+__all__ = ["GATEWAY_STAGES", "StageProfile", "legs", "main", "profile", "timelines"]
 
 _MARKS_ENV: Final = "BENCH_STAGES_FILE"  # where a marked process writes its marks
 _SECRET: Final = "bench-stages-" + "0" * 32
@@ -103,6 +105,8 @@ class StageProfile(msgspec.Struct, frozen=True, kw_only=True):
     round_trip: Spread  # as the client timed it
     server_span: Spread  # from the message read to the reply handed to ZeroMQ
     stages: list[tuple[str, Spread]]
+    to_server: Spread  # the client's send of an order to the server's first line
+    to_client: Spread  # the server's send of its reply to the client's first line
 
 
 # -- marking, in the marked processes -------------------------------------------------------
@@ -184,6 +188,52 @@ def marked_worker_main(calls: Connection, results: Connection, spec: Any) -> Non
         )
     finally:
         _write_marks(path)
+
+
+_ORDERS: Final = (b'"OPEN"', b'"CLOSE"')
+
+
+def _is_order(frame: bytes) -> bool:
+    return any(action in frame for action in _ORDERS)
+
+
+def _mark_client() -> None:
+    """Mark, in this process, each order the client sends and each order's reply it reads."""
+    from inf_bridge.channel import Channel  # noqa: PLC0415 (only when profiling)
+
+    send, deliver = Channel._send, Channel._deliver
+
+    async def marked_send(channel: Channel, sock: Any, loop: Any, frame: bytes) -> None:
+        await send(channel, sock, loop, frame)
+        if _is_order(frame):
+            _mark("client sent")
+
+    def marked_deliver(channel: Channel, frames: list[bytes]) -> None:
+        if _is_order(frames[0]):
+            _mark("client read")
+        deliver(channel, frames)
+
+    Channel._send = marked_send  # type: ignore[method-assign,assignment]
+    Channel._deliver = marked_deliver  # type: ignore[method-assign,assignment]
+
+
+def legs(marks: Sequence[Mark]) -> Iterator[tuple[int, int]]:
+    """Each order's two ZeroMQ legs (ns): its send to the server's read, and the server's reply
+    to the client's read; only orders no other message cut into."""
+    times: list[int] = []
+    for what, ns in marks:
+        if what == "client sent":
+            times = [ns]
+        elif times and what == _LEGS[len(times)]:
+            times.append(ns)
+            if len(times) == len(_LEGS):
+                yield times[1] - times[0], times[3] - times[2]
+                times = []
+        elif what in _LEGS:
+            times = []
+
+
+_LEGS: Final = ("client sent", "read", "reply sent", "client read")
 
 
 def _mark_gateway() -> None:
@@ -335,15 +385,19 @@ async def profile(work: Path, orders: int, warmup: int = 200) -> list[StageProfi
         ("unsafe", MarkedUnsafe(work), _UNSAFE_STAGES),
         ("gateway", MarkedGateway(work), GATEWAY_STAGES),
     ]
+    _mark_client()
     for name, server, stages in servers:
         with server:
             await _orders(server.endpoint, warmup)
             started = time.perf_counter_ns()
             round_trips = await _orders(server.endpoint, orders)
+        client = [mark for mark in _marks if mark[1] >= started]
+        _marks.clear()
         marks = [mark for mark in _merge(server.marks_file) if mark[1] >= started]
         ends = [end for _, end in stages]
         lines = list(timelines(marks, ends))
-        if not lines:
+        both = list(legs(sorted(marks + client, key=lambda mark: mark[1])))
+        if not lines or not both:
             raise RuntimeError(f"no whole order in the {name}'s marks")
         spans = [[(b - a) / 1000 for a, b in itertools.pairwise(line)] for line in lines]
         results.append(
@@ -357,6 +411,8 @@ async def profile(work: Path, orders: int, warmup: int = 200) -> list[StageProfi
                     (stage, Spread.of([span[n] for span in spans]))
                     for n, (stage, _) in enumerate(stages)
                 ],
+                to_server=Spread.of([there / 1000 for there, _ in both]),
+                to_client=Spread.of([back / 1000 for _, back in both]),
             )
         )
     return results
@@ -375,9 +431,19 @@ def render(profiles: Sequence[StageProfile]) -> str:
             f"| {result.server} | **in the server** | **{span.p50_us:,.0f}** | "
             f"**{span.p99_us:,.0f}** |"
         )
+        there, back = result.to_server, result.to_client
         lines.append(
-            f"| {result.server} | client and ZeroMQ (round trip less server, at p50) | "
-            f"{trip.p50_us - span.p50_us:,.0f} | |"
+            f"| {result.server} | the client's send to the server's first line (ZeroMQ, "
+            f"wake-ups) | {there.p50_us:,.0f} | {there.p99_us:,.0f} |"
+        )
+        lines.append(
+            f"| {result.server} | the server's send to the client's first line | "
+            f"{back.p50_us:,.0f} | {back.p99_us:,.0f} |"
+        )
+        rest = trip.p50_us - span.p50_us - there.p50_us - back.p50_us
+        lines.append(
+            f"| {result.server} | the client's own (risk check, signing, decoding; the rest, "
+            f"at p50) | {rest:,.0f} | |"
         )
         lines.append(
             f"| {result.server} | **round trip** ({result.complete:,} of {result.orders:,} "

@@ -16,7 +16,7 @@ import msgspec
 
 from bench.load import MODES
 from bench.results import Report
-from bench.stages import GATEWAY_STAGES, StageProfile, timelines
+from bench.stages import GATEWAY_STAGES, StageProfile, legs, timelines
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -163,6 +163,9 @@ def test_the_stage_profile_times_each_stage_of_an_order_in_both_servers(tmp_path
         assert 0 < profile.complete <= profile.orders
         assert all(0 < t.p50_us <= t.p99_us for _, t in profile.stages), profile.stages
         assert 0 < profile.server_span.p50_us < profile.round_trip.p50_us
+        legs_p50 = profile.to_server.p50_us + profile.to_client.p50_us
+        assert 0 < legs_p50 < profile.round_trip.p50_us - profile.server_span.p50_us
+    assert "| gateway | the server's send to the client's first line |" in run.stdout
     gateway = dict(profiles[1].stages)
     assert list(gateway) == [stage for stage, _ in GATEWAY_STAGES]
 
@@ -177,3 +180,14 @@ def test_an_order_cut_into_by_another_message_is_left_out_of_the_stage_profile()
         ("reply sent", 304), ("committed", 305),  # first commit after admitted
     ]  # fmt: skip
     assert list(timelines(marks, ends)) == [[0, 10, 15, 30], [300, 301, 302, 304]]
+
+
+def test_the_client_legs_are_read_from_orders_no_other_message_cut_into() -> None:
+    marks = [
+        ("client sent", 0), ("read", 40), ("reply sent", 300), ("client read", 350),  # whole
+        ("client sent", 400), ("read", 430), ("read", 440), ("reply sent", 500),  # a PING in
+        ("client read", 520),
+        ("client sent", 600), ("read", 610), ("admitted", 620), ("reply sent", 700),  # whole,
+        ("client read", 730),  # stages between
+    ]  # fmt: skip
+    assert list(legs(marks)) == [(40, 50), (10, 30)]
