@@ -23,6 +23,7 @@ from gtw_server.adapter import (
 )
 from gtw_server.commands import CommandDesk, Instruction
 from gtw_server.market import MarketReader, Poll, Polled, RatesQuery, Table, TicksQuery
+from gtw_server.mt5_reads import Mt5Answer, Mt5Call, call_read
 from gtw_server.trades import History, HistoryQuery, OrdersQuery, TradeReader, Watch, Watched
 from protocol import Account, Order, Position, SymbolInfo, Tick
 
@@ -34,6 +35,7 @@ __all__ = [
     "FIND",
     "HISTORY",
     "LATEST",
+    "MT5_READ",
     "OPEN",
     "OPERATIONS",
     "ORDERS",
@@ -189,6 +191,10 @@ WATCH: Final[Op[Watch, Watched]] = Op(
     result=Watched,
     background=True,
 )
+# MT5_READ (gtw_server.mt5_reads): a read function of the package as a script called it.
+MT5_READ: Final[Op[Mt5Call, Mt5Answer]] = Op(
+    "mt5_read", call_read, argument=Mt5Call, result=Mt5Answer, background=True
+)
 OPERATIONS: Final[dict[str, Op[Any, Any]]] = {
     op.name: op
     for op in (
@@ -211,5 +217,6 @@ OPERATIONS: Final[dict[str, Op[Any, Any]]] = {
         ORDERS,
         HISTORY,
         WATCH,
+        MT5_READ,
     )
 }

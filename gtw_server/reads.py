@@ -1,5 +1,6 @@
 """Answering the read-only requests: market data (GET_SYMBOLS, GET_SYMBOL, GET_TICK, GET_RATES,
-GET_TICKS), pending orders (GET_ORDERS) and the history (GET_HISTORY).
+GET_TICKS), pending orders (GET_ORDERS), the history (GET_HISTORY), and any read function of
+the ``MetaTrader5`` package as a script calls it (MT5_READ, ``gtw_server.mt5_reads``).
 
 They change nothing, so they are unsigned (CURVE and its allow-list guard them, as every
 request) and counted among the queries, which may hold at most a share of the queue. A request
@@ -17,7 +18,17 @@ from loguru import logger
 
 from gtw_server.errors import TerminalError, TerminalRefused
 from gtw_server.market import RatesQuery, TicksQuery
-from gtw_server.operations import HISTORY, LATEST, ORDERS, RATES, SYMBOL, SYMBOLS, TICKS
+from gtw_server.mt5_reads import Mt5Call
+from gtw_server.operations import (
+    HISTORY,
+    LATEST,
+    MT5_READ,
+    ORDERS,
+    RATES,
+    SYMBOL,
+    SYMBOLS,
+    TICKS,
+)
 from gtw_server.replies import ok, rejected, terminal_unanswered
 from gtw_server.trades import HistoryQuery, OrdersQuery
 from gtw_server.worker import TerminalWorker
@@ -32,6 +43,7 @@ from protocol import (
     GetSymbols,
     GetTick,
     GetTicks,
+    Mt5Read,
     Read,
     Reply,
     Rows,
@@ -82,6 +94,18 @@ class Reads:
 
     async def _ask(self, request: Read) -> Reply | WithBody:
         worker = self._worker
+        if isinstance(request, Mt5Read):
+            call = Mt5Call(
+                function=request.function,
+                args=list(request.args),
+                kwargs=dict(request.kwargs),
+                max_rows=self.max_rows,
+            )
+            answer = await worker.call(MT5_READ, call)
+            if answer.dtype is None:
+                return ok(request, mt5=answer.value)
+            rows = Rows(dtype=answer.dtype, rows=answer.rows)
+            return WithBody(ok(request, mt5=answer.value, rows=rows), answer.data)
         if isinstance(request, GetOrders):
             query = OrdersQuery(symbol=request.symbol, group=request.group, ticket=request.ticket)
             return ok(request, orders=await worker.call(ORDERS, query))

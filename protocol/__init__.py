@@ -70,6 +70,7 @@ from protocol.messages import (
     MarketRequest,
     ModifyOrder,
     ModifyPosition,
+    Mt5Read,
     Open,
     PendingType,
     Ping,
@@ -85,6 +86,7 @@ from protocol.messages import (
     Status,
     TradeRead,
 )
+from protocol.mt5 import READ_FUNCTIONS, STRUCT_KEY, Mt5Value, struct_value
 from protocol.signing import (
     DEFAULT_MAX_FUTURE_MS,
     DEFAULT_TTL_MS,
@@ -109,6 +111,8 @@ __all__ = [
     "MIN_SECRET_BYTES",
     "PROTOCOL_VERSION",
     "RATES_DTYPE",
+    "READ_FUNCTIONS",
+    "STRUCT_KEY",
     "TICKS_DTYPE",
     "VERSION",
     "Account",
@@ -142,6 +146,8 @@ __all__ = [
     "MarketRequest",
     "ModifyOrder",
     "ModifyPosition",
+    "Mt5Read",
+    "Mt5Value",
     "Open",
     "Order",
     "PendingType",
@@ -185,6 +191,7 @@ __all__ = [
     "sign",
     "signature",
     "state_topic",
+    "struct_value",
     "tick_topic",
     "trade_topic",
     "validation_message",

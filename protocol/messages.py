@@ -32,6 +32,7 @@ from protocol.market import (
     TickFlags,
     Timeframe,
 )
+from protocol.mt5 import MAX_MT5_ARGS, READ_FUNCTIONS, Mt5Arg, Mt5Value
 
 __all__ = [
     "ACTIONS",
@@ -55,6 +56,7 @@ __all__ = [
     "Magic",
     "ModifyOrder",
     "ModifyPosition",
+    "Mt5Read",
     "Open",
     "PendingType",
     "Ping",
@@ -492,9 +494,33 @@ class GetEvents(Request, tag="GET_EVENTS", frozen=True):
     limit: Annotated[int, Meta(gt=0, le=MAX_EVENTS_PER_REQUEST)] = MAX_EVENTS_PER_REQUEST
 
 
+class Mt5Read(Request, tag="MT5_READ", frozen=True):
+    """Call one read function of the ``MetaTrader5`` package in the terminal, as a script
+    would (``protocol.mt5``): ``function`` one of ``READ_FUNCTIONS``, with these positional
+    ``args`` and keyword ``kwargs`` (dates as epoch seconds). The reply's ``mt5`` says what it
+    returned and ``last_error()`` after it; a numpy array comes as GET_RATES's rows do."""
+
+    function: Annotated[str, Meta(min_length=1, max_length=64)]
+    args: Annotated[list[Mt5Arg], Meta(max_length=MAX_MT5_ARGS)] = msgspec.field(
+        default_factory=list
+    )
+    kwargs: Annotated[dict[str, Mt5Arg], Meta(max_length=MAX_MT5_ARGS)] = msgspec.field(
+        default_factory=dict
+    )
+
+    def problem(self) -> str | None:
+        """Why this is no read of the package, or ``None``."""
+        if self.function not in READ_FUNCTIONS:
+            return (
+                f"{self.function!r} is not a read function of the MetaTrader5 package; one of "
+                f"{', '.join(sorted(READ_FUNCTIONS))} (orders go as signed commands)"
+            )
+        return None
+
+
 MarketRequest = GetSymbols | GetSymbol | GetTick | GetRates | GetTicks  # read-only, unsigned
 TradeRead = GetOrders | GetHistory  # read-only, unsigned, answered by the terminal
-Read = MarketRequest | TradeRead
+Read = MarketRequest | TradeRead | Mt5Read
 # Journaled by uuid, signed, and carried out in the terminal.
 Command = Open | Close | Place | ModifyPosition | ModifyOrder | Cancel | CloseBy
 SignedRequest = Command | Halt | Resume  # journaled by uuid, signature required
@@ -521,6 +547,7 @@ AnyRequest = (
     | GetOrders
     | GetHistory
     | GetEvents
+    | Mt5Read
 )
 
 ACTIONS: Final[frozenset[str]] = frozenset(
@@ -583,6 +610,8 @@ class Reply(Struct, frozen=True, kw_only=True, omit_defaults=True):
     # GET_ORDERS, GET_HISTORY
     orders: list[Order] | None = None
     deals: list[Deal] | None = None
+    # MT5_READ (its array, if any, as GET_RATES's: ``rows`` and the next frame)
+    mt5: Mt5Value | None = None
     # GET_EVENTS
     events: list[Event] | None = None
     log: str | None = None
