@@ -27,7 +27,6 @@ import inf_bridge.cli
 import inf_bridge.cli.commands
 import inf_bridge.cli.views
 from gtw_server.curve import keygen
-from gtw_server.terminal import constants
 from gtw_server.terminal.sim import SimConfig, SimTerminal
 from gtw_server.testing import GatewayProcess, free_port
 from inf_bridge import Bridge, GatewayTimeout, Position, RequestRefused
@@ -35,6 +34,7 @@ from inf_bridge.breaker import CircuitBreaker
 from inf_bridge.cli import Exit, build_parser, main
 from inf_bridge.config import ConfigError, default_config_file, load_config
 from protocol import RATES_DTYPE, Deal, Order, Secret, SymbolInfo, Tick
+from protocol import mt5_constants as constants
 
 
 class Run(NamedTuple):

@@ -108,8 +108,8 @@ def test_a_live_gateway_does_not_load_the_simulator() -> None:
         "gtw_server.terminal",
         "gtw_server.terminal.sim",
         "gtw_server.terminal.sim.config",
-        "gtw_server.terminal.constants",
-        "gtw_server.terminal.structs",
+        "protocol.mt5_constants",
+        "protocol.mt5_structs",
     }
     assert "gtw_server.terminal.sim.terminal" not in loaded
 

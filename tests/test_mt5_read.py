@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from support import JsonDealer
 
-from gtw_server.terminal.structs import AccountInfo, OrderCheckResult, TradeRequest
 from gtw_server.testing import GatewayProcess
 from protocol import RATES_DTYPE
+from protocol.mt5_structs import AccountInfo, OrderCheckResult, TradeRequest
 
 
 @pytest.fixture

@@ -18,9 +18,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from gtw_server.terminal import constants
 from gtw_server.terminal.sim.module import install_as_metatrader5, uninstall_metatrader5
-from gtw_server.terminal.structs import STRUCT_TYPES
+from protocol import mt5_constants as constants
+from protocol.mt5_structs import STRUCT_TYPES
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "metatrader5_on_linux.py"

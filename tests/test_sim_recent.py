@@ -12,7 +12,7 @@ import pytest
 
 from gtw_server.terminal.sim.recent import RecentRows
 from gtw_server.terminal.sim.store import HISTORY_DEALS, Store, Transaction
-from gtw_server.terminal.structs import TradeDeal, build
+from protocol.mt5_structs import TradeDeal, build
 
 T0 = 1_700_000_000
 

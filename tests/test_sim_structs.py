@@ -10,7 +10,7 @@ import pytest
 from gtw_server import terminal
 from gtw_server.terminal import BookInfo, OrderSendResult, TradeRequest, constants, sim
 from gtw_server.terminal.sim import SimConfig, SimTerminal
-from gtw_server.terminal.structs import STRUCT_TYPES, StructSequence
+from protocol.mt5_structs import STRUCT_TYPES, StructSequence
 
 # docs/MT5_API.md section 2, copied by hand: the order is the binary's descriptor order.
 EXPECTED_FIELDS: dict[str, list[str]] = {

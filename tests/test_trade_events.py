@@ -21,7 +21,6 @@ from gtw_server.event_log import EventLog
 from gtw_server.operations import WATCH
 from gtw_server.terminal.sim import SimConfig, SimTerminal
 from gtw_server.terminal.sim.store import Transaction
-from gtw_server.terminal.structs import TradeDeal, build
 from gtw_server.testing import GatewayProcess
 from gtw_server.trade_watch import TradeWatcher
 from gtw_server.trades import TradeReader, Watch, Watched
@@ -29,6 +28,7 @@ from inf_bridge import Bridge, DealEvent, OrderEvent, OrderRejected, TradeEvent
 from inf_bridge.streams import Stream
 from inf_bridge.trade_events import TradeEvents
 from protocol import Event, Side, trade_topic
+from protocol.mt5_structs import TradeDeal, build
 
 FAST = {"trade_poll_ms": 50, "account_event_interval_ms": 0}
 POINT = 0.00001

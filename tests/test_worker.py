@@ -23,10 +23,10 @@ from gtw_server.errors import TerminalDisconnected, WorkerCrashed, WorkerUnavail
 from gtw_server.operations import ACCOUNT, CONNECT, OPEN, POSITIONS
 from gtw_server.terminal import OrderSendResult
 from gtw_server.terminal.sim import SimConfig, SimTerminal
-from gtw_server.terminal.structs import replaced
 from gtw_server.worker import TerminalWorker, WorkerSpec
 from plumbing.loop import loop_factory
 from protocol import Side
+from protocol.mt5_structs import replaced
 
 ORDER = OpenOrder(symbol="EURUSD", side=Side.BUY, volume=0.1, comment="#test")
 

@@ -25,9 +25,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final, NamedTuple
 
-from gtw_server.terminal import constants as c
 from gtw_server.terminal.sim.prices import PriceFeed, Quote
 from gtw_server.terminal.sim.symbols import SymbolSpec
+from protocol import mt5_constants as c
 
 __all__ = ["Account", "Exposure", "Figures", "Position", "Valuation", "exposure_after"]
 

@@ -20,8 +20,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final
 
-from gtw_server.terminal import constants as c
-from gtw_server.terminal.structs import TradeRequest
+from protocol import mt5_constants as c
+from protocol.mt5_structs import TradeRequest
 
 __all__ = [
     "MAX_GROUP",

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Final
 
-from gtw_server.terminal import constants as c
 from gtw_server.terminal.sim.prices import Quote
 from gtw_server.terminal.sim.symbols import SymbolSpec
-from gtw_server.terminal.structs import BookInfo
+from protocol import mt5_constants as c
+from protocol.mt5_structs import BookInfo
 
 __all__ = ["DEPTH", "book"]
 

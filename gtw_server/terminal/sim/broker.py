@@ -45,7 +45,6 @@ import random
 from collections.abc import Callable, Iterable, Mapping
 from typing import Final, NamedTuple, Protocol, TypeVar
 
-from gtw_server.terminal import constants as c
 from gtw_server.terminal.sim.account import (
     Account,
     Exposure,
@@ -86,7 +85,8 @@ from gtw_server.terminal.sim.triggers import (
     stop_hit,
     watch,
 )
-from gtw_server.terminal.structs import (
+from protocol import mt5_constants as c
+from protocol.mt5_structs import (
     AccountInfo,
     OrderCheckResult,
     OrderSendResult,

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 from typing import Final, NamedTuple
 
-from gtw_server.terminal import constants as c
 from gtw_server.terminal.sim.account import Position, Valuation
 from gtw_server.terminal.sim.symbols import SymbolSpec
+from protocol import mt5_constants as c
 
 __all__ = ["VOLUME_EPSILON", "Deal", "Effect", "effect"]
 

@@ -30,8 +30,8 @@ import time
 from collections.abc import Callable
 from typing import Final, NamedTuple, NoReturn
 
-from gtw_server.terminal import constants as c
 from gtw_server.terminal.sim.config import SimConfig
+from protocol import mt5_constants as c
 
 __all__ = ["Faults", "OrderFaults", "hang_forever", "sleep_holding_gil"]
 

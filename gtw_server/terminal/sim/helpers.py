@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import Any, Final, Literal, Protocol
 
-from gtw_server.terminal import constants as c
-from gtw_server.terminal.structs import OrderSendResult, Tick, TradePosition
+from protocol import mt5_constants as c
+from protocol.mt5_structs import OrderSendResult, Tick, TradePosition
 
 __all__ = ["close", "market_order"]
 

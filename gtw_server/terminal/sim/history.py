@@ -19,7 +19,6 @@ from typing import Any, Final
 
 import numpy as np
 
-from gtw_server.terminal import constants as c
 from gtw_server.terminal.sim.tape import (
     DAY_MS,
     HOUR_MS,
@@ -30,6 +29,7 @@ from gtw_server.terminal.sim.tape import (
     between,
     concat_bars,
 )
+from protocol import mt5_constants as c
 
 __all__ = [
     "MAX_BARS",

@@ -196,9 +196,9 @@ def _close_at_exit() -> None:
 
 def _build(terminal: SimTerminal) -> ModuleType:
     """The module: ``terminal``'s methods as functions, the constants and structure types."""
-    from gtw_server.terminal import constants as c  # noqa: PLC0415 (lazily)
     from gtw_server.terminal.sim.helpers import close, market_order  # noqa: PLC0415 (lazily)
-    from gtw_server.terminal.structs import STRUCT_TYPES  # noqa: PLC0415 (lazily)
+    from protocol import mt5_constants as c  # noqa: PLC0415 (lazily)
+    from protocol.mt5_structs import STRUCT_TYPES  # noqa: PLC0415 (lazily)
 
     module = ModuleType(
         MODULE_NAME,

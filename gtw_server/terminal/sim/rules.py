@@ -11,10 +11,10 @@ from __future__ import annotations
 import math
 from typing import Final
 
-from gtw_server.terminal import constants as c
 from gtw_server.terminal.sim.deals import VOLUME_EPSILON
 from gtw_server.terminal.sim.prices import Quote
 from gtw_server.terminal.sim.symbols import SymbolSpec, filling_allowed
+from protocol import mt5_constants as c
 
 __all__ = [
     "PENDING_TYPES",

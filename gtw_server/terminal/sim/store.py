@@ -30,7 +30,7 @@ from typing import Any, Final, Generic, Literal, NamedTuple, TypeVar, get_type_h
 
 from gtw_server.terminal.sim.account import Account, Position
 from gtw_server.terminal.sim.recent import RecentRows
-from gtw_server.terminal.structs import StructSequence, TradeDeal, TradeOrder
+from protocol.mt5_structs import StructSequence, TradeDeal, TradeOrder
 
 __all__ = [
     "HISTORY_DEALS",

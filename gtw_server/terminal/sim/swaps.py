@@ -25,9 +25,9 @@ from __future__ import annotations
 
 from typing import Final
 
-from gtw_server.terminal import constants as c
 from gtw_server.terminal.sim.account import Position
 from gtw_server.terminal.sim.symbols import SymbolSpec
+from protocol import mt5_constants as c
 
 __all__ = ["last_rollover", "next_rollover", "nights", "swap_charge"]
 

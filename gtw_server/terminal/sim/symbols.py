@@ -21,9 +21,9 @@ from functools import cache, lru_cache
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
-from gtw_server.terminal import constants as c
 from gtw_server.terminal.sim.sessions import weekly
-from gtw_server.terminal.structs import SymbolInfo, build
+from protocol import mt5_constants as c
+from protocol.mt5_structs import SymbolInfo, build
 
 if TYPE_CHECKING:
     from gtw_server.terminal.sim.prices import Quote

@@ -47,7 +47,6 @@ from typing import TYPE_CHECKING, Any, Concatenate, Final, Literal, ParamSpec, T
 
 import msgspec
 
-from gtw_server.terminal import constants as c
 from gtw_server.terminal.sim.args import (
     MAX_GROUP,
     MAX_SYMBOL,
@@ -75,7 +74,8 @@ from gtw_server.terminal.sim.sessions import Sessions
 from gtw_server.terminal.sim.store import HISTORY_DEALS, HISTORY_ORDERS, History, Store
 from gtw_server.terminal.sim.symbols import SYMBOLS, SymbolSpec, group_filter, symbol_table
 from gtw_server.terminal.sim.tape import synthetic_tapes
-from gtw_server.terminal.structs import (
+from protocol import mt5_constants as c
+from protocol.mt5_structs import (
     STRUCT_TYPES,
     AccountInfo,
     BookInfo,

@@ -32,10 +32,10 @@ import math
 from collections.abc import Iterable
 from typing import Final, NamedTuple
 
-from gtw_server.terminal import constants as c
 from gtw_server.terminal.sim.account import Position
 from gtw_server.terminal.sim.prices import Quote
-from gtw_server.terminal.structs import TradeOrder
+from protocol import mt5_constants as c
+from protocol.mt5_structs import TradeOrder
 
 __all__ = [
     "LIMIT_OF",
