@@ -36,7 +36,7 @@ import os
 import re
 import time
 import uuid as uuid_module
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from functools import partial
 from types import TracebackType
@@ -97,6 +97,8 @@ from protocol import (
     HistoryKind,
     ModifyOrder,
     ModifyPosition,
+    Mt5Read,
+    Mt5Value,
     Open,
     Order,
     PendingType,
@@ -615,6 +617,36 @@ class Bridge:
         if reply.status is Status.REJECTED:
             raise RequestRefused(reply.error_code or "", reply.error_msg or "refused")
         return reply
+
+    async def mt5_read(
+        self, function: str, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None
+    ) -> tuple[Mt5Value, npt.NDArray[Any] | None]:
+        """Call one read function of the ``MetaTrader5`` package in the terminal, with these
+        arguments as the package takes them (MT5_READ, ``inf_bridge.mt5`` is built on it):
+        what it did (``Mt5Value``: its value as the wire carries it, ``last_error()`` after it,
+        or the ``TypeError`` it raised), and its numpy array if it returned one.
+
+        Raises ``InvalidRequest`` (nothing sent) for a function that is not a read or
+        arguments the wire cannot carry, ``RequestRefused`` when the gateway refuses
+        (``TOO_LARGE``, ``MT5_DISCONNECTED``, ``BUSY``).
+        """
+        request = _valid(
+            Mt5Read,
+            uuid=new_uuid(),
+            timestamp=self._now(),
+            function=function,
+            args=list(args),
+            kwargs=dict(kwargs or {}),
+        )
+        if problem := request.problem():
+            raise InvalidRequest("function", problem)
+        self._require_open()
+        reply, body = await self._answer_with_body(request)
+        if reply.status is Status.REJECTED or reply.mt5 is None:
+            raise RequestRefused(reply.error_code or "", reply.error_msg or "refused")
+        if reply.rows is None:
+            return reply.mt5, None
+        return reply.mt5, rows_array(reply, body, [(name, kind) for name, kind in reply.rows.dtype])
 
     async def _rows(
         self, request: GetRates | GetTicks, dtype: list[tuple[str, str]]

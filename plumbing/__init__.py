@@ -2,7 +2,8 @@
 
 ``protocol`` is what crosses the wire; this package is what the node and the gateway each do on
 their own machine in the same way: write the audit trail (``audit``) and rotate and prune its
-files (``rotation``), replace small files durably (``files``), layer settings from a TOML file,
+files (``rotation``), replace small files durably (``files``), make functions that behave
+as a C extension's built-ins (``builtin_like``), layer settings from a TOML file,
 the environment and flags and read secret files (``config``), read sizes and ages (``units``),
 pick the event loop (``loop``) and read a ZeroMQ socket from it (``drain``). It imports only
 ``protocol``, and neither side's package (``tests/test_layers.py``).
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from plumbing.audit import AuditFile, add_audit_file, record, write_later
+    from plumbing.builtin_like import BuiltinLike
     from plumbing.config import Setting, layered, next_port, read_secret_file, read_toml
     from plumbing.drain import EdgeDrain
     from plumbing.files import atomic_write
@@ -31,6 +33,7 @@ _MODULE_OF: Final = {
     "add_audit_file": "audit",
     "record": "audit",
     "write_later": "audit",
+    "BuiltinLike": "builtin_like",
     "Setting": "config",
     "layered": "config",
     "next_port": "config",
@@ -49,6 +52,7 @@ _MODULE_OF: Final = {
 
 __all__ = [
     "AuditFile",
+    "BuiltinLike",
     "EdgeDrain",
     "LoopFactory",
     "Setting",

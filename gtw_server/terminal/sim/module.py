@@ -49,7 +49,7 @@ import runpy
 import sys
 import threading
 import tomllib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from importlib import import_module
 from importlib.machinery import ModuleSpec
 from pathlib import Path
@@ -59,6 +59,7 @@ from typing import TYPE_CHECKING, Any, Final
 import msgspec
 
 from gtw_server.terminal.sim.config import SimConfig
+from plumbing.builtin_like import BuiltinLike
 
 if TYPE_CHECKING:
     from gtw_server.terminal.sim.terminal import SimTerminal
@@ -109,30 +110,6 @@ _ORIGIN: Final = "simulated: gtw_server.terminal.sim"
 _lock = threading.Lock()
 _installed: tuple[ModuleType, SimTerminal] | None = None
 _displaced: ModuleType | None = None  # sys.modules["MetaTrader5"] before install, put back after
-
-
-class ModuleFunction:
-    """A function of the installed module: calls ``target`` (a ``SimTerminal`` method, bound).
-
-    Never bound, as the package's functions (built-ins) are not: an instance stored in a class
-    is returned as is, so it takes no ``self``. ``__wrapped__`` is the target, so
-    ``inspect.signature`` gives the target's parameters.
-    """
-
-    def __init__(self, name: str, target: Callable[..., Any], doc: str | None) -> None:
-        self.__name__ = self.__qualname__ = name
-        self.__module__ = MODULE_NAME
-        self.__doc__ = doc
-        self.__wrapped__ = target
-
-    def __call__(self, /, *args: Any, **kwargs: Any) -> Any:
-        return self.__wrapped__(*args, **kwargs)
-
-    def __get__(self, instance: object, owner: type | None = None) -> ModuleFunction:
-        return self  # never bound; and so ``inspect.isroutine`` is true, as for a built-in
-
-    def __repr__(self) -> str:
-        return f"<function {MODULE_NAME}.{self.__name__} (simulated)>"
 
 
 def install_as_metatrader5(
@@ -221,7 +198,9 @@ def _build(terminal: SimTerminal) -> ModuleType:
         return doc or f"The package's ``{name}``, on the simulated terminal (``SimTerminal``)."
 
     for name in _BINARY_FUNCTIONS:
-        namespace[name] = ModuleFunction(name, getattr(terminal, name), _doc(name))
+        namespace[name] = BuiltinLike(
+            MODULE_NAME, name, getattr(terminal, name), _doc(name), "simulated"
+        )
     # The package's Buy/Sell/Close are Python functions of its __init__ that call the module's
     # own functions (as globals): these call this module's, so a patched one is used too.
     view: Any = module
@@ -254,7 +233,7 @@ def _build(terminal: SimTerminal) -> ModuleType:
         return close(view, symbol, comment=comment, ticket=ticket)
 
     for name, target in (("Buy", buy), ("Sell", sell), ("Close", close_all)):
-        namespace[name] = ModuleFunction(name, target, _doc(name))
+        namespace[name] = BuiltinLike(MODULE_NAME, name, target, _doc(name), "simulated")
     return module
 
 
