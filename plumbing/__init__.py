@@ -3,7 +3,8 @@
 ``protocol`` is what crosses the wire; this package is what the node and the gateway each do on
 their own machine in the same way: write the audit trail (``audit``) and rotate and prune its
 files (``rotation``), replace small files durably (``files``), make functions that behave
-as a C extension's built-ins (``builtin_like``), layer settings from a TOML file,
+as a C extension's built-ins (``builtin_like``) and run a script as ``python`` would
+(``script``), layer settings from a TOML file,
 the environment and flags and read secret files (``config``), read sizes and ages (``units``),
 pick the event loop (``loop``) and read a ZeroMQ socket from it (``drain``). It imports only
 ``protocol``, and neither side's package (``tests/test_layers.py``).
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from plumbing.files import atomic_write
     from plumbing.loop import LoopFactory, loop_factory
     from plumbing.rotation import closed_files, prune, timestamped
+    from plumbing.script import run_script
     from plumbing.units import parse_age, parse_size
 
 _MODULE_OF: Final = {
@@ -46,6 +48,7 @@ _MODULE_OF: Final = {
     "closed_files": "rotation",
     "prune": "rotation",
     "timestamped": "rotation",
+    "run_script": "script",
     "parse_age": "units",
     "parse_size": "units",
 }
@@ -68,6 +71,7 @@ __all__ = [
     "read_secret_file",
     "read_toml",
     "record",
+    "run_script",
     "timestamped",
     "write_later",
 ]

@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Final
 
+PACKAGE_VERSION: Final = "5.0.6231"  # the package these describe (its wheel, docs/MT5_API.md)
+
 __all__ = [
     "ACCOUNT_MARGIN_MODE_EXCHANGE",
     "ACCOUNT_MARGIN_MODE_RETAIL_HEDGING",

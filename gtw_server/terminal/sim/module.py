@@ -45,14 +45,12 @@ from __future__ import annotations
 import argparse
 import atexit
 import os
-import runpy
 import sys
 import threading
 import tomllib
 from collections.abc import Sequence
 from importlib import import_module
 from importlib.machinery import ModuleSpec
-from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Final
 
@@ -60,6 +58,7 @@ import msgspec
 
 from gtw_server.terminal.sim.config import SimConfig
 from plumbing.builtin_like import BuiltinLike
+from plumbing.script import run_script
 
 if TYPE_CHECKING:
     from gtw_server.terminal.sim.terminal import SimTerminal
@@ -271,10 +270,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         install_as_metatrader5(options.state, **dict(options.sim))
     except msgspec.ValidationError as exc:
         parser.error(f"--sim: {exc}")
-    sys.argv = [options.script, *options.args]
-    sys.path[0] = str(Path(options.script).resolve().parent)  # as ``python SCRIPT`` has it
     try:
-        runpy.run_path(options.script, run_name="__main__")
+        run_script(options.script, options.args)
     finally:
         uninstall_metatrader5()
 

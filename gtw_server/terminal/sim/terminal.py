@@ -825,7 +825,7 @@ class SimTerminal:
 for _type in STRUCT_TYPES:
     setattr(SimTerminal, _type.__name__, _type)
 del _type
-SimTerminal.__version__ = "5.0.6231"  # type: ignore[attr-defined]
+SimTerminal.__version__ = c.PACKAGE_VERSION  # type: ignore[attr-defined]
 
 # The module's constants, as attributes: exactly the ints the package exports.
 for _name in c.__all__:

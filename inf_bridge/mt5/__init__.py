@@ -1,0 +1,174 @@
+"""``MetaTrader5`` on Linux, backed by the gateway: code written for the package, unchanged.
+
+The module has the package's functions, every constant and the structure types, as plain
+attributes (frameworks such as aiomql copy ``vars(MetaTrader5)``), and its functions behave
+as the package's built-ins (``plumbing.builtin_like``)::
+
+    import inf_bridge.mt5
+    inf_bridge.mt5.install()           # sys.modules["MetaTrader5"] is this module from now on
+    import MetaTrader5 as mt5
+
+    mt5.initialize()                   # the gateway: MT5_BRIDGE_ENDPOINT, MT5_BRIDGE_SECRET_FILE
+    rates = mt5.copy_rates_from_pos("EURUSD", mt5.TIMEFRAME_M1, 0, 100)
+    print(mt5.account_info().balance, mt5.last_error())
+
+or ``python -m inf_bridge.mt5 SCRIPT.py`` for a script as it is. Every read function is
+called in the gateway's terminal with the script's own arguments (MT5_READ,
+docs/PROTOCOL.md), so its forms, checks and errors are the package's, and ``last_error()``
+is the terminal's; what only the bridge can fail (no gateway, a timeout) is reported with
+the package's codes (``inf_bridge.mt5.session``).
+
+What differs (docs/MT5_MODULE.md): ``initialize()`` connects to the gateway, not to a
+terminal: ``path`` and ``portable`` are the gateway's business and ignored, ``timeout`` (ms)
+bounds each call's wait for the gateway, and
+``login``/``server`` are checked against the account the gateway's terminal is logged in to
+(``False`` and ``(-6, ...)`` naming that account when they differ), never used to log in;
+``password`` is never sent. ``order_send`` and the package's ``Buy``, ``Sell`` and ``Close``
+are not here yet (issue 19): orders go through ``inf_bridge.Bridge``.
+"""
+
+from __future__ import annotations
+
+import sys
+from types import ModuleType
+from typing import Any, Final
+
+from inf_bridge.errors import BridgeError, ConfigError
+from inf_bridge.mt5.session import AUTHORIZATION_FAILED, SUCCESS, Session
+from plumbing.builtin_like import BuiltinLike
+from protocol import READ_FUNCTIONS
+from protocol import mt5_constants as _constants
+from protocol.mt5_structs import STRUCT_TYPES
+
+__all__ = ["MODULE_NAME", "install", "uninstall"]
+
+MODULE_NAME: Final = "MetaTrader5"
+_ORIGIN: Final = "inf_bridge.mt5: through the gateway"
+_INITIALIZE_KEYWORDS: Final = frozenset(
+    {"path", "login", "password", "server", "timeout", "portable", "endpoint", "secret", "config"}
+)
+
+__version__: Final = _constants.PACKAGE_VERSION
+__author__: Final = "MetaQuotes Ltd."
+
+_session = Session()
+_displaced: ModuleType | None = None  # sys.modules["MetaTrader5"] before install()
+
+
+def _initialize(*args: Any, **kwargs: Any) -> bool:
+    """Connect to the gateway (``endpoint``, ``secret``, ``config``: the client's settings,
+    else its configuration file and ``MT5_BRIDGE_*``); ``timeout`` (ms) is how long each call
+    may wait for the gateway; ``login`` and ``server``, if given, must be the account the
+    gateway's terminal is logged in to. ``path`` and ``portable`` are the gateway's business."""
+    if len(args) > 1:
+        raise TypeError(f"initialize() takes at most 1 positional argument ({len(args)} given)")
+    unknown = sorted(set(kwargs) - _INITIALIZE_KEYWORDS)
+    if unknown:
+        raise TypeError(f"initialize() got an unexpected keyword argument {unknown[0]!r}")
+    try:
+        _session.connect(
+            endpoint=kwargs.get("endpoint"),
+            secret=kwargs.get("secret"),
+            config=kwargs.get("config"),
+            timeout_s=kwargs["timeout"] / 1000 if kwargs.get("timeout") else None,
+        )
+    except (BridgeError, ConfigError, OSError) as exc:
+        _session.error = (-10003, f"IPC initialize failed, {exc}")
+        return False
+    if not _logged_in_as(kwargs.get("login"), kwargs.get("server")):
+        _session.close()
+        return False
+    return True
+
+
+def _login(*args: Any, **kwargs: Any) -> bool:
+    """Check that the gateway's terminal is logged in to ``login`` (on ``server``, if given):
+    the gateway logs in to its one account itself, and never takes a password from here."""
+    names = ("login", "password", "server", "timeout")
+    given = dict(zip(names, args, strict=False)) | kwargs
+    if "login" not in given:
+        raise TypeError("login() missing required argument 'login' (pos 1)")
+    return _logged_in_as(given["login"], given.get("server"))
+
+
+def _logged_in_as(login: Any, server: Any) -> bool:
+    account = _session.read("account_info", (), {})
+    if account is None:
+        return False
+    if (login is not None and login != account.login) or (
+        server is not None and server != account.server
+    ):
+        code, message = AUTHORIZATION_FAILED
+        _session.error = (
+            code,
+            f"{message}: the gateway's terminal is logged in to {account.login} on "
+            f"{account.server}, not {login} on {server or account.server} (inf_bridge.mt5 "
+            "checks the account, it does not log in)",
+        )
+        return False
+    return True
+
+
+def _shutdown() -> bool:
+    """Close the connection to the gateway (the terminal stays up: it is the gateway's)."""
+    _session.close()
+    _session.error = SUCCESS
+    return True
+
+
+def _last_error() -> tuple[int, str]:
+    """The last call's ``(code, message)``, as the package's."""
+    return _session.error
+
+
+def _reader(name: str) -> BuiltinLike:
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return _session.read(name, args, kwargs)
+
+    doc = f"The package's ``{name}``, answered by the gateway's terminal (MT5_READ)."
+    return BuiltinLike(MODULE_NAME, name, call, doc, _ORIGIN)
+
+
+def install() -> ModuleType:
+    """Make ``import MetaTrader5`` give this module, in every module from now on; returns
+    it. ``uninstall()`` puts back what was there."""
+    global _displaced  # noqa: PLW0603 (one installation per process)
+    module = sys.modules[__name__]
+    if sys.modules.get(MODULE_NAME) is not module:
+        _displaced = sys.modules.get(MODULE_NAME)
+        sys.modules[MODULE_NAME] = module
+    return module
+
+
+def uninstall() -> bool:
+    """Take this module out of ``sys.modules["MetaTrader5"]``; False if it was not there."""
+    global _displaced  # noqa: PLW0603
+    if sys.modules.get(MODULE_NAME) is not sys.modules[__name__]:
+        return False
+    if _displaced is None:
+        del sys.modules[MODULE_NAME]
+    else:
+        sys.modules[MODULE_NAME] = _displaced
+    _displaced = None
+    return True
+
+
+def _fill(namespace: dict[str, Any]) -> None:
+    """The package's names, as plain attributes of this module."""
+    for name in _constants.__all__:
+        if isinstance(value := getattr(_constants, name), int):
+            namespace[name] = value
+    for kind in STRUCT_TYPES:
+        namespace[kind.__name__] = kind
+    for name, target in (
+        ("initialize", _initialize),
+        ("login", _login),
+        ("shutdown", _shutdown),
+        ("last_error", _last_error),
+    ):
+        namespace[name] = BuiltinLike(MODULE_NAME, name, target, target.__doc__, _ORIGIN)
+    for name in sorted(READ_FUNCTIONS):
+        namespace[name] = _reader(name)
+
+
+_fill(globals())

@@ -1,0 +1,169 @@
+"""The connection behind ``inf_bridge.mt5``: one ``Bridge``, on an event loop of its own.
+
+The ``MetaTrader5`` package is synchronous and has one connection per process; so has this
+module. ``Session`` runs a ``Bridge`` on an event loop in a daemon thread (anyio's blocking
+portal) and turns each call of the package's functions into one request to the gateway,
+waited for in the caller's thread: any thread may call (frameworks call the package through
+``asyncio.to_thread``), and the calls are answered as they come.
+
+What the package reports through ``last_error()`` is kept here, one slot for the process as in
+the package. The gateway's own refusals become the package's codes a script already handles:
+
+| what happened | the function returns | ``last_error()`` |
+|---|---|---|
+| no ``initialize()`` yet, or after ``shutdown()`` | ``None`` | ``(-10004, 'No IPC connection')`` |
+| the gateway did not answer in time | ``None`` | ``(-10005, 'IPC timeout')`` |
+| the gateway's terminal is not connected | ``None`` | ``(-10004, 'No IPC connection')`` |
+| arguments the wire cannot carry (a list, an object) | ``None`` | ``(-2, 'Invalid arguments')`` |
+| more rows than the gateway's ``max_rows`` | ``None`` | ``(-2, 'Terminal: Invalid params')`` |
+| the gateway busy for the whole request timeout | ``None`` | ``(-10005, 'IPC timeout')`` |
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Any, Final, TypeVar
+
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+
+from inf_bridge.client import Bridge
+from inf_bridge.config import load_config
+from inf_bridge.errors import BridgeError, GatewayTimeout, InvalidRequest, RequestRefused
+from protocol import STRUCT_KEY
+from protocol.mt5_structs import STRUCT_TYPES
+
+__all__ = ["Session"]
+
+T = TypeVar("T")
+
+Error = tuple[int, str]
+SUCCESS: Final[Error] = (1, "Success")
+NO_IPC: Final[Error] = (-10004, "No IPC connection")
+IPC_TIMEOUT: Final[Error] = (-10005, "IPC timeout")
+INVALID_ARGUMENTS: Final[Error] = (-2, "Invalid arguments")
+INVALID_PARAMS: Final[Error] = (-2, "Terminal: Invalid params")
+AUTHORIZATION_FAILED: Final[Error] = (-6, "Terminal: Authorization failed")
+_REFUSALS: Final[dict[str, Error]] = {
+    "MT5_DISCONNECTED": NO_IPC,
+    "BUSY": IPC_TIMEOUT,
+    "TOO_LARGE": INVALID_PARAMS,
+}
+_STRUCTS: Final = {kind.__name__: kind for kind in STRUCT_TYPES}
+
+
+class Session:
+    """The module's connection to the gateway, and its ``last_error()`` slot."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._portal_cm: AbstractContextManager[BlockingPortal] | None = None
+        self._portal: BlockingPortal | None = None
+        self._bridge: Bridge | None = None
+        self.error: Error = (0, "")  # before the first call, as the package's
+
+    @property
+    def connected(self) -> bool:
+        return self._bridge is not None
+
+    def connect(
+        self,
+        *,
+        endpoint: str | None = None,
+        secret: str | None = None,
+        config: str | None = None,
+        timeout_s: float | None = None,
+    ) -> None:
+        """Connect to the gateway, closing any connection first; raises ``BridgeError`` (and
+        ``ConfigError``) when it cannot. The settings not given come from the client's usual
+        configuration (``inf_bridge.config``: the file, ``MT5_BRIDGE_*``)."""
+        self.close()
+        overrides: dict[str, Any] = {"endpoint": endpoint, "request_timeout": timeout_s}
+        settings = load_config(config_file=config, overrides=overrides)
+        options = settings.bridge_options()
+        if secret is not None:
+            options["secret"] = secret
+        portal_cm = start_blocking_portal("asyncio")
+        portal = portal_cm.__enter__()
+        bridge = Bridge(settings.endpoint, **options)
+        try:
+            portal.call(bridge.open)
+        except BaseException:
+            portal_cm.__exit__(None, None, None)
+            raise
+        with self._lock:
+            self._portal_cm, self._portal, self._bridge = portal_cm, portal, bridge
+
+    def close(self) -> None:
+        """Close the connection, if any (idempotent)."""
+        with self._lock:
+            portal_cm, portal, bridge = self._portal_cm, self._portal, self._bridge
+            self._portal_cm = self._portal = self._bridge = None
+        if portal_cm is None or portal is None or bridge is None:
+            return
+        try:
+            portal.call(bridge.close)
+        finally:
+            portal_cm.__exit__(None, None, None)
+
+    def read(self, function: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
+        """``function(*args, **kwargs)`` of the package, in the gateway's terminal: what it
+        returned (structures, tuples and arrays as the package's), ``None`` on failure; raises
+        the package's ``TypeError``. ``last_error()`` says what happened."""
+        answer = self._ask(
+            lambda bridge: bridge.mt5_read(
+                function, [_wire(arg) for arg in args], {k: _wire(v) for k, v in kwargs.items()}
+            )
+        )
+        if answer is None:
+            return None
+        value, array = answer
+        self.error = (int(value.error[0]), str(value.error[1]))
+        if value.raised is not None:
+            raise TypeError(value.raised)
+        return array if array is not None else _package(value.value)
+
+    def _ask(self, call: Callable[[Bridge], Any]) -> Any:
+        """``call(bridge)`` on the session's loop, waited for here; ``None`` (and the error
+        noted) when there is no connection or the gateway did not answer."""
+        with self._lock:
+            portal, bridge = self._portal, self._bridge
+        if portal is None or bridge is None:
+            self.error = NO_IPC
+            return None
+        try:
+            return portal.call(call, bridge)
+        except InvalidRequest:
+            self.error = INVALID_ARGUMENTS
+        except RequestRefused as exc:
+            self.error = _REFUSALS.get(exc.error_code, INVALID_PARAMS)
+        except GatewayTimeout:
+            self.error = IPC_TIMEOUT
+        except BridgeError:
+            self.error = NO_IPC
+        return None
+
+
+def _wire(value: Any) -> Any:
+    """An argument as the package reads it, in a form the wire carries: a ``datetime`` is
+    its ``timestamp()`` in whole seconds (a naive one is local time, as the package has it),
+    a numpy number a Python one."""
+    if isinstance(value, datetime):
+        return int(value.timestamp())
+    if isinstance(value, Mapping):
+        return {key: _wire(item) for key, item in value.items()}
+    if type(value).__module__ == "numpy" and hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+def _package(value: Any) -> Any:
+    """A value as the wire carries it (``protocol.mt5``) as the package returns it."""
+    if isinstance(value, dict) and STRUCT_KEY in value:
+        kind = _STRUCTS[value[STRUCT_KEY]]
+        return kind([_package(field) for field in value["fields"]])
+    if isinstance(value, list):
+        return tuple(_package(item) for item in value)
+    return value

@@ -1,0 +1,194 @@
+"""``inf_bridge.mt5``: the ``MetaTrader5`` package's surface on Linux, through a real gateway
+process: its namespace, its reads answered as the package answers them, ``initialize`` that
+checks the account instead of logging in, several threads at once, and a script written for
+the package run unchanged, with the same output as on the simulator in-process."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pytest
+
+import inf_bridge.mt5
+from gtw_server.terminal.sim.module import FUNCTIONS
+from gtw_server.testing import GatewayProcess, free_port
+from protocol import RATES_DTYPE, READ_FUNCTIONS
+from protocol import mt5_constants as constants
+from protocol.mt5_structs import STRUCT_TYPES
+
+ROOT = Path(__file__).resolve().parent.parent
+NOT_YET = {"order_send", "Buy", "Sell", "Close"}  # orders: the next part of issue 19
+
+
+@pytest.fixture
+def mt5(gateway: GatewayProcess, secret: str) -> Iterator[ModuleType]:
+    module = inf_bridge.mt5.install()
+    assert module.initialize(endpoint=gateway.endpoint, secret=secret), module.last_error()
+    yield module
+    module.shutdown()
+    inf_bridge.mt5.uninstall()
+
+
+def test_the_namespace_is_the_packages_but_its_orders() -> None:
+    module: Any = inf_bridge.mt5
+    functions = {name for name in FUNCTIONS if callable(getattr(module, name, None))}
+    assert functions == set(FUNCTIONS) - NOT_YET
+    assert set(READ_FUNCTIONS) < functions
+    for name in constants.__all__:
+        if isinstance(value := getattr(constants, name), int):
+            assert getattr(module, name) == value, name
+    assert all(getattr(module, kind.__name__) is kind for kind in STRUCT_TYPES)
+    assert module.__version__ == constants.PACKAGE_VERSION
+    assert module.__author__ == "MetaQuotes Ltd."
+
+
+def test_functions_copied_into_a_class_are_not_bound(mt5: Any) -> None:
+    # aiomql's BaseMeta copies the module's functions into a class, as attributes.
+    copied: Any = type(
+        "Copied", (), {name: getattr(mt5, name) for name in ("account_info", "version")}
+    )
+    assert copied().account_info().login == mt5.account_info().login
+    assert copied.version()[0] == 500
+
+
+def test_reads_answer_as_the_package_does(mt5: Any) -> None:
+    account = mt5.account_info()
+    assert type(account).__name__ == "AccountInfo" and account.n_fields == 28
+    assert mt5.last_error() == (1, "Success")
+    bars = mt5.copy_rates_from_pos("EURUSD", mt5.TIMEFRAME_M5, 0, 30)
+    assert bars.dtype == np.dtype(RATES_DTYPE) and len(bars) == 30 and bars.flags.writeable
+    assert mt5.positions_get() == () and mt5.positions_total() == 0
+    # The package's own forms: positions_get takes no positional argument...
+    assert mt5.positions_get("EURUSD") is None
+    assert mt5.last_error() == (-2, "Unnamed arguments not allowed")
+    # ...and symbol_select's enable is positional only.
+    with pytest.raises(TypeError, match="enable"):
+        mt5.symbol_select("EURUSD", enable=True)
+    ask = mt5.symbol_info_tick("EURUSD").ask
+    request = {"action": mt5.TRADE_ACTION_DEAL, "symbol": "EURUSD", "volume": 0.1}
+    checked = mt5.order_check(request | {"type": mt5.ORDER_TYPE_BUY, "price": ask})
+    assert type(checked.request).__name__ == "TradeRequest" and checked.request.price == ask
+    # A datetime is read as the package reads it: its timestamp, in whole seconds.
+    now = datetime.now(UTC)
+    assert len(mt5.copy_rates_from("EURUSD", mt5.TIMEFRAME_H1, now, 5)) == 5
+    assert mt5.history_deals_get(datetime(2020, 1, 1, tzinfo=UTC), now, group="*USD*") == ()
+    # An argument the wire cannot carry: None, as the package's own invalid arguments.
+    assert mt5.copy_rates_from_pos("EURUSD", mt5.TIMEFRAME_M1, [0], 1) is None
+    assert mt5.last_error() == (-2, "Invalid arguments")
+
+
+def test_before_initialize_and_after_shutdown_there_is_no_connection(mt5: Any) -> None:
+    mt5.shutdown()
+    assert mt5.account_info() is None
+    assert mt5.last_error() == (-10004, "No IPC connection")
+
+
+def test_login_and_server_are_checked_never_used(
+    mt5: Any, gateway: GatewayProcess, secret: str
+) -> None:
+    account = mt5.account_info()
+    assert mt5.login(account.login) and mt5.login(account.login, "any", account.server)
+    assert not mt5.initialize(endpoint=gateway.endpoint, secret=secret, login=account.login + 1)
+    code, message = mt5.last_error()
+    assert code == -6 and f"logged in to {account.login} on {account.server}" in message
+    assert mt5.account_info() is None  # a failed initialize leaves no connection
+    assert mt5.initialize(
+        endpoint=gateway.endpoint, secret=secret, login=account.login, server=account.server
+    )
+    assert not mt5.login(account.login, server="OtherBroker-Live")
+
+
+def test_a_gateway_that_is_not_there_fails_initialize_in_its_timeout(secret: str) -> None:
+    module: Any = inf_bridge.mt5
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    assert not module.initialize(endpoint=endpoint, secret=secret, timeout=500)
+    assert module.last_error() == (-10005, "IPC timeout")
+
+
+def test_threads_share_the_one_connection(mt5: Any) -> None:
+    login = mt5.account_info().login
+
+    def read(n: int) -> tuple[int, int]:
+        bars = mt5.copy_rates_from_pos("EURUSD", mt5.TIMEFRAME_M1, 0, n + 1)
+        return mt5.account_info().login, len(bars)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(read, range(40)))
+    assert answers == [(login, n + 1) for n in range(40)]
+
+
+SCRIPT = """\
+from datetime import datetime, timezone
+import MetaTrader5 as mt5
+if not mt5.initialize():
+    print("initialize() failed, error code =", mt5.last_error())
+    quit()
+utc_from = datetime(2020, 1, 10, tzinfo=timezone.utc)
+rates = mt5.copy_rates_from("EURUSD", mt5.TIMEFRAME_H4, utc_from, 10)
+for rate in rates:
+    print(rate)
+print("positions", mt5.positions_get(symbol="EURUSD"), mt5.positions_total())
+deals = mt5.history_deals_get(datetime(2020, 1, 1), datetime.now(), group="*USD*")
+print("deals", deals, mt5.history_deals_total(datetime(2020, 1, 1), datetime.now()))
+account = mt5.account_info()
+print("account", type(account).__name__, account.currency, account.leverage, account.balance)
+print("symbol", mt5.symbol_info("EURUSD").digits, mt5.symbols_total() > 0)
+print("error", mt5.last_error())
+mt5.shutdown()
+"""
+
+
+def test_a_script_runs_unchanged_with_the_simulators_results(
+    tmp_path: Path, gateway: GatewayProcess, secret: str
+) -> None:
+    script = tmp_path / "docs_examples.py"
+    script.write_text(SCRIPT, encoding="utf-8")
+    env = {**os.environ, "MT5_BRIDGE_SECRET": secret, "PYTHONPATH": str(ROOT)}
+    through = subprocess.run(
+        [sys.executable, "-m", "inf_bridge.mt5", "--endpoint", gateway.endpoint, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+    simulator = ["-m", "gtw_server.terminal.sim.module", "--sim", "always_open=true"]
+    in_process = subprocess.run(  # the gateway fixture's simulator: seed 1
+        [sys.executable, *simulator, "--sim", "seed=1", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+    assert through.returncode == 0, through.stderr
+    assert in_process.returncode == 0, in_process.stderr
+    lines = through.stdout.splitlines()
+    assert len(lines) == 15 and lines[-1] == "error (1, 'Success')", through.stdout
+    assert lines[10] == "positions () 0" and lines[11] == "deals () 1"  # the opening deposit
+    assert through.stdout == in_process.stdout  # the same simulator, through the gateway
+
+
+def test_a_gateway_killed_under_a_script_gives_none_and_a_timeout(
+    tmp_path: Path, secret: str
+) -> None:
+    module: Any = inf_bridge.mt5
+    gateway = GatewayProcess(tmp_path / "gw", secret=secret, sim={"seed": 1}).start()
+    try:
+        assert module.initialize(endpoint=gateway.endpoint, secret=secret, timeout=500)
+        assert module.account_info() is not None
+        gateway.kill()  # kill -9: the script is not told
+        assert module.account_info() is None
+        assert module.last_error() == (-10005, "IPC timeout")
+    finally:
+        module.shutdown()
+        gateway.stop()
