@@ -2,8 +2,10 @@
 GET_TICKS), pending orders (GET_ORDERS), the history (GET_HISTORY), and any read function of
 the ``MetaTrader5`` package as a script calls it (MT5_READ, ``gtw_server.mt5_reads``).
 
-They change nothing, so they are unsigned (CURVE and its allow-list guard them, as every
-request) and counted among the queries, which may hold at most a share of the queue. A request
+They change no order or position (MT5_READ's ``symbol_select`` and ``market_book_*`` change
+the terminal's Market Watch and depth subscriptions), so they are unsigned (CURVE and its
+allow-list guard them, as every request) and counted among the queries, which may hold at
+most a share of the queue. A request
 whose fields make no question (``problem()``), or that asks for more than ``max_rows`` rows, is
 refused in place, before the terminal; the terminal then answers in the worker's background
 lane, behind every order (``gtw_server.lanes``). Bars and ticks go back as ``WithBody``: the
@@ -18,7 +20,7 @@ from loguru import logger
 
 from gtw_server.errors import TerminalError, TerminalRefused
 from gtw_server.market import RatesQuery, TicksQuery
-from gtw_server.mt5_reads import Mt5Call
+from gtw_server.mt5_reads import Mt5Call, bound_problem
 from gtw_server.operations import (
     HISTORY,
     LATEST,
@@ -72,6 +74,12 @@ class Reads:
         count = request.count if isinstance(request, GetRates | GetTicks) else None
         if problem is not None:
             return rejected(request.uuid, request.action, ErrorCode.INVALID_REQUEST, problem)
+        if isinstance(request, Mt5Read) and (
+            too_large := bound_problem(request.function, list(request.args), self.max_rows)
+        ):
+            return rejected(
+                request.uuid, request.action, ErrorCode.TOO_LARGE, f"{too_large}; ask in parts"
+            )
         if count is not None and count > self.max_rows:
             return rejected(
                 request.uuid,

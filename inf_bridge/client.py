@@ -646,7 +646,8 @@ class Bridge:
             raise RequestRefused(reply.error_code or "", reply.error_msg or "refused")
         if reply.rows is None:
             return reply.mt5, None
-        return reply.mt5, rows_array(reply, body, [(name, kind) for name, kind in reply.rows.dtype])
+        expected = RATES_DTYPE if function.startswith("copy_rates") else TICKS_DTYPE
+        return reply.mt5, rows_array(reply, body, expected)
 
     async def _rows(
         self, request: GetRates | GetTicks, dtype: list[tuple[str, str]]

@@ -32,7 +32,7 @@ from protocol.market import (
     TickFlags,
     Timeframe,
 )
-from protocol.mt5 import MAX_MT5_ARGS, READ_FUNCTIONS, Mt5Arg, Mt5Value
+from protocol.mt5 import MAX_MT5_ARGS, MAX_MT5_KWARGS, READ_FUNCTIONS, Mt5Arg, Mt5Value
 
 __all__ = [
     "ACTIONS",
@@ -504,7 +504,7 @@ class Mt5Read(Request, tag="MT5_READ", frozen=True):
     args: Annotated[list[Mt5Arg], Meta(max_length=MAX_MT5_ARGS)] = msgspec.field(
         default_factory=list
     )
-    kwargs: Annotated[dict[str, Mt5Arg], Meta(max_length=MAX_MT5_ARGS)] = msgspec.field(
+    kwargs: Annotated[dict[str, Mt5Arg], Meta(max_length=MAX_MT5_KWARGS)] = msgspec.field(
         default_factory=dict
     )
 

@@ -20,7 +20,15 @@ from typing import Annotated, Any, Final
 
 from msgspec import Meta, Struct
 
-__all__ = ["MAX_MT5_ARGS", "READ_FUNCTIONS", "STRUCT_KEY", "Mt5Arg", "Mt5Value", "struct_value"]
+__all__ = [
+    "MAX_MT5_ARGS",
+    "MAX_MT5_KWARGS",
+    "READ_FUNCTIONS",
+    "STRUCT_KEY",
+    "Mt5Arg",
+    "Mt5Value",
+    "struct_value",
+]
 
 READ_FUNCTIONS: Final[frozenset[str]] = frozenset(
     {
@@ -53,32 +61,39 @@ READ_FUNCTIONS: Final[frozenset[str]] = frozenset(
         "order_check",
     }
 )
-MAX_MT5_ARGS: Final = 8  # the package's longest call takes 5
+MAX_MT5_ARGS: Final = 8  # positional: the package's longest call takes 5
+MAX_MT5_KWARGS: Final = 32  # order_check's keyword form: a trade request has 17 fields
 STRUCT_KEY: Final = "struct"  # {"struct": type name, "fields": [...]}: a structure
 
 _Text = Annotated[str, Meta(max_length=2048)]  # the package's longest, a group, is 1997
-_Scalar = int | float | _Text | bool | None
+_Int = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]  # int64: tickets, counts, dates, magic
+_Scalar = _Int | float | _Text | bool | None
 # A scalar, or a trade request (order_check's one argument: a dict of scalars).
-Mt5Arg = _Scalar | Annotated[dict[_Text, int | float | _Text | bool], Meta(max_length=32)]
+Mt5Arg = _Scalar | Annotated[dict[_Text, _Int | float | _Text | bool], Meta(max_length=32)]
 
 
 class Mt5Value(Struct, frozen=True, kw_only=True, omit_defaults=True):
     """What the function did: ``error`` is ``last_error()`` after it; ``value`` what it
-    returned (see the module); ``raised`` the message of the ``TypeError`` the package raised
-    instead of returning (a keyword where it takes none, say)."""
+    returned (see the module); ``raised`` the message of the exception the package raised
+    instead of returning (a ``TypeError`` for a keyword where it takes none, an
+    ``OverflowError`` for a number too large for it), ``raised_type`` its type's name."""
 
     error: tuple[int, str]
     value: Any = None
     raised: str | None = None
+    raised_type: str | None = None
 
 
 def struct_value(value: Any) -> Any:
     """``value`` as MT5_READ carries it: structures as ``{"struct": name, "fields": [...]}``,
-    tuples as lists, numpy scalars as Python ones."""
+    tuples as lists, numpy scalars as Python ones; ``ValueError`` for anything else (no read
+    of the package returns it, and the wire could not carry it)."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
     if hasattr(value, "_asdict"):  # a structure of the package (a struct sequence)
         return {STRUCT_KEY: type(value).__name__, "fields": [struct_value(f) for f in value]}
     if isinstance(value, tuple | list):
         return [struct_value(item) for item in value]
-    if hasattr(value, "item") and not isinstance(value, bytes):  # a numpy scalar
-        return value.item()
-    return value
+    if type(value).__module__ == "numpy" and hasattr(value, "item"):  # a numpy scalar
+        return struct_value(value.item())
+    raise ValueError(f"a {type(value).__name__} is not a value of the package")

@@ -6,6 +6,7 @@ the package run unchanged, with the same output as on the simulator in-process."
 from __future__ import annotations
 
 import concurrent.futures
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -192,3 +193,47 @@ def test_a_gateway_killed_under_a_script_gives_none_and_a_timeout(
     finally:
         module.shutdown()
         gateway.stop()
+
+
+def test_order_check_takes_the_keyword_form_too(mt5: Any) -> None:
+    ask = mt5.symbol_info_tick("EURUSD").ask
+    fields = {"action": mt5.TRADE_ACTION_DEAL, "symbol": "EURUSD", "volume": 0.1, "type": 0}
+    fields |= {"price": ask, "sl": 0.0, "tp": 0.0, "deviation": 10, "magic": 7}
+    fields |= {"comment": "check", "type_time": 0, "type_filling": 0}  # 12 keywords
+    checked = mt5.order_check(**fields)
+    assert checked is not None, mt5.last_error()
+    assert checked.request.magic == 7 and checked.request.comment == "check"
+
+
+def test_a_shutdown_in_one_thread_ends_the_reads_of_the_others_cleanly(mt5: Any) -> None:
+    def read() -> list[Any]:
+        return [mt5.copy_rates_from_pos("EURUSD", mt5.TIMEFRAME_M1, 0, 50) for _ in range(30)]
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+        readers = [pool.submit(read) for _ in range(4)]
+        mt5.shutdown()
+        answers = [bars for reader in readers for bars in reader.result(timeout=60)]
+    # Each read got its bars or None, never an exception; after the shutdown, None.
+    assert all(bars is None or len(bars) == 50 for bars in answers)
+    assert answers[-1] is None
+    # (The error slot is the process's, as the package's: ask it after a call of one's own.)
+    assert mt5.account_info() is None and mt5.last_error() == (-10004, "No IPC connection")
+
+
+def _child_reads(queue: Any) -> None:
+    module: Any = inf_bridge.mt5
+    queue.put((module.account_info(), module.last_error()))
+
+
+def test_a_forked_child_has_no_connection_and_does_not_hang(mt5: Any) -> None:
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_child_reads, args=(queue,))
+    child.start()
+    try:
+        assert queue.get(timeout=30) == (None, (-10004, "No IPC connection"))
+    finally:
+        child.join(10)
+        if child.is_alive():
+            child.kill()
+    assert mt5.account_info() is not None  # the parent's connection is untouched

@@ -13,8 +13,12 @@ import numpy as np
 import pytest
 from support import JsonDealer
 
+from gtw_server.adapter import TerminalAdapter
+from gtw_server.errors import TerminalRefused
+from gtw_server.mt5_reads import Mt5Call, call_read
+from gtw_server.terminal.sim import SimConfig, SimTerminal
 from gtw_server.testing import GatewayProcess
-from protocol import RATES_DTYPE
+from protocol import RATES_DTYPE, TICKS_DTYPE
 from protocol.mt5_structs import AccountInfo, OrderCheckResult, TradeRequest
 
 
@@ -81,14 +85,21 @@ def test_order_check_takes_a_request_dict_and_nests_it_in_the_answer(
     assert checked.retcode == 0 and checked.request.volume == 0.1 and checked.margin > 0
 
 
+# A whole, valid market order: had it reached the terminal, it would have filled.
+BUY = {"action": 1, "symbol": "EURUSD", "volume": 0.1, "type": 0, "type_filling": 0}
+
+
 @pytest.mark.parametrize(
     ("fields", "why"),
     [
-        ({"function": "order_send", "args": [{"action": 1}]}, "not a read function"),
+        ({"function": "order_send", "args": [BUY]}, "not a read function"),
+        ({"function": "order_send", "kwargs": BUY}, "not a read function"),
+        ({"function": "Buy", "args": ["EURUSD", 0.1]}, "not a read function"),
         ({"function": "initialize"}, "not a read function"),
         ({"function": "__class__"}, "not a read function"),
         ({"function": "account_info", "args": [[1, 2]]}, "Expected"),  # no list argument
         ({"function": "account_info", "args": list(range(9))}, "length <= 8"),
+        ({"function": "symbol_info", "args": [2**70]}, "Expected"),  # no int64
         ({"function": "copy_rates_from_pos", "args": ["x" * 3000, 1, 0, 1]}, "length <= 2048"),
     ],
 )
@@ -116,3 +127,49 @@ def test_more_rows_than_the_gateway_gives_is_refused(tmp_path: Path, secret: str
             assert total > 5 and listed["error_code"] == "TOO_LARGE", (total, listed)
         finally:
             dealer.close()
+
+
+def test_a_count_or_a_range_over_max_rows_is_refused_before_the_terminal(
+    client: JsonDealer,
+) -> None:
+    # 250,000 rows is the default max_rows; a count over it never reaches the terminal.
+    for function, args in (
+        ("copy_rates_from_pos", ["EURUSD", 1, 0, 250_001]),
+        ("copy_ticks_from", ["EURUSD", 0, 250_001, -1]),
+        ("copy_rates_range", ["EURUSD", 1, 0, 2**31 - 1]),  # 68 years of M1 bars
+    ):
+        reply, rest = client.ask("MT5_READ", function=function, args=args)
+        assert reply["error_code"] == "TOO_LARGE" and "ask in parts" in reply["error_msg"], reply
+        assert rest == []
+
+
+def test_copy_ticks_range_over_years_costs_max_rows_ticks(tmp_path: Path, secret: str) -> None:
+    with GatewayProcess(tmp_path / "gw", secret=secret, gateway={"max_rows": 50}) as gateway:
+        dealer = JsonDealer(gateway.endpoint)
+        try:
+            years, _ = dealer.ask(
+                "MT5_READ", function="copy_ticks_range", args=["EURUSD", 0, 2**31 - 1, -1]
+            )
+            assert years["error_code"] == "TOO_LARGE", years
+            now = int(time.time())
+            recent, rest = dealer.ask(
+                "MT5_READ", function="copy_ticks_range", args=["EURUSD", now - 2, now, -1]
+            )
+            assert recent["status"] == "OK" and recent["rows"]["rows"] <= 50, recent
+            ticks = np.frombuffer(rest[0], dtype=np.dtype(TICKS_DTYPE))
+            assert (ticks["time"] >= now - 2).all() and (ticks["time"] <= now).all()
+        finally:
+            dealer.close()
+
+
+def test_the_worker_calls_nothing_but_the_reads() -> None:
+    # Behind the gateway's own refusal, the worker's: a name that is not a read never
+    # reaches getattr.
+    with SimTerminal(config=SimConfig(always_open=True)) as terminal:
+        assert terminal.initialize()
+        adapter = TerminalAdapter(terminal)
+        for function in ("order_send", "initialize", "__class__"):
+            call = Mt5Call(function=function, args=[BUY], kwargs={}, max_rows=10)
+            with pytest.raises(TerminalRefused, match="not a read"):
+                call_read(adapter, call)
+        assert terminal.positions_total() == 0 and terminal.history_orders_total(0, 2**31) == 0

@@ -5,7 +5,7 @@ attributes (frameworks such as aiomql copy ``vars(MetaTrader5)``), and its funct
 as the package's built-ins (``plumbing.builtin_like``)::
 
     import inf_bridge.mt5
-    inf_bridge.mt5.install()           # sys.modules["MetaTrader5"] is this module from now on
+    inf_bridge.mt5.install()           # _sys.modules["MetaTrader5"] is this module from now on
     import MetaTrader5 as mt5
 
     mt5.initialize()                   # the gateway: MT5_BRIDGE_ENDPOINT, MT5_BRIDGE_SECRET_FILE
@@ -27,35 +27,41 @@ bounds each call's wait for the gateway, and
 are not here yet (issue 19): orders go through ``inf_bridge.Bridge``.
 """
 
-from __future__ import annotations
+# The helpers below are imported under private names: frameworks copy this module's
+# namespace (vars()) and scripts star-import it, and both should find the package's names
+# (no ``from __future__ import annotations`` either: it would be one more name).
+import atexit as _atexit
+import os as _os
+import sys as _sys
+from types import ModuleType as _ModuleType
+from typing import Any as _Any
+from typing import Final as _Final
 
-import sys
-from types import ModuleType
-from typing import Any, Final
-
-from inf_bridge.errors import BridgeError, ConfigError
-from inf_bridge.mt5.session import AUTHORIZATION_FAILED, SUCCESS, Session
-from plumbing.builtin_like import BuiltinLike
-from protocol import READ_FUNCTIONS
+from inf_bridge.errors import BridgeError as _BridgeError
+from inf_bridge.errors import ConfigError as _ConfigError
+from inf_bridge.mt5 import session as _session_module
+from plumbing.builtin_like import BuiltinLike as _BuiltinLike
+from protocol import READ_FUNCTIONS as _READ_FUNCTIONS
 from protocol import mt5_constants as _constants
-from protocol.mt5_structs import STRUCT_TYPES
+from protocol.mt5_structs import STRUCT_TYPES as _STRUCT_TYPES
 
-__all__ = ["MODULE_NAME", "install", "uninstall"]
-
-MODULE_NAME: Final = "MetaTrader5"
-_ORIGIN: Final = "inf_bridge.mt5: through the gateway"
-_INITIALIZE_KEYWORDS: Final = frozenset(
+_MODULE_NAME: _Final = "MetaTrader5"
+_ORIGIN: _Final = "inf_bridge.mt5: through the gateway"
+_INITIALIZE_KEYWORDS: _Final = frozenset(
     {"path", "login", "password", "server", "timeout", "portable", "endpoint", "secret", "config"}
 )
 
-__version__: Final = _constants.PACKAGE_VERSION
-__author__: Final = "MetaQuotes Ltd."
+__version__: _Final = _constants.PACKAGE_VERSION
+__author__: _Final = "MetaQuotes Ltd."
 
-_session = Session()
-_displaced: ModuleType | None = None  # sys.modules["MetaTrader5"] before install()
+_session = _session_module.Session()
+# A forked child has no connection (its copy has no loop thread); one open at exit is closed.
+_os.register_at_fork(after_in_child=_session.forget)
+_atexit.register(_session.close)
+_displaced: _ModuleType | None = None  # _sys.modules["MetaTrader5"] before install()
 
 
-def _initialize(*args: Any, **kwargs: Any) -> bool:
+def _initialize(*args: _Any, **kwargs: _Any) -> bool:
     """Connect to the gateway (``endpoint``, ``secret``, ``config``: the client's settings,
     else its configuration file and ``MT5_BRIDGE_*``); ``timeout`` (ms) is how long each call
     may wait for the gateway; ``login`` and ``server``, if given, must be the account the
@@ -72,7 +78,7 @@ def _initialize(*args: Any, **kwargs: Any) -> bool:
             config=kwargs.get("config"),
             timeout_s=kwargs["timeout"] / 1000 if kwargs.get("timeout") else None,
         )
-    except (BridgeError, ConfigError, OSError) as exc:
+    except (_BridgeError, _ConfigError, OSError) as exc:
         _session.error = (-10003, f"IPC initialize failed, {exc}")
         return False
     if not _logged_in_as(kwargs.get("login"), kwargs.get("server")):
@@ -81,7 +87,7 @@ def _initialize(*args: Any, **kwargs: Any) -> bool:
     return True
 
 
-def _login(*args: Any, **kwargs: Any) -> bool:
+def _login(*args: _Any, **kwargs: _Any) -> bool:
     """Check that the gateway's terminal is logged in to ``login`` (on ``server``, if given):
     the gateway logs in to its one account itself, and never takes a password from here."""
     names = ("login", "password", "server", "timeout")
@@ -91,14 +97,14 @@ def _login(*args: Any, **kwargs: Any) -> bool:
     return _logged_in_as(given["login"], given.get("server"))
 
 
-def _logged_in_as(login: Any, server: Any) -> bool:
+def _logged_in_as(login: _Any, server: _Any) -> bool:
     account = _session.read("account_info", (), {})
     if account is None:
         return False
     if (login is not None and login != account.login) or (
         server is not None and server != account.server
     ):
-        code, message = AUTHORIZATION_FAILED
+        code, message = _session_module.AUTHORIZATION_FAILED
         _session.error = (
             code,
             f"{message}: the gateway's terminal is logged in to {account.login} on "
@@ -112,7 +118,7 @@ def _logged_in_as(login: Any, server: Any) -> bool:
 def _shutdown() -> bool:
     """Close the connection to the gateway (the terminal stays up: it is the gateway's)."""
     _session.close()
-    _session.error = SUCCESS
+    _session.error = _session_module.SUCCESS
     return True
 
 
@@ -121,54 +127,58 @@ def _last_error() -> tuple[int, str]:
     return _session.error
 
 
-def _reader(name: str) -> BuiltinLike:
-    def call(*args: Any, **kwargs: Any) -> Any:
+def _reader(name: str) -> _BuiltinLike:
+    def call(*args: _Any, **kwargs: _Any) -> _Any:
         return _session.read(name, args, kwargs)
 
     doc = f"The package's ``{name}``, answered by the gateway's terminal (MT5_READ)."
-    return BuiltinLike(MODULE_NAME, name, call, doc, _ORIGIN)
+    return _BuiltinLike(_MODULE_NAME, name, call, doc, _ORIGIN)
 
 
-def install() -> ModuleType:
+def install() -> _ModuleType:
     """Make ``import MetaTrader5`` give this module, in every module from now on; returns
     it. ``uninstall()`` puts back what was there."""
     global _displaced  # noqa: PLW0603 (one installation per process)
-    module = sys.modules[__name__]
-    if sys.modules.get(MODULE_NAME) is not module:
-        _displaced = sys.modules.get(MODULE_NAME)
-        sys.modules[MODULE_NAME] = module
+    module = _sys.modules[__name__]
+    if _sys.modules.get(_MODULE_NAME) is not module:
+        _displaced = _sys.modules.get(_MODULE_NAME)
+        _sys.modules[_MODULE_NAME] = module
     return module
 
 
 def uninstall() -> bool:
-    """Take this module out of ``sys.modules["MetaTrader5"]``; False if it was not there."""
+    """Take this module out of ``_sys.modules["MetaTrader5"]``; False if it was not there."""
     global _displaced  # noqa: PLW0603
-    if sys.modules.get(MODULE_NAME) is not sys.modules[__name__]:
+    if _sys.modules.get(_MODULE_NAME) is not _sys.modules[__name__]:
         return False
     if _displaced is None:
-        del sys.modules[MODULE_NAME]
+        del _sys.modules[_MODULE_NAME]
     else:
-        sys.modules[MODULE_NAME] = _displaced
+        _sys.modules[_MODULE_NAME] = _displaced
     _displaced = None
     return True
 
 
-def _fill(namespace: dict[str, Any]) -> None:
-    """The package's names, as plain attributes of this module."""
-    for name in _constants.__all__:
-        if isinstance(value := getattr(_constants, name), int):
-            namespace[name] = value
-    for kind in STRUCT_TYPES:
+def _fill(namespace: dict[str, _Any]) -> None:
+    """The package's names, as plain attributes of this module, and in ``__all__``."""
+    names = [name for name in _constants.__all__ if isinstance(getattr(_constants, name), int)]
+    for name in names:
+        namespace[name] = getattr(_constants, name)
+    for kind in _STRUCT_TYPES:
         namespace[kind.__name__] = kind
+        names.append(kind.__name__)
     for name, target in (
         ("initialize", _initialize),
         ("login", _login),
         ("shutdown", _shutdown),
         ("last_error", _last_error),
     ):
-        namespace[name] = BuiltinLike(MODULE_NAME, name, target, target.__doc__, _ORIGIN)
-    for name in sorted(READ_FUNCTIONS):
+        namespace[name] = _BuiltinLike(_MODULE_NAME, name, target, target.__doc__, _ORIGIN)
+        names.append(name)
+    for name in sorted(_READ_FUNCTIONS):
         namespace[name] = _reader(name)
+        names.append(name)
+    namespace["__all__"] = names  # ``from MetaTrader5 import *``: the package's names
 
 
 _fill(globals())

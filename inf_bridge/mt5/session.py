@@ -15,12 +15,20 @@ the package. The gateway's own refusals become the package's codes a script alre
 | the gateway did not answer in time | ``None`` | ``(-10005, 'IPC timeout')`` |
 | the gateway's terminal is not connected | ``None`` | ``(-10004, 'No IPC connection')`` |
 | arguments the wire cannot carry (a list, an object) | ``None`` | ``(-2, 'Invalid arguments')`` |
+| a reply it cannot read (another build's shape) | ``None`` | ``(-10000, 'IPC call failed')`` |
 | more rows than the gateway's ``max_rows`` | ``None`` | ``(-2, 'Terminal: Invalid params')`` |
 | the gateway busy for the whole request timeout | ``None`` | ``(-10005, 'IPC timeout')`` |
+
+A connection lives in its process: a forked child starts with none (it must call
+``initialize()``, as it would with the package under ``spawn``), and one still open at exit
+is closed.
 """
 
 from __future__ import annotations
 
+import asyncio
+import builtins
+import concurrent.futures
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -31,7 +39,13 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from inf_bridge.client import Bridge
 from inf_bridge.config import load_config
-from inf_bridge.errors import BridgeError, GatewayTimeout, InvalidRequest, RequestRefused
+from inf_bridge.errors import (
+    BadReply,
+    BridgeError,
+    GatewayTimeout,
+    InvalidRequest,
+    RequestRefused,
+)
 from protocol import STRUCT_KEY
 from protocol.mt5_structs import STRUCT_TYPES
 
@@ -46,12 +60,19 @@ IPC_TIMEOUT: Final[Error] = (-10005, "IPC timeout")
 INVALID_ARGUMENTS: Final[Error] = (-2, "Invalid arguments")
 INVALID_PARAMS: Final[Error] = (-2, "Terminal: Invalid params")
 AUTHORIZATION_FAILED: Final[Error] = (-6, "Terminal: Authorization failed")
+CALL_FAILED: Final[Error] = (-10000, "IPC call failed")
+DEFAULT_TIMEOUT_S: Final = 60.0  # the package's: "0 or absent means 60000" ms
+# The exceptions a package function may raise, raised here as the same type.
+_RAISED: Final[dict[str, type[Exception]]] = {
+    name: getattr(builtins, name) for name in ("TypeError", "ValueError", "OverflowError")
+}
 _REFUSALS: Final[dict[str, Error]] = {
     "MT5_DISCONNECTED": NO_IPC,
     "BUSY": IPC_TIMEOUT,
     "TOO_LARGE": INVALID_PARAMS,
 }
 _STRUCTS: Final = {kind.__name__: kind for kind in STRUCT_TYPES}
+_forgotten: list[Any] = []  # a forked child's copies of its parent's connection
 
 
 class Session:
@@ -59,6 +80,7 @@ class Session:
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
+        self._connecting = threading.RLock()  # one connect or close at a time
         self._portal_cm: AbstractContextManager[BlockingPortal] | None = None
         self._portal: BlockingPortal | None = None
         self._bridge: Bridge | None = None
@@ -78,35 +100,48 @@ class Session:
     ) -> None:
         """Connect to the gateway, closing any connection first; raises ``BridgeError`` (and
         ``ConfigError``) when it cannot. The settings not given come from the client's usual
-        configuration (``inf_bridge.config``: the file, ``MT5_BRIDGE_*``)."""
-        self.close()
-        overrides: dict[str, Any] = {"endpoint": endpoint, "request_timeout": timeout_s}
-        settings = load_config(config_file=config, overrides=overrides)
-        options = settings.bridge_options()
-        if secret is not None:
-            options["secret"] = secret
-        portal_cm = start_blocking_portal("asyncio")
-        portal = portal_cm.__enter__()
-        bridge = Bridge(settings.endpoint, **options)
-        try:
-            portal.call(bridge.open)
-        except BaseException:
-            portal_cm.__exit__(None, None, None)
-            raise
-        with self._lock:
-            self._portal_cm, self._portal, self._bridge = portal_cm, portal, bridge
+        configuration (``inf_bridge.config``: the file, ``MT5_BRIDGE_*``); each call waits
+        ``timeout_s`` for the gateway (the package's default, 60 s, when not given)."""
+        with self._connecting:
+            self.close()
+            overrides = {"endpoint": endpoint, "request_timeout": timeout_s or DEFAULT_TIMEOUT_S}
+            settings = load_config(config_file=config, overrides=overrides)
+            options = settings.bridge_options()
+            if secret is not None:
+                options["secret"] = secret
+            portal_cm = start_blocking_portal("asyncio")
+            portal = portal_cm.__enter__()
+            bridge = Bridge(settings.endpoint, **options)
+            try:
+                portal.call(bridge.open)
+            except BaseException:
+                portal_cm.__exit__(None, None, None)
+                raise
+            with self._lock:
+                self._portal_cm, self._portal, self._bridge = portal_cm, portal, bridge
 
     def close(self) -> None:
-        """Close the connection, if any (idempotent)."""
-        with self._lock:
-            portal_cm, portal, bridge = self._portal_cm, self._portal, self._bridge
-            self._portal_cm = self._portal = self._bridge = None
-        if portal_cm is None or portal is None or bridge is None:
-            return
-        try:
-            portal.call(bridge.close)
-        finally:
-            portal_cm.__exit__(None, None, None)
+        """Close the connection, if any (idempotent). A call another thread is waiting on
+        ends with ``None`` and ``(-10004, 'No IPC connection')``."""
+        with self._connecting:
+            with self._lock:
+                portal_cm, portal, bridge = self._portal_cm, self._portal, self._bridge
+                self._portal_cm = self._portal = self._bridge = None
+            if portal_cm is None or portal is None or bridge is None:
+                return
+            try:
+                portal.call(bridge.close)
+            finally:
+                portal_cm.__exit__(None, None, None)
+
+    def forget(self) -> None:
+        """Drop the connection without closing it: in a forked child, whose copy of it has
+        no loop thread to run on (the parent's is the parent's). The copy is kept, never
+        finalized: closing the portal's context would wait for that loop for ever."""
+        _forgotten.append((self._portal_cm, self._portal, self._bridge))
+        self._lock = threading.RLock()
+        self._connecting = threading.RLock()
+        self._portal_cm = self._portal = self._bridge = None
 
     def read(self, function: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
         """``function(*args, **kwargs)`` of the package, in the gateway's terminal: what it
@@ -122,8 +157,14 @@ class Session:
         value, array = answer
         self.error = (int(value.error[0]), str(value.error[1]))
         if value.raised is not None:
-            raise TypeError(value.raised)
-        return array if array is not None else _package(value.value)
+            raise _RAISED.get(value.raised_type or "", RuntimeError)(value.raised)
+        if array is not None:
+            return array
+        try:
+            return _package(value.value)
+        except (KeyError, TypeError, ValueError):  # a structure of another build's shape
+            self.error = CALL_FAILED
+            return None
 
     def _ask(self, call: Callable[[Bridge], Any]) -> Any:
         """``call(bridge)`` on the session's loop, waited for here; ``None`` (and the error
@@ -141,7 +182,16 @@ class Session:
             self.error = _REFUSALS.get(exc.error_code, INVALID_PARAMS)
         except GatewayTimeout:
             self.error = IPC_TIMEOUT
-        except BridgeError:
+        except BadReply:
+            self.error = CALL_FAILED
+        # Closed by another thread meanwhile: the portal stopped, the Bridge closed, the
+        # request cancelled.
+        except (
+            BridgeError,
+            RuntimeError,
+            asyncio.CancelledError,
+            concurrent.futures.CancelledError,
+        ):
             self.error = NO_IPC
         return None
 
