@@ -191,3 +191,21 @@ def test_the_client_legs_are_read_from_orders_no_other_message_cut_into() -> Non
         ("client read", 730),  # stages between
     ]  # fmt: skip
     assert list(legs(marks)) == [(40, 50), (10, 30)]
+
+
+def test_the_mt5_module_bench_times_each_call_both_ways() -> None:
+    command = [sys.executable, "-m", "bench.mt5_module", "--rounds", "1"]
+    run = subprocess.run(
+        command, check=False, cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    rows = [line for line in run.stdout.splitlines() if line.startswith("| ") and "x |" in line]
+    assert [row.split(" | ")[0] for row in rows] == [
+        "| copy_rates_from_pos, 100,000 M1 bars",
+        "| account_info",
+        "| symbol_info_tick",
+    ]
+    for row in rows:  # both sides measured: figures, and a ratio above zero
+        through, in_process, ratio = row.split(" | ")[1:4]
+        assert float(through.replace(",", "")) > 0 and float(in_process.replace(",", "")) > 0
+        assert float(ratio.removesuffix("x |")) > 0
