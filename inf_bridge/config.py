@@ -13,15 +13,23 @@ Windows) when it exists. Every key is optional::
     curve_server_key = "keys/gateway.key"           # the gateway's public certificate
     curve_client_cert = "keys/client.key_secret"    # this client's secret certificate
 
-Each key can also come from the environment as ``MT5_BRIDGE_<KEY>`` (``MT5_BRIDGE_ENDPOINT``,
-``MT5_BRIDGE_SECRET_FILE``, ...), and a flag named after it (``--endpoint``, ``--secret-file``)
-overrides both. The shared secret never comes from a flag's value or from the TOML text, only
-from a file or from ``MT5_BRIDGE_SECRET``, so that it stays out of shell history, process
-listings and config files checked into git. The secret file that the highest source names
-wins; ``MT5_BRIDGE_SECRET`` counts as the environment's choice (below ``MT5_BRIDGE_SECRET_FILE``).
-The operator's secret (for a gateway with ``operator_secret_file``) comes only from a file:
-``operator_secret_file``, ``MT5_BRIDGE_OPERATOR_SECRET_FILE``, ``--operator-secret-file``, with
-the same rules as the shared secret's file (private, not empty, 16 bytes at least).
+    [risk]                                          # the RiskMonitor's limits (RiskLimits)
+    max_order_volume = 1.0
+    symbols = ["EURUSD", "XAUUSD"]
+    daily_loss_file = "day-start.json"              # relative paths: next to this file
+
+The ``[risk]`` table holds the limits every order of a ``Bridge`` built from this configuration
+passes (``RiskLimits``' fields; none by default); they come only from the file. Each
+``[bridge]`` key can also come from the environment as ``MT5_BRIDGE_<KEY>``
+(``MT5_BRIDGE_ENDPOINT``, ``MT5_BRIDGE_SECRET_FILE``, ...), and a flag named after it
+(``--endpoint``, ``--secret-file``) overrides both. The shared secret never comes from a flag's
+value or from the TOML text, only from a file or from ``MT5_BRIDGE_SECRET``, so that it stays
+out of shell history, process listings and config files checked into git. The secret file that
+the highest source names wins; ``MT5_BRIDGE_SECRET`` counts as the environment's choice (below
+``MT5_BRIDGE_SECRET_FILE``). The operator's secret (for a gateway with
+``operator_secret_file``) comes only from a file: ``operator_secret_file``,
+``MT5_BRIDGE_OPERATOR_SECRET_FILE``, ``--operator-secret-file``, with the same rules as the
+shared secret's file (private, not empty, 16 bytes at least).
 
     config = load_config()           # raises ConfigError naming the bad field
     async with Bridge(config.endpoint, **config.bridge_options()) as bridge:
@@ -41,6 +49,7 @@ from msgspec import Meta, Struct
 
 from inf_bridge.curve import load_curve_keys
 from inf_bridge.errors import ConfigError
+from inf_bridge.risk import RiskLimits
 from plumbing.config import layered, read_secret_file, read_toml
 from protocol import Secret, secret_key
 
@@ -59,6 +68,7 @@ CONFIG_ENV: Final = "MT5_BRIDGE_CONFIG"
 SECRET_ENV: Final = "MT5_BRIDGE_SECRET"
 ENV_PREFIX: Final = "MT5_BRIDGE_"
 TABLE: Final = "bridge"
+RISK_TABLE: Final = "risk"
 
 Endpoint = Annotated[str, Meta(pattern=r"^(tcp://\S+:\d{1,5}|ipc://\S+)\Z")]
 _PATH_FIELDS: Final = (
@@ -81,7 +91,7 @@ class ClientConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
     ``secret`` is the loaded shared secret (``None`` when none is configured: queries still
     work, and a gateway started with ``--no-signature-validation`` accepts orders);
     ``operator_secret`` the loaded operator's secret, which signs HALT and RESUME (``None``:
-    the shared secret signs them).
+    the shared secret signs them); ``risk`` the ``[risk]`` table's limits (``None``: none).
     """
 
     endpoint: Endpoint = "tcp://127.0.0.1:5555"
@@ -92,6 +102,7 @@ class ClientConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
     curve_client_cert: str | None = None
     secret: Secret | None = None
     operator_secret: Secret | None = None
+    risk: RiskLimits | None = None
 
     def bridge_options(self) -> dict[str, Any]:
         """Keyword arguments for ``Bridge(config.endpoint, **config.bridge_options())``.
@@ -102,6 +113,8 @@ class ClientConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
         options: dict[str, Any] = {"secret": self.secret, "request_timeout": self.request_timeout}
         if self.operator_secret is not None:
             options["operator_secret"] = self.operator_secret
+        if self.risk is not None:
+            options["risk"] = self.risk
         if self.curve_server_key is not None and self.curve_client_cert is not None:
             options["curve_server_key"] = self.curve_server_key
             options["curve_client_cert"] = self.curve_client_cert
@@ -111,7 +124,7 @@ class ClientConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
 _FIELD_TYPES: Final = {
     field.name: field.type
     for field in msgspec.structs.fields(ClientConfig)
-    if field.name not in ("secret", "operator_secret")
+    if field.name not in ("secret", "operator_secret", "risk")
 }
 
 
@@ -148,10 +161,11 @@ def load_config(
     else:
         path = default_config_file(env)
         path_source = CONFIG_ENV
+    document = _read_document(path, path_source) if path is not None else {}
     settings = layered(
         _FIELD_TYPES,
         table=TABLE,
-        file_values=_read_table(path, path_source) if path is not None else {},
+        file_values=_bridge_table(document, path) if path is not None else {},
         file=path,
         env=env,
         env_prefix=ENV_PREFIX,
@@ -182,21 +196,44 @@ def load_config(
         if operator_file
         else None
     )
-    return ClientConfig(**values, secret=secret, operator_secret=operator_secret)
+    risk = _risk_limits(document, path) if path is not None else None
+    return ClientConfig(**values, secret=secret, operator_secret=operator_secret, risk=risk)
 
 
-def _read_table(path: Path, source: str) -> dict[str, Any]:
-    """The ``[bridge]`` table of the TOML file at ``path``, checked for unknown keys."""
+def _read_document(path: Path, source: str) -> dict[str, Any]:
+    """The TOML file at ``path``, checked for unknown tables."""
     try:
         document = read_toml(path)
     except ValueError as exc:
         raise ConfigError(f"{source}: {exc}") from None
-    unknown = sorted(set(document) - {TABLE})
+    unknown = sorted(set(document) - {TABLE, RISK_TABLE})
     if unknown:
         raise ConfigError(
             f"config file {path}: unknown key or table {unknown[0]!r}; "
-            f"the client's settings go in the [{TABLE}] table"
+            f"the client's settings go in the [{TABLE}] table, its limits in [{RISK_TABLE}]"
         )
+    return document
+
+
+def _risk_limits(document: Mapping[str, Any], path: Path) -> RiskLimits | None:
+    """The ``[risk]`` table as ``RiskLimits`` (its relative ``daily_loss_file`` next to the
+    file), or ``None`` when there is none; ``ConfigError`` naming a bad key."""
+    table = document.get(RISK_TABLE)
+    if not table:  # none, or empty: no limits
+        return None
+    if not isinstance(table, dict):
+        raise ConfigError(f"config file {path}: {RISK_TABLE} must be a table ([{RISK_TABLE}])")
+    loss_file = table.get("daily_loss_file")
+    if isinstance(loss_file, str) and loss_file:
+        table = {**table, "daily_loss_file": str((path.parent / loss_file).expanduser())}
+    try:
+        return msgspec.convert(table, RiskLimits)
+    except (msgspec.ValidationError, ValueError) as exc:
+        raise ConfigError(f"config file {path}: [{RISK_TABLE}] {exc}") from None
+
+
+def _bridge_table(document: Mapping[str, Any], path: Path) -> dict[str, Any]:
+    """The ``[bridge]`` table, checked for unknown keys."""
     table = document.get(TABLE, {})
     if not isinstance(table, dict):
         raise ConfigError(f"config file {path}: {TABLE} must be a table ([{TABLE}])")

@@ -29,7 +29,7 @@ import inf_bridge.cli.views
 from gtw_server.curve import keygen
 from gtw_server.terminal.sim import SimConfig, SimTerminal
 from gtw_server.testing import GatewayProcess, free_port
-from inf_bridge import Bridge, GatewayTimeout, Position, RequestRefused
+from inf_bridge import Bridge, GatewayTimeout, Position, RequestRefused, RiskLimits
 from inf_bridge.breaker import CircuitBreaker
 from inf_bridge.cli import Exit, build_parser, main
 from inf_bridge.config import ConfigError, default_config_file, load_config
@@ -1374,6 +1374,33 @@ def test_config_precedence_file_then_environment_then_flags(tmp_path: Path) -> N
     # ...and a secret file in the environment outranks both.
     env = {"MT5_BRIDGE_SECRET": "x", "MT5_BRIDGE_SECRET_FILE": str(tmp_path / "s")}
     assert load_config(config_file=config, env=env).secret == b"from-file-from-file"
+
+
+@pytest.mark.parametrize(
+    ("table", "named"),
+    [
+        ("max_order_volum = 1.0", "max_order_volum"),  # a typo: refused, never ignored
+        ("max_order_volume = -1.0", "max_order_volume"),
+        ('symbols = "EURUSD"', "symbols"),
+        ("max_positions = 2.5", "max_positions"),
+    ],
+)
+def test_a_bad_risk_limit_is_refused_naming_it(tmp_path: Path, table: str, named: str) -> None:
+    config = tmp_path / "client.toml"
+    config.write_text(f"[risk]\n{table}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=named):
+        load_config(config_file=config, env={})
+
+
+def test_the_risk_limits_reach_every_bridge_built_from_the_config(tmp_path: Path) -> None:
+    config = tmp_path / "client.toml"
+    config.write_text('[risk]\nmax_order_volume = 0.5\nsymbols = ["EURUSD"]\n', encoding="utf-8")
+    loaded = load_config(config_file=config, env={})
+    assert loaded.risk == RiskLimits(max_order_volume=0.5, symbols=["EURUSD"])
+    bridge = Bridge(loaded.endpoint, **loaded.bridge_options())
+    assert bridge.risk is not None and bridge.risk.limits == loaded.risk
+    config.write_text("[bridge]\n", encoding="utf-8")
+    assert load_config(config_file=config, env={}).risk is None
 
 
 def test_the_operators_secret_comes_from_a_private_file_only(

@@ -50,6 +50,7 @@ from inf_bridge.cli import build_parser as build_cli_parser
 from inf_bridge.config import ClientConfig
 from inf_bridge.config import load_config as load_client_config
 from inf_bridge.metrics import bridge_registry
+from inf_bridge.risk import RiskLimits
 from protocol import (
     ACTIONS,
     ErrorCode,
@@ -87,7 +88,7 @@ GATEWAY_TABLES: dict[str, type[msgspec.Struct]] = {
     "sim": SimConfig,
 }
 # A sub-table, and the loaded secrets (never in a file).
-NOT_OPTIONS = {"limits", "secret", "operator_secret"}
+NOT_OPTIONS = {"limits", "secret", "operator_secret", "risk"}
 
 _TABLE = re.compile(r"^\[([a-z0-9_.]+)\]\s*$")
 _KEY_LINE = re.compile(r"^(?:# ?)?([a-z0-9_]+) = ")
@@ -211,14 +212,15 @@ def test_the_simulator_page_describes_every_setting() -> None:
 
 
 def test_client_example_names_every_option() -> None:
-    assert set(documented(CLIENT_EXAMPLE)) == {"bridge"}
+    assert set(documented(CLIENT_EXAMPLE)) == {"bridge", "risk"}
     assert set(documented(CLIENT_EXAMPLE)["bridge"]) == set(options(ClientConfig))
+    assert set(documented(CLIENT_EXAMPLE)["risk"]) == set(options(RiskLimits))
 
 
 @pytest.mark.parametrize(
     ("path", "table", "struct"),
     [(GATEWAY_EXAMPLE, table, struct) for table, struct in GATEWAY_TABLES.items()]
-    + [(CLIENT_EXAMPLE, "bridge", ClientConfig)],
+    + [(CLIENT_EXAMPLE, "bridge", ClientConfig), (CLIENT_EXAMPLE, "risk", RiskLimits)],
 )
 def test_examples_show_the_defaults(path: Path, table: str, struct: type[msgspec.Struct]) -> None:
     """Each line shows the default; a field without one (None, empty) shows a valid example."""
@@ -293,6 +295,9 @@ def test_the_client_example_loads(tmp_path: Path) -> None:
     assert config.operator_secret == secret_key("the-operators-own-secret")
     assert config.curve_server_key == str(tmp_path / "keys" / "gateway.key")
     assert config.curve_client_cert == str(tmp_path / "keys" / "node.key_secret")
+    assert config.risk is not None and config.risk.symbols == ["EURUSD", "XAUUSD"]
+    assert config.risk.daily_loss_file == str(tmp_path / "day-start.json")  # next to the file
+    assert config.bridge_options()["risk"] == config.risk
 
 
 # -- the Windows installer --------------------------------------------------------------------
