@@ -5,11 +5,12 @@ A gateway on the simulator (seed 1, markets open) and an in-process ``SimTermina
 same settings; each call is timed in turn on both, round after round, so a slower moment of
 the machine falls on both sides alike:
 
+- ``order_send``: a market BUY of 0.01 lots and the DEAL that closes it, timed together
+  (through the module each is risk-checked, signed, journaled and executed once);
 - ``copy_rates_from_pos("EURUSD", TIMEFRAME_M1, 0, 100_000)``: 100,000 bars, 6 MB;
 - ``account_info()`` and ``symbol_info_tick("EURUSD")``: one small structure.
 
-Each figure is printed with its ratio to the in-process call. ``order_send`` joins them once
-the module has it.
+Each figure is printed with its ratio to the in-process call.
 
     python -m bench.mt5_module --rounds 20        # ~30 s
 """
@@ -35,8 +36,23 @@ __all__ = ["CALLS", "main", "measure"]
 
 _SIM: Final = {"seed": 1, "always_open": True}  # the in-process SimTerminal's settings too
 _SECRET: Final = "bench-mt5-module-" + "0" * 32
+
+
+def _open_and_close(mt5: Any) -> Any:
+    """A market BUY and the DEAL that closes it; the close's result (None if either failed)."""
+    ask = mt5.symbol_info_tick("EURUSD").ask
+    deal = {"action": mt5.TRADE_ACTION_DEAL, "symbol": "EURUSD", "volume": 0.01}
+    opened = mt5.order_send(deal | {"type": mt5.ORDER_TYPE_BUY, "price": ask})
+    if opened is None or opened.retcode != mt5.TRADE_RETCODE_DONE:
+        return None
+    bid = mt5.symbol_info_tick("EURUSD").bid
+    closed = mt5.order_send(deal | {"type": 1, "position": opened.order, "price": bid})
+    return closed if closed is not None and closed.retcode == mt5.TRADE_RETCODE_DONE else None
+
+
 # (name, the call on a module, how many times a round)
 CALLS: Final[tuple[tuple[str, Callable[[Any], Any], int], ...]] = (
+    ("order_send, OPEN then CLOSE (two orders, two quotes)", _open_and_close, 10),
     (
         "copy_rates_from_pos, 100,000 M1 bars",
         lambda mt5: mt5.copy_rates_from_pos("EURUSD", mt5.TIMEFRAME_M1, 0, 100_000),

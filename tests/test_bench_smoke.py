@@ -201,6 +201,7 @@ def test_the_mt5_module_bench_times_each_call_both_ways() -> None:
     assert run.returncode == 0, run.stderr
     rows = [line for line in run.stdout.splitlines() if line.startswith("| ") and "x |" in line]
     assert [row.split(" | ")[0] for row in rows] == [
+        "| order_send, OPEN then CLOSE (two orders, two quotes)",
         "| copy_rates_from_pos, 100,000 M1 bars",
         "| account_info",
         "| symbol_info_tick",

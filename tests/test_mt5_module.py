@@ -22,12 +22,14 @@ import pytest
 import inf_bridge.mt5
 from gtw_server.terminal.sim.module import FUNCTIONS
 from gtw_server.testing import GatewayProcess, free_port
+from inf_bridge.errors import OutcomeUnknown
+from inf_bridge.mt5 import orders
+from inf_bridge.mt5 import session as session_module
 from protocol import RATES_DTYPE, READ_FUNCTIONS
 from protocol import mt5_constants as constants
 from protocol.mt5_structs import STRUCT_TYPES
 
 ROOT = Path(__file__).resolve().parent.parent
-NOT_YET = {"order_send", "Buy", "Sell", "Close"}  # orders: the next part of issue 19
 
 
 @pytest.fixture
@@ -42,7 +44,7 @@ def mt5(gateway: GatewayProcess, secret: str) -> Iterator[ModuleType]:
 def test_the_namespace_is_the_packages_but_its_orders() -> None:
     module: Any = inf_bridge.mt5
     functions = {name for name in FUNCTIONS if callable(getattr(module, name, None))}
-    assert functions == set(FUNCTIONS) - NOT_YET
+    assert functions == set(FUNCTIONS)
     assert set(READ_FUNCTIONS) < functions
     for name in constants.__all__:
         if isinstance(value := getattr(constants, name), int):
@@ -237,3 +239,151 @@ def test_a_forked_child_has_no_connection_and_does_not_hang(mt5: Any) -> None:
         if child.is_alive():
             child.kill()
     assert mt5.account_info() is not None  # the parent's connection is untouched
+
+
+EXAMPLE = ROOT / "examples" / "metatrader5_on_linux.py"
+
+
+def _docs_order_send_example() -> str:
+    """MetaQuotes' ``order_send`` example, as published (examples/metatrader5_on_linux.py)."""
+    text = EXAMPLE.read_text(encoding="utf-8")
+    after = text.split("# ---- order_send (mt5ordersend_py)", 1)[1].split("\n", 1)[1]
+    return after.split("# fmt: on", 1)[0]
+
+
+def test_the_docs_order_send_example_runs_unchanged_through_the_gateway(
+    tmp_path: Path, gateway: GatewayProcess, secret: str
+) -> None:
+    script = tmp_path / "order_send_example.py"
+    script.write_text(_docs_order_send_example(), encoding="utf-8")
+    env = {**os.environ, "MT5_BRIDGE_SECRET": secret, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-m", "inf_bridge.mt5", "--endpoint", gateway.endpoint, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    # USDJPY bought with ORDER_FILLING_RETURN, as the docs have it, then closed by position.
+    assert any(line.startswith("1. order_send(): by USDJPY 0.1 lots at ") for line in lines)
+    assert any(
+        line.startswith("2. order_send done,  OrderSendResult(retcode=10009") for line in lines
+    )
+    (done,) = [line for line in lines if line.startswith("2. order_send done")]
+    assert "comment='python script open'" in done  # the request's, as the script wrote it
+    assert "       traderequest: comment=python script close" in lines
+    assert any(line.startswith("4. position #") and "retcode=10009" in line for line in lines)
+    assert "order_send failed" not in result.stdout
+
+
+def test_order_send_maps_every_action_onto_its_command(mt5: Any) -> None:
+    tick = mt5.symbol_info_tick("EURUSD")
+    sold = mt5.order_send(
+        {"action": mt5.TRADE_ACTION_DEAL, "symbol": "EURUSD", "volume": 0.2, "type": 1}
+        | {"price": tick.bid, "deviation": 20, "magic": 7, "comment": "mine"}
+    )
+    assert sold.retcode == mt5.TRADE_RETCODE_DONE and sold.deal > 0 and sold.volume == 0.2
+    assert sold.request.comment == "mine" and mt5.last_error() == (1, "Success")
+    (position,) = mt5.positions_get()
+    assert position.ticket == sold.order and position.magic == 7
+    sl, tp = round(tick.bid + 0.01, 5), round(tick.bid - 0.01, 5)
+    same = mt5.order_send({"action": mt5.TRADE_ACTION_SLTP, "position": position.ticket})
+    assert same.retcode == mt5.TRADE_RETCODE_NO_CHANGES  # both levels 0 already
+    moved = mt5.order_send({"action": 6, "position": position.ticket, "sl": sl, "tp": tp})
+    assert moved.retcode == mt5.TRADE_RETCODE_DONE and mt5.positions_get()[0].sl == sl
+    # The terminal's refusal is a result, with its retcode, as the package's.
+    wrong = mt5.order_send({"action": 6, "position": position.ticket, "sl": tp, "tp": sl})
+    assert wrong.retcode == mt5.TRADE_RETCODE_INVALID_STOPS and wrong.request.sl == tp
+    limit = round(tick.ask - 0.005, 5)
+    placed = mt5.order_send(
+        {"action": mt5.TRADE_ACTION_PENDING, "symbol": "EURUSD", "volume": 0.1}
+        | {"type": mt5.ORDER_TYPE_BUY_LIMIT, "price": limit, "type_time": mt5.ORDER_TIME_DAY}
+    )
+    assert placed.retcode in (10008, 10009) and mt5.orders_get()[0].ticket == placed.order
+    lower = round(limit - 0.001, 5)
+    changed = mt5.order_send({"action": 7, "order": placed.order, "price": lower})
+    assert changed.retcode in (10008, 10009) and mt5.orders_get()[0].price_open == lower
+    removed = mt5.order_send({"action": mt5.TRADE_ACTION_REMOVE, "order": placed.order})
+    assert removed.retcode in (10008, 10009) and mt5.orders_total() == 0
+    closed = mt5.order_send(
+        {"action": 1, "symbol": "EURUSD", "volume": 0.2, "type": 0}
+        | {"position": position.ticket, "price": mt5.symbol_info_tick("EURUSD").ask}
+    )
+    assert closed.retcode == mt5.TRADE_RETCODE_DONE and mt5.positions_total() == 0
+
+
+def test_order_send_refuses_as_the_binding_does_and_sends_nothing(mt5: Any) -> None:
+    deal = {"action": 1, "symbol": "EURUSD", "volume": 0.1, "type": 0}
+    assert mt5.order_send(deal | {"volume": 1}) is None  # an int where a float is
+    assert mt5.last_error() == (-2, 'Invalid "volume" argument')
+    assert mt5.order_send(deal | {"comment": "c" * 30}) is None
+    assert mt5.last_error() == (-2, 'Invalid "comment" argument')
+    assert mt5.order_send(deal, volume=0.2) is None
+    assert mt5.last_error() == (-2, "Unnamed arguments not allowed")
+    unknown = mt5.order_send(deal | {"type": mt5.ORDER_TYPE_BUY_LIMIT})  # not a DEAL's type
+    assert unknown.retcode == mt5.TRADE_RETCODE_INVALID
+    assert mt5.positions_total() == 0 and mt5.history_orders_total(0, 2**31 - 1) == 0
+    assert mt5.order_send(**deal).retcode == mt5.TRADE_RETCODE_DONE  # the keyword form
+
+
+def test_the_packages_buy_sell_and_close_helpers_trade_through_the_gateway(mt5: Any) -> None:
+    bought = mt5.Buy("EURUSD", 0.1)
+    sold = mt5.Sell("GBPUSD", 0.2)
+    assert bought.retcode == sold.retcode == mt5.TRADE_RETCODE_DONE
+    assert mt5.positions_total() == 2
+    assert mt5.Close("EURUSD") is True and mt5.positions_total() == 1
+    assert mt5.Close("GBPUSD", ticket=sold.order) is True and mt5.positions_total() == 0
+
+
+def test_the_risk_limits_of_the_client_config_refuse_locally(
+    tmp_path: Path, gateway: GatewayProcess, secret: str
+) -> None:
+    config = tmp_path / "client.toml"
+    config.write_text("[risk]\nmax_order_volume = 0.5\n", encoding="utf-8")
+    module: Any = inf_bridge.mt5
+    assert module.initialize(endpoint=gateway.endpoint, secret=secret, config=str(config))
+    try:
+        refused = module.order_send({"action": 1, "symbol": "EURUSD", "volume": 1.0, "type": 0})
+        assert refused.retcode == module.TRADE_RETCODE_REJECT
+        assert "RiskMonitor" in refused.comment and "MAX_ORDER_VOLUME" in refused.comment
+        assert module.positions_total() == 0  # never sent
+    finally:
+        module.shutdown()
+
+
+def test_a_lost_reply_executes_the_order_once(tmp_path: Path, secret: str) -> None:
+    # The terminal executes the first order and dies before replying: the gateway reconciles
+    # it from the history and answers the same uuid, which the module retried.
+    sim = {"seed": 1, "lose_reply_on_order": 1}
+    module: Any = inf_bridge.mt5
+    with GatewayProcess(tmp_path / "gw", secret=secret, sim=sim) as gateway:
+        assert module.initialize(endpoint=gateway.endpoint, secret=secret)
+        try:
+            bought = module.Buy("EURUSD", 0.1)
+            assert bought.retcode == module.TRADE_RETCODE_DONE, module.last_error()
+            assert module.positions_total() == 1
+        finally:
+            module.shutdown()
+
+
+def test_an_order_repeated_after_an_unknown_outcome_goes_with_its_uuid(
+    mt5: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: list[str] = []
+
+    async def unknown_then_answered(bridge: Any, request: Any, uuid: str) -> Any:
+        sent.append(uuid)
+        if len(sent) == 1:
+            raise OutcomeUnknown(uuid, "no answer, and the gateway could not tell")
+        return await orders.send(bridge, request, uuid)
+
+    monkeypatch.setattr(session_module, "send", unknown_then_answered)
+    deal = {"action": 1, "symbol": "EURUSD", "volume": 0.1, "type": 0, "comment": "once"}
+    assert mt5.order_send(deal) is None and mt5.last_error() == (-10005, "IPC timeout")
+    assert mt5.order_send(dict(deal)).retcode == mt5.TRADE_RETCODE_DONE  # asked again
+    assert sent[0] == sent[1]  # the same uuid: the gateway executes it once
+    assert mt5.order_send(deal | {"comment": "twice"}).retcode == mt5.TRADE_RETCODE_DONE
+    assert sent[2] != sent[0]  # another request, another uuid

@@ -23,8 +23,9 @@ terminal: ``path`` and ``portable`` are the gateway's business and ignored, ``ti
 bounds each call's wait for the gateway, and
 ``login``/``server`` are checked against the account the gateway's terminal is logged in to
 (``False`` and ``(-6, ...)`` naming that account when they differ), never used to log in;
-``password`` is never sent. ``order_send`` and the package's ``Buy``, ``Sell`` and ``Close``
-are not here yet (issue 19): orders go through ``inf_bridge.Bridge``.
+``password`` is never sent. ``order_send`` (and the package's ``Buy``, ``Sell`` and ``Close``,
+which call it) goes through the ``Bridge``: the RiskMonitor (the client config's ``[risk]``),
+a uuid, a signature, exactly-once execution (``inf_bridge.mt5.orders``).
 """
 
 # The helpers below are imported under private names: frameworks copy this module's
@@ -43,6 +44,7 @@ from inf_bridge.mt5 import session as _session_module
 from plumbing.builtin_like import BuiltinLike as _BuiltinLike
 from protocol import READ_FUNCTIONS as _READ_FUNCTIONS
 from protocol import mt5_constants as _constants
+from protocol.mt5_helpers import helpers_for as _helpers_for
 from protocol.mt5_structs import STRUCT_TYPES as _STRUCT_TYPES
 
 _MODULE_NAME: _Final = "MetaTrader5"
@@ -122,6 +124,23 @@ def _shutdown() -> bool:
     return True
 
 
+def _order_send(*args: _Any, **kwargs: _Any) -> _Any:
+    """Send an order (one request dict, or its keys as keyword arguments) as the signed,
+    exactly-once command it is (``inf_bridge.mt5.orders``); the package's ``OrderSendResult``,
+    or ``None`` (``last_error()``)."""
+    if args and kwargs:
+        _session.error = (-2, "Unnamed arguments not allowed")
+        return None
+    if len(args) > 1:
+        _session.error = (-2, "Invalid number of arguments")
+        return None
+    request = args[0] if args else kwargs
+    if not isinstance(request, dict):
+        _session.error = (-2, "Invalid arguments")
+        return None
+    return _session.order_send(request)
+
+
 def _last_error() -> tuple[int, str]:
     """The last call's ``(code, message)``, as the package's."""
     return _session.error
@@ -172,6 +191,9 @@ def _fill(namespace: dict[str, _Any]) -> None:
         ("login", _login),
         ("shutdown", _shutdown),
         ("last_error", _last_error),
+        ("order_send", _order_send),
+        # The package's own Python helpers, calling this module's functions.
+        *_helpers_for(_sys.modules[__name__]).items(),
     ):
         namespace[name] = _BuiltinLike(_MODULE_NAME, name, target, target.__doc__, _ORIGIN)
         names.append(name)

@@ -37,17 +37,20 @@ from typing import Any, Final, TypeVar
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from inf_bridge.client import Bridge
+from inf_bridge.client import Bridge, new_uuid
 from inf_bridge.config import load_config
 from inf_bridge.errors import (
     BadReply,
     BridgeError,
+    CircuitOpen,
     GatewayTimeout,
     InvalidRequest,
+    OutcomeUnknown,
     RequestRefused,
 )
+from inf_bridge.mt5.orders import binding_error, send, trade_request
 from protocol import STRUCT_KEY
-from protocol.mt5_structs import STRUCT_TYPES
+from protocol.mt5_structs import STRUCT_TYPES, OrderSendResult
 
 __all__ = ["Session"]
 
@@ -85,6 +88,9 @@ class Session:
         self._portal: BlockingPortal | None = None
         self._bridge: Bridge | None = None
         self.error: Error = (0, "")  # before the first call, as the package's
+        # Orders whose outcome could not be told, by their whole request: the same request
+        # sent again goes with the same uuid, so the gateway answers it, never twice.
+        self._unknown: dict[tuple[Any, ...], str] = {}
 
     @property
     def connected(self) -> bool:
@@ -166,6 +172,26 @@ class Session:
             self.error = CALL_FAILED
             return None
 
+    def order_send(self, request: Mapping[str, Any]) -> OrderSendResult | None:
+        """The package's ``order_send(request)`` through the Bridge (``inf_bridge.mt5.orders``):
+        its result, refusals included; ``None`` when the binding refuses the request or the
+        gateway could not be asked or could not tell (``last_error()`` says which)."""
+        if (refused := binding_error(request)) is not None:
+            self.error = refused
+            return None
+        trade = trade_request(request)
+        key = tuple(trade)
+        uuid = self._unknown.pop(key, None) or new_uuid()
+        try:
+            result: OrderSendResult | None = self._ask(lambda bridge: send(bridge, trade, uuid))
+        except OutcomeUnknown:
+            self._unknown[key] = uuid  # asked again, it is answered, not executed again
+            self.error = IPC_TIMEOUT
+            return None
+        if result is not None:
+            self.error = SUCCESS
+        return result
+
     def _ask(self, call: Callable[[Bridge], Any]) -> Any:
         """``call(bridge)`` on the session's loop, waited for here; ``None`` (and the error
         noted) when there is no connection or the gateway did not answer."""
@@ -184,6 +210,10 @@ class Session:
             self.error = IPC_TIMEOUT
         except BadReply:
             self.error = CALL_FAILED
+        except OutcomeUnknown:
+            raise  # an order's: the caller keeps its uuid
+        except CircuitOpen:  # the heartbeat lost the gateway: nothing was sent
+            self.error = NO_IPC
         # Closed by another thread meanwhile: the portal stopped, the Bridge closed, the
         # request cancelled.
         except (

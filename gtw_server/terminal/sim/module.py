@@ -172,8 +172,8 @@ def _close_at_exit() -> None:
 
 def _build(terminal: SimTerminal) -> ModuleType:
     """The module: ``terminal``'s methods as functions, the constants and structure types."""
-    from gtw_server.terminal.sim.helpers import close, market_order  # noqa: PLC0415 (lazily)
     from protocol import mt5_constants as c  # noqa: PLC0415 (lazily)
+    from protocol.mt5_helpers import helpers_for  # noqa: PLC0415 (lazily)
     from protocol.mt5_structs import STRUCT_TYPES  # noqa: PLC0415 (lazily)
 
     module = ModuleType(
@@ -202,36 +202,7 @@ def _build(terminal: SimTerminal) -> ModuleType:
         )
     # The package's Buy/Sell/Close are Python functions of its __init__ that call the module's
     # own functions (as globals): these call this module's, so a patched one is used too.
-    view: Any = module
-
-    def buy(
-        symbol: str,
-        volume: float,
-        price: float | None = None,
-        *,
-        comment: str | None = None,
-        ticket: int | None = None,
-    ) -> Any:
-        return market_order(
-            view, c.ORDER_TYPE_BUY, symbol, volume, price, comment=comment, ticket=ticket
-        )
-
-    def sell(
-        symbol: str,
-        volume: float,
-        price: float | None = None,
-        *,
-        comment: str | None = None,
-        ticket: int | None = None,
-    ) -> Any:
-        return market_order(
-            view, c.ORDER_TYPE_SELL, symbol, volume, price, comment=comment, ticket=ticket
-        )
-
-    def close_all(symbol: str, *, comment: str | None = None, ticket: int | None = None) -> Any:
-        return close(view, symbol, comment=comment, ticket=ticket)
-
-    for name, target in (("Buy", buy), ("Sell", sell), ("Close", close_all)):
+    for name, target in helpers_for(module).items():
         namespace[name] = BuiltinLike(MODULE_NAME, name, target, _doc(name), "simulated")
     return module
 

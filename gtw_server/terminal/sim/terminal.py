@@ -61,7 +61,6 @@ from gtw_server.terminal.sim.book import book
 from gtw_server.terminal.sim.broker import Broker
 from gtw_server.terminal.sim.config import SimConfig
 from gtw_server.terminal.sim.faults import Faults, hang_forever
-from gtw_server.terminal.sim.helpers import close, market_order
 from gtw_server.terminal.sim.history import MAX_TICKS, PriceHistory, longest_ms, timeframe_ms
 from gtw_server.terminal.sim.replay import (
     ReplayError,
@@ -75,6 +74,7 @@ from gtw_server.terminal.sim.store import HISTORY_DEALS, HISTORY_ORDERS, History
 from gtw_server.terminal.sim.symbols import SYMBOLS, SymbolSpec, group_filter, symbol_table
 from gtw_server.terminal.sim.tape import synthetic_tapes
 from protocol import mt5_constants as c
+from protocol.mt5_helpers import close, market_order
 from protocol.mt5_structs import (
     STRUCT_TYPES,
     AccountInfo,

@@ -12,12 +12,13 @@ the terminal failed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Final, Literal, Protocol
 
 from protocol import mt5_constants as c
 from protocol.mt5_structs import OrderSendResult, Tick, TradePosition
 
-__all__ = ["close", "market_order"]
+__all__ = ["close", "helpers_for", "market_order"]
 
 _DEVIATION: Final = 10
 _TRIES: Final = 10
@@ -121,3 +122,40 @@ def close(
     if done:
         return True if done == tried else "Partially"
     return False
+
+
+def helpers_for(mt5: Any) -> dict[str, Callable[..., Any]]:
+    """``Buy``, ``Sell`` and ``Close`` with the package's signatures, calling ``mt5``'s own
+    functions (a module: one whose ``order_send`` is patched uses the patched one, as the
+    package's helpers, which call their module's globals, do)."""
+
+    def buy(
+        symbol: str,
+        volume: float,
+        price: float | None = None,
+        *,
+        comment: str | None = None,
+        ticket: int | None = None,
+    ) -> OrderSendResult | None:
+        return market_order(
+            mt5, c.ORDER_TYPE_BUY, symbol, volume, price, comment=comment, ticket=ticket
+        )
+
+    def sell(
+        symbol: str,
+        volume: float,
+        price: float | None = None,
+        *,
+        comment: str | None = None,
+        ticket: int | None = None,
+    ) -> OrderSendResult | None:
+        return market_order(
+            mt5, c.ORDER_TYPE_SELL, symbol, volume, price, comment=comment, ticket=ticket
+        )
+
+    def close_all(
+        symbol: str, *, comment: str | None = None, ticket: int | None = None
+    ) -> bool | Literal["Partially"] | None:
+        return close(mt5, symbol, comment=comment, ticket=ticket)
+
+    return {"Buy": buy, "Sell": sell, "Close": close_all}
