@@ -302,12 +302,12 @@ def test_order_send_maps_every_action_onto_its_command(mt5: Any) -> None:
         {"action": mt5.TRADE_ACTION_PENDING, "symbol": "EURUSD", "volume": 0.1}
         | {"type": mt5.ORDER_TYPE_BUY_LIMIT, "price": limit, "type_time": mt5.ORDER_TIME_DAY}
     )
-    assert placed.retcode in (10008, 10009) and mt5.orders_get()[0].ticket == placed.order
+    assert placed.retcode == 10009 and mt5.orders_get()[0].ticket == placed.order
     lower = round(limit - 0.001, 5)
     changed = mt5.order_send({"action": 7, "order": placed.order, "price": lower})
-    assert changed.retcode in (10008, 10009) and mt5.orders_get()[0].price_open == lower
+    assert changed.retcode == 10009 and mt5.orders_get()[0].price_open == lower
     removed = mt5.order_send({"action": mt5.TRADE_ACTION_REMOVE, "order": placed.order})
-    assert removed.retcode in (10008, 10009) and mt5.orders_total() == 0
+    assert removed.retcode == 10009 and mt5.orders_total() == 0
     closed = mt5.order_send(
         {"action": 1, "symbol": "EURUSD", "volume": 0.2, "type": 0}
         | {"position": position.ticket, "price": mt5.symbol_info_tick("EURUSD").ask}
@@ -369,21 +369,85 @@ def test_a_lost_reply_executes_the_order_once(tmp_path: Path, secret: str) -> No
             module.shutdown()
 
 
-def test_an_order_repeated_after_an_unknown_outcome_goes_with_its_uuid(
+def test_an_order_executed_but_untold_is_answered_when_sent_again(
     mt5: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sent: list[str] = []
+    # The first order executes, and its answer is lost past the Bridge's retries; the script
+    # sends it again at a fresh price: the gateway is asked about the same uuid and answers
+    # the fill, nothing is executed twice.
+    sent: list[tuple[str, bool]] = []
 
-    async def unknown_then_answered(bridge: Any, request: Any, uuid: str) -> Any:
-        sent.append(uuid)
+    async def executed_then_untold(
+        bridge: Any, request: Any, uuid: str, *, asked_before: bool = False
+    ) -> Any:
+        sent.append((uuid, asked_before))
+        result = await orders.send(bridge, request, uuid, asked_before=asked_before)
         if len(sent) == 1:
             raise OutcomeUnknown(uuid, "no answer, and the gateway could not tell")
-        return await orders.send(bridge, request, uuid)
+        return result
 
-    monkeypatch.setattr(session_module, "send", unknown_then_answered)
+    monkeypatch.setattr(session_module, "send", executed_then_untold)
     deal = {"action": 1, "symbol": "EURUSD", "volume": 0.1, "type": 0, "comment": "once"}
-    assert mt5.order_send(deal) is None and mt5.last_error() == (-10005, "IPC timeout")
-    assert mt5.order_send(dict(deal)).retcode == mt5.TRADE_RETCODE_DONE  # asked again
-    assert sent[0] == sent[1]  # the same uuid: the gateway executes it once
-    assert mt5.order_send(deal | {"comment": "twice"}).retcode == mt5.TRADE_RETCODE_DONE
-    assert sent[2] != sent[0]  # another request, another uuid
+    ask: float = mt5.symbol_info_tick("EURUSD").ask
+    assert mt5.order_send(deal | {"price": ask}) is None
+    assert mt5.last_error() == (-10005, "IPC timeout")
+    again = mt5.order_send(deal | {"price": ask + 0.0001})  # a retry re-quotes
+    assert again.retcode == mt5.TRADE_RETCODE_DONE and again.deal > 0
+    assert sent[1] == (sent[0][0], True)  # the same uuid, the gateway asked first
+    assert mt5.positions_total() == 1  # executed once
+    other = mt5.order_send(deal | {"comment": "another"})  # another order, another uuid
+    assert other.retcode == mt5.TRADE_RETCODE_DONE and sent[2][0] != sent[0][0]
+    assert mt5.positions_total() == 2
+
+
+def test_order_send_refuses_what_a_terminal_refuses_before_the_server(mt5: Any) -> None:
+    tick = mt5.symbol_info_tick("EURUSD")
+    bought = mt5.order_send(
+        {"action": 1, "symbol": "EURUSD", "volume": np.float64(0.1)}
+        | {
+            "type": 0,
+            "price": np.float64(tick.ask),  # numpy floats, as the binding takes them
+        }
+    )
+    assert bought.retcode == mt5.TRADE_RETCODE_DONE
+    close = {"action": 1, "symbol": "EURUSD", "position": bought.order}
+    same_side = mt5.order_send(close | {"volume": 0.1, "type": 0})  # would add, not close
+    assert same_side.retcode == mt5.TRADE_RETCODE_INVALID
+    no_volume = mt5.order_send(close | {"type": 1})  # never "all of it"
+    assert no_volume.retcode == mt5.TRADE_RETCODE_INVALID_VOLUME
+    other_symbol = mt5.order_send(close | {"symbol": "GBPUSD", "volume": 0.1, "type": 1})
+    assert other_symbol.retcode == mt5.TRADE_RETCODE_INVALID and mt5.positions_total() == 1
+    gone = mt5.order_send(close | {"position": 1, "volume": 0.1, "type": 1})
+    assert gone.retcode == mt5.TRADE_RETCODE_POSITION_CLOSED
+    pending = {"action": mt5.TRADE_ACTION_PENDING, "symbol": "EURUSD", "volume": 0.1, "type": 2}
+    pending |= {"price": round(tick.ask - 0.005, 5)}
+    no_expiry = mt5.order_send(pending | {"type_time": mt5.ORDER_TIME_SPECIFIED})
+    assert no_expiry.retcode == mt5.TRADE_RETCODE_INVALID_EXPIRATION
+    day = mt5.order_send(
+        pending | {"type_time": mt5.ORDER_TIME_SPECIFIED_DAY, "expiration": int(tick.time)}
+    )
+    assert day.retcode == mt5.TRADE_RETCODE_DONE  # to the end of that day, not that second
+    (placed,) = mt5.orders_get()
+    assert placed.time_expiration == int(tick.time) - int(tick.time) % 86_400 + 86_399
+    no_price = mt5.order_send({"action": mt5.TRADE_ACTION_MODIFY, "order": placed.ticket})
+    assert no_price.retcode == mt5.TRADE_RETCODE_INVALID_PRICE
+    assert mt5.order_send({"action": 1, "symbol": "EURUSD", "volume": 0.1, "position": -1}) is None
+    assert mt5.last_error() == (-2, 'Invalid "position" argument')  # unsigned in the binding
+    assert mt5.orders_total() == 1 and mt5.positions_total() == 1
+
+
+def test_a_placed_order_answers_the_terminals_retcode(tmp_path: Path, secret: str) -> None:
+    module: Any = inf_bridge.mt5
+    sim = {"seed": 1, "pending_retcode": 10008}  # TRADE_RETCODE_PLACED, as documented
+    with GatewayProcess(tmp_path / "gw", secret=secret, sim=sim) as gateway:
+        assert module.initialize(endpoint=gateway.endpoint, secret=secret)
+        try:
+            ask = module.symbol_info_tick("EURUSD").ask
+            placed = module.order_send(
+                {"action": 5, "symbol": "EURUSD", "volume": 0.1, "type": 2}
+                | {"price": round(ask - 0.005, 5)}
+            )
+            assert placed.retcode == module.TRADE_RETCODE_PLACED
+            assert placed.volume == placed.price == 0.0 and placed.order > 0  # no deal
+        finally:
+            module.shutdown()

@@ -4,7 +4,10 @@ journaled command it is, and the package's ``OrderSendResult`` back.
 The request is checked first as the package's binding checks it (docs/MT5_API.md section 3):
 integer keys must be ``int``, price and volume keys ``float``, ``symbol`` and ``comment``
 strings of 29 UTF-16 units at most; a violation is ``None`` with ``(-2, 'Invalid "<key>"
-argument')`` and nothing is sent. Missing keys are 0, 0.0 or ``''``, as there.
+argument')`` and nothing is sent. Missing keys are 0, 0.0 or ``''``, as there. What a
+terminal refuses before its trade server is refused here with the same retcode (a close of
+the wrong side or symbol, with no volume, of a position that is gone; a MODIFY with no price;
+a SPECIFIED order with no expiration).
 
 | ``action`` | the command |
 |---|---|
@@ -32,11 +35,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
+from inf_bridge.breaker import HEARTBEAT_FAILURE
 from inf_bridge.client import Bridge
-from inf_bridge.errors import InvalidOrder, OrderRejected, RiskRejected
+from inf_bridge.errors import CircuitOpen, InvalidOrder, OrderRejected, OutcomeUnknown, RiskRejected
 from inf_bridge.results import OrderDone, OrderFilled
 from protocol import mt5_constants as c
-from protocol.mt5_structs import OrderSendResult, TradeRequest
+from protocol.mt5_structs import OrderSendResult, TradePosition, TradeRequest
 
 __all__ = ["binding_error", "result_of_refusal", "send", "trade_request"]
 
@@ -52,6 +56,11 @@ _INT_KEYS: Final = (
     "position_by",
     "expiration",
 )
+# Unsigned 32 bits for these; unsigned 64 for the rest, but expiration (signed 64).
+_INT_RANGES: Final = {
+    **dict.fromkeys(("action", "type", "type_filling", "type_time"), (0, 2**32)),
+    "expiration": (-(2**63), 2**63),
+}
 _FLOAT_KEYS: Final = ("volume", "price", "stoplimit", "sl", "tp")
 _TEXT_KEYS: Final = ("symbol", "comment")
 _MAX_TEXT_UNITS: Final = 29  # UTF-16 units: the binding's limit for symbol and comment
@@ -64,25 +73,33 @@ _PENDING_TYPES: Final = {
     c.ORDER_TYPE_SELL_STOP_LIMIT: "SELL_STOP_LIMIT",
 }
 _SIDES: Final = {c.ORDER_TYPE_BUY: "BUY", c.ORDER_TYPE_SELL: "SELL"}
+_DAY_S: Final = 86_400
 # The gateway's refusals that a terminal gives as a retcode of its own (the rest: REJECT).
 _RETCODES: Final = {
     "NO_CHANGES": c.TRADE_RETCODE_NO_CHANGES,
     "INVALID_PRICE": c.TRADE_RETCODE_INVALID_PRICE,
     "INVALID_EXPIRATION": c.TRADE_RETCODE_INVALID_EXPIRATION,
     "ORDER_NOT_FOUND": c.TRADE_RETCODE_INVALID,
-    "POSITION_NOT_FOUND": c.TRADE_RETCODE_INVALID,
+    "POSITION_NOT_FOUND": c.TRADE_RETCODE_POSITION_CLOSED,
 }
 
 
 class NotCarried(Exception):
-    """A request the bridge has no command for (``TRADE_RETCODE_INVALID``)."""
+    """A request the bridge has no command for, or one a terminal would refuse before the
+    trade server: the retcode it would give (``TRADE_RETCODE_INVALID`` by default)."""
+
+    def __init__(self, message: str, retcode: int = c.TRADE_RETCODE_INVALID) -> None:
+        super().__init__(message)
+        self.retcode = retcode
 
 
 def binding_error(request: Mapping[str, Any]) -> tuple[int, str] | None:
     """The binding's own refusal of ``request`` (``last_error()``), or ``None``."""
     for key in _INT_KEYS:
         value = request.get(key, 0)
-        if not isinstance(value, int):  # bool is an int, as the binding takes it
+        low, high = _INT_RANGES.get(key, (0, 2**64))
+        # bool is an int, as the binding takes it; the C types' ranges are the binding's.
+        if not isinstance(value, int) or not low <= value < high:
             return -2, f'Invalid "{key}" argument'
     for key in _FLOAT_KEYS:
         if not isinstance(request.get(key, 0.0), float):
@@ -95,43 +112,91 @@ def binding_error(request: Mapping[str, Any]) -> tuple[int, str] | None:
 
 
 def trade_request(request: Mapping[str, Any]) -> TradeRequest:
-    """The request as the package echoes it: every field, missing ones 0, 0.0 or ``''``."""
-    defaults: dict[str, Any] = dict.fromkeys(_INT_KEYS, 0)
-    defaults |= dict.fromkeys(_FLOAT_KEYS, 0.0) | dict.fromkeys(_TEXT_KEYS, "")
-    return TradeRequest([request.get(name, defaults[name]) for name in TradeRequest.__match_args__])
+    """The request as the package echoes it: every field, missing ones 0, 0.0 or ``''``;
+    numbers as Python's own (a ``numpy.float64`` the binding takes, the wire does not)."""
+    fields: dict[str, Any] = {key: int(request.get(key, 0)) for key in _INT_KEYS}
+    fields |= {key: float(request.get(key, 0.0)) for key in _FLOAT_KEYS}
+    fields |= {key: str(request.get(key, "")) for key in _TEXT_KEYS}
+    return TradeRequest([fields[name] for name in TradeRequest.__match_args__])
 
 
-async def send(bridge: Bridge, request: TradeRequest, uuid: str) -> OrderSendResult:
+async def send(
+    bridge: Bridge, request: TradeRequest, uuid: str, *, asked_before: bool = False
+) -> OrderSendResult:
     """Send ``request`` as its command, with ``uuid``; its result, or the refusal's.
-    Raises what the Bridge raises when nothing can be told (``GatewayTimeout``,
-    ``OutcomeUnknown``, ``CircuitOpen``)."""
+    ``asked_before``: this uuid was sent before and its outcome not told: the gateway is
+    asked what became of it first, and only an order it never had is sent (the RiskMonitor
+    and the breaker would count or stop a retry of what may have executed). Raises what the
+    Bridge raises when nothing can be told (``GatewayTimeout``, ``OutcomeUnknown``,
+    ``CircuitOpen``)."""
+    if asked_before:
+        told = await _told(bridge, request, uuid)
+        if told is not None:
+            return told
     try:
-        answer = await _command(bridge, request, uuid)()
+        command = await _command(bridge, request, uuid)
+        answer = await command()
     except (OrderRejected, RiskRejected, InvalidOrder, NotCarried) as exc:
         return result_of_refusal(request, exc)
+    except CircuitOpen as exc:
+        if exc.reason == HEARTBEAT_FAILURE:
+            raise  # no connection: the caller reports it as the package would
+        return _package_result(request, c.TRADE_RETCODE_REJECT, comment=f"{exc}")
     return _result(request, answer)
+
+
+async def _told(bridge: Bridge, request: TradeRequest, uuid: str) -> OrderSendResult | None:
+    """What the gateway says of ``uuid``: its result, ``None`` when it never had it;
+    ``OutcomeUnknown`` while it still cannot tell."""
+    try:
+        state = await bridge.get_order(uuid)
+    except OrderRejected as exc:
+        if exc.error_code == "ORDER_NOT_FOUND":
+            return None
+        raise
+    if state.status == "PENDING":
+        raise OutcomeUnknown(uuid, "the gateway is still settling it; ask again")
+    if state.status == "REJECTED":
+        refused = OrderRejected(
+            state.error_code or "REJECTED", state.error_msg or "", retcode=state.retcode
+        )
+        return result_of_refusal(request, refused)
+    filled = state.status == "FILLED"
+    return _package_result(
+        request,
+        state.retcode or c.TRADE_RETCODE_DONE,
+        deal=state.deal or 0,
+        order=state.order or 0,
+        volume=(state.volume or 0.0) if filled else 0.0,
+        price=(state.price or 0.0) if filled else 0.0,
+    )
 
 
 def result_of_refusal(request: TradeRequest, exc: Exception) -> OrderSendResult:
     """The package's result for an order that was refused (nothing executed)."""
     if isinstance(exc, OrderRejected) and exc.retcode is not None:
-        retcode, comment = exc.retcode, exc.message
+        # The terminal's own words, without the gateway's preamble ("...: 10016 Invalid stops").
+        retcode, comment = exc.retcode, exc.message.rsplit(f"{exc.retcode} ", 1)[-1]
     elif isinstance(exc, OrderRejected):
         retcode = _RETCODES.get(exc.error_code, c.TRADE_RETCODE_REJECT)
         comment = f"{exc.error_code}: {exc.message}"
     elif isinstance(exc, RiskRejected):
         retcode, comment = c.TRADE_RETCODE_REJECT, f"RiskMonitor {exc}"
+    elif isinstance(exc, NotCarried):
+        retcode, comment = exc.retcode, f"Invalid request: {exc}"
     else:
         retcode, comment = c.TRADE_RETCODE_INVALID, f"Invalid request: {exc}"
     return _package_result(request, retcode, comment=comment)
 
 
-def _command(bridge: Bridge, r: TradeRequest, uuid: str) -> Callable[[], Awaitable[Any]]:
-    """The Bridge call for ``r`` (``NotCarried`` when there is none)."""
+async def _command(bridge: Bridge, r: TradeRequest, uuid: str) -> Callable[[], Awaitable[Any]]:
+    """The Bridge call for ``r``; ``NotCarried`` (with the terminal's retcode) when there is
+    none, or when a terminal would refuse it before the trade server."""
     action = r.action
     if action == c.TRADE_ACTION_DEAL and r.position:
+        await _closes(bridge, r)
         return lambda: bridge.close_position(
-            r.position, r.volume or None, deviation=r.deviation or None, uuid=uuid
+            r.position, r.volume, deviation=r.deviation or None, uuid=uuid
         )
     if action == c.TRADE_ACTION_DEAL:
         side = _SIDES.get(r.type)
@@ -153,6 +218,7 @@ def _command(bridge: Bridge, r: TradeRequest, uuid: str) -> Callable[[], Awaitab
         kind = _PENDING_TYPES.get(r.type)
         if kind is None:
             raise NotCarried(f"a pending order's type is 2 to 7, not {r.type}")
+        expiration = _expiration(r)
         return lambda: bridge.place_order(
             r.symbol,
             kind,
@@ -160,32 +226,52 @@ def _command(bridge: Bridge, r: TradeRequest, uuid: str) -> Callable[[], Awaitab
             r.price,
             sl=r.sl or None,
             tp=r.tp or None,
-            expiration=_expiration(r),
+            expiration=expiration,
             stoplimit=r.stoplimit or None,
             magic=r.magic or None,
             comment=r.comment or None,
             uuid=uuid,
         )
     if action == c.TRADE_ACTION_SLTP:
-        return lambda: bridge.modify_position(
-            _ticket(r.position, "position"), sl=r.sl, tp=r.tp, uuid=uuid
-        )
+        position = _ticket(r.position, "position")
+        return lambda: bridge.modify_position(position, sl=r.sl, tp=r.tp, uuid=uuid)
     if action == c.TRADE_ACTION_MODIFY:
+        order = _ticket(r.order, "order")
+        if r.price <= 0:  # the terminal takes the whole order: its price is not optional
+            raise NotCarried("a MODIFY gives the order's price", c.TRADE_RETCODE_INVALID_PRICE)
+        expiration = _expiration(r)
         return lambda: bridge.modify_order(
-            _ticket(r.order, "order"),
-            price=r.price or None,
+            order,
+            price=r.price,
             sl=r.sl,
             tp=r.tp,
-            expiration=_expiration(r),
+            expiration=expiration,
             stoplimit=r.stoplimit or None,
             uuid=uuid,
         )
     if action == c.TRADE_ACTION_REMOVE:
-        return lambda: bridge.cancel_order(_ticket(r.order, "order"), uuid=uuid)
+        order = _ticket(r.order, "order")
+        return lambda: bridge.cancel_order(order, uuid=uuid)
     if action == c.TRADE_ACTION_CLOSE_BY:
-        by = _ticket(r.position_by, "position_by")
-        return lambda: bridge.close_by(_ticket(r.position, "position"), by, uuid=uuid)
+        position, by = _ticket(r.position, "position"), _ticket(r.position_by, "position_by")
+        return lambda: bridge.close_by(position, by, uuid=uuid)
     raise NotCarried(f"action {action} is not a TRADE_ACTION_*")
+
+
+async def _closes(bridge: Bridge, r: TradeRequest) -> None:
+    """Check that a DEAL with ``position`` closes it, as the terminal does: a volume, the
+    position's symbol, the side opposite to it (a CLOSE always trades that side)."""
+    if r.volume <= 0:
+        raise NotCarried("a DEAL needs a volume", c.TRADE_RETCODE_INVALID_VOLUME)
+    value, _ = await bridge.mt5_read("positions_get", (), {"ticket": r.position})
+    found = value.value or []
+    if not found:
+        raise NotCarried(f"no position #{r.position}", c.TRADE_RETCODE_POSITION_CLOSED)
+    position = TradePosition(found[0]["fields"])
+    if r.symbol and r.symbol != position.symbol:
+        raise NotCarried(f"position #{r.position} is {position.symbol}, not {r.symbol}")
+    if r.type != 1 - position.type:
+        raise NotCarried(f"closing position #{r.position} takes the opposite type")
 
 
 def _ticket(value: int, key: str) -> int:
@@ -195,12 +281,20 @@ def _ticket(value: int, key: str) -> int:
 
 
 def _expiration(r: TradeRequest) -> str | int:
-    """``type_time`` and ``expiration`` as the Bridge takes them."""
+    """``type_time`` and ``expiration`` as the Bridge takes them (server time, as given)."""
+    if r.type_time == c.ORDER_TIME_GTC:
+        return "GTC"
     if r.type_time == c.ORDER_TIME_DAY:
         return "DAY"
-    if r.type_time in (c.ORDER_TIME_SPECIFIED, c.ORDER_TIME_SPECIFIED_DAY):
-        return r.expiration
-    return "GTC"
+    if r.type_time not in (c.ORDER_TIME_SPECIFIED, c.ORDER_TIME_SPECIFIED_DAY):
+        raise NotCarried(f"type_time {r.type_time} is not an ORDER_TIME_*")
+    if r.expiration <= 0:
+        raise NotCarried(
+            "a SPECIFIED order needs its expiration", c.TRADE_RETCODE_INVALID_EXPIRATION
+        )
+    if r.type_time == c.ORDER_TIME_SPECIFIED_DAY:  # to the end of that day
+        return r.expiration - r.expiration % _DAY_S + _DAY_S - 1
+    return r.expiration
 
 
 def _result(request: TradeRequest, answer: OrderFilled | OrderDone) -> OrderSendResult:
@@ -215,14 +309,8 @@ def _result(request: TradeRequest, answer: OrderFilled | OrderDone) -> OrderSend
             price=answer.price,
             comment=answer.comment or "",
         )
-    return _package_result(
-        request,
-        retcode,
-        order=answer.order,
-        volume=request.volume,
-        price=request.price,
-        comment=answer.comment or "",
-    )
+    # No deal: the package's volume and price are 0.0 for a placed, changed or removed order.
+    return _package_result(request, retcode, order=answer.order, comment=answer.comment or "")
 
 
 def _package_result(

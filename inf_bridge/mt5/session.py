@@ -30,6 +30,7 @@ import asyncio
 import builtins
 import concurrent.futures
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -65,6 +66,7 @@ INVALID_PARAMS: Final[Error] = (-2, "Terminal: Invalid params")
 AUTHORIZATION_FAILED: Final[Error] = (-6, "Terminal: Authorization failed")
 CALL_FAILED: Final[Error] = (-10000, "IPC call failed")
 DEFAULT_TIMEOUT_S: Final = 60.0  # the package's: "0 or absent means 60000" ms
+UNKNOWN_KEPT_S: Final = 300.0  # how long an order of untold outcome is matched to a retry
 # The exceptions a package function may raise, raised here as the same type.
 _RAISED: Final[dict[str, type[Exception]]] = {
     name: getattr(builtins, name) for name in ("TypeError", "ValueError", "OverflowError")
@@ -88,9 +90,11 @@ class Session:
         self._portal: BlockingPortal | None = None
         self._bridge: Bridge | None = None
         self.error: Error = (0, "")  # before the first call, as the package's
-        # Orders whose outcome could not be told, by their whole request: the same request
-        # sent again goes with the same uuid, so the gateway answers it, never twice.
-        self._unknown: dict[tuple[Any, ...], str] = {}
+        # Orders whose outcome could not be told, by their request (price and deviation
+        # aside: a retry re-reads the quote), oldest first, with when: the same request sent
+        # again within UNKNOWN_KEPT_S goes with the same uuid, so the gateway answers it.
+        self._unknown: dict[tuple[Any, ...], list[tuple[str, float]]] = {}
+        self._unknown_lock = threading.Lock()
 
     @property
     def connected(self) -> bool:
@@ -180,17 +184,44 @@ class Session:
             self.error = refused
             return None
         trade = trade_request(request)
-        key = tuple(trade)
-        uuid = self._unknown.pop(key, None) or new_uuid()
+        key = _order_key(trade)
+        before = self._unknown_uuid(key)
+        uuid = before or new_uuid()
         try:
-            result: OrderSendResult | None = self._ask(lambda bridge: send(bridge, trade, uuid))
+            result: OrderSendResult | None = self._ask(
+                lambda bridge: send(bridge, trade, uuid, asked_before=before is not None)
+            )
         except OutcomeUnknown:
-            self._unknown[key] = uuid  # asked again, it is answered, not executed again
+            if before is None:  # asked again, it is answered, not executed again
+                with self._unknown_lock:
+                    self._unknown.setdefault(key, []).append((uuid, time.monotonic()))
             self.error = IPC_TIMEOUT
             return None
-        if result is not None:
+        if result is not None:  # told: whatever became of it is known now
+            self._told(key, uuid)
             self.error = SUCCESS
         return result
+
+    def _unknown_uuid(self, key: tuple[Any, ...]) -> str | None:
+        """The oldest uuid of an order like this one whose outcome is not told, if any."""
+        with self._unknown_lock:
+            now = time.monotonic()
+            for other in list(self._unknown):
+                kept = [(u, t) for u, t in self._unknown[other] if now - t < UNKNOWN_KEPT_S]
+                if kept:
+                    self._unknown[other] = kept
+                else:
+                    del self._unknown[other]
+            waiting = self._unknown.get(key)
+            return waiting[0][0] if waiting else None
+
+    def _told(self, key: tuple[Any, ...], uuid: str) -> None:
+        with self._unknown_lock:
+            waiting = [(u, t) for u, t in self._unknown.get(key, []) if u != uuid]
+            if waiting:
+                self._unknown[key] = waiting
+            else:
+                self._unknown.pop(key, None)
 
     def _ask(self, call: Callable[[Bridge], Any]) -> Any:
         """``call(bridge)`` on the session's loop, waited for here; ``None`` (and the error
@@ -224,6 +255,15 @@ class Session:
         ):
             self.error = NO_IPC
         return None
+
+
+def _order_key(trade: Any) -> tuple[Any, ...]:
+    """What makes a retry the same order: the request but its price and deviation."""
+    return tuple(
+        v
+        for name, v in zip(trade.__match_args__, trade, strict=True)
+        if name not in ("price", "deviation")
+    )
 
 
 def _wire(value: Any) -> Any:
