@@ -10,6 +10,7 @@ import multiprocessing
 import os
 import subprocess
 import sys
+import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -451,3 +452,35 @@ def test_a_placed_order_answers_the_terminals_retcode(tmp_path: Path, secret: st
             assert placed.volume == placed.price == 0.0 and placed.order > 0  # no deal
         finally:
             module.shutdown()
+
+
+def _wheel_init(into: Path) -> str:
+    """The package's own ``__init__.py``, from its wheel on PyPI (fetched as any fixture)."""
+    fetch = [sys.executable, "-m", "pip", "download", f"MetaTrader5=={constants.PACKAGE_VERSION}"]
+    fetch += ["--no-deps", "--only-binary=:all:", "--platform", "win_amd64"]
+    fetch += ["--python-version", "3.11", "--quiet", "-d", str(into)]
+    run = subprocess.run(fetch, capture_output=True, text=True, timeout=120, check=False)
+    if run.returncode != 0:
+        pytest.skip(f"the MetaTrader5 wheel could not be fetched: {run.stderr[-300:]}")
+    (wheel,) = into.glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        return archive.read("MetaTrader5/__init__.py").decode("utf-8")
+
+
+def test_metaquotes_own_buy_sell_and_close_from_the_wheel_trade_through_the_gateway(
+    mt5: Any, tmp_path: Path
+) -> None:
+    # The wheel's __init__.py, its binary's names (``from ._core import *``) given by this
+    # module instead: MetaQuotes' Buy, Sell and Close, as published, call our functions.
+    source = _wheel_init(tmp_path).replace("from ._core import *", "pass")
+    package: dict[str, Any] = dict(vars(mt5))
+    exec(compile(source, "MetaTrader5/__init__.py", "exec"), package)
+    assert package["__version__"] == mt5.__version__
+    assert package["TRADE_RETCODE_DONE"] == mt5.TRADE_RETCODE_DONE
+    assert package["Buy"] is not mt5.Buy  # the wheel's own, not this project's copy
+    bought = package["Buy"]("EURUSD", 0.1)
+    sold = package["Sell"]("GBPUSD", 0.2)
+    assert bought.retcode == sold.retcode == mt5.TRADE_RETCODE_DONE
+    assert mt5.positions_total() == 2
+    assert package["Close"]("EURUSD") is True and mt5.positions_total() == 1
+    assert package["Close"]("GBPUSD", ticket=sold.order) is True and mt5.positions_total() == 0
