@@ -179,6 +179,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="orders that take the terminal this many ms, gateway against the unsafe design; "
         "'' skips (default " + ",".join(f"{ms:g}" for ms in d.terminal_latencies_ms) + ")",
     )
+    parser.add_argument(
+        "--mt5-module-rounds",
+        type=int,
+        default=d.mt5_module_rounds,
+        metavar="N",
+        help="inf_bridge.mt5's calls against the same calls in-process on the simulator, N "
+        f"rounds; 0 skips (default {d.mt5_module_rounds})",
+    )
     market = parser.add_argument_group("market data (issue 15)")
     market.add_argument(
         "--only",
@@ -285,6 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         memory_mode=args.memory_mode,
         gil_duration_s=0.0 if only else args.gil_duration,
         terminal_latencies_ms=() if only else args.terminal_latencies,
+        mt5_module_rounds=0 if only else args.mt5_module_rounds,
         market=None if args.no_market or args.only == "reads" else market,
         reads=not args.no_reads and args.only in (None, "reads"),
     )

@@ -29,10 +29,11 @@ from typing import Any, Final
 from loguru import logger
 
 import inf_bridge.mt5
+from bench.results import Mt5CallResult
 from gtw_server.terminal.sim import SimConfig, SimTerminal
 from gtw_server.testing import GatewayProcess
 
-__all__ = ["CALLS", "main", "measure"]
+__all__ = ["CALLS", "main", "measure", "render"]
 
 _SIM: Final = {"seed": 1, "always_open": True}  # the in-process SimTerminal's settings too
 _SECRET: Final = "bench-mt5-module-" + "0" * 32
@@ -74,8 +75,8 @@ def _timed(call: Callable[[Any], Any], mt5: Any, times: int) -> list[float]:
     return spans
 
 
-def measure(rounds: int) -> list[tuple[str, float, float]]:
-    """Per call: (name, p50 through the gateway, p50 in-process), in µs."""
+def measure(rounds: int) -> list[Mt5CallResult]:
+    """Per call: its p50 through the gateway and in-process, in µs."""
     through: dict[str, list[float]] = {name: [] for name, _, _ in CALLS}
     in_process: dict[str, list[float]] = {name: [] for name, _, _ in CALLS}
     with tempfile.TemporaryDirectory(prefix="bench-mt5-") as work:
@@ -94,19 +95,23 @@ def measure(rounds: int) -> list[tuple[str, float, float]]:
             finally:
                 module.shutdown()
     return [
-        (name, statistics.median(through[name]), statistics.median(in_process[name]))
+        Mt5CallResult(
+            call=name,
+            through_us=statistics.median(through[name]),
+            in_process_us=statistics.median(in_process[name]),
+        )
         for name, _, _ in CALLS
     ]
 
 
-def render(results: Sequence[tuple[str, float, float]]) -> str:
+def render(results: Sequence[Mt5CallResult]) -> str:
     lines = [
         "| call | through the gateway, p50 µs | in-process on the simulator, p50 µs | ratio |",
         "|---|---|---|---|",
     ]
-    for name, through, in_process in results:
+    for r in results:
         lines.append(
-            f"| {name} | {through:,.0f} | {in_process:,.0f} | {through / in_process:.2f}x |"
+            f"| {r.call} | {r.through_us:,.0f} | {r.in_process_us:,.0f} | {r.ratio:.2f}x |"
         )
     return "\n".join(lines)
 

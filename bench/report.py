@@ -13,6 +13,7 @@ from typing import Final
 
 import msgspec
 
+from bench.mt5_module import render as render_mt5_module
 from bench.results import (
     Latency,
     LoadResult,
@@ -537,6 +538,15 @@ def render(report: Report) -> str:
         out += _reads(report.reads)
     if report.terminal_latency:
         out += _terminal_latency(report.terminal_latency)
+    if report.mt5_module:
+        out += [
+            "MetaTrader5 on Linux (issue 19, bench.mt5_module): each call through "
+            "inf_bridge.mt5 and a gateway, and the same call in-process on the simulator, in "
+            "turn; p50 in us:",
+            "",
+            *render_mt5_module(report.mt5_module).splitlines(),
+            "",
+        ]
     if report.targets:
         out.append("Targets (issues 7, 15, 16 and 18), each a ratio within this run:")
         out.append("")

@@ -20,6 +20,7 @@ __all__ = [
     "Machine",
     "MarketResult",
     "MemoryResult",
+    "Mt5CallResult",
     "PresendResult",
     "Ratios",
     "Report",
@@ -162,6 +163,19 @@ class GilResult(Struct, frozen=True, kw_only=True):
     orders: LoadResult | None = None
 
 
+class Mt5CallResult(Struct, frozen=True, kw_only=True):
+    """One call of the ``MetaTrader5`` package through ``inf_bridge.mt5`` and in-process on the
+    simulator, timed in turn (``bench.mt5_module``): the medians, in µs."""
+
+    call: str
+    through_us: float
+    in_process_us: float
+
+    @property
+    def ratio(self) -> float:
+        return self.through_us / self.in_process_us
+
+
 class TerminalLatencyResult(Struct, frozen=True, kw_only=True):
     """The gateway and the unsafe design with orders that take the terminal
     ``order_latency_ms`` (the GIL held), in the same scenarios (``bench.terminal_latency``)."""
@@ -270,5 +284,6 @@ class Report(Struct, kw_only=True):
     market: MarketResult | None = None
     reads: ReadsResult | None = None
     terminal_latency: list[TerminalLatencyResult] = field(default_factory=list)
+    mt5_module: list[Mt5CallResult] = field(default_factory=list)  # issue 19
     targets: list[TargetCheck] = field(default_factory=list)
     machine_note: str = ""  # set when the machine is slower than the targets' reference

@@ -41,6 +41,7 @@ from bench.machine import describe_machine
 from bench.market import MarketOptions, gateway_config, measure_market
 from bench.market_floor import MarketFloorProcess
 from bench.memory import memory_check
+from bench.mt5_module import measure as measure_mt5_module
 from bench.presend import measure_presend
 from bench.progress import Progress
 from bench.reads import measure_reads
@@ -84,6 +85,7 @@ class Options(Struct, frozen=True, kw_only=True):
     market: MarketOptions | None = field(default_factory=MarketOptions)  # None skips it
     reads: bool = True  # GET_ACCOUNT and GET_POSITIONS beside 64 orders in flight (issue 16)
     terminal_latencies_ms: tuple[float, ...] = (5.0, 20.0, 50.0)  # () skips (issue 18)
+    mt5_module_rounds: int = 10  # inf_bridge.mt5 against in-process (issue 19); 0 skips
 
 
 def run_suite(options: Options, *, command: str, progress: Progress) -> Report:
@@ -155,6 +157,9 @@ def run_suite(options: Options, *, command: str, progress: Progress) -> Report:
                     progress=progress,
                 )
             )
+        if options.mt5_module_rounds > 0:
+            progress.show("inf_bridge.mt5 against the same calls in-process", force=True)
+            report.mt5_module = measure_mt5_module(options.mt5_module_rounds)
     progress.clear()
     report.ratios = compute_ratios(report.loads)
     report.unsafe_ratios = compute_ratios(report.loads, "unsafe")

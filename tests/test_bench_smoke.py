@@ -29,12 +29,21 @@ def test_a_short_run_measures_floor_unsafe_design_and_gateway_without_errors(
     command += ["--duration", "0.05", "--warmup", "0.01", "--shapes", "1x1,2x2"]
     command += ["--presend-iterations", "200", "--memory-requests", "1000"]
     command += ["--gil-duration", "0.3", "--no-market", "--no-reads", "--terminal-latencies", "5"]
+    command += ["--mt5-module-rounds", "1"]
     run = subprocess.run(command, check=False, cwd=ROOT, capture_output=True, text=True, timeout=90)
 
     assert run.returncode == 0, run.stderr
     assert "Targets (issues 7, 15, 16 and 18)" in run.stdout
     assert "Against the unsafe design" in run.stdout
+    assert "MetaTrader5 on Linux (issue 19" in run.stdout
     report = msgspec.json.decode(out.read_bytes(), type=Report)
+    assert [r.call.split(",")[0] for r in report.mt5_module] == [
+        "order_send",
+        "copy_rates_from_pos",
+        "account_info",
+        "symbol_info_tick",
+    ]
+    assert all(r.through_us > 0 and r.in_process_us > 0 for r in report.mt5_module)
     assert report.machine.cores >= 1
     for server in ("floor", "unsafe", "gateway"):
         measured = {(r.mode, r.shape) for r in report.loads if r.server == server}
