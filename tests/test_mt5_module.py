@@ -8,6 +8,7 @@ from __future__ import annotations
 import concurrent.futures
 import multiprocessing
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -21,6 +22,7 @@ import numpy as np
 import pytest
 
 import inf_bridge.mt5
+from gtw_server.curve import keygen
 from gtw_server.terminal.sim.module import FUNCTIONS
 from gtw_server.testing import GatewayProcess, free_port
 from inf_bridge.errors import OutcomeUnknown
@@ -484,3 +486,37 @@ def test_metaquotes_own_buy_sell_and_close_from_the_wheel_trade_through_the_gate
     assert mt5.positions_total() == 2
     assert package["Close"]("EURUSD") is True and mt5.positions_total() == 1
     assert package["Close"]("GBPUSD", ticket=sold.order) is True and mt5.positions_total() == 0
+
+
+def test_initialize_takes_the_curve_keys_and_a_stranger_gets_nothing(
+    tmp_path: Path, secret: str
+) -> None:
+    keys = tmp_path / "keys"
+    for name in ("gateway", "alice", "mallory"):
+        keygen(keys, name)
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    shutil.copy(keys / "alice.key", allowed / "alice.key")
+    curve = (keys / "gateway.key_secret", allowed, keys / "alice.key_secret")
+    module: Any = inf_bridge.mt5
+    with GatewayProcess(tmp_path / "gw", secret=secret, curve=curve) as gateway:
+        server_key = str(keys / "gateway.key")
+        try:
+            assert module.initialize(
+                endpoint=gateway.endpoint,
+                secret=secret,
+                curve_server_key=server_key,
+                curve_client_cert=str(keys / "alice.key_secret"),
+            ), module.last_error()
+            assert module.account_info() is not None
+            module.shutdown()
+            assert not module.initialize(  # a key not on the gateway's list: no answer
+                endpoint=gateway.endpoint,
+                secret=secret,
+                timeout=500,
+                curve_server_key=server_key,
+                curve_client_cert=str(keys / "mallory.key_secret"),
+            )
+            assert module.last_error() == (-10005, "IPC timeout")
+        finally:
+            module.shutdown()

@@ -49,8 +49,10 @@ from protocol.mt5_structs import STRUCT_TYPES as _STRUCT_TYPES
 
 _MODULE_NAME: _Final = "MetaTrader5"
 _ORIGIN: _Final = "inf_bridge.mt5: through the gateway"
+_CURVE_KEYWORDS: _Final = ("curve_server_key", "curve_client_cert")
 _INITIALIZE_KEYWORDS: _Final = frozenset(
     {"path", "login", "password", "server", "timeout", "portable", "endpoint", "secret", "config"}
+    | set(_CURVE_KEYWORDS)
 )
 
 __version__: _Final = _constants.PACKAGE_VERSION
@@ -64,8 +66,9 @@ _displaced: _ModuleType | None = None  # _sys.modules["MetaTrader5"] before inst
 
 
 def _initialize(*args: _Any, **kwargs: _Any) -> bool:
-    """Connect to the gateway (``endpoint``, ``secret``, ``config``: the client's settings,
-    else its configuration file and ``MT5_BRIDGE_*``); ``timeout`` (ms) is how long each call
+    """Connect to the gateway (``endpoint``, ``secret``, ``curve_server_key``,
+    ``curve_client_cert`` and ``config``: the client's settings, else its configuration file
+    and ``MT5_BRIDGE_*``); ``timeout`` (ms) is how long each call
     may wait for the gateway; ``login`` and ``server``, if given, must be the account the
     gateway's terminal is logged in to. ``path`` and ``portable`` are the gateway's business."""
     if len(args) > 1:
@@ -79,6 +82,7 @@ def _initialize(*args: _Any, **kwargs: _Any) -> bool:
             secret=kwargs.get("secret"),
             config=kwargs.get("config"),
             timeout_s=kwargs["timeout"] / 1000 if kwargs.get("timeout") else None,
+            curve={key: kwargs[key] for key in _CURVE_KEYWORDS if kwargs.get(key)},
         )
     except (_BridgeError, _ConfigError, OSError) as exc:
         _session.error = (-10003, f"IPC initialize failed, {exc}")

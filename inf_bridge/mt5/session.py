@@ -107,14 +107,17 @@ class Session:
         secret: str | None = None,
         config: str | None = None,
         timeout_s: float | None = None,
+        curve: Mapping[str, str] | None = None,
     ) -> None:
         """Connect to the gateway, closing any connection first; raises ``BridgeError`` (and
         ``ConfigError``) when it cannot. The settings not given come from the client's usual
-        configuration (``inf_bridge.config``: the file, ``MT5_BRIDGE_*``); each call waits
-        ``timeout_s`` for the gateway (the package's default, 60 s, when not given)."""
+        configuration (``inf_bridge.config``: the file, ``MT5_BRIDGE_*``); ``curve`` its CURVE
+        key files by setting name (``curve_server_key``, ``curve_client_cert``); each call
+        waits ``timeout_s`` for the gateway (the package's default, 60 s, when not given)."""
         with self._connecting:
             self.close()
             overrides = {"endpoint": endpoint, "request_timeout": timeout_s or DEFAULT_TIMEOUT_S}
+            overrides |= dict(curve or {})
             settings = load_config(config_file=config, overrides=overrides)
             options = settings.bridge_options()
             if secret is not None:
