@@ -20,47 +20,64 @@ from typing import Annotated, Any, Final
 
 from msgspec import Meta, Struct
 
+from protocol import mt5_constants
+from protocol.mt5_structs import STRUCT_TYPES
+
 __all__ = [
+    "BINARY_FUNCTIONS",
     "MAX_MT5_ARGS",
     "MAX_MT5_KWARGS",
     "READ_FUNCTIONS",
     "STRUCT_KEY",
     "Mt5Arg",
     "Mt5Value",
+    "package_names",
     "struct_value",
 ]
 
-READ_FUNCTIONS: Final[frozenset[str]] = frozenset(
-    {
-        "version",
-        "terminal_info",
-        "account_info",
-        "symbols_total",
-        "symbols_get",
-        "symbol_info",
-        "symbol_info_tick",
-        "symbol_select",
-        "market_book_add",
-        "market_book_get",
-        "market_book_release",
-        "copy_rates_from",
-        "copy_rates_from_pos",
-        "copy_rates_range",
-        "copy_ticks_from",
-        "copy_ticks_range",
-        "orders_total",
-        "orders_get",
-        "positions_total",
-        "positions_get",
-        "history_orders_total",
-        "history_orders_get",
-        "history_deals_total",
-        "history_deals_get",
-        "order_calc_margin",
-        "order_calc_profit",
-        "order_check",
-    }
+# The functions of the package's binary (``_core``), in its documentation's order.
+BINARY_FUNCTIONS: Final = (
+    "initialize",
+    "login",
+    "shutdown",
+    "version",
+    "last_error",
+    "account_info",
+    "terminal_info",
+    "symbols_total",
+    "symbols_get",
+    "symbol_info",
+    "symbol_info_tick",
+    "symbol_select",
+    "market_book_add",
+    "market_book_get",
+    "market_book_release",
+    "copy_rates_from",
+    "copy_rates_from_pos",
+    "copy_rates_range",
+    "copy_ticks_from",
+    "copy_ticks_range",
+    "orders_total",
+    "orders_get",
+    "order_calc_margin",
+    "order_calc_profit",
+    "order_check",
+    "order_send",
+    "positions_total",
+    "positions_get",
+    "history_orders_total",
+    "history_orders_get",
+    "history_deals_total",
+    "history_deals_get",
 )
+# Every one that changes no order or position: all but the connection's and order_send.
+READ_FUNCTIONS: Final[frozenset[str]] = frozenset(BINARY_FUNCTIONS) - {
+    "initialize",
+    "login",
+    "shutdown",
+    "last_error",
+    "order_send",
+}
 MAX_MT5_ARGS: Final = 8  # positional: the package's longest call takes 5
 MAX_MT5_KWARGS: Final = 32  # order_check's keyword form: a trade request has 17 fields
 STRUCT_KEY: Final = "struct"  # {"struct": type name, "fields": [...]}: a structure
@@ -97,3 +114,14 @@ def struct_value(value: Any) -> Any:
     if type(value).__module__ == "numpy" and hasattr(value, "item"):  # a numpy scalar
         return struct_value(value.item())
     raise ValueError(f"a {type(value).__name__} is not a value of the package")
+
+
+def package_names() -> dict[str, Any]:
+    """The package's constants (its ints) and structure types, by name: what a module standing
+    in for it (the simulator's, ``inf_bridge.mt5``) holds besides its functions."""
+    names: dict[str, Any] = {
+        name: value
+        for name in mt5_constants.__all__
+        if isinstance(value := getattr(mt5_constants, name), int)
+    }
+    return names | {kind.__name__: kind for kind in STRUCT_TYPES}

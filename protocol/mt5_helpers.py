@@ -129,33 +129,28 @@ def helpers_for(mt5: Any) -> dict[str, Callable[..., Any]]:
     functions (a module: one whose ``order_send`` is patched uses the patched one, as the
     package's helpers, which call their module's globals, do)."""
 
-    def buy(
-        symbol: str,
-        volume: float,
-        price: float | None = None,
-        *,
-        comment: str | None = None,
-        ticket: int | None = None,
-    ) -> OrderSendResult | None:
-        return market_order(
-            mt5, c.ORDER_TYPE_BUY, symbol, volume, price, comment=comment, ticket=ticket
-        )
+    def market(order_type: int) -> Callable[..., OrderSendResult | None]:
+        def order(
+            symbol: str,
+            volume: float,
+            price: float | None = None,
+            *,
+            comment: str | None = None,
+            ticket: int | None = None,
+        ) -> OrderSendResult | None:
+            return market_order(
+                mt5, order_type, symbol, volume, price, comment=comment, ticket=ticket
+            )
 
-    def sell(
-        symbol: str,
-        volume: float,
-        price: float | None = None,
-        *,
-        comment: str | None = None,
-        ticket: int | None = None,
-    ) -> OrderSendResult | None:
-        return market_order(
-            mt5, c.ORDER_TYPE_SELL, symbol, volume, price, comment=comment, ticket=ticket
-        )
+        return order
 
     def close_all(
         symbol: str, *, comment: str | None = None, ticket: int | None = None
     ) -> bool | Literal["Partially"] | None:
         return close(mt5, symbol, comment=comment, ticket=ticket)
 
-    return {"Buy": buy, "Sell": sell, "Close": close_all}
+    return {
+        "Buy": market(c.ORDER_TYPE_BUY),
+        "Sell": market(c.ORDER_TYPE_SELL),
+        "Close": close_all,
+    }

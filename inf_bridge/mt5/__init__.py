@@ -44,8 +44,8 @@ from inf_bridge.mt5 import session as _session_module
 from plumbing.builtin_like import BuiltinLike as _BuiltinLike
 from protocol import READ_FUNCTIONS as _READ_FUNCTIONS
 from protocol import mt5_constants as _constants
+from protocol.mt5 import package_names as _package_names
 from protocol.mt5_helpers import helpers_for as _helpers_for
-from protocol.mt5_structs import STRUCT_TYPES as _STRUCT_TYPES
 
 _MODULE_NAME: _Final = "MetaTrader5"
 _ORIGIN: _Final = "inf_bridge.mt5: through the gateway"
@@ -184,12 +184,9 @@ def uninstall() -> bool:
 
 def _fill(namespace: dict[str, _Any]) -> None:
     """The package's names, as plain attributes of this module, and in ``__all__``."""
-    names = [name for name in _constants.__all__ if isinstance(getattr(_constants, name), int)]
-    for name in names:
-        namespace[name] = getattr(_constants, name)
-    for kind in _STRUCT_TYPES:
-        namespace[kind.__name__] = kind
-        names.append(kind.__name__)
+    package = _package_names()
+    namespace.update(package)
+    names = list(package)
     for name, target in (
         ("initialize", _initialize),
         ("login", _login),

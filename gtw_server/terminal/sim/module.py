@@ -59,6 +59,7 @@ import msgspec
 from gtw_server.terminal.sim.config import SimConfig
 from plumbing.builtin_like import BuiltinLike
 from plumbing.script import run_script
+from protocol.mt5 import BINARY_FUNCTIONS, package_names
 
 if TYPE_CHECKING:
     from gtw_server.terminal.sim.terminal import SimTerminal
@@ -68,41 +69,7 @@ __all__ = ["FUNCTIONS", "MODULE_NAME", "install_as_metatrader5", "uninstall_meta
 MODULE_NAME: Final = "MetaTrader5"
 AUTHOR: Final = "MetaQuotes Ltd."  # what the package reports since 5.0.45 or so
 
-_BINARY_FUNCTIONS: Final = (
-    "initialize",
-    "login",
-    "shutdown",
-    "version",
-    "last_error",
-    "account_info",
-    "terminal_info",
-    "symbols_total",
-    "symbols_get",
-    "symbol_info",
-    "symbol_info_tick",
-    "symbol_select",
-    "market_book_add",
-    "market_book_get",
-    "market_book_release",
-    "copy_rates_from",
-    "copy_rates_from_pos",
-    "copy_rates_range",
-    "copy_ticks_from",
-    "copy_ticks_range",
-    "orders_total",
-    "orders_get",
-    "order_calc_margin",
-    "order_calc_profit",
-    "order_check",
-    "order_send",
-    "positions_total",
-    "positions_get",
-    "history_orders_total",
-    "history_orders_get",
-    "history_deals_total",
-    "history_deals_get",
-)
-FUNCTIONS: Final = (*_BINARY_FUNCTIONS, "Buy", "Sell", "Close")
+FUNCTIONS: Final = (*BINARY_FUNCTIONS, "Buy", "Sell", "Close")
 """Every function of the package's namespace: the binary's, then its ``__init__``'s helpers."""
 
 _ORIGIN: Final = "simulated: gtw_server.terminal.sim"
@@ -172,9 +139,7 @@ def _close_at_exit() -> None:
 
 def _build(terminal: SimTerminal) -> ModuleType:
     """The module: ``terminal``'s methods as functions, the constants and structure types."""
-    from protocol import mt5_constants as c  # noqa: PLC0415 (lazily)
     from protocol.mt5_helpers import helpers_for  # noqa: PLC0415 (lazily)
-    from protocol.mt5_structs import STRUCT_TYPES  # noqa: PLC0415 (lazily)
 
     module = ModuleType(
         MODULE_NAME,
@@ -186,17 +151,13 @@ def _build(terminal: SimTerminal) -> ModuleType:
     namespace["__spec__"] = ModuleSpec(MODULE_NAME, None, origin=_ORIGIN)
     namespace["__version__"] = terminal.__version__
     namespace["__author__"] = AUTHOR
-    for name in c.__all__:
-        if isinstance(value := getattr(c, name), int):
-            namespace[name] = value
-    for struct_type in STRUCT_TYPES:
-        namespace[struct_type.__name__] = struct_type
+    namespace.update(package_names())
 
     def _doc(name: str) -> str:
         doc: str | None = getattr(type(terminal), name).__doc__
         return doc or f"The package's ``{name}``, on the simulated terminal (``SimTerminal``)."
 
-    for name in _BINARY_FUNCTIONS:
+    for name in BINARY_FUNCTIONS:
         namespace[name] = BuiltinLike(
             MODULE_NAME, name, getattr(terminal, name), _doc(name), "simulated"
         )
