@@ -341,8 +341,8 @@ def test_get_ticks_in_a_range(raw: Raw) -> None:
 @pytest.mark.parametrize(("flags", "some"), [("ALL", True), ("INFO", True), ("TRADE", False)])
 def test_get_ticks_flags(raw: Raw, flags: str, some: bool) -> None:
     ticks = raw.rows(
-        "GET_TICKS", TICKS_DTYPE, symbol="EURUSD", date_from=now_s() - 60, count=20, flags=flags
-    )
+        "GET_TICKS", TICKS_DTYPE, symbol="EURUSD", date_from=now_s() - 600, count=20, flags=flags
+    )  # ten minutes hold 40 ticks at least (4 a minute in the quietest hour)
     assert len(ticks) == (20 if some else 0)  # the simulator has no trades: no TRADE ticks
 
 
