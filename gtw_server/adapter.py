@@ -23,7 +23,7 @@ from msgspec import Struct
 
 from gtw_server.errors import TerminalDisconnected, TerminalError, TerminalUnavailable
 from gtw_server.tagging import tag_of
-from protocol import Account, ErrorCode, PendingType, Position, Side
+from protocol import Account, ErrorCode, Filling, PendingType, Position, Side, terminal_answer
 
 __all__ = [
     "DEFAULT_DEVIATION",
@@ -35,6 +35,7 @@ __all__ = [
     "OrderOutcome",
     "TerminalAdapter",
     "TerminalStatus",
+    "filling_constant",
     "load_metatrader5",
     "rejected_outcome",
 ]
@@ -100,15 +101,19 @@ class OpenOrder(Struct, frozen=True, kw_only=True):
     tp: float | None = None
     deviation: int = DEFAULT_DEVIATION
     magic: int = 0
+    filling: int | None = None  # ORDER_FILLING_*; the one the symbol allows when None
 
 
 class CloseOrder(Struct, frozen=True, kw_only=True):
-    """Close a position, wholly or in part."""
+    """Close a position, wholly or in part; the deal's ``magic`` is the position's when
+    ``None``."""
 
     ticket: int
     comment: str
     volume: float | None = None
     deviation: int = DEFAULT_DEVIATION
+    magic: int | None = None
+    filling: int | None = None
 
 
 class OrderOutcome(Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -129,6 +134,11 @@ class OrderOutcome(Struct, frozen=True, kw_only=True, omit_defaults=True):
     deal: int | None = None
     volume: float | None = None
     price: float | None = None
+    # The rest of order_send's result (Reply's fields of the same names).
+    bid: float | None = None
+    ask: float | None = None
+    request_id: int | None = None
+    retcode_external: int | None = None
     # Found in the history: what the deal was, to tell the order it answers from another
     # order whose tag is the same.
     symbol: str | None = None
@@ -282,7 +292,7 @@ class TerminalAdapter:
 
     def open(self, order: OpenOrder) -> OrderOutcome:
         self.ensure_connected()
-        filling = self.filling(order.symbol)
+        filling = self.filling(order.symbol, order.filling)
         if filling is None:
             return rejected_outcome(self.unknown_symbol(order.symbol))
         tick = self.mt5.symbol_info_tick(order.symbol)
@@ -322,7 +332,7 @@ class TerminalAdapter:
                 f"position {order.ticket} is not open", code=ErrorCode.POSITION_NOT_FOUND
             )
         position = found[0]
-        filling = self.filling(position.symbol)
+        filling = self.filling(position.symbol, order.filling)
         if filling is None:
             return rejected_outcome(f"the terminal has no specification of {position.symbol!r}")
         tick = self.mt5.symbol_info_tick(position.symbol)
@@ -337,7 +347,7 @@ class TerminalAdapter:
             "type": self.mt5.ORDER_TYPE_SELL if closing_buy else self.mt5.ORDER_TYPE_BUY,
             "price": float(tick.bid if closing_buy else tick.ask),
             "deviation": order.deviation,
-            "magic": position.magic,
+            "magic": position.magic if order.magic is None else order.magic,
             "comment": order.comment,
             "type_time": self.mt5.ORDER_TIME_GTC,
             "type_filling": filling,
@@ -421,10 +431,11 @@ class TerminalAdapter:
             raise self.failed("history_orders_get")
         return deals, active, orders
 
-    def filling(self, symbol: str) -> int | None:
-        """The filling mode to send for ``symbol`` (``None``: unknown symbol). Remembered per
-        connection with the volume limits, for a refusal to quote them: a symbol's terms do
-        not change while trading, and each lookup is an IPC round trip."""
+    def filling(self, symbol: str, asked: int | None = None) -> int | None:
+        """The filling mode to send for ``symbol``: ``asked``, else the one the symbol allows
+        (``None``: unknown symbol). The symbol's terms are remembered per connection with the
+        volume limits, for a refusal to quote them: they do not change while trading, and
+        each lookup is an IPC round trip."""
         terms = self._terms.get(symbol)
         if terms is None:
             info = self.symbol_info(symbol)
@@ -433,7 +444,7 @@ class TerminalAdapter:
             terms = self._terms[symbol] = _SymbolTerms(
                 _filling(info), info.volume_min, info.volume_max, info.volume_step
             )
-        return terms.filling
+        return terms.filling if asked is None else asked
 
     def symbol_info(self, symbol: str) -> Any:
         """The terminal's ``SymbolInfo`` of ``symbol``, selecting it in the Market Watch first
@@ -522,6 +533,7 @@ class TerminalAdapter:
                 error_msg=f"the terminal rejected the order: {reason}",
                 retcode=result.retcode,
                 comment=result.comment,
+                **terminal_answer(result),
             )
         return OrderOutcome(
             status=done,
@@ -532,7 +544,13 @@ class TerminalAdapter:
             deal=result.deal,
             volume=result.volume,
             price=result.price,
+            **terminal_answer(result),
         )
+
+
+def filling_constant(asked: Filling | str | None) -> int | None:
+    """The ``ORDER_FILLING_*`` value of a request's ``type_filling`` (``None``: not given)."""
+    return None if asked is None else Filling(asked).constant
 
 
 def _filling(info: Any) -> int:

@@ -20,7 +20,7 @@ from typing import Any, Final
 import msgspec
 from msgspec import Struct
 
-from gtw_server.adapter import OrderOutcome, TerminalAdapter, rejected_outcome
+from gtw_server.adapter import OrderOutcome, TerminalAdapter, filling_constant, rejected_outcome
 from protocol import (
     Cancel,
     CloseBy,
@@ -82,7 +82,7 @@ class CommandDesk:
 
     def _place(self, request: Place, comment: str) -> OrderOutcome:
         adapter, kind = self._adapter, PendingType(request.type)
-        filling = adapter.filling(request.symbol)
+        filling = adapter.filling(request.symbol, filling_constant(request.type_filling))
         if filling is None:
             return rejected_outcome(
                 adapter.unknown_symbol(request.symbol), code=ErrorCode.SYMBOL_NOT_FOUND

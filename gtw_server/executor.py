@@ -42,6 +42,7 @@ from gtw_server.adapter import (
     FindOrders,
     OpenOrder,
     OrderOutcome,
+    filling_constant,
 )
 from gtw_server.audit import audit
 from gtw_server.commands import STATEFUL, Change, Instruction
@@ -577,6 +578,7 @@ def open_order(request: Open, tag: str) -> OpenOrder:
         tp=request.tp,
         deviation=DEFAULT_DEVIATION if request.deviation is None else request.deviation,
         magic=request.magic or 0,
+        filling=filling_constant(request.type_filling),
     )
 
 
@@ -584,7 +586,9 @@ def close_order(request: Close, tag: str) -> CloseOrder:
     """What the worker is sent for a CLOSE."""
     return CloseOrder(
         ticket=request.ticket,
-        comment=tag,
+        comment=terminal_comment(tag, request.comment),
         volume=request.volume,
         deviation=DEFAULT_DEVIATION if request.deviation is None else request.deviation,
+        magic=request.magic,
+        filling=filling_constant(request.type_filling),
     )

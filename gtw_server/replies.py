@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from gtw_server.adapter import OrderOutcome
-from protocol import ErrorCode, Reply, Request, Status
+from protocol import ErrorCode, Reply, Request, Status, terminal_answer
 
 __all__ = ["ok", "outcome_reply", "pending", "rejected", "terminal_unanswered"]
 
@@ -30,8 +30,10 @@ def rejected(
     *,
     retcode: int | None = None,
     comment: str | None = None,
+    **answer: Any,
 ) -> Reply:
-    """A ``REJECTED`` reply: nothing was executed, and ``code`` says why."""
+    """A ``REJECTED`` reply: nothing was executed, and ``code`` says why; ``answer``: the rest
+    of the terminal's, when it refused (``bid``, ``ask``, ...)."""
     return Reply(
         uuid=uuid,
         action=action,
@@ -41,6 +43,7 @@ def rejected(
         error_msg=message,
         retcode=retcode,
         comment=comment,
+        **answer,
     )
 
 
@@ -68,6 +71,7 @@ def pending(request: Request, message: str) -> Reply:
 def outcome_reply(uuid: str, action: str, outcome: OrderOutcome) -> Reply:
     """The reply for a command whose outcome is ``FILLED``, ``DONE`` (an ``OK`` reply) or
     ``REJECTED``."""
+    answer = terminal_answer(outcome)
     if outcome.status not in ("FILLED", "DONE"):
         return rejected(
             uuid,
@@ -76,6 +80,7 @@ def outcome_reply(uuid: str, action: str, outcome: OrderOutcome) -> Reply:
             outcome.error_msg or "the terminal rejected the order",
             retcode=outcome.retcode,
             comment=outcome.comment,
+            **answer,
         )
     return Reply(
         uuid=uuid,
@@ -89,4 +94,5 @@ def outcome_reply(uuid: str, action: str, outcome: OrderOutcome) -> Reply:
         deal=outcome.deal,
         volume=outcome.volume,
         price=outcome.price,
+        **answer,
     )

@@ -82,6 +82,7 @@ from protocol import (
     Deal,
     ErrorCode,
     Event,
+    Filling,
     GetAccount,
     GetEvents,
     GetHistory,
@@ -121,6 +122,7 @@ from protocol import (
     secret_key,
     sign,
     state_topic,
+    terminal_answer,
     tick_topic,
     trade_topic,
     validation_message,
@@ -672,9 +674,12 @@ class Bridge:
         deviation: int | None = None,
         magic: int | None = None,
         comment: str | None = None,
+        type_filling: Filling | str | None = None,
         uuid: str | None = None,
     ) -> OrderFilled:
-        """Open a position with a market order; return the fill.
+        """Open a position with a market order; return the fill. ``type_filling`` (``FOK``,
+        ``IOC``, ``RETURN``, ``BOC``) is the filling policy; by default the gateway sends the
+        one the symbol allows.
 
         Raises, without sending anything: ``InvalidOrder`` for a value outside the wire
         contract's limits (a volume of 0, NaN, a negative price...), ``CircuitOpen`` while the
@@ -698,6 +703,7 @@ class Bridge:
             deviation=deviation,
             magic=magic,
             comment=comment,
+            type_filling=_filling(type_filling),
         )
         reply = await self._add_exposure(order)
         return OrderFilled.from_reply(order.uuid, order.action, reply)
@@ -715,6 +721,7 @@ class Bridge:
         stoplimit: float | None = None,
         magic: int | None = None,
         comment: str | None = None,
+        type_filling: Filling | str | None = None,
         uuid: str | None = None,
     ) -> OrderDone:
         """Place a pending order: ``BUY_LIMIT``, ``SELL_LIMIT``, ``BUY_STOP``, ``SELL_STOP``,
@@ -744,6 +751,7 @@ class Bridge:
             expiration=_expiration(expiration),
             magic=magic,
             comment=comment,
+            type_filling=_filling(type_filling),
         )
         reply = await self._add_exposure(order)
         return OrderDone.from_reply(order.uuid, order.action, reply)
@@ -867,9 +875,13 @@ class Bridge:
         volume: float | None = None,
         *,
         deviation: int | None = None,
+        magic: int | None = None,
+        comment: str | None = None,
+        type_filling: Filling | str | None = None,
         uuid: str | None = None,
     ) -> OrderFilled:
         """Close position ``ticket``, wholly or (with ``volume``) in part; return the fill.
+        The closing deal carries ``magic`` (by default the position's) and ``comment``.
 
         Closing reduces risk, so neither the risk limits nor an open breaker stop it. Raises
         ``InvalidOrder`` (nothing sent) for a ticket or volume outside the contract's limits.
@@ -882,6 +894,9 @@ class Bridge:
             ticket=ticket,
             volume=volume,
             deviation=deviation,
+            magic=magic,
+            comment=comment,
+            type_filling=_filling(type_filling),
         )
         _always_allowed(order)
         fill = OrderFilled.from_reply(order.uuid, order.action, await self._execute(order))
@@ -1179,6 +1194,11 @@ def _always_allowed(order: Close | CloseBy | ModifyPosition | ModifyOrder | Canc
     )
 
 
+def _filling(value: Filling | str | None) -> str | None:
+    """A filling policy as the wire takes it: ``"ioc"`` as well as ``Filling.IOC``."""
+    return None if value is None else value.upper()
+
+
 def _expiration(value: Expiry) -> str | int | None:
     """An expiration as the wire takes it: ``GTC``, ``DAY`` or epoch seconds."""
     if value is None or isinstance(value, str):
@@ -1212,4 +1232,5 @@ def _rejection(reply: Reply) -> OrderRejected:
         reply.error_msg or "rejected",
         uuid=reply.order_uuid or reply.uuid,
         retcode=reply.retcode,
+        **terminal_answer(reply),
     )

@@ -108,7 +108,9 @@ class OrderRejected(NotExecuted):
     """The gateway or the terminal refused the order; it was not executed.
 
     ``error_code`` is the protocol's code (``MT5_REJECTED``, ``SIGNATURE_EXPIRED``, ...);
-    ``retcode`` is the terminal's, when it was the terminal that refused.
+    ``retcode`` is the terminal's, when it was the terminal that refused, and then ``bid``
+    and ``ask`` its quote (at a requote, 10004: the prices it offers), ``request_id`` and
+    ``retcode_external`` the rest of its answer.
     """
 
     def __init__(
@@ -118,6 +120,10 @@ class OrderRejected(NotExecuted):
         *,
         uuid: str | None = None,
         retcode: int | None = None,
+        bid: float | None = None,
+        ask: float | None = None,
+        request_id: int | None = None,
+        retcode_external: int | None = None,
     ) -> None:
         detail = f" (retcode {retcode})" if retcode is not None else ""
         super().__init__(f"{error_code}: {message}{detail}")
@@ -125,6 +131,10 @@ class OrderRejected(NotExecuted):
         self.message = message
         self.uuid = uuid
         self.retcode = retcode
+        self.bid = bid
+        self.ask = ask
+        self.request_id = request_id
+        self.retcode_external = retcode_external
 
 
 class GatewayTimeout(NotExecuted):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from msgspec import Struct
 
-from protocol import Reply
+from protocol import Reply, terminal_answer
 
 __all__ = ["OrderDone", "OrderFilled", "OrderState"]
 
@@ -26,6 +26,10 @@ class OrderFilled(Struct, frozen=True, kw_only=True):
     price: float
     retcode: int | None = None
     comment: str | None = None
+    bid: float | None = None
+    ask: float | None = None
+    request_id: int | None = None
+    retcode_external: int | None = None
     duplicate: bool = False
 
     @classmethod
@@ -41,6 +45,7 @@ class OrderFilled(Struct, frozen=True, kw_only=True):
             retcode=reply.retcode,
             comment=reply.comment,
             duplicate=reply.duplicate,
+            **terminal_answer(reply),
         )
 
 
@@ -59,6 +64,10 @@ class OrderDone(Struct, frozen=True, kw_only=True):
     order: int
     retcode: int | None = None
     comment: str | None = None
+    bid: float | None = None
+    ask: float | None = None
+    request_id: int | None = None
+    retcode_external: int | None = None
     duplicate: bool = False
 
     @classmethod
@@ -71,6 +80,7 @@ class OrderDone(Struct, frozen=True, kw_only=True):
             retcode=reply.retcode,
             comment=reply.comment,
             duplicate=reply.duplicate,
+            **terminal_answer(reply),
         )
 
 
@@ -92,6 +102,10 @@ class OrderState(Struct, frozen=True, kw_only=True):
     retcode: int | None = None
     error_code: str | None = None
     error_msg: str | None = None
+    bid: float | None = None
+    ask: float | None = None
+    request_id: int | None = None
+    retcode_external: int | None = None
 
     @classmethod
     def from_reply(cls, reply: Reply) -> OrderState:
@@ -107,4 +121,5 @@ class OrderState(Struct, frozen=True, kw_only=True):
             retcode=reply.retcode,
             error_code=reply.error_code,
             error_msg=reply.error_msg,
+            **terminal_answer(reply),
         )

@@ -53,6 +53,7 @@ from protocol.messages import (
     CloseBy,
     Command,
     Expiration,
+    Filling,
     GatewayInfo,
     GetAccount,
     GetEvents,
@@ -85,6 +86,7 @@ from protocol.messages import (
     SignedRequest,
     Status,
     TradeRead,
+    terminal_answer,
 )
 from protocol.mt5 import READ_FUNCTIONS, STRUCT_KEY, Mt5Value, struct_value
 from protocol.signing import (
@@ -129,6 +131,7 @@ __all__ = [
     "ErrorCode",
     "Event",
     "Expiration",
+    "Filling",
     "GatewayInfo",
     "GetAccount",
     "GetEvents",
@@ -192,6 +195,7 @@ __all__ = [
     "signature",
     "state_topic",
     "struct_value",
+    "terminal_answer",
     "tick_topic",
     "trade_topic",
     "validation_message",

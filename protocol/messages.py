@@ -47,6 +47,7 @@ __all__ = [
     "Comment",
     "Deviation",
     "Expiration",
+    "Filling",
     "GatewayInfo",
     "GetAccount",
     "GetEvents",
@@ -76,6 +77,7 @@ __all__ = [
     "Ticket",
     "Uuid",
     "Volume",
+    "terminal_answer",
 ]
 
 PROTOCOL_VERSION: Final = 1
@@ -152,6 +154,25 @@ class PendingType(StrEnum):
 _PENDING_CONSTANTS: Final = {kind: 2 + index for index, kind in enumerate(PendingType)}
 
 
+class Filling(StrEnum):
+    """How an order may fill, named as the package's ``ORDER_FILLING_*`` without the prefix:
+    all or nothing (``FOK``), what is there now and the rest cancelled (``IOC``), what is there
+    now and the rest left as an order (``RETURN``), or as a passive order only (``BOC``)."""
+
+    FOK = "FOK"
+    IOC = "IOC"
+    RETURN = "RETURN"
+    BOC = "BOC"
+
+    @property
+    def constant(self) -> int:
+        """The package's ``ORDER_FILLING_*`` value (0 to 3)."""
+        return _FILLING_CONSTANTS[self]
+
+
+_FILLING_CONSTANTS: Final = {kind: index for index, kind in enumerate(Filling)}
+
+
 class Status(StrEnum):
     OK = "OK"
     FILLED = "FILLED"
@@ -207,15 +228,20 @@ class Open(Request, tag="OPEN", frozen=True):
     deviation: Deviation | None = None
     magic: Magic | None = None
     comment: Comment | None = None
+    type_filling: Filling | None = None
     risk_signature: Signature | None = None
 
 
 class Close(Request, tag="CLOSE", frozen=True):
-    """Close a position, wholly or (with ``volume``) in part."""
+    """Close a position, wholly or (with ``volume``) in part. The closing deal carries
+    ``magic`` (the position's when not given) and ``comment``."""
 
     ticket: Ticket
     volume: Volume | None = None
     deviation: Deviation | None = None
+    magic: Magic | None = None
+    comment: Comment | None = None
+    type_filling: Filling | None = None
     risk_signature: Signature | None = None
 
 
@@ -252,6 +278,7 @@ class Place(Request, tag="PLACE", frozen=True):
     expiration: Expiration | None = None
     magic: Magic | None = None
     comment: Comment | None = None
+    type_filling: Filling | None = None
     risk_signature: Signature | None = None
 
     def problem(self) -> str | None:
@@ -592,6 +619,13 @@ class Reply(Struct, frozen=True, kw_only=True, omit_defaults=True):
     deal: int | None = None
     volume: float | None = None
     price: float | None = None
+    # ... and the rest of the terminal's answer to order_send (its OrderSendResult), when it
+    # gave one: its quote (at a requote: the prices it offers), its request counter, and the
+    # trade server's own code
+    bid: float | None = None
+    ask: float | None = None
+    request_id: int | None = None
+    retcode_external: int | None = None
     # HALT, RESUME
     halted: bool | None = None
     # GET_ORDER
@@ -617,3 +651,15 @@ class Reply(Struct, frozen=True, kw_only=True, omit_defaults=True):
     log: str | None = None
     first_seq: int | None = None
     last_seq: int | None = None
+
+
+def terminal_answer(result: typing.Any) -> dict[str, typing.Any]:
+    """The part of the terminal's answer to ``order_send`` that ``Reply`` carries besides the
+    retcode, comment and fill, by name, from anything with those attributes (an
+    ``OrderSendResult``, a ``Reply``, the gateway's outcome)."""
+    return {
+        "bid": result.bid,
+        "ask": result.ask,
+        "request_id": result.request_id,
+        "retcode_external": result.retcode_external,
+    }

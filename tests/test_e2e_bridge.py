@@ -10,6 +10,7 @@ import pytest
 from gtw_server.tagging import order_tag
 from gtw_server.testing import GatewayProcess
 from inf_bridge import Bridge, CircuitOpen, OrderRejected
+from protocol import Filling
 
 
 async def test_ping_measures_a_round_trip(bridge: Bridge) -> None:
@@ -88,6 +89,33 @@ async def test_get_order_returns_the_stored_outcome(bridge: Bridge) -> None:
     with pytest.raises(OrderRejected) as excinfo:
         await bridge.get_order("never-sent")
     assert excinfo.value.error_code == "ORDER_NOT_FOUND"
+
+
+async def test_the_filling_policy_the_closes_magic_and_the_terminals_whole_answer(
+    bridge: Bridge,
+) -> None:
+    # US500 takes IOC only: the gateway picks it unless told; told FOK, the terminal refuses.
+    with pytest.raises(OrderRejected) as excinfo:
+        await bridge.send_order("US500", "BUY", 1.0, type_filling="fok")
+    refused = excinfo.value
+    assert (refused.retcode, refused.error_code) == (10030, "MT5_REJECTED")
+    assert refused.request_id is not None and refused.request_id > 0
+    fill = await bridge.send_order("US500", "BUY", 1.0, magic=5)
+    told = await bridge.send_order("US500", "BUY", 1.0, type_filling=Filling.IOC, magic=8)
+    assert fill.bid is not None and fill.ask is not None and 0 < fill.bid < fill.ask
+    assert fill.price == fill.ask and fill.retcode_external == 0
+    assert fill.request_id is not None and told.request_id is not None
+    assert refused.request_id < fill.request_id < told.request_id  # the terminal's counter
+    closed = await bridge.close_position(fill.ticket, magic=6, comment="stop")
+    kept = await bridge.close_position(told.ticket)  # the position's magic, no comment
+    assert closed.price == closed.bid
+    deals = {deal.ticket: deal for deal in await bridge.history(position=fill.ticket)}
+    stop = deals[closed.deal]
+    assert (stop.magic, stop.comment) == (6, f"{order_tag(closed.uuid)} stop")
+    (out,) = [d for d in await bridge.history(position=told.ticket) if d.ticket == kept.deal]
+    assert (out.magic, out.comment) == (8, order_tag(kept.uuid))
+    state = await bridge.get_order(fill.uuid)  # the journal keeps the whole answer
+    assert (state.bid, state.ask, state.request_id) == (fill.bid, fill.ask, fill.request_id)
 
 
 async def test_repeated_uuid_executes_once(bridge: Bridge) -> None:

@@ -240,3 +240,49 @@ def test_two_body_frames_are_refused(raw: RawClient) -> None:
     reply = raw.send_raw(b'{"uuid": "a", "action": "PING", "timestamp": 1}', b"extra")
     assert reply["status"] == "REJECTED"
     assert reply["error_code"] == "INVALID_REQUEST"
+
+
+def test_the_filling_policy_a_closes_magic_and_the_terminals_whole_answer(
+    raw: RawClient, secret: str
+) -> None:
+    # US500 takes IOC only: FOK is the terminal's 10030, with nothing executed. type_filling
+    # is signed as one line more before ts_ms; magic and comment are not signed.
+    def open_us500(uuid: str, filling: str) -> dict[str, Any]:
+        fields = [uuid, "OPEN", "US500", "BUY", "1.00000000", *[""] * 5, filling]
+        sig = risk_signature(secret, fields)
+        return raw.send(
+            '{"uuid": "%s", "action": "OPEN", "timestamp": %f, "symbol": "US500", "type": "BUY", '
+            '"volume": 1.0, "type_filling": "%s", "risk_signature": "%s"}'
+            % (uuid, now(), filling, sig)
+        )
+
+    refused = open_us500("raw-fill-1", "FOK")
+    assert refused["status"] == "REJECTED" and refused["retcode"] == 10030, refused
+    assert refused["error_code"] == "MT5_REJECTED" and "request_id" in refused
+    unknown = open_us500("raw-fill-2", "ALL")
+    assert unknown["status"] == "REJECTED" and unknown["error_code"] == "INVALID_REQUEST"
+    assert "$.type_filling" in unknown["error_msg"], unknown
+    opened = open_us500("raw-fill-3", "IOC")
+    assert opened["status"] == "FILLED", opened
+    assert 0 < opened["bid"] < opened["ask"] and opened["request_id"] > refused["request_id"]
+    assert opened["retcode_external"] == 0 and opened["price"] == opened["ask"]
+    ticket = opened["ticket"]
+    fields = ["raw-fill-4", "CLOSE", "", "", "", "", "", "", "", str(ticket), "IOC"]
+    closed = raw.send(
+        '{"uuid": "raw-fill-4", "action": "CLOSE", "timestamp": %f, "ticket": %d, '
+        '"magic": 77, "comment": "target", "type_filling": "IOC", "risk_signature": "%s"}'
+        % (now(), ticket, risk_signature(secret, fields))
+    )
+    assert closed["status"] == "FILLED" and closed["price"] == closed["bid"], closed
+    history = raw.send(
+        '{"uuid": "raw-fill-5", "action": "GET_HISTORY", "timestamp": %f, "position": %d}'
+        % (now(), ticket)
+    )
+    opening, closing = history["deals"]
+    assert (opening["magic"], closing["magic"]) == (0, 77), history
+    assert closing["comment"].endswith(" target") and closing["ticket"] == closed["deal"]
+    stored = raw.send(
+        '{"uuid": "raw-fill-6", "action": "GET_ORDER", "timestamp": %f, "order_uuid": "%s"}'
+        % (now(), "raw-fill-3")
+    )
+    assert (stored["bid"], stored["ask"]) == (opened["bid"], opened["ask"])  # journaled

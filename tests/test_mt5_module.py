@@ -6,6 +6,7 @@ the package run unchanged, with the same output as on the simulator in-process."
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import multiprocessing
 import os
 import shutil
@@ -23,6 +24,7 @@ import pytest
 
 import inf_bridge.mt5
 from gtw_server.curve import keygen
+from gtw_server.terminal.sim import install_as_metatrader5, uninstall_metatrader5
 from gtw_server.terminal.sim.module import FUNCTIONS
 from gtw_server.testing import GatewayProcess, free_port
 from inf_bridge.errors import OutcomeUnknown
@@ -33,6 +35,18 @@ from protocol import mt5_constants as constants
 from protocol.mt5_structs import STRUCT_TYPES
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@contextlib.contextmanager
+def _module_on(tmp_path: Path, secret: str, **sim: Any) -> Iterator[Any]:
+    """The module initialized on a gateway of its own, on a simulator with ``sim``."""
+    module: Any = inf_bridge.mt5
+    with GatewayProcess(tmp_path / "gw", secret=secret, sim={"seed": 1, **sim}) as gateway:
+        assert module.initialize(endpoint=gateway.endpoint, secret=secret), module.last_error()
+        try:
+            yield module
+        finally:
+            module.shutdown()
 
 
 @pytest.fixture
@@ -360,16 +374,10 @@ def test_the_risk_limits_of_the_client_config_refuse_locally(
 def test_a_lost_reply_executes_the_order_once(tmp_path: Path, secret: str) -> None:
     # The terminal executes the first order and dies before replying: the gateway reconciles
     # it from the history and answers the same uuid, which the module retried.
-    sim = {"seed": 1, "lose_reply_on_order": 1}
-    module: Any = inf_bridge.mt5
-    with GatewayProcess(tmp_path / "gw", secret=secret, sim=sim) as gateway:
-        assert module.initialize(endpoint=gateway.endpoint, secret=secret)
-        try:
-            bought = module.Buy("EURUSD", 0.1)
-            assert bought.retcode == module.TRADE_RETCODE_DONE, module.last_error()
-            assert module.positions_total() == 1
-        finally:
-            module.shutdown()
+    with _module_on(tmp_path, secret, lose_reply_on_order=1) as module:
+        bought = module.Buy("EURUSD", 0.1)
+        assert bought.retcode == module.TRADE_RETCODE_DONE, module.last_error()
+        assert module.positions_total() == 1
 
 
 def test_an_order_executed_but_untold_is_answered_when_sent_again(
@@ -440,20 +448,65 @@ def test_order_send_refuses_what_a_terminal_refuses_before_the_server(mt5: Any) 
 
 
 def test_a_placed_order_answers_the_terminals_retcode(tmp_path: Path, secret: str) -> None:
-    module: Any = inf_bridge.mt5
-    sim = {"seed": 1, "pending_retcode": 10008}  # TRADE_RETCODE_PLACED, as documented
-    with GatewayProcess(tmp_path / "gw", secret=secret, sim=sim) as gateway:
-        assert module.initialize(endpoint=gateway.endpoint, secret=secret)
-        try:
-            ask = module.symbol_info_tick("EURUSD").ask
-            placed = module.order_send(
-                {"action": 5, "symbol": "EURUSD", "volume": 0.1, "type": 2}
-                | {"price": round(ask - 0.005, 5)}
-            )
-            assert placed.retcode == module.TRADE_RETCODE_PLACED
-            assert placed.volume == placed.price == 0.0 and placed.order > 0  # no deal
-        finally:
-            module.shutdown()
+    # TRADE_RETCODE_PLACED, as documented
+    with _module_on(tmp_path, secret, pending_retcode=10008) as module:
+        ask = module.symbol_info_tick("EURUSD").ask
+        placed = module.order_send(
+            {"action": 5, "symbol": "EURUSD", "volume": 0.1, "type": 2}
+            | {"price": round(ask - 0.005, 5)}
+        )
+        assert placed.retcode == module.TRADE_RETCODE_PLACED
+        assert placed.volume == placed.price == 0.0 and placed.order > 0  # no deal
+
+
+def test_the_result_is_the_terminals_whole_answer(mt5: Any) -> None:
+    first = mt5.Buy("EURUSD", 0.1)
+    second = mt5.Sell("EURUSD", 0.1)
+    for result in (first, second):
+        assert result.retcode == mt5.TRADE_RETCODE_DONE
+        assert 0 < result.bid < result.ask and result.retcode_external == 0
+    # The terminal's own request counter, not one of the bridge's.
+    assert 0 < first.request_id < second.request_id
+    assert first.price == first.ask and second.price == second.bid  # filled at its quote
+
+
+def test_a_requote_gives_the_prices_the_terminal_offers_and_executes_nothing(
+    tmp_path: Path, secret: str
+) -> None:
+    with _module_on(tmp_path, secret, requote_rate=1.0) as module:
+        tick = module.symbol_info_tick("EURUSD")
+        requoted = module.order_send(
+            {"action": 1, "symbol": "EURUSD", "volume": 0.1, "type": 0, "price": tick.ask}
+        )
+        assert (requoted.retcode, requoted.comment) == (10004, "Requote")
+        assert 0 < requoted.bid < requoted.ask and requoted.request_id > 0
+        assert requoted.deal == requoted.order == 0 and module.positions_total() == 0
+
+
+def test_the_filling_policy_and_a_closes_magic_and_comment_go_as_written(mt5: Any) -> None:
+    # US500 takes IOC only (Market execution): a request without type_filling is FOK there,
+    # as the package sends it, and the terminal refuses it, in process as through the bridge.
+    buy = {"action": 1, "symbol": "US500", "volume": 1.0, "type": 0}
+    in_process = install_as_metatrader5(always_open=True)
+    try:
+        assert in_process.initialize() and in_process.order_send(buy).retcode == 10030
+    finally:
+        uninstall_metatrader5()
+    refused = mt5.order_send(buy)
+    assert (refused.retcode, refused.comment) == (10030, "Unsupported filling mode")
+    assert mt5.order_send(buy | {"type_filling": 9}).retcode == 10030  # not a policy at all
+    assert mt5.positions_total() == 0
+    bought = mt5.order_send(buy | {"type_filling": mt5.ORDER_FILLING_IOC, "magic": 3})
+    assert bought.retcode == mt5.TRADE_RETCODE_DONE
+    (order,) = mt5.history_orders_get(ticket=bought.order)
+    assert order.type_filling == mt5.ORDER_FILLING_IOC
+    close = {"action": 1, "symbol": "US500", "volume": 1.0, "type": 1, "position": bought.order}
+    closed = mt5.order_send(close | {"type_filling": 1, "magic": 9, "comment": "exit"})
+    assert closed.retcode == mt5.TRADE_RETCODE_DONE and closed.request.comment == "exit"
+    opening, closing = mt5.history_deals_get(position=bought.order)
+    assert (opening.magic, closing.magic, closing.ticket) == (3, 9, closed.deal)
+    assert closing.comment.endswith(" exit")  # after the bridge's tag
+    assert closing.entry == mt5.DEAL_ENTRY_OUT and mt5.positions_total() == 0
 
 
 def _wheel_init(into: Path) -> str:

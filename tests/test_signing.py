@@ -21,8 +21,11 @@ from protocol import (
     DEFAULT_TTL_MS,
     Close,
     ErrorCode,
+    Filling,
     Open,
+    PendingType,
     Ping,
+    Place,
     ProtocolError,
     Side,
     SignatureError,
@@ -295,6 +298,36 @@ def test_adding_an_absent_field_is_invalid(field: str, value: Any) -> None:
     signed = sign(KEY, base, TS)
     with pytest.raises(SignatureInvalid):
         verify(KEY, msgspec.structs.replace(signed, **{field: value}), now_ms=TS)
+
+
+def test_a_filling_policy_is_one_line_more_and_cannot_be_changed_added_or_dropped() -> None:
+    with_ioc = msgspec.structs.replace(OPEN_BASE, type_filling=Filling.IOC)
+    before = canonical(OPEN_BASE, TS).split(b"\n")
+    assert canonical(with_ioc, TS).split(b"\n") == [*before[:-1], b"IOC", before[-1]]
+    signed, plain = sign(KEY, with_ioc, TS), sign(KEY, OPEN_BASE, TS)
+    assert verify(KEY, signed, now_ms=TS) == TS
+    for changed in (
+        msgspec.structs.replace(signed, type_filling=Filling.RETURN),  # a remainder left on
+        msgspec.structs.replace(signed, type_filling=None),
+        msgspec.structs.replace(plain, type_filling=Filling.FOK),
+    ):
+        with pytest.raises(SignatureInvalid):
+            verify(KEY, changed, now_ms=TS)
+    for base in (CLOSE_BASE, PLACE_FOR_FILLING):
+        filled = sign(KEY, msgspec.structs.replace(base, type_filling="RETURN"), TS)
+        assert canonical(filled, TS).split(b"\n")[-2] == b"RETURN"
+        with pytest.raises(SignatureInvalid):
+            verify(KEY, msgspec.structs.replace(filled, type_filling=Filling.IOC), now_ms=TS)
+
+
+PLACE_FOR_FILLING: Final = Place(
+    uuid="tamper-4",
+    timestamp=1.0,
+    symbol="EURUSD",
+    type=PendingType.BUY_LIMIT,
+    volume=0.1,
+    price=1.05,
+)
 
 
 @pytest.mark.parametrize("delta", [1, -1, 1000, -1000, 10**9])

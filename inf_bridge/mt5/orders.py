@@ -19,15 +19,20 @@ a SPECIFIED order with no expiration).
 | ``TRADE_ACTION_REMOVE`` | ``cancel_order`` (``order``) |
 | ``TRADE_ACTION_CLOSE_BY`` | ``close_by`` (``position``, ``position_by``) |
 
+The request's ``type_filling`` is sent as given (0, ``ORDER_FILLING_FOK``, when left out, as
+the package sends it), and a close's ``magic`` and ``comment`` go on its deal.
+
 What comes back is an ``OrderSendResult`` as the package's: the terminal's ``retcode``,
-``deal``, ``order``, ``volume``, ``price``, its ``comment``, and the ``request`` as the script
-wrote it (its ``comment`` too: the uuid tag the gateway puts in the order's comment is the
-bridge's business). A refusal is a result too, as the package's: the terminal's retcode when
-the terminal refused, or the one it would have given for what the gateway checks itself
-(``NO_CHANGES`` 10025, ``INVALID_PRICE`` 10015, ``INVALID_EXPIRATION`` 10022, an unknown
-ticket 10013); ``TRADE_RETCODE_REJECT`` (10006) when the bridge refused (the RiskMonitor,
-the kill switch, a signature), its reason in ``comment``; ``TRADE_RETCODE_INVALID`` (10013)
-for a request the bridge cannot carry (a type the action does not take, a missing ticket).
+``deal``, ``order``, ``volume``, ``price``, ``bid``, ``ask``, ``comment``, ``request_id`` and
+``retcode_external``, and the ``request`` as the script wrote it (its ``comment`` too: the
+uuid tag the gateway puts in the order's comment is the bridge's business). A refusal is a
+result too, as the package's: the terminal's retcode when the terminal refused, with the rest
+of its answer (at a requote, 10004, the prices it offers), or the one it would have given for
+what the gateway checks itself (``NO_CHANGES`` 10025, ``INVALID_PRICE`` 10015,
+``INVALID_EXPIRATION`` 10022, an unknown ticket 10013); ``TRADE_RETCODE_REJECT`` (10006) when
+the bridge refused (the RiskMonitor, the kill switch, a signature), its reason in ``comment``;
+``TRADE_RETCODE_INVALID`` (10013) for a request the bridge cannot carry (a type the action does
+not take, a missing ticket).
 """
 
 from __future__ import annotations
@@ -38,7 +43,8 @@ from typing import Any, Final
 from inf_bridge.breaker import HEARTBEAT_FAILURE
 from inf_bridge.client import Bridge
 from inf_bridge.errors import CircuitOpen, InvalidOrder, OrderRejected, OutcomeUnknown, RiskRejected
-from inf_bridge.results import OrderDone, OrderFilled
+from inf_bridge.results import OrderDone, OrderFilled, OrderState
+from protocol import Filling
 from protocol import mt5_constants as c
 from protocol.mt5_structs import OrderSendResult, TradePosition, TradeRequest
 
@@ -73,6 +79,7 @@ _PENDING_TYPES: Final = {
     c.ORDER_TYPE_SELL_STOP_LIMIT: "SELL_STOP_LIMIT",
 }
 _SIDES: Final = {c.ORDER_TYPE_BUY: "BUY", c.ORDER_TYPE_SELL: "SELL"}
+_FILLINGS: Final = {kind.constant: kind for kind in Filling}
 _DAY_S: Final = 86_400
 # The gateway's refusals that a terminal gives as a retcode of its own (the rest: REJECT).
 _RETCODES: Final = {
@@ -158,7 +165,13 @@ async def _told(bridge: Bridge, request: TradeRequest, uuid: str) -> OrderSendRe
         raise OutcomeUnknown(uuid, "the gateway is still settling it; ask again")
     if state.status == "REJECTED":
         refused = OrderRejected(
-            state.error_code or "REJECTED", state.error_msg or "", retcode=state.retcode
+            state.error_code or "REJECTED",
+            state.error_msg or "",
+            retcode=state.retcode,
+            bid=state.bid,
+            ask=state.ask,
+            request_id=state.request_id,
+            retcode_external=state.retcode_external,
         )
         return result_of_refusal(request, refused)
     filled = state.status == "FILLED"
@@ -169,6 +182,7 @@ async def _told(bridge: Bridge, request: TradeRequest, uuid: str) -> OrderSendRe
         order=state.order or 0,
         volume=(state.volume or 0.0) if filled else 0.0,
         price=(state.price or 0.0) if filled else 0.0,
+        answer=state,
     )
 
 
@@ -176,8 +190,9 @@ def result_of_refusal(request: TradeRequest, exc: Exception) -> OrderSendResult:
     """The package's result for an order that was refused (nothing executed)."""
     if isinstance(exc, OrderRejected) and exc.retcode is not None:
         # The terminal's own words, without the gateway's preamble ("...: 10016 Invalid stops").
-        retcode, comment = exc.retcode, exc.message.rsplit(f"{exc.retcode} ", 1)[-1]
-    elif isinstance(exc, OrderRejected):
+        comment = exc.message.rsplit(f"{exc.retcode} ", 1)[-1]
+        return _package_result(request, exc.retcode, comment=comment, answer=exc)
+    if isinstance(exc, OrderRejected):
         retcode = _RETCODES.get(exc.error_code, c.TRADE_RETCODE_REJECT)
         comment = f"{exc.error_code}: {exc.message}"
     elif isinstance(exc, RiskRejected):
@@ -193,10 +208,17 @@ async def _command(bridge: Bridge, r: TradeRequest, uuid: str) -> Callable[[], A
     """The Bridge call for ``r``; ``NotCarried`` (with the terminal's retcode) when there is
     none, or when a terminal would refuse it before the trade server."""
     action = r.action
+    filling = _filling(r)
     if action == c.TRADE_ACTION_DEAL and r.position:
         await _closes(bridge, r)
         return lambda: bridge.close_position(
-            r.position, r.volume, deviation=r.deviation or None, uuid=uuid
+            r.position,
+            r.volume,
+            deviation=r.deviation or None,
+            magic=r.magic,  # 0 as well: the deal carries the request's, as the package's does
+            comment=r.comment or None,
+            type_filling=filling,
+            uuid=uuid,
         )
     if action == c.TRADE_ACTION_DEAL:
         side = _SIDES.get(r.type)
@@ -212,6 +234,7 @@ async def _command(bridge: Bridge, r: TradeRequest, uuid: str) -> Callable[[], A
             deviation=r.deviation or None,
             magic=r.magic or None,
             comment=r.comment or None,
+            type_filling=filling,
             uuid=uuid,
         )
     if action == c.TRADE_ACTION_PENDING:
@@ -230,6 +253,7 @@ async def _command(bridge: Bridge, r: TradeRequest, uuid: str) -> Callable[[], A
             stoplimit=r.stoplimit or None,
             magic=r.magic or None,
             comment=r.comment or None,
+            type_filling=filling,
             uuid=uuid,
         )
     if action == c.TRADE_ACTION_SLTP:
@@ -274,6 +298,18 @@ async def _closes(bridge: Bridge, r: TradeRequest) -> None:
         raise NotCarried(f"closing position #{r.position} takes the opposite type")
 
 
+def _filling(r: TradeRequest) -> Filling:
+    """The request's ``type_filling`` (0, FOK, when the script left it out, as the package
+    sends it); one that is no ``ORDER_FILLING_*`` is the terminal's 10030."""
+    filling = _FILLINGS.get(r.type_filling)
+    if filling is None:
+        raise NotCarried(
+            f"type_filling {r.type_filling} is not an ORDER_FILLING_*",
+            c.TRADE_RETCODE_INVALID_FILL,
+        )
+    return filling
+
+
 def _ticket(value: int, key: str) -> int:
     if value <= 0:
         raise NotCarried(f"{key} is needed")
@@ -308,9 +344,12 @@ def _result(request: TradeRequest, answer: OrderFilled | OrderDone) -> OrderSend
             volume=answer.volume,
             price=answer.price,
             comment=answer.comment or "",
+            answer=answer,
         )
     # No deal: the package's volume and price are 0.0 for a placed, changed or removed order.
-    return _package_result(request, retcode, order=answer.order, comment=answer.comment or "")
+    return _package_result(
+        request, retcode, order=answer.order, comment=answer.comment or "", answer=answer
+    )
 
 
 def _package_result(
@@ -322,7 +361,15 @@ def _package_result(
     volume: float = 0.0,
     price: float = 0.0,
     comment: str = "",
+    answer: OrderFilled | OrderDone | OrderState | OrderRejected | None = None,
 ) -> OrderSendResult:
-    # bid and ask are the terminal's quote at a requote; request_id its own counter: the
-    # gateway's reply carries neither.
-    return OrderSendResult((retcode, deal, order, volume, price, 0.0, 0.0, comment, 0, 0, request))
+    """The package's result; ``answer``: where the terminal's quote, request counter and
+    external retcode come from (0 where it gave none: a refusal of the bridge's own)."""
+    bid = ask = 0.0
+    request_id = external = 0
+    if answer is not None:
+        bid, ask = answer.bid or 0.0, answer.ask or 0.0
+        request_id, external = answer.request_id or 0, answer.retcode_external or 0
+    return OrderSendResult(
+        (retcode, deal, order, volume, price, bid, ask, comment, request_id, external, request)
+    )
