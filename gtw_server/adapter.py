@@ -22,6 +22,7 @@ import msgspec
 from msgspec import Struct
 
 from gtw_server.errors import TerminalDisconnected, TerminalError, TerminalUnavailable
+from gtw_server.fitting import SymbolTerms, VolumeRefused, fit_prices, fit_volume, lots
 from gtw_server.tagging import tag_of
 from protocol import Account, ErrorCode, Filling, PendingType, Position, Side, terminal_answer
 
@@ -80,15 +81,6 @@ _SUGGESTIONS: Final = 3
 _SIMILARITY: Final = 0.75
 
 
-class _SymbolTerms(Struct, frozen=True):
-    """What an order for a symbol must respect: its filling mode and volume limits (lots)."""
-
-    filling: int
-    volume_min: float
-    volume_max: float
-    volume_step: float
-
-
 class OpenOrder(Struct, frozen=True, kw_only=True):
     """Open a position with a market deal."""
 
@@ -102,6 +94,7 @@ class OpenOrder(Struct, frozen=True, kw_only=True):
     deviation: int = DEFAULT_DEVIATION
     magic: int = 0
     filling: int | None = None  # ORDER_FILLING_*; the one the symbol allows when None
+    volume_down: bool = False  # a volume off the step is rounded down, not refused
 
 
 class CloseOrder(Struct, frozen=True, kw_only=True):
@@ -114,6 +107,7 @@ class CloseOrder(Struct, frozen=True, kw_only=True):
     deviation: int = DEFAULT_DEVIATION
     magic: int | None = None
     filling: int | None = None
+    volume_down: bool = False
 
 
 class OrderOutcome(Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -139,6 +133,11 @@ class OrderOutcome(Struct, frozen=True, kw_only=True, omit_defaults=True):
     ask: float | None = None
     request_id: int | None = None
     retcode_external: int | None = None
+    # What was fitted before sending: each price moved onto the tick grid ("sl 1.0849999999
+    # to 1.085", logged at DEBUG by the executor), and the volume asked for when it was
+    # rounded down (the reply's ``volume_requested``).
+    fitted: list[str] | None = None
+    volume_requested: float | None = None
     # Found in the history: what the deal was, to tell the order it answers from another
     # order whose tag is the same.
     symbol: str | None = None
@@ -200,7 +199,7 @@ class TerminalAdapter:
         self._init_kwargs = init_kwargs or {}
         self._connected = False
         self.hedging = True  # the account's margin mode, as of the last status()
-        self._terms: dict[str, _SymbolTerms] = {}
+        self._terms: dict[str, SymbolTerms] = {}
 
     # -- connection ---------------------------------------------------------------------
 
@@ -313,7 +312,7 @@ class TerminalAdapter:
             "type_time": self.mt5.ORDER_TIME_GTC,
             "type_filling": filling,
         }
-        outcome = self.send(request)
+        outcome = self.send(request, volume_down=order.volume_down)
         if outcome.status == "FILLED" and not self.hedging:
             # A netting account has one position per symbol, whose ticket is this order's only
             # if it opened it (not after an add, and a reversal gives it a new one).
@@ -352,7 +351,7 @@ class TerminalAdapter:
             "type_time": self.mt5.ORDER_TIME_GTC,
             "type_filling": filling,
         }
-        outcome = self.send(request)
+        outcome = self.send(request, volume_down=order.volume_down)
         return _with_ticket(outcome, position.ticket) if outcome.status == "FILLED" else outcome
 
     def find(self, query: FindOrders) -> dict[str, OrderOutcome]:
@@ -433,18 +432,30 @@ class TerminalAdapter:
 
     def filling(self, symbol: str, asked: int | None = None) -> int | None:
         """The filling mode to send for ``symbol``: ``asked``, else the one the symbol allows
-        (``None``: unknown symbol). The symbol's terms are remembered per connection with the
-        volume limits, for a refusal to quote them: they do not change while trading, and
-        each lookup is an IPC round trip."""
+        (``None``: unknown symbol)."""
+        terms = self.terms(symbol)
+        if terms is None:
+            return None
+        return terms.filling if asked is None else asked
+
+    def terms(self, symbol: str) -> SymbolTerms | None:
+        """What an order for ``symbol`` must respect (``None``: unknown symbol). Remembered
+        per connection: a symbol's terms do not change while trading, and each lookup is an
+        IPC round trip."""
         terms = self._terms.get(symbol)
         if terms is None:
             info = self.symbol_info(symbol)
             if info is None:
                 return None
-            terms = self._terms[symbol] = _SymbolTerms(
-                _filling(info), info.volume_min, info.volume_max, info.volume_step
+            terms = self._terms[symbol] = SymbolTerms(
+                filling=_filling(info),
+                volume_min=info.volume_min,
+                volume_max=info.volume_max,
+                volume_step=info.volume_step,
+                tick_size=info.trade_tick_size,
+                digits=info.digits,
             )
-        return terms.filling if asked is None else asked
+        return terms
 
     def symbol_info(self, symbol: str) -> Any:
         """The terminal's ``SymbolInfo`` of ``symbol``, selecting it in the Market Watch first
@@ -489,22 +500,50 @@ class TerminalAdapter:
         return error
 
     def _volume_limits(self, request: dict[str, Any]) -> str:
-        """What was asked against what the symbol takes, from the terms ``_filling`` remembered
-        before the send (so no terminal call), or ``""`` if it has none."""
+        """What was asked against what the symbol takes, from the terms remembered before the
+        send (so no terminal call), or ``""`` if it has none."""
         symbol = request["symbol"]
         terms = self._terms.get(symbol)
         if terms is None:
             return ""
-        return (
-            f": {_lots(request['volume'])} lots of {symbol}; the symbol takes "
-            f"{_lots(terms.volume_min)} to {_lots(terms.volume_max)} lots "
-            f"in steps of {_lots(terms.volume_step)}"
-        )
+        return f": {lots(request['volume'])} lots; {terms.describe(symbol)}"
 
     def send(
-        self, request: dict[str, Any], *, done: Literal["FILLED", "DONE"] = "FILLED"
+        self,
+        request: dict[str, Any],
+        *,
+        done: Literal["FILLED", "DONE"] = "FILLED",
+        volume_down: bool = False,
     ) -> OrderOutcome:
-        """``order_send(request)``, its answer as an outcome: ``done`` when carried out."""
+        """``order_send(request)``, its answer as an outcome: ``done`` when carried out.
+
+        First its prices are fitted to the symbol's tick size, and its volume (a deal's or a
+        pending order's) checked against the symbol's range and step (``fitting``): a volume
+        off the step is refused unless ``volume_down``, when it is rounded down (the outcome's
+        ``volume_requested`` says so), and one out of range is refused; nothing is sent."""
+        symbol: str = request.get("symbol", "")
+        terms = self.terms(symbol) if symbol else None
+        fitted: list[str] = []
+        asked: float | None = None
+        if terms is not None:
+            request, fitted = fit_prices(request, terms)
+            if "volume" in request:
+                try:
+                    volume = fit_volume(request["volume"], terms, down=volume_down)
+                except VolumeRefused as exc:
+                    return rejected_outcome(
+                        f"{exc}: {terms.describe(symbol)}", code=ErrorCode.INVALID_VOLUME
+                    )
+                if volume != request["volume"]:
+                    asked, request = request["volume"], request | {"volume": volume}
+        outcome = self._send(request, done)
+        if fitted or asked is not None:
+            outcome = msgspec.structs.replace(
+                outcome, fitted=fitted or None, volume_requested=asked
+            )
+        return outcome
+
+    def _send(self, request: dict[str, Any], done: Literal["FILLED", "DONE"]) -> OrderOutcome:
         result = self.mt5.order_send(request)
         if result is None:
             code, message = self.mt5.last_error()
@@ -560,10 +599,6 @@ def _filling(info: Any) -> int:
     if info.filling_mode & _SYMBOL_FILLING_IOC:
         return _ORDER_FILLING_IOC
     return _ORDER_FILLING_RETURN
-
-
-def _lots(volume: float) -> str:
-    return f"{volume:.10g}"  # 0.013, 100: no float noise, no trailing zeros
 
 
 def _close_names(wanted: str, known: Iterable[str]) -> list[str]:

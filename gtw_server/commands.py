@@ -111,7 +111,7 @@ class CommandDesk:
             "expiration": expiration,
             "type_filling": filling,
         }
-        outcome = adapter.send(order, done="DONE")
+        outcome = adapter.send(order, done="DONE", volume_down=request.volume_rounding == "down")
         return _about(outcome, symbol=request.symbol, action="PLACE")
 
     def _move_stops(self, request: ModifyPosition) -> OrderOutcome:

@@ -35,6 +35,7 @@ from collections.abc import Callable
 from typing import Final
 
 import msgspec
+from loguru import logger
 
 from gtw_server.adapter import (
     DEFAULT_DEVIATION,
@@ -319,6 +320,10 @@ class OrderExecutor:
             return self._not_executed(request, str(exc))
         except (WorkerCrashed, TerminalError) as exc:
             return self._unknown(request, tag, f"the terminal call was interrupted ({exc})")
+        if outcome.fitted:
+            logger.debug(
+                "{} {}: fitted to the tick size: {}", action, uuid, ", ".join(outcome.fitted)
+            )
         if outcome.status == "UNKNOWN":
             return self._unknown(request, tag, outcome.error_msg or "the terminal connection broke")
         reply = outcome_reply(uuid, action, outcome)
@@ -579,6 +584,7 @@ def open_order(request: Open, tag: str) -> OpenOrder:
         deviation=DEFAULT_DEVIATION if request.deviation is None else request.deviation,
         magic=request.magic or 0,
         filling=filling_constant(request.type_filling),
+        volume_down=request.volume_rounding == "down",
     )
 
 
@@ -591,4 +597,5 @@ def close_order(request: Close, tag: str) -> CloseOrder:
         deviation=DEFAULT_DEVIATION if request.deviation is None else request.deviation,
         magic=request.magic,
         filling=filling_constant(request.type_filling),
+        volume_down=request.volume_rounding == "down",
     )

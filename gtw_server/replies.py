@@ -94,5 +94,6 @@ def outcome_reply(uuid: str, action: str, outcome: OrderOutcome) -> Reply:
         deal=outcome.deal,
         volume=outcome.volume,
         price=outcome.price,
+        volume_requested=outcome.volume_requested,
         **answer,
     )

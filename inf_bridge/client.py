@@ -117,6 +117,7 @@ from protocol import (
     Tick,
     TickFlags,
     Timeframe,
+    VolumeRounding,
     bar_topic,
     outcome_record,
     secret_key,
@@ -675,11 +676,15 @@ class Bridge:
         magic: int | None = None,
         comment: str | None = None,
         type_filling: Filling | str | None = None,
+        volume_rounding: VolumeRounding | None = None,
         uuid: str | None = None,
     ) -> OrderFilled:
         """Open a position with a market order; return the fill. ``type_filling`` (``FOK``,
         ``IOC``, ``RETURN``, ``BOC``) is the filling policy; by default the gateway sends the
-        one the symbol allows.
+        one the symbol allows. Prices are sent on the symbol's tick grid (the gateway fits
+        them); a volume off the symbol's step is refused (``OrderRejected`` with
+        ``INVALID_VOLUME``, naming the symbol's minimum, maximum and step) unless
+        ``volume_rounding="down"``, when the fill's ``volume_requested`` says what was asked.
 
         Raises, without sending anything: ``InvalidOrder`` for a value outside the wire
         contract's limits (a volume of 0, NaN, a negative price...), ``CircuitOpen`` while the
@@ -704,6 +709,7 @@ class Bridge:
             magic=magic,
             comment=comment,
             type_filling=_filling(type_filling),
+            volume_rounding=volume_rounding,
         )
         reply = await self._add_exposure(order)
         return OrderFilled.from_reply(order.uuid, order.action, reply)
@@ -722,6 +728,7 @@ class Bridge:
         magic: int | None = None,
         comment: str | None = None,
         type_filling: Filling | str | None = None,
+        volume_rounding: VolumeRounding | None = None,
         uuid: str | None = None,
     ) -> OrderDone:
         """Place a pending order: ``BUY_LIMIT``, ``SELL_LIMIT``, ``BUY_STOP``, ``SELL_STOP``,
@@ -752,6 +759,7 @@ class Bridge:
             magic=magic,
             comment=comment,
             type_filling=_filling(type_filling),
+            volume_rounding=volume_rounding,
         )
         reply = await self._add_exposure(order)
         return OrderDone.from_reply(order.uuid, order.action, reply)
@@ -878,6 +886,7 @@ class Bridge:
         magic: int | None = None,
         comment: str | None = None,
         type_filling: Filling | str | None = None,
+        volume_rounding: VolumeRounding | None = None,
         uuid: str | None = None,
     ) -> OrderFilled:
         """Close position ``ticket``, wholly or (with ``volume``) in part; return the fill.
@@ -897,6 +906,7 @@ class Bridge:
             magic=magic,
             comment=comment,
             type_filling=_filling(type_filling),
+            volume_rounding=volume_rounding,
         )
         _always_allowed(order)
         fill = OrderFilled.from_reply(order.uuid, order.action, await self._execute(order))

@@ -26,6 +26,7 @@ class OrderFilled(Struct, frozen=True, kw_only=True):
     price: float
     retcode: int | None = None
     comment: str | None = None
+    volume_requested: float | None = None
     bid: float | None = None
     ask: float | None = None
     request_id: int | None = None
@@ -44,6 +45,7 @@ class OrderFilled(Struct, frozen=True, kw_only=True):
             price=reply.price or 0.0,
             retcode=reply.retcode,
             comment=reply.comment,
+            volume_requested=reply.volume_requested,
             duplicate=reply.duplicate,
             **terminal_answer(reply),
         )
@@ -64,6 +66,7 @@ class OrderDone(Struct, frozen=True, kw_only=True):
     order: int
     retcode: int | None = None
     comment: str | None = None
+    volume_requested: float | None = None
     bid: float | None = None
     ask: float | None = None
     request_id: int | None = None
@@ -79,6 +82,7 @@ class OrderDone(Struct, frozen=True, kw_only=True):
             order=reply.order or 0,
             retcode=reply.retcode,
             comment=reply.comment,
+            volume_requested=reply.volume_requested,
             duplicate=reply.duplicate,
             **terminal_answer(reply),
         )

@@ -86,6 +86,7 @@ from protocol.messages import (
     SignedRequest,
     Status,
     TradeRead,
+    VolumeRounding,
     terminal_answer,
 )
 from protocol.mt5 import READ_FUNCTIONS, STRUCT_KEY, Mt5Value, struct_value
@@ -177,6 +178,7 @@ __all__ = [
     "TickFlags",
     "Timeframe",
     "TradeRead",
+    "VolumeRounding",
     "audit_line",
     "bar_topic",
     "canonical",

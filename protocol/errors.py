@@ -45,6 +45,7 @@ class ErrorCode(StrEnum):
     TOO_LARGE = "TOO_LARGE"  # more rows than the gateway's max_rows: ask for fewer
     INVALID_PRICE = "INVALID_PRICE"  # a pending order's price on the wrong side of the market
     INVALID_EXPIRATION = "INVALID_EXPIRATION"  # an expiration in the past, or not allowed
+    INVALID_VOLUME = "INVALID_VOLUME"  # off the symbol's step or out of its range: not sent
     NO_CHANGES = "NO_CHANGES"  # a modification that asks for what is already there
     MT5_DISCONNECTED = "MT5_DISCONNECTED"
     MT5_REJECTED = "MT5_REJECTED"

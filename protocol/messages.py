@@ -77,6 +77,7 @@ __all__ = [
     "Ticket",
     "Uuid",
     "Volume",
+    "VolumeRounding",
     "terminal_answer",
 ]
 
@@ -122,6 +123,8 @@ Count = Annotated[int, Meta(gt=0, le=100_000_000)]  # rows asked for; the gatewa
 StartPos = Annotated[int, Meta(ge=0, le=100_000_000)]
 Group = Annotated[str, Meta(min_length=1, max_length=1024)]
 ExpiresAt = Annotated[int, Meta(gt=0, lt=10**11)]  # epoch seconds, the terminal's clock
+# What the gateway may do with a volume off the symbol's step: round it down (never up).
+VolumeRounding = Literal["down"]
 # When a pending order lapses: "GTC" (never, the default), "DAY" (at the end of the trading
 # day), or a time.
 Expiration = Literal["GTC", "DAY"] | ExpiresAt
@@ -229,6 +232,7 @@ class Open(Request, tag="OPEN", frozen=True):
     magic: Magic | None = None
     comment: Comment | None = None
     type_filling: Filling | None = None
+    volume_rounding: VolumeRounding | None = None
     risk_signature: Signature | None = None
 
 
@@ -242,6 +246,7 @@ class Close(Request, tag="CLOSE", frozen=True):
     magic: Magic | None = None
     comment: Comment | None = None
     type_filling: Filling | None = None
+    volume_rounding: VolumeRounding | None = None
     risk_signature: Signature | None = None
 
 
@@ -279,6 +284,7 @@ class Place(Request, tag="PLACE", frozen=True):
     magic: Magic | None = None
     comment: Comment | None = None
     type_filling: Filling | None = None
+    volume_rounding: VolumeRounding | None = None
     risk_signature: Signature | None = None
 
     def problem(self) -> str | None:
@@ -626,6 +632,9 @@ class Reply(Struct, frozen=True, kw_only=True, omit_defaults=True):
     ask: float | None = None
     request_id: int | None = None
     retcode_external: int | None = None
+    # OPEN, CLOSE, PLACE with volume_rounding "down": the volume asked for, when the gateway
+    # rounded it down to the symbol's step (``volume`` is what was traded)
+    volume_requested: float | None = None
     # HALT, RESUME
     halted: bool | None = None
     # GET_ORDER

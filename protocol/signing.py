@@ -11,8 +11,9 @@ extension of v1) cover more fields: three lines more, before ts_ms: stoplimit (`
 expiration (``GTC``, ``DAY`` or epoch seconds) and by (a ticket). Their ``ticket`` line is the
 position's or the pending order's ticket, and a PLACE's ``type`` line its order type
 (``BUY_LIMIT``). The twelve lines of OPEN, CLOSE, HALT, RESUME and PING are unchanged. An
-OPEN, CLOSE or PLACE that gives ``type_filling`` (an extension of v1) has one line more,
-before ts_ms: its name (``IOC``); without it, its text is as before.
+OPEN, CLOSE or PLACE that gives ``type_filling`` or ``volume_rounding`` (extensions of v1)
+has a line more for each, in that order, before ts_ms: its value (``IOC``, ``down``);
+without them, its text is as before.
 
 >>> from protocol import Side
 >>> key = secret_key("correct horse battery staple")
@@ -139,9 +140,9 @@ def canonical(request: Signable, ts_ms: int) -> bytes:
     symbol = price = sl = tp = volume = deviation = ticket = None
     side: str | None = None
     extended = isinstance(request, Place | ModifyPosition | ModifyOrder | Cancel | CloseBy)
-    stoplimit = expiration = by = filling = None
+    stoplimit = expiration = by = filling = rounding = None
     if isinstance(request, Open | Close | Place):
-        filling = request.type_filling
+        filling, rounding = request.type_filling, request.volume_rounding
     if isinstance(request, Open):
         symbol, side, volume = request.symbol, request.type, request.volume
         price, sl, tp, deviation = request.price, request.sl, request.tp, request.deviation
@@ -179,8 +180,8 @@ def canonical(request: Signable, ts_ms: int) -> bytes:
     ]
     if extended:
         lines += [_number(stoplimit), "" if expiration is None else str(expiration), _integer(by)]
-    if filling is not None:  # a line only when given: older signatures stay as they were
-        lines.append(str(filling))
+    # A line each, only when given: signatures made before they existed stay as they were.
+    lines += [str(value) for value in (filling, rounding) if value is not None]
     lines.append(str(ts_ms))
     return "\n".join(lines).encode("utf-8")
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from gtw_server.tagging import order_tag
+from gtw_server.terminal.sim import install_as_metatrader5, uninstall_metatrader5
 from gtw_server.testing import GatewayProcess
 from inf_bridge import Bridge, CircuitOpen, OrderRejected
 from protocol import Filling
@@ -133,10 +134,11 @@ async def test_repeated_uuid_executes_once(bridge: Bridge) -> None:
 
 
 async def test_terminal_refusals_carry_the_retcode(bridge: Bridge) -> None:
+    tick = await bridge.tick("EURUSD")
     with pytest.raises(OrderRejected) as excinfo:
-        await bridge.send_order("EURUSD", "BUY", 0.001)  # below volume_min
+        await bridge.send_order("EURUSD", "BUY", 0.1, sl=round(tick.ask + 0.01, 5))  # above
     assert excinfo.value.error_code == "MT5_REJECTED"
-    assert excinfo.value.retcode == 10014
+    assert excinfo.value.retcode == 10016
 
     with pytest.raises(OrderRejected) as excinfo:
         await bridge.close_position(999_999_999)
@@ -216,3 +218,43 @@ async def test_reset_sim_starts_the_broker_afresh(tmp_path: Path, secret: str) -
         async with Bridge(gateway.endpoint, secret=secret) as bridge:
             assert await bridge.get_positions() == []
             assert (await bridge.get_account()).balance == 10_000
+
+
+async def test_float_noise_fills_where_the_terminal_refuses_it_and_volumes_are_never_guessed(
+    bridge: Bridge,
+) -> None:
+    direct = install_as_metatrader5(always_open=True)  # a terminal, with nothing between
+    try:
+        assert direct.initialize()
+        quote = direct.symbol_info_tick("EURUSD")
+        order = {"action": 1, "symbol": "EURUSD", "volume": 0.1, "type": 0, "price": quote.ask}
+        meant = round(quote.bid - 0.005, 5)
+        refused = direct.order_send(order | {"sl": meant - 1e-10})  # 1.0849999999 for 1.085
+        assert refused.retcode == direct.TRADE_RETCODE_INVALID_STOPS
+        assert direct.order_send(order | {"sl": meant}).retcode == direct.TRADE_RETCODE_DONE
+    finally:
+        uninstall_metatrader5()
+    tick = await bridge.tick("EURUSD")
+    noisy_sl = round(tick.bid - 0.005, 5) - 1e-10
+    fill = await bridge.send_order("EURUSD", "BUY", 0.1, sl=noisy_sl)
+    (position,) = [p for p in await bridge.get_positions() if p.ticket == fill.ticket]
+    assert position.sl == round(noisy_sl, 5)
+    moved = round(tick.bid - 0.004, 5) + 2e-10
+    await bridge.modify_position(fill.ticket, sl=moved)
+    (position,) = [p for p in await bridge.get_positions() if p.ticket == fill.ticket]
+    assert position.sl == round(moved, 5)
+    limit = round(tick.ask - 0.006, 5) - 3e-10
+    placed = await bridge.place_order("EURUSD", "BUY_LIMIT", 0.1, limit)
+    (pending,) = [o for o in await bridge.orders() if o.ticket == placed.order]
+    assert pending.price_open == round(limit, 5)
+    # A volume off the step is refused before the terminal, with what the symbol takes.
+    with pytest.raises(OrderRejected) as excinfo:
+        await bridge.send_order("EURUSD", "BUY", 0.123)
+    assert excinfo.value.error_code == "INVALID_VOLUME" and excinfo.value.retcode is None
+    assert "send 0.12 or 0.13" in excinfo.value.message
+    assert "EURUSD takes 0.01 to 500 lots in steps of 0.01" in excinfo.value.message
+    rounded = await bridge.send_order("EURUSD", "BUY", 0.123, volume_rounding="down")
+    assert (rounded.volume, rounded.volume_requested) == (0.12, 0.123)
+    assert fill.volume_requested is None  # nothing was rounded
+    tickets = {p.ticket for p in await bridge.get_positions()}
+    assert tickets == {fill.ticket, rounded.ticket}  # the refused order never traded

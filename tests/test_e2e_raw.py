@@ -286,3 +286,31 @@ def test_the_filling_policy_a_closes_magic_and_the_terminals_whole_answer(
         % (now(), "raw-fill-3")
     )
     assert (stored["bid"], stored["ask"]) == (opened["bid"], opened["ask"])  # journaled
+
+
+def test_a_volume_off_the_step_is_refused_or_rounded_down_when_asked_and_signed(
+    raw: RawClient, secret: str
+) -> None:
+    def open_eurusd(uuid: str, rounding: str | None, signed: list[str]) -> dict[str, Any]:
+        fields = [uuid, "OPEN", "EURUSD", "BUY", "0.12300000", *[""] * 5, *signed]
+        extra = "" if rounding is None else f', "volume_rounding": "{rounding}"'
+        return raw.send(
+            '{"uuid": "%s", "action": "OPEN", "timestamp": %f, "symbol": "EURUSD", "type": "BUY", '
+            '"volume": 0.123%s, "risk_signature": "%s"}'
+            % (uuid, now(), extra, risk_signature(secret, fields))
+        )
+
+    refused = open_eurusd("raw-vol-1", None, [])
+    assert refused["status"] == "REJECTED" and refused["error_code"] == "INVALID_VOLUME"
+    assert "0.01 to 500 lots in steps of 0.01" in refused["error_msg"] and "retcode" not in refused
+    unsigned = open_eurusd("raw-vol-2", "down", [])  # the rounding is signed when given
+    assert unsigned["error_code"] == "SIGNATURE_INVALID"
+    upward = open_eurusd("raw-vol-3", "up", ["up"])
+    assert upward["error_code"] == "INVALID_REQUEST" and "$.volume_rounding" in upward["error_msg"]
+    rounded = open_eurusd("raw-vol-4", "down", ["down"])
+    assert rounded["status"] == "FILLED", rounded
+    assert (rounded["volume"], rounded["volume_requested"]) == (0.12, 0.123)
+    positions = raw.send(
+        f'{{"uuid": "raw-vol-5", "action": "GET_POSITIONS", "timestamp": {now()}, "fresh": true}}'
+    )
+    assert [p["volume"] for p in positions["positions"]] == [0.12]  # only the rounded one

@@ -317,3 +317,25 @@ def test_close_by_closes_both_at_the_opposite_open_price(mt5: SimTerminal) -> No
     bad = {"action": mt5.TRADE_ACTION_CLOSE_BY, "position": long.order}
     assert send(mt5, **bad, position_by=long.order).retcode == 10013
     assert send(mt5, **bad, position_by=short.order).retcode == 10036
+
+
+def test_float_noise_in_a_price_stop_or_limit_is_refused_as_trade_servers_do(
+    mt5: SimTerminal,
+) -> None:
+    tick = quote(mt5)
+    noisy_sl = round(tick.bid - 0.005, 5) - 1e-10  # 1.0849999999 where 1.085 was meant
+    deal = {"action": mt5.TRADE_ACTION_DEAL, "symbol": "EURUSD", "volume": 0.1, "type": BUY}
+    deal |= {"price": tick.ask, "deviation": 10}
+    assert send(mt5, **deal, sl=noisy_sl).retcode == mt5.TRADE_RETCODE_INVALID_STOPS
+    assert send(mt5, **deal | {"price": tick.ask + 3e-10}).retcode == 10015  # Instant: priced
+    limit = round(tick.ask - 0.005, 5)
+    assert pending(mt5, BUY_LIMIT, limit + 2e-9).retcode == mt5.TRADE_RETCODE_INVALID_PRICE
+    stop = round(tick.ask + 0.005, 5)
+    stop_limit = pending(mt5, BUY_STOP_LIMIT, stop, stoplimit=stop - 0.002 + 4e-10)
+    assert stop_limit.retcode == mt5.TRADE_RETCODE_INVALID_PRICE
+    assert pending(mt5, BUY_LIMIT, limit, tp=limit + 0.003 - 1e-10).retcode == 10016
+    assert mt5.positions_total() == mt5.orders_total() == 0  # nothing was taken
+    # The doubles nearest to whole ticks pass, however they were computed.
+    sl = tick.bid - 0.005  # e.g. 1.0950499999999999: a double's rounding, not noise
+    assert send(mt5, **deal, sl=sl).retcode == mt5.TRADE_RETCODE_DONE
+    assert pending(mt5, BUY_LIMIT, limit, tp=limit + 0.003).retcode == mt5.TRADE_RETCODE_DONE

@@ -60,6 +60,7 @@ from gtw_server.terminal.sim.rules import (
     PENDING_TYPES,
     direction_refusal,
     normal_volume,
+    on_ticks,
     pending_filling_allowed,
     pending_price_valid,
     stops_valid,
@@ -577,7 +578,8 @@ class Broker:
         if spec.exemode in _QUOTED_EXECUTIONS:
             # The client quotes the price it accepts; the server fills at its own price when
             # that is within ``deviation`` points, and requotes otherwise.
-            if not (request.price > 0 and math.isfinite(request.price)):
+            priced = request.price > 0 and math.isfinite(request.price)
+            if not (priced and on_ticks(spec, request.price)):
                 return _Refusal(c.TRADE_RETCODE_INVALID_PRICE)
             if round(abs(request.price - price) / spec.point) > request.deviation:
                 return _Refusal(c.TRADE_RETCODE_REQUOTE, quote=quote)

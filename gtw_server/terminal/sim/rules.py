@@ -4,6 +4,11 @@ the symbol's trade mode. Pure functions of the request, the symbol and the curre
 Distances are in points of the symbol: ``trade_stops_level`` points at least between the
 market and a pending order's price, and between the price a position is valued at and its
 SL/TP. Equality is allowed, so a level of 0 only asks for the right side.
+
+Every price a request names (an Instant execution deal's, a pending order's and its
+stop-limit, SL and TP) must be a whole number of the symbol's tick size, as trade servers
+require: a stop of 1.0849999999 on a 5-digit symbol is 10016 Invalid stops, a pending price
+like it 10015 Invalid price. A double that is the nearest to a whole number of ticks passes.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ __all__ = [
     "PENDING_TYPES",
     "direction_refusal",
     "normal_volume",
+    "on_ticks",
     "pending_filling_allowed",
     "pending_price_valid",
     "stops_valid",
@@ -38,6 +44,17 @@ def normal_volume(spec: SymbolSpec, volume: float) -> float | None:
     return round(steps * spec.volume_step, 8)
 
 
+# How far from a whole number of ticks a price may be: a double's rounding (1e-11 ticks at
+# most for any price here), not float noise (1.0849999999 is 1e-5 ticks off).
+_OFF_TICKS: Final = 1e-7
+
+
+def on_ticks(spec: SymbolSpec, price: float) -> bool:
+    """Whether ``price`` is a whole number of the symbol's tick size (0 is: no level)."""
+    ticks = price / spec.point  # the simulator's tick size is its point
+    return abs(ticks - round(ticks)) <= _OFF_TICKS
+
+
 def _gap(spec: SymbolSpec) -> float:
     return (spec.stops_level - 1e-6) * spec.point
 
@@ -46,6 +63,8 @@ def stops_valid(spec: SymbolSpec, side: int, sl: float, tp: float, reference: fl
     """SL/TP of a position of ``side`` valued at ``reference``: the bid for a buy and the ask
     for a sell at market, or the price a pending order will open at. 0 means no level."""
     if not (0 <= sl < math.inf and 0 <= tp < math.inf):
+        return False
+    if not (on_ticks(spec, sl) and on_ticks(spec, tp)):
         return False
     if side == c.ORDER_TYPE_BUY:
         sl_gap, tp_gap = reference - sl, tp - reference
@@ -61,7 +80,7 @@ def pending_price_valid(
     """A pending order's price on the right side of the market (10015 if not): limits below
     the ask (buy) or above the bid (sell), stops above the ask or below the bid, and a
     stop-limit's limit price on the near side of its stop price."""
-    if not 0 < price < math.inf:
+    if not 0 < price < math.inf or not (on_ticks(spec, price) and on_ticks(spec, stoplimit)):
         return False
     gap = _gap(spec)
     if order_type == c.ORDER_TYPE_BUY_LIMIT:
