@@ -10,11 +10,9 @@ on netting accounts. It runs inside the terminal worker process, never in the ev
 
 from __future__ import annotations
 
-import difflib
 import importlib
-import re
 import time
-from collections.abc import Iterable
+from collections.abc import Mapping
 from types import ModuleType
 from typing import Any, Final, Literal
 
@@ -23,6 +21,7 @@ from msgspec import Struct
 
 from gtw_server.errors import TerminalDisconnected, TerminalError, TerminalUnavailable
 from gtw_server.fitting import SymbolTerms, VolumeRefused, fit_prices, fit_volume, lots
+from gtw_server.symbol_names import AmbiguousSymbol, close_names, suffixed
 from gtw_server.tagging import tag_of
 from protocol import Account, ErrorCode, Filling, PendingType, Position, Side, terminal_answer
 
@@ -73,12 +72,6 @@ _ORDER_FILLING_FOK: Final = 0
 _ORDER_FILLING_IOC: Final = 1
 _ORDER_FILLING_RETURN: Final = 2
 _EXECUTION_MARKET: Final = 2
-
-# Brokers append a suffix to their symbols' names after one of these (EURUSD.m, US30-cash).
-_SUFFIX_SEPARATOR: Final = re.compile(r"[.#_+!-]")
-_SUGGESTIONS: Final = 3
-# difflib's default cutoff (0.6) lets two pairs that share a currency pass (XAUUSD for EURUSDX).
-_SIMILARITY: Final = 0.75
 
 
 class OpenOrder(Struct, frozen=True, kw_only=True):
@@ -138,6 +131,9 @@ class OrderOutcome(Struct, frozen=True, kw_only=True, omit_defaults=True):
     # rounded down (the reply's ``volume_requested``).
     fitted: list[str] | None = None
     volume_requested: float | None = None
+    # The broker's name of the symbol, when the request's was resolved to it (the reply's
+    # ``symbol``).
+    resolved: str | None = None
     # Found in the history: what the deal was, to tell the order it answers from another
     # order whose tag is the same.
     symbol: str | None = None
@@ -191,21 +187,30 @@ def load_metatrader5() -> ModuleType:
 class TerminalAdapter:
     """Gateway operations over a ``MetaTrader5``-like object ``mt5``.
 
-    ``init_kwargs`` are passed to ``mt5.initialize`` (path, login, password, server, timeout).
+    ``init_kwargs`` are passed to ``mt5.initialize`` (path, login, password, server, timeout);
+    ``symbols`` maps names a strategy uses to the broker's (``[gateway] symbols``).
     """
 
-    def __init__(self, mt5: Any, init_kwargs: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        mt5: Any,
+        init_kwargs: dict[str, Any] | None = None,
+        symbols: Mapping[str, str] | None = None,
+    ) -> None:
         self.mt5 = mt5
         self._init_kwargs = init_kwargs or {}
         self._connected = False
         self.hedging = True  # the account's margin mode, as of the last status()
         self._terms: dict[str, SymbolTerms] = {}
+        self._symbols = dict(symbols or {})
+        self._resolved: dict[str, str] = {}
 
     # -- connection ---------------------------------------------------------------------
 
     def connect(self) -> TerminalStatus:
         """(Re)initialise the terminal connection and say what it is connected to."""
         self._terms.clear()
+        self._resolved.clear()
         if not self.mt5.initialize(**self._init_kwargs):
             self._connected = False
             code, message = self.mt5.last_error()
@@ -291,16 +296,20 @@ class TerminalAdapter:
 
     def open(self, order: OpenOrder) -> OrderOutcome:
         self.ensure_connected()
-        filling = self.filling(order.symbol, order.filling)
+        try:
+            symbol = self.resolve(order.symbol)
+        except AmbiguousSymbol as exc:
+            return rejected_outcome(str(exc), code=ErrorCode.SYMBOL_AMBIGUOUS)
+        filling = self.filling(symbol, order.filling)
         if filling is None:
             return rejected_outcome(self.unknown_symbol(order.symbol))
-        tick = self.mt5.symbol_info_tick(order.symbol)
+        tick = self.mt5.symbol_info_tick(symbol)
         if tick is None:
             return self.refused("symbol_info_tick")
         buy = order.side is Side.BUY
         request = {
             "action": self.mt5.TRADE_ACTION_DEAL,
-            "symbol": order.symbol,
+            "symbol": symbol,
             "volume": float(order.volume),
             "type": self.mt5.ORDER_TYPE_BUY if buy else self.mt5.ORDER_TYPE_SELL,
             "price": float(order.price or (tick.ask if buy else tick.bid)),
@@ -313,10 +322,12 @@ class TerminalAdapter:
             "type_filling": filling,
         }
         outcome = self.send(request, volume_down=order.volume_down)
+        if symbol != order.symbol:
+            outcome = msgspec.structs.replace(outcome, resolved=symbol)
         if outcome.status == "FILLED" and not self.hedging:
             # A netting account has one position per symbol, whose ticket is this order's only
             # if it opened it (not after an add, and a reversal gives it a new one).
-            held = self.mt5.positions_get(symbol=order.symbol)
+            held = self.mt5.positions_get(symbol=symbol)
             if held:
                 return _with_ticket(outcome, held[0].ticket)
         return outcome
@@ -457,6 +468,26 @@ class TerminalAdapter:
             )
         return terms
 
+    def resolve(self, symbol: str) -> str:
+        """The broker's name for ``symbol`` (``symbol_names``): the ``[gateway] symbols``
+        map's, else ``symbol`` when the terminal knows it, else the one symbol that is it plus
+        a suffix; ``symbol`` itself when none is (the caller refuses it as unknown). Raises
+        ``AmbiguousSymbol`` when several are. Remembered per connection."""
+        mapped = self._symbols.get(symbol) or self._resolved.get(symbol)
+        if mapped is not None:
+            return mapped
+        if self.symbol_info(symbol) is None:
+            known = self.mt5.symbols_get()  # every symbol, in the Market Watch or not
+            candidates = suffixed(symbol, (info.name for info in known or ()))
+            if len(candidates) > 1:
+                raise AmbiguousSymbol(symbol, candidates)
+            if not candidates:
+                return symbol
+            self._resolved[symbol] = candidates[0]
+            return candidates[0]
+        self._resolved[symbol] = symbol
+        return symbol
+
     def symbol_info(self, symbol: str) -> Any:
         """The terminal's ``SymbolInfo`` of ``symbol``, selecting it in the Market Watch first
         if it is not there; ``None`` for a symbol the terminal does not know. Raises
@@ -482,7 +513,7 @@ class TerminalAdapter:
         """``"; did you mean A, B?"`` with names the terminal knows close to ``symbol``, or
         ``""``. One more round trip, only on the way to refusing the order."""
         known = self.mt5.symbols_get()  # every symbol, in the Market Watch or not
-        names = _close_names(symbol, (info.name for info in known or ()))
+        names = close_names(symbol, (info.name for info in known or ()))
         return f"; did you mean {', '.join(names)}?" if names else ""
 
     def refused(self, what: str) -> OrderOutcome:
@@ -599,24 +630,6 @@ def _filling(info: Any) -> int:
     if info.filling_mode & _SYMBOL_FILLING_IOC:
         return _ORDER_FILLING_IOC
     return _ORDER_FILLING_RETURN
-
-
-def _close_names(wanted: str, known: Iterable[str]) -> list[str]:
-    """Up to three ``known`` names ``wanted`` may have meant, ignoring case: first the same
-    name with another broker suffix (EURUSD.m for EURUSD, and the reverse), then the most
-    similar ones (EURUSD for EURUSDX)."""
-    by_upper = {name.upper(): name for name in known if name != wanted}
-    target = wanted.upper()
-    base = _base(target)
-    same_base = [name for name in by_upper if base and _base(name) == base]
-    same_base.sort(key=lambda name: -difflib.SequenceMatcher(None, target, name).ratio())
-    similar = difflib.get_close_matches(target, by_upper, _SUGGESTIONS, _SIMILARITY)
-    return [by_upper[name] for name in dict.fromkeys(same_base + similar)][:_SUGGESTIONS]
-
-
-def _base(name: str) -> str:
-    """The name before a broker's suffix: EURUSD for EURUSD.m; empty for #AAPL."""
-    return _SUFFIX_SEPARATOR.split(name, maxsplit=1)[0]
 
 
 def rejected_outcome(message: str, *, code: ErrorCode = ErrorCode.MT5_REJECTED) -> OrderOutcome:

@@ -21,6 +21,7 @@ import msgspec
 from msgspec import Struct
 
 from gtw_server.adapter import OrderOutcome, TerminalAdapter, filling_constant, rejected_outcome
+from gtw_server.symbol_names import AmbiguousSymbol
 from protocol import (
     Cancel,
     CloseBy,
@@ -82,12 +83,16 @@ class CommandDesk:
 
     def _place(self, request: Place, comment: str) -> OrderOutcome:
         adapter, kind = self._adapter, PendingType(request.type)
-        filling = adapter.filling(request.symbol, filling_constant(request.type_filling))
+        try:
+            symbol = adapter.resolve(request.symbol)
+        except AmbiguousSymbol as exc:
+            return rejected_outcome(str(exc), code=ErrorCode.SYMBOL_AMBIGUOUS)
+        filling = adapter.filling(symbol, filling_constant(request.type_filling))
         if filling is None:
             return rejected_outcome(
                 adapter.unknown_symbol(request.symbol), code=ErrorCode.SYMBOL_NOT_FOUND
             )
-        tick = self._mt5.symbol_info_tick(request.symbol)
+        tick = self._mt5.symbol_info_tick(symbol)
         if tick is None:
             return adapter.refused("symbol_info_tick")
         refusal = _wrong_side(kind, request.price, request.stoplimit, tick) or _past(
@@ -98,7 +103,7 @@ class CommandDesk:
         type_time, expiration = _time_terms(request.expiration)
         order = {
             "action": self._mt5.TRADE_ACTION_PENDING,
-            "symbol": request.symbol,
+            "symbol": symbol,
             "volume": float(request.volume),
             "type": kind.constant,
             "price": float(request.price),
@@ -112,7 +117,8 @@ class CommandDesk:
             "type_filling": filling,
         }
         outcome = adapter.send(order, done="DONE", volume_down=request.volume_rounding == "down")
-        return _about(outcome, symbol=request.symbol, action="PLACE")
+        resolved = symbol if symbol != request.symbol else None
+        return _about(outcome, symbol=symbol, action="PLACE", resolved=resolved)
 
     def _move_stops(self, request: ModifyPosition) -> OrderOutcome:
         position = self._position(request.ticket)

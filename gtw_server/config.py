@@ -56,6 +56,7 @@ GATEWAY_ENV_PREFIX: Final = "MT5_GATEWAY_"
 _GATEWAY_FIELD: Final = re.compile(r"at `\$\.gateway\.(\w+)")
 
 LogLevel = Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"]
+SymbolName = Annotated[str, Meta(min_length=1, max_length=29)]  # the terminal's limit
 
 
 class LimitsConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -66,7 +67,7 @@ class LimitsConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
 
     max_order_volume: Annotated[float, Meta(gt=0)] | None = None
     max_positions: Annotated[int, Meta(ge=0)] | None = None
-    symbols: list[Annotated[str, Meta(min_length=1, max_length=29)]] | None = None
+    symbols: list[SymbolName] | None = None
 
 
 class GatewayConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -143,6 +144,9 @@ class GatewayConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     account_event_interval_ms: Annotated[int, Meta(ge=0, le=3_600_000)] = 1000
     events_retention_days: Annotated[float, Meta(gt=0, le=3650)] = 7.0
     read_timeout_ms: Annotated[int, Meta(ge=1, le=60_000)] = 1000
+    # Names a strategy uses for the broker's symbols ({EURUSD = "EURUSD.m"}), for names that
+    # resolving by suffix leaves ambiguous (docs/PROTOCOL.md, "Symbol names").
+    symbols: dict[SymbolName, SymbolName] = msgspec.field(default_factory=dict)
     # Listen beyond loopback without CURVE. Anyone who can reach the port could then read
     # and send orders; only for a private network you trust completely.
     insecure: bool = False

@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Final
 
 import msgspec
@@ -59,6 +59,7 @@ from gtw_server.journal import Journal, JournalEntry
 from gtw_server.ledger import HistoryLedger
 from gtw_server.operations import CLOSE, COMMAND, FIND, OPEN, SETTLED
 from gtw_server.replies import outcome_reply, pending, rejected
+from gtw_server.symbol_names import same_symbol
 from gtw_server.tagging import order_tag, terminal_comment
 from gtw_server.throttle import Throttle
 from gtw_server.worker import TerminalWorker
@@ -117,6 +118,7 @@ class OrderExecutor:
         on_authenticated: Callable[[], None] | None = None,
         throttle: Throttle | None = None,
         shown: Throttle | None = None,
+        symbols: Mapping[str, str] | None = None,
     ) -> None:
         """``secret`` verifies orders (``None``: signatures are not checked);
         ``operator_secret``, when given, is the only key that signs HALT and RESUME.
@@ -124,6 +126,7 @@ class OrderExecutor:
         holds the tags of the terminal's recent history.
         ``throttle`` limits the lines written for refusals and replays, per error code;
         ``shown``, the outcomes logged on the console (the audit file has every one).
+        ``symbols`` is the ``[gateway] symbols`` map (to know a resolved order as its own).
         """
         self.journal = journal
         self.ledger = ledger
@@ -137,6 +140,8 @@ class OrderExecutor:
         # How long an order may still be landing in the terminal after its call was lost.
         self._settle_s = settle_s
         self._in_flight: set[str] = set()
+        self._symbols = dict(symbols or {})
+        self._resolved: set[str] = set()  # names whose broker's name was logged
         self._verdicts: dict[str, Reply] = {}  # replies being sent, not yet recorded
         self._flush_timer: asyncio.TimerHandle | None = None
         self._unjournaled: set[str] = set()  # HALTs obeyed though the journal failed
@@ -320,6 +325,8 @@ class OrderExecutor:
             return self._not_executed(request, str(exc))
         except (WorkerCrashed, TerminalError) as exc:
             return self._unknown(request, tag, f"the terminal call was interrupted ({exc})")
+        if outcome.resolved and isinstance(request, Open | Place):
+            self._tell_resolved(request.symbol, outcome.resolved)
         if outcome.fitted:
             logger.debug(
                 "{} {}: fitted to the tick size: {}", action, uuid, ", ".join(outcome.fitted)
@@ -336,6 +343,13 @@ class OrderExecutor:
         self._verdicts[uuid] = reply
         self.ledger.claim(tag, uuid)
         return reply
+
+    def _tell_resolved(self, asked: str, name: str) -> None:
+        """Say once per name which of the broker's symbols it trades."""
+        if asked not in self._resolved:
+            self._resolved.add(asked)
+            by = "[gateway] symbols" if asked in self._symbols else "its suffix"
+            logger.info("symbol {} is {} on this broker (by {})", asked, name, by)
 
     async def in_history(self, tag: str) -> OrderOutcome | None:
         """The order with ``tag`` in the terminal's recent deals and active orders, if any;
@@ -356,7 +370,7 @@ class OrderExecutor:
             return None
         if outcome.status == "UNKNOWN":
             return self._unknown(request, tag, f"an order with its tag is {outcome.comment}")
-        if not _same_order(request, outcome):
+        if not _same_order(request, outcome, self._symbols):
             self.journal.forget(uuid)
             audit(
                 AuditEvent.REJECTED,
@@ -514,17 +528,13 @@ class OrderExecutor:
             return settled
 
 
-def _same_order(request: Command, outcome: OrderOutcome) -> bool:
+def _same_order(request: Command, outcome: OrderOutcome, symbols: Mapping[str, str]) -> bool:
     """Whether an order or deal found by ``request``'s tag is its own, not another's with that
     tag."""
-    if isinstance(request, Open):
-        return (
-            outcome.action != "PLACE"
-            and outcome.symbol == request.symbol
-            and outcome.side == request.type
-        )
-    if isinstance(request, Place):
-        return outcome.action == "PLACE" and outcome.symbol == request.symbol
+    if isinstance(request, Open | Place):
+        placed = outcome.action == "PLACE"
+        kind = placed if isinstance(request, Place) else not placed and outcome.side == request.type
+        return kind and same_symbol(request.symbol, outcome.symbol or "", symbols)
     if isinstance(request, CloseBy):
         return outcome.ticket in (request.ticket, request.by)
     if isinstance(request, Close):

@@ -24,6 +24,7 @@ from msgspec import Struct
 
 from gtw_server.adapter import TerminalAdapter
 from gtw_server.errors import TerminalRefused
+from gtw_server.symbol_names import AmbiguousSymbol
 from protocol import RATES_DTYPE, TICKS_DTYPE, Bar, ErrorCode, SymbolInfo, Tick, Timeframe
 
 __all__ = [
@@ -132,16 +133,17 @@ class MarketReader:
         return [_symbol(info) for info in found]
 
     def symbol(self, symbol: str) -> SymbolInfo:
-        return _symbol(self._selected(symbol))
+        return _symbol(self._selected(self._name(symbol)))
 
     def latest(self, symbols: list[str]) -> dict[str, Tick]:
-        """The latest tick of each symbol."""
+        """The latest tick of each symbol, by the name asked; each tick names the broker's."""
         self._adapter.ensure_connected()
-        return {symbol: _tick(self._latest(symbol), symbol) for symbol in dict.fromkeys(symbols)}
+        names = {symbol: self._name(symbol) for symbol in dict.fromkeys(symbols)}
+        return {symbol: _tick(self._latest(name), name) for symbol, name in names.items()}
 
     def rates(self, query: RatesQuery) -> Table:
-        self._selected(query.symbol)
-        mt5, symbol, frame = self.mt5, query.symbol, query.timeframe
+        mt5, symbol, frame = self.mt5, self._name(query.symbol), query.timeframe
+        self._selected(symbol)
         if query.date_from is None:
             found = mt5.copy_rates_from_pos(symbol, frame, query.start_pos, query.count)
         elif query.date_to is None:
@@ -153,18 +155,17 @@ class MarketReader:
         return _table(found, _RATES, query.max_rows)
 
     def ticks(self, query: TicksQuery) -> Table:
-        self._selected(query.symbol)
+        symbol = self._name(query.symbol)
+        self._selected(symbol)
         flags = getattr(self.mt5, f"COPY_TICKS_{query.flags}")
         if query.date_to is None:
-            found = self.mt5.copy_ticks_from(query.symbol, query.date_from, query.count, flags)
+            found = self.mt5.copy_ticks_from(symbol, query.date_from, query.count, flags)
         else:
             # A range is read as at most max_rows + 1 ticks from its start, not whole: a month
             # of ticks would hold the worker (and every order behind it) for as long as the
             # terminal takes to copy it, only to be refused. One more than the limit, all in
             # the range, is enough to know it is too large.
-            found = self.mt5.copy_ticks_from(
-                query.symbol, query.date_from, query.max_rows + 1, flags
-            )
+            found = self.mt5.copy_ticks_from(symbol, query.date_from, query.max_rows + 1, flags)
             if found is not None:
                 found = found[found["time_msc"] < (query.date_to + 1) * 1000]  # date_to's second
         if found is None:
@@ -185,17 +186,21 @@ class MarketReader:
         failed: dict[str, str] = {}
         self._adapter.ensure_connected()
         latest: dict[str, Any] = {}
+        names: dict[str, str] = {}  # the broker's, by the name subscribed
         for symbol in dict.fromkeys([*poll.ticks, *(cursor.symbol for cursor in poll.bars)]):
             try:
-                latest[symbol] = self._latest(symbol)
+                names[symbol] = self._name(symbol)
+                latest[symbol] = self._latest(names[symbol])
             except TerminalRefused as exc:
                 failed[symbol] = str(exc)
         for symbol, cursor in poll.ticks.items():
             if symbol in latest:
-                ticks[symbol], cursors[symbol] = self._new_ticks(symbol, cursor, latest[symbol])
+                found = self._new_ticks(names[symbol], cursor, latest[symbol])
+                ticks[symbol], cursors[symbol] = found
         for bar_cursor in poll.bars:
             if bar_cursor.symbol in latest:
-                bars.append(self._closed_bars(bar_cursor, latest[bar_cursor.symbol]))
+                name = names[bar_cursor.symbol]
+                bars.append(self._closed_bars(bar_cursor, latest[bar_cursor.symbol], name))
         return Polled(ticks=ticks, cursors=cursors, bars=bars, failed=failed)
 
     def _new_ticks(
@@ -212,12 +217,15 @@ class MarketReader:
         # Not started, or no tick history here: the latest quote.
         return [_tick(latest, symbol)], TickCursor(latest.time_msc, 1)
 
-    def _closed_bars(self, cursor: BarCursor, latest: Any) -> tuple[BarCursor, list[Bar]]:
+    def _closed_bars(
+        self, cursor: BarCursor, latest: Any, name: str
+    ) -> tuple[BarCursor, list[Bar]]:
+        """The bars closed since ``cursor`` of the broker's symbol ``name``."""
         if not bars_due(cursor, latest):
             return cursor, []
-        found = self.mt5.copy_rates_from_pos(cursor.symbol, cursor.timeframe, 1, _BARS_PER_POLL)
+        found = self.mt5.copy_rates_from_pos(name, cursor.timeframe, 1, _BARS_PER_POLL)
         if found is None:
-            raise self._adapter.failed(f"copy_rates_from_pos({cursor.symbol})")
+            raise self._adapter.failed(f"copy_rates_from_pos({name})")
         if not len(found):
             return cursor, []
         last = int(found["time"][-1])
@@ -226,7 +234,7 @@ class MarketReader:
         new = found[found["time"] > cursor.after]
         frame = _TIMEFRAMES[cursor.timeframe]
         closed = [
-            Bar(**dict(zip(_BAR_FIELDS, row, strict=True)), symbol=cursor.symbol, timeframe=frame)
+            Bar(**dict(zip(_BAR_FIELDS, row, strict=True)), symbol=name, timeframe=frame)
             for row in new.tolist()
         ]
         return msgspec.structs.replace(cursor, after=max(last, cursor.after)), closed
@@ -241,6 +249,14 @@ class MarketReader:
             if tick is None:
                 raise self._adapter.failed(f"symbol_info_tick({symbol})")
         return tick
+
+    def _name(self, symbol: str) -> str:
+        """The broker's name for ``symbol`` (``TerminalAdapter.resolve``); ``SYMBOL_AMBIGUOUS``
+        when several symbols are it plus a suffix."""
+        try:
+            return self._adapter.resolve(symbol)
+        except AmbiguousSymbol as exc:
+            raise TerminalRefused(ErrorCode.SYMBOL_AMBIGUOUS, str(exc)) from None
 
     def _selected(self, symbol: str) -> Any:
         """The symbol's info, selected in the Market Watch; ``SYMBOL_NOT_FOUND`` if unknown."""

@@ -95,5 +95,6 @@ def outcome_reply(uuid: str, action: str, outcome: OrderOutcome) -> Reply:
         volume=outcome.volume,
         price=outcome.price,
         volume_requested=outcome.volume_requested,
+        symbol=outcome.resolved,
         **answer,
     )

@@ -227,6 +227,7 @@ class Gateway:
                 sim_state=str(data_dir / "sim.sqlite3"),
                 sim_reset=self.sim_reset,
                 mt5=config.mt5,
+                symbols=gateway.symbols,
             ),
             call_timeout=gateway.terminal_timeout_s,
             observe=metrics.observe_terminal_call if metrics else None,
@@ -244,6 +245,7 @@ class Gateway:
             on_authenticated=deadman.seen,
             throttle=throttle,
             shown=shown,
+            symbols=gateway.symbols,
         )
         worker.on_busy = executor.flush  # the terminal works, the loop writes the records
         stack.callback(executor.flush)  # the last ones, before the journal and audit close
@@ -346,6 +348,9 @@ class Gateway:
             journal.path,
             len(journal),
         )
+        if gateway.symbols:
+            names = ", ".join(f"{asked} is {name}" for asked, name in gateway.symbols.items())
+            logger.info("symbol names ([gateway] symbols): {}", names)
 
     def _bind(
         self, throttle: Throttle

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -34,7 +35,8 @@ from protocol import Ping, Status, decode_reply, encode
 __all__ = ["GatewayProcess", "ServerProcess", "free_port"]
 
 Scalar = str | int | float | bool
-Value = Scalar | list[str] | Mapping[str, Scalar | list[str]]  # a mapping is a sub-table
+Value = Scalar | list[str] | Mapping[str, "Value"]  # a mapping is a sub-table
+_BARE_KEY: Final = re.compile(r"[A-Za-z0-9_-]+")
 _POLL_MS: Final = 200
 _QUIET_PORTS: Final = (20_000, 32_000)  # below every OS's default ephemeral range
 _PORT_TRIES: Final = 100
@@ -68,6 +70,11 @@ def _toml_value(value: Scalar | list[str]) -> str:
     return repr(value)
 
 
+def _toml_key(key: str) -> str:
+    """A key as TOML writes it: bare when it can be, else quoted (``"EURUSD.m"``)."""
+    return key if _BARE_KEY.fullmatch(key) else _toml_value(key)
+
+
 def _toml(tables: Mapping[str, Mapping[str, Value]]) -> str:
     lines = []
     for table, values in tables.items():
@@ -75,9 +82,9 @@ def _toml(tables: Mapping[str, Mapping[str, Value]]) -> str:
         subtables = {}
         for key, value in values.items():
             if isinstance(value, Mapping):
-                subtables[f"{table}.{key}"] = value
+                subtables[f"{table}.{_toml_key(key)}"] = value
             else:
-                lines.append(f"{key} = {_toml_value(value)}")
+                lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
         lines.append("")
         if subtables:
             lines.append(_toml(subtables))

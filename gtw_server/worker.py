@@ -74,6 +74,7 @@ class WorkerSpec(Struct, frozen=True, kw_only=True):
     # the fills its predecessor made, to reconcile them).
     sim_reset: bool = False
     mt5: Mt5Config = msgspec.field(default_factory=Mt5Config)
+    symbols: dict[str, str] = msgspec.field(default_factory=dict)  # [gateway] symbols
 
 
 class _Call(Struct, array_like=True):
@@ -97,7 +98,7 @@ def _build_adapter(spec: WorkerSpec) -> TerminalAdapter:
         from gtw_server.terminal.sim import SimTerminal  # noqa: PLC0415 (only in the child)
 
         terminal = SimTerminal(state_path=spec.sim_state, config=spec.sim, reset=spec.sim_reset)
-        return TerminalAdapter(terminal)
+        return TerminalAdapter(terminal, symbols=spec.symbols)
     module = load_metatrader5()
     kwargs: dict[str, Any] = {"timeout": spec.mt5.timeout_ms, "portable": spec.mt5.portable}
     if spec.mt5.path:
@@ -107,7 +108,7 @@ def _build_adapter(spec: WorkerSpec) -> TerminalAdapter:
         kwargs["password"] = os.environ.get(spec.mt5.password_env, "")
     if spec.mt5.server:
         kwargs["server"] = spec.mt5.server
-    return TerminalAdapter(module, kwargs)
+    return TerminalAdapter(module, kwargs, spec.symbols)
 
 
 # How a call that raised in the worker is reported to the parent, and raised again there.

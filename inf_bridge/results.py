@@ -13,8 +13,11 @@ class OrderFilled(Struct, frozen=True, kw_only=True):
     """An OPEN, CLOSE or CLOSE_BY that executed.
 
     ``ticket`` is the position's ticket (pass it to ``close_position``); ``volume`` and
-    ``price`` are what was filled; ``duplicate`` is true when the gateway had already executed
-    this uuid and returned the stored result.
+    ``price`` are what was filled (``volume_requested``: what was asked, when the gateway
+    rounded it down); ``symbol`` is the broker's name when the one given was resolved to it
+    (``EURUSD.m`` for ``EURUSD``); ``bid``, ``ask``, ``request_id`` and ``retcode_external``
+    are the rest of the terminal's answer; ``duplicate`` is true when the gateway had already
+    executed this uuid and returned the stored result.
     """
 
     uuid: str
@@ -27,6 +30,7 @@ class OrderFilled(Struct, frozen=True, kw_only=True):
     retcode: int | None = None
     comment: str | None = None
     volume_requested: float | None = None
+    symbol: str | None = None
     bid: float | None = None
     ask: float | None = None
     request_id: int | None = None
@@ -46,6 +50,7 @@ class OrderFilled(Struct, frozen=True, kw_only=True):
             retcode=reply.retcode,
             comment=reply.comment,
             volume_requested=reply.volume_requested,
+            symbol=reply.symbol,
             duplicate=reply.duplicate,
             **terminal_answer(reply),
         )
@@ -67,6 +72,7 @@ class OrderDone(Struct, frozen=True, kw_only=True):
     retcode: int | None = None
     comment: str | None = None
     volume_requested: float | None = None
+    symbol: str | None = None
     bid: float | None = None
     ask: float | None = None
     request_id: int | None = None
@@ -83,6 +89,7 @@ class OrderDone(Struct, frozen=True, kw_only=True):
             retcode=reply.retcode,
             comment=reply.comment,
             volume_requested=reply.volume_requested,
+            symbol=reply.symbol,
             duplicate=reply.duplicate,
             **terminal_answer(reply),
         )

@@ -68,15 +68,18 @@ class AuditEvent(StrEnum):
     CIRCUIT_CLOSED = "CIRCUIT_CLOSED"
 
 
-# The terminal's own verdicts; every other refusal came from the gateway, before the terminal.
+# The terminal's own verdicts, and the gateway's by what the terminal holds (its quote, its
+# symbols and their terms, its orders); every other refusal came from the gateway alone.
 _TERMINAL_VERDICTS: Final = frozenset(
     {
         ErrorCode.MT5_REJECTED,
         ErrorCode.POSITION_NOT_FOUND,
         ErrorCode.ORDER_NOT_FOUND,
         ErrorCode.SYMBOL_NOT_FOUND,
+        ErrorCode.SYMBOL_AMBIGUOUS,
         ErrorCode.INVALID_PRICE,
         ErrorCode.INVALID_EXPIRATION,
+        ErrorCode.INVALID_VOLUME,
         ErrorCode.NO_CHANGES,
     }
 )

@@ -42,6 +42,7 @@ class ErrorCode(StrEnum):
     ORDER_NOT_FOUND = "ORDER_NOT_FOUND"
     POSITION_NOT_FOUND = "POSITION_NOT_FOUND"
     SYMBOL_NOT_FOUND = "SYMBOL_NOT_FOUND"  # a market-data request for a symbol the terminal lacks
+    SYMBOL_AMBIGUOUS = "SYMBOL_AMBIGUOUS"  # no such symbol, and several are it plus a suffix
     TOO_LARGE = "TOO_LARGE"  # more rows than the gateway's max_rows: ask for fewer
     INVALID_PRICE = "INVALID_PRICE"  # a pending order's price on the wrong side of the market
     INVALID_EXPIRATION = "INVALID_EXPIRATION"  # an expiration in the past, or not allowed

@@ -635,6 +635,9 @@ class Reply(Struct, frozen=True, kw_only=True, omit_defaults=True):
     # OPEN, CLOSE, PLACE with volume_rounding "down": the volume asked for, when the gateway
     # rounded it down to the symbol's step (``volume`` is what was traded)
     volume_requested: float | None = None
+    # OPEN, PLACE: the broker's name of the symbol, when the request's was resolved to it
+    # (``EURUSD.m`` for ``EURUSD``; docs/PROTOCOL.md, "Symbol names")
+    symbol: str | None = None
     # HALT, RESUME
     halted: bool | None = None
     # GET_ORDER

@@ -47,27 +47,51 @@ def calls_to(mt5: SimTerminal, monkeypatch: pytest.MonkeyPatch, *names: str) -> 
 
 
 @pytest.mark.parametrize(
-    ("symbol", "volume", "asked", "takes"),
+    ("symbol", "volume", "said", "takes"),
     [
-        ("EURUSD", 0.013, "0.013", "0.01 to 500 lots in steps of 0.01"),
-        ("US500", 0.05, "0.05", "0.1 to 1000 lots in steps of 0.1"),
-        ("XAUUSD", 250.0, "250", "0.01 to 100 lots in steps of 0.01"),
+        (
+            "EURUSD",
+            0.013,
+            "0.013 lots is not a whole number of steps of 0.01: send 0.01 or 0.02",
+            "0.01 to 500 lots in steps of 0.01",
+        ),
+        (
+            "US500",
+            0.05,
+            "0.05 lots is below the minimum of 0.1",
+            "0.1 to 1000 lots in steps of 0.1",
+        ),
+        (
+            "XAUUSD",
+            250.0,
+            "250 lots is above the maximum of 100",
+            "0.01 to 100 lots in steps of 0.01",
+        ),
     ],
     ids=["off-step", "below-min", "above-max"],
 )
-def test_an_invalid_volume_names_what_was_asked_and_the_symbols_limits(
-    adapter: TerminalAdapter, symbol: str, volume: float, asked: str, takes: str
+def test_an_invalid_volume_is_refused_before_the_terminal_saying_what_the_symbol_takes(  # noqa: PLR0917
+    mt5: SimTerminal,
+    adapter: TerminalAdapter,
+    monkeypatch: pytest.MonkeyPatch,
+    symbol: str,
+    volume: float,
+    said: str,
+    takes: str,
 ) -> None:
+    made = calls_to(mt5, monkeypatch, "order_send")
     outcome = adapter.open(buy(symbol, volume))
-    assert (outcome.status, outcome.error_code) == ("REJECTED", "MT5_REJECTED")
-    assert (outcome.retcode, outcome.comment) == (10014, "Invalid volume")
-    assert outcome.error_msg == (
-        "the terminal rejected the order: 10014 Invalid volume: "
-        f"{asked} lots of {symbol}; the symbol takes {takes}"
+    assert (outcome.status, outcome.error_code, outcome.retcode) == (
+        "REJECTED",
+        "INVALID_VOLUME",
+        None,
     )
+    assert outcome.error_msg is not None and outcome.error_msg.startswith(said)
+    assert outcome.error_msg.endswith(f": {symbol} takes {takes}")
+    assert made == []  # nothing was sent
 
 
-def test_an_invalid_partial_close_names_the_limits_without_asking_the_terminal_again(
+def test_an_invalid_partial_close_is_refused_without_asking_the_terminal(
     mt5: SimTerminal, adapter: TerminalAdapter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The limits come with the filling mode, looked up once per symbol: neither a fill nor a
@@ -76,12 +100,16 @@ def test_an_invalid_partial_close_names_the_limits_without_asking_the_terminal_a
     assert opened.ticket is not None
     made = calls_to(mt5, monkeypatch, "symbol_info", "symbols_get", "order_send")
     outcome = adapter.close(CloseOrder(ticket=opened.ticket, volume=0.015, comment="#c"))
-    assert (outcome.error_code, outcome.retcode) == ("MT5_REJECTED", 10014)
+    assert (outcome.error_code, outcome.retcode) == ("INVALID_VOLUME", None)
     assert outcome.error_msg == (
-        "the terminal rejected the order: 10014 Invalid volume: 0.015 lots of EURUSD; "
-        "the symbol takes 0.01 to 500 lots in steps of 0.01"
+        "0.015 lots is not a whole number of steps of 0.01: send 0.01 or 0.02, or ask for "
+        'volume_rounding="down": EURUSD takes 0.01 to 500 lots in steps of 0.01'
     )
-    assert made == ["order_send"]
+    assert made == []
+    rounded = adapter.close(
+        CloseOrder(ticket=opened.ticket, volume=0.015, comment="#c", volume_down=True)
+    )
+    assert (rounded.volume, rounded.volume_requested) == (0.01, 0.015)
     assert adapter.close(CloseOrder(ticket=opened.ticket, volume=0.05, comment="#c")).ticket
     assert made == ["order_send", "order_send"]
     too_dear = adapter.open(buy("XAUUSD", 100.0))  # a valid volume, but 235,000 USD of margin
@@ -94,10 +122,9 @@ def test_an_invalid_partial_close_names_the_limits_without_asking_the_terminal_a
         ("EURUSDX", None, "; did you mean EURUSD?"),  # a typo
         ("eurusd", None, "; did you mean EURUSD?"),  # the case
         ("EURUSD.m", None, "; did you mean EURUSD?"),  # a suffix this terminal's names lack
-        # A broker whose names all carry a suffix; US30.cash is too far from US30 for difflib
-        # (0.62): only the shared base finds it.
-        ("AUDUSD", ["AUDUSD.m", "AUDCAD.m", "EURUSD.m"], "; did you mean AUDUSD.m?"),
-        ("US30", ["US500.cash", "US30.cash", "GER40.cash"], "; did you mean US30.cash?"),
+        # A broker whose names all carry a suffix (a name that is one of them plus a suffix is
+        # resolved instead: below).
+        ("AUDUSDX", ["AUDUSD.m", "AUDCAD.m", "EURUSD.m"], "; did you mean AUDUSD.m?"),
     ],
 )
 def test_an_unknown_symbol_suggests_the_close_names_the_terminal_knows(
@@ -124,7 +151,7 @@ def test_the_symbol_list_is_asked_for_only_to_refuse_and_guesses_nothing_far(
     assert made == []
     typo = adapter.open(buy("EURUSDX", 0.1))
     assert typo.error_msg == "symbol 'EURUSDX' is not known to the terminal; did you mean EURUSD?"
-    assert made == ["symbols_get"]
+    assert made == ["symbols_get", "symbols_get"]  # for a suffixed name, then for close ones
     nothing_close = adapter.open(buy("NOSUCH", 0.1))
     assert nothing_close.error_msg == "symbol 'NOSUCH' is not known to the terminal"
     monkeypatch.setattr(mt5, "symbols_get", lambda group=None: None)  # the call failed
@@ -135,10 +162,10 @@ def test_the_symbol_list_is_asked_for_only_to_refuse_and_guesses_nothing_far(
 async def test_both_refusals_reach_the_client_through_a_gateway(bridge: Bridge) -> None:
     with pytest.raises(OrderRejected) as volume:
         await bridge.send_order("EURUSD", "BUY", 0.013)
-    assert (volume.value.error_code, volume.value.retcode) == ("MT5_REJECTED", 10014)
+    assert (volume.value.error_code, volume.value.retcode) == ("INVALID_VOLUME", None)
     assert volume.value.message == (
-        "the terminal rejected the order: 10014 Invalid volume: 0.013 lots of EURUSD; "
-        "the symbol takes 0.01 to 500 lots in steps of 0.01"
+        "0.013 lots is not a whole number of steps of 0.01: send 0.01 or 0.02, or ask for "
+        'volume_rounding="down": EURUSD takes 0.01 to 500 lots in steps of 0.01'
     )
     with pytest.raises(OrderRejected) as unknown:
         await bridge.send_order("EURUSDX", "BUY", 0.1)
@@ -147,3 +174,44 @@ async def test_both_refusals_reach_the_client_through_a_gateway(bridge: Bridge) 
         "symbol 'EURUSDX' is not known to the terminal; did you mean EURUSD?"
     )
     assert await bridge.get_positions() == []
+
+
+@pytest.fixture
+def suffixed_broker() -> TerminalAdapter:
+    """A broker whose every symbol ends in ``.m``, with a ``[gateway] symbols`` entry."""
+    adapter = TerminalAdapter(
+        SimTerminal(config=SimConfig(always_open=True, symbol_suffix=".m")),
+        symbols={"GOLD": "XAUUSD.m"},
+    )
+    assert adapter.connect().connected
+    return adapter
+
+
+def test_a_name_without_the_brokers_suffix_trades_the_brokers_symbol(
+    suffixed_broker: TerminalAdapter,
+) -> None:
+    bought = suffixed_broker.open(buy("EURUSD", 0.1))
+    assert (bought.status, bought.resolved) == ("FILLED", "EURUSD.m")
+    (position,) = suffixed_broker.mt5.positions_get()
+    assert position.symbol == "EURUSD.m"
+    exact = suffixed_broker.open(buy("EURUSD.m", 0.1))  # the broker's own name: nothing said
+    assert (exact.status, exact.resolved) == ("FILLED", None)
+    mapped = suffixed_broker.open(buy("GOLD", 0.01))
+    assert (mapped.status, mapped.resolved) == ("FILLED", "XAUUSD.m")
+
+
+def test_a_name_two_symbols_carry_is_refused_with_both(
+    suffixed_broker: TerminalAdapter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    listed = suffixed_broker.mt5.symbols_get()
+    extra = (*listed, SimpleNamespace(name="EURUSDpro"))
+    monkeypatch.setattr(suffixed_broker.mt5, "symbols_get", lambda group=None: extra)
+    outcome = suffixed_broker.open(buy("EURUSD", 0.1))
+    assert (outcome.status, outcome.error_code) == ("REJECTED", "SYMBOL_AMBIGUOUS")
+    assert outcome.error_msg == (
+        "'EURUSD' is not a symbol of this broker, and 2 are it with a suffix: EURUSD.m, "
+        "EURUSDpro; name one (or map EURUSD in [gateway] symbols)"
+    )
+    assert suffixed_broker.mt5.positions_total() == 0
+    # A tail of capitals is another symbol, not a suffix.
+    assert suffixed_broker.open(buy("EUR", 0.1)).error_code == "MT5_REJECTED"

@@ -168,13 +168,17 @@ def test_open_close_and_ask_about_an_order(connected: GatewayProcess, cli: CLI) 
 
 
 def test_a_rejected_order_exits_1(connected: GatewayProcess, cli: CLI) -> None:
-    rejected = cli("open", "EURUSD", "BUY", "0.001", "--uuid", "too-small-1")
+    # 100 lots of gold need 235,000 USD of margin: the terminal's 10019 No money.
+    rejected = cli("open", "XAUUSD", "BUY", "100", "--uuid", "too-dear-1")
     assert rejected.code == Exit.REFUSED
     assert rejected.err.startswith("mt5-bridge: open: MT5_REJECTED: ")
-    assert "10014" in rejected.err
-    error = cli("--json", "open", "EURUSD", "BUY", "0.001", "--uuid", "too-small-2").json()
+    assert "10019" in rejected.err
+    error = cli("--json", "open", "XAUUSD", "BUY", "100", "--uuid", "too-dear-2").json()
     assert error["exit_code"] == 1 and error["error_code"] == "MT5_REJECTED"
-    assert error["retcode"] == 10014 and error["uuid"] == "too-small-2"
+    assert error["retcode"] == 10019 and error["uuid"] == "too-dear-2"
+    small = cli("open", "EURUSD", "BUY", "0.001", "--uuid", "too-small-1")  # not sent at all
+    assert small.code == Exit.REFUSED
+    assert small.err.startswith("mt5-bridge: open: INVALID_VOLUME: 0.001 lots is below")
 
 
 def test_halt_refuses_new_orders_until_resume(connected: GatewayProcess, cli: CLI) -> None:

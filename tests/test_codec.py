@@ -411,6 +411,8 @@ def test_error_codes_are_exactly_the_contracts() -> None:
         "JOURNAL_UNAVAILABLE",  # an extension: an order the journal could not record
         "SYMBOL_NOT_FOUND",  # market data (issue 15): a symbol the terminal does not know
         "TOO_LARGE",  # market data: more rows than the gateway's max_rows
+        "INVALID_VOLUME",  # issue 20: a volume off the symbol's step or range, not sent
+        "SYMBOL_AMBIGUOUS",  # issue 20: several of the broker's symbols are the name + suffix
     }
     assert all(code == code.value for code in ErrorCode)  # a StrEnum: usable as the wire string
 

@@ -97,7 +97,8 @@ async def test_every_order_leaves_its_life_in_the_audit_log(
         fill = await bridge.send_order("EURUSD", "BUY", 0.1, uuid="audited-1")
         await bridge.close_position(fill.ticket, uuid="audited-2")
         with pytest.raises(OrderRejected):
-            await bridge.send_order("EURUSD", "BUY", 0.001, uuid="audited-3")  # the terminal's
+            # 100 lots of gold, 235,000 USD of margin: the terminal's 10019 No money
+            await bridge.send_order("XAUUSD", "BUY", 100.0, uuid="audited-3")
         with pytest.raises(OrderRejected):
             await bridge.close_position(fill.ticket, uuid="audited-4")  # closed already
         await bridge.halt("audit test")

@@ -99,17 +99,22 @@ async def test_a_terminal_refusal_is_journaled_before_the_next_request_is_read(
     tmp_path: Path, secret: str
 ) -> None:
     data_dir = tmp_path / "gw"
-    refusal = signed_open(secret, "refused-1", volume=0.001)  # under the minimum
+    # A valid volume, but 235,000 USD of margin: the terminal's 10019 No money.
+    refusal = signed_open(secret, "refused-1", volume=100.0, symbol="XAUUSD")
     # Killed once the next request was read: the refusal was written before it (a refusal
     # leaves no trace in the terminal to reconcile from).
     [refused, _], port = await answered_then_killed(data_dir, secret, refusal, ping())
-    assert (refused.status, refused.error_code) == (Status.REJECTED, "MT5_REJECTED")
+    assert (refused.status, refused.error_code, refused.retcode) == (
+        Status.REJECTED,
+        "MT5_REJECTED",
+        10019,
+    )
     assert dict(journal_rows(data_dir / "journal.sqlite3"))["refused-1"] is not None
 
     with GatewayProcess(data_dir, secret=secret, port=port) as restarted:
         again = Dealer(restarted.endpoint)
         try:
-            await again.send(signed_open(secret, "refused-1", volume=0.001))  # the retry
+            await again.send(signed_open(secret, "refused-1", 100.0, "XAUUSD"))  # the retry
             replayed = await again.recv()
         finally:
             again.close()
