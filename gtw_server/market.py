@@ -253,6 +253,7 @@ class MarketReader:
     def _name(self, symbol: str) -> str:
         """The broker's name for ``symbol`` (``TerminalAdapter.resolve``); ``SYMBOL_AMBIGUOUS``
         when several symbols are it plus a suffix."""
+        self._adapter.ensure_connected()
         try:
             return self._adapter.resolve(symbol)
         except AmbiguousSymbol as exc:
