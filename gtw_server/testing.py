@@ -252,8 +252,9 @@ class GatewayProcess(ServerProcess):
         self._tables: dict[str, Mapping[str, Value]] = {
             "gateway": dict(gateway or {}),
             # Markets never close unless ``sim`` says so: the tests, the demo and the benchmark
-            # run on a Saturday too.
-            "sim": {"always_open": True, **(sim or {})},
+            # run on a Saturday too. The server's clock is UTC unless ``sim`` names a zone: the
+            # tests of times across zones say so (``server_timezone = "EET"``).
+            "sim": {"always_open": True, "server_timezone": "UTC", **(sim or {})},
         }
         self._args = list(args)
         self._curve = curve

@@ -642,7 +642,9 @@ def test_orders_without_pending_orders(connected: GatewayProcess, cli: CLI) -> N
 def place_pending(state: Path) -> list[int]:
     """Place a BUY_LIMIT on EURUSD and a SELL_STOP on USDJPY in a simulated terminal's state
     file, as a trader's terminal would have, before a gateway opens it; their tickets."""
-    terminal = SimTerminal(state_path=str(state), config=SimConfig(always_open=True, seed=1))
+    terminal = SimTerminal(
+        state_path=str(state), config=SimConfig(server_timezone="UTC", always_open=True, seed=1)
+    )
     assert terminal.initialize()
     tickets = []
     try:

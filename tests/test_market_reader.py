@@ -48,7 +48,9 @@ def clock() -> Clock:
 
 @pytest.fixture
 def reader(clock: Clock) -> Iterator[MarketReader]:
-    with SimTerminal(config=SimConfig(always_open=True), clock=clock) as terminal:
+    with SimTerminal(
+        config=SimConfig(server_timezone="UTC", always_open=True), clock=clock
+    ) as terminal:
         yield MarketReader(TerminalAdapter(terminal))
 
 

@@ -182,6 +182,7 @@ def test_a_script_runs_unchanged_with_the_simulators_results(
         check=False,
     )
     simulator = ["-m", "gtw_server.terminal.sim.module", "--sim", "always_open=true"]
+    simulator += ["--sim", "server_timezone=UTC"]  # as the gateway fixture's
     in_process = subprocess.run(  # the gateway fixture's simulator: seed 1
         [sys.executable, *simulator, "--sim", "seed=1", str(script)],
         capture_output=True,

@@ -21,7 +21,9 @@ UNNAMED = (-2, "Unnamed arguments not allowed")
 
 @pytest.fixture
 def mt5() -> Iterator[SimTerminal]:
-    with SimTerminal(config=SimConfig(always_open=True), clock=lambda: T0) as terminal:
+    with SimTerminal(
+        config=SimConfig(server_timezone="UTC", always_open=True), clock=lambda: T0
+    ) as terminal:
         assert terminal.initialize()
         yield terminal
 
@@ -66,14 +68,17 @@ CALLS: list[tuple[str, Callable[[SimTerminal], object], object]] = [
 
 
 def test_last_error_is_empty_before_any_call() -> None:
-    assert SimTerminal(config=SimConfig(always_open=True)).last_error() == (0, "")
+    assert SimTerminal(config=SimConfig(server_timezone="UTC", always_open=True)).last_error() == (
+        0,
+        "",
+    )
 
 
 @pytest.mark.parametrize(("name", "call", "failure"), CALLS, ids=[c[0] for c in CALLS])
 def test_every_call_fails_with_no_ipc_before_initialize_and_after_shutdown(
     name: str, call: Callable[[SimTerminal], object], failure: object
 ) -> None:
-    mt5 = SimTerminal(config=SimConfig(always_open=True), clock=lambda: T0)
+    mt5 = SimTerminal(config=SimConfig(server_timezone="UTC", always_open=True), clock=lambda: T0)
     assert call(mt5) is failure
     assert mt5.last_error() == NO_IPC
     assert mt5.initialize() is True
@@ -85,7 +90,7 @@ def test_every_call_fails_with_no_ipc_before_initialize_and_after_shutdown(
 
 
 def test_shutdown_returns_true_even_without_a_connection() -> None:
-    mt5 = SimTerminal(config=SimConfig(always_open=True))
+    mt5 = SimTerminal(config=SimConfig(server_timezone="UTC", always_open=True))
     assert mt5.shutdown() is True
     assert mt5.shutdown() is True
 
@@ -99,7 +104,7 @@ def test_a_good_call_resets_last_error_to_success(mt5: SimTerminal) -> None:
 
 
 def test_initialize_refuses_another_server_and_then_stays_disconnected() -> None:
-    mt5 = SimTerminal(config=SimConfig(always_open=True), clock=lambda: T0)
+    mt5 = SimTerminal(config=SimConfig(server_timezone="UTC", always_open=True), clock=lambda: T0)
     assert mt5.initialize(server="Broker-Live") is False  # not this account's server
     assert mt5.last_error() == (-6, "Terminal: Authorization failed")
     assert mt5.account_info() is None
@@ -114,7 +119,11 @@ def test_any_account_logs_in_with_its_own_book_kept_apart(tmp_path: Path) -> Non
     # A script written for the trader's real account runs as it is: the simulated broker
     # opens that account the first time, and keeps each account's positions to itself.
     state = tmp_path / "sim.sqlite3"
-    with SimTerminal(state_path=state, config=SimConfig(always_open=True), clock=lambda: T0) as mt5:
+    with SimTerminal(
+        state_path=state,
+        config=SimConfig(server_timezone="UTC", always_open=True),
+        clock=lambda: T0,
+    ) as mt5:
         assert mt5.initialize(login=81234567, password="secret", server="MyBroker-Live")
         mine = mt5.account_info()
         assert (mine.login, mine.server, mine.balance) == (81234567, "MyBroker-Live", 10_000.0)
@@ -126,7 +135,9 @@ def test_any_account_logs_in_with_its_own_book_kept_apart(tmp_path: Path) -> Non
         assert mt5.login(81234567) and mt5.positions_total() == 1
     assert (tmp_path / "sim.81234567.sqlite3").exists()  # its own state, beside the first
     with SimTerminal(
-        state_path=state, config=SimConfig(always_open=True), clock=lambda: T0
+        state_path=state,
+        config=SimConfig(server_timezone="UTC", always_open=True),
+        clock=lambda: T0,
     ) as again:
         assert again.initialize(login=81234567, server="MyBroker-Live")
         assert again.positions_total() == 1  # kept across a restart

@@ -13,7 +13,7 @@ T0 = 1_700_000_000.0
 
 
 def opened(state: Path | None = None, **settings: object) -> SimTerminal:
-    config = SimConfig(always_open=True, **settings)  # type: ignore[arg-type]
+    config = SimConfig(server_timezone="UTC", always_open=True, **settings)  # type: ignore[arg-type]
     mt5 = SimTerminal(config=config, clock=lambda: T0, state_path=state)
     assert mt5.initialize(), mt5.last_error()
     return mt5
@@ -49,7 +49,7 @@ def test_settings_name_symbols_without_the_suffix() -> None:
     )
     assert result is not None and result.retcode == 10017  # trade disabled
     with pytest.raises(msgspec.ValidationError, match="symbol_suffix"):
-        SimConfig(symbol_suffix="a b")
+        SimConfig(server_timezone="UTC", symbol_suffix="a b")
 
 
 def test_a_state_file_of_another_suffix_is_refused(tmp_path: Path) -> None:
@@ -61,7 +61,7 @@ def test_a_state_file_of_another_suffix_is_refused(tmp_path: Path) -> None:
             {"action": 1, "symbol": "EURUSD", "volume": 0.1, "type": 0, "price": tick.ask}
         )
     with pytest.raises(RuntimeError, match=r"EURUSD, which this broker does not list"):
-        SimTerminal(config=SimConfig(symbol_suffix=".m"), state_path=state)
+        SimTerminal(config=SimConfig(server_timezone="UTC", symbol_suffix=".m"), state_path=state)
 
 
 def test_asking_for_more_bars_than_the_terminal_keeps_is_invalid_params() -> None:

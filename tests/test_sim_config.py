@@ -42,6 +42,7 @@ def test_the_defaults_are_a_usd_hedging_demo_keeping_market_hours_with_every_fau
         "execution_ms": None,
         "rollover_spread": None,
         "maxbars": 100_000,
+        "server_timezone": "EET",  # a broker's clock, UTC+2/+3: the trap is there by default
         "symbol_suffix": "",
         "replay": {},
         "replay_from": None,
@@ -61,6 +62,8 @@ def test_the_defaults_are_a_usd_hedging_demo_keeping_market_hours_with_every_fau
         ("disconnect_at_s", -1.0),
         ("seed", -1),
         ("login", True),
+        ("server_timezone", "Mars/Olympus"),
+        ("server_timezone", "Asia/Kolkata"),  # +5:30: bars are built from whole hours
     ],
 )
 def test_a_bad_value_names_its_field_in_code_and_from_toml(field: str, value: Any) -> None:

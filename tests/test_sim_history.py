@@ -18,7 +18,9 @@ SUCCESS = (1, "Success")
 
 @pytest.fixture
 def mt5() -> Iterator[SimTerminal]:
-    with SimTerminal(config=SimConfig(always_open=True), clock=lambda: T0) as terminal:
+    with SimTerminal(
+        config=SimConfig(server_timezone="UTC", always_open=True), clock=lambda: T0
+    ) as terminal:
         assert terminal.initialize()
         yield terminal
 
@@ -157,7 +159,9 @@ def test_ticks_and_an_empty_window(mt5: SimTerminal) -> None:
 def test_history_follows_market_hours() -> None:
     np = pytest.importorskip("numpy")
     monday = 1_701_043_200.0  # 2023-11-27 00:00 UTC
-    mt5 = SimTerminal(config=SimConfig(always_open=False), clock=lambda: monday)
+    mt5 = SimTerminal(
+        config=SimConfig(server_timezone="UTC", always_open=False), clock=lambda: monday
+    )
     assert mt5.initialize()
     hours = mt5.copy_rates_range("EURUSD", mt5.TIMEFRAME_H1, monday - 3 * 86_400, monday)
     assert hours is not None
@@ -191,7 +195,8 @@ def test_buy_sell_and_close_as_the_package_writes_them(mt5: SimTerminal) -> None
 
 def test_close_by_ticket_and_partially() -> None:
     with SimTerminal(
-        config=SimConfig(always_open=True, reject_rate=0.5, seed=1), clock=lambda: T0
+        config=SimConfig(server_timezone="UTC", always_open=True, reject_rate=0.5, seed=1),
+        clock=lambda: T0,
     ) as mt5:
         assert mt5.initialize()
         tickets = []

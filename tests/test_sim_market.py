@@ -30,7 +30,9 @@ class Clock:
 
 
 def terminal(clock: Clock, **config: Any) -> SimTerminal:
-    mt5 = SimTerminal(config=SimConfig(**({"always_open": True} | config)), clock=clock)
+    mt5 = SimTerminal(
+        config=SimConfig(server_timezone="UTC", **({"always_open": True} | config)), clock=clock
+    )
     assert mt5.initialize()
     return mt5
 
@@ -128,12 +130,16 @@ def test_symbol_trade_modes() -> None:
 def test_a_closeonly_netting_symbol_reduces_but_never_grows_or_reverses(tmp_path: Path) -> None:
     clock, path = Clock(WEDNESDAY_1200), tmp_path / "sim.sqlite3"
     with SimTerminal(
-        state_path=path, config=SimConfig(always_open=True, margin_mode="netting"), clock=clock
+        state_path=path,
+        config=SimConfig(server_timezone="UTC", always_open=True, margin_mode="netting"),
+        clock=clock,
     ) as mt5:
         assert mt5.initialize()
         assert send(mt5, market(mt5, "EURUSD", BUY, 1.0)).retcode == 10009
     # The broker turns the symbol close-only: the position stays, and can only shrink.
-    config = SimConfig(always_open=True, symbol_trade_modes={"EURUSD": "closeonly"})
+    config = SimConfig(
+        server_timezone="UTC", always_open=True, symbol_trade_modes={"EURUSD": "closeonly"}
+    )
     with SimTerminal(state_path=path, config=config, clock=clock) as mt5:
         assert mt5.initialize()
         assert send(mt5, market(mt5, "EURUSD", BUY, 0.1)).retcode == 10044
@@ -146,7 +152,7 @@ def test_a_closeonly_netting_symbol_reduces_but_never_grows_or_reverses(tmp_path
 @pytest.mark.parametrize("modes", [{"EURUSD": "sometimes"}, {"EURGBP": "full"}])
 def test_a_bad_trade_mode_names_the_field(modes: dict[str, Any]) -> None:
     with pytest.raises(msgspec.ValidationError, match=r"\$\.symbol_trade_modes`$"):
-        SimConfig(always_open=True, symbol_trade_modes=modes)
+        SimConfig(server_timezone="UTC", always_open=True, symbol_trade_modes=modes)
 
 
 def test_algo_trading_off_answers_10027() -> None:

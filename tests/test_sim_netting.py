@@ -22,7 +22,8 @@ BUY, SELL = 0, 1
 @pytest.fixture
 def mt5() -> Iterator[SimTerminal]:
     with SimTerminal(
-        config=SimConfig(always_open=True, margin_mode="netting"), clock=lambda: T0
+        config=SimConfig(server_timezone="UTC", always_open=True, margin_mode="netting"),
+        clock=lambda: T0,
     ) as terminal:
         assert terminal.initialize()
         yield terminal

@@ -23,7 +23,9 @@ BUY_LIMIT, SELL_LIMIT, BUY_STOP, SELL_STOP, BUY_STOP_LIMIT, SELL_STOP_LIMIT = ra
 
 @pytest.fixture
 def mt5() -> Iterator[SimTerminal]:
-    with SimTerminal(config=SimConfig(always_open=True), clock=lambda: T0) as terminal:
+    with SimTerminal(
+        config=SimConfig(server_timezone="UTC", always_open=True), clock=lambda: T0
+    ) as terminal:
         assert terminal.initialize()
         yield terminal
 
@@ -31,7 +33,9 @@ def mt5() -> Iterator[SimTerminal]:
 def future(seconds: float, symbol: str = "EURUSD") -> list[Tick]:
     """Every tick of the next ``seconds``: the tick history of a twin terminal with the same
     seed, that far ahead."""
-    twin = SimTerminal(config=SimConfig(always_open=True), clock=lambda: T0 + seconds)
+    twin = SimTerminal(
+        config=SimConfig(server_timezone="UTC", always_open=True), clock=lambda: T0 + seconds
+    )
     assert twin.initialize()
     rows = twin.copy_ticks_range(symbol, T0, T0 + seconds, twin.COPY_TICKS_ALL)
     assert rows is not None
@@ -95,7 +99,8 @@ def test_a_placed_order_is_active_until_removed(mt5: SimTerminal) -> None:
 
 def test_the_retcode_of_a_placed_order_can_be_the_documented_10008() -> None:
     with SimTerminal(
-        config=SimConfig(always_open=True, pending_retcode=10008), clock=lambda: T0
+        config=SimConfig(server_timezone="UTC", always_open=True, pending_retcode=10008),
+        clock=lambda: T0,
     ) as mt5:
         assert mt5.initialize()
         placed = pending(mt5, BUY_LIMIT, round(quote(mt5).ask - 0.005, 5))
@@ -277,7 +282,9 @@ def test_sltp_sets_and_removes_levels(mt5: SimTerminal) -> None:
 
 
 def test_no_money_when_a_pending_order_triggers_rejects_it() -> None:
-    with SimTerminal(config=SimConfig(always_open=True, balance=100), clock=lambda: T0) as mt5:
+    with SimTerminal(
+        config=SimConfig(server_timezone="UTC", always_open=True, balance=100), clock=lambda: T0
+    ) as mt5:
         assert mt5.initialize()
         placed = pending(mt5, BUY_STOP, round(quote(mt5).ask, 5), volume=5.0)
         assert placed.retcode == 10009  # no margin is held for pending orders

@@ -26,7 +26,9 @@ class Clock:
 
 
 def terminal(seed: int = 0, clock: Any = lambda: T0, always_open: bool = True) -> SimTerminal:
-    mt5 = SimTerminal(config=SimConfig(always_open=always_open, seed=seed), clock=clock)
+    mt5 = SimTerminal(
+        config=SimConfig(server_timezone="UTC", always_open=always_open, seed=seed), clock=clock
+    )
     assert mt5.initialize()
     return mt5
 

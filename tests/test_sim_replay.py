@@ -30,8 +30,8 @@ class Clock:
         return self.now
 
 
-def replaying(file: Path, clock: Clock, **settings: Any) -> SimTerminal:
-    config = SimConfig(replay={"EURUSD": str(file)}, **settings)
+def replaying(file: Path, clock: Clock, zone: str = "UTC", **settings: Any) -> SimTerminal:
+    config = SimConfig(server_timezone=zone, replay={"EURUSD": str(file)}, **settings)
     mt5 = SimTerminal(config=config, clock=clock)
     assert mt5.initialize(), mt5.last_error()
     return mt5
@@ -42,9 +42,11 @@ def rows(file: Path) -> list[list[str]]:
         return list(csv.reader(handle, delimiter="\t"))[1:]
 
 
-def test_a_replayed_bars_file_gives_back_its_own_bars() -> None:
+@pytest.mark.parametrize("zone", ["UTC", "EET"])
+def test_a_replayed_bars_file_gives_back_its_own_bars(zone: str) -> None:
+    # The file's times are the server's, on whichever clock it keeps: they come back as written.
     clock = Clock(0.0)
-    mt5 = replaying(BARS, clock, replay_speed=3600.0)  # an hour of the file a second
+    mt5 = replaying(BARS, clock, zone, replay_speed=3600.0)  # an hour of the file a second
     clock.now = 3.5  # past the file's three hours: every bar is complete
     bars = mt5.copy_rates_range("EURUSD", mt5.TIMEFRAME_M1, START, START + 3 * 3600)
     assert bars is not None
@@ -150,19 +152,27 @@ def test_bad_files_and_settings_are_refused_with_their_place(tmp_path: Path) -> 
         "2024.03.04\t07:00:00\t1.1\t1.0\t1.2\t1.1\t5\t0\t10\n"
     )
     with pytest.raises(ReplayError, match=r"bad.csv, line 2: its high and low"):
-        SimTerminal(config=SimConfig(replay={"EURUSD": str(bad)}))
+        SimTerminal(config=SimConfig(server_timezone="UTC", replay={"EURUSD": str(bad)}))
     bad.write_text("time,price\n1,2\n")
     with pytest.raises(ReplayError, match="not an MT5 export"):
-        SimTerminal(config=SimConfig(replay={"EURUSD": str(bad)}))
+        SimTerminal(config=SimConfig(server_timezone="UTC", replay={"EURUSD": str(bad)}))
     bad.write_text(BARS.read_text().replace("07:01:00", "06:01:00"))
     with pytest.raises(ReplayError, match="line 3: earlier than the line before"):
-        SimTerminal(config=SimConfig(replay={"EURUSD": str(bad)}))
+        SimTerminal(config=SimConfig(server_timezone="UTC", replay={"EURUSD": str(bad)}))
     with pytest.raises(ValidationError, match=r"Unknown symbol 'BTCUSD'.* - at `\$.replay.BTCUSD`"):
-        SimConfig(replay={"BTCUSD": str(BARS)})
+        SimConfig(server_timezone="UTC", replay={"BTCUSD": str(BARS)})
     with pytest.raises(ReplayError, match="before a file's first row"):
-        SimTerminal(config=SimConfig(replay={"EURUSD": str(BARS)}, replay_from=START - 60))
+        SimTerminal(
+            config=SimConfig(
+                server_timezone="UTC", replay={"EURUSD": str(BARS)}, replay_from=START - 60
+            )
+        )
     with pytest.raises(FileNotFoundError):
-        SimTerminal(config=SimConfig(replay={"EURUSD": str(tmp_path / "missing.csv")}))
+        SimTerminal(
+            config=SimConfig(
+                server_timezone="UTC", replay={"EURUSD": str(tmp_path / "missing.csv")}
+            )
+        )
 
 
 async def test_a_strategy_trades_the_file_through_a_real_gateway(
@@ -212,7 +222,9 @@ def test_a_symbol_the_simulator_does_not_list_is_replayed_like_one_it_does(
     )
     clock = Clock(0.0)
     added = {"BTCUSD": {"file": str(file), "like": "XAUUSD"}}
-    mt5 = SimTerminal(config=SimConfig(replay=added, always_open=True), clock=clock)  # type: ignore[arg-type]
+    mt5 = SimTerminal(
+        config=SimConfig(server_timezone="UTC", replay=added, always_open=True), clock=clock
+    )  # type: ignore[arg-type]
     assert mt5.initialize()
     clock.now = 20 * 60 + 30  # 10:20:30 in the file
     info = mt5.symbol_info("BTCUSD")
@@ -233,8 +245,8 @@ def test_a_symbol_the_simulator_does_not_list_is_replayed_like_one_it_does(
     now_s = int(START) + 3 * 3600 + 20 * 60 + 30  # 10:20:30
     assert eurusd is not None and now_s - 60 < eurusd.time <= now_s
     with pytest.raises(ValidationError, match=r"give \{file = \.\.\., like"):
-        SimConfig(replay={"BTCUSD": str(file)})
+        SimConfig(server_timezone="UTC", replay={"BTCUSD": str(file)})
     with pytest.raises(
         ValidationError, match=r"Unknown symbol 'DOGE' - at `\$.replay.BTCUSD`.like"
     ):
-        SimConfig(replay={"BTCUSD": {"file": str(file), "like": "DOGE"}})  # type: ignore[dict-item]
+        SimConfig(server_timezone="UTC", replay={"BTCUSD": {"file": str(file), "like": "DOGE"}})  # type: ignore[dict-item]

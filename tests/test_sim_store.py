@@ -19,7 +19,7 @@ T0 = 1_700_000_000.0
 
 
 def opened(path: Path, **kwargs: Any) -> SimTerminal:
-    kwargs.setdefault("config", SimConfig(always_open=True))
+    kwargs.setdefault("config", SimConfig(server_timezone="UTC", always_open=True))
     mt5 = SimTerminal(state_path=path, clock=lambda: T0, **kwargs)
     assert mt5.initialize()
     return mt5
@@ -37,7 +37,9 @@ def buy(mt5: SimTerminal, volume: float = 0.1) -> int:
 
 def test_a_second_terminal_on_the_file_sees_the_same_state(tmp_path: Path) -> None:
     path = tmp_path / "state" / "sim.sqlite3"
-    with opened(path, config=SimConfig(always_open=True, balance=5_000)) as first:
+    with opened(
+        path, config=SimConfig(server_timezone="UTC", always_open=True, balance=5_000)
+    ) as first:
         kept = buy(first, 0.2)
         closed = buy(first)
         tick = first.symbol_info_tick("EURUSD")
@@ -50,7 +52,7 @@ def test_a_second_terminal_on_the_file_sees_the_same_state(tmp_path: Path) -> No
         account = first.account_info()
         deals = first.history_deals_get(0, T0 + 1)
     with opened(
-        path, config=SimConfig(always_open=True, balance=1)
+        path, config=SimConfig(server_timezone="UTC", always_open=True, balance=1)
     ) as second:  # the stored account wins
         assert second.positions_get() == positions
         assert [p.ticket for p in second.positions_get() or ()] == [kept]
@@ -75,7 +77,9 @@ def test_a_restart_executes_what_the_prices_triggered_while_it_was_down(tmp_path
         assert first.order_send(change).retcode == 10009  # type: ignore[union-attr]
     later = T0 + 7 * 86_400
     with SimTerminal(
-        config=SimConfig(always_open=True), state_path=path, clock=lambda: later
+        config=SimConfig(server_timezone="UTC", always_open=True),
+        state_path=path,
+        clock=lambda: later,
     ) as second:
         assert second.initialize()
         assert second.positions_total() == 0
@@ -95,8 +99,12 @@ def test_a_restart_executes_what_the_prices_triggered_while_it_was_down(tmp_path
 
 def test_the_stored_margin_mode_wins_over_the_config(tmp_path: Path) -> None:
     path = tmp_path / "sim.sqlite3"
-    opened(path, config=SimConfig(always_open=True, margin_mode="netting")).close()
-    with opened(path, config=SimConfig(always_open=True, margin_mode="hedging")) as again:
+    opened(
+        path, config=SimConfig(server_timezone="UTC", always_open=True, margin_mode="netting")
+    ).close()
+    with opened(
+        path, config=SimConfig(server_timezone="UTC", always_open=True, margin_mode="hedging")
+    ) as again:
         account = again.account_info()
         assert account is not None
         assert account.margin_mode == again.ACCOUNT_MARGIN_MODE_RETAIL_NETTING
@@ -106,7 +114,9 @@ def test_reset_starts_the_file_afresh(tmp_path: Path) -> None:
     path = tmp_path / "sim.sqlite3"
     with opened(path) as first:
         buy(first)
-    with opened(path, reset=True, config=SimConfig(always_open=True, balance=777)) as second:
+    with opened(
+        path, reset=True, config=SimConfig(server_timezone="UTC", always_open=True, balance=777)
+    ) as second:
         assert second.positions_get() == ()
         (deposit,) = second.history_deals_get(0, T0 + 1) or ()  # only the new opening deposit
         assert (deposit.type, deposit.profit) == (second.DEAL_TYPE_BALANCE, 777)
@@ -120,8 +130,8 @@ def test_the_file_uses_wal_and_in_memory_terminals_are_separate(tmp_path: Path) 
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     one, two = (
-        SimTerminal(config=SimConfig(always_open=True)),
-        SimTerminal(config=SimConfig(always_open=True)),
+        SimTerminal(config=SimConfig(server_timezone="UTC", always_open=True)),
+        SimTerminal(config=SimConfig(server_timezone="UTC", always_open=True)),
     )
     one.initialize()
     two.initialize()
@@ -134,9 +144,9 @@ def test_a_file_of_another_schema_is_refused(tmp_path: Path) -> None:
     with sqlite3.connect(path) as db:
         db.execute("PRAGMA user_version = 99")
     with pytest.raises(RuntimeError, match="schema 99"):
-        SimTerminal(config=SimConfig(always_open=True), state_path=path)
+        SimTerminal(config=SimConfig(server_timezone="UTC", always_open=True), state_path=path)
     with SimTerminal(
-        config=SimConfig(always_open=True), state_path=path, reset=True
+        config=SimConfig(server_timezone="UTC", always_open=True), state_path=path, reset=True
     ) as mt5:  # unless it is to be reset
         assert mt5.initialize()
         assert mt5.positions_total() == 0
@@ -157,7 +167,9 @@ def test_a_file_from_before_swaps_is_upgraded_and_pays_from_the_next_rollover(
     day = 86_400.0
     # Back a day later: Wednesday's rollover, missed while it ran the old schema, is not charged.
     with SimTerminal(
-        config=SimConfig(always_open=True), state_path=path, clock=lambda: T0 + day
+        config=SimConfig(server_timezone="UTC", always_open=True),
+        state_path=path,
+        clock=lambda: T0 + day,
     ) as upgraded:
         assert upgraded.initialize()
         (position,) = upgraded.positions_get(ticket=ticket) or ()
@@ -169,7 +181,9 @@ def test_a_file_from_before_swaps_is_upgraded_and_pays_from_the_next_rollover(
         assert seen_ms >= T0 * 1000
     # Thursday's rollover is: one night of EURUSD's -7 points on 0.1 lot.
     with SimTerminal(
-        config=SimConfig(always_open=True), state_path=path, clock=lambda: T0 + 2 * day
+        config=SimConfig(server_timezone="UTC", always_open=True),
+        state_path=path,
+        clock=lambda: T0 + 2 * day,
     ) as later:
         assert later.initialize()
         (position,) = later.positions_get(ticket=ticket) or ()
@@ -234,7 +248,10 @@ def test_tickets_are_unique_across_resets_and_continue_across_restarts(tmp_path:
     with opened(path) as restarted:  # the same state: its numbering goes on
         assert buy(restarted) == before[-1] + 1
     later = SimTerminal(
-        config=SimConfig(always_open=True), state_path=path, clock=lambda: T0 + 0.5, reset=True
+        config=SimConfig(server_timezone="UTC", always_open=True),
+        state_path=path,
+        clock=lambda: T0 + 0.5,
+        reset=True,
     )
     with later:
         assert later.initialize()

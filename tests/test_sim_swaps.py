@@ -22,7 +22,9 @@ LONG_NIGHT, SHORT_NIGHT = -7.0, 2.0
 
 @pytest.fixture
 def mt5() -> Iterator[SimTerminal]:
-    with SimTerminal(config=SimConfig(always_open=True), clock=lambda: MONDAY_NOON) as terminal:
+    with SimTerminal(
+        config=SimConfig(server_timezone="UTC", always_open=True), clock=lambda: MONDAY_NOON
+    ) as terminal:
         assert terminal.initialize()
         yield terminal
 
@@ -84,7 +86,7 @@ def test_closing_realises_the_swap_share_by_share(mt5: SimTerminal) -> None:
 
 
 def test_a_netting_position_keeps_its_swap_when_added_to_and_pays_it_when_reversed() -> None:
-    config = SimConfig(always_open=True, margin_mode="netting")
+    config = SimConfig(server_timezone="UTC", always_open=True, margin_mode="netting")
     with SimTerminal(config=config, clock=lambda: MONDAY_NOON) as mt5:
         assert mt5.initialize()
         opened = filled(mt5, "EURUSD", BUY, 1.0)
@@ -103,20 +105,24 @@ def test_a_netting_position_keeps_its_swap_when_added_to_and_pays_it_when_revers
 def test_swaps_are_stored_charged_once_and_caught_up_after_downtime(tmp_path: Path) -> None:
     path = tmp_path / "sim.sqlite3"
     with SimTerminal(
-        config=SimConfig(always_open=True), state_path=path, clock=lambda: MONDAY_NOON
+        config=SimConfig(server_timezone="UTC", always_open=True),
+        state_path=path,
+        clock=lambda: MONDAY_NOON,
     ) as first:
         assert first.initialize()
         opened = filled(first, "EURUSD", BUY, 1.0)
         first.step(12 * HOUR)
         assert held(first, opened.order).swap == LONG_NIGHT
     with SimTerminal(
-        config=SimConfig(always_open=True), state_path=path, clock=lambda: MONDAY_NOON + 12 * HOUR
+        config=SimConfig(server_timezone="UTC", always_open=True),
+        state_path=path,
+        clock=lambda: MONDAY_NOON + 12 * HOUR,
     ) as again:
         assert again.initialize()
         assert held(again, opened.order).swap == LONG_NIGHT  # not charged a second time
     # Down over Tuesday's rollover: charged once the terminal is back.
     with SimTerminal(
-        config=SimConfig(always_open=True),
+        config=SimConfig(server_timezone="UTC", always_open=True),
         state_path=path,
         clock=lambda: MONDAY_NOON + DAY + 12 * HOUR,
     ) as later:
@@ -127,7 +133,10 @@ def test_swaps_are_stored_charged_once_and_caught_up_after_downtime(tmp_path: Pa
 def test_a_rollover_that_charges_nothing_is_still_not_charged_again(tmp_path: Path) -> None:
     """US500's swap on 0.1 lot rounds to nothing; the netting position then grows. A restart
     must not charge the past rollover again, at the new volume."""
-    path, config = tmp_path / "sim.sqlite3", SimConfig(always_open=True, margin_mode="netting")
+    path, config = (
+        tmp_path / "sim.sqlite3",
+        SimConfig(server_timezone="UTC", always_open=True, margin_mode="netting"),
+    )
     with SimTerminal(state_path=path, config=config, clock=lambda: MONDAY_NOON) as first:
         assert first.initialize()
         filled(first, "US500", SELL, 0.1)
@@ -145,7 +154,9 @@ def test_swaps_can_stop_the_account_out_at_the_rollover() -> None:
     """Gold held on thin margin: its nightly swap (-45 points per lot) wears the margin level
     down until a rollover takes it under the stop-out level, and the position is closed then."""
     # Seed 1: a week in which gold's price drifts less than the swaps take.
-    config = SimConfig(always_open=True, balance=1_000.0, leverage=1000, seed=1)
+    config = SimConfig(
+        server_timezone="UTC", always_open=True, balance=1_000.0, leverage=1000, seed=1
+    )
     with SimTerminal(config=config, clock=lambda: MONDAY_NOON) as mt5:
         assert mt5.initialize()
         tick = mt5.symbol_info_tick("XAUUSD")

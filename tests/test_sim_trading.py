@@ -17,7 +17,9 @@ FOK, IOC, RETURN = 0, 1, 2
 
 @pytest.fixture
 def mt5() -> Iterator[SimTerminal]:
-    with SimTerminal(config=SimConfig(always_open=True), clock=lambda: T0) as terminal:
+    with SimTerminal(
+        config=SimConfig(server_timezone="UTC", always_open=True), clock=lambda: T0
+    ) as terminal:
         assert terminal.initialize()
         yield terminal
 

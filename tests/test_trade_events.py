@@ -335,7 +335,7 @@ class _InProcessWorker:
 async def test_a_clock_that_jumps_ahead_and_back_misses_no_deal(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    mt5 = SimTerminal(config=SimConfig(always_open=True))
+    mt5 = SimTerminal(config=SimConfig(server_timezone="UTC", always_open=True))
     adapter = TerminalAdapter(mt5)
     assert adapter.connect().connected
     log = EventLog(tmp_path / "events.sqlite3", retention_s=86_400)
@@ -369,7 +369,9 @@ class _Looks:
 
     def __init__(self, tmp_path: Path) -> None:
         self.state = tmp_path / "sim.sqlite3"
-        self.sim = SimTerminal(config=SimConfig(always_open=True), state_path=self.state)
+        self.sim = SimTerminal(
+            config=SimConfig(server_timezone="UTC", always_open=True), state_path=self.state
+        )
         self.adapter = TerminalAdapter(self.sim)
         assert self.adapter.connect().connected
         self.log = EventLog(tmp_path / "events.sqlite3", retention_s=86_400)

@@ -114,7 +114,7 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prepared]:
     placed_at = time.time() - 3600
     with SimTerminal(
         state_path=data_dir / "sim.sqlite3",
-        config=SimConfig(always_open=True, seed=SEED),
+        config=SimConfig(server_timezone="UTC", always_open=True, seed=SEED),
         clock=lambda: placed_at,
     ) as mt5:
         assert mt5.initialize()

@@ -2,12 +2,14 @@
 
 ``constants`` holds every constant of the ``MetaTrader5`` package, and the result types are
 re-exported here: both are the protocol's (``protocol.mt5_constants``,
-``protocol.mt5_structs``), since the client's ``inf_bridge.mt5`` speaks them too. ``sim`` is a
+``protocol.mt5_structs``), since the client's ``inf_bridge.mt5`` speaks them too.
+``server_time`` converts between UTC and a trade server's clock (``ServerClock``). ``sim`` is a
 simulated terminal with the package's surface (``SimTerminal``), which the gateway drives
 exactly as it drives the real one. Importing this package does not import the simulator: a
 gateway on a real terminal never loads it.
 """
 
+from gtw_server.terminal.server_time import ServerClock, zone_problem
 from protocol import mt5_constants as constants
 from protocol.mt5_structs import (
     AccountInfo,
@@ -28,6 +30,7 @@ __all__ = [
     "BookInfo",
     "OrderCheckResult",
     "OrderSendResult",
+    "ServerClock",
     "SymbolInfo",
     "TerminalInfo",
     "Tick",
@@ -36,4 +39,5 @@ __all__ = [
     "TradePosition",
     "TradeRequest",
     "constants",
+    "zone_problem",
 ]

@@ -45,6 +45,7 @@ import random
 from collections.abc import Callable, Iterable, Mapping
 from typing import Final, NamedTuple, Protocol, TypeVar
 
+from gtw_server.terminal.server_time import ServerClock
 from gtw_server.terminal.sim.account import (
     Account,
     Exposure,
@@ -219,6 +220,7 @@ class Broker:
         self.account = snapshot.account
         self.netting = self.account.margin_mode == c.ACCOUNT_MARGIN_MODE_RETAIL_NETTING
         self.sessions = Sessions(always_open=config.always_open)
+        self.server = ServerClock(config.server_timezone)  # requests' expirations are on it
         self.trade_modes = {
             name + config.symbol_suffix: SYMBOL_TRADE_MODES[mode]
             for name, mode in config.symbol_trade_modes.items()
@@ -685,9 +687,14 @@ class Broker:
             SYMBOL_EXPIRATION_ALL & (1 << request.type_time)
         ):
             return _Refusal(c.TRADE_RETCODE_INVALID_EXPIRATION)
-        expiration = expiry(request.type_time, request.expiration, now_ms // 1000)
+        # On the server's clock, as the request gives it and as a trading day ends there.
+        server = self.server
+        expiration = expiry(
+            request.type_time, request.expiration, server.to_server_s(now_ms // 1000)
+        )
         if expiration is None:
             return _Refusal(c.TRADE_RETCODE_INVALID_EXPIRATION)
+        expiration = expiration and server.to_utc_s(expiration)
         stoplimit = request.stoplimit if order.type in LIMIT_OF else 0.0
         quote = self._feed.quote(spec.name)
         if not pending_price_valid(spec, order.type, request.price, stoplimit, quote):

@@ -25,6 +25,8 @@ from typing import Annotated, Final, Literal, NamedTuple, TypeVar
 import msgspec
 from msgspec import Meta
 
+from gtw_server.terminal.server_time import zone_problem
+
 __all__ = ["Execution", "SimConfig"]
 
 Rate = Annotated[float, Meta(ge=0, le=1)]
@@ -142,6 +144,13 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
       chart" option; ``terminal_info().maxbars``): ``copy_rates_*`` go back that many
       periods, and asking ``copy_rates_from``/``copy_rates_from_pos`` for more bars fails with
       ``(-2, 'Terminal: Invalid params')``.
+    - ``server_timezone``: the trade server's time zone, an IANA name (``"EET"``, the
+      default, is UTC+2 in winter and UTC+3 in summer, as many brokers run; ``"UTC"``):
+      every time the terminal gives (ticks, bars, deals, orders, positions, a symbol's last
+      quote) is on that clock, and the dates it is given (``copy_*``, ``history_*``, an
+      order's ``expiration``) are read on it, with its daylight-saving changes; daily and
+      weekly bars start at the server's midnight. Whole-hour offsets only. The files of
+      ``replay`` are in it too.
     - ``symbol_suffix``: the broker appends it to every symbol's name (``".m"``: ``EURUSD.m``),
       as many brokers do; the prices are the same. Other settings name symbols without it.
 
@@ -191,6 +200,7 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     execution_ms: tuple[Delay, Delay] | None = None
     rollover_spread: Annotated[float, Meta(ge=1, le=100)] | None = None
     maxbars: Annotated[int, Meta(ge=1_000, le=100_000_000)] = 100_000
+    server_timezone: str = "EET"
     symbol_suffix: Annotated[str, Meta(pattern=r"^[A-Za-z0-9._#+-]{0,8}$")] = ""
     replay: dict[str, Annotated[str, Meta(min_length=1)] | ReplayFile] = msgspec.field(
         default_factory=dict
@@ -216,6 +226,8 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
                 msgspec.convert(getattr(self, field.name), field.type)
             except msgspec.ValidationError as exc:
                 raise msgspec.ValidationError(f"{exc} - at `$.{field.name}`") from None
+        if (why := zone_problem(self.server_timezone)) is not None:
+            raise msgspec.ValidationError(f"{why} - at `$.server_timezone`")
         if self.execution_ms is not None and self.execution_ms[0] > self.execution_ms[1]:
             raise msgspec.ValidationError(
                 f"the range {list(self.execution_ms)} runs backwards - at `$.execution_ms`"

@@ -6,7 +6,8 @@ from minute bars, the others (H1 to MN1) from hour bars, and the bar in progress
 ticks so far, as a terminal builds it: open is the first bid of the period, high and low the
 extremes, close the last bid, ``tick_volume`` the ticks, ``spread`` the narrowest. A period
 with no tick has no bar (a closed market). Weekly bars start on Sunday, monthly bars on the
-first of the month (UTC, the simulated server's time). The depth is the terminal's ``maxbars``
+first of the month, each at the server's midnight (``ServerClock``: the tapes run on UTC,
+the bars and ticks given are on the server's clock). The depth is the terminal's ``maxbars``
 periods back from now; ticks go back to the tape's start.
 
 dtypes are those of the package (docs/MT5_API.md section 1), packed, 60 bytes an element.
@@ -19,6 +20,7 @@ from typing import Any, Final
 
 import numpy as np
 
+from gtw_server.terminal.server_time import ServerClock
 from gtw_server.terminal.sim.tape import (
     DAY_MS,
     HOUR_MS,
@@ -120,16 +122,24 @@ def longest_ms(length_ms: int) -> int:
 
 
 class PriceHistory:
-    """The bars and ticks of every symbol's tape, up to a given time."""
+    """The bars and ticks of every symbol's tape, up to a given time, on ``server``'s clock
+    (UTC by default)."""
 
-    def __init__(self, tapes: Mapping[str, Tape], *, max_bars: int = MAX_BARS) -> None:
+    def __init__(
+        self,
+        tapes: Mapping[str, Tape],
+        *,
+        max_bars: int = MAX_BARS,
+        server: ServerClock | None = None,
+    ) -> None:
         self._tapes = tapes
         self._max_bars = max_bars
+        self._server = server or ServerClock("UTC")
 
     def bars(self, symbol: str, length_ms: int, oldest_ms: int, now_ms: int) -> Any:
         """The ``BAR`` rows of the periods of ``length_ms`` (or ``MONTH``) that start at
-        ``oldest_ms`` or later, up to the one in progress at ``now_ms``, oldest first; no
-        more than ``max_bars`` periods back."""
+        ``oldest_ms`` or later, up to the one in progress at ``now_ms`` (both UTC), oldest
+        first, timed by the server's clock; no more than ``max_bars`` periods back."""
         tape = self._tapes[symbol]
         oldest_ms = max(oldest_ms, now_ms - self._max_bars * longest_ms(length_ms))
         minute = now_ms // MINUTE_MS
@@ -144,7 +154,15 @@ class PriceHistory:
             this_hour = concat_bars([minutes, aggregate(forming, [minute * MINUTE_MS])])
             source = tape.hours(oldest_ms // HOUR_MS, hour - 1)
             parts = [source, aggregate(this_hour, np.array([hour * HOUR_MS]))]
-        rows = concat_bars(parts)
+        rows, server = concat_bars(parts), self._server
+        if not server.is_utc:  # whole hours: minutes and hours keep their boundaries
+            rows["time"] = server.to_server_ms(rows["time"])
+            oldest_ms, now_ms = server.to_server_ms(oldest_ms), server.to_server_ms(now_ms)
+            if len(rows) > 1 and (np.diff(rows["time"]) <= 0).any():
+                # An hour the clock went back over: its two UTC hours are one on the server's
+                # clock, each of its periods one bar with the ticks of both, in their order.
+                rows = rows[np.argsort(rows["time"], kind="stable")]
+                rows = aggregate(rows, rows["time"])
         if length_ms in (MINUTE_MS, HOUR_MS):  # the source's own periods
             return between(rows, oldest_ms, now_ms)
         starts = _period_starts(rows["time"], length_ms)
@@ -183,7 +201,10 @@ class PriceHistory:
                     break
             first = chunk_end + 1
         rows = np.concatenate(parts) if parts else np.zeros(0, dtype=TICK)
-        return _package_ticks(tape, rows)
+        out = _package_ticks(tape, rows)
+        out["time_msc"] = self._server.to_server_ms(out["time_msc"])
+        out["time"] = out["time_msc"] // 1000
+        return out
 
 
 def _period_starts(times_ms: Any, length_ms: int) -> Any:

@@ -10,8 +10,9 @@ tab, Request, then Export. Both files are tab-separated text with a header line:
   ``2024.03.04  00:00:00.137  1.08372  1.08378  <empty>  <empty>  6``; the time has
   milliseconds, and a price that did not change is left empty (it is carried over).
 
-Dates are ``YYYY.MM.DD`` and times are the broker's server time, read as the simulator's time
-(UTC). Commas are accepted in place of tabs. The file's kind is told by its header.
+Dates are ``YYYY.MM.DD`` and times are the broker's server time, read on the simulator's
+server clock (``[sim] server_timezone``). Commas are accepted in place of tabs. The file's
+kind is told by its header.
 
 From ticks, the minute and hour bars are aggregated; from M1 bars, the bars are the file's and
 the ticks of each minute are made up to fit it (first at its open, last at its close, through
@@ -32,6 +33,7 @@ from typing import Any, Final, NamedTuple
 
 import numpy as np
 
+from gtw_server.terminal.server_time import ServerClock
 from gtw_server.terminal.sim.symbols import SymbolSpec
 from gtw_server.terminal.sim.tape import (
     BAR,
@@ -138,18 +140,21 @@ def replayed_spec(name: str, like: SymbolSpec, export: Export) -> SymbolSpec:
 
 
 class ReplayTape(Tape):
-    """The stream of ticks of ``spec`` read from an exported file."""
+    """The stream of ticks of ``spec`` read from an exported file, whose times are on
+    ``server``'s clock (the tape's are UTC)."""
 
-    def __init__(self, spec: SymbolSpec, export: Export) -> None:
+    def __init__(self, spec: SymbolSpec, export: Export, server: ServerClock) -> None:
         super().__init__(spec)
         self.path = export.path
         self._key = blake2b(str(self.path.name).encode(), digest_size=8).digest()
         if export.ticks:
             self._ticks: Any = self._parse_ticks(export.rows)
+            self._ticks["time"] = server.to_utc_ms(self._ticks["time"])
             self._minutes = aggregate(self._ticks, self._ticks["time"] // MINUTE_MS * MINUTE_MS)
         else:
             self._ticks = None
             self._minutes = self._parse_bars(export.rows)
+            self._minutes["time"] = server.to_utc_ms(self._minutes["time"])
         if not len(self._minutes):
             raise ReplayError(f"{self.path}: no rows")
         self._hours = aggregate(self._minutes, self._minutes["time"] // HOUR_MS * HOUR_MS)

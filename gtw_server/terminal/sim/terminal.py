@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, Final, Literal, ParamSpec, T
 
 import msgspec
 
+from gtw_server.terminal.server_time import ServerClock
 from gtw_server.terminal.sim.args import (
     MAX_GROUP,
     MAX_SYMBOL,
@@ -232,6 +233,8 @@ class SimTerminal:
         self._clock = clock or time.time
         self._reset = reset
         suffix = config.symbol_suffix
+        # Every time given and taken at the surface is on the trade server's clock.
+        self._server = ServerClock(config.server_timezone)
         files = config.replay_files()
         exports = {name: read_export(file) for name, (file, _) in files.items()}
         added = [
@@ -241,7 +244,7 @@ class SimTerminal:
         ]
         self._symbols = symbol_table(suffix, added)
         replayed = {
-            name + suffix: ReplayTape(self._symbols[name + suffix], export)
+            name + suffix: ReplayTape(self._symbols[name + suffix], export, self._server)
             for name, export in exports.items()
         }
         self._tapes = synthetic_tapes(
@@ -282,7 +285,9 @@ class SimTerminal:
         self._request_id = 0
         self._execution_ms = config.execution().execution_ms
         self._delays = random.Random(f"sim-delay/{config.seed}")
-        self._price_history = PriceHistory(self._tapes, max_bars=config.maxbars)
+        self._price_history = PriceHistory(
+            self._tapes, max_bars=config.maxbars, server=self._server
+        )
 
     # -- simulator controls (not in MetaTrader5) ----------------------------------------
 
@@ -477,7 +482,9 @@ class SimTerminal:
         _check_filters(symbol=None, group=group, ticket=None, position=None)
         matches = group_filter(group) if group is not None else None
         return tuple(
-            self._broker.symbol_info(spec, selected=spec.name in self._selected)
+            self._server.on_server(
+                self._broker.symbol_info(spec, selected=spec.name in self._selected)
+            )
             for spec in self._symbols.values()
             if matches is None or matches(spec.name)
         )
@@ -489,7 +496,7 @@ class SimTerminal:
         spec = _symbol_arg(self._symbols, symbol, 0)
         if spec.name not in self._selected:
             raise _not_found()
-        return self._broker.symbol_info(spec, selected=True)
+        return self._server.on_server(self._broker.symbol_info(spec, selected=True))
 
     @_terminal_call(None)
     def symbol_info_tick(self, symbol: str, /) -> Tick:
@@ -497,7 +504,7 @@ class SimTerminal:
         spec = _symbol_arg(self._symbols, symbol, 0)
         if spec.name not in self._selected:
             raise _not_found()
-        return self._broker.tick(spec)
+        return self._server.on_server(self._broker.tick(spec))
 
     @_terminal_call(False)
     def symbol_select(self, symbol: str, enable: object = True, /) -> bool:
@@ -569,8 +576,9 @@ class SimTerminal:
     ) -> Any:
         """The ``count`` bars that start at or before ``date_from``, oldest first."""
         start_ms, number = parse_date(date_from, 2) * 1000, self._bars_arg(count, 3)
+        utc_ms = self._server.to_utc_ms(start_ms)
         # Twice the span, for the bars markets skip when closed; at least a week of them.
-        rates = self._rates(symbol, timeframe, lambda ms: start_ms - max(2 * number * ms, _WEEK))
+        rates = self._rates(symbol, timeframe, lambda ms: utc_ms - max(2 * number * ms, _WEEK))
         return rates[rates["time"] * 1000 <= start_ms][-number:] if number else rates[:0]
 
     @_terminal_call(None)
@@ -592,7 +600,7 @@ class SimTerminal:
     ) -> Any:
         """The bars that start from ``date_from`` to ``date_to``, both included."""
         start_ms, end_ms = parse_date(date_from, 2) * 1000, parse_date(date_to, 3) * 1000
-        rates = self._rates(symbol, timeframe, lambda _: start_ms)
+        rates = self._rates(symbol, timeframe, lambda _: self._server.to_utc_ms(start_ms))
         return rates[rates["time"] * 1000 <= end_ms]
 
     @_terminal_call(None)
@@ -600,6 +608,7 @@ class SimTerminal:
         """Up to ``count`` ticks from ``date_from`` on (an empty array past the history)."""
         name, now_ms = self._history_source(symbol)
         start_ms, number = parse_date(date_from, 1) * 1000, _count_arg(count, 2)
+        start_ms = self._server.to_utc_ms(start_ms)
         return self._price_history.ticks(name, start_ms, now_ms, _tick_count(flags, number))
 
     @_terminal_call(None)
@@ -609,6 +618,7 @@ class SimTerminal:
         """The ticks from ``date_from`` to ``date_to``, both included."""
         name, now_ms = self._history_source(symbol)
         start_ms, end_ms = parse_date(date_from, 1) * 1000, parse_date(date_to, 2) * 1000
+        start_ms, end_ms = self._server.to_utc_ms(start_ms), self._server.to_utc_ms(end_ms)
         end_ms = min(end_ms + 999, now_ms)
         return self._price_history.ticks(name, start_ms, end_ms, _tick_count(flags, MAX_TICKS))
 
@@ -630,7 +640,8 @@ class SimTerminal:
         if args:
             raise invalid("Unnamed arguments not allowed")
         _check_filters(symbol=symbol, group=group, ticket=ticket, position=None)
-        return self._broker.positions(symbol=symbol, group=group, ticket=ticket)
+        found = self._broker.positions(symbol=symbol, group=group, ticket=ticket)
+        return tuple(map(self._server.on_server, found))
 
     @_terminal_call(None)
     def orders_total(self) -> int:
@@ -648,7 +659,8 @@ class SimTerminal:
         if args:
             raise invalid("Unnamed arguments not allowed")
         _check_filters(symbol=symbol, group=group, ticket=ticket, position=None)
-        return self._broker.orders(symbol=symbol, group=group, ticket=ticket)
+        found = self._broker.orders(symbol=symbol, group=group, ticket=ticket)
+        return tuple(map(self._server.on_server, found))
 
     # -- history -------------------------------------------------------------------------------
 
@@ -685,9 +697,13 @@ class SimTerminal:
         return self._history(HISTORY_DEALS, args, group, ticket, position)
 
     def _history_total(self, kind: History[Any], date_from: object, date_to: object) -> int:
-        start, end = parse_date(date_from, 0), parse_date(date_to, 1)
+        start, end = self._utc_s(parse_date(date_from, 0)), self._utc_s(parse_date(date_to, 1))
         self._broker.sync()  # what the prices triggered is history too
         return self._broker.store.history_count(kind, start, end)
+
+    def _utc_s(self, server_s: int) -> int:
+        """A date given to the terminal (the server's clock) as the store keeps times."""
+        return self._server.to_utc_s(server_s)
 
     def _history(
         self,
@@ -700,18 +716,20 @@ class SimTerminal:
         _check_filters(symbol=None, group=group, ticket=ticket, position=position)
         self._broker.sync()  # what the prices triggered is history too
         store = self._broker.store
+        on_server = self._server.on_server
         if isinstance(ticket, int):
             column: Literal["ticket", "order"] = "ticket" if kind is HISTORY_ORDERS else "order"
-            return tuple(store.history_where(kind, column, ticket))
+            return tuple(map(on_server, store.history_where(kind, column, ticket)))
         if isinstance(position, int):
-            return tuple(store.history_where(kind, "position_id", position))
+            return tuple(map(on_server, store.history_where(kind, "position_id", position)))
         if len(args) != 2:
             raise invalid("Invalid number of arguments" if args else "Invalid arguments")
-        rows = store.history_between(kind, parse_date(args[0], 0), parse_date(args[1], 1))
+        start, end = self._utc_s(parse_date(args[0], 0)), self._utc_s(parse_date(args[1], 1))
+        rows = store.history_between(kind, start, end)
         if isinstance(group, str):
             matches = group_filter(group)
-            return tuple(row for row in rows if matches(row.symbol))
-        return tuple(rows)
+            return tuple(on_server(row) for row in rows if matches(row.symbol))
+        return tuple(map(on_server, rows))
 
     # -- trading ---------------------------------------------------------------------------------
 
