@@ -60,6 +60,9 @@ _RETCODE_ERRORS: Final = {
 # ORDER_TYPE_BUY_LIMIT .. ORDER_TYPE_SELL_STOP_LIMIT, as the wire names them.
 PENDING_ORDER_TYPES: Final = frozenset(kind.constant for kind in PendingType)
 _DAY_S: Final = 86_400
+# A Market Watch symbol whose quote has not moved for this long is not the clock to read:
+# every symbol's last quote is looked at again (a symbols_get, at most this often).
+_QUIET_QUOTE_S: Final = 600.0
 
 _TRADE_MODES: Final = {0: "DEMO", 1: "CONTEST", 2: "REAL"}
 _MARGIN_MODES: Final = {0: "NETTING", 1: "EXCHANGE", 2: "HEDGING"}
@@ -169,6 +172,9 @@ class TerminalStatus(Struct, frozen=True, kw_only=True):
     currency: str = ""
     positions: int = 0
     error: str = ""
+    # The time of the freshest quote the terminal has (ms, the trade server's clock; 0: none):
+    # what the gateway learns the server's offset from UTC by (``server_offset``).
+    quote_msc: int = 0
 
 
 def load_metatrader5() -> ModuleType:
@@ -204,6 +210,10 @@ class TerminalAdapter:
         self._terms: dict[str, SymbolTerms] = {}
         self._symbols = dict(symbols or {})
         self._resolved: dict[str, str] = {}
+        # The symbol whose quote was the freshest, its time (ms), and when it last moved.
+        self._quoting: str | None = None
+        self._quote_msc = 0
+        self._quote_moved = 0.0
 
     # -- connection ---------------------------------------------------------------------
 
@@ -237,7 +247,29 @@ class TerminalAdapter:
             balance=account.balance,
             currency=account.currency,
             positions=self.mt5.positions_total() or 0,
+            quote_msc=self._freshest_quote(),
         )
+
+    def _freshest_quote(self) -> int:
+        """The time (ms, the server's clock) of the freshest quote in the Market Watch: the
+        tick of the symbol that had it at the last look, one cheap call; every symbol's again
+        when that one has not moved for ``_QUIET_QUOTE_S`` (its market closed) or is gone,
+        at most that often. 0 when there is none."""
+        now = time.monotonic()
+        if self._quoting is not None:
+            tick = self.mt5.symbol_info_tick(self._quoting)
+            if tick is not None and tick.time_msc > self._quote_msc:
+                self._quote_msc, self._quote_moved = tick.time_msc, now
+            if now - self._quote_moved < _QUIET_QUOTE_S:
+                return self._quote_msc
+        self._quote_moved = now  # looked at everything: not again for a while
+        watched = [info for info in self.mt5.symbols_get() or () if info.select]
+        if not watched:
+            return self._quote_msc
+        freshest = max(watched, key=lambda info: info.time)
+        if freshest.time * 1000 >= self._quote_msc:
+            self._quoting, self._quote_msc = freshest.name, freshest.time * 1000
+        return self._quote_msc
 
     def ensure_connected(self) -> None:
         if not self._connected and not self.connect().connected:

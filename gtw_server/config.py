@@ -34,6 +34,7 @@ import msgspec
 from msgspec import Meta, Struct
 
 from gtw_server.errors import ConfigError
+from gtw_server.terminal import zone_problem
 from gtw_server.terminal.sim import SimConfig
 from plumbing.config import Setting, layered, next_port, read_secret_file, read_toml
 from plumbing.units import parse_age, parse_size
@@ -147,9 +148,18 @@ class GatewayConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     # Names a strategy uses for the broker's symbols ({EURUSD = "EURUSD.m"}), for names that
     # resolving by suffix leaves ambiguous (docs/PROTOCOL.md, "Symbol names").
     symbols: dict[SymbolName, SymbolName] = msgspec.field(default_factory=dict)
+    # The trade server's time zone (IANA, e.g. "EET"): the truth for converting its times,
+    # daylight-saving changes and old dates included. Not set: learned from the terminal's
+    # quotes (docs/PROTOCOL.md, "Times"); set, a learned offset that differs is a warning.
+    server_timezone: str | None = None
     # Listen beyond loopback without CURVE. Anyone who can reach the port could then read
     # and send orders; only for a private network you trust completely.
     insecure: bool = False
+
+    def __post_init__(self) -> None:
+        zone = self.server_timezone
+        if zone is not None and (why := zone_problem(zone, whole_hours=False)) is not None:
+            raise msgspec.ValidationError(f"{why} - at `$.gateway.server_timezone`")
 
     @property
     def curve(self) -> bool:

@@ -242,6 +242,13 @@ class RequestRouter:
             info = msgspec.structs.replace(info, halted=True, halt_reason=self._killswitch.reason)
         if trouble := self._monitor.trouble():
             info = msgspec.structs.replace(info, warnings=[*info.warnings, trouble])
+        if (offset := self._monitor.offset) is not None:
+            info = msgspec.structs.replace(
+                info,
+                server_offset_s=offset.offset_s,
+                server_timezone=offset.zone,
+                server_offsets=None if offset.zone else offset.offsets or None,
+            )
         reply = ok(request, mt5_connected=self._monitor.connected, gateway=info)
         return self._with_authentication(request, reply)
 

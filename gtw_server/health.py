@@ -10,9 +10,11 @@ reconnects a lost one with a capped backoff; the request path tells it what orde
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Final
 
+import anyio
 import msgspec
 from loguru import logger
 
@@ -20,6 +22,7 @@ from gtw_server.adapter import TerminalStatus
 from gtw_server.config import GatewayConfig
 from gtw_server.errors import TerminalError
 from gtw_server.operations import CONNECT, STATUS
+from gtw_server.server_offset import ServerOffset
 from gtw_server.worker import TerminalWorker
 
 __all__ = ["TerminalMonitor"]
@@ -40,7 +43,8 @@ class TerminalMonitor:
 
     ``connect_timeout_s`` bounds ``initialize()``, which may wait for the terminal's own
     timeout. ``upkeep`` runs while the terminal is connected and idle, before each status poll;
-    ``on_reconnected`` once the terminal is back after being lost.
+    ``on_reconnected`` once the terminal is back after being lost. ``offset`` learns the trade
+    server's clock from the freshest quote each status carries.
     """
 
     def __init__(
@@ -51,8 +55,10 @@ class TerminalMonitor:
         connect_timeout_s: float,
         upkeep: Callable[[], Awaitable[None]] = _nothing,
         on_reconnected: Callable[[], Awaitable[None]] = _nothing,
+        offset: ServerOffset | None = None,
     ) -> None:
         self.status = TerminalStatus(connected=False)
+        self.offset = offset
         self._worker = worker
         self._config = config
         self._connect_timeout_s = connect_timeout_s
@@ -145,7 +151,9 @@ class TerminalMonitor:
         """(Re)connect the terminal; say what is wrong with it, if anything. Whether it is
         connected."""
         try:
-            self.status = await self._worker.call(CONNECT, None, timeout=self._connect_timeout_s)
+            await self._took(
+                await self._worker.call(CONNECT, None, timeout=self._connect_timeout_s)
+            )
         except TerminalError as exc:
             self.status = TerminalStatus(connected=False, error=str(exc))
         if not self.status.connected:
@@ -155,6 +163,25 @@ class TerminalMonitor:
         elif trouble := self.trouble():
             logger.warning("{}", trouble)
         return self.status.connected
+
+    async def _took(self, status: TerminalStatus) -> None:
+        """Keep ``status``; its freshest quote tells the trade server's clock (a change is
+        said, and kept in the data directory, off the event loop)."""
+        self.status = status
+        offset = self.offset
+        if offset is None or not status.quote_msc:
+            return
+        news = offset.learn(status.quote_msc / 1000, time.time())
+        if news is None:
+            return
+        if offset.zone:  # the zone is the truth: a quote that disagrees is the news
+            logger.warning("{}", news)
+            return
+        logger.info("{}", news)
+        try:
+            await anyio.to_thread.run_sync(offset.save)
+        except OSError as exc:
+            logger.warning("the trade server's offset could not be kept: {}", exc)
 
     async def watch(self) -> None:
         """Keep ``status`` true, and reconnect a lost terminal with capped backoff."""
@@ -169,7 +196,7 @@ class TerminalMonitor:
                     continue  # busy with orders; their results tell us it is alive
                 await self._upkeep()
                 try:
-                    self.status = await self._worker.call(STATUS, None)
+                    await self._took(await self._worker.call(STATUS, None))
                 except TerminalError as exc:
                     self.status = TerminalStatus(connected=False, error=str(exc))
                 if not self.status.connected:

@@ -80,6 +80,7 @@ class GatewayMetrics:
         halted: Callable[[], bool],
         worker_restarts: Callable[[], int],
         replies_dropped: Callable[[], int],
+        server_offset: Callable[[], float],
     ) -> None:
         """The gauges of the gateway's state, each read at scrape time."""
         self.gauge("mt5_gateway_in_flight", "Requests waiting on the terminal", in_flight)
@@ -97,6 +98,11 @@ class GatewayMetrics:
             "mt5_gateway_replies_dropped",
             "Replies dropped because the peer was gone or did not read them",
             replies_dropped,
+        )
+        self.gauge(
+            "mt5_gateway_server_offset_seconds",
+            "The trade server's clock minus UTC (7200: UTC+2); NaN until known",
+            server_offset,
         )
 
     def serve(self, port: int, host: str = "127.0.0.1") -> None:

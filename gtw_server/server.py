@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import signal
 import time
 import uuid
@@ -54,6 +55,7 @@ from gtw_server.metrics import GatewayMetrics
 from gtw_server.reads import Reads
 from gtw_server.recovery import Recovery
 from gtw_server.runtime import install_reload_handler, install_stop_handlers
+from gtw_server.server_offset import OFFSET_FILE, ServerOffset
 from gtw_server.throttle import Throttle
 from gtw_server.trade_watch import TradeWatcher
 from gtw_server.transport import RouterTransport
@@ -257,6 +259,7 @@ class Gateway:
             connect_timeout_s=max(gateway.terminal_timeout_s, config.mt5.timeout_ms / 1000 + 10),
             upkeep=recovery.upkeep,
             on_reconnected=recovery.caught_up,
+            offset=ServerOffset(data_dir / OFFSET_FILE, gateway.server_timezone),
         )
         worker.on_restart = monitor.restarted
         if await monitor.connect():
@@ -315,6 +318,7 @@ class Gateway:
                 halted=lambda: killswitch.halted,
                 worker_restarts=lambda: worker.restarts,
                 replies_dropped=lambda: transport.dropped_replies,
+                server_offset=lambda: _or_nan(monitor.offset.offset_s if monitor.offset else None),
             )
             self._serve_metrics(metrics, gateway.metrics_port)
         deadman.seen()
@@ -466,3 +470,8 @@ class Gateway:
 
     async def _stop_worker(self, worker: TerminalWorker) -> None:
         await worker.stop(grace_s=self._deadline_s)
+
+
+def _or_nan(value: float | None) -> float:
+    """A gauge's value: NaN for one not known (Prometheus shows it as such, not as 0)."""
+    return math.nan if value is None else value

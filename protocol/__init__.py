@@ -90,6 +90,7 @@ from protocol.messages import (
     terminal_answer,
 )
 from protocol.mt5 import READ_FUNCTIONS, STRUCT_KEY, Mt5Value, struct_value
+from protocol.server_time import describe_offset
 from protocol.signing import (
     DEFAULT_MAX_FUTURE_MS,
     DEFAULT_TTL_MS,
@@ -185,6 +186,7 @@ __all__ = [
     "decode_event",
     "decode_reply",
     "decode_request",
+    "describe_offset",
     "encode",
     "encode_reply",
     "encode_request",

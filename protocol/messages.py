@@ -597,6 +597,13 @@ class GatewayInfo(Struct, frozen=True, kw_only=True, omit_defaults=True):
     halted: bool = False
     halt_reason: str | None = None
     warnings: list[str] = msgspec.field(default_factory=list)
+    # The trade server's clock (docs/PROTOCOL.md, "Times"): its offset from UTC now, in
+    # seconds (7200: UTC+2; absent until known); the zone it keeps, when the operator named
+    # one ([gateway] server_timezone); else each offset learned from the terminal's quotes,
+    # with the UTC second it was first seen ([[utc_s, offset_s], ...], oldest first).
+    server_offset_s: int | None = None
+    server_timezone: str | None = None
+    server_offsets: list[tuple[int, int]] | None = None
 
 
 class Reply(Struct, frozen=True, kw_only=True, omit_defaults=True):

@@ -294,6 +294,7 @@ def test_watch_once(connected: GatewayProcess, cli: CLI) -> None:
     shown = ("HEALTHY", "Breaker closed", "terminal connected", "secret accepted", "XAUUSD")
     for text in shown:
         assert text in frame.out
+    assert "server clock UTC" in frame.out  # the harness's simulator keeps UTC
     snapshot = cli("watch", "--once", "--json").json()
     assert snapshot["health"]["state"] == "HEALTHY" and snapshot["breaker"]["open"] is False
     assert snapshot["health"]["authenticated"] is True

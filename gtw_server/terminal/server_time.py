@@ -57,14 +57,15 @@ _DAY_S: Final = 86_400
 _HOUR_S: Final = 3600
 
 
-def zone_problem(name: str) -> str | None:
+def zone_problem(name: str, *, whole_hours: bool = True) -> str | None:
     """Why ``name`` cannot be a trade server's zone, or ``None``: it must be an IANA name the
-    system knows whose offsets are whole hours (the simulator's bars are built from hours)."""
+    system knows, whose offsets are whole hours when ``whole_hours`` (the simulator's: its
+    bars are built from hours)."""
     try:
         table = _transitions(name)
     except (ZoneInfoNotFoundError, ValueError):
         return f"{name!r} is not an IANA time zone name (e.g. 'EET', 'Europe/Athens', 'UTC')"
-    odd = [offset for _, offset in table if offset % _HOUR_S]
+    odd = [offset for _, offset in table if whole_hours and offset % _HOUR_S]
     if odd:
         return f"{name!r} has an offset of {odd[0] / _HOUR_S:+g} h: only whole hours are simulated"
     return None

@@ -23,7 +23,16 @@ from inf_bridge.cli.exit_codes import Exit
 from inf_bridge.results import OrderDone, OrderFilled
 from inf_bridge.streams import Gap
 from inf_bridge.trade_events import AccountEvent, DealEvent, OrderEvent, TradeEvent
-from protocol import Account, Deal, GatewayInfo, Order, Position, SymbolInfo, Tick
+from protocol import (
+    Account,
+    Deal,
+    GatewayInfo,
+    Order,
+    Position,
+    SymbolInfo,
+    Tick,
+    describe_offset,
+)
 
 __all__ = ["PROG", "Session"]
 
@@ -295,10 +304,19 @@ def _gateway_lines(gateway: GatewayInfo | None) -> list[Text]:
             f"  terminal {gateway.terminal}  ",
             ("HALTED", "bold red") if gateway.halted else ("trading", "green"),
             f" ({gateway.halt_reason})" if gateway.halted and gateway.halt_reason else "",
+            f"  server clock {_server_clock(gateway)}",
         )
     ]
     lines += [Text(f"Warning: {warning}", style="bold yellow") for warning in gateway.warnings]
     return lines
+
+
+def _server_clock(gateway: GatewayInfo) -> str:
+    """``UTC+2``, with the zone when the operator named one; ``not known yet``."""
+    if gateway.server_offset_s is None:
+        return "not known yet"
+    zone = f" ({gateway.server_timezone})" if gateway.server_timezone else ""
+    return describe_offset(gateway.server_offset_s) + zone
 
 
 # SYMBOL_TRADE_MODE_*, by value, in the package's words.
