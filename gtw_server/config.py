@@ -34,11 +34,10 @@ import msgspec
 from msgspec import Meta, Struct
 
 from gtw_server.errors import ConfigError
-from gtw_server.terminal import zone_problem
 from gtw_server.terminal.sim import SimConfig
 from plumbing.config import Setting, layered, next_port, read_secret_file, read_toml
 from plumbing.units import parse_age, parse_size
-from protocol import Secret, secret_key
+from protocol import Secret, secret_key, zone_problem
 
 __all__ = [
     "Config",

@@ -32,9 +32,8 @@ import msgspec
 from loguru import logger
 from msgspec import Struct
 
-from gtw_server.terminal import ServerClock
 from plumbing.files import atomic_write
-from protocol import describe_offset
+from protocol import ServerClock, describe_offset
 
 __all__ = ["OFFSET_FILE", "ServerOffset"]
 

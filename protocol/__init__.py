@@ -1,7 +1,8 @@
 """The wire contract shared by the strategy node and the gateway: messages, codec, errors, signing.
 
-No I/O happens in this package; both sides import it, and so can any Python tool that wants to
-speak to a gateway without the rest of the project.
+No I/O happens in this package (but for the system's time zone database, which
+``ServerClock`` reads for a zone's offsets); both sides import it, and so can any Python tool
+that wants to speak to a gateway without the rest of the project.
 """
 
 from protocol.audit import AuditEvent, AuditSource, audit_line, outcome_record
@@ -90,7 +91,7 @@ from protocol.messages import (
     terminal_answer,
 )
 from protocol.mt5 import READ_FUNCTIONS, STRUCT_KEY, Mt5Value, struct_value
-from protocol.server_time import describe_offset
+from protocol.server_time import ServerClock, describe_offset, zone_problem
 from protocol.signing import (
     DEFAULT_MAX_FUTURE_MS,
     DEFAULT_TTL_MS,
@@ -166,6 +167,7 @@ __all__ = [
     "Resume",
     "Rows",
     "Secret",
+    "ServerClock",
     "Side",
     "Signable",
     "SignatureError",
@@ -204,4 +206,5 @@ __all__ = [
     "trade_topic",
     "validation_message",
     "verify",
+    "zone_problem",
 ]

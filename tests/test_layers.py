@@ -108,7 +108,6 @@ def test_a_live_gateway_does_not_load_the_simulator() -> None:
         "gtw_server.terminal",
         "gtw_server.terminal.sim",
         "gtw_server.terminal.sim.config",
-        "gtw_server.terminal.server_time",  # [sim] server_timezone is checked as it loads
         "protocol.mt5_constants",
         "protocol.mt5_structs",
     }

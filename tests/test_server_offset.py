@@ -13,10 +13,10 @@ from support import scrape
 
 from gtw_server.adapter import TerminalAdapter
 from gtw_server.server_offset import OFFSET_FILE, ServerOffset
-from gtw_server.terminal import ServerClock
 from gtw_server.terminal.sim import SimConfig, SimTerminal
 from gtw_server.testing import GatewayProcess, free_port
 from inf_bridge import Bridge
+from protocol import ServerClock
 
 NOW = 1_767_225_600.0  # 2026-01-01 00:00 UTC
 

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from gtw_server.terminal.server_time import ServerClock
 from gtw_server.terminal.sim import SimConfig, SimTerminal
+from protocol.server_time import ServerClock
 
 WINTER = datetime(2026, 1, 14, 10, 0, tzinfo=UTC).timestamp()  # a Wednesday, UTC+2
 SUMMER = datetime(2026, 7, 15, 10, 0, tzinfo=UTC).timestamp()  # a Wednesday, UTC+3

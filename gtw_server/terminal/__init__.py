@@ -2,14 +2,12 @@
 
 ``constants`` holds every constant of the ``MetaTrader5`` package, and the result types are
 re-exported here: both are the protocol's (``protocol.mt5_constants``,
-``protocol.mt5_structs``), since the client's ``inf_bridge.mt5`` speaks them too.
-``server_time`` converts between UTC and a trade server's clock (``ServerClock``). ``sim`` is a
+``protocol.mt5_structs``), since the client's ``inf_bridge.mt5`` speaks them too. ``sim`` is a
 simulated terminal with the package's surface (``SimTerminal``), which the gateway drives
 exactly as it drives the real one. Importing this package does not import the simulator: a
 gateway on a real terminal never loads it.
 """
 
-from gtw_server.terminal.server_time import ServerClock, zone_problem
 from protocol import mt5_constants as constants
 from protocol.mt5_structs import (
     AccountInfo,
@@ -30,7 +28,6 @@ __all__ = [
     "BookInfo",
     "OrderCheckResult",
     "OrderSendResult",
-    "ServerClock",
     "SymbolInfo",
     "TerminalInfo",
     "Tick",
@@ -39,5 +36,4 @@ __all__ = [
     "TradePosition",
     "TradeRequest",
     "constants",
-    "zone_problem",
 ]

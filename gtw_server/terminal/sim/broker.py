@@ -45,7 +45,6 @@ import random
 from collections.abc import Callable, Iterable, Mapping
 from typing import Final, NamedTuple, Protocol, TypeVar
 
-from gtw_server.terminal.server_time import ServerClock
 from gtw_server.terminal.sim.account import (
     Account,
     Exposure,
@@ -101,6 +100,7 @@ from protocol.mt5_structs import (
     build,
     replaced,
 )
+from protocol.server_time import ServerClock
 
 __all__ = ["FIRST_DEAL_TICKET", "FIRST_ORDER_TICKET", "STOP_OUT_LEVEL", "Broker", "first_tickets"]
 

@@ -25,7 +25,7 @@ from typing import Annotated, Final, Literal, NamedTuple, TypeVar
 import msgspec
 from msgspec import Meta
 
-from gtw_server.terminal.server_time import zone_problem
+from protocol.server_time import zone_problem
 
 __all__ = ["Execution", "SimConfig"]
 

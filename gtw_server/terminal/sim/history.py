@@ -20,7 +20,6 @@ from typing import Any, Final
 
 import numpy as np
 
-from gtw_server.terminal.server_time import ServerClock
 from gtw_server.terminal.sim.tape import (
     DAY_MS,
     HOUR_MS,
@@ -32,6 +31,7 @@ from gtw_server.terminal.sim.tape import (
     concat_bars,
 )
 from protocol import mt5_constants as c
+from protocol.server_time import ServerClock
 
 __all__ = [
     "MAX_BARS",

@@ -33,7 +33,6 @@ from typing import Any, Final, NamedTuple
 
 import numpy as np
 
-from gtw_server.terminal.server_time import ServerClock
 from gtw_server.terminal.sim.symbols import SymbolSpec
 from gtw_server.terminal.sim.tape import (
     BAR,
@@ -48,6 +47,7 @@ from gtw_server.terminal.sim.tape import (
     pinned,
     step_sd,
 )
+from protocol.server_time import ServerClock
 
 __all__ = [
     "BAR_COLUMNS",

@@ -47,7 +47,6 @@ from typing import TYPE_CHECKING, Any, Concatenate, Final, Literal, ParamSpec, T
 
 import msgspec
 
-from gtw_server.terminal.server_time import ServerClock
 from gtw_server.terminal.sim.args import (
     MAX_GROUP,
     MAX_SYMBOL,
@@ -90,6 +89,7 @@ from protocol.mt5_structs import (
     TradePosition,
     build,
 )
+from protocol.server_time import ServerClock
 
 __all__ = ["SIM_BUILD", "SimTerminal"]
 
