@@ -42,8 +42,10 @@ __all__ = [
 
 _RATES: Final = np.dtype(RATES_DTYPE)
 _TICKS: Final = np.dtype(TICKS_DTYPE)
-_TICK_FIELDS: Final = Tick.__struct_fields__[:-1]  # the package's; then the symbol
-_BAR_FIELDS: Final = Bar.__struct_fields__[:-2]  # a rates row's; then symbol and timeframe
+# The package's fields (a tick's, a rates row's), before the wire's own (symbol, timeframe)
+# and the client's (server_offset_s).
+_TICK_FIELDS: Final = Tick.__struct_fields__[: Tick.__struct_fields__.index("symbol")]
+_BAR_FIELDS: Final = Bar.__struct_fields__[: Bar.__struct_fields__.index("symbol")]
 _TIMEFRAMES: Final = {frame.constant: frame.value for frame in Timeframe}
 _TICKS_PER_POLL: Final = 5000  # a poll that fell behind catches up over the next ones
 _BARS_PER_POLL: Final = 10  # closed bars looked at per poll: more than close between two

@@ -66,6 +66,7 @@ from inf_bridge.heartbeat import HeartbeatMonitor
 from inf_bridge.market import as_timeframe, epoch, rows_array
 from inf_bridge.results import OrderDone, OrderFilled, OrderState
 from inf_bridge.risk import Reservation, RiskLimits, RiskMonitor
+from inf_bridge.server_times import ServerTimes
 from inf_bridge.streams import EventHub, Gap, Stream
 from inf_bridge.trade_events import TradeEvents
 from plumbing.config import next_port
@@ -135,6 +136,7 @@ SignableT = TypeVar("SignableT", bound=Signable)
 # When a pending order lapses: "GTC", "DAY", epoch seconds, or an aware datetime.
 Expiry = str | int | float | datetime | None
 RequestT = TypeVar("RequestT", bound=Request)
+R = TypeVar("R", bound=msgspec.Struct)
 
 _RETRY_BACKOFF_S: Final = 0.2
 _RETRY_BACKOFF_MAX_S: Final = 2.0
@@ -254,6 +256,7 @@ class Bridge:
         self._state = "new"
         self.breaker = CircuitBreaker()
         self.risk = RiskMonitor(risk) if isinstance(risk, RiskLimits) else risk
+        self._clock_of_server = ServerTimes()  # kept to the heartbeat's last PING
         self.health = HeartbeatMonitor(
             self._ping_reply,
             self.breaker,
@@ -345,7 +348,8 @@ class Bridge:
         self, symbol: str | None = None, *, fresh: bool = False
     ) -> list[Position]:
         """The open positions (of ``symbol``), read as ``get_account`` reads the account."""
-        return (await self._positions(symbol, fresh=fresh)).positions or []
+        found = (await self._positions(symbol, fresh=fresh)).positions or []
+        return [self._server_times(position) for position in found]
 
     async def _positions(self, symbol: str | None, *, fresh: bool) -> Reply:
         request = GetPositions(
@@ -378,15 +382,16 @@ class Bridge:
         ``symbols_get`` reads it: comma-separated masks, ``*`` for anything, ``!`` to exclude
         (``"*USD*,!EUR*"``)."""
         request = _valid(GetSymbols, uuid=new_uuid(), timestamp=self._now(), group=group)
-        return (await self._market(request)).symbols or []
+        return [self._server_times(info) for info in (await self._market(request)).symbols or []]
 
     async def symbol(self, symbol: str) -> SymbolInfo:
-        """One symbol's specification, every field of the package's ``SymbolInfo``."""
+        """One symbol's specification, every field of the package's ``SymbolInfo`` (its last
+        quote's ``time`` in UTC)."""
         request = _valid(GetSymbol, uuid=new_uuid(), timestamp=self._now(), symbol=symbol)
         reply = await self._market(request)
         if reply.symbol_info is None:
             raise BadReply("GET_SYMBOL reply without symbol_info")
-        return reply.symbol_info
+        return self._server_times(reply.symbol_info)
 
     async def tick(self, symbol: str) -> Tick:
         """The latest tick of ``symbol`` (the fields of the package's ``Tick``)."""
@@ -398,7 +403,7 @@ class Bridge:
         ticks = (await self._market(request)).ticks or {}
         if missing := set(symbols) - ticks.keys():
             raise BadReply(f"GET_TICK reply without {', '.join(sorted(missing))}")
-        return {symbol: ticks[symbol] for symbol in symbols}  # in the order asked
+        return {symbol: self._server_times(ticks[symbol]) for symbol in symbols}  # as asked
 
     async def rates(
         self,
@@ -416,8 +421,9 @@ class Bridge:
         ``count`` bars ending ``start`` bars before the current one (``copy_rates_from_pos``),
         ``count`` bars opened at or before ``date_from`` (``copy_rates_from``), or the bars
         opened from ``date_from`` to ``date_to`` (``copy_rates_range``). ``timeframe`` is
-        ``"M1"`` or ``TIMEFRAME_M1``; dates are epoch seconds or aware datetimes, in the
-        terminal's clock. Raises ``InvalidRequest`` (nothing sent) for arguments that make no
+        ``"M1"`` or ``TIMEFRAME_M1``; dates are epoch seconds or aware datetimes, UTC (sent on
+        the terminal's clock), and the ``time`` column is UTC (docs/PROTOCOL.md, "Times").
+        Raises ``InvalidRequest`` (nothing sent) for arguments that make no
         request, ``RequestRefused`` when the gateway refuses (``SYMBOL_NOT_FOUND``,
         ``TOO_LARGE``: more rows than its ``max_rows``).
         """
@@ -429,8 +435,8 @@ class Bridge:
             timeframe=as_timeframe(timeframe),
             count=count,
             start_pos=start,
-            date_from=epoch(date_from, "date_from"),
-            date_to=epoch(date_to, "date_to"),
+            date_from=self._on_server(date_from, "date_from"),
+            date_to=self._on_server(date_to, "date_to"),
         )
         return await self._rows(request, RATES_DTYPE)
 
@@ -452,9 +458,9 @@ class Bridge:
             uuid=new_uuid(),
             timestamp=self._now(),
             symbol=symbol,
-            date_from=epoch(date_from, "date_from"),
+            date_from=self._on_server(date_from, "date_from"),
             count=count,
-            date_to=epoch(date_to, "date_to"),
+            date_to=self._on_server(date_to, "date_to"),
             flags=flags.upper() if isinstance(flags, str) else flags,
         )
         return await self._rows(request, TICKS_DTYPE)
@@ -473,7 +479,7 @@ class Bridge:
             group=group,
             ticket=ticket,
         )
-        return (await self._market(request)).orders or []
+        return [self._server_times(order) for order in (await self._market(request)).orders or []]
 
     async def history(
         self,
@@ -488,7 +494,8 @@ class Bridge:
         """The history's deals, as ``history_deals_get`` gives them (every field of the
         package's ``TradeDeal``): those from ``date_from`` to ``date_to`` (of ``symbol``, or
         of a ``group``, optionally), every deal of a ``position``, or those of the order
-        ``ticket``. Dates as ``rates``' (the terminal's clock)."""
+        ``ticket``. Dates as ``rates``' (UTC); each deal's times in UTC, ``server_offset_s``
+        the trade server's offset they were converted by."""
         reply = await self._market(
             self._history(
                 HistoryKind.DEALS,
@@ -500,7 +507,7 @@ class Bridge:
                 ticket=ticket,
             )
         )
-        return reply.deals or []
+        return [self._server_times(deal) for deal in reply.deals or []]
 
     async def history_orders(
         self,
@@ -525,7 +532,7 @@ class Bridge:
                 ticket=ticket,
             )
         )
-        return reply.orders or []
+        return [self._server_times(order) for order in reply.orders or []]
 
     def _history(
         self,
@@ -545,8 +552,8 @@ class Bridge:
             uuid=new_uuid(),
             timestamp=self._now(),
             kind=kind,
-            date_from=epoch(date_from, "date_from"),
-            date_to=epoch(date_to, "date_to"),
+            date_from=self._on_server(date_from, "date_from"),
+            date_to=self._on_server(date_to, "date_to"),
             group=_exact(symbol) if symbol is not None else group,
             position=position,
             ticket=ticket,
@@ -560,7 +567,8 @@ class Bridge:
         if not symbols:
             raise InvalidRequest("symbols", "name at least one symbol")
         topics = [tick_topic(_valid_symbol(symbol)) for symbol in dict.fromkeys(symbols)]
-        return Stream(self._events(), topics, _tick_of, on_gap)
+        times = self._server_times
+        return Stream(self._events(), topics, lambda event: _utc(times, _tick_of(event)), on_gap)
 
     def bars(
         self,
@@ -571,7 +579,8 @@ class Bridge:
     ) -> Stream[Bar]:
         """A live stream of ``symbol``'s bars of ``timeframe``, each as it closes."""
         topic = bar_topic(_valid_symbol(symbol), as_timeframe(timeframe).value)
-        return Stream(self._events(), [topic], _bar_of, on_gap)
+        times = self._server_times
+        return Stream(self._events(), [topic], lambda event: _utc(times, _bar_of(event)), on_gap)
 
     def states(self, *, on_gap: Callable[[Gap], None] | None = None) -> Stream[Event]:
         """A live stream of the gateway's state changes (``event.state``: ``TERMINAL_LOST``,
@@ -591,7 +600,8 @@ class Bridge:
         from them after a restart (``inf_bridge.trade_events``)."""
         self._require_open()
         live: Stream[Event] = Stream(self._events(), [trade_topic()], _event_itself)
-        return TradeEvents(self._event_page, live, since, log=log, on_gap=on_gap)
+        times = self._server_times
+        return TradeEvents(self._event_page, live, since, log=log, on_gap=on_gap, to_utc=times)
 
     async def _event_page(self, since: int, limit: int) -> Reply:
         return await self._answer(
@@ -659,7 +669,26 @@ class Bridge:
         reply, body = await self._answer_with_body(request)
         if reply.status is Status.REJECTED:
             raise RequestRefused(reply.error_code or "", reply.error_msg or "refused")
-        return rows_array(reply, body, dtype)
+        return self._times().rows_to_utc(rows_array(reply, body, dtype))
+
+    @property
+    def server_times(self) -> ServerTimes:
+        """The trade server's clock, as the heartbeat's last PING said it: what the Bridge
+        converts times by (docs/PROTOCOL.md, "Times")."""
+        return self._times()
+
+    def _times(self) -> ServerTimes:
+        """The trade server's clock, as the heartbeat's last PING said it."""
+        self._clock_of_server.update(self.health.gateway)
+        return self._clock_of_server
+
+    def _server_times(self, record: R) -> R:
+        """``record`` with its times in UTC (``ServerTimes.to_utc``)."""
+        return self._times().to_utc(record)
+
+    def _on_server(self, date: datetime | float | None, field: str) -> float | None:
+        """A date the caller gave (UTC) as the terminal takes it (its server's clock)."""
+        return self._times().to_server(epoch(date, field))
 
     # -- orders ------------------------------------------------------------------------------
 
@@ -733,10 +762,9 @@ class Bridge:
     ) -> OrderDone:
         """Place a pending order: ``BUY_LIMIT``, ``SELL_LIMIT``, ``BUY_STOP``, ``SELL_STOP``,
         ``BUY_STOP_LIMIT`` or ``SELL_STOP_LIMIT`` (``stoplimit``: the limit order's price) at
-        ``price``; ``expiration`` is ``"GTC"`` (the default), ``"DAY"``, or a time in the
-        terminal's clock, as the package takes it: epoch seconds of the trade server's time
-        zone (an aware datetime is taken as UTC, which is that clock only on a UTC server).
-        Returns the placed order (``.order``: its ticket).
+        ``price``; ``expiration`` is ``"GTC"`` (the default), ``"DAY"``, or a time: an aware
+        datetime or epoch seconds, UTC (sent on the terminal's clock). Returns the placed
+        order (``.order``: its ticket).
 
         Checked like ``send_order``: the breaker and the risk limits (a pending order counts
         toward exposure as if filled), and raises the same errors; ``OrderRejected`` with
@@ -755,7 +783,7 @@ class Bridge:
             stoplimit=stoplimit,
             sl=sl,
             tp=tp,
-            expiration=_expiration(expiration),
+            expiration=_expiration(expiration, self._times()),
             magic=magic,
             comment=comment,
             type_filling=_filling(type_filling),
@@ -803,7 +831,7 @@ class Bridge:
             stoplimit=stoplimit,
             sl=sl,
             tp=tp,
-            expiration=_expiration(expiration),
+            expiration=_expiration(expiration, self._times()),
         )
 
     async def cancel_order(self, order: int, *, uuid: str | None = None) -> OrderDone:
@@ -1159,6 +1187,10 @@ def _exact(symbol: str) -> str:
     return symbol
 
 
+def _utc(times: Callable[[R], R], record: R | None) -> R | None:
+    return None if record is None else times(record)
+
+
 def _tick_of(event: Event) -> Tick | None:
     return event.tick
 
@@ -1209,12 +1241,13 @@ def _filling(value: Filling | str | None) -> str | None:
     return None if value is None else value.upper()
 
 
-def _expiration(value: Expiry) -> str | int | None:
-    """An expiration as the wire takes it: ``GTC``, ``DAY`` or epoch seconds."""
+def _expiration(value: Expiry, times: ServerTimes) -> str | int | None:
+    """An expiration as the wire takes it: ``GTC``, ``DAY`` or epoch seconds on the terminal's
+    clock (``value``: UTC)."""
     if value is None or isinstance(value, str):
         return value  # the contract names what else is allowed
     try:
-        seconds = epoch(value, "expiration")
+        seconds = times.to_server(epoch(value, "expiration"))
     except InvalidRequest as exc:
         raise InvalidOrder(exc.field, exc.message) from None
     assert seconds is not None

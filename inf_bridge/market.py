@@ -2,8 +2,8 @@
 rows back as its numpy arrays.
 
 A timeframe is taken as ``"M1"`` or as the ``TIMEFRAME_M1`` constant (``as_timeframe``); a date as
-epoch seconds or a timezone-aware ``datetime`` (``epoch``: a naive one is refused rather than
-guessed, since the terminal's clock is the trade server's, not this machine's). Bars and ticks
+epoch seconds or a timezone-aware ``datetime``, UTC (``epoch``: a naive one is refused rather
+than guessed; the Bridge sends it on the trade server's clock, ``server_times``). Bars and ticks
 arrive as one frame of packed rows, which ``rows_array`` turns into the structured array
 ``copy_rates_*`` or ``copy_ticks_*`` would have returned, after checking it is what the reply's
 header says.

@@ -23,7 +23,7 @@ import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Final, Self
+from typing import Any, Final, Self
 
 import msgspec
 from loguru import logger
@@ -112,8 +112,10 @@ class TradeEvents:
         *,
         log: str | None = None,
         on_gap: Callable[[Gap], None] | None = None,
+        to_utc: Callable[[Any], Any] = lambda record: record,
     ) -> None:
         self.seq = since
+        self._to_utc = to_utc
         self.log = log
         self.gaps: list[Gap] = []
         self._fetch = fetch
@@ -140,7 +142,7 @@ class TradeEvents:
                 event = self._backlog.popleft()
                 if self.seq is None or event.seq > self.seq:
                     self.seq = event.seq
-                    if (typed := _typed(event)) is not None:
+                    if (typed := _typed(event, self._to_utc)) is not None:
                         return typed
                 continue
             if self._behind or self.seq is None:
@@ -210,16 +212,17 @@ class TradeEvents:
             self._on_gap(gap)
 
 
-def _typed(event: Event) -> TradeEvent | None:
-    """The event as its type; ``None`` for a kind this client does not know (a newer
-    gateway's), which is skipped."""
+def _typed(event: Event, to_utc: Callable[[Any], Any]) -> TradeEvent | None:
+    """The event as its type, its deal's or order's times by ``to_utc``; ``None`` for a kind
+    this client does not know (a newer gateway's), which is skipped."""
     if event.deal is not None:
-        return DealEvent(seq=event.seq, time=event.time, deal=event.deal, uuid=event.uuid)
+        deal = to_utc(event.deal)
+        return DealEvent(seq=event.seq, time=event.time, deal=deal, uuid=event.uuid)
     if event.order is not None:
         return OrderEvent(
             seq=event.seq,
             time=event.time,
-            order=event.order,
+            order=to_utc(event.order),
             change=event.change or "",
             uuid=event.uuid,
         )

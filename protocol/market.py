@@ -146,7 +146,7 @@ class Rows(Struct, frozen=True, kw_only=True):
     rows: Annotated[int, Meta(ge=0)]
 
 
-class Tick(Struct, frozen=True, kw_only=True):
+class Tick(Struct, frozen=True, kw_only=True, omit_defaults=True):
     """A symbol's tick, with the fields of the package's ``Tick`` (and its ``symbol`` after
     them, which the package's lacks)."""
 
@@ -159,9 +159,12 @@ class Tick(Struct, frozen=True, kw_only=True):
     flags: int
     volume_real: float
     symbol: str = ""
+    # Through the Bridge only, never on the wire: its times are UTC there, and this is the
+    # trade server's offset they were converted by (server time = time + server_offset_s).
+    server_offset_s: int | None = None
 
 
-class Bar(Struct, frozen=True, kw_only=True):
+class Bar(Struct, frozen=True, kw_only=True, omit_defaults=True):
     """One bar, with the fields of a row of ``copy_rates_*`` (``time``: when it opened), and
     its symbol and timeframe."""
 
@@ -175,6 +178,9 @@ class Bar(Struct, frozen=True, kw_only=True):
     real_volume: int
     symbol: str = ""
     timeframe: str = ""
+    # Through the Bridge only, never on the wire: its times are UTC there, and this is the
+    # trade server's offset they were converted by (server time = time + server_offset_s).
+    server_offset_s: int | None = None
 
 
 class SymbolInfo(Struct, frozen=True, kw_only=True):
@@ -280,7 +286,7 @@ class SymbolInfo(Struct, frozen=True, kw_only=True):
     path: str
 
 
-class Order(Struct, frozen=True, kw_only=True):
+class Order(Struct, frozen=True, kw_only=True, omit_defaults=True):
     """A pending order (or, from the history, any order), with every field of the package's
     ``TradeOrder`` in its order (docs/MT5_API.md). ``type``, ``state``, ``reason`` and the like
     are the package's ``ORDER_*`` values."""
@@ -309,9 +315,12 @@ class Order(Struct, frozen=True, kw_only=True):
     symbol: str
     comment: str
     external_id: str
+    # Through the Bridge only, never on the wire: its times are UTC there, and this is the
+    # trade server's offset they were converted by (server time = time + server_offset_s).
+    server_offset_s: int | None = None
 
 
-class Deal(Struct, frozen=True, kw_only=True):
+class Deal(Struct, frozen=True, kw_only=True, omit_defaults=True):
     """A deal of the history, with every field of the package's ``TradeDeal`` in its order.
     ``reason`` is a ``DEAL_REASON_*`` value (0 client, 3 expert, 4 SL, 5 TP, 6 stop-out...)."""
 
@@ -333,6 +342,9 @@ class Deal(Struct, frozen=True, kw_only=True):
     symbol: str
     comment: str
     external_id: str
+    # Through the Bridge only, never on the wire: its times are UTC there, and this is the
+    # trade server's offset they were converted by (server time = time + server_offset_s).
+    server_offset_s: int | None = None
 
 
 class Side(StrEnum):
@@ -361,7 +373,7 @@ class Account(Struct, frozen=True, kw_only=True):
     margin_mode: str = "HEDGING"  # "HEDGING", "NETTING" or "EXCHANGE"
 
 
-class Position(Struct, frozen=True, kw_only=True):
+class Position(Struct, frozen=True, kw_only=True, omit_defaults=True):
     """An open position, as GET_POSITIONS reports it."""
 
     ticket: int
@@ -377,6 +389,9 @@ class Position(Struct, frozen=True, kw_only=True):
     magic: int
     comment: str
     time: int
+    # Through the Bridge only, never on the wire: its times are UTC there, and this is the
+    # trade server's offset they were converted by (server time = time + server_offset_s).
+    server_offset_s: int | None = None
 
 
 class Event(Struct, frozen=True, kw_only=True, omit_defaults=True):

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from collections.abc import Sequence
 from typing import Any, Final, TypeVar, overload
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -54,6 +55,7 @@ TIME_FIELDS: Final = frozenset(
     }
 )
 _FIRST_YEAR: Final = 1970
+_EARLIEST_S: Final = -(2**62)  # the first offset holds before everything in its table
 _LAST_YEAR: Final = 2100
 _DAY_S: Final = 86_400
 _HOUR_S: Final = 3600
@@ -74,11 +76,14 @@ def zone_problem(name: str, *, whole_hours: bool = True) -> str | None:
 
 
 class ServerClock:
-    """UTC to the zone ``name``'s time and back, in epoch seconds or milliseconds."""
+    """UTC to the zone ``name``'s time and back, in epoch seconds or milliseconds; or, with
+    ``offsets`` (``[(utc_s, offset_s), ...]``, oldest first: offsets learned with when each
+    was first seen), by that table, its first offset also before it."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, offsets: Sequence[tuple[int, int]] | None = None) -> None:
         self.name = name
-        table = _transitions(name)
+        table = list(offsets or _transitions(name))
+        table[0] = (_EARLIEST_S, table[0][1])
         self._starts_s = np.array([start for start, _ in table], dtype=np.int64)
         self._offsets_s = np.array([offset for _, offset in table], dtype=np.int64)
         # Where each offset's span starts on the server's clock: a repeated hour is in both

@@ -327,7 +327,7 @@ def test_quote(connected: GatewayProcess, cli: CLI) -> None:
     shown = cli("quote", "EURUSD", "USDJPY", "EURUSD")  # each once, in the order given
     assert shown.code == Exit.OK
     header = shown.out.split("\n", 1)[0].split()
-    assert header == ["Symbol", "Bid", "Ask", "Spread", "Time", "(server)"]
+    assert header == ["Symbol", "Bid", "Ask", "Spread", "Time", "(UTC)"]
     (eurusd, usdjpy) = rows(shown.out)
     assert [eurusd[0], usdjpy[0]] == ["EURUSD", "USDJPY"]
     for (_, bid, ask, spread, _, _), digits, point in ((eurusd, 5, 1e-5), (usdjpy, 3, 1e-3)):
@@ -570,7 +570,7 @@ def test_history_shows_a_positions_two_deals(connected: GatewayProcess, cli: CLI
     shown = cli("history", "--position", str(ticket))
     assert shown.code == Exit.OK
     header = shown.out.split("\n", 1)[0].split()
-    assert header[:3] == ["Time", "(server)", "Ticket"] and header[-2:] == ["Reason", "Comment"]
+    assert header[:3] == ["Time", "(UTC)", "Ticket"] and header[-2:] == ["Reason", "Comment"]
     (opened, closed) = rows(shown.out)[:2]
     # time (a date and a time), ticket, order, position, symbol, type, entry, volume, price...
     assert opened[4:9] == [str(ticket), "EURUSD", "BUY", "IN", "0.20"]
@@ -578,7 +578,7 @@ def test_history_shows_a_positions_two_deals(connected: GatewayProcess, cli: CLI
     assert opened[-4] == "EXPERT"  # placed through the API: an expert's
     assert opened[-3].startswith("#") and opened[-2:] == ["round", "trip"]  # the order's tag
     assert f"2 deals of position #{ticket}; the trades' net profit " in shown.out
-    assert "times in the trade server's clock" in shown.out
+    assert "times in UTC" in shown.out
     assert cli("history", "--position", str(ticket), "--json").json() == deals[1:]
 
     table = cli("history").out  # the deposit: a balance deal, with no symbol, order or price
@@ -730,7 +730,7 @@ def test_history_and_orders_bad_arguments(
         ),
         (
             ("history", "--from", "2026-12-01T00:00+02:00", "--to", "2026-12-02"),
-            "give it without a time zone, in the trade server's clock",
+            "give it without a time zone, in UTC",
         ),
         (
             ("orders", "EURUSD", "--ticket", "5"),
@@ -978,7 +978,7 @@ def test_pending_order_bad_arguments(cli: CLI) -> None:
         (("place", "EURUSD", "BUY_LIMIT", "0.1", "1.05", "--sl", "-1"), "invalid stop loss '-1'"),
         (
             ("place", "EURUSD", "BUY_LIMIT", "0.1", "1.05", "--expiration", "2026-12-01T18:00Z"),
-            "give it without a time zone, in the trade server's clock",
+            "give it without a time zone, in UTC",
         ),
         (
             ("place", "EURUSD", "BUY_LIMIT", "0.1", "1.05", "--expiration", "2026-12-01"),

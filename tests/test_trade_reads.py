@@ -50,8 +50,9 @@ ENTRY_IN, ENTRY_OUT = 0, 1
 REASON_EXPERT: Final = 3  # DEAL_REASON_EXPERT and ORDER_REASON_EXPERT
 STATE_PLACED, STATE_FILLED = 1, 4
 FILLING_RETURN: Final = 2
-ORDER_FIELDS: Final = list(Order.__struct_fields__)
-DEAL_FIELDS: Final = list(Deal.__struct_fields__)
+# On the wire: server_offset_s is the Bridge's (its times converted to UTC), never sent.
+ORDER_FIELDS: Final = [name for name in Order.__struct_fields__ if name != "server_offset_s"]
+DEAL_FIELDS: Final = [name for name in Deal.__struct_fields__ if name != "server_offset_s"]
 
 
 # -- the gateways --------------------------------------------------------------------------------
@@ -586,7 +587,11 @@ def test_the_orders_of_the_history(raw: Raw, trades: Trades) -> None:
 
 
 def _as_dicts(items: list[Deal] | list[Order]) -> list[dict[str, Any]]:
-    return [{name: getattr(item, name) for name in item.__struct_fields__} for item in items]
+    """As the wire has them: the Bridge's ``server_offset_s`` (0: the harness's simulator
+    keeps UTC) is its own."""
+    assert all(item.server_offset_s == 0 for item in items)
+    fields = ORDER_FIELDS if items and isinstance(items[0], Order) else DEAL_FIELDS
+    return [{name: getattr(item, name) for name in fields} for item in items]
 
 
 async def test_bridge_history(client: Bridge, trades: Trades) -> None:

@@ -45,9 +45,9 @@ from inf_bridge.cli.views import (
     _price,
     _quote_data,
     _quotes_table,
-    _server_time,
     _symbols_table,
     _table,
+    _utc_time,
 )
 from inf_bridge.cli.watch import RecentEvents, _render, _snapshot
 from inf_bridge.client import Bridge, new_uuid
@@ -218,7 +218,7 @@ async def _modify(bridge: Bridge, args: argparse.Namespace, session: Session) ->
     if args.order and args.expiration is not None:
         expires = args.expiration
         changes += ", " if changes else ""
-        changes += f"expires {expires if isinstance(expires, str) else _server_time(expires)}"
+        changes += f"expires {expires if isinstance(expires, str) else _utc_time(expires)}"
     what = f"order #{args.ticket}" if args.order else f"position #{args.ticket}"
     session.emit(done, _done_line("MODIFIED", f"{what}: {changes}", done))
     return Exit.OK
@@ -449,12 +449,12 @@ async def _history(bridge: Bridge, args: argparse.Namespace, session: Session) -
     if args.position is not None:
         what = f"of position #{args.position}"
     elif date_from is not None:
-        what = f"from {_server_time(int(date_from))} to {_server_time(int(date_to))}"
+        what = f"from {_utc_time(int(date_from))} to {_utc_time(int(date_to))}"
     else:
         days = args.days or 1
         now = time.time()
-        # The range is in the trade server's clock, which is often hours ahead of this
-        # machine's: it ends a day past now, so that no deal of the last hours is left out.
+        # Ends a day past now: a deal's time is the terminal's, converted, and a machine's
+        # clock may be behind the trade server's by more than a little.
         date_from, date_to = now - days * _DAY, now + _DAY
         what = "of the last day" if days == 1 else f"of the last {days} days"
     if args.symbol is not None:

@@ -13,7 +13,7 @@ import msgspec
 from msgspec import Meta
 
 from inf_bridge.cli.exit_codes import Exit, exit_codes_help
-from inf_bridge.cli.views import PROG, _server_time
+from inf_bridge.cli.views import PROG, _utc_time
 from inf_bridge.config import CONFIG_ENV, ENV_PREFIX, SECRET_ENV, Endpoint
 from protocol import RATES_DTYPE, VERSION, Deal, PendingType, Timeframe, validation_message
 from protocol.messages import (
@@ -110,7 +110,7 @@ def _add_global_flags(parser: argparse.ArgumentParser, *, after_command: bool) -
 
 def _date(text: str, *, end_of_day: bool = False) -> float:
     """``2026-12-01``, ``2026-12-01T14:30`` (or with a space) or epoch seconds, as epoch
-    seconds in the trade server's clock: the clock the history's times are in. A date alone is
+    seconds, UTC (the Bridge's clock, and the one the history's times are shown in). A date alone is
     the start of that day, or with ``end_of_day`` its last second (``--to`` includes the day)."""
     if text.isdigit():
         when = float(text)
@@ -123,8 +123,8 @@ def _date(text: str, *, end_of_day: bool = False) -> float:
             ) from None
         if parsed.tzinfo is not None:
             raise argparse.ArgumentTypeError(
-                f"invalid date {text!r}: give it without a time zone, in the trade server's "
-                "clock (the one the history's times are in)"
+                f"invalid date {text!r}: give it without a time zone, in UTC (the clock the "
+                "history's times are shown in)"
             )
         date_only = len(text) <= len("2026-12-01")
         if end_of_day and date_only:
@@ -140,8 +140,8 @@ def _end_date(text: str) -> float:
 
 
 def _expiration(text: str) -> str | int:
-    """``GTC``, ``DAY``, or a time in the trade server's clock (the one ``orders`` shows an
-    expiration in): ``2026-12-01T18:00`` (or with a space), or epoch seconds in it."""
+    """``GTC``, ``DAY``, or a time in UTC (the clock ``orders`` shows an expiration in):
+    ``2026-12-01T18:00`` (or with a space), or epoch seconds."""
     if text.upper() in ("GTC", "DAY"):
         return text.upper()
     when: str | int = text
@@ -154,15 +154,15 @@ def _expiration(text: str) -> str | int:
             ) from None
         if parsed.tzinfo is not None:
             raise argparse.ArgumentTypeError(
-                f"invalid expiration {text!r}: give it without a time zone, in the trade "
-                "server's clock (the one `orders` shows expirations in)"
+                f"invalid expiration {text!r}: give it without a time zone, in UTC (the "
+                "clock `orders` shows expirations in)"
             )
         if len(text) <= len("2026-12-01"):
             raise argparse.ArgumentTypeError(
                 f"invalid expiration {text!r}: give the time as well (2026-12-01T18:00), or "
                 "DAY for the end of the trading day"
             )
-        when = int(parsed.replace(tzinfo=UTC).timestamp())  # the terminal's whole seconds
+        when = int(parsed.replace(tzinfo=UTC).timestamp())  # whole seconds, as the terminal
     try:
         seconds: int = msgspec.convert(when, ExpiresAt, strict=False)
     except msgspec.ValidationError as exc:
@@ -252,7 +252,7 @@ def _history_form(args: argparse.Namespace) -> str | None:
     if (args.date_from is None) != (args.date_to is None):
         return "--from and --to go together"
     if args.date_from is not None and args.date_to < args.date_from:
-        start, end = _server_time(int(args.date_from)), _server_time(int(args.date_to))
+        start, end = _utc_time(int(args.date_from)), _utc_time(int(args.date_to))
         return f"--from {start} is after --to {end}: the range runs backwards"
     return None
 
@@ -331,8 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     closing.add_argument("--volume", type=_typed(Volume, "volume"), help="lots (default: all)")
     closing.add_argument("--uuid", type=_typed(Uuid, "uuid"), help=uuid_help)
     expiration_help = (
-        "DAY (the end of the trading day), or a time in the trade server's clock: "
-        "2026-12-01T18:00, or epoch seconds in it"
+        "DAY (the end of the trading day), or a time in UTC: 2026-12-01T18:00, or epoch seconds"
     )
     placing = command(
         "place",
@@ -463,7 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
     bars.epilog = (
         "--csv writes a header line, then one line per bar, oldest first:\n"
         f"  {','.join(name for name, _ in RATES_DTYPE)}\n"
-        "time is the bar's opening in epoch seconds, in the trade server's clock."
+        "time is the bar's opening in epoch seconds, UTC (the terminal's, converted)."
     )
     command("symbols", "the terminal's symbols, in the Market Watch or not").add_argument(
         "group",
@@ -529,10 +528,9 @@ def build_parser() -> argparse.ArgumentParser:
     history.checks.append(_history_form)
     history.formatter_class = argparse.RawDescriptionHelpFormatter
     history.epilog = (
-        "Dates and times are the trade server's clock, as the terminal gives them (many\n"
-        "brokers' is not UTC): DATE is read in it, and the table shows it. --days counts\n"
-        "back from this machine's clock, and its range ends a day past it, so that a\n"
-        "server clock ahead of this machine's loses no deal.\n\n"
+        "Dates and times are UTC: DATE is read in it, and the table shows it (the\n"
+        "terminal's times are its trade server's, often UTC+2 or +3: the bridge converts\n"
+        "them). --days counts back from this machine's clock.\n\n"
         "--csv writes every field, under a header line of the package's names, one line\n"
         "per deal (TradeDeal's fields) or, with --orders, per order (TradeOrder's):\n"
         f"  {','.join(field.name for field in msgspec.structs.fields(Deal))}"

@@ -347,9 +347,7 @@ def _quotes_table(ticks: Mapping[str, Tick], specs: Mapping[str, SymbolInfo] | N
     """One line per symbol. With ``specs`` (the symbols' digits and point) prices line up and
     the spread is in points; ``watch`` asks for none, and goes without."""
     spread = ("Spread",) if specs is not None else ()
-    table = _table(
-        "Symbol", "Bid", "Ask", *spread, "Time (server)", numeric=("Bid", "Ask", *spread)
-    )
+    table = _table("Symbol", "Bid", "Ask", *spread, "Time (UTC)", numeric=("Bid", "Ask", *spread))
     for symbol, tick in ticks.items():
         info = None if specs is None else specs.get(symbol)
         cells = [symbol, _quoted(tick.bid, info), _quoted(tick.ask, info)]
@@ -363,7 +361,7 @@ def _quotes_table(ticks: Mapping[str, Tick], specs: Mapping[str, SymbolInfo] | N
 
 
 _BAR_COLUMNS: Final = (
-    "Time (server)",
+    "Time (UTC)",
     "Open",
     "High",
     "Low",
@@ -465,8 +463,8 @@ def _side_style(word: str) -> str:
     return "cyan" if word.startswith("BUY") else "magenta" if word.startswith("SELL") else ""
 
 
-def _server_time(seconds: int) -> str:
-    """An epoch time of the terminal's, as it is: the trade server's clock, not necessarily UTC."""
+def _utc_time(seconds: int) -> str:
+    """An epoch time as UTC text (the Bridge gives every time in UTC)."""
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
@@ -474,8 +472,8 @@ def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
-_SERVER_CLOCK: Final = (
-    "times in the trade server's clock, as the terminal gives them (not always UTC)"
+_TIMES_NOTE: Final = (
+    "times in UTC (the terminal's are its trade server's clock's, converted by the bridge)"
 )
 
 _PENDING_COLUMNS: Final = (
@@ -494,7 +492,7 @@ _PENDING_COLUMNS: Final = (
 def _expiration(order: Order) -> str:
     """When a pending order expires: its time, or its type of time (GTC: until cancelled)."""
     if order.time_expiration:
-        return _server_time(order.time_expiration)
+        return _utc_time(order.time_expiration)
     return _word(_ORDER_TIMES, order.type_time)
 
 
@@ -523,7 +521,7 @@ def _pending_table(console: Console, orders: Sequence[Order]) -> Table:
         optional=("Comment", "Expiration", "SL", "TP"),
     )
     lots = sum(o.volume_current for o in orders)
-    table.caption = f"{_plural(len(orders), 'pending order')}, {lots:.2f} lots; {_SERVER_CLOCK}"
+    table.caption = f"{_plural(len(orders), 'pending order')}, {lots:.2f} lots; {_TIMES_NOTE}"
     table.caption_justify = "left"
     return table
 
@@ -536,7 +534,7 @@ def _no_pending(symbol: str | None, group: str | None, ticket: int | None) -> st
 
 
 _DEAL_COLUMNS: Final = (
-    "Time (server)",
+    "Time (UTC)",
     "Ticket",
     "Order",
     "Position",
@@ -567,7 +565,7 @@ def _deals_table(console: Console, deals: Sequence[Deal], what: str) -> Table:
     """The history's deals, as the terminal gives them (oldest first); ``what`` they are."""
     rows = (
         (
-            _server_time(d.time),
+            _utc_time(d.time),
             str(d.ticket),
             str(d.order) if d.order else "-",
             str(d.position_id) if d.position_id else "-",
@@ -595,15 +593,14 @@ def _deals_table(console: Console, deals: Sequence[Deal], what: str) -> Table:
     trades = [d for d in deals if d.type in _TRADE_DEALS]
     net = sum(d.profit + d.commission + d.swap + d.fee for d in trades)
     table.caption = (
-        f"{_plural(len(deals), 'deal')} {what}; the trades' net profit {_money(net)}; "
-        f"{_SERVER_CLOCK}"
+        f"{_plural(len(deals), 'deal')} {what}; the trades' net profit {_money(net)}; {_TIMES_NOTE}"
     )
     table.caption_justify = "left"
     return table
 
 
 _HISTORY_ORDER_COLUMNS: Final = (
-    "Time (server)",
+    "Time (UTC)",
     "Ticket",
     "Position",
     "Symbol",
@@ -613,7 +610,7 @@ _HISTORY_ORDER_COLUMNS: Final = (
     "Price",
     "SL",
     "TP",
-    "Done (server)",
+    "Done (UTC)",
     "Reason",
     "Comment",
 )
@@ -623,7 +620,7 @@ def _history_orders_table(console: Console, orders: Sequence[Order], what: str) 
     """The history's orders: when each was placed, and what became of it."""
     rows = (
         (
-            _server_time(o.time_setup),
+            _utc_time(o.time_setup),
             str(o.ticket),
             str(o.position_id) if o.position_id else "-",
             o.symbol or "-",
@@ -633,7 +630,7 @@ def _history_orders_table(console: Console, orders: Sequence[Order], what: str) 
             _price(o.price_open),
             _price(o.sl),
             _price(o.tp),
-            _server_time(o.time_done) if o.time_done else "-",
+            _utc_time(o.time_done) if o.time_done else "-",
             _word(_ORDER_REASONS, o.reason),
             o.comment,
         )
@@ -644,9 +641,9 @@ def _history_orders_table(console: Console, orders: Sequence[Order], what: str) 
         _HISTORY_ORDER_COLUMNS,
         rows,
         numeric=("Ticket", "Position", "Volume", "Price", "SL", "TP"),
-        optional=("Comment", "Done (server)", "Reason", "SL", "TP", "Position"),
+        optional=("Comment", "Done (UTC)", "Reason", "SL", "TP", "Position"),
     )
-    table.caption = f"{_plural(len(orders), 'order')} {what}; {_SERVER_CLOCK}"
+    table.caption = f"{_plural(len(orders), 'order')} {what}; {_TIMES_NOTE}"
     table.caption_justify = "left"
     return table
 

@@ -242,7 +242,7 @@ async def _command(bridge: Bridge, r: TradeRequest, uuid: str) -> Callable[[], A
         kind = _PENDING_TYPES.get(r.type)
         if kind is None:
             raise NotCarried(f"a pending order's type is 2 to 7, not {r.type}")
-        expiration = _expiration(r)
+        expiration = _expiration(r, bridge)
         return lambda: bridge.place_order(
             r.symbol,
             kind,
@@ -264,7 +264,7 @@ async def _command(bridge: Bridge, r: TradeRequest, uuid: str) -> Callable[[], A
         order = _ticket(r.order, "order")
         if r.price <= 0:  # the terminal takes the whole order: its price is not optional
             raise NotCarried("a MODIFY gives the order's price", c.TRADE_RETCODE_INVALID_PRICE)
-        expiration = _expiration(r)
+        expiration = _expiration(r, bridge)
         return lambda: bridge.modify_order(
             order,
             price=r.price,
@@ -317,8 +317,9 @@ def _ticket(value: int, key: str) -> int:
     return value
 
 
-def _expiration(r: TradeRequest) -> str | int:
-    """``type_time`` and ``expiration`` as the Bridge takes them (server time, as given)."""
+def _expiration(r: TradeRequest, bridge: Bridge) -> str | int:
+    """``type_time`` and ``expiration`` as the Bridge takes them: the script gives the
+    terminal's clock, as the package takes it, and the Bridge takes UTC."""
     if r.type_time == c.ORDER_TIME_GTC:
         return "GTC"
     if r.type_time == c.ORDER_TIME_DAY:
@@ -329,9 +330,10 @@ def _expiration(r: TradeRequest) -> str | int:
         raise NotCarried(
             "a SPECIFIED order needs its expiration", c.TRADE_RETCODE_INVALID_EXPIRATION
         )
+    expiration = r.expiration
     if r.type_time == c.ORDER_TIME_SPECIFIED_DAY:  # to the end of that day
-        return r.expiration - r.expiration % _DAY_S + _DAY_S - 1
-    return r.expiration
+        expiration = expiration - expiration % _DAY_S + _DAY_S - 1
+    return bridge.server_times.to_utc_s(expiration)
 
 
 def _result(request: TradeRequest, answer: OrderFilled | OrderDone) -> OrderSendResult:
