@@ -1,7 +1,7 @@
 """A strategy names the instrument, the broker its symbol: ``EURUSD`` trades ``EURUSD.m`` on a
-broker whose names carry a suffix, through real gateway processes on a suffixed simulator;
-a name two of the broker's symbols carry is refused with both, and ``[gateway] symbols``
-settles it."""
+broker whose names carry a suffix, through real gateway processes on a suffixed simulator that
+keeps a broker's clock (EET); a name two of the broker's symbols carry is refused with both,
+and ``[gateway] symbols`` settles it."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ SECOND_EURUSD = {"EURUSD.ecn": {"file": str(SAMPLES / "EURUSD_M1.csv"), "like": 
 
 @pytest.fixture
 async def suffixed(tmp_path: Path, secret: str) -> AsyncIterator[Bridge]:
-    sim = {"seed": 1, "symbol_suffix": ".m"}
+    sim = {"seed": 1, "symbol_suffix": ".m", "server_timezone": "EET"}
     with GatewayProcess(tmp_path / "gw", secret=secret, sim=sim) as gateway:
         async with Bridge(
             gateway.endpoint, secret=secret, events_endpoint=gateway.events_endpoint
@@ -53,7 +53,7 @@ async def test_a_strategy_naming_eurusd_trades_eurusd_m(suffixed: Bridge) -> Non
 async def test_two_symbols_that_carry_the_name_are_refused_with_both_until_mapped(
     tmp_path: Path, secret: str
 ) -> None:
-    sim = {"symbol_suffix": ".m", "replay": SECOND_EURUSD, "replay_speed": 1.0}
+    sim = {"symbol_suffix": ".m", "replay": SECOND_EURUSD, "server_timezone": "EET"}
     both = "2 are it with a suffix: EURUSD.m, EURUSD.ecn.m"
     with GatewayProcess(tmp_path / "gw", secret=secret, sim=sim) as gateway:
         async with Bridge(gateway.endpoint, secret=secret) as bridge:

@@ -111,3 +111,34 @@ async def _on_the_wire(gateway: GatewayProcess, request: Request) -> Reply:
         return await wire.recv()
     finally:
         wire.close()
+
+
+async def test_times_stay_utc_across_a_daylight_saving_change(tmp_path: Path, secret: str) -> None:
+    # The simulator starts two minutes before EET's spring change (01:00 UTC, 29 March 2026)
+    # and runs a minute a second; the gateway's zone converts across it. The gateway learns
+    # nothing from quotes here (their clock is months from this machine's), so it names it.
+    change = datetime(2026, 3, 29, 1, 0, tzinfo=UTC).timestamp()
+    start, speed = change - 120, 60.0
+    sim = {"server_timezone": "EET", "replay_from": start, "replay_speed": speed}
+    gateway = GatewayProcess(
+        tmp_path / "gw", secret=secret, sim=sim, gateway={"server_timezone": "EET"}
+    )
+    with gateway:
+        async with Bridge(gateway.endpoint, secret=secret) as bridge:
+            began = time.time()
+            seen: list[tuple[float, int, int]] = []  # (tick UTC, its offset, sim's UTC now)
+            while time.time() - began < 30 and (not seen or seen[-1][1] == 7200):
+                tick = await bridge.tick("EURUSD")
+                assert tick.server_offset_s is not None
+                sim_now = start + (time.time() - began) * speed
+                seen.append((tick.time_msc / 1000, tick.server_offset_s, int(sim_now)))
+                await asyncio.sleep(0.5)
+    offsets = [offset for _, offset, _ in seen]
+    assert offsets[0] == 7200 and offsets[-1] == 10_800  # the change, seen live
+    for tick_utc, _, sim_now in seen:
+        # Near the simulator's UTC clock (estimated from when the test began: its clock ran
+        # from its start, a few real seconds, so minutes of its own, earlier), never an hour
+        # (or two, or three) off as a server time taken for UTC would be.
+        assert sim_now - 600 <= tick_utc <= sim_now + 1800
+    times = [tick_utc for tick_utc, _, _ in seen]
+    assert times == sorted(times)  # UTC runs on through the server's skipped hour

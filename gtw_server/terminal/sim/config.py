@@ -166,7 +166,9 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
       ISO text or epoch seconds; UTC); by default the latest first row among the files. The
       simulator's clock runs from there: its time is ``replay_from`` plus the time since the
       terminal started, times ``replay_speed`` (1.0, the default: in step with the clock;
-      60.0: a minute of the file per second).
+      60.0: a minute of the file per second). Without ``replay``, the two start the made-up
+      prices' clock at that moment and speed, as a rehearsal of a given day would (a weekend,
+      a daylight-saving change); a state file keeps the latest time it saw.
     """
 
     seed: Annotated[int, Meta(ge=0, le=2**63 - 1)] = 0

@@ -266,6 +266,8 @@ class SimTerminal:
                     " there is no price to show"
                 )
             self._clock = replay_clock(self._clock, start_s, config.replay_speed)
+        elif (start_s := config.replay_from_s()) is not None:  # a moment of the made-up prices
+            self._clock = replay_clock(self._clock, start_s, config.replay_speed)
         self._broker = Broker(
             Store(state_path, reset=reset),
             config,
