@@ -126,13 +126,31 @@ async def test_times_stay_utc_across_a_daylight_saving_change(tmp_path: Path, se
     with gateway:
         async with Bridge(gateway.endpoint, secret=secret) as bridge:
             began = time.time()
+
+            def sim_now() -> float:
+                return start + (time.time() - began) * speed
+
+            winter = await bridge.send_order("EURUSD", "BUY", 0.1)
+            winter_at = sim_now()
             seen: list[tuple[float, int, int]] = []  # (tick UTC, its offset, sim's UTC now)
             while time.time() - began < 30 and (not seen or seen[-1][1] == 7200):
                 tick = await bridge.tick("EURUSD")
                 assert tick.server_offset_s is not None
-                sim_now = start + (time.time() - began) * speed
-                seen.append((tick.time_msc / 1000, tick.server_offset_s, int(sim_now)))
+                seen.append((tick.time_msc / 1000, tick.server_offset_s, int(sim_now())))
                 await asyncio.sleep(0.5)
+            summer = await bridge.send_order("EURUSD", "BUY", 0.1)
+            summer_at = sim_now()
+            positions = {p.ticket: p for p in await bridge.get_positions(fresh=True)}
+            bars = await bridge.rates("EURUSD", "M1", count=3)
+            bars_at = sim_now()
+            deals = await bridge.history(position=winter.ticket)
+    # Orders on both sides of the change, timed in UTC by the simulator's clock.
+    for fill, at in ((winter, winter_at), (summer, summer_at)):
+        assert at - 600 <= positions[fill.ticket].time <= at + 1800
+    # Minutes apart in UTC; on the server's clock the change put an hour more between them.
+    assert 0 < positions[summer.ticket].time - positions[winter.ticket].time < 1800
+    assert deals[0].server_offset_s == 7200 and deals[0].time == positions[winter.ticket].time
+    assert bars_at - 600 - 120 <= bars["time"][-1] <= bars_at + 1800
     offsets = [offset for _, offset, _ in seen]
     assert offsets[0] == 7200 and offsets[-1] == 10_800  # the change, seen live
     for tick_utc, _, sim_now in seen:
