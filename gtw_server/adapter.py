@@ -21,9 +21,10 @@ from msgspec import Struct
 
 from gtw_server.errors import TerminalDisconnected, TerminalError, TerminalUnavailable
 from gtw_server.fitting import SymbolTerms, VolumeRefused, fit_prices, fit_volume, lots
-from gtw_server.symbol_names import AmbiguousSymbol, close_names, suffixed
+from gtw_server.symbol_names import AmbiguousSymbol, close_names
 from gtw_server.tagging import tag_of
 from protocol import Account, ErrorCode, Filling, PendingType, Position, Side, terminal_answer
+from protocol.symbol_names import suffixed
 
 __all__ = [
     "DEFAULT_DEVIATION",
@@ -172,8 +173,8 @@ class TerminalStatus(Struct, frozen=True, kw_only=True):
     currency: str = ""
     positions: int = 0
     error: str = ""
-    # The time of the freshest quote the terminal has (ms, the trade server's clock; 0: none):
-    # what the gateway learns the server's offset from UTC by (``server_offset``).
+    # The time of a quote that changed since the last status (ms, the trade server's clock;
+    # 0: none moved): what the gateway learns the server's offset from UTC by.
     quote_msc: int = 0
 
 
@@ -210,10 +211,10 @@ class TerminalAdapter:
         self._terms: dict[str, SymbolTerms] = {}
         self._symbols = dict(symbols or {})
         self._resolved: dict[str, str] = {}
-        # The symbol whose quote was the freshest, its time (ms), and when it last moved.
+        # The symbol whose quote is read for the time, its last time (ms), when it last moved.
         self._quoting: str | None = None
         self._quote_msc = 0
-        self._quote_moved = 0.0
+        self._quote_moved = -_QUIET_QUOTE_S
 
     # -- connection ---------------------------------------------------------------------
 
@@ -221,6 +222,7 @@ class TerminalAdapter:
         """(Re)initialise the terminal connection and say what it is connected to."""
         self._terms.clear()
         self._resolved.clear()
+        self._quoting, self._quote_msc, self._quote_moved = None, 0, -_QUIET_QUOTE_S
         if not self.mt5.initialize(**self._init_kwargs):
             self._connected = False
             code, message = self.mt5.last_error()
@@ -247,29 +249,35 @@ class TerminalAdapter:
             balance=account.balance,
             currency=account.currency,
             positions=self.mt5.positions_total() or 0,
-            quote_msc=self._freshest_quote(),
+            quote_msc=self._live_quote(),
         )
 
-    def _freshest_quote(self) -> int:
-        """The time (ms, the server's clock) of the freshest quote in the Market Watch: the
-        tick of the symbol that had it at the last look, one cheap call; every symbol's again
-        when that one has not moved for ``_QUIET_QUOTE_S`` (its market closed) or is gone,
-        at most that often. 0 when there is none."""
+    def _live_quote(self) -> int:
+        """The time (ms, the server's clock) of a quote that changed since the last look, or
+        0: only a live quote tells the server's clock (a closed market's last quote, hours
+        or days old, would pass for one a whole number of quarter hours away). One tick read
+        of the symbol that moved last; every Market Watch symbol's last quote (one
+        ``symbols_get``) when that one has not moved for ``_QUIET_QUOTE_S`` (its market
+        closed), at most that often, to pick the one to read next."""
         now = time.monotonic()
         if self._quoting is not None:
             tick = self.mt5.symbol_info_tick(self._quoting)
-            if tick is not None and tick.time_msc > self._quote_msc:
-                self._quote_msc, self._quote_moved = tick.time_msc, now
+            seen = tick.time_msc if tick is not None else 0
+            # Changed, not later: after the clock went back an hour it is still live.
+            moved = bool(seen) and bool(self._quote_msc) and seen != self._quote_msc
+            if seen:
+                self._quote_msc = seen
+            if moved:
+                self._quote_moved = now
+                return seen
             if now - self._quote_moved < _QUIET_QUOTE_S:
-                return self._quote_msc
+                return 0
         self._quote_moved = now  # looked at everything: not again for a while
         watched = [info for info in self.mt5.symbols_get() or () if info.select]
-        if not watched:
-            return self._quote_msc
-        freshest = max(watched, key=lambda info: info.time)
-        if freshest.time * 1000 >= self._quote_msc:
-            self._quoting, self._quote_msc = freshest.name, freshest.time * 1000
-        return self._quote_msc
+        if watched:
+            freshest = max(watched, key=lambda info: info.time)
+            self._quoting, self._quote_msc = freshest.name, 0  # moving: seen at the next look
+        return 0
 
     def ensure_connected(self) -> None:
         if not self._connected and not self.connect().connected:
@@ -319,7 +327,11 @@ class TerminalAdapter:
 
     def positions(self, symbol: str | None = None) -> list[Position]:
         self.ensure_connected()
-        found = self.mt5.positions_get(symbol=symbol) if symbol else self.mt5.positions_get()
+        found = (
+            self.mt5.positions_get(symbol=self.filter_name(symbol))
+            if symbol
+            else self.mt5.positions_get()
+        )
         if found is None:
             raise self.failed("positions_get")
         return [_position(p) for p in found]
@@ -519,6 +531,14 @@ class TerminalAdapter:
             return candidates[0]
         self._resolved[symbol] = symbol
         return symbol
+
+    def filter_name(self, symbol: str) -> str:
+        """The broker's name for a read's ``symbol`` filter (``resolve``); an ambiguous name
+        as it is (it then selects nothing, as an unknown one does)."""
+        try:
+            return self.resolve(symbol)
+        except AmbiguousSymbol:
+            return symbol
 
     def symbol_info(self, symbol: str) -> Any:
         """The terminal's ``SymbolInfo`` of ``symbol``, selecting it in the Market Watch first

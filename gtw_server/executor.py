@@ -59,7 +59,6 @@ from gtw_server.journal import Journal, JournalEntry
 from gtw_server.ledger import HistoryLedger
 from gtw_server.operations import CLOSE, COMMAND, FIND, OPEN, SETTLED
 from gtw_server.replies import outcome_reply, pending, rejected
-from gtw_server.symbol_names import same_symbol
 from gtw_server.tagging import order_tag, terminal_comment
 from gtw_server.throttle import Throttle
 from gtw_server.worker import TerminalWorker
@@ -88,6 +87,7 @@ from protocol import (
     outcome_record,
     verify,
 )
+from protocol.symbol_names import same_symbol
 
 __all__ = ["OUTCOMES_SHOWN", "OrderExecutor", "close_order", "fingerprint", "open_order"]
 

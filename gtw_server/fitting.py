@@ -27,8 +27,10 @@ from msgspec import Struct
 __all__ = ["PRICE_KEYS", "SymbolTerms", "VolumeRefused", "fit_prices", "fit_volume", "lots"]
 
 PRICE_KEYS: Final = ("price", "stoplimit", "sl", "tp")
-# A volume within this many steps of a whole number of steps is on the step (float noise).
+# A volume this close to a whole number of steps is on the step: a ten-millionth of a step,
+# or a double's own precision at that size (a fine step times many steps: 1e-8 lots x 10^9).
 _STEP_TOLERANCE: Final = 1e-7
+_RELATIVE_TOLERANCE: Final = 1e-12
 
 
 class SymbolTerms(Struct, frozen=True, kw_only=True):
@@ -85,7 +87,8 @@ def fit_volume(volume: float, terms: SymbolTerms, *, down: bool) -> float:
     if step <= 0:
         return volume
     steps = volume / step
-    if abs(steps - round(steps)) <= _STEP_TOLERANCE:
+    tolerance = max(_STEP_TOLERANCE, abs(steps) * _RELATIVE_TOLERANCE)  # in steps
+    if abs(steps - round(steps)) <= tolerance:
         return volume
     below = round(math.floor(steps) * step, 8)
     if down and below >= low - slack:

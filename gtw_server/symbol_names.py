@@ -1,14 +1,11 @@
-"""Symbol names across brokers: ``EURUSD`` here is ``EURUSD.m``, ``EURUSDpro`` or ``EURUSD#``
-there. A strategy names the instrument; the gateway finds the broker's name for it.
+"""The gateway's side of symbol names across brokers (the rule is ``protocol.symbol_names``'s):
+a name with several suffixed symbols is ambiguous, and an unknown one gets close names.
 
-A name the terminal does not know is resolved, in order, by the ``[gateway] symbols`` map, then
-to the one symbol named as it plus a broker suffix: a separator and anything (``.m``,
-``-ECN``, ``_i``, ``#``, ``+``), or a lower-case word (``pro``, ``m``, ``c2``). An
-upper-case tail is not a suffix: ``GBP`` is not ``GBPUSD``. When several symbols carry the
-name with a suffix, none is picked: the strategy must say which (``AmbiguousSymbol``).
+A strategy names the instrument; ``TerminalAdapter.resolve`` finds the broker's name for it:
+the ``[gateway] symbols`` map's, else the name when the terminal knows it, else the one
+symbol that is it plus a suffix. When several are, none is picked: the strategy must say
+which (``AmbiguousSymbol``).
 
->>> suffixed("EURUSD", ["EURUSD.m", "EURUSDpro", "EURUSDX", "GBPUSD", "EURUSD"])
-['EURUSD.m', 'EURUSDpro']
 >>> close_names("EURUSD", ["EURUSD.m", "GBPUSD", "XAUUSD"])
 ['EURUSD.m']
 """
@@ -16,16 +13,13 @@ name with a suffix, none is picked: the strategy must say which (``AmbiguousSymb
 from __future__ import annotations
 
 import difflib
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Final
 
-__all__ = ["AmbiguousSymbol", "close_names", "same_symbol", "suffixed"]
+from protocol.symbol_names import base_name
 
-# Brokers append a suffix to their symbols' names after one of these (EURUSD.m, US30-cash),
-# or as a lower-case word (EURUSDm, EURUSDpro, EURUSDc2): never digits alone (US300 is not US30).
-_SEPARATED: Final = re.compile(r"[.#_+!-].*")
-_LOWER: Final = re.compile(r"[a-z][a-z0-9]{0,7}")
+__all__ = ["AmbiguousSymbol", "close_names"]
+
 _SUGGESTIONS: Final = 3
 # difflib's default cutoff (0.6) lets two pairs that share a currency pass (XAUUSD for EURUSDX).
 _SIMILARITY: Final = 0.75
@@ -43,38 +37,14 @@ class AmbiguousSymbol(ValueError):
         self.candidates = candidates
 
 
-def suffixed(name: str, known: Iterable[str]) -> list[str]:
-    """The ``known`` names that are ``name`` plus a broker suffix, in their order."""
-    return [
-        other
-        for other in known
-        if other.startswith(name)
-        and len(other) > len(name)
-        and (_SEPARATED.fullmatch(tail := other[len(name) :]) or _LOWER.fullmatch(tail))
-    ]
-
-
-def same_symbol(asked: str, found: str, mapped: Mapping[str, str]) -> bool:
-    """Whether the broker's symbol ``found`` is what a request naming ``asked`` trades: the
-    name itself, its ``[gateway] symbols`` entry, or (when it has none) it plus a suffix."""
-    if asked in mapped:
-        return found == mapped[asked]
-    return found == asked or bool(suffixed(asked, [found]))
-
-
 def close_names(wanted: str, known: Iterable[str]) -> list[str]:
     """Up to three ``known`` names ``wanted`` may have meant, ignoring case: first the same
     name with another broker suffix (EURUSD.m for EURUSD, and the reverse), then the most
     similar ones (EURUSD for EURUSDX)."""
     by_upper = {name.upper(): name for name in known if name != wanted}
     target = wanted.upper()
-    base = _base(target)
-    same_base = [name for name in by_upper if base and _base(name) == base]
+    base = base_name(target)
+    same_base = [name for name in by_upper if base and base_name(name) == base]
     same_base.sort(key=lambda name: -difflib.SequenceMatcher(None, target, name).ratio())
     similar = difflib.get_close_matches(target, by_upper, _SUGGESTIONS, _SIMILARITY)
     return [by_upper[name] for name in dict.fromkeys(same_base + similar)][:_SUGGESTIONS]
-
-
-def _base(name: str) -> str:
-    """The name before a broker's suffix: EURUSD for EURUSD.m; empty for #AAPL."""
-    return _SEPARATED.sub("", name)

@@ -118,7 +118,7 @@ class TradeReader:
         filters = {
             name: value
             for name, value in (
-                ("symbol", query.symbol),
+                ("symbol", query.symbol and self._adapter.filter_name(query.symbol)),
                 ("group", query.group),
                 ("ticket", query.ticket),
             )

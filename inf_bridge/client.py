@@ -882,6 +882,8 @@ class Bridge:
         try:
             reply = await self._execute(order)
             ticket = (reply.order if isinstance(order, Place) else reply.ticket) or 0
+            if self.risk is not None and reply.symbol:  # the broker's name for it
+                self.risk.named(order.symbol, reply.symbol)
             return reply
         except OutcomeUnknown:
             # Hold the exposure under a placeholder ticket until the next book sync.

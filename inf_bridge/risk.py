@@ -26,6 +26,7 @@ from msgspec import Struct
 from inf_bridge.day_start import DayStart, prepare, read_day_start, write_day_start
 from inf_bridge.errors import RiskRejected
 from protocol import Account, Open, Order, PendingType, Place, Position, Side
+from protocol.symbol_names import suffixed
 
 __all__ = ["Reservation", "RiskLimits", "RiskMonitor"]
 
@@ -106,6 +107,11 @@ class RiskMonitor:
         # Net lots per symbol over both, kept up to date so a check costs the same whatever
         # the size of the book.
         self._net: defaultdict[str, float] = defaultdict(float)
+        # The names orders were checked under, and the broker's names the gateway resolved
+        # them to: the book the gateway reports (broker's names) is counted under the
+        # strategy's, so a limit holds whatever the broker calls the symbol.
+        self._asked: set[str] = set()
+        self._names: dict[str, str] = {}  # broker's name -> the strategy's
         self._recent: deque[float] = deque()
         self.day: str | None = None
         self.day_start_equity: float | None = None
@@ -167,6 +173,7 @@ class RiskMonitor:
                     f"{limits.max_orders_per_minute} orders were sent in the last minute",
                 )
             self._recent.append(now)
+        self._asked.add(order.symbol)
         reservation = Reservation(order.uuid, order.symbol, signed, now)
         self._in_flight[order.uuid] = reservation
         self._net[order.symbol] += signed
@@ -219,6 +226,19 @@ class RiskMonitor:
         if held is not None:
             self._net[held.symbol] -= held.signed_volume
 
+    def named(self, asked: str, broker: str) -> None:
+        """The gateway traded ``broker``'s symbol for an order that named ``asked`` (a
+        reply's ``symbol``): count the book's ``broker`` positions as ``asked``."""
+        self._names[broker] = asked
+
+    def _as_asked(self, name: str) -> str:
+        """The name the strategy trades the broker's symbol ``name`` under: told by a reply
+        (``named``), else the one name it ordered whose suffixed form ``name`` is."""
+        if (asked := self._names.get(name)) is not None:
+            return asked
+        matches = [asked for asked in self._asked if suffixed(asked, [name])]
+        return matches[0] if len(matches) == 1 else name
+
     def exposure(self, symbol: str) -> float:
         """Net lots of ``symbol``: positions, pending orders and orders in flight."""
         return self._net.get(symbol, 0.0)
@@ -239,13 +259,17 @@ class RiskMonitor:
         given), asked for at ``requested_at`` (this monitor's clock); fills and placements
         recorded since then are kept."""
         book = {
-            p.ticket: _Held(p.symbol, p.volume if p.type is Side.BUY else -p.volume, requested_at)
+            p.ticket: _Held(
+                self._as_asked(p.symbol),
+                p.volume if p.type is Side.BUY else -p.volume,
+                requested_at,
+            )
             for p in positions
         }
         self._positions = _merged(book, self._positions, requested_at)
         if orders is not None:
             pending = {
-                o.ticket: _Held(o.symbol, _signed(o), requested_at)
+                o.ticket: _Held(self._as_asked(o.symbol), _signed(o), requested_at)
                 for o in orders
                 if o.ticket not in self._positions
             }

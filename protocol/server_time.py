@@ -52,6 +52,8 @@ TIME_FIELDS: Final = frozenset(
         "time_expiration",
         "time_update",
         "time_update_msc",
+        "start_time",  # SymbolInfo: a future's first and last trading day
+        "expiration_time",
     }
 )
 _FIRST_YEAR: Final = 1970

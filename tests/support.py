@@ -69,6 +69,20 @@ async def eventually_async(condition: Callable[[], Any], what: str, timeout: flo
         await asyncio.sleep(_POLL_S)
 
 
+async def server_clock_known(bridge: Bridge, timeout: float = 60.0) -> int:
+    """Beat until the gateway says the trade server's offset, and return it: a gateway with no
+    zone named learns it from the first quote that moves (seconds, on a quiet market)."""
+
+    async def said() -> tuple[int] | None:  # a tuple: an offset of 0 is an answer too
+        await bridge.health.beat()
+        gateway = bridge.health.gateway
+        offset = None if gateway is None else gateway.server_offset_s
+        return None if offset is None else (offset,)
+
+    (offset,) = await eventually_async(said, "the gateway to learn the server's clock", timeout)
+    return offset
+
+
 # -- virtual time ---------------------------------------------------------------------------
 
 _TICK_S: Final = 1e-6  # what every turn of a virtual-time loop costs: a spinning loop ends

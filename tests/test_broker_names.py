@@ -41,6 +41,8 @@ async def test_a_strategy_naming_eurusd_trades_eurusd_m(suffixed: Bridge) -> Non
     assert placed.symbol == "EURUSD.m"
     (position,) = await suffixed.get_positions(fresh=True)
     assert (position.symbol, position.ticket) == ("EURUSD.m", fill.ticket)
+    assert [p.ticket for p in await suffixed.get_positions("EURUSD", fresh=True)] == [fill.ticket]
+    assert [o.ticket for o in await suffixed.orders("EURUSD")] == [placed.order]
     exact = await suffixed.send_order("EURUSD.m", "BUY", 0.1)  # the broker's name: as it is
     assert exact.symbol is None
     closed = await suffixed.close_position(fill.ticket)

@@ -69,6 +69,17 @@ def test_volumes_the_symbol_does_not_take_are_refused_saying_what_to_send(
     assert said in str(refused.value)
 
 
+@given(steps=st.integers(1, 10**13))
+def test_a_fine_step_takes_every_whole_number_of_steps(steps: int) -> None:
+    # A crypto CFD in steps of 1e-8 lots: a double's own precision, not the step's, decides.
+    terms = SymbolTerms(
+        filling=0, volume_min=1e-8, volume_max=1e5, volume_step=1e-8, tick_size=0.01, digits=2
+    )
+    volume = round(steps * 1e-8, 8)
+    assert fit_volume(volume, terms, down=False) == volume
+    assert fit_volume(volume, terms, down=True) == volume
+
+
 def test_rounding_down_never_rounds_up_and_never_below_the_minimum() -> None:
     assert fit_volume(0.129, FX, down=True) == 0.12
     assert fit_volume(0.35, INDEX, down=True) == 0.3

@@ -113,6 +113,21 @@ def test_partial_close_reduces_exposure() -> None:
     monitor.check(order(volume=0.4, uuid="y"))
 
 
+@pytest.mark.parametrize("told", [True, False], ids=["named-by-the-reply", "by-its-suffix"])
+def test_a_symbol_limit_holds_whatever_the_broker_calls_the_symbol(told: bool) -> None:
+    # The strategy orders EURUSD; the gateway trades EURUSD.m and reports the book so.
+    monitor = RiskMonitor(RiskLimits(max_symbol_volume=1.0))
+    reservation = monitor.check(order(volume=1.0))
+    if told:
+        monitor.named("EURUSD", "EURUSD.m")  # the reply's symbol
+    monitor.settle(reservation, ticket=7)
+    other = position(8, "GBPUSD.m", Side.BUY, 2.0)  # never ordered here: its own name
+    monitor.sync([position(7, "EURUSD.m", Side.BUY, 1.0), other], monitor.now())
+    assert monitor.exposure("EURUSD") == pytest.approx(1.0)
+    assert reason(monitor, order(volume=0.5, uuid="v")) == "MAX_SYMBOL_VOLUME"
+    assert monitor.exposure("GBPUSD.m") == pytest.approx(2.0)
+
+
 def test_orders_per_minute_is_a_sliding_window() -> None:
     clock = Clock()
     monitor = RiskMonitor(RiskLimits(max_orders_per_minute=2), clock=clock)

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from support import scrape
+from support import eventually_async, scrape, server_clock_known
 
 from gtw_server.adapter import TerminalAdapter
 from gtw_server.server_offset import OFFSET_FILE, ServerOffset
@@ -65,18 +65,34 @@ def test_a_configured_zone_is_the_truth_and_a_quote_that_disagrees_is_said_once(
     assert not (tmp_path / OFFSET_FILE).exists()
 
 
-def test_the_status_carries_the_freshest_quote_of_the_market_watch() -> None:
+def test_only_a_quote_that_moves_tells_the_time() -> None:
     clock = {"now": NOW + 10 * 3600}  # a Thursday, markets open
     config = SimConfig(server_timezone="EET")
     with SimTerminal(config=config, clock=lambda: clock["now"]) as terminal:
         adapter = TerminalAdapter(terminal)
-        status = adapter.connect()
-        quote_s = status.quote_msc / 1000
-        assert 0 <= clock["now"] + 7200 - quote_s < 60  # the server's clock, a fresh tick
-        terminal.symbol_select("EURUSD", False)  # the symbol it read leaves the Market Watch
-        clock["now"] += 3600
-        later = adapter.status().quote_msc / 1000
-        assert later >= quote_s  # never older, whatever it reads now
+        assert adapter.connect().quote_msc == 0  # picks the symbol to read
+        assert adapter.status().quote_msc == 0  # its first reading: moving or not?
+        assert adapter.status().quote_msc == 0  # the same quote: says nothing
+        clock["now"] += 30
+        quote_s = adapter.status().quote_msc / 1000
+        assert 0 <= clock["now"] + 7200 - quote_s < 30  # moved: the server's clock, fresh
+
+
+def test_a_closed_markets_last_quote_never_tells_the_time() -> None:
+    # Saturday: every quote is Friday night's, a whole number of quarter hours (and days) old,
+    # which rounded would pass for an offset (the weekend would walk it down to UTC-22).
+    saturday = NOW + 2 * 86_400 + 12 * 3600  # 2026-01-03 12:00 UTC
+    clock = {"now": saturday}
+    config = SimConfig(server_timezone="EET")  # markets keep their hours
+    offset = ServerOffset(Path("/nonexistent") / OFFSET_FILE)
+    with SimTerminal(config=config, clock=lambda: clock["now"]) as terminal:
+        adapter = TerminalAdapter(terminal)
+        adapter.connect()
+        for _ in range(50):  # two days of looks, 15 minutes apart
+            clock["now"] += 900
+            status = adapter.status()
+            assert status.quote_msc == 0
+        assert offset.offset_s is None
 
 
 async def test_ping_reports_the_offset_learned_from_an_eet_terminal(
@@ -93,7 +109,8 @@ async def test_ping_reports_the_offset_learned_from_an_eet_terminal(
     expected = ServerClock("EET").offset_s(time.time())
     with gateway:
         async with Bridge(gateway.endpoint, secret=secret) as bridge:
-            info = bridge.health.gateway  # from its first beat
+            await server_clock_known(bridge)
+            info = bridge.health.gateway
         samples = await asyncio.to_thread(scrape, port)
     assert info is not None
     assert (info.server_offset_s, info.server_timezone) == (expected, None)
@@ -116,11 +133,17 @@ async def test_a_configured_zone_is_reported_and_a_wrong_one_is_warned_of(
         gateway={"server_timezone": zone},
         log_file=tmp_path / "gateway.log",
     )
+    log_file = tmp_path / "gateway.log"
     with gateway:
         async with Bridge(gateway.endpoint, secret=secret) as bridge:
-            info = bridge.health.gateway  # from its first beat
+            info = bridge.health.gateway  # a named zone is known from the first beat
+            if warned:  # once a quote moved and disagreed
+                await eventually_async(
+                    lambda: "but [gateway] server_timezone UTC is UTC now" in log_file.read_text(),
+                    "the warning",
+                    timeout=60,
+                )
     assert info is not None
     assert (info.server_timezone, info.server_offsets) == (zone, None)
     assert info.server_offset_s == ServerClock(zone).offset_s(time.time())
-    log = (tmp_path / "gateway.log").read_text()
-    assert ("but [gateway] server_timezone UTC is UTC now" in log) is warned
+    assert ("but [gateway] server_timezone UTC is UTC now" in log_file.read_text()) is warned

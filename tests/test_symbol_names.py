@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gtw_server.symbol_names import close_names, same_symbol, suffixed
+from gtw_server.symbol_names import close_names
+from protocol.symbol_names import same_symbol, suffixed
 
 
 @pytest.mark.parametrize(

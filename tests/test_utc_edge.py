@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from support import Dealer
+from support import Dealer, server_clock_known
 
 from gtw_server.testing import GatewayProcess
 from inf_bridge import Bridge, DealEvent, InvalidRequest
@@ -27,6 +27,7 @@ async def eet(tmp_path: Path, secret: str) -> AsyncIterator[tuple[Bridge, Gatewa
         async with Bridge(
             gateway.endpoint, secret=secret, events_endpoint=gateway.events_endpoint
         ) as bridge:
+            await server_clock_known(bridge)  # learned from the first quote that moves
             yield bridge, gateway
 
 
