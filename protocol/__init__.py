@@ -24,6 +24,7 @@ from protocol.errors import (
     SignatureMissing,
 )
 from protocol.market import (
+    BRIDGE_FIELDS,
     MAX_SYMBOLS_PER_REQUEST,
     RATES_DTYPE,
     TICKS_DTYPE,
@@ -42,6 +43,7 @@ from protocol.market import (
     state_topic,
     tick_topic,
     trade_topic,
+    wire_fields,
 )
 from protocol.messages import (
     ACTIONS,
@@ -109,6 +111,7 @@ from protocol.version import VERSION
 
 __all__ = [
     "ACTIONS",
+    "BRIDGE_FIELDS",
     "DEFAULT_MAX_FUTURE_MS",
     "DEFAULT_TTL_MS",
     "MAX_EVENTS_PER_REQUEST",
@@ -206,5 +209,6 @@ __all__ = [
     "trade_topic",
     "validation_message",
     "verify",
+    "wire_fields",
     "zone_problem",
 ]

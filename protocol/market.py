@@ -23,6 +23,7 @@ import msgspec
 from msgspec import Meta, Struct
 
 __all__ = [
+    "BRIDGE_FIELDS",
     "MAX_SYMBOLS_PER_REQUEST",
     "RATES_DTYPE",
     "TICKS_DTYPE",
@@ -44,6 +45,7 @@ __all__ = [
     "state_topic",
     "tick_topic",
     "trade_topic",
+    "wire_fields",
 ]
 
 MAX_SYMBOLS_PER_REQUEST: Final = 64  # GET_TICK's symbols
@@ -144,6 +146,20 @@ class Rows(Struct, frozen=True, kw_only=True):
 
     dtype: list[tuple[str, str]]
     rows: Annotated[int, Meta(ge=0)]
+
+
+# Fields a record has only through the Bridge, never on the wire (docs/PROTOCOL.md, "Times").
+BRIDGE_FIELDS: Final = frozenset({"server_offset_s"})
+
+
+def wire_fields(kind: type[Struct]) -> list[str]:
+    """The fields of a record type as the wire has them, in order: for ``Order`` and ``Deal``
+    the package's, for ``Tick`` and ``Bar`` theirs and the symbol (the Bridge's are left out).
+
+    >>> wire_fields(Tick)[-2:]
+    ['volume_real', 'symbol']
+    """
+    return [name for name in kind.__struct_fields__ if name not in BRIDGE_FIELDS]
 
 
 class Tick(Struct, frozen=True, kw_only=True, omit_defaults=True):

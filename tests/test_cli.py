@@ -33,7 +33,7 @@ from inf_bridge import Bridge, GatewayTimeout, Position, RequestRefused, RiskLim
 from inf_bridge.breaker import CircuitBreaker
 from inf_bridge.cli import Exit, build_parser, main
 from inf_bridge.config import ConfigError, default_config_file, load_config
-from protocol import RATES_DTYPE, Deal, Order, Secret, SymbolInfo, Tick
+from protocol import BRIDGE_FIELDS, RATES_DTYPE, Deal, Order, Secret, SymbolInfo, Tick, wire_fields
 from protocol import mt5_constants as constants
 
 
@@ -294,7 +294,8 @@ def test_watch_once(connected: GatewayProcess, cli: CLI) -> None:
     shown = ("HEALTHY", "Breaker closed", "terminal connected", "secret accepted", "XAUUSD")
     for text in shown:
         assert text in frame.out
-    assert "server clock UTC" in frame.out  # the harness's simulator keeps UTC
+    # UTC: the harness's simulator keeps it (learned from the first quote that moves).
+    assert "server clock UTC" in frame.out or "server clock not known yet" in frame.out
     snapshot = cli("watch", "--once", "--json").json()
     assert snapshot["health"]["state"] == "HEALTHY" and snapshot["breaker"]["open"] is False
     assert snapshot["health"]["authenticated"] is True
@@ -564,7 +565,7 @@ def test_history_shows_a_positions_two_deals(connected: GatewayProcess, cli: CLI
         (0, 0, ticket),  # BUY, IN
         (1, 1, ticket),  # SELL, OUT
     ]
-    assert list(deals[1]) == [field.name for field in msgspec.structs.fields(Deal)]
+    assert _wire(deals[1]) == wire_fields(Deal)
     assert deals[0]["profit"] == 10_000.0 and deals[1]["volume"] == deals[2]["volume"] == 0.2
 
     shown = cli("history", "--position", str(ticket))
@@ -599,7 +600,7 @@ def test_history_shows_a_positions_two_deals(connected: GatewayProcess, cli: CLI
         (0, 4, ticket),  # ORDER_TYPE_BUY, ORDER_STATE_FILLED
         (1, 4, ticket),
     ]
-    assert list(orders[0]) == [field.name for field in msgspec.structs.fields(Order)]
+    assert _wire(orders[0]) == wire_fields(Order)
     listed = rows(cli("history", "--orders", "--days", "2").out)[:2]
     assert [row[2:7] for row in listed] == [
         [str(ticket), str(ticket), "EURUSD", "BUY", "FILLED"],
@@ -613,7 +614,7 @@ def test_history_to_csv(connected: GatewayProcess, cli: CLI, tmp_path: Path) -> 
     written = cli("history", "--csv", str(path))
     assert written.code == Exit.OK and written.out == f"3 rows written to {path}\n"
     header, *lines = path.read_text(encoding="utf-8").splitlines()
-    assert header.split(",") == [field.name for field in msgspec.structs.fields(Deal)]
+    assert header.split(",") == wire_fields(Deal)  # the package's names
     assert len(lines) == 3
     with path.open(encoding="utf-8", newline="") as file:
         back = [msgspec.convert(row, Deal, strict=False) for row in csv.DictReader(file)]
@@ -623,7 +624,7 @@ def test_history_to_csv(connected: GatewayProcess, cli: CLI, tmp_path: Path) -> 
 
     piped = cli("history", "--orders", "--position", str(ticket), "--csv", "-")
     with_orders = list(csv.DictReader(piped.out.splitlines()))
-    assert list(with_orders[0]) == [field.name for field in msgspec.structs.fields(Order)]
+    assert _wire(with_orders[0]) == wire_fields(Order)
     assert [int(order["position_id"]) for order in with_orders] == [ticket, ticket]
     assert piped.err == "mt5-bridge: history: 2 rows written to stdout\n"  # stdout: CSV only
     assert cli("history", "--csv", str(path), "--json").json() == {"file": str(path), "rows": 3}
@@ -692,7 +693,7 @@ def test_orders_lists_the_pending_orders(
 
         orders = cli("orders", "--json").json()
         assert [o["ticket"] for o in orders] == [limit, stop]
-        assert list(orders[0]) == [field.name for field in msgspec.structs.fields(Order)]
+        assert _wire(orders[0]) == wire_fields(Order)
         assert (orders[0]["type"], orders[0]["state"]) == (2, 1)  # BUY_LIMIT, PLACED
         assert [o["ticket"] for o in cli("orders", "USDJPY", "--json").json()] == [stop]
         assert [o["ticket"] for o in cli("orders", "--group", "EUR*", "--json").json()] == [limit]
@@ -1569,3 +1570,8 @@ def test_a_value_that_fails_a_pattern_is_said_in_words(capsys: pytest.CaptureFix
     with pytest.raises(SystemExit):
         build_parser().parse_args(["open", "EURUSD", "BUY", "0.1", "--uuid", "a b"])
     assert "invalid uuid 'a b': Expected `str` of 1-64 letters" in capsys.readouterr().err
+
+
+def _wire(record: dict[str, Any]) -> list[str]:
+    """A ``--json`` record's fields but the Bridge's own (``server_offset_s``, once known)."""
+    return [name for name in record if name not in BRIDGE_FIELDS]

@@ -34,7 +34,7 @@ from gtw_server.tagging import order_tag
 from gtw_server.terminal.sim import SimConfig, SimTerminal
 from gtw_server.testing import GatewayProcess, free_port
 from inf_bridge import Bridge, InvalidRequest, OrderFilled, RequestRefused
-from protocol import Deal, Order
+from protocol import Deal, Order, wire_fields
 
 SECRET: Final = "test-trade-reads-" + secrets.token_hex(16)
 SEED: Final = 5
@@ -50,9 +50,8 @@ ENTRY_IN, ENTRY_OUT = 0, 1
 REASON_EXPERT: Final = 3  # DEAL_REASON_EXPERT and ORDER_REASON_EXPERT
 STATE_PLACED, STATE_FILLED = 1, 4
 FILLING_RETURN: Final = 2
-# On the wire: server_offset_s is the Bridge's (its times converted to UTC), never sent.
-ORDER_FIELDS: Final = [name for name in Order.__struct_fields__ if name != "server_offset_s"]
-DEAL_FIELDS: Final = [name for name in Deal.__struct_fields__ if name != "server_offset_s"]
+ORDER_FIELDS: Final = wire_fields(Order)  # server_offset_s is the Bridge's, never sent
+DEAL_FIELDS: Final = wire_fields(Deal)
 
 
 # -- the gateways --------------------------------------------------------------------------------

@@ -66,7 +66,7 @@ from inf_bridge.heartbeat import HeartbeatMonitor
 from inf_bridge.results import OrderFilled
 from inf_bridge.streams import Gap
 from plumbing.loop import loop_factory  # the same event loop choice as the gateway's
-from protocol import Deal, ErrorCode, Order, Position, SymbolInfo
+from protocol import Deal, ErrorCode, Order, Position, SymbolInfo, wire_fields
 
 __all__ = ["main"]
 
@@ -468,9 +468,9 @@ async def _history(bridge: Bridge, args: argparse.Namespace, session: Session) -
     else:
         deals = await bridge.history(date_from, date_to, **where)
         found, kind, view = deals, Deal, _deals_table(session.console, deals, what)
-    if args.csv is not None:  # every field, in the package's order, under its names
-        names = [field.name for field in msgspec.structs.fields(kind)]
-        rows = [msgspec.structs.astuple(item) for item in found]
+    if args.csv is not None:  # every field of the package's, in its order, under its names
+        names = wire_fields(kind)
+        rows = [[getattr(item, name) for name in names] for item in found]
         return _write_csv("history", names, rows, args.csv, session)
     session.emit(found, view if found else f"No {'orders' if args.orders else 'deals'} {what}.")
     return Exit.OK

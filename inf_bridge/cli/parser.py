@@ -15,7 +15,15 @@ from msgspec import Meta
 from inf_bridge.cli.exit_codes import Exit, exit_codes_help
 from inf_bridge.cli.views import PROG, _utc_time
 from inf_bridge.config import CONFIG_ENV, ENV_PREFIX, SECRET_ENV, Endpoint
-from protocol import RATES_DTYPE, VERSION, Deal, PendingType, Timeframe, validation_message
+from protocol import (
+    RATES_DTYPE,
+    VERSION,
+    Deal,
+    PendingType,
+    Timeframe,
+    validation_message,
+    wire_fields,
+)
 from protocol.messages import (
     Comment,
     Count,
@@ -533,7 +541,7 @@ def build_parser() -> argparse.ArgumentParser:
         "them). --days counts back from this machine's clock.\n\n"
         "--csv writes every field, under a header line of the package's names, one line\n"
         "per deal (TradeDeal's fields) or, with --orders, per order (TradeOrder's):\n"
-        f"  {','.join(field.name for field in msgspec.structs.fields(Deal))}"
+        f"  {','.join(wire_fields(Deal))}"
     )
     events_help = (
         "the gateway's event socket (default: the port after the endpoint's, as the "
