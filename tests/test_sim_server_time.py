@@ -134,3 +134,14 @@ def test_the_hour_the_clock_repeats_is_one_bar_of_both_hours() -> None:
         "EURUSD", utc.TIMEFRAME_H1, autumn - 3 * 3600, autumn + 22 * 3600 - 1
     )
     assert len(hours_of_day) == 25 and sunday["tick_volume"] == hours_of_day["tick_volume"].sum()
+
+
+def test_minute_bars_across_the_repeated_hour_are_in_order_and_lose_no_tick() -> None:
+    autumn = datetime(2026, 10, 25, 1, 0, tzinfo=UTC).timestamp()
+    mt5, utc = terminal(Clock(autumn + 3 * 3600)), terminal(Clock(autumn + 3 * 3600), "UTC")
+    # 22:00 to 02:00 UTC is 01:00 to 04:00 on the server's clock: four hours in three.
+    same = utc.copy_rates_range("EURUSD", mt5.TIMEFRAME_M1, autumn - 7200, autumn + 7199)
+    minutes = mt5.copy_rates_range("EURUSD", mt5.TIMEFRAME_M1, autumn + 3600, autumn + 14_399)
+    assert (np.diff(minutes["time"]) > 0).all() and len(same) == 240
+    assert len(minutes) == 180  # the repeated hour's minutes folded into one hour's
+    assert minutes["tick_volume"].sum() == same["tick_volume"].sum()

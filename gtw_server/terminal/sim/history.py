@@ -155,19 +155,30 @@ class PriceHistory:
             source = tape.hours(oldest_ms // HOUR_MS, hour - 1)
             parts = [source, aggregate(this_hour, np.array([hour * HOUR_MS]))]
         rows, server = concat_bars(parts), self._server
-        if not server.is_utc:  # whole hours: minutes and hours keep their boundaries
-            rows["time"] = server.to_server_ms(rows["time"])
-            oldest_ms, now_ms = server.to_server_ms(oldest_ms), server.to_server_ms(now_ms)
-            if len(rows) > 1 and (np.diff(rows["time"]) <= 0).any():
-                # An hour the clock went back over: its two UTC hours are one on the server's
-                # clock, each of its periods one bar with the ticks of both, in their order.
-                rows = rows[np.argsort(rows["time"], kind="stable")]
-                rows = aggregate(rows, rows["time"])
-        if length_ms in (MINUTE_MS, HOUR_MS):  # the source's own periods
-            return between(rows, oldest_ms, now_ms)
+        if length_ms in (MINUTE_MS, HOUR_MS):  # the source's own periods: whole hours apart
+            return self._on_server(between(rows, oldest_ms, now_ms))
+        rows = self._on_server(rows)
         starts = _period_starts(rows["time"], length_ms)
-        keep = starts >= oldest_ms  # a period that began before is only partly here
+        keep = starts >= server.to_server_ms(oldest_ms)  # one that began before is only partly here
         return aggregate(rows[keep], starts[keep])
+
+    def _on_server(self, rows: Any) -> Any:
+        """``BAR`` rows (minutes or hours, UTC, a fresh array or a view of one) timed on the
+        server's clock (zones of whole hours keep their boundaries), in place."""
+        if self._server.is_utc or not len(rows):
+            return rows
+        rows["time"] = self._server.to_server_ms(rows["time"])
+        while len(drops := np.flatnonzero(np.diff(rows["time"]) <= 0)):
+            # An hour the clock went back over: its two UTC hours are one on the server's
+            # clock, each of its periods one bar with the ticks of both, in their order. Only
+            # the overlap is sorted: the rest is in order on both sides of it.
+            times, back = rows["time"], int(drops[0]) + 1
+            first = int(np.searchsorted(times[:back], times[back]))
+            last = back + int(np.searchsorted(times[back:], times[back - 1], side="right"))
+            overlap = rows[first:last][np.argsort(times[first:last], kind="stable")]
+            merged = aggregate(overlap, overlap["time"])
+            rows = concat_bars([rows[:first], merged, rows[last:]])
+        return rows
 
     def rates(self, symbol: str, length_ms: int, oldest_ms: int, now_ms: int) -> Any:
         """``bars`` as the package's ``copy_rates_*`` array."""
