@@ -197,8 +197,8 @@ async def test_an_unread_flood_of_big_queries_costs_little_and_starves_no_order(
 async def test_unsigned_lookups_hold_their_share_of_the_queue_and_no_more(
     tmp_path: Path, secret: str
 ) -> None:
-    """GET_POSITIONS and a GET_ORDER the journal cannot answer (a look in the terminal's
-    history) are unsigned terminal work: with ``max_queue`` 8 at most two wait at once, the
+    """GET_POSITIONS asked fresh and a GET_ORDER the journal cannot answer (a look in the
+    terminal's history) are unsigned terminal work: with ``max_queue`` 8 at most two wait at once, the
     rest are answered BUSY, and a signed order sent behind the flood still goes."""
     slow = {"order_latency_ms": 300, "order_latency_holds_gil": False}
     gateway = GatewayProcess(tmp_path / "gw", secret=secret, sim=slow, gateway={"max_queue": 8})
@@ -212,8 +212,9 @@ async def test_unsigned_lookups_hold_their_share_of_the_queue_and_no_more(
                 await client.send(
                     encode(GetOrder(uuid=uuid, timestamp=time.time(), order_uuid=f"x{uuid}"))
                 )
-            for uuid in books:
-                await client.send(encode(GetPositions(uuid=uuid, timestamp=time.time())))
+            for uuid in books:  # fresh: read from the terminal, not the watcher's last look
+                request = GetPositions(uuid=uuid, timestamp=time.time(), fresh=True)
+                await client.send(encode(request))
             await client.send(signed_open(secret, "behind", volume=0.01))
             replies = await client.replies(22)
         finally:
