@@ -198,8 +198,8 @@ async def test_unsigned_lookups_hold_their_share_of_the_queue_and_no_more(
     tmp_path: Path, secret: str
 ) -> None:
     """GET_POSITIONS asked fresh and a GET_ORDER the journal cannot answer (a look in the
-    terminal's history) are unsigned terminal work: with ``max_queue`` 8 at most two wait at once, the
-    rest are answered BUSY, and a signed order sent behind the flood still goes."""
+    terminal's history) are unsigned terminal work: with ``max_queue`` 8 at most two wait at
+    once, the rest are answered BUSY, and a signed order sent behind the flood still goes."""
     slow = {"order_latency_ms": 300, "order_latency_holds_gil": False}
     gateway = GatewayProcess(tmp_path / "gw", secret=secret, sim=slow, gateway={"max_queue": 8})
     with gateway:
