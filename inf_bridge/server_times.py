@@ -22,7 +22,6 @@ import numpy.typing as npt
 from loguru import logger
 
 from protocol import GatewayInfo, ServerClock
-from protocol.server_time import TIME_FIELDS
 
 __all__ = ["ServerTimes"]
 
@@ -60,13 +59,8 @@ class ServerTimes:
         ``SymbolInfo``) with its times in UTC and ``server_offset_s`` set where it has one."""
         if not self._ready():
             return record
-        clock, changes = self.clock, {}
-        for name in record.__struct_fields__:
-            value = getattr(record, name)
-            if name in TIME_FIELDS and value:
-                milliseconds = name.endswith("_msc")
-                utc = clock.to_utc_ms(int(value) if milliseconds else int(value) * 1000)
-                changes[name] = utc if milliseconds else utc // 1000
+        clock = self.clock
+        changes: dict[str, int] = clock.moved(msgspec.structs.asdict(record), to_server=False)
         if "server_offset_s" in record.__struct_fields__:
             main = changes.get("time", changes.get("time_setup", 0))
             changes["server_offset_s"] = clock.offset_s(main)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final, TypeVar, overload
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -133,13 +133,19 @@ class ServerClock:
         ``TradeDeal``) with its times on the server's clock."""
         if self.is_utc:
             return record
+        return replaced(record, **self.moved(record._asdict(), to_server=True))
+
+    def moved(self, fields: Mapping[str, Any], *, to_server: bool) -> dict[str, int]:
+        """The time fields among ``fields`` (a record's, by name) on the server's clock, or
+        (``to_server`` false) back in UTC; seconds stay seconds, ``_msc`` milliseconds."""
+        convert = self.to_server_ms if to_server else self.to_utc_ms
         changes = {}
-        for name, value in record._asdict().items():
+        for name, value in fields.items():
             if name in TIME_FIELDS and value:
                 milliseconds = name.endswith("_msc")
-                moved = self.to_server_ms(int(value) if milliseconds else int(value) * 1000)
-                changes[name] = moved if milliseconds else moved // 1000
-        return replaced(record, **changes)
+                ms = convert(int(value) if milliseconds else int(value) * 1000)
+                changes[name] = ms if milliseconds else ms // 1000
+        return changes
 
     def to_server_s(self, utc_s: int) -> int:
         return self.to_server_ms(utc_s * 1000) // 1000
