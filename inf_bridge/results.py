@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from msgspec import Struct
 
 from protocol import Reply, terminal_answer
 
 __all__ = ["OrderDone", "OrderFilled", "OrderState"]
+
+
+def _answered(reply: Reply) -> dict[str, Any]:
+    """What an executed command's reply says besides its tickets and fill: the terminal's
+    answer, what the gateway fitted or resolved, and whether it was a duplicate."""
+    return {
+        "retcode": reply.retcode,
+        "comment": reply.comment,
+        "volume_requested": reply.volume_requested,
+        "symbol": reply.symbol,
+        "duplicate": reply.duplicate,
+        **terminal_answer(reply),
+    }
 
 
 class OrderFilled(Struct, frozen=True, kw_only=True):
@@ -47,12 +62,7 @@ class OrderFilled(Struct, frozen=True, kw_only=True):
             deal=reply.deal or 0,
             volume=reply.volume or 0.0,
             price=reply.price or 0.0,
-            retcode=reply.retcode,
-            comment=reply.comment,
-            volume_requested=reply.volume_requested,
-            symbol=reply.symbol,
-            duplicate=reply.duplicate,
-            **terminal_answer(reply),
+            **_answered(reply),
         )
 
 
@@ -86,12 +96,7 @@ class OrderDone(Struct, frozen=True, kw_only=True):
             action=action,
             ticket=reply.ticket or 0,
             order=reply.order or 0,
-            retcode=reply.retcode,
-            comment=reply.comment,
-            volume_requested=reply.volume_requested,
-            symbol=reply.symbol,
-            duplicate=reply.duplicate,
-            **terminal_answer(reply),
+            **_answered(reply),
         )
 
 
