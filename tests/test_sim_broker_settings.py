@@ -64,6 +64,37 @@ def test_a_state_file_of_another_suffix_is_refused(tmp_path: Path) -> None:
         SimTerminal(config=SimConfig(server_timezone="UTC", symbol_suffix=".m"), state_path=state)
 
 
+def test_the_terminal_keeps_maxbars_bars_not_a_span_of_time() -> None:
+    """A chart holds ``maxbars`` bars however far back they go: a weekend with no bars, or a
+    minute whose first tick has not come yet, take the oldest kept bar further back instead of
+    leaving the chart short."""
+    monday = 1_701_043_260.0  # 2023-11-27 00:01 UTC: 5,000 minutes back cross the weekend
+    mt5 = SimTerminal(
+        config=SimConfig(server_timezone="UTC", always_open=False, maxbars=5_000),
+        clock=lambda: monday,
+    )
+    assert mt5.initialize()
+    kept = mt5.copy_rates_from_pos("EURUSD", mt5.TIMEFRAME_M1, 0, 5_000)
+    assert kept is not None and len(kept) == 5_000
+    assert kept["time"][0] <= monday - 5_000 * 60 - 2 * 86_400  # the weekend's 48 hours further
+    assert (mt5.copy_rates_range("EURUSD", mt5.TIMEFRAME_M1, 0, monday) == kept).all()
+    oldest = mt5.copy_rates_from_pos("EURUSD", mt5.TIMEFRAME_M1, 4_999, 10)
+    assert oldest is not None and (oldest == kept[:1]).all()
+    hours = mt5.copy_rates_from_pos("EURUSD", mt5.TIMEFRAME_H1, 0, 5_000)
+    assert hours is not None and len(hours) == 5_000
+
+    start = T0 // 60 * 60  # a minute's start: its first tick comes a moment later
+    fresh = SimTerminal(
+        config=SimConfig(server_timezone="UTC", always_open=True, maxbars=5_000),
+        clock=lambda: start + 0.001,
+    )
+    assert fresh.initialize()
+    assert len(fresh.copy_ticks_range("EURUSD", start, start, fresh.COPY_TICKS_ALL)) == 0
+    bars = fresh.copy_rates_from_pos("EURUSD", fresh.TIMEFRAME_M1, 0, 5_000)
+    assert bars is not None and len(bars) == 5_000
+    assert bars["time"][-1] == start - 60  # the minute before: this one has no bar yet
+
+
 def test_asking_for_more_bars_than_the_terminal_keeps_is_invalid_params() -> None:
     mt5 = opened(maxbars=5_000)
     info = mt5.terminal_info()

@@ -142,7 +142,8 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
 
     - ``maxbars``: the bars the terminal keeps per symbol and timeframe (its "Max bars in
       chart" option; ``terminal_info().maxbars``): ``copy_rates_*`` go back that many
-      periods, and asking ``copy_rates_from``/``copy_rates_from_pos`` for more bars fails with
+      bars (further back than that many periods where markets closed), and asking
+      ``copy_rates_from``/``copy_rates_from_pos`` for more bars fails with
       ``(-2, 'Terminal: Invalid params')``.
     - ``server_timezone``: the trade server's time zone, an IANA name (``"EET"``, the
       default, is UTC+2 in winter and UTC+3 in summer, as many brokers run; ``"UTC"``):

@@ -7,8 +7,8 @@ ticks so far, as a terminal builds it: open is the first bid of the period, high
 extremes, close the last bid, ``tick_volume`` the ticks, ``spread`` the narrowest. A period
 with no tick has no bar (a closed market). Weekly bars start on Sunday, monthly bars on the
 first of the month, each at the server's midnight (``ServerClock``: the tapes run on UTC,
-the bars and ticks given are on the server's clock). The depth is the terminal's ``maxbars``
-periods back from now; ticks go back to the tape's start.
+the bars and ticks given are on the server's clock). A chart keeps the terminal's ``maxbars``
+newest bars, however far back they go; ticks go back to the tape's start.
 
 dtypes are those of the package (docs/MT5_API.md section 1), packed, 60 bytes an element.
 """
@@ -70,6 +70,7 @@ TICKS_DTYPE: Final = [
 _MINUTES: Final = 0x4000  # TIMEFRAME_H* = 0x4000 | hours, W1 = 0x8000 | 1, MN1 = 0xC000 | 1
 _WEEK_ORIGIN_MS: Final = 3 * DAY_MS  # weekly bars start on Sunday, as the epoch's was 3 days on
 _TICKS_CHUNK: Final = 1440  # minutes read at a time while collecting ticks
+_DEEPEST: Final = 16  # how many times maxbars periods back a chart's bars are looked for
 
 _MINUTE_FRAMES: Final = frozenset(
     {
@@ -139,9 +140,27 @@ class PriceHistory:
     def bars(self, symbol: str, length_ms: int, oldest_ms: int, now_ms: int) -> Any:
         """The ``BAR`` rows of the periods of ``length_ms`` (or ``MONTH``) that start at
         ``oldest_ms`` or later, up to the one in progress at ``now_ms`` (both UTC), oldest
-        first, timed by the server's clock; no more than ``max_bars`` periods back."""
+        first, timed by the server's clock: the newest ``max_bars`` of them at most.
+
+        The terminal keeps ``max_bars`` bars of a chart, not a span of time: closed markets, and
+        a minute whose first tick has not come yet, take them further back. A request reaching
+        past ``max_bars`` periods reads a window that much longer (a little more first, then
+        as the bars found so far say), until it holds them or the history ends."""
+        depth_ms = self._max_bars * longest_ms(length_ms)
+        span_ms, found = depth_ms + depth_ms // 64, -1
+        while True:
+            start_ms = max(oldest_ms, now_ms - span_ms)
+            rows = self._bars(symbol, length_ms, start_ms, now_ms)
+            if len(rows) >= self._max_bars or start_ms == oldest_ms or len(rows) == found:
+                return rows[-self._max_bars :]
+            if span_ms >= _DEEPEST * depth_ms:  # a history that far back is as good as none
+                return rows
+            found = len(rows)
+            span_ms = min(span_ms * 4, span_ms * self._max_bars // max(found, 1) * 9 // 8)
+
+    def _bars(self, symbol: str, length_ms: int, oldest_ms: int, now_ms: int) -> Any:
+        """``bars`` from ``oldest_ms`` on, however many."""
         tape = self._tapes[symbol]
-        oldest_ms = max(oldest_ms, now_ms - self._max_bars * longest_ms(length_ms))
         minute = now_ms // MINUTE_MS
         forming = tape.ticks_of(minute)
         forming = forming[forming["time"] <= now_ms]
