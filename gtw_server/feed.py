@@ -6,7 +6,8 @@ waits behind every order) for the symbols' latest ticks in one cheap call, then 
 one call a symbol that has something: an order waits behind one symbol's read at most. Ticks
 come with their cursor (``time_msc`` of the last one published), so none is missed between two
 polls where the terminal keeps tick history; a bar is published once it has closed. A symbol the
-terminal does not know gets an ``error`` event (``SYMBOL_NOT_FOUND``) on its topics, again every
+terminal does not know gets an ``error`` event (``SYMBOL_NOT_FOUND``, or ``SYMBOL_AMBIGUOUS``
+when several of its symbols are the name with a suffix) on its topics, again every
 ``_REFUSED_RETRY_S`` while it is subscribed (ZeroMQ does not say when a second subscriber comes),
 and is not polled in between.
 
@@ -29,7 +30,7 @@ from gtw_server.market import BarCursor, Poll, Polled, TickCursor, bars_due, tic
 from gtw_server.operations import LATEST, POLL
 from gtw_server.throttle import Throttle
 from gtw_server.worker import TerminalWorker
-from protocol import ErrorCode, Tick, Timeframe, bar_topic, tick_topic
+from protocol import Tick, Timeframe, bar_topic, tick_topic
 
 __all__ = ["MarketFeed"]
 
@@ -144,11 +145,11 @@ class MarketFeed:
                 for bar in bars:
                     publisher.bar(cursor.symbol, frame.value, bar, topic)
         retry_at = asyncio.get_running_loop().time() + _REFUSED_RETRY_S
-        for symbol, reason in polled.failed.items():
+        for symbol, (code, reason) in polled.failed.items():
             for topic, (_, name, _) in publisher.wanted.items():
                 if name == symbol and topic not in self._refused:
                     self._refused[topic] = retry_at
-                    publisher.error(topic, ErrorCode.SYMBOL_NOT_FOUND, reason)
+                    publisher.error(topic, code, reason)
 
 
 def _symbols(poll: Poll) -> set[str]:

@@ -110,12 +110,13 @@ class Poll(Struct, frozen=True, kw_only=True):
 
 class Polled(Struct, frozen=True, kw_only=True):
     """New ticks by symbol with the cursors that follow them; closed bars by cursor (the
-    cursor returned is the new one); the symbols that could not be read, and why."""
+    cursor returned is the new one); the symbols that could not be read: the refusal's code
+    (``SYMBOL_NOT_FOUND``, ``SYMBOL_AMBIGUOUS``) and why."""
 
     ticks: dict[str, list[Tick]]
     cursors: dict[str, TickCursor]
     bars: list[tuple[BarCursor, list[Bar]]]
-    failed: dict[str, str]
+    failed: dict[str, tuple[ErrorCode, str]]
 
 
 class MarketReader:
@@ -185,7 +186,7 @@ class MarketReader:
         ticks: dict[str, list[Tick]] = {}
         cursors: dict[str, TickCursor] = {}
         bars: list[tuple[BarCursor, list[Bar]]] = []
-        failed: dict[str, str] = {}
+        failed: dict[str, tuple[ErrorCode, str]] = {}
         self._adapter.ensure_connected()
         latest: dict[str, Any] = {}
         names: dict[str, str] = {}  # the broker's, by the name subscribed
@@ -194,7 +195,7 @@ class MarketReader:
                 names[symbol] = self._name(symbol)
                 latest[symbol] = self._latest(names[symbol])
             except TerminalRefused as exc:
-                failed[symbol] = str(exc)
+                failed[symbol] = (ErrorCode(exc.code), str(exc))
         for symbol, cursor in poll.ticks.items():
             if symbol in latest:
                 found = self._new_ticks(names[symbol], cursor, latest[symbol])

@@ -5,6 +5,7 @@ and ``[gateway] symbols`` settles it."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -58,13 +59,19 @@ async def test_two_symbols_that_carry_the_name_are_refused_with_both_until_mappe
     sim = {"symbol_suffix": ".m", "replay": SECOND_EURUSD, "server_timezone": "EET"}
     both = "2 are it with a suffix: EURUSD.m, EURUSD.ecn.m"
     with GatewayProcess(tmp_path / "gw", secret=secret, sim=sim) as gateway:
-        async with Bridge(gateway.endpoint, secret=secret) as bridge:
+        events = gateway.events_endpoint
+        async with Bridge(gateway.endpoint, secret=secret, events_endpoint=events) as bridge:
             with pytest.raises(OrderRejected) as order:
                 await bridge.send_order("EURUSD", "BUY", 0.1)
             assert order.value.error_code == "SYMBOL_AMBIGUOUS" and both in order.value.message
             with pytest.raises(RequestRefused) as read:
                 await bridge.tick("EURUSD")
             assert read.value.error_code == "SYMBOL_AMBIGUOUS" and both in read.value.message
+            async with bridge.ticks("EURUSD") as stream:
+                with pytest.raises(RequestRefused) as streamed:
+                    await asyncio.wait_for(anext(aiter(stream)), 30)
+            assert streamed.value.error_code == "SYMBOL_AMBIGUOUS"
+            assert both in streamed.value.message
             assert await bridge.get_positions(fresh=True) == []
     mapped = {"symbols": {"EURUSD": "EURUSD.ecn.m"}}
     log_file = tmp_path / "gw2.log"

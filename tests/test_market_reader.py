@@ -134,7 +134,8 @@ def test_an_unknown_symbol_fails_alone(reader: MarketReader) -> None:
             bars=[BarCursor("NOPE", M1), BarCursor("USDJPY", M1)],
         )
     )
-    assert "not known to the terminal" in polled.failed["NOPE"]
+    code, reason = polled.failed["NOPE"]
+    assert code == ErrorCode.SYMBOL_NOT_FOUND and "not known to the terminal" in reason
     assert set(polled.failed) == {"NOPE"}
     assert len(polled.ticks["EURUSD"]) == 1
     assert [cursor.symbol for cursor, _ in polled.bars] == ["USDJPY"]
