@@ -128,6 +128,7 @@ class Reads:
                     group=request.group,
                     ticket=request.ticket,
                     position=request.position,
+                    symbol=request.symbol,
                 ),
             )
             if request.kind.value == "DEALS":

@@ -57,6 +57,7 @@ class HistoryQuery(Struct, frozen=True, kw_only=True):
     group: str | None = None
     ticket: int | None = None
     position: int | None = None
+    symbol: str | None = None
 
 
 class History(Struct, frozen=True, kw_only=True):
@@ -137,6 +138,9 @@ class TradeReader:
             found = get(ticket=query.ticket)
         elif query.position is not None:
             found = get(position=query.position)
+        elif query.symbol is not None:  # the group of the broker's name for it alone
+            name = self._adapter.filter_name(query.symbol)
+            found = get(query.date_from, query.date_to, group=name)
         elif query.group is not None:
             found = get(query.date_from, query.date_to, group=query.group)
         else:

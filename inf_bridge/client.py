@@ -545,8 +545,6 @@ class Bridge:
         position: int | None,
         ticket: int | None,
     ) -> GetHistory:
-        if symbol is not None and group is not None:
-            raise InvalidRequest("symbol", "give symbol or group, not both")
         return _valid(
             GetHistory,
             uuid=new_uuid(),
@@ -554,9 +552,10 @@ class Bridge:
             kind=kind,
             date_from=self._on_server(date_from, "date_from"),
             date_to=self._on_server(date_to, "date_to"),
-            group=_exact(symbol) if symbol is not None else group,
+            group=group,
             position=position,
             ticket=ticket,
+            symbol=symbol,
         )
 
     def ticks(self, *symbols: str, on_gap: Callable[[Gap], None] | None = None) -> Stream[Tick]:

@@ -480,8 +480,9 @@ class HistoryKind(StrEnum):
 class GetHistory(Request, tag="GET_HISTORY", frozen=True):
     """Ask for the history's deals (or, with ``kind`` ``ORDERS``, its orders), as
     ``history_deals_get`` and ``history_orders_get`` take them: from ``date_from`` to
-    ``date_to`` (epoch seconds, the terminal's clock), optionally of a ``group``; or every one
-    of a ``position``; or by ``ticket`` (an order's: its deals, or itself)."""
+    ``date_to`` (epoch seconds, the terminal's clock), optionally of a ``group`` or of one
+    ``symbol`` (resolved to the broker's name, as an OPEN's); or every one of a ``position``;
+    or by ``ticket`` (an order's: its deals, or itself)."""
 
     kind: HistoryKind = HistoryKind.DEALS
     date_from: Timestamp | None = None
@@ -489,6 +490,7 @@ class GetHistory(Request, tag="GET_HISTORY", frozen=True):
     group: Group | None = None
     ticket: Ticket | None = None
     position: Ticket | None = None
+    symbol: Symbol | None = None
 
     def problem(self) -> str | None:
         """Why the fields make no request, or ``None``."""
@@ -496,12 +498,15 @@ class GetHistory(Request, tag="GET_HISTORY", frozen=True):
         given = [name for name in ("ticket", "position") if getattr(self, name) is not None]
         if dated:
             given.insert(0, "a date range")
-        if self.group is not None and not dated:
-            return "group selects within a date range: give date_from and date_to with it"
+        if self.group is not None and self.symbol is not None:
+            return "give symbol or group, not both"
+        for name in ("group", "symbol"):
+            if getattr(self, name) is not None and not dated:
+                return f"{name} selects within a date range: give date_from and date_to with it"
         if len(given) != 1:
             return (
-                "give one of: date_from and date_to (with group, optionally), ticket, position"
-                + (f"; not {' and '.join(given)}" if given else "")
+                "give one of: date_from and date_to (with group or symbol, optionally), ticket, "
+                "position" + (f"; not {' and '.join(given)}" if given else "")
             )
         if dated and (self.date_from is None or self.date_to is None):
             return "a date range needs both date_from and date_to"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,10 @@ async def test_a_strategy_naming_eurusd_trades_eurusd_m(suffixed: Bridge) -> Non
     assert exact.symbol is None
     closed = await suffixed.close_position(fill.ticket)
     assert closed.volume == 0.1
+    since = datetime.now(UTC) - timedelta(hours=1)
+    deals = await suffixed.history(since, datetime.now(UTC) + timedelta(days=1), symbol="EURUSD")
+    assert [deal.order for deal in deals] == [fill.order, exact.order, closed.order]
+    assert {deal.symbol for deal in deals} == {"EURUSD.m"}
     with pytest.raises(OrderRejected) as unknown:
         await suffixed.send_order("EURUSDX", "BUY", 0.1)
     assert "did you mean EURUSD.m?" in unknown.value.message

@@ -553,6 +553,20 @@ def test_the_deals_of_a_group_in_a_date_range(
     _check_deals(deals, trades, steps)
 
 
+def test_the_deals_of_one_symbol_in_a_date_range(raw: Raw, trades: Trades) -> None:
+    """``symbol`` is one name, resolved as an OPEN's (here the broker's own names); a name the
+    terminal does not know selects nothing, as an unknown group does."""
+    dated = {"date_from": trades.start, "date_to": trades.end}
+    _check_deals(raw.deals(**dated, symbol="USDJPY"), trades, ["b_open", "b_part", "b_close"])
+    _check_deals(raw.deals(**dated, symbol="XAUUSD"), trades, ["c_open"])
+    assert raw.deals(**dated, symbol="GBPUSD") == []
+    assert raw.deals(**dated, symbol="NOPE") == []
+    euro = raw.history_orders(**dated, symbol="EURUSD")
+    assert [order["ticket"] for order in euro] == [
+        trades.fills[step].order for step in ("a_open", "a_close")
+    ]
+
+
 def test_the_orders_of_the_history(raw: Raw, trades: Trades) -> None:
     orders = raw.history_orders(date_from=trades.start, date_to=trades.end)
     fills = trades.fills
@@ -679,7 +693,9 @@ def test_more_than_max_rows_is_too_large(
 
 # -- refusals: raw ---------------------------------------------------------------------------------
 
-ONE_OF: Final = "give one of: date_from and date_to (with group, optionally), ticket, position"
+ONE_OF: Final = (
+    "give one of: date_from and date_to (with group or symbol, optionally), ticket, position"
+)
 # (action, fields, what error_msg must contain); every one is INVALID_REQUEST.
 BAD: Final[list[Any]] = [
     pytest.param(
@@ -817,9 +833,21 @@ BAD: Final[list[Any]] = [
     ),
     pytest.param(
         "GET_HISTORY",
-        {"date_from": ("ago", 3600), "date_to": ("ago", 0), "symbol": "EURUSD"},
-        "unknown field `symbol`",  # a symbol is a group of one name on the wire
-        id="history-unknown-field-symbol",
+        {"date_from": ("ago", 3600), "date_to": ("ago", 0), "symbol": "EURUSD", "group": "*"},
+        "give symbol or group, not both",
+        id="history-symbol-and-group",
+    ),
+    pytest.param(
+        "GET_HISTORY",
+        {"symbol": "EURUSD", "position": 5},
+        "symbol selects within a date range",
+        id="history-symbol-with-position",
+    ),
+    pytest.param(
+        "GET_HISTORY",
+        {"date_from": ("ago", 3600), "date_to": ("ago", 0), "symbol": "A" * 30},
+        "length <= 29 - at `$.symbol`",
+        id="history-symbol-30",
     ),
     pytest.param(
         "GET_HISTORY",
@@ -931,19 +959,19 @@ INVALID: Final[list[Any]] = [
     pytest.param(
         lambda b: b.history(symbol="EURUSD", ticket=5),
         "GET_HISTORY",
-        "group selects within a date range",
+        "symbol selects within a date range",
         id="history-symbol-without-range",
     ),
     pytest.param(
         lambda b: b.history(_hours_ago(2), _hours_ago(1), symbol="EURUSD", group="*"),
-        "symbol",
+        "GET_HISTORY",
         "give symbol or group, not both",
         id="history-symbol-and-group",
     ),
     pytest.param(
         lambda b: b.history(_hours_ago(2), _hours_ago(1), symbol="A" * 30),
         "symbol",
-        "is not a symbol name",
+        "length <= 29",
         id="history-symbol-30",
     ),
     pytest.param(
