@@ -532,6 +532,11 @@ class TerminalAdapter:
         self._resolved[symbol] = symbol
         return symbol
 
+    @property
+    def names(self) -> dict[str, str]:
+        """The broker's name of every name resolved on this connection, the map's included."""
+        return {**self._resolved, **self._symbols}
+
     def filter_name(self, symbol: str) -> str:
         """The broker's name for a read's ``symbol`` filter (``resolve``); an ambiguous name
         as it is (it then selects nothing, as an unknown one does)."""

@@ -353,14 +353,16 @@ class RequestRouter:
     def _query(self, request: GetAccount | GetPositions) -> Reply | Work:
         """From the trade watcher's last look, at once, when it was asked for after
         ``request.after`` (the client's last order); or, asked ``fresh`` (or before that
-        look), from the terminal within ``read_timeout_ms``."""
+        look, or for a symbol name not resolved by then), from the terminal within
+        ``read_timeout_ms``."""
         snapshot = self._watcher.snapshot
         if (
             snapshot is not None
             and not request.fresh
             and (request.after is None or snapshot.asked_at >= request.after)
+            and (reply := _from_snapshot(request, snapshot)) is not None
         ):
-            return _from_snapshot(request, snapshot)
+            return reply
         return self._capped(request, self._ask_terminal)
 
     def _trade_events(self, request: GetEvents) -> Reply | Work:
@@ -415,8 +417,8 @@ class RequestRouter:
             answer = await asyncio.wait_for(asyncio.shield(call), timeout)
         except TimeoutError:
             snapshot = self._watcher.snapshot
-            if snapshot is not None:
-                return _from_snapshot(request, snapshot)
+            if snapshot is not None and (reply := _from_snapshot(request, snapshot)) is not None:
+                return reply
             return rejected(
                 request.uuid,
                 request.action,
@@ -437,14 +439,13 @@ class RequestRouter:
         return await self._worker.call(POSITIONS, request.symbol)
 
 
-def _from_snapshot(request: GetAccount | GetPositions, snapshot: Snapshot) -> Reply:
+def _from_snapshot(request: GetAccount | GetPositions, snapshot: Snapshot) -> Reply | None:
+    """The answer of the last look, or ``None`` for a symbol it cannot select yet."""
     age = round(snapshot.age_ms(), 3)
     if isinstance(request, GetAccount):
         return ok(request, account=snapshot.account, age_ms=age)
-    positions = snapshot.positions
-    if request.symbol is not None:
-        positions = [p for p in positions if p.symbol == request.symbol]
-    return ok(request, positions=positions, age_ms=age)
+    positions = snapshot.positions_of(request.symbol)
+    return None if positions is None else ok(request, positions=positions, age_ms=age)
 
 
 def _consumed(call: asyncio.Future[Any]) -> None:

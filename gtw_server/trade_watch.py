@@ -65,15 +65,25 @@ _orders_codec: Final = msgspec.json.Decoder(list[Order])
 class Snapshot(Struct, frozen=True, kw_only=True):
     """The account and positions as last read: when the look was asked for (``asked_at``,
     ``time.time()``: it saw every order answered before), and when it came
-    (``read_at``, ``time.monotonic()``)."""
+    (``read_at``, ``time.monotonic()``); the broker's names of the symbol names resolved by
+    then (``names``)."""
 
     account: Account
     positions: list[Position]
     asked_at: float
     read_at: float
+    names: dict[str, str] = msgspec.field(default_factory=dict)
 
     def age_ms(self) -> float:
         return (time.monotonic() - self.read_at) * 1000
+
+    def positions_of(self, symbol: str | None) -> list[Position] | None:
+        """The positions, all or those of ``symbol`` by the broker's name for it; ``None``
+        when that name has not been resolved yet (the terminal must be asked)."""
+        if symbol is None:
+            return self.positions
+        name = self.names.get(symbol)
+        return None if name is None else [p for p in self.positions if p.symbol == name]
 
 
 class TradeWatcher:
@@ -141,6 +151,7 @@ class TradeWatcher:
             positions=watched.positions,
             asked_at=asked_at,
             read_at=time.monotonic(),
+            names=watched.names,
         )
         # In the order they happen: orders placed or changed, deals, orders gone, the account.
         placed, gone = self._order_changes(watched)

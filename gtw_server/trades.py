@@ -100,6 +100,9 @@ class Watched(Struct, frozen=True, kw_only=True):
     ended: list[Order]
     brief: list[Order] = msgspec.field(default_factory=list)
     last_order: int = 0
+    # The broker's name of each symbol name resolved so far (``TerminalAdapter.names``): what
+    # a GET_POSITIONS filter answered from this look may select by.
+    names: dict[str, str] = msgspec.field(default_factory=dict)
     # The deals and history orders counted by hour (by ``time`` and ``time_setup``): all of
     # them since ``day_from`` when the history was read whole, else only the new ones.
     whole: bool = True
@@ -206,6 +209,7 @@ class TradeReader:
             ended=ended,
             brief=brief,
             last_order=last_order,
+            names=adapter.names,
             whole=recent is None,
             deal_hours=_hours(counted_deals, "time"),
             order_hours=_hours(counted_orders, "time_setup"),

@@ -6,11 +6,13 @@ and ``[gateway] symbols`` settles it."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from support import JsonDealer
 
 from gtw_server.testing import GatewayProcess
 from inf_bridge import Bridge, OrderRejected, RequestRefused
@@ -91,3 +93,27 @@ async def test_two_symbols_that_carry_the_name_are_refused_with_both_until_mappe
     log = log_file.read_text(encoding="utf-8")
     assert "symbol names ([gateway] symbols): EURUSD is EURUSD.ecn.m" in log
     assert "symbol EURUSD is EURUSD.ecn.m on this broker (by [gateway] symbols)" in log
+
+
+async def test_positions_of_the_bare_name_from_the_last_look(tmp_path: Path, secret: str) -> None:
+    """GET_POSITIONS answered from the trade watcher's last look (not ``fresh``) selects by
+    the broker's name too: a name not resolved by that look is asked of the terminal, which
+    resolves it; the looks after it answer it at once."""
+    sim = {"seed": 1, "symbol_suffix": ".m", "server_timezone": "EET"}
+    with GatewayProcess(tmp_path / "gw", secret=secret, sim=sim) as gateway:
+        async with Bridge(gateway.endpoint, secret=secret) as bridge:
+            fill = await bridge.send_order("EURUSD.m", "BUY", 0.1)  # no name resolved
+        raw = JsonDealer(gateway.endpoint)
+        try:
+            first = raw.ok("GET_POSITIONS", symbol="EURUSD")
+            assert first["age_ms"] == 0  # the terminal's answer: the look knew no EURUSD
+            assert [p["ticket"] for p in first["positions"]] == [fill.ticket]
+            deadline = time.monotonic() + 30
+            while (cached := raw.ok("GET_POSITIONS", symbol="EURUSD"))["age_ms"] == 0:
+                assert time.monotonic() < deadline, "no look answered EURUSD in 30 s"
+                await asyncio.sleep(0.1)
+            assert [p["ticket"] for p in cached["positions"]] == [fill.ticket]
+            assert [p["symbol"] for p in cached["positions"]] == ["EURUSD.m"]
+            assert raw.ok("GET_POSITIONS", symbol="GBPUSD")["positions"] == []
+        finally:
+            raw.close()
