@@ -82,6 +82,17 @@ def test_the_terminal_keeps_maxbars_bars_not_a_span_of_time() -> None:
     assert oldest is not None and (oldest == kept[:1]).all()
     hours = mt5.copy_rates_from_pos("EURUSD", mt5.TIMEFRAME_H1, 0, 5_000)
     assert hours is not None and len(hours) == 5_000
+    # A symbol that trades 14 hours of a weekday (GER40): its kept bars reach further back
+    # still, and every call reads the same chart.
+    assert mt5.symbol_select("GER40", True)
+    m1 = mt5.TIMEFRAME_M1
+    chart = mt5.copy_rates_range("GER40", m1, 0, monday)
+    assert chart is not None and len(chart) == 5_000
+    assert (mt5.copy_rates_from_pos("GER40", m1, 0, 5_000) == chart).all()
+    assert (mt5.copy_rates_from("GER40", m1, monday, 5_000) == chart).all()
+    middle = int(chart["time"][2_500])
+    assert (mt5.copy_rates_from("GER40", m1, middle, 1_000) == chart[1_501:2_501]).all()
+    assert (mt5.copy_rates_from_pos("GER40", m1, 4_000, 10) == chart[990:1_000]).all()
 
     start = T0 // 60 * 60  # a minute's start: its first tick comes a moment later
     fresh = SimTerminal(

@@ -140,23 +140,42 @@ class PriceHistory:
     def bars(self, symbol: str, length_ms: int, oldest_ms: int, now_ms: int) -> Any:
         """The ``BAR`` rows of the periods of ``length_ms`` (or ``MONTH``) that start at
         ``oldest_ms`` or later, up to the one in progress at ``now_ms`` (both UTC), oldest
-        first, timed by the server's clock: the newest ``max_bars`` of them at most.
-
-        The terminal keeps ``max_bars`` bars of a chart, not a span of time: closed markets, and
-        a minute whose first tick has not come yet, take them further back. A request reaching
-        past ``max_bars`` periods reads a window that much longer (a little more first, then
-        as the bars found so far say), until it holds them or the history ends."""
+        first, timed by the server's clock: the newest ``max_bars`` of them at most."""
         depth_ms = self._max_bars * longest_ms(length_ms)
-        span_ms, found = depth_ms + depth_ms // 64, -1
+        if oldest_ms >= now_ms - depth_ms:  # within max_bars periods: as many bars at most
+            return self._bars(symbol, length_ms, oldest_ms, now_ms)[-self._max_bars :]
+        first_ms = depth_ms + depth_ms // 64
+        return self.newest(symbol, length_ms, now_ms, self._max_bars, first_ms, oldest_ms=oldest_ms)
+
+    def newest(
+        self,
+        symbol: str,
+        length_ms: int,
+        now_ms: int,
+        want: int,
+        span_ms: int,
+        *,
+        oldest_ms: int = 0,
+        before_ms: int | None = None,
+    ) -> Any:
+        """``bars`` up to ``now_ms``, from ``span_ms`` back, or from further back while fewer
+        than ``want`` of them start at or before ``before_ms`` (the server's clock; ``None``:
+        any): the newest ``max_bars`` at most, none before ``oldest_ms``.
+
+        The terminal keeps ``max_bars`` bars of a chart, not a span of time: closed markets,
+        and a minute whose first tick has not come yet, take them further back. The window
+        grows as the bars found so far say, up to ``_DEEPEST`` times ``max_bars`` periods."""
+        limit = self._max_bars
+        deepest_ms = _DEEPEST * limit * longest_ms(length_ms)
         while True:
             start_ms = max(oldest_ms, now_ms - span_ms)
-            rows = self._bars(symbol, length_ms, start_ms, now_ms)
-            if len(rows) >= self._max_bars or start_ms == oldest_ms or len(rows) == found:
-                return rows[-self._max_bars :]
-            if span_ms >= _DEEPEST * depth_ms:  # a history that far back is as good as none
+            rows = self._bars(symbol, length_ms, start_ms, now_ms)[-limit:]
+            found = len(rows) if before_ms is None else np.count_nonzero(rows["time"] <= before_ms)
+            if found >= want or len(rows) == limit or start_ms == oldest_ms:
                 return rows
-            found = len(rows)
-            span_ms = min(span_ms * 4, span_ms * self._max_bars // max(found, 1) * 9 // 8)
+            if span_ms >= deepest_ms:  # a history that far back is as good as none
+                return rows
+            span_ms = min(deepest_ms, span_ms * 4, span_ms * want // max(int(found), 1) * 9 // 8)
 
     def _bars(self, symbol: str, length_ms: int, oldest_ms: int, now_ms: int) -> Any:
         """``bars`` from ``oldest_ms`` on, however many."""
@@ -199,9 +218,8 @@ class PriceHistory:
             rows = concat_bars([rows[:first], merged, rows[last:]])
         return rows
 
-    def rates(self, symbol: str, length_ms: int, oldest_ms: int, now_ms: int) -> Any:
-        """``bars`` as the package's ``copy_rates_*`` array."""
-        bars = self.bars(symbol, length_ms, oldest_ms, now_ms)
+    def rates(self, symbol: str, bars: Any) -> Any:
+        """``bars`` (``BAR`` rows of ``symbol``) as the package's ``copy_rates_*`` array."""
         spec = self._tapes[symbol].spec
         out = np.zeros(len(bars), dtype=RATES_DTYPE)
         out["time"] = bars["time"] // 1000

@@ -182,6 +182,13 @@ def _count_arg(value: object, index: int) -> int:
     raise positional(index)
 
 
+def _bars_span(count: int, length_ms: int) -> int:
+    """How far back ``count`` bars are looked for first: their periods and a little more, at
+    least a week (markets close for the weekend); ``PriceHistory.newest`` goes further when
+    closed markets leave them fewer."""
+    return max(count * longest_ms(length_ms) * 65 // 64, _WEEK)
+
+
 def _tick_count(flags: object, count: int) -> int:
     """How many ticks ``flags`` lets through: the simulator's quotes are bid/ask ticks (INFO),
     with no trades, so COPY_TICKS_TRADE finds none."""
@@ -564,13 +571,13 @@ class SimTerminal:
             raise _not_found()
         return spec.name, self._broker.sync()
 
-    def _rates(self, symbol: object, timeframe: object, oldest_ms: Callable[[int], int]) -> Any:
+    def _chart(self, symbol: object, timeframe: object) -> tuple[str, int, int]:
+        """The symbol of a ``copy_rates_*`` call, the terminal's time, the timeframe's length."""
         name, now_ms = self._history_source(symbol)
         length_ms = timeframe_ms(timeframe)
         if length_ms is None:
             raise positional(1)
-        oldest = oldest_ms(longest_ms(length_ms))
-        return self._price_history.rates(name, length_ms, oldest, now_ms)
+        return name, now_ms, length_ms
 
     @_terminal_call(None)
     def copy_rates_from(
@@ -578,9 +585,11 @@ class SimTerminal:
     ) -> Any:
         """The ``count`` bars that start at or before ``date_from``, oldest first."""
         start_ms, number = parse_date(date_from, 2) * 1000, self._bars_arg(count, 3)
-        utc_ms = self._server.to_utc_ms(start_ms)
-        # Twice the span, for the bars markets skip when closed; at least a week of them.
-        rates = self._rates(symbol, timeframe, lambda ms: utc_ms - max(2 * number * ms, _WEEK))
+        name, now_ms, length_ms = self._chart(symbol, timeframe)
+        history = self._price_history
+        span_ms = max(0, now_ms - self._server.to_utc_ms(start_ms)) + _bars_span(number, length_ms)
+        bars = history.newest(name, length_ms, now_ms, number, span_ms, before_ms=start_ms)
+        rates = history.rates(name, bars)
         return rates[rates["time"] * 1000 <= start_ms][-number:] if number else rates[:0]
 
     @_terminal_call(None)
@@ -589,9 +598,10 @@ class SimTerminal:
     ) -> Any:
         """``count`` bars ending ``start_pos`` bars before the current one (0), oldest first."""
         start, number = _count_arg(start_pos, 2), self._bars_arg(count, 3)
-        now_ms = self._broker.now_ms()
-        rates = self._rates(
-            symbol, timeframe, lambda ms: now_ms - max(2 * (start + number) * ms, _WEEK)
+        name, now_ms, length_ms = self._chart(symbol, timeframe)
+        history, want = self._price_history, start + number
+        rates = history.rates(
+            name, history.newest(name, length_ms, now_ms, want, _bars_span(want, length_ms))
         )
         end = len(rates) - start
         return rates[max(0, end - number) : max(0, end)]
@@ -602,7 +612,10 @@ class SimTerminal:
     ) -> Any:
         """The bars that start from ``date_from`` to ``date_to``, both included."""
         start_ms, end_ms = parse_date(date_from, 2) * 1000, parse_date(date_to, 3) * 1000
-        rates = self._rates(symbol, timeframe, lambda _: self._server.to_utc_ms(start_ms))
+        name, now_ms, length_ms = self._chart(symbol, timeframe)
+        history = self._price_history
+        bars = history.bars(name, length_ms, self._server.to_utc_ms(start_ms), now_ms)
+        rates = history.rates(name, bars)
         return rates[rates["time"] * 1000 <= end_ms]
 
     @_terminal_call(None)
