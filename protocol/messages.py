@@ -500,6 +500,10 @@ class GetHistory(Request, tag="GET_HISTORY", frozen=True):
             given.insert(0, "a date range")
         if self.group is not None and self.symbol is not None:
             return "give symbol or group, not both"
+        if self.symbol is not None and (
+            "*" in self.symbol or "," in self.symbol or self.symbol.startswith("!")
+        ):
+            return f"symbol {self.symbol!r} is a mask, not one symbol: give it as group"
         for name in ("group", "symbol"):
             if getattr(self, name) is not None and not dated:
                 return f"{name} selects within a date range: give date_from and date_to with it"

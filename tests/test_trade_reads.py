@@ -843,6 +843,15 @@ BAD: Final[list[Any]] = [
         "symbol selects within a date range",
         id="history-symbol-with-position",
     ),
+    *(
+        pytest.param(
+            "GET_HISTORY",
+            {"date_from": ("ago", 3600), "date_to": ("ago", 0), "symbol": mask},
+            f"symbol {mask!r} is a mask, not one symbol: give it as group",
+            id=f"history-symbol-mask-{mask}",
+        )
+        for mask in ("*", "*USD*", "EURUSD,GBPUSD", "!EURUSD")
+    ),
     pytest.param(
         "GET_HISTORY",
         {"date_from": ("ago", 3600), "date_to": ("ago", 0), "symbol": "A" * 30},
@@ -967,6 +976,12 @@ INVALID: Final[list[Any]] = [
         "GET_HISTORY",
         "give symbol or group, not both",
         id="history-symbol-and-group",
+    ),
+    pytest.param(
+        lambda b: b.history(_hours_ago(2), _hours_ago(1), symbol="*USD*"),
+        "GET_HISTORY",
+        "is a mask, not one symbol: give it as group",
+        id="history-symbol-mask",
     ),
     pytest.param(
         lambda b: b.history(_hours_ago(2), _hours_ago(1), symbol="A" * 30),
