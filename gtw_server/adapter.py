@@ -64,6 +64,9 @@ _DAY_S: Final = 86_400
 # A Market Watch symbol whose quote has not moved for this long is not the clock to read:
 # every symbol's last quote is looked at again (a symbols_get, at most this often).
 _QUIET_QUOTE_S: Final = 600.0
+# Read filters naming no symbol (or several) are remembered as themselves up to this many: the
+# names come unsigned, from anyone who reaches the port.
+_UNRESOLVED_KEPT: Final = 256
 
 _TRADE_MODES: Final = {0: "DEMO", 1: "CONTEST", 2: "REAL"}
 _MARGIN_MODES: Final = {0: "NETTING", 1: "EXCHANGE", 2: "HEDGING"}
@@ -211,6 +214,7 @@ class TerminalAdapter:
         self._terms: dict[str, SymbolTerms] = {}
         self._symbols = dict(symbols or {})
         self._resolved: dict[str, str] = {}
+        self._unresolved: set[str] = set()  # read filters that select by the name as it is
         # The symbol whose quote is read for the time, its last time (ms), when it last moved.
         self._quoting: str | None = None
         self._quote_msc = 0
@@ -222,6 +226,7 @@ class TerminalAdapter:
         """(Re)initialise the terminal connection and say what it is connected to."""
         self._terms.clear()
         self._resolved.clear()
+        self._unresolved.clear()
         self._quoting, self._quote_msc, self._quote_moved = None, 0, -_QUIET_QUOTE_S
         if not self.mt5.initialize(**self._init_kwargs):
             self._connected = False
@@ -534,16 +539,22 @@ class TerminalAdapter:
 
     @property
     def names(self) -> dict[str, str]:
-        """The broker's name of every name resolved on this connection, the map's included."""
-        return {**self._resolved, **self._symbols}
+        """The broker's name of every name resolved on this connection (the map's included),
+        and the read filters that select by the name as it is: what a filter of the trade
+        watcher's last look may select by."""
+        return {**{name: name for name in self._unresolved}, **self._resolved, **self._symbols}
 
     def filter_name(self, symbol: str) -> str:
-        """The broker's name for a read's ``symbol`` filter (``resolve``); an ambiguous name
-        as it is (it then selects nothing, as an unknown one does)."""
+        """The broker's name for a read's ``symbol`` filter (``resolve``); an unknown or
+        ambiguous name as it is (it then selects nothing)."""
         try:
-            return self.resolve(symbol)
+            name = self.resolve(symbol)
         except AmbiguousSymbol:
-            return symbol
+            name = symbol
+        known = symbol in self._resolved or symbol in self._symbols
+        if not known and len(self._unresolved) < _UNRESOLVED_KEPT:
+            self._unresolved.add(symbol)
+        return name
 
     def symbol_info(self, symbol: str) -> Any:
         """The terminal's ``SymbolInfo`` of ``symbol``, selecting it in the Market Watch first

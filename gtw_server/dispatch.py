@@ -424,7 +424,7 @@ class RequestRouter:
                 request.action,
                 ErrorCode.BUSY,
                 f"the terminal did not answer within {timeout * 1000:g} ms "
-                "([gateway] read_timeout_ms), and nothing has been read yet; ask again",
+                "([gateway] read_timeout_ms), and no look has read this yet; ask again",
             )
         except TerminalError as exc:
             logger.warning("{} {} failed: {}", request.action, request.uuid, exc)

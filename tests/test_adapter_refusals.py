@@ -215,3 +215,21 @@ def test_a_name_two_symbols_carry_is_refused_with_both(
     assert suffixed_broker.mt5.positions_total() == 0
     # A tail of capitals is another symbol, not a suffix.
     assert suffixed_broker.open(buy("EUR", 0.1)).error_code == "MT5_REJECTED"
+
+
+def test_read_filters_are_remembered_for_the_trade_watchers_look(
+    suffixed_broker: TerminalAdapter,
+) -> None:
+    """``names`` (sent with each look, for GET_POSITIONS answered from it): the map, the names
+    resolved, and the filters that select by the name as it is; these last are unsigned, from
+    anyone, so only so many are kept. A reconnect forgets all but the map."""
+    assert suffixed_broker.names == {"GOLD": "XAUUSD.m"}
+    assert suffixed_broker.filter_name("EURUSD") == "EURUSD.m"
+    assert suffixed_broker.filter_name("NOPE") == "NOPE"
+    assert suffixed_broker.filter_name("GOLD") == "XAUUSD.m"
+    assert suffixed_broker.names == {"GOLD": "XAUUSD.m", "EURUSD": "EURUSD.m", "NOPE": "NOPE"}
+    for n in range(1_000):
+        assert suffixed_broker.filter_name(f"NOPE{n}") == f"NOPE{n}"
+    assert len(suffixed_broker.names) == 2 + 256
+    assert suffixed_broker.connect().connected
+    assert suffixed_broker.names == {"GOLD": "XAUUSD.m"}

@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support import JsonDealer
@@ -98,22 +99,28 @@ async def test_two_symbols_that_carry_the_name_are_refused_with_both_until_mappe
 async def test_positions_of_the_bare_name_from_the_last_look(tmp_path: Path, secret: str) -> None:
     """GET_POSITIONS answered from the trade watcher's last look (not ``fresh``) selects by
     the broker's name too: a name not resolved by that look is asked of the terminal, which
-    resolves it; the looks after it answer it at once."""
+    resolves it (or finds no symbol by it); the looks after it answer it at once."""
     sim = {"seed": 1, "symbol_suffix": ".m", "server_timezone": "EET"}
     with GatewayProcess(tmp_path / "gw", secret=secret, sim=sim) as gateway:
         async with Bridge(gateway.endpoint, secret=secret) as bridge:
             fill = await bridge.send_order("EURUSD.m", "BUY", 0.1)  # no name resolved
         raw = JsonDealer(gateway.endpoint)
         try:
-            first = raw.ok("GET_POSITIONS", symbol="EURUSD")
-            assert first["age_ms"] == 0  # the terminal's answer: the look knew no EURUSD
-            assert [p["ticket"] for p in first["positions"]] == [fill.ticket]
-            deadline = time.monotonic() + 30
-            while (cached := raw.ok("GET_POSITIONS", symbol="EURUSD"))["age_ms"] == 0:
-                assert time.monotonic() < deadline, "no look answered EURUSD in 30 s"
-                await asyncio.sleep(0.1)
-            assert [p["ticket"] for p in cached["positions"]] == [fill.ticket]
-            assert [p["symbol"] for p in cached["positions"]] == ["EURUSD.m"]
-            assert raw.ok("GET_POSITIONS", symbol="GBPUSD")["positions"] == []
+
+            async def from_a_look(symbol: str) -> list[dict[str, Any]]:
+                first = raw.ok("GET_POSITIONS", symbol=symbol)
+                assert first["age_ms"] == 0  # the terminal's answer: the look knew no such name
+                deadline = time.monotonic() + 30
+                while (cached := raw.ok("GET_POSITIONS", symbol=symbol))["age_ms"] == 0:
+                    assert time.monotonic() < deadline, f"no look answered {symbol} in 30 s"
+                    await asyncio.sleep(0.1)
+                tickets = [position["ticket"] for position in first["positions"]]
+                assert [position["ticket"] for position in cached["positions"]] == tickets
+                return list(cached["positions"])
+
+            euro = await from_a_look("EURUSD")
+            assert [(p["ticket"], p["symbol"]) for p in euro] == [(fill.ticket, "EURUSD.m")]
+            assert await from_a_look("GBPUSD") == []
+            assert await from_a_look("NOPE") == []
         finally:
             raw.close()
