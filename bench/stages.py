@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import atexit
+import bisect
 import itertools
 import os
 import statistics
@@ -102,7 +103,7 @@ class StageProfile(msgspec.Struct, frozen=True, kw_only=True):
     server: str
     orders: int  # round trips timed by the client
     complete: int  # of which the marks were whole
-    round_trip: Spread  # as the client timed it
+    round_trip: Spread  # as the client timed it, of the ``complete`` orders
     server_span: Spread  # from the message read to the reply handed to ZeroMQ
     stages: list[tuple[str, Spread]]
     to_server: Spread  # the client's send of an order to the server's first line
@@ -354,8 +355,9 @@ def timelines(marks: Sequence[Mark], ends: Sequence[str]) -> Iterator[list[int]]
                 times = []
 
 
-async def _orders(endpoint: str, count: int) -> list[float]:
-    """OPEN then CLOSE of it, ``count`` orders in all, one at a time: their round trips (µs)."""
+async def _orders(endpoint: str, count: int) -> list[tuple[int, int]]:
+    """OPEN then CLOSE of it, ``count`` orders in all, one at a time: when each was sent and
+    when its reply came (ns)."""
     limits = RiskLimits(max_order_volume=1.0, symbols=["EURUSD"])
     round_trips = []
     async with Bridge(endpoint, secret=_SECRET, risk=limits) as bridge:
@@ -366,8 +368,21 @@ async def _orders(endpoint: str, count: int) -> list[float]:
             assert opened.ticket is not None, opened
             await bridge.close_position(opened.ticket)
             ended = time.perf_counter_ns()
-            round_trips += [(middle - started) / 1000, (ended - middle) / 1000]
+            round_trips += [(started, middle), (middle, ended)]
     return round_trips
+
+
+def whole_trips(lines: Sequence[list[int]], trips: Sequence[tuple[int, int]]) -> list[float]:
+    """The round trips (µs) of the orders whose server marks are whole (``lines``): the one
+    each line lies in. The other figures are of these orders; medians of two different sets
+    of orders need not compare as their orders do."""
+    starts = [start for start, _ in trips]
+    found = []
+    for line in lines:
+        index = bisect.bisect_right(starts, line[0]) - 1
+        if index >= 0 and line[-1] <= trips[index][1]:
+            found.append((trips[index][1] - trips[index][0]) / 1000)
+    return found
 
 
 def _merge(path: Path) -> list[Mark]:
@@ -397,7 +412,8 @@ async def profile(work: Path, orders: int, warmup: int = 200) -> list[StageProfi
         ends = [end for _, end in stages]
         lines = list(timelines(marks, ends))
         both = list(legs(sorted(marks + client, key=lambda mark: mark[1])))
-        if not lines or not both:
+        trips = whole_trips(lines, round_trips)
+        if not trips or not both:
             raise RuntimeError(f"no whole order in the {name}'s marks")
         spans = [[(b - a) / 1000 for a, b in itertools.pairwise(line)] for line in lines]
         results.append(
@@ -405,7 +421,7 @@ async def profile(work: Path, orders: int, warmup: int = 200) -> list[StageProfi
                 server=name,
                 orders=len(round_trips),
                 complete=len(lines),
-                round_trip=Spread.of(round_trips),
+                round_trip=Spread.of(trips),
                 server_span=Spread.of([(line[-1] - line[0]) / 1000 for line in lines]),
                 stages=[
                     (stage, Spread.of([span[n] for span in spans]))

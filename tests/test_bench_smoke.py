@@ -16,7 +16,7 @@ import msgspec
 
 from bench.load import MODES
 from bench.results import Report
-from bench.stages import GATEWAY_STAGES, StageProfile, legs, timelines
+from bench.stages import GATEWAY_STAGES, StageProfile, legs, timelines, whole_trips
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -177,6 +177,13 @@ def test_the_stage_profile_times_each_stage_of_an_order_in_both_servers(tmp_path
     assert "| gateway | the server's send to the client's first line |" in run.stdout
     gateway = dict(profiles[1].stages)
     assert list(gateway) == [stage for stage, _ in GATEWAY_STAGES]
+
+
+def test_the_round_trips_profiled_are_those_of_the_orders_whose_marks_are_whole() -> None:
+    trips = [(0, 100), (100, 250), (250, 300), (300, 500)]
+    lines = [[110, 200], [310, 480]]  # the second and the fourth order; the others cut into
+    assert whole_trips(lines, trips) == [0.15, 0.2]
+    assert whole_trips([[90, 120]], trips) == []  # across two orders: none of them
 
 
 def test_an_order_cut_into_by_another_message_is_left_out_of_the_stage_profile() -> None:
