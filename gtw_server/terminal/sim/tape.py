@@ -95,8 +95,9 @@ _CLOSED_ACTIVITY: Final = 0.08  # news moves a closed market a little: the reope
 _TICKS_PER_ACTIVITY: Final = 30  # ticks per minute at activity 1.0 (on top of MIN_TICKS)
 _BLOCK: Final = 1024  # draws come in blocks keyed by their place on the grid
 _KEPT: Final = 4096  # days of hour bars, minutes of ticks kept per symbol
-# Hours of minute bars kept per symbol: 100,000 M1 bars (1,667 hours), 7 MB at most.
-_MINUTE_HOURS_KEPT: Final = 2048
+# Hours of minute bars kept per symbol: a chart's 100,000 M1 bars of a symbol that trades 14
+# hours of a weekday (some 4,000 hours back, and the reading window's margin), 21 MB at most.
+_MINUTE_HOURS_KEPT: Final = 6144
 # The daily rollover's thin minutes (spreads widen): 21:55 to 22:15 UTC.
 _ROLLOVER_FROM: Final = 21 * 60 + 55
 _ROLLOVER_TO: Final = 22 * 60 + 15
