@@ -22,6 +22,7 @@ import msgspec
 import numpy as np
 import pytest
 from loguru import logger
+from support import JsonDealer
 
 import inf_bridge.cli
 import inf_bridge.cli.commands
@@ -302,6 +303,9 @@ def test_watch_once(connected: GatewayProcess, cli: CLI) -> None:
     assert snapshot["account"]["login"] == 5000001
     assert [p["symbol"] for p in snapshot["positions"]] == ["XAUUSD"]
     assert snapshot["error"] is None
+    assert (snapshot["events"], snapshot["events_after"]) == (None, None)  # --once follows none
+    both = cli("watch", "--once", "--since", "3")
+    assert both.code == Exit.USAGE and "not allowed with argument --once" in both.err
 
 
 def test_interrupted_order_is_named(
@@ -1199,9 +1203,16 @@ def test_watch_shows_the_pending_orders_and_the_last_events(
     assert snapshot["orders_error"] is None and snapshot["events"] is None
 
     command = ["watch", "--interval", "0.2", "--events-endpoint", connected.events_endpoint]
-    # The human view first: it has the JSON view's start to subscribe before the cancellation
-    # it must show (started second, it once came up after it, under load).
-    with Spawned(*command) as human, Spawned(*command, "--json") as as_json:
+    # The human view draws nothing until it stops (stdout is no terminal), so nothing says
+    # when it is following: it follows from the log's newest event now (--since), and shows
+    # the cancellation however late it comes up (from now on, it once came up after it).
+    raw = JsonDealer(connected.endpoint)
+    try:
+        newest = raw.ok("GET_EVENTS", limit=1)["last_seq"]
+    finally:
+        raw.close()
+    human_command = [*command, "--since", str(newest)]
+    with Spawned(*human_command) as human, Spawned(*command, "--json") as as_json:
         first = json.loads(as_json.line())
         assert [o["ticket"] for o in first["orders"]] == [order] and first["events"] == []
         assert cli("cancel", str(order)).code == Exit.OK

@@ -522,7 +522,9 @@ async def _watch(bridge: Bridge, args: argparse.Namespace, session: Session) -> 
     # The trade events, followed from now on in the background: without an event socket to
     # follow them on, the rest of the view still stands.
     recent: contextlib.AbstractAsyncContextManager[RecentEvents | None] = (
-        contextlib.nullcontext() if bridge.events_endpoint is None else RecentEvents(bridge)
+        contextlib.nullcontext()
+        if bridge.events_endpoint is None
+        else RecentEvents(bridge, args.since)
     )
     if (missing := _no_events_endpoint(bridge, "watch")) is not None:
         session.note(f"{missing}, to see the trade events")

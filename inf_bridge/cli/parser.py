@@ -580,10 +580,18 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument(
         "--interval", type=_typed(Seconds, "interval"), default=1.0, help="seconds (default 1)"
     )
-    watch.add_argument(
+    once_or_since = watch.add_mutually_exclusive_group()
+    once_or_since.add_argument(
         "--once",
         action="store_true",
         help="show one frame and exit (without trade events: `tail --since SEQ` shows those)",
+    )
+    once_or_since.add_argument(
+        "--since",
+        type=_typed(Seq, "since"),
+        metavar="SEQ",
+        help="the deals and order changes after event number SEQ (as `tail` numbers them), "
+        "then the new ones (default: from when the watch starts)",
     )
     watch.add_argument("--events-endpoint", type=_endpoint, metavar="URL", help=events_help)
     return parser

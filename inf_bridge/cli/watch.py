@@ -65,8 +65,9 @@ class Snapshot(Struct, frozen=True, kw_only=True):
     """One frame of ``watch``: the link, the breaker, the account, the positions and the latest
     quotes of their symbols (``quotes_error`` when those could not be had: the rest stands),
     the pending orders (``orders_error`` likewise) and the last deal and order events since
-    the watch started, newest last, as ``tail --json`` gives them (``None`` with ``--once``,
-    which follows none; ``events_error`` when they cannot be read now)."""
+    the watch started (or after event ``events_after``: ``--since``), newest last, as
+    ``tail --json`` gives them (``None`` with ``--once``, which follows none; ``events_error``
+    when they cannot be read now)."""
 
     time: float
     endpoint: str
@@ -83,6 +84,7 @@ class Snapshot(Struct, frozen=True, kw_only=True):
     events_since: float | None  # when the watch began to follow them
     events_error: str | None
     error: str | None
+    events_after: int | None = None  # the event number they follow (--since)
 
 
 def _ms(seconds: float | None) -> float | None:
@@ -96,12 +98,14 @@ class RecentEvents:
     The account's events are left out: the frame shows the account itself, and its equity's
     changes, one a second, would push out every other event."""
 
-    def __init__(self, bridge: Bridge, keep: int = _KEPT_EVENTS) -> None:
+    def __init__(self, bridge: Bridge, after: int | None = None, keep: int = _KEPT_EVENTS) -> None:
+        """From now on, or from after the event numbered ``after`` (``tail --since``'s)."""
         self.events: deque[TradeEvent] = deque(maxlen=keep)
         self.error: str | None = None
         self.gaps: list[str] = []
         self.since = time.time()
-        self._iterator: TradeEvents = bridge.events(on_gap=self._gap)
+        self.after = after
+        self._iterator: TradeEvents = bridge.events(after, on_gap=self._gap)
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Self:
@@ -198,6 +202,7 @@ async def _snapshot(
         events_since=None if recent is None else recent.since,
         events_error=None if recent is None else _events_error(recent),
         error=None if failure is None else str(failure),
+        events_after=None if recent is None else recent.after,
     )
     return snapshot, failure
 
@@ -317,7 +322,9 @@ def _events_part(snapshot: Snapshot) -> list[RenderableType]:
     parts: list[RenderableType] = [Text(""), Text("Deals and orders", style="bold")]
     if snapshot.events_error is not None:
         parts.append(Text(snapshot.events_error, style="yellow"))
-    if not snapshot.events:
+    if not snapshot.events and snapshot.events_after is not None:
+        parts.append(Text(f"None after event {snapshot.events_after}."))
+    elif not snapshot.events:
         parts.append(Text(f"None since {_clock(snapshot.events_since or snapshot.time)}."))
     parts += [_event_line(_as_event(event)) for event in snapshot.events]
     return parts
