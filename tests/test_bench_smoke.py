@@ -87,9 +87,9 @@ def test_a_short_market_run_measures_bars_ticks_and_orders_against_its_floors(
     out = tmp_path / "bench.json"
     command = [sys.executable, "-m", "bench", "--quiet", "--json", str(out), "--only", "market"]
     command += ["--bars", "500", "--bars-rounds", "2", "--subscribers", "1,3"]
-    # The simulator ticks as a market does, about once a second a symbol in quiet hours: 4 s
-    # of six symbols hold a few ticks whatever the hour.
-    command += ["--stream-duration", "4", "--market-rounds", "1"]
+    # The simulator ticks as a market does: in the quietest hours (21:00-07:00 UTC) a symbol
+    # every 3-7 s, and 4 s of six symbols held none once in 2,500; 8 s never did in 100,000.
+    command += ["--stream-duration", "8", "--market-rounds", "1"]
     command += ["--duration", "0.05", "--warmup", "0.01"]
     run = subprocess.run(
         command, check=False, cwd=ROOT, capture_output=True, text=True, timeout=120

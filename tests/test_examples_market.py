@@ -93,12 +93,14 @@ def test_the_raw_market_data_client_in_the_protocol_doc_runs(gateway: GatewayPro
 def test_the_raw_subscriber_in_the_protocol_doc_runs(gateway: GatewayProcess) -> None:
     code = python_client("## Events", "sub")
     code = code.replace("tcp://127.0.0.1:5556", gateway.events_endpoint)
-    out = run(["-c", code])
+    # 8 of the doc's 20 events: in the quietest hours 20 take 56 s at the median and over 90 s
+    # one run in 30 (a minute holds 9 ticks at least, at random times).
+    assert "range(20)" in code
+    out = run(["-c", code.replace("range(20)", "range(8)")])
     ticks = re.findall(r"^EURUSD bid [0-9.]+ ask [0-9.]+$", out, re.M)
     bars = re.findall(r"^EURUSD M1 bar closed at [0-9.]+$", out, re.M)
-    # 20 events: ticks, and a bar each minute (in quiet hours 20 ticks take minutes), each
-    # minute with 4 ticks at least.
-    assert len(ticks) + len(bars) == 20 and len(ticks) > len(bars), out
+    # Ticks, and a bar each minute the events span.
+    assert len(ticks) + len(bars) == 8 and len(ticks) > len(bars), out
     assert "missed" not in out and "restarted" not in out, out
 
 
