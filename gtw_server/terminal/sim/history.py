@@ -41,6 +41,7 @@ __all__ = [
     "TICKS_DTYPE",
     "PriceHistory",
     "longest_ms",
+    "reach_ms",
     "timeframe_ms",
 ]
 
@@ -122,6 +123,13 @@ def longest_ms(length_ms: int) -> int:
     return 31 * DAY_MS if length_ms == MONTH else length_ms
 
 
+def reach_ms(count: int, length_ms: int) -> int:
+    """How far back ``count`` bars are looked for first: their periods and a little more, at
+    least a week (markets close for the weekend); ``PriceHistory.newest`` goes further when
+    closed markets leave them fewer."""
+    return max(count * longest_ms(length_ms) * 65 // 64, 7 * DAY_MS)
+
+
 class PriceHistory:
     """The bars and ticks of every symbol's tape, up to a given time, on ``server``'s clock
     (UTC by default)."""
@@ -144,7 +152,7 @@ class PriceHistory:
         depth_ms = self._max_bars * longest_ms(length_ms)
         if oldest_ms >= now_ms - depth_ms:  # within max_bars periods: as many bars at most
             return self._bars(symbol, length_ms, oldest_ms, now_ms)[-self._max_bars :]
-        first_ms = depth_ms + depth_ms // 64
+        first_ms = reach_ms(self._max_bars, length_ms)
         return self.newest(symbol, length_ms, now_ms, self._max_bars, first_ms, oldest_ms=oldest_ms)
 
     def newest(

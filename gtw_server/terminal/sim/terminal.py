@@ -61,7 +61,7 @@ from gtw_server.terminal.sim.book import book
 from gtw_server.terminal.sim.broker import Broker
 from gtw_server.terminal.sim.config import SimConfig
 from gtw_server.terminal.sim.faults import Faults, hang_forever
-from gtw_server.terminal.sim.history import MAX_TICKS, PriceHistory, longest_ms, timeframe_ms
+from gtw_server.terminal.sim.history import MAX_TICKS, PriceHistory, reach_ms, timeframe_ms
 from gtw_server.terminal.sim.replay import (
     ReplayError,
     ReplayTape,
@@ -114,7 +114,6 @@ _NOT_FOUND_TERMINAL: Final = (
     c.RES_E_INTERNAL_FAIL_INIT,
     c.LAST_ERROR_MESSAGES[c.RES_E_INTERNAL_FAIL_INIT],
 )
-_WEEK: Final = 7 * 86_400_000
 _API_DISABLED: Final = (
     c.RES_E_AUTO_TRADING_DISABLED,
     c.LAST_ERROR_MESSAGES[c.RES_E_AUTO_TRADING_DISABLED],
@@ -180,13 +179,6 @@ def _count_arg(value: object, index: int) -> int:
     if isinstance(value, int) and value >= 0:
         return value
     raise positional(index)
-
-
-def _bars_span(count: int, length_ms: int) -> int:
-    """How far back ``count`` bars are looked for first: their periods and a little more, at
-    least a week (markets close for the weekend); ``PriceHistory.newest`` goes further when
-    closed markets leave them fewer."""
-    return max(count * longest_ms(length_ms) * 65 // 64, _WEEK)
 
 
 def _tick_count(flags: object, count: int) -> int:
@@ -587,7 +579,7 @@ class SimTerminal:
         start_ms, number = parse_date(date_from, 2) * 1000, self._bars_arg(count, 3)
         name, now_ms, length_ms = self._chart(symbol, timeframe)
         history = self._price_history
-        span_ms = max(0, now_ms - self._server.to_utc_ms(start_ms)) + _bars_span(number, length_ms)
+        span_ms = max(0, now_ms - self._server.to_utc_ms(start_ms)) + reach_ms(number, length_ms)
         bars = history.newest(name, length_ms, now_ms, number, span_ms, before_ms=start_ms)
         rates = history.rates(name, bars)
         return rates[rates["time"] * 1000 <= start_ms][-number:] if number else rates[:0]
@@ -601,7 +593,7 @@ class SimTerminal:
         name, now_ms, length_ms = self._chart(symbol, timeframe)
         history, want = self._price_history, start + number
         rates = history.rates(
-            name, history.newest(name, length_ms, now_ms, want, _bars_span(want, length_ms))
+            name, history.newest(name, length_ms, now_ms, want, reach_ms(want, length_ms))
         )
         end = len(rates) - start
         return rates[max(0, end - number) : max(0, end)]
